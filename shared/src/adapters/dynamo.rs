@@ -1,0 +1,655 @@
+//! The billing store on DynamoDB: one table, conditional writes, one transaction per event.
+//!
+//! | item      | PK                         | SK                      | notes                                  |
+//! |-----------|----------------------------|-------------------------|----------------------------------------|
+//! | ledger    | `EVT#{provider}#{event}`   | `EVT`                   | TTL `expires_at` unless parked          |
+//! | customer  | `CUS#{provider}#{customer}`| `STATE`                 | aggregate JSON `doc`, `rev`            |
+//! | user      | `USER#{user}`              | `ACCESS`                | access JSON `doc`, `rev`               |
+//! | audit     | `AUDIT#{provider}#{cust}`  | `{created:011}#{event}` | never expires                          |
+//! | outbox    | `OUTBOX#{id}`              | `OUTBOX`                | deleted once delivered                 |
+//!
+//! GSI1 (`GSI1PK`, `GSI1SK`) is sparse: parked events (`PARKED`) and pending outbox messages
+//! (`OUTBOX`), each ordered by time.
+
+use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
+use crate::ports::{
+    AuditRecord, BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState, Loaded,
+    OutboxMessage, ParkedBody, StoreError, Stored, UserAccessDoc,
+};
+use crate::routing::Family;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ReturnConsumedCapacity, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification, TransactWriteItem,
+};
+use aws_sdk_dynamodb::Client;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+type Item = HashMap<String, AttributeValue>;
+
+pub const GSI1: &str = "GSI1";
+const PARKED: &str = "PARKED";
+const OUTBOX: &str = "OUTBOX";
+
+/// Requests and capacity units spent, from `ReturnConsumedCapacity` (for BENCHMARKS.md).
+#[derive(Debug, Default)]
+pub struct CapacityMeter {
+    requests: AtomicU64,
+    /// Thousandths of a capacity unit, so the counters stay atomic integers.
+    read_milli: AtomicU64,
+    write_milli: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CapacityReading {
+    pub requests: u64,
+    pub read_units: f64,
+    pub write_units: f64,
+}
+
+impl CapacityMeter {
+    fn record<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        for c in consumed {
+            let read = c.read_capacity_units().unwrap_or(0.0);
+            let write = c.write_capacity_units().unwrap_or(0.0);
+            // Some backends report only the total: attribute it by the operation's kind.
+            let (read, write) = if read == 0.0 && write == 0.0 {
+                (0.0, c.capacity_units().unwrap_or(0.0))
+            } else {
+                (read, write)
+            };
+            self.read_milli
+                .fetch_add((read * 1000.0).round() as u64, Ordering::Relaxed);
+            self.write_milli
+                .fetch_add((write * 1000.0).round() as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn record_read<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        for c in consumed {
+            let units = c
+                .read_capacity_units()
+                .or(c.capacity_units())
+                .unwrap_or(0.0);
+            self.read_milli
+                .fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Returns the totals so far and starts again from zero.
+    pub fn take(&self) -> CapacityReading {
+        CapacityReading {
+            requests: self.requests.swap(0, Ordering::Relaxed),
+            read_units: self.read_milli.swap(0, Ordering::Relaxed) as f64 / 1000.0,
+            write_units: self.write_milli.swap(0, Ordering::Relaxed) as f64 / 1000.0,
+        }
+    }
+}
+
+pub struct DynamoBillingStore {
+    client: Client,
+    table: String,
+    /// Seconds a ledger record of a finished event is kept (at least 30 days).
+    retention_secs: i64,
+    pub meter: Arc<CapacityMeter>,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("PK".to_owned(), s(pk)), ("SK".to_owned(), s(sk))])
+}
+
+fn ledger_pk(provider: Provider, event: &EventId) -> String {
+    format!("EVT#{provider}#{event}")
+}
+
+fn customer_pk(provider: Provider, customer: &CustomerId) -> String {
+    format!("CUS#{provider}#{customer}")
+}
+
+fn user_pk(user: &UserId) -> String {
+    format!("USER#{user}")
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+fn get_n(item: &Item, name: &str) -> Option<i64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+fn doc<T: DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {
+    let raw = get_s(item, "doc").ok_or_else(|| corrupt(what))?;
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn stored<T: DeserializeOwned>(item: &Item, what: &str) -> Result<Stored<T>, StoreError> {
+    Ok(Stored {
+        value: doc(item, what)?,
+        rev: get_n(item, "rev").ok_or_else(|| corrupt(what))? as u64,
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn unavailable<E: std::error::Error + 'static>(e: E) -> StoreError {
+    StoreError::Unavailable(DisplayErrorContext(e).to_string())
+}
+
+impl DynamoBillingStore {
+    pub fn new(client: Client, table: impl Into<String>, retention_secs: i64) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            retention_secs,
+            meter: Arc::new(CapacityMeter::default()),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn ledger_item(&self, r: &LedgerRecord) -> Item {
+        let mut item = key(ledger_pk(r.provider, &r.event_id), "EVT");
+        item.insert("kind".into(), s("event"));
+        item.insert("state".into(), s(r.state.as_str()));
+        item.insert("type".into(), s(r.event_type.clone()));
+        item.insert("created".into(), n(r.created));
+        item.insert("livemode".into(), AttributeValue::Bool(r.livemode));
+        item.insert("family".into(), s(r.family.as_str()));
+        item.insert("received_at".into(), n(r.received_at));
+        if let Some(c) = &r.customer {
+            item.insert("customer".into(), s(c.as_str()));
+        }
+        if let Some(d) = &r.detail {
+            item.insert("detail".into(), s(d.chars().take(1000).collect::<String>()));
+        }
+        if let Some(p) = &r.parked {
+            if let Some(g) = &p.gzip {
+                item.insert("raw_gzip".into(), AttributeValue::B(Blob::new(g.clone())));
+            }
+            item.insert("raw_sha256".into(), s(p.sha256.clone()));
+            item.insert("raw_len".into(), n(p.len));
+            item.insert("signed_at".into(), n(p.signed_at));
+        }
+        if r.state == LedgerState::Parked {
+            // Parked records never expire: they wait for a replay.
+            item.insert("GSI1PK".into(), s(PARKED));
+            item.insert(
+                "GSI1SK".into(),
+                s(format!("{:011}#{}", r.received_at, r.event_id)),
+            );
+        } else {
+            item.insert("expires_at".into(), n(r.received_at + self.retention_secs));
+        }
+        item
+    }
+
+    fn put(
+        &self,
+        item: Item,
+        condition: &str,
+        values: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(values)
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn guarded_put(&self, item: Item, rev: Option<u64>) -> Result<TransactWriteItem, StoreError> {
+        match rev {
+            None => self.put(item, "attribute_not_exists(PK)", None),
+            Some(r) => self.put(
+                item,
+                "rev = :rev",
+                Some(HashMap::from([(":rev".into(), n(r))])),
+            ),
+        }
+    }
+
+    fn ledger_write(&self, c: &Commit) -> (Item, &'static str, Option<Item>) {
+        let item = self.ledger_item(&c.ledger);
+        match c.guard {
+            LedgerGuard::New => (item, "attribute_not_exists(PK)", None),
+            LedgerGuard::ReplaceParked => (
+                item,
+                "#state = :parked",
+                Some(HashMap::from([(":parked".into(), s("parked"))])),
+            ),
+        }
+    }
+
+    /// A ledger-only commit is a single conditional PutItem (half the cost of a transaction).
+    async fn put_ledger_only(&self, c: &Commit) -> Result<(), StoreError> {
+        let (item, condition, values) = self.ledger_write(c);
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(values)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if c.guard == LedgerGuard::ReplaceParked {
+            req = req.expression_attribute_names("#state", "state");
+        }
+        match req.send().await {
+            Ok(out) => {
+                self.meter.record(out.consumed_capacity());
+                Ok(())
+            }
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                self.meter.record(&[]);
+                Err(StoreError::AlreadyRecorded)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    fn commit_items(&self, c: &Commit) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let (item, condition, values) = self.ledger_write(c);
+        let mut ledger = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(values);
+        if c.guard == LedgerGuard::ReplaceParked {
+            ledger = ledger.expression_attribute_names("#state", "state");
+        }
+        let mut items = vec![TransactWriteItem::builder()
+            .put(ledger.build().map_err(unavailable)?)
+            .build()];
+        if let Some((cust, rev)) = &c.customer {
+            let mut item = key(customer_pk(cust.provider, &cust.customer), "STATE");
+            item.insert("kind".into(), s("customer"));
+            item.insert("doc".into(), s(to_json(cust)?));
+            item.insert("rev".into(), n(rev.map_or(1, |r| r + 1)));
+            if let Some(u) = cust.user() {
+                item.insert("user".into(), s(u.as_str()));
+            }
+            items.push(self.guarded_put(item, *rev)?);
+        }
+        for (user_doc, rev) in &c.users {
+            let mut item = key(user_pk(&user_doc.user), "ACCESS");
+            item.insert("kind".into(), s("user"));
+            item.insert("doc".into(), s(to_json(user_doc)?));
+            item.insert("rev".into(), n(rev.map_or(1, |r| r + 1)));
+            items.push(self.guarded_put(item, *rev)?);
+        }
+        for a in &c.audit {
+            let mut item = key(
+                format!("AUDIT#{}#{}", a.provider, a.customer),
+                &format!("{:011}#{}", a.created, a.event_id),
+            );
+            item.insert("kind".into(), s("audit"));
+            item.insert("doc".into(), s(to_json(a)?));
+            items.push(self.put(item, "attribute_not_exists(PK)", None)?);
+        }
+        for m in &c.outbox {
+            let mut item = key(format!("OUTBOX#{}", m.id), "OUTBOX");
+            item.insert("kind".into(), s("outbox"));
+            item.insert("doc".into(), s(to_json(m)?));
+            item.insert("GSI1PK".into(), s(OUTBOX));
+            item.insert("GSI1SK".into(), s(format!("{:011}#{}", m.created_at, m.id)));
+            items.push(self.put(item, "attribute_not_exists(PK)", None)?);
+        }
+        Ok(items)
+    }
+
+    /// Creates the table (and its TTL) if it does not exist. For local runs and tests; in AWS
+    /// the SAM template owns the table.
+    pub async fn create_table_if_missing(&self) -> Result<bool, StoreError> {
+        if self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(false);
+        }
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(unavailable)
+        };
+        let key_el = |name: &str, kt: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kt)
+                .build()
+                .map_err(unavailable)
+        };
+        let gsi = GlobalSecondaryIndex::builder()
+            .index_name(GSI1)
+            .key_schema(key_el("GSI1PK", KeyType::Hash)?)
+            .key_schema(key_el("GSI1SK", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(unavailable)?;
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("PK")?)
+            .attribute_definitions(attr("SK")?)
+            .attribute_definitions(attr("GSI1PK")?)
+            .attribute_definitions(attr("GSI1SK")?)
+            .key_schema(key_el("PK", KeyType::Hash)?)
+            .key_schema(key_el("SK", KeyType::Range)?)
+            .global_secondary_indexes(gsi)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()
+                    .map_err(unavailable)?,
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("expires_at")
+                    .build()
+                    .map_err(unavailable)?,
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(true)
+    }
+}
+
+/// Reads a ledger item back into a record.
+pub fn ledger_from_item(item: &Item) -> Result<LedgerRecord, StoreError> {
+    let pk = get_s(item, "PK").ok_or_else(|| corrupt("ledger PK"))?;
+    let mut parts = pk.splitn(3, '#');
+    let (_, provider, event) = (parts.next(), parts.next(), parts.next());
+    let provider = match provider {
+        Some("stripe") => Provider::Stripe,
+        Some("paypal") => Provider::Paypal,
+        _ => return Err(corrupt("ledger provider")),
+    };
+    let parked = get_s(item, "raw_sha256").map(|sha| ParkedBody {
+        gzip: item
+            .get("raw_gzip")
+            .and_then(|v| v.as_b().ok())
+            .map(|b| b.as_ref().to_vec()),
+        sha256: sha.to_owned(),
+        len: get_n(item, "raw_len").unwrap_or(0) as usize,
+        signed_at: get_n(item, "signed_at").unwrap_or(0),
+    });
+    Ok(LedgerRecord {
+        provider,
+        event_id: EventId::new(event.ok_or_else(|| corrupt("ledger id"))?),
+        event_type: get_s(item, "type").unwrap_or_default().to_owned(),
+        created: get_n(item, "created").unwrap_or(0),
+        livemode: item
+            .get("livemode")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        state: get_s(item, "state")
+            .and_then(LedgerState::parse)
+            .ok_or_else(|| corrupt("ledger state"))?,
+        family: get_s(item, "family")
+            .and_then(|f| f.parse::<Family>().ok())
+            .ok_or_else(|| corrupt("ledger family"))?,
+        received_at: get_n(item, "received_at").unwrap_or(0),
+        customer: get_s(item, "customer").map(CustomerId::new),
+        detail: get_s(item, "detail").map(str::to_owned),
+        parked,
+    })
+}
+
+/// Maps a failed transaction to the store's error: only a failed condition on the ledger item
+/// (always the first item) means "already recorded".
+fn transact_error(e: SdkError<TransactWriteItemsError>) -> StoreError {
+    if let SdkError::ServiceError(service) = &e {
+        match service.err() {
+            TransactWriteItemsError::TransactionCanceledException(tc) => {
+                let codes: Vec<&str> = tc
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None"))
+                    .collect();
+                if codes.first() == Some(&"ConditionalCheckFailed") {
+                    return StoreError::AlreadyRecorded;
+                }
+                return StoreError::Contention(format!("transaction cancelled: {codes:?}"));
+            }
+            TransactWriteItemsError::TransactionInProgressException(_) => {
+                return StoreError::Contention("transaction conflict".into());
+            }
+            _ => {}
+        }
+    }
+    unavailable(e)
+}
+
+#[async_trait]
+impl BillingStore for DynamoBillingStore {
+    async fn load(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+    ) -> Result<Loaded, StoreError> {
+        let mut keys = vec![key(ledger_pk(provider, event), "EVT")];
+        if let Some(c) = customer {
+            keys.push(key(customer_pk(provider, c), "STATE"));
+        }
+        if let Some(u) = user {
+            keys.push(key(user_pk(u), "ACCESS"));
+        }
+        let mut loaded = Loaded::default();
+        let mut pending = keys;
+        // BatchGetItem may return some keys unprocessed under load: ask again for those only.
+        for _ in 0..5 {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()
+                .map_err(unavailable)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            self.meter.record_read(out.consumed_capacity());
+            for item in out
+                .responses()
+                .and_then(|r| r.get(&self.table))
+                .into_iter()
+                .flatten()
+            {
+                let pk = get_s(item, "PK").unwrap_or_default();
+                if pk.starts_with("EVT#") {
+                    loaded.ledger = Some(ledger_from_item(item)?);
+                } else if pk.starts_with("CUS#") {
+                    loaded.customer = Some(stored(item, "customer")?);
+                } else if pk.starts_with("USER#") {
+                    loaded.user = Some(stored(item, "user")?);
+                }
+            }
+            pending = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(loaded);
+            }
+        }
+        Err(StoreError::Unavailable(
+            "batch read left keys unprocessed".into(),
+        ))
+    }
+
+    async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), "ACCESS")))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.meter.record_read(out.consumed_capacity());
+        out.item().map(|i| stored(i, "user")).transpose()
+    }
+
+    async fn commit(&self, c: &Commit) -> Result<(), StoreError> {
+        if c.customer.is_none() && c.users.is_empty() && c.audit.is_empty() && c.outbox.is_empty() {
+            return self.put_ledger_only(c).await;
+        }
+        let items = self.commit_items(c)?;
+        let out = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.meter.record(out.consumed_capacity());
+                Ok(())
+            }
+            Err(e) => {
+                self.meter.record(&[]);
+                Err(transact_error(e))
+            }
+        }
+    }
+
+    async fn ledger(
+        &self,
+        provider: Provider,
+        event: &EventId,
+    ) -> Result<Option<LedgerRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(ledger_pk(provider, event), "EVT")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item().map(ledger_from_item).transpose()
+    }
+
+    async fn parked(&self, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
+        let items = self.query_gsi(PARKED, limit).await?;
+        items.iter().map(ledger_from_item).collect()
+    }
+
+    async fn audit(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(format!("AUDIT#{provider}#{customer}")))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.items().iter().map(|i| doc(i, "audit")).collect()
+    }
+
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+        let items = self.query_gsi(OUTBOX, limit).await?;
+        items.iter().map(|i| doc(i, "outbox")).collect()
+    }
+
+    async fn delete_outbox(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("OUTBOX#{id}"), "OUTBOX")))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+impl DynamoBillingStore {
+    async fn query_gsi(&self, partition: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(partition))
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.items().to_vec())
+    }
+}

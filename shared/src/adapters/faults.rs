@@ -1,0 +1,136 @@
+//! Fault injection around any store or queue: fail a chosen step before or after it takes
+//! effect, to prove that a crash at any point loses nothing and duplicates nothing.
+
+use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
+use crate::ports::{
+    AuditRecord, BillingStore, Commit, LedgerRecord, Loaded, OutboxMessage, Queue, QueueError,
+    StoreError, Stored, UserAccessDoc,
+};
+use async_trait::async_trait;
+use std::sync::{Arc, Mutex};
+
+/// The steps a fault can hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Load,
+    /// The commit fails and nothing is written.
+    CommitBefore,
+    /// The commit is written, then the call fails (a crash or timeout after a durable write).
+    CommitAfter,
+    Send,
+    /// The message is sent, then the call fails (the relay dies before deleting it).
+    SendAfter,
+    DeleteOutbox,
+}
+
+/// Steps that fail on their next call, each once.
+#[derive(Default)]
+pub struct FaultPlan(Mutex<Vec<Step>>);
+
+impl FaultPlan {
+    pub fn fail_next(&self, step: Step) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(step);
+        }
+    }
+
+    fn trips(&self, step: Step) -> bool {
+        let Ok(mut v) = self.0.lock() else {
+            return false;
+        };
+        match v.iter().position(|s| *s == step) {
+            Some(i) => {
+                v.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn injected(step: Step) -> StoreError {
+    StoreError::Unavailable(format!("injected fault at {step:?}"))
+}
+
+pub struct FaultyStore {
+    pub inner: Arc<dyn BillingStore>,
+    pub plan: Arc<FaultPlan>,
+}
+
+#[async_trait]
+impl BillingStore for FaultyStore {
+    async fn load(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+    ) -> Result<Loaded, StoreError> {
+        if self.plan.trips(Step::Load) {
+            return Err(injected(Step::Load));
+        }
+        self.inner.load(provider, event, customer, user).await
+    }
+
+    async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError> {
+        self.inner.load_user(user).await
+    }
+
+    async fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
+        if self.plan.trips(Step::CommitBefore) {
+            return Err(injected(Step::CommitBefore));
+        }
+        self.inner.commit(commit).await?;
+        if self.plan.trips(Step::CommitAfter) {
+            return Err(injected(Step::CommitAfter));
+        }
+        Ok(())
+    }
+
+    async fn ledger(&self, p: Provider, e: &EventId) -> Result<Option<LedgerRecord>, StoreError> {
+        self.inner.ledger(p, e).await
+    }
+
+    async fn parked(&self, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
+        self.inner.parked(limit).await
+    }
+
+    async fn audit(
+        &self,
+        p: Provider,
+        c: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.audit(p, c, limit).await
+    }
+
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.inner.pending_outbox(limit).await
+    }
+
+    async fn delete_outbox(&self, id: &str) -> Result<(), StoreError> {
+        if self.plan.trips(Step::DeleteOutbox) {
+            return Err(injected(Step::DeleteOutbox));
+        }
+        self.inner.delete_outbox(id).await
+    }
+}
+
+pub struct FaultyQueue {
+    pub inner: Arc<dyn Queue>,
+    pub plan: Arc<FaultPlan>,
+}
+
+#[async_trait]
+impl Queue for FaultyQueue {
+    async fn send(&self, message: &OutboxMessage) -> Result<(), QueueError> {
+        if self.plan.trips(Step::Send) {
+            return Err(QueueError("injected fault at Send".into()));
+        }
+        self.inner.send(message).await?;
+        if self.plan.trips(Step::SendAfter) {
+            return Err(QueueError("injected fault at SendAfter".into()));
+        }
+        Ok(())
+    }
+}

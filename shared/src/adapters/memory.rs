@@ -1,0 +1,259 @@
+//! In-memory twins of the ports, with the same conditional semantics as the DynamoDB adapter:
+//! for fast domain and service tests. Not for production; the real store is `dynamo`.
+
+use crate::domain::customer::CustomerBilling;
+use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
+use crate::ports::{
+    AuditRecord, BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState, Loaded,
+    OutboxMessage, Queue, QueueError, SecretSource, SecretsError, StoreError, Stored,
+    UserAccessDoc,
+};
+use crate::providers::stripe::signature::WebhookSecret;
+use crate::routing::Family;
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Default)]
+struct Tables {
+    ledger: HashMap<(Provider, EventId), LedgerRecord>,
+    customers: HashMap<(Provider, CustomerId), Stored<CustomerBilling>>,
+    users: HashMap<UserId, Stored<UserAccessDoc>>,
+    /// Keyed like the DynamoDB sort key, so iteration order is the same.
+    audit: BTreeMap<(Provider, CustomerId, i64, EventId), AuditRecord>,
+    outbox: BTreeMap<(i64, String), OutboxMessage>,
+}
+
+#[derive(Default)]
+pub struct InMemoryBillingStore {
+    tables: Mutex<Tables>,
+}
+
+impl InMemoryBillingStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Tables>, StoreError> {
+        self.tables
+            .lock()
+            .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))
+    }
+
+    /// Every customer aggregate, for tests that compare models.
+    pub fn customers(&self) -> Vec<CustomerBilling> {
+        self.lock()
+            .map(|t| t.customers.values().map(|s| s.value.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn user(&self, user: &UserId) -> Option<UserAccessDoc> {
+        self.lock().ok()?.users.get(user).map(|s| s.value.clone())
+    }
+}
+
+fn rev_matches<T>(current: Option<&Stored<T>>, expected: Option<u64>) -> bool {
+    current.map(|s| s.rev) == expected
+}
+
+#[async_trait]
+impl BillingStore for InMemoryBillingStore {
+    async fn load(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+    ) -> Result<Loaded, StoreError> {
+        let t = self.lock()?;
+        Ok(Loaded {
+            ledger: t.ledger.get(&(provider, event.clone())).cloned(),
+            customer: customer.and_then(|c| t.customers.get(&(provider, c.clone())).cloned()),
+            user: user.and_then(|u| t.users.get(u).cloned()),
+        })
+    }
+
+    async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError> {
+        Ok(self.lock()?.users.get(user).cloned())
+    }
+
+    async fn commit(&self, c: &Commit) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        let key = (c.ledger.provider, c.ledger.event_id.clone());
+        let ledger_ok = match (c.guard, t.ledger.get(&key)) {
+            (LedgerGuard::New, None) => true,
+            (LedgerGuard::ReplaceParked, Some(r)) => r.state == LedgerState::Parked,
+            _ => false,
+        };
+        if !ledger_ok {
+            return Err(StoreError::AlreadyRecorded);
+        }
+        if let Some((cust, rev)) = &c.customer {
+            let current = t.customers.get(&(cust.provider, cust.customer.clone()));
+            if !rev_matches(current, *rev) {
+                return Err(StoreError::Contention("customer revision moved".into()));
+            }
+        }
+        for (doc, rev) in &c.users {
+            if !rev_matches(t.users.get(&doc.user), *rev) {
+                return Err(StoreError::Contention("user revision moved".into()));
+            }
+        }
+        t.ledger.insert(key, c.ledger.clone());
+        if let Some((cust, rev)) = &c.customer {
+            let stored = Stored {
+                value: cust.clone(),
+                rev: rev.map_or(1, |r| r + 1),
+            };
+            t.customers
+                .insert((cust.provider, cust.customer.clone()), stored);
+        }
+        for (doc, rev) in &c.users {
+            let stored = Stored {
+                value: doc.clone(),
+                rev: rev.map_or(1, |r| r + 1),
+            };
+            t.users.insert(doc.user.clone(), stored);
+        }
+        for a in &c.audit {
+            let key = (
+                a.provider,
+                a.customer.clone(),
+                a.created,
+                a.event_id.clone(),
+            );
+            t.audit.insert(key, a.clone());
+        }
+        for m in &c.outbox {
+            t.outbox.insert((m.created_at, m.id.clone()), m.clone());
+        }
+        Ok(())
+    }
+
+    async fn ledger(
+        &self,
+        provider: Provider,
+        event: &EventId,
+    ) -> Result<Option<LedgerRecord>, StoreError> {
+        Ok(self.lock()?.ledger.get(&(provider, event.clone())).cloned())
+    }
+
+    async fn parked(&self, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
+        let t = self.lock()?;
+        let mut parked: Vec<LedgerRecord> = t
+            .ledger
+            .values()
+            .filter(|r| r.state == LedgerState::Parked)
+            .cloned()
+            .collect();
+        parked.sort_by(|a, b| (a.received_at, &a.event_id).cmp(&(b.received_at, &b.event_id)));
+        parked.truncate(limit);
+        Ok(parked)
+    }
+
+    async fn audit(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let t = self.lock()?;
+        Ok(t.audit
+            .iter()
+            .rev()
+            .filter(|((p, c, _, _), _)| *p == provider && c == customer)
+            .take(limit)
+            .map(|(_, a)| a.clone())
+            .collect())
+    }
+
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+        Ok(self.lock()?.outbox.values().take(limit).cloned().collect())
+    }
+
+    async fn delete_outbox(&self, id: &str) -> Result<(), StoreError> {
+        self.lock()?.outbox.retain(|(_, k), _| k != id);
+        Ok(())
+    }
+}
+
+/// A queue that keeps what it was sent.
+#[derive(Default)]
+pub struct InMemoryQueue {
+    pub sent: Mutex<Vec<OutboxMessage>>,
+}
+
+#[async_trait]
+impl Queue for InMemoryQueue {
+    async fn send(&self, message: &OutboxMessage) -> Result<(), QueueError> {
+        self.sent
+            .lock()
+            .map_err(|_| QueueError("queue lock poisoned".into()))?
+            .push(message.clone());
+        Ok(())
+    }
+}
+
+/// Fixed secrets per family, optionally replaced later (to test rotation).
+#[derive(Default)]
+pub struct StaticSecrets {
+    current: Mutex<HashMap<Family, Arc<Vec<WebhookSecret>>>>,
+    /// What a refresh would find (simulates a rotation in the secret store).
+    next: Mutex<HashMap<Family, Arc<Vec<WebhookSecret>>>>,
+}
+
+impl StaticSecrets {
+    pub fn new(secrets: HashMap<Family, Vec<WebhookSecret>>) -> Self {
+        let current = secrets.into_iter().map(|(f, s)| (f, Arc::new(s))).collect();
+        Self {
+            current: Mutex::new(current),
+            next: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The same secrets on every family.
+    pub fn everywhere(secrets: Vec<WebhookSecret>) -> Self {
+        Self::new(
+            Family::ALL
+                .into_iter()
+                .map(|f| (f, secrets.clone()))
+                .collect(),
+        )
+    }
+
+    /// Stages a rotation that the next `refresh` picks up.
+    pub fn rotate(&self, family: Family, secrets: Vec<WebhookSecret>) {
+        if let Ok(mut next) = self.next.lock() {
+            next.insert(family, Arc::new(secrets));
+        }
+    }
+}
+
+#[async_trait]
+impl SecretSource for StaticSecrets {
+    async fn secrets(&self, family: Family) -> Result<Arc<Vec<WebhookSecret>>, SecretsError> {
+        let current = self
+            .current
+            .lock()
+            .map_err(|_| SecretsError("lock poisoned".into()))?;
+        Ok(current.get(&family).cloned().unwrap_or_default())
+    }
+
+    async fn refresh(&self, family: Family) -> Result<bool, SecretsError> {
+        let staged = self
+            .next
+            .lock()
+            .map_err(|_| SecretsError("lock poisoned".into()))?
+            .remove(&family);
+        match staged {
+            Some(s) => {
+                self.current
+                    .lock()
+                    .map_err(|_| SecretsError("lock poisoned".into()))?
+                    .insert(family, s);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}

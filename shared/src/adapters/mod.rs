@@ -1,0 +1,7 @@
+//! Adapters: one file per external system, plus in-memory twins and a fault injector.
+
+pub mod dynamo;
+pub mod faults;
+pub mod memory;
+pub mod secrets_manager;
+pub mod sqs;

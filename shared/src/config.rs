@@ -1,0 +1,303 @@
+//! The configuration contract: every variable read once, at cold start, here and nowhere else.
+//! A missing or malformed variable fails start-up with its name. Secrets are never printed.
+
+use crate::adapters::secrets_manager::{parse_secret_list, SecretSpec};
+use crate::domain::access::TierPolicy;
+use crate::providers::stripe::signature::WebhookSecret;
+use crate::providers::stripe::translate::StripeMapping;
+use crate::routing::Family;
+use crate::service::Settings;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(String),
+    #[error("{name} is malformed: {why}")]
+    Malformed { name: String, why: String },
+    #[error("set only one of {0} and {0}_ARN")]
+    Both(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table: String,
+    pub livemode: bool,
+    pub tolerance_secs: u64,
+    pub secrets: HashMap<Family, SecretSpec>,
+    pub local_addr: SocketAddr,
+    pub mapping: StripeMapping,
+    pub tiers: TierPolicy,
+    pub retention_days: u32,
+    pub feed_queue_url: Option<String>,
+    pub metrics_namespace: String,
+    pub log_json: bool,
+}
+
+/// Values used by the local run where a variable is unset (never on Lambda).
+#[derive(Debug, Clone)]
+pub struct DevDefaults {
+    pub table: String,
+    pub secret_for: fn(Family) -> String,
+}
+
+fn malformed(name: &str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Malformed {
+        name: name.to_owned(),
+        why: why.into(),
+    }
+}
+
+impl Config {
+    /// Reads the process environment for the given endpoint families.
+    pub fn from_env(families: &[Family], dev: Option<&DevDefaults>) -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok(), families, dev)
+    }
+
+    /// Reads configuration through `get` (tests pass a map).
+    pub fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+        families: &[Family],
+        dev: Option<&DevDefaults>,
+    ) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let table = match (get("BILLING_TABLE"), dev) {
+            (Some(t), _) => t,
+            (None, Some(d)) => d.table.clone(),
+            (None, None) => return Err(ConfigError::Missing("BILLING_TABLE".into())),
+        };
+        let livemode = match (get("STRIPE_LIVEMODE"), dev) {
+            (Some(v), _) => match v.trim() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(malformed(
+                        "STRIPE_LIVEMODE",
+                        format!("`{other}` is not true or false"),
+                    ))
+                }
+            },
+            (None, Some(_)) => false,
+            (None, None) => return Err(ConfigError::Missing("STRIPE_LIVEMODE".into())),
+        };
+        let tolerance_secs = match get("STRIPE_SIGNATURE_TOLERANCE_SECS") {
+            None => 300,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if (1..=86_400).contains(&n) => n,
+                _ => {
+                    return Err(malformed(
+                        "STRIPE_SIGNATURE_TOLERANCE_SECS",
+                        "expected whole seconds from 1 to 86400",
+                    ))
+                }
+            },
+        };
+        let mut secrets = HashMap::new();
+        for family in families {
+            let name = format!("STRIPE_WEBHOOK_SECRETS_{}", family.env_suffix());
+            let arn_name = format!("{name}_ARN");
+            let spec = match (get(&name), get(&arn_name), dev) {
+                (Some(_), Some(_), _) => return Err(ConfigError::Both(name)),
+                (Some(list), None, _) => {
+                    let list = parse_secret_list(&list);
+                    if list.is_empty() {
+                        return Err(malformed(&name, "no secret in the list"));
+                    }
+                    if let Some(bad) = list.iter().position(|s| !s.expose().starts_with("whsec_")) {
+                        return Err(malformed(
+                            &name,
+                            format!("entry {} does not start with whsec_", bad + 1),
+                        ));
+                    }
+                    SecretSpec::Inline(list)
+                }
+                (None, Some(arn), _) => {
+                    if !arn.starts_with("arn:") {
+                        return Err(malformed(&arn_name, "expected a Secrets Manager ARN"));
+                    }
+                    SecretSpec::Arn(arn)
+                }
+                (None, None, Some(d)) => {
+                    SecretSpec::Inline(vec![WebhookSecret::new((d.secret_for)(*family))])
+                }
+                (None, None, None) => {
+                    return Err(ConfigError::Missing(format!("{name} (or {arn_name})")))
+                }
+            };
+            secrets.insert(*family, spec);
+        }
+        let local_addr = get("BILLING_LOCAL_ADDR")
+            .unwrap_or_else(|| "127.0.0.1:3000".into())
+            .parse()
+            .map_err(|_| malformed("BILLING_LOCAL_ADDR", "expected host:port"))?;
+        let mut mapping = StripeMapping::default();
+        if let Some(k) = get("BILLING_USER_METADATA_KEY") {
+            mapping.user_metadata_key = k.trim().to_owned();
+        }
+        if let Some(k) = get("BILLING_TIER_METADATA_KEY") {
+            mapping.tier_metadata_key = k.trim().to_owned();
+        }
+        let mut tiers = TierPolicy::default();
+        if let Some(map) = get("BILLING_PRICE_TIERS") {
+            for pair in map.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (price, tier) = pair
+                    .split_once('=')
+                    .filter(|(p, t)| !p.trim().is_empty() && !t.trim().is_empty())
+                    .ok_or_else(|| {
+                        malformed(
+                            "BILLING_PRICE_TIERS",
+                            format!("`{pair}` is not price_id=tier"),
+                        )
+                    })?;
+                tiers
+                    .price_tiers
+                    .insert(price.trim().to_owned(), tier.trim().to_owned());
+            }
+        }
+        if let Some(order) = get("BILLING_TIER_ORDER") {
+            tiers.order = order
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        let retention_days = match get("BILLING_LEDGER_RETENTION_DAYS") {
+            None => 90,
+            Some(v) => match v.trim().parse::<u32>() {
+                // Stripe can resend events up to 30 days old: keep at least that long.
+                Ok(d) if (30..=3650).contains(&d) => d,
+                _ => {
+                    return Err(malformed(
+                        "BILLING_LEDGER_RETENTION_DAYS",
+                        "expected whole days from 30 to 3650",
+                    ))
+                }
+            },
+        };
+        let log_json = match get("BILLING_LOG_FORMAT").as_deref() {
+            None => dev.is_none(),
+            Some("json") => true,
+            Some("text") => false,
+            Some(_) => return Err(malformed("BILLING_LOG_FORMAT", "expected json or text")),
+        };
+        Ok(Self {
+            table,
+            livemode,
+            tolerance_secs,
+            secrets,
+            local_addr,
+            mapping,
+            tiers,
+            retention_days,
+            feed_queue_url: get("BILLING_FEED_QUEUE_URL"),
+            metrics_namespace: get("BILLING_METRICS_NAMESPACE")
+                .unwrap_or_else(|| "BillingWebhooks".into()),
+            log_json,
+        })
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings {
+            tolerance_secs: self.tolerance_secs,
+            livemode: self.livemode,
+            mapping: self.mapping.clone(),
+            tiers: self.tiers.clone(),
+        }
+    }
+
+    pub fn retention_secs(&self) -> i64 {
+        i64::from(self.retention_days) * 86_400
+    }
+
+    pub fn uses_secrets_manager(&self) -> bool {
+        self.secrets
+            .values()
+            .any(|s| matches!(s, SecretSpec::Arn(_)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("BILLING_TABLE", "t"),
+        ("STRIPE_LIVEMODE", "false"),
+        ("STRIPE_WEBHOOK_SECRETS_CHECKOUT", "whsec_a, whsec_b"),
+    ];
+
+    #[test]
+    fn reads_a_complete_lambda_configuration() {
+        let c = Config::from_lookup(lookup(&BASE), &[Family::Checkout], None).expect("valid");
+        assert_eq!(c.tolerance_secs, 300);
+        assert_eq!(
+            c.secrets[&Family::Checkout],
+            SecretSpec::Inline(vec![
+                WebhookSecret::new("whsec_a"),
+                WebhookSecret::new("whsec_b")
+            ])
+        );
+        assert!(c.log_json);
+    }
+
+    #[test]
+    fn names_the_missing_or_malformed_variable() {
+        let err = |pairs: &[(&str, &str)]| {
+            Config::from_lookup(lookup(pairs), &[Family::Checkout], None)
+                .expect_err("must fail")
+                .to_string()
+        };
+        assert!(err(&BASE[1..]).contains("BILLING_TABLE"));
+        assert!(err(&[BASE[0], BASE[2]]).contains("STRIPE_LIVEMODE"));
+        assert!(err(&BASE[..2]).contains("STRIPE_WEBHOOK_SECRETS_CHECKOUT"));
+        let mut bad = BASE.to_vec();
+        bad.push(("STRIPE_SIGNATURE_TOLERANCE_SECS", "5m"));
+        assert!(err(&bad).contains("STRIPE_SIGNATURE_TOLERANCE_SECS"));
+        let mut bad = BASE.to_vec();
+        bad[1] = ("STRIPE_LIVEMODE", "yes");
+        assert!(err(&bad).contains("STRIPE_LIVEMODE"));
+        let mut bad = BASE.to_vec();
+        bad[2] = ("STRIPE_WEBHOOK_SECRETS_CHECKOUT", "sk_live_oops");
+        let msg = err(&bad);
+        assert!(msg.contains("STRIPE_WEBHOOK_SECRETS_CHECKOUT") && !msg.contains("sk_live_oops"));
+        let mut both = BASE.to_vec();
+        both.push((
+            "STRIPE_WEBHOOK_SECRETS_CHECKOUT_ARN",
+            "arn:aws:secretsmanager:x",
+        ));
+        assert!(err(&both).contains("only one"));
+        let mut short = BASE.to_vec();
+        short.push(("BILLING_LEDGER_RETENTION_DAYS", "7"));
+        assert!(err(&short).contains("BILLING_LEDGER_RETENTION_DAYS"));
+    }
+
+    #[test]
+    fn dev_defaults_fill_only_unset_variables() {
+        let dev = DevDefaults {
+            table: "billing-local".into(),
+            secret_for: |f| format!("whsec_dev_{f}"),
+        };
+        let c = Config::from_lookup(
+            lookup(&[("STRIPE_LIVEMODE", "true")]),
+            &Family::ALL,
+            Some(&dev),
+        )
+        .expect("valid");
+        assert_eq!(c.table, "billing-local");
+        assert!(c.livemode);
+        assert_eq!(
+            c.secrets[&Family::Invoice],
+            SecretSpec::Inline(vec![WebhookSecret::new("whsec_dev_invoice")])
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! The access rule: what a user may do, derived from billing state by pure functions.
+//!
+//! | subscription state                         | paid tier | standing          | billing status |
+//! |--------------------------------------------|-----------|-------------------|----------------|
+//! | deleted (any reason)                       | no        | ended             | CANCELLED      |
+//! | trialing                                   | yes       | trial             | DONE           |
+//! | active, newest invoice paid or none yet    | yes       | good              | DONE           |
+//! | active + cancel_at_period_end              | yes       | cancelling        | DONE           |
+//! | active, newest invoice failed              | no        | overdue           | PAST_DUE       |
+//! | active, newest invoice needs action (SCA)  | no        | action_required   | REQUIRED       |
+//! | past_due, unpaid                           | no        | overdue           | PAST_DUE       |
+//! | incomplete                                 | no        | action_required   | REQUIRED       |
+//! | canceled (not yet deleted)                 | no        | ended             | CANCELLED      |
+//! | incomplete_expired, paused, unknown status | no        | inactive          | INACTIVE       |
+//! | no subscription at all                     | no        | none              | REQUIRED       |
+
+use super::customer::{CustomerBilling, SubscriptionRecord};
+use super::events::PaymentOutcome;
+use super::ids::{CustomerId, Provider, SubscriptionId};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Seed 003's billing statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BillingStatus {
+    /// Payment is needed: no subscription yet, an incomplete first payment, or an SCA challenge.
+    Required,
+    /// Paid up (or in a trial): access granted.
+    Done,
+    /// A payment failed; access withdrawn until it is paid.
+    PastDue,
+    /// The subscription exists but does not bill: expired before paying, paused, unknown state.
+    Inactive,
+    /// The subscription was cancelled or deleted.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    Good,
+    Trial,
+    Cancelling,
+    Overdue,
+    ActionRequired,
+    Inactive,
+    Ended,
+    None,
+}
+
+/// How tiers are named and ranked; configured once (see `config`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TierPolicy {
+    /// `price id → tier` overrides, checked first.
+    pub price_tiers: HashMap<String, String>,
+    /// Tiers from lowest to highest; a tier not listed ranks below every listed one.
+    pub order: Vec<String>,
+}
+
+impl TierPolicy {
+    fn tier_of(
+        &self,
+        price: Option<&str>,
+        hint: Option<&str>,
+        product: Option<&str>,
+    ) -> Option<String> {
+        price
+            .and_then(|p| self.price_tiers.get(p).cloned())
+            .or_else(|| hint.map(str::to_owned))
+            // Unmapped: the product id stands in as the tier, so access is never silently lost.
+            .or_else(|| product.map(str::to_owned))
+    }
+
+    fn rank(&self, tier: Option<&str>) -> usize {
+        tier.and_then(|t| self.order.iter().position(|o| o == t))
+            .map_or(0, |p| p + 1)
+    }
+}
+
+/// The access one subscription gives, with the facts the read route shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionAccess {
+    pub provider: Provider,
+    pub customer: CustomerId,
+    pub subscription: SubscriptionId,
+    pub grants: bool,
+    pub tier: Option<String>,
+    pub status: String,
+    pub standing: Standing,
+    pub billing_status: BillingStatus,
+    pub current_period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
+    pub trial_end: Option<i64>,
+    pub cancellation_reason: Option<String>,
+    /// `created` of the newest event behind this view (orders subscriptions that grant nothing).
+    pub as_of: i64,
+}
+
+/// The rule for one subscription. `None` while no snapshot of it has arrived.
+pub fn subscription_access(
+    provider: Provider,
+    customer: &CustomerId,
+    id: &SubscriptionId,
+    record: &SubscriptionRecord,
+    tiers: &TierPolicy,
+) -> Option<SubscriptionAccess> {
+    let snap = &record.snapshot.as_ref()?.value;
+    let payment = record.payment.as_ref().map(|r| r.value.outcome);
+    let (grants, standing, billing_status) = if record.deletion.is_some() {
+        (false, Standing::Ended, BillingStatus::Cancelled)
+    } else {
+        match snap.status.as_str() {
+            "trialing" => (true, Standing::Trial, BillingStatus::Done),
+            "active" => match payment {
+                Some(PaymentOutcome::Failed) => (false, Standing::Overdue, BillingStatus::PastDue),
+                Some(PaymentOutcome::ActionRequired) => {
+                    (false, Standing::ActionRequired, BillingStatus::Required)
+                }
+                _ if snap.cancel_at_period_end => (true, Standing::Cancelling, BillingStatus::Done),
+                _ => (true, Standing::Good, BillingStatus::Done),
+            },
+            "past_due" | "unpaid" => (false, Standing::Overdue, BillingStatus::PastDue),
+            "incomplete" => (false, Standing::ActionRequired, BillingStatus::Required),
+            "canceled" => (false, Standing::Ended, BillingStatus::Cancelled),
+            _ => (false, Standing::Inactive, BillingStatus::Inactive),
+        }
+    };
+    let as_of = [
+        record.snapshot.as_ref().map(|r| r.version.created),
+        record.deletion.as_ref().map(|r| r.version.created),
+        record.payment.as_ref().map(|r| r.version.created),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or_default();
+    Some(SubscriptionAccess {
+        provider,
+        customer: customer.clone(),
+        subscription: id.clone(),
+        grants,
+        tier: tiers.tier_of(
+            snap.price_id.as_deref(),
+            snap.tier_hint.as_deref(),
+            snap.product_id.as_deref(),
+        ),
+        status: snap.status.clone(),
+        standing,
+        billing_status,
+        current_period_end: snap.current_period_end,
+        cancel_at_period_end: snap.cancel_at_period_end,
+        trial_end: snap.trial_end,
+        cancellation_reason: record
+            .deletion
+            .as_ref()
+            .and_then(|d| d.value.reason.clone())
+            .or_else(|| snap.cancellation_reason.clone()),
+        as_of,
+    })
+}
+
+/// Every subscription's access for one customer, in subscription-id order.
+pub fn customer_access(state: &CustomerBilling, tiers: &TierPolicy) -> Vec<SubscriptionAccess> {
+    state
+        .subscriptions
+        .iter()
+        .filter_map(|(id, rec)| {
+            subscription_access(state.provider, &state.customer, id, rec, tiers)
+        })
+        .collect()
+}
+
+/// A user's effective access: the best entitlement in good standing over all their sources.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    pub tier: Option<String>,
+    pub status: Option<String>,
+    pub standing: Standing,
+    pub billing_status: BillingStatus,
+    pub current_period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
+    /// The subscription that decides this access, if any.
+    pub subscription: Option<SubscriptionId>,
+}
+
+impl Access {
+    pub fn none() -> Self {
+        Self {
+            tier: None,
+            status: None,
+            standing: Standing::None,
+            billing_status: BillingStatus::Required,
+            current_period_end: None,
+            cancel_at_period_end: false,
+            subscription: None,
+        }
+    }
+
+    pub fn grants_paid_tier(&self) -> bool {
+        matches!(
+            self.standing,
+            Standing::Good | Standing::Trial | Standing::Cancelling
+        )
+    }
+}
+
+/// Picks the best entitlement: among subscriptions that grant, the highest tier (then the
+/// latest period end); if none grants, the most recently changed subscription explains why.
+pub fn best_access<'a>(
+    subs: impl IntoIterator<Item = &'a SubscriptionAccess>,
+    tiers: &TierPolicy,
+) -> Access {
+    let subs: Vec<&SubscriptionAccess> = subs.into_iter().collect();
+    let granting = subs.iter().filter(|s| s.grants).max_by(|a, b| {
+        (
+            tiers.rank(a.tier.as_deref()),
+            a.current_period_end,
+            &a.subscription,
+        )
+            .cmp(&(
+                tiers.rank(b.tier.as_deref()),
+                b.current_period_end,
+                &b.subscription,
+            ))
+    });
+    let chosen = granting.or_else(|| {
+        subs.iter()
+            .max_by(|a, b| (a.as_of, &a.subscription).cmp(&(b.as_of, &b.subscription)))
+    });
+    match chosen {
+        None => Access::none(),
+        Some(s) => Access {
+            tier: s.grants.then(|| s.tier.clone()).flatten(),
+            status: Some(s.status.clone()),
+            standing: s.standing,
+            billing_status: s.billing_status,
+            current_period_end: s.current_period_end,
+            cancel_at_period_end: s.cancel_at_period_end,
+            subscription: Some(s.subscription.clone()),
+        },
+    }
+}

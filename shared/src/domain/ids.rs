@@ -1,0 +1,72 @@
+//! Identifier newtypes: an id of one kind can never be passed where another is expected.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A provider's event id (`evt_…` for Stripe, `WH-…` for PayPal).
+    EventId
+);
+id_type!(
+    /// The application's own user id (Checkout's `client_reference_id`, or a metadata value).
+    UserId
+);
+id_type!(
+    /// A provider customer (`cus_…`).
+    CustomerId
+);
+id_type!(
+    /// A provider subscription (`sub_…`).
+    SubscriptionId
+);
+id_type!(
+    /// A provider invoice (`in_…`).
+    InvoiceId
+);
+
+/// Which provider an event or a billing source comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Stripe,
+    Paypal,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Stripe => "stripe",
+            Provider::Paypal => "paypal",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,8 @@
+//! The pure billing model: identifiers, canonical events, the customer aggregate, the access
+//! rule. Nothing here does I/O or knows a provider's wire format or an AWS type.
+
+pub mod access;
+pub mod customer;
+pub mod events;
+pub mod ids;
+pub mod version;

@@ -1,0 +1,204 @@
+//! HTTP: the routes, and the one place that turns an outcome into a status code.
+//!
+//! Status policy: bad or missing signature, stale timestamp, wrong livemode → 400, nothing
+//! stored. Recorded (applied, stale, ignored, parked) or a redelivery → 200. A transient
+//! failure → 503, so the provider retries. Handlers never return `Err`.
+
+use crate::domain::access::Access;
+use crate::domain::ids::{EventId, Provider, UserId};
+use crate::ports::{AuditRecord, LedgerRecord, StoreError};
+use crate::routing::Family;
+use crate::service::{Outcome, WebhookService};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+
+/// The only response builder for webhook deliveries.
+pub fn respond(outcome: &Outcome) -> Response {
+    let (status, body) = match outcome {
+        Outcome::Recorded { event_id, state } => (
+            StatusCode::OK,
+            json!({"event_id": event_id, "state": state.as_str()}),
+        ),
+        Outcome::Duplicate { event_id } => (
+            StatusCode::OK,
+            json!({"event_id": event_id, "state": "duplicate"}),
+        ),
+        Outcome::Rejected(why) => (StatusCode::BAD_REQUEST, json!({"error": why.to_string()})),
+        Outcome::Unavailable(_) => (
+            // The detail stays in the logs; the provider only needs to know to retry.
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "temporarily unavailable; retry"}),
+        ),
+    };
+    (status, Json(body)).into_response()
+}
+
+fn store_failure(e: &StoreError) -> Response {
+    tracing::error!(error = %e, "read failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "temporarily unavailable; retry"})),
+    )
+        .into_response()
+}
+
+/// `POST /webhooks/stripe/{family}` for the given families (a Lambda serves its own only).
+pub fn webhook_router(service: Arc<WebhookService>, families: &[Family]) -> Router {
+    let mut router = Router::new();
+    for family in families {
+        let family = *family;
+        router =
+            router.route(
+                &format!("/webhooks/stripe/{}", family.as_str()),
+                post(
+                    move |State(svc): State<Arc<WebhookService>>,
+                          headers: HeaderMap,
+                          body: Bytes| async move {
+                        // A header that is not visible ASCII reads as missing (400 below).
+                        let signature = headers
+                            .get("stripe-signature")
+                            .and_then(|v| v.to_str().ok());
+                        respond(&svc.receive_stripe(family, signature, &body).await)
+                    },
+                ),
+            );
+    }
+    router.with_state(service)
+}
+
+/// The read routes: ledger records, user access and the audit trail.
+pub fn read_router(service: Arc<WebhookService>) -> Router {
+    Router::new()
+        .route("/events/stripe/{event_id}", get(event_record))
+        .route("/users/{user_id}/access", get(user_access))
+        .route("/users/{user_id}/events", get(user_events))
+        .with_state(service)
+}
+
+/// Everything on one address: the local run.
+pub fn local_router(service: Arc<WebhookService>) -> Router {
+    webhook_router(service.clone(), &Family::ALL).merge(read_router(service))
+}
+
+pub fn ledger_json(r: &LedgerRecord) -> serde_json::Value {
+    json!({
+        "provider": r.provider,
+        "event_id": r.event_id,
+        "type": r.event_type,
+        "created": r.created,
+        "livemode": r.livemode,
+        "state": r.state.as_str(),
+        "family": r.family,
+        "received_at": r.received_at,
+        "customer": r.customer,
+        "detail": r.detail,
+        "parked_body": r.parked.as_ref().map(|p| json!({
+            "bytes": p.len,
+            "sha256": p.sha256,
+            "stored": p.gzip.is_some(),
+        })),
+    })
+}
+
+async fn event_record(
+    State(svc): State<Arc<WebhookService>>,
+    Path(event_id): Path<String>,
+) -> Response {
+    match svc
+        .store()
+        .ledger(Provider::Stripe, &EventId::new(event_id))
+        .await
+    {
+        Ok(Some(r)) => Json(ledger_json(&r)).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such event"})),
+        )
+            .into_response(),
+        Err(e) => store_failure(&e),
+    }
+}
+
+async fn user_access(
+    State(svc): State<Arc<WebhookService>>,
+    Path(user_id): Path<String>,
+) -> Response {
+    let user = UserId::new(user_id);
+    match svc.store().load_user(&user).await {
+        Ok(doc) => {
+            let (access, sources, updated_at) = match &doc {
+                Some(d) => (
+                    d.value.access.clone(),
+                    d.value.sources.values().flatten().cloned().collect(),
+                    Some(d.value.updated_at),
+                ),
+                None => (Access::none(), Vec::new(), None),
+            };
+            Json(json!({
+                "user_id": user,
+                "known": doc.is_some(),
+                "tier": access.tier,
+                "grants_paid_tier": access.grants_paid_tier(),
+                "status": access.status,
+                "standing": access.standing,
+                "billing_status": access.billing_status,
+                "current_period_end": access.current_period_end,
+                "cancel_at_period_end": access.cancel_at_period_end,
+                "subscription": access.subscription,
+                "sources": sources,
+                "feed_seq": doc.as_ref().map_or(0, |d| d.value.feed_seq),
+                "updated_at": updated_at,
+            }))
+            .into_response()
+        }
+        Err(e) => store_failure(&e),
+    }
+}
+
+/// Audit entries of every source linked to the user, newest first.
+async fn user_events(
+    State(svc): State<Arc<WebhookService>>,
+    Path(user_id): Path<String>,
+) -> Response {
+    const LIMIT: usize = 100;
+    let user = UserId::new(user_id);
+    let doc = match svc.store().load_user(&user).await {
+        Ok(d) => d,
+        Err(e) => return store_failure(&e),
+    };
+    let mut entries: Vec<AuditRecord> = Vec::new();
+    let sources = doc
+        .map(|d| d.value.sources.into_keys().collect::<Vec<_>>())
+        .unwrap_or_default();
+    for source in sources {
+        let Some((provider, customer)) = source.split_once(':') else {
+            continue;
+        };
+        let provider = if provider == "paypal" {
+            Provider::Paypal
+        } else {
+            Provider::Stripe
+        };
+        match svc
+            .store()
+            .audit(
+                provider,
+                &crate::domain::ids::CustomerId::new(customer),
+                LIMIT,
+            )
+            .await
+        {
+            Ok(mut a) => entries.append(&mut a),
+            Err(e) => return store_failure(&e),
+        }
+    }
+    entries.sort_by(|a, b| (b.created, &b.event_id).cmp(&(a.created, &a.event_id)));
+    entries.truncate(LIMIT);
+    Json(json!({"user_id": user, "events": entries})).into_response()
+}

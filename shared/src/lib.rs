@@ -1,0 +1,14 @@
+//! Billing webhooks: verify Stripe deliveries, record each event once, apply it in any order to
+//! an authoritative billing model in DynamoDB, and announce what changed through an outbox.
+
+pub mod adapters;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ports;
+pub mod providers;
+pub mod relay;
+pub mod routing;
+pub mod service;
+pub mod telemetry;

@@ -1,0 +1,246 @@
+//! Ports: the small traits the service needs from the outside world, and the records that
+//! cross them. Adapters (DynamoDB, SQS, Secrets Manager, in-memory twins) implement these.
+
+use crate::domain::access::{Access, SubscriptionAccess};
+use crate::domain::customer::CustomerBilling;
+use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
+use crate::providers::stripe::signature::WebhookSecret;
+use crate::routing::Family;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The one state of an event in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerState {
+    Applied,
+    Stale,
+    Ignored,
+    Parked,
+}
+
+impl LedgerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerState::Applied => "applied",
+            LedgerState::Stale => "stale",
+            LedgerState::Ignored => "ignored",
+            LedgerState::Parked => "parked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Applied, Self::Stale, Self::Ignored, Self::Parked]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// The raw bytes of a parked delivery, gzip-compressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedBody {
+    /// `None` when the compressed body would not fit in a DynamoDB item (see README).
+    pub gzip: Option<Vec<u8>>,
+    pub sha256: String,
+    pub len: usize,
+    /// The Stripe-Signature timestamp it was verified with.
+    pub signed_at: i64,
+}
+
+/// One event's record in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRecord {
+    pub provider: Provider,
+    pub event_id: EventId,
+    pub event_type: String,
+    pub created: i64,
+    pub livemode: bool,
+    pub state: LedgerState,
+    /// The endpoint family it arrived at first.
+    pub family: Family,
+    pub received_at: i64,
+    pub customer: Option<CustomerId>,
+    /// Why it was parked (or the error a replay met).
+    pub detail: Option<String>,
+    pub parked: Option<ParkedBody>,
+}
+
+/// A stored value with its optimistic-concurrency revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored<T> {
+    pub value: T,
+    pub rev: u64,
+}
+
+/// What the model keeps per user: each source's subscriptions and the access they add up to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserAccessDoc {
+    pub user: UserId,
+    /// Keyed by source (`stripe:cus_…`).
+    pub sources: BTreeMap<String, Vec<SubscriptionAccess>>,
+    pub access: Access,
+    /// Number of access changes published so far; the feed's per-user sequence.
+    pub feed_seq: u64,
+    pub updated_at: i64,
+}
+
+/// One audit entry: what one applied event changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub provider: Provider,
+    pub customer: CustomerId,
+    pub event_id: EventId,
+    pub event_type: String,
+    pub created: i64,
+    pub received_at: i64,
+    pub user: Option<UserId>,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}
+
+/// A side effect written with the state change that causes it; a relay delivers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// Stable id: consumers deduplicate by it.
+    pub id: String,
+    /// Message kind (`access.changed`, `customer.unlinked`, …); also an SQS attribute.
+    pub kind: String,
+    pub body: serde_json::Value,
+    pub created_at: i64,
+}
+
+/// How the ledger item may be written by a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerGuard {
+    /// Only if no record of this event exists.
+    New,
+    /// Only if the record exists and is parked (a replay).
+    ReplaceParked,
+}
+
+/// Everything one event changes, written atomically or not at all.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub ledger: LedgerRecord,
+    pub guard: LedgerGuard,
+    /// New aggregate and the revision it was read at (`None`: must not exist yet).
+    pub customer: Option<(CustomerBilling, Option<u64>)>,
+    pub users: Vec<(UserAccessDoc, Option<u64>)>,
+    pub audit: Vec<AuditRecord>,
+    pub outbox: Vec<OutboxMessage>,
+}
+
+/// What a single consistent read returns.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub ledger: Option<LedgerRecord>,
+    pub customer: Option<Stored<CustomerBilling>>,
+    pub user: Option<Stored<UserAccessDoc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The ledger already holds this event (its condition failed): a redelivery.
+    #[error("event already recorded")]
+    AlreadyRecorded,
+    /// Another writer changed an item we read (or a transaction conflict): re-read and retry.
+    #[error("concurrent change: {0}")]
+    Contention(String),
+    /// Throttling, a network error, a 5xx: the provider should retry the delivery.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A stored item could not be decoded: a bug or manual edit; never silently overwritten.
+    #[error("stored item is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The authoritative store: ledger, aggregates, user access, audit trail and outbox.
+#[async_trait]
+pub trait BillingStore: Send + Sync {
+    /// One consistent read of the event's ledger record, its customer and (if named) a user.
+    async fn load(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+    ) -> Result<Loaded, StoreError>;
+    async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError>;
+    /// One atomic write of everything an event changes.
+    async fn commit(&self, commit: &Commit) -> Result<(), StoreError>;
+    async fn ledger(
+        &self,
+        provider: Provider,
+        event: &EventId,
+    ) -> Result<Option<LedgerRecord>, StoreError>;
+    async fn parked(&self, limit: usize) -> Result<Vec<LedgerRecord>, StoreError>;
+    /// Audit entries of one source, newest first.
+    async fn audit(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Outbox messages not yet delivered, oldest first.
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StoreError>;
+    /// Forget a delivered message. Deleting one that is already gone is not an error.
+    async fn delete_outbox(&self, id: &str) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("queue unavailable: {0}")]
+pub struct QueueError(pub String);
+
+/// Where outbox messages go (SQS in AWS and against moto).
+#[async_trait]
+pub trait Queue: Send + Sync {
+    async fn send(&self, message: &OutboxMessage) -> Result<(), QueueError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("secrets unavailable: {0}")]
+pub struct SecretsError(pub String);
+
+/// The signing secrets of each endpoint.
+#[async_trait]
+pub trait SecretSource: Send + Sync {
+    async fn secrets(&self, family: Family) -> Result<Arc<Vec<WebhookSecret>>, SecretsError>;
+    /// Re-reads after a signature miss (a rotation); returns whether the secrets changed.
+    async fn refresh(&self, family: Family) -> Result<bool, SecretsError>;
+}
+
+/// Wall-clock seconds; injectable so tests can verify old signed vectors.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+}
+
+/// A clock that says what it is told.
+#[derive(Default)]
+pub struct FixedClock(pub std::sync::atomic::AtomicI64);
+
+impl FixedClock {
+    pub fn at(t: i64) -> Self {
+        Self(std::sync::atomic::AtomicI64::new(t))
+    }
+    pub fn set(&self, t: i64) {
+        self.0.store(t, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

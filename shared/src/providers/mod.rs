@@ -1,0 +1,3 @@
+//! Providers: verify and translate each provider's wire format into `domain::events`.
+
+pub mod stripe;

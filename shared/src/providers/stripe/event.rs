@@ -1,0 +1,148 @@
+//! Stripe's event envelope, read leniently so that API drift never fails a delivery.
+//!
+//! Only `id`, `type` and `created` are required. Everything else is optional, unknown fields
+//! are ignored, and scalars are accepted in the loose forms real payloads use (the 2018 fixtures
+//! carry `"created": "1518896523"` and `"livemode": "true"` as strings).
+
+use serde_json::Value;
+
+/// Why a (validly signed) body could not be read as a Stripe event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("body is not JSON: {0}")]
+    NotJson(String),
+    #[error("event has no usable `{0}`")]
+    Missing(&'static str),
+}
+
+/// The parts of an event envelope every code path needs.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub id: String,
+    pub event_type: String,
+    pub created: i64,
+    /// `None` when the payload does not say (then the configured mode is assumed).
+    pub livemode: Option<bool>,
+    pub api_version: Option<String>,
+    /// `data.object`, or `Value::Null` when absent.
+    pub object: Value,
+}
+
+impl Envelope {
+    pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
+        let mut root: Value =
+            serde_json::from_slice(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
+        let id = str_field(&root, "id")
+            .filter(|s| !s.is_empty())
+            .ok_or(EnvelopeError::Missing("id"))?
+            .to_owned();
+        let event_type = str_field(&root, "type")
+            .filter(|s| !s.is_empty())
+            .ok_or(EnvelopeError::Missing("type"))?
+            .to_owned();
+        let created = root
+            .get("created")
+            .and_then(as_i64)
+            .ok_or(EnvelopeError::Missing("created"))?;
+        let livemode = root.get("livemode").and_then(as_bool);
+        let api_version = str_field(&root, "api_version").map(str::to_owned);
+        let object = root
+            .get_mut("data")
+            .and_then(|d| d.get_mut("object"))
+            .map(Value::take)
+            .unwrap_or(Value::Null);
+        Ok(Self {
+            id,
+            event_type,
+            created,
+            livemode,
+            api_version,
+            object,
+        })
+    }
+}
+
+/// A string field, if present and a string.
+pub fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// An id that Stripe sends either as a string or as an expanded object with an `id`.
+pub fn id_field(v: &Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Object(o) => o.get("id").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// An integer sent as a number or a numeric string.
+pub fn as_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A boolean sent as a bool or as `"true"`/`"false"`.
+pub fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.trim() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// An optional integer field (absent, null or malformed all read as `None`).
+pub fn i64_field(v: &Value, key: &str) -> Option<i64> {
+    v.get(key).and_then(as_i64)
+}
+
+/// A metadata value under `key`, if it is a non-empty string.
+pub fn metadata(v: &Value, key: &str) -> Option<String> {
+    v.get("metadata")
+        .and_then(|m| m.get(key))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loose_scalars_are_read() {
+        let e = Envelope::parse(br#"{"id":"evt_1","type":"x.y","created":"15","livemode":"true"}"#)
+            .expect("parses");
+        assert_eq!(e.created, 15);
+        assert_eq!(e.livemode, Some(true));
+        assert!(e.object.is_null());
+    }
+
+    #[test]
+    fn missing_required_fields_are_named() {
+        assert_eq!(
+            Envelope::parse(br#"{"type":"x","created":1}"#).err(),
+            Some(EnvelopeError::Missing("id"))
+        );
+        assert_eq!(
+            Envelope::parse(br#"{"id":"evt","created":1}"#).err(),
+            Some(EnvelopeError::Missing("type"))
+        );
+        assert_eq!(
+            Envelope::parse(br#"{"id":"evt","type":"x","created":"soon"}"#).err(),
+            Some(EnvelopeError::Missing("created"))
+        );
+        assert!(matches!(
+            Envelope::parse(b"not json"),
+            Err(EnvelopeError::NotJson(_))
+        ));
+    }
+}

@@ -1,0 +1,6 @@
+//! Stripe: signature verification, the lenient envelope, and translation to canonical events.
+//! Stripe's wire shapes never leave this folder.
+
+pub mod event;
+pub mod signature;
+pub mod translate;

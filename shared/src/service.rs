@@ -1,0 +1,803 @@
+//! The use case, once: verify → record once → translate → apply → effects (through the outbox).
+//!
+//! Guarantees and where each is enforced:
+//! - authenticity: `receive_stripe` verifies the signature before reading the body;
+//! - exactly once: the ledger item's conditional write inside the one commit (`BillingStore`);
+//! - any order: `CustomerBilling::apply` (registers versioned by the event);
+//! - nothing lost: state, ledger, audit and outbox are one atomic commit; transient failures
+//!   answer 5xx so the provider retries; unreadable events are parked with their bytes.
+
+use crate::domain::access::{best_access, customer_access, Access, SubscriptionAccess, TierPolicy};
+use crate::domain::customer::{CustomerBilling, Effect};
+use crate::domain::events::{BillingEvent, EventMeta};
+use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
+use crate::ports::{
+    AuditRecord, BillingStore, Clock, Commit, LedgerGuard, LedgerRecord, LedgerState,
+    OutboxMessage, ParkedBody, SecretSource, StoreError, Stored, UserAccessDoc,
+};
+use crate::providers::stripe::event::Envelope;
+use crate::providers::stripe::signature::{self, SignatureError};
+use crate::providers::stripe::translate::{family_of, translate, StripeMapping};
+use crate::routing::Family;
+use crate::telemetry::{Counter, Metrics};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Compressed bodies above this are not stored in the ledger item (DynamoDB caps items at
+/// 400 KB); the record keeps the hash and the event must be re-sent from Stripe to replay.
+pub const MAX_PARKED_GZIP_BYTES: usize = 300 * 1024;
+/// Optimistic-concurrency attempts before answering 5xx.
+const MAX_ATTEMPTS: usize = 8;
+
+/// Policy the service is configured with (read once at cold start).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub tolerance_secs: u64,
+    pub livemode: bool,
+    pub mapping: StripeMapping,
+    pub tiers: TierPolicy,
+}
+
+/// Why a delivery was refused (400, nothing stored).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("event livemode={event} but this endpoint runs livemode={configured}")]
+    Livemode { event: bool, configured: bool },
+}
+
+/// What happened to one delivery; `http::respond` turns it into the status code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// First time seen: recorded in this state.
+    Recorded {
+        event_id: String,
+        state: LedgerState,
+    },
+    /// Already recorded (a redelivery, or a concurrent duplicate): nothing changed.
+    Duplicate {
+        event_id: String,
+    },
+    Rejected(Rejection),
+    /// A transient failure: the provider must retry.
+    Unavailable(String),
+}
+
+pub struct WebhookService {
+    store: Arc<dyn BillingStore>,
+    secrets: Arc<dyn SecretSource>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+    /// customer → user links seen before: lets the first read fetch the user item too.
+    /// A link only ever names the user it was read with, since the commit checks revisions.
+    link_cache: Mutex<HashMap<CustomerId, UserId>>,
+}
+
+/// An event ready to apply: verified, parsed and translated.
+struct Verified<'a> {
+    meta: EventMeta,
+    event: BillingEvent,
+    family: Family,
+    raw: &'a [u8],
+    signed_at: i64,
+}
+
+impl WebhookService {
+    pub fn new(
+        store: Arc<dyn BillingStore>,
+        secrets: Arc<dyn SecretSource>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            store,
+            secrets,
+            clock,
+            metrics,
+            settings,
+            link_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn BillingStore> {
+        &self.store
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Handles one Stripe delivery at `family`'s endpoint.
+    pub async fn receive_stripe(
+        &self,
+        family: Family,
+        signature_header: Option<&str>,
+        body: &[u8],
+    ) -> Outcome {
+        let outcome = self.receive_inner(family, signature_header, body).await;
+        self.count(family, &outcome);
+        outcome
+    }
+
+    fn count(&self, family: Family, outcome: &Outcome) {
+        let counter = match outcome {
+            Outcome::Recorded { state, .. } => match state {
+                LedgerState::Applied => Counter::Applied,
+                LedgerState::Stale => Counter::Stale,
+                LedgerState::Ignored => Counter::Ignored,
+                LedgerState::Parked => Counter::Parked,
+            },
+            Outcome::Duplicate { .. } => Counter::Redelivered,
+            Outcome::Rejected(Rejection::Signature(_)) => Counter::SignatureRejected,
+            Outcome::Rejected(Rejection::Livemode { .. }) => Counter::LivemodeRejected,
+            Outcome::Unavailable(_) => Counter::Unavailable,
+        };
+        self.metrics.incr(counter, family.as_str());
+    }
+
+    async fn receive_inner(
+        &self,
+        family: Family,
+        signature_header: Option<&str>,
+        body: &[u8],
+    ) -> Outcome {
+        let signed_at = match self.verify(family, signature_header, body).await {
+            Ok(t) => t,
+            Err(outcome) => return outcome,
+        };
+        let envelope = match Envelope::parse(body) {
+            Ok(env) => env,
+            Err(err) => {
+                // Signed but unreadable: keyed by the body's hash, since it has no usable id.
+                let id = format!("unparsed_{}", &sha256_hex(body)[..32]);
+                return self
+                    .park(
+                        family,
+                        &id,
+                        "unknown",
+                        0,
+                        self.settings.livemode,
+                        None,
+                        body,
+                        signed_at,
+                        &err.to_string(),
+                    )
+                    .await;
+            }
+        };
+        if let Some(event_mode) = envelope.livemode {
+            if event_mode != self.settings.livemode {
+                return Outcome::Rejected(Rejection::Livemode {
+                    event: event_mode,
+                    configured: self.settings.livemode,
+                });
+            }
+        }
+        let home = family_of(&envelope.event_type);
+        if home != family {
+            // Applied all the same: the same event id may reach several endpoints.
+            self.metrics.incr(Counter::OutsideFamily, family.as_str());
+            tracing::info!(event_id = %envelope.id, event_type = %envelope.event_type, %family, %home, "event outside its family");
+        }
+        let meta = EventMeta {
+            provider: Provider::Stripe,
+            id: EventId::new(envelope.id.clone()),
+            event_type: envelope.event_type.clone(),
+            created: envelope.created,
+            livemode: envelope.livemode.unwrap_or(self.settings.livemode),
+            api_version: envelope.api_version.clone(),
+        };
+        match translate(&envelope, &self.settings.mapping) {
+            Ok(event) => {
+                let verified = Verified {
+                    meta,
+                    event,
+                    family,
+                    raw: body,
+                    signed_at,
+                };
+                self.apply(&verified, LedgerGuard::New).await
+            }
+            Err(err) => {
+                self.park(
+                    family,
+                    &envelope.id,
+                    &envelope.event_type,
+                    envelope.created,
+                    meta.livemode,
+                    None,
+                    body,
+                    signed_at,
+                    &err.to_string(),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Checks the signature; after a miss, re-reads the secrets once (a rotation) and retries.
+    async fn verify(
+        &self,
+        family: Family,
+        header: Option<&str>,
+        body: &[u8],
+    ) -> Result<i64, Outcome> {
+        let check = |secrets: &[signature::WebhookSecret]| {
+            signature::verify(
+                header,
+                body,
+                secrets,
+                self.clock.now(),
+                self.settings.tolerance_secs,
+            )
+        };
+        let secrets = self
+            .secrets
+            .secrets(family)
+            .await
+            .map_err(|e| Outcome::Unavailable(e.to_string()))?;
+        match check(&secrets) {
+            Err(SignatureError::NoMatch) => {
+                self.metrics.incr(Counter::SecretRefresh, family.as_str());
+                let changed = self
+                    .secrets
+                    .refresh(family)
+                    .await
+                    .map_err(|e| Outcome::Unavailable(e.to_string()))?;
+                if !changed {
+                    return Err(Outcome::Rejected(SignatureError::NoMatch.into()));
+                }
+                let secrets = self
+                    .secrets
+                    .secrets(family)
+                    .await
+                    .map_err(|e| Outcome::Unavailable(e.to_string()))?;
+                check(&secrets).map_err(|e| Outcome::Rejected(e.into()))
+            }
+            other => other.map_err(|e| Outcome::Rejected(e.into())),
+        }
+    }
+
+    /// Records a validly signed event that cannot be translated or applied, with its bytes.
+    #[allow(clippy::too_many_arguments)]
+    async fn park(
+        &self,
+        family: Family,
+        event_id: &str,
+        event_type: &str,
+        created: i64,
+        livemode: bool,
+        customer: Option<CustomerId>,
+        raw: &[u8],
+        signed_at: i64,
+        reason: &str,
+    ) -> Outcome {
+        tracing::warn!(event_id, event_type, reason, "parking event");
+        let record = LedgerRecord {
+            provider: Provider::Stripe,
+            event_id: EventId::new(event_id),
+            event_type: event_type.to_owned(),
+            created,
+            livemode,
+            state: LedgerState::Parked,
+            family,
+            received_at: self.clock.now(),
+            customer,
+            detail: Some(reason.to_owned()),
+            parked: Some(parked_body(raw, signed_at)),
+        };
+        let commit = Commit {
+            ledger: record,
+            guard: LedgerGuard::New,
+            customer: None,
+            users: vec![],
+            audit: vec![],
+            outbox: vec![],
+        };
+        match self.store.commit(&commit).await {
+            Ok(()) => Outcome::Recorded {
+                event_id: event_id.to_owned(),
+                state: LedgerState::Parked,
+            },
+            Err(StoreError::AlreadyRecorded) => Outcome::Duplicate {
+                event_id: event_id.to_owned(),
+            },
+            Err(e) => Outcome::Unavailable(e.to_string()),
+        }
+    }
+
+    /// Applies a verified event: read once, decide, commit once; retried on contention.
+    async fn apply(&self, v: &Verified<'_>, guard: LedgerGuard) -> Outcome {
+        let event_id = v.meta.id.to_string();
+        let Some(customer_id) = v.event.customer().cloned() else {
+            // Not modelled: one conditional write records it as ignored.
+            let commit = self.ledger_only(v, LedgerState::Ignored, guard, None);
+            return self.finish(
+                &event_id,
+                LedgerState::Ignored,
+                self.store.commit(&commit).await,
+            );
+        };
+        let mut last_error = String::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            match self.attempt(v, guard, &customer_id).await {
+                Ok(state) => return self.finish(&event_id, state, Ok(())),
+                Err(StoreError::Contention(why)) => last_error = why,
+                Err(StoreError::Corrupt(why)) => {
+                    return self
+                        .park(
+                            v.family,
+                            &event_id,
+                            &v.meta.event_type,
+                            v.meta.created,
+                            v.meta.livemode,
+                            Some(customer_id),
+                            v.raw,
+                            v.signed_at,
+                            &why,
+                        )
+                        .await;
+                }
+                Err(other) => return self.finish(&event_id, LedgerState::Applied, Err(other)),
+            }
+        }
+        Outcome::Unavailable(format!(
+            "gave up after {MAX_ATTEMPTS} attempts: {last_error}"
+        ))
+    }
+
+    fn finish(
+        &self,
+        event_id: &str,
+        state: LedgerState,
+        result: Result<(), StoreError>,
+    ) -> Outcome {
+        match result {
+            Ok(()) => Outcome::Recorded {
+                event_id: event_id.to_owned(),
+                state,
+            },
+            Err(StoreError::AlreadyRecorded) => Outcome::Duplicate {
+                event_id: event_id.to_owned(),
+            },
+            Err(e) => {
+                tracing::error!(event_id, error = %e, "transient failure");
+                Outcome::Unavailable(e.to_string())
+            }
+        }
+    }
+
+    fn ledger_only(
+        &self,
+        v: &Verified<'_>,
+        state: LedgerState,
+        guard: LedgerGuard,
+        customer: Option<CustomerId>,
+    ) -> Commit {
+        Commit {
+            ledger: self.ledger_record(v, state, customer),
+            guard,
+            customer: None,
+            users: vec![],
+            audit: vec![],
+            outbox: vec![],
+        }
+    }
+
+    fn ledger_record(
+        &self,
+        v: &Verified<'_>,
+        state: LedgerState,
+        customer: Option<CustomerId>,
+    ) -> LedgerRecord {
+        LedgerRecord {
+            provider: v.meta.provider,
+            event_id: v.meta.id.clone(),
+            event_type: v.meta.event_type.clone(),
+            created: v.meta.created,
+            livemode: v.meta.livemode,
+            state,
+            family: v.family,
+            received_at: self.clock.now(),
+            customer,
+            detail: None,
+            parked: None,
+        }
+    }
+
+    /// One read-decide-commit attempt. Returns the ledger state it committed.
+    async fn attempt(
+        &self,
+        v: &Verified<'_>,
+        guard: LedgerGuard,
+        customer_id: &CustomerId,
+    ) -> Result<LedgerState, StoreError> {
+        let hint = v
+            .event
+            .user_claim()
+            .cloned()
+            .or_else(|| self.cached_link(customer_id));
+        let loaded = self
+            .store
+            .load(
+                v.meta.provider,
+                &v.meta.id,
+                Some(customer_id),
+                hint.as_ref(),
+            )
+            .await?;
+        match (&loaded.ledger, guard) {
+            (Some(_), LedgerGuard::New) => return Err(StoreError::AlreadyRecorded),
+            (Some(rec), LedgerGuard::ReplaceParked) if rec.state != LedgerState::Parked => {
+                return Err(StoreError::AlreadyRecorded)
+            }
+            (None, LedgerGuard::ReplaceParked) => return Err(StoreError::AlreadyRecorded),
+            _ => {}
+        }
+        let (before, rev) = match loaded.customer {
+            Some(s) => (s.value, Some(s.rev)),
+            None => (
+                CustomerBilling::new(v.meta.provider, customer_id.clone()),
+                None,
+            ),
+        };
+        let mut after = before.clone();
+        let state = match after.apply(&v.meta, &v.event) {
+            Effect::Applied => LedgerState::Applied,
+            Effect::Stale => LedgerState::Stale,
+            Effect::Ignored => LedgerState::Ignored,
+        };
+        if state != LedgerState::Applied {
+            let commit = self.ledger_only(v, state, guard, Some(customer_id.clone()));
+            self.store.commit(&commit).await?;
+            return Ok(state);
+        }
+        let commit = self
+            .applied_commit(v, guard, &before, after, rev, loaded.user, hint)
+            .await?;
+        self.store.commit(&commit).await?;
+        if let Some(user) = commit
+            .customer
+            .as_ref()
+            .and_then(|(c, _)| c.user().cloned())
+        {
+            self.remember_link(customer_id, user);
+        }
+        Ok(LedgerState::Applied)
+    }
+
+    /// Builds the commit of an applied event: aggregate, user projections, audit, outbox.
+    #[allow(clippy::too_many_arguments)]
+    async fn applied_commit(
+        &self,
+        v: &Verified<'_>,
+        guard: LedgerGuard,
+        before: &CustomerBilling,
+        after: CustomerBilling,
+        rev: Option<u64>,
+        loaded_user: Option<Stored<UserAccessDoc>>,
+        hint: Option<UserId>,
+    ) -> Result<Commit, StoreError> {
+        let tiers = &self.settings.tiers;
+        let now = self.clock.now();
+        let source = format!("{}:{}", after.provider, after.customer);
+        let subs_before = customer_access(before, tiers);
+        let subs_after = customer_access(&after, tiers);
+        let mut users = Vec::new();
+        let mut outbox = Vec::new();
+        // The user the customer belongs to now, and the one it belonged to (a link can move).
+        let targets: Vec<(UserId, bool)> = match (before.user(), after.user()) {
+            (Some(old), Some(new)) if old != new => vec![(old.clone(), false), (new.clone(), true)],
+            (_, Some(new)) => vec![(new.clone(), true)],
+            (_, None) => vec![],
+        };
+        for (user, keeps_source) in targets {
+            let stored = match &loaded_user {
+                Some(s) if s.value.user == user && hint.as_ref() == Some(&user) => Some(s.clone()),
+                // The first read guessed another user (or none): one more read, for this user.
+                _ => self.store.load_user(&user).await?,
+            };
+            let (doc, rev) = match stored {
+                Some(s) => (s.value, Some(s.rev)),
+                None => (empty_user_doc(&user), None),
+            };
+            let subs = keeps_source.then(|| subs_after.clone());
+            let (doc, change) = update_user(doc, &source, subs, tiers, now);
+            if let Some((previous, access)) = change {
+                outbox.push(access_changed(&doc, &previous, &access, &v.meta, now));
+            }
+            users.push((doc, rev));
+        }
+        if after.user().is_none()
+            && subs_after.iter().any(|s| s.grants)
+            && !subs_before.iter().any(|s| s.grants)
+        {
+            outbox.push(customer_unlinked(&after, &subs_after, &v.meta, now));
+        }
+        let audit = AuditRecord {
+            provider: after.provider,
+            customer: after.customer.clone(),
+            event_id: v.meta.id.clone(),
+            event_type: v.meta.event_type.clone(),
+            created: v.meta.created,
+            received_at: now,
+            user: after.user().cloned(),
+            before: summary(before.user(), &subs_before, &subs_after),
+            after: summary(after.user(), &subs_after, &subs_before),
+        };
+        Ok(Commit {
+            ledger: self.ledger_record(v, LedgerState::Applied, Some(after.customer.clone())),
+            guard,
+            customer: Some((after, rev)),
+            users,
+            audit: vec![audit],
+            outbox,
+        })
+    }
+
+    fn cached_link(&self, customer: &CustomerId) -> Option<UserId> {
+        self.link_cache.lock().ok()?.get(customer).cloned()
+    }
+
+    fn remember_link(&self, customer: &CustomerId, user: UserId) {
+        if let Ok(mut cache) = self.link_cache.lock() {
+            if cache.len() >= 10_000 {
+                cache.clear();
+            }
+            cache.insert(customer.clone(), user);
+        }
+    }
+
+    /// Re-applies a parked event through the same pipeline (no signature check: it was
+    /// verified when it arrived). Idempotent: a record that is no longer parked is left alone.
+    pub async fn replay(&self, provider: Provider, event_id: &EventId) -> Outcome {
+        let outcome = self.replay_inner(provider, event_id).await;
+        if matches!(outcome, Outcome::Recorded { .. }) {
+            self.metrics.incr(Counter::Replayed, "replay");
+        }
+        outcome
+    }
+
+    async fn replay_inner(&self, provider: Provider, event_id: &EventId) -> Outcome {
+        let id = event_id.to_string();
+        let record = match self.store.ledger(provider, event_id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Outcome::Unavailable(format!("no record of {id}")),
+            Err(e) => return Outcome::Unavailable(e.to_string()),
+        };
+        if record.state != LedgerState::Parked {
+            return Outcome::Duplicate { event_id: id };
+        }
+        let Some(raw) = record
+            .parked
+            .as_ref()
+            .and_then(|p| p.gzip.as_ref())
+            .and_then(|g| gunzip(g))
+        else {
+            return Outcome::Unavailable(format!("{id}: body not stored; resend it from Stripe"));
+        };
+        let signed_at = record.parked.as_ref().map_or(0, |p| p.signed_at);
+        let Ok(envelope) = Envelope::parse(&raw) else {
+            return Outcome::Recorded {
+                event_id: id,
+                state: LedgerState::Parked,
+            };
+        };
+        let meta = EventMeta {
+            provider,
+            id: EventId::new(envelope.id.clone()),
+            event_type: envelope.event_type.clone(),
+            created: envelope.created,
+            livemode: envelope.livemode.unwrap_or(self.settings.livemode),
+            api_version: envelope.api_version.clone(),
+        };
+        if meta.id != *event_id {
+            // Parked under its body hash (it had no id then): still unreadable.
+            return Outcome::Recorded {
+                event_id: id,
+                state: LedgerState::Parked,
+            };
+        }
+        match translate(&envelope, &self.settings.mapping) {
+            Ok(event) => {
+                let v = Verified {
+                    meta,
+                    event,
+                    family: record.family,
+                    raw: &raw,
+                    signed_at,
+                };
+                self.apply(&v, LedgerGuard::ReplaceParked).await
+            }
+            Err(_) => Outcome::Recorded {
+                event_id: id,
+                state: LedgerState::Parked,
+            },
+        }
+    }
+}
+
+fn empty_user_doc(user: &UserId) -> UserAccessDoc {
+    UserAccessDoc {
+        user: user.clone(),
+        sources: Default::default(),
+        access: Access::none(),
+        feed_seq: 0,
+        updated_at: 0,
+    }
+}
+
+/// Puts (or, with `None`, removes) one source's subscriptions in a user's document and
+/// recomputes the access; returns the previous and new access when the access changed.
+pub fn update_user(
+    mut doc: UserAccessDoc,
+    source: &str,
+    subs: Option<Vec<SubscriptionAccess>>,
+    tiers: &TierPolicy,
+    now: i64,
+) -> (UserAccessDoc, Option<(Access, Access)>) {
+    match subs {
+        Some(subs) => doc.sources.insert(source.to_owned(), subs),
+        None => doc.sources.remove(source),
+    };
+    let access = best_access(doc.sources.values().flatten(), tiers);
+    doc.updated_at = now;
+    if access == doc.access {
+        return (doc, None);
+    }
+    let previous = std::mem::replace(&mut doc.access, access.clone());
+    doc.feed_seq += 1;
+    (doc, Some((previous, access)))
+}
+
+/// Names of the access fields that differ (the feed's `changed`).
+fn changed_fields(a: &Access, b: &Access) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if a.tier != b.tier {
+        out.push("tier");
+    }
+    if a.status != b.status {
+        out.push("status");
+    }
+    if a.standing != b.standing {
+        out.push("standing");
+    }
+    if a.billing_status != b.billing_status {
+        out.push("billing_status");
+    }
+    if a.current_period_end != b.current_period_end {
+        out.push("current_period_end");
+    }
+    if a.cancel_at_period_end != b.cancel_at_period_end {
+        out.push("cancel_at_period_end");
+    }
+    if a.subscription != b.subscription {
+        out.push("subscription");
+    }
+    out
+}
+
+/// Feed schema version 1 (documented in README).
+pub const FEED_SCHEMA: &str = "billing.access_changed.v1";
+
+fn access_changed(
+    doc: &UserAccessDoc,
+    previous: &Access,
+    access: &Access,
+    meta: &EventMeta,
+    now: i64,
+) -> OutboxMessage {
+    let id = format!(
+        "chg_{}",
+        &sha256_hex(format!("{}\n{}\n{}", doc.user, doc.feed_seq, meta.id).as_bytes())[..24]
+    );
+    OutboxMessage {
+        id: id.clone(),
+        kind: "access.changed".into(),
+        body: json!({
+            "schema": FEED_SCHEMA,
+            "change_id": id,
+            "user_id": doc.user,
+            "seq": doc.feed_seq,
+            "access": access,
+            "previous": previous,
+            "grants_paid_tier": access.grants_paid_tier(),
+            "changed": changed_fields(previous, access),
+            "cause": cause(meta),
+            "occurred_at": now,
+        }),
+        created_at: now,
+    }
+}
+
+fn customer_unlinked(
+    state: &CustomerBilling,
+    subs: &[SubscriptionAccess],
+    meta: &EventMeta,
+    now: i64,
+) -> OutboxMessage {
+    let id = format!(
+        "unl_{}",
+        &sha256_hex(format!("{}\n{}", state.customer, meta.id).as_bytes())[..24]
+    );
+    OutboxMessage {
+        id: id.clone(),
+        kind: "customer.unlinked".into(),
+        body: json!({
+            "schema": "billing.customer_unlinked.v1",
+            "change_id": id,
+            "provider": state.provider,
+            "customer": state.customer,
+            "subscriptions": subs,
+            "cause": cause(meta),
+            "occurred_at": now,
+        }),
+        created_at: now,
+    }
+}
+
+fn cause(meta: &EventMeta) -> serde_json::Value {
+    json!({
+        "provider": meta.provider,
+        "event_id": meta.id,
+        "event_type": meta.event_type,
+        "created": meta.created,
+    })
+}
+
+/// The part of a customer's state an audit entry shows: the link and the subscriptions that
+/// differ from `other` (before vs after).
+fn summary(
+    user: Option<&UserId>,
+    subs: &[SubscriptionAccess],
+    other: &[SubscriptionAccess],
+) -> serde_json::Value {
+    let changed: Vec<&SubscriptionAccess> = subs.iter().filter(|s| !other.contains(s)).collect();
+    json!({ "user": user, "subscriptions": changed })
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn parked_body(raw: &[u8], signed_at: i64) -> ParkedBody {
+    let gzip = gzip(raw).filter(|g| g.len() <= MAX_PARKED_GZIP_BYTES);
+    ParkedBody {
+        gzip,
+        sha256: sha256_hex(raw),
+        len: raw.len(),
+        signed_at,
+    }
+}
+
+pub fn gzip(raw: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(raw).ok()?;
+    enc.finish().ok()
+}
+
+pub fn gunzip(data: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .take(16 * 1024 * 1024)
+        .read_to_end(&mut out)
+        .ok()?;
+    Some(out)
+}
+
+async fn backoff(attempt: usize) {
+    use rand::Rng;
+    let cap_ms = 10u64 << attempt.min(6);
+    let jitter = rand::rng().random_range(0..=cap_ms);
+    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+}

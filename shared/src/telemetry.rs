@@ -1,0 +1,117 @@
+//! Logging and metrics. Logs are JSON lines without payloads, secrets or email addresses;
+//! metrics are CloudWatch Embedded Metric Format lines, so they cost no API call on Lambda.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// Initialises `tracing` once: JSON on Lambda, human-readable locally (`BILLING_LOG_FORMAT`).
+pub fn init(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let result = if json {
+        builder.json().flatten_event(true).without_time().try_init()
+    } else {
+        builder.try_init()
+    };
+    // A second init (tests, the local server) keeps the first subscriber.
+    let _ = result;
+}
+
+/// Counters the service emits; one name per outcome so alarms can target each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Counter {
+    Applied,
+    Stale,
+    Ignored,
+    Parked,
+    Redelivered,
+    SignatureRejected,
+    LivemodeRejected,
+    OutsideFamily,
+    Unavailable,
+    SecretRefresh,
+    OutboxDelivered,
+    OutboxFailed,
+    Replayed,
+}
+
+impl Counter {
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::Applied => "EventsApplied",
+            Counter::Stale => "EventsStale",
+            Counter::Ignored => "EventsIgnored",
+            Counter::Parked => "EventsParked",
+            Counter::Redelivered => "EventsRedelivered",
+            Counter::SignatureRejected => "SignatureRejected",
+            Counter::LivemodeRejected => "LivemodeRejected",
+            Counter::OutsideFamily => "EventsOutsideFamily",
+            Counter::Unavailable => "TransientFailures",
+            Counter::SecretRefresh => "SecretRefreshes",
+            Counter::OutboxDelivered => "OutboxDelivered",
+            Counter::OutboxFailed => "OutboxFailed",
+            Counter::Replayed => "EventsReplayed",
+        }
+    }
+}
+
+/// Where counters go: EMF on stdout in production, memory in tests.
+pub enum Metrics {
+    Emf { namespace: String },
+    Memory(Mutex<BTreeMap<(Counter, String), u64>>),
+    Off,
+}
+
+impl Metrics {
+    pub fn memory() -> Self {
+        Metrics::Memory(Mutex::new(BTreeMap::new()))
+    }
+
+    /// Counts one occurrence, dimensioned by endpoint family.
+    pub fn incr(&self, counter: Counter, family: &str) {
+        match self {
+            Metrics::Emf { namespace } => {
+                let line = serde_json::json!({
+                    "_aws": {
+                        "Timestamp": std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64),
+                        "CloudWatchMetrics": [{
+                            "Namespace": namespace,
+                            "Dimensions": [["Family"]],
+                            "Metrics": [{"Name": counter.name(), "Unit": "Count"}]
+                        }]
+                    },
+                    "Family": family,
+                    counter.name(): 1
+                });
+                println!("{line}");
+            }
+            Metrics::Memory(map) => {
+                if let Ok(mut map) = map.lock() {
+                    *map.entry((counter, family.to_owned())).or_default() += 1;
+                }
+            }
+            Metrics::Off => {}
+        }
+    }
+
+    /// Total of one counter over all families (memory sink only; 0 elsewhere).
+    pub fn count(&self, counter: Counter) -> u64 {
+        match self {
+            Metrics::Memory(map) => map
+                .lock()
+                .map(|m| {
+                    m.iter()
+                        .filter(|((c, _), _)| *c == counter)
+                        .map(|(_, n)| n)
+                        .sum()
+                })
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
