@@ -158,9 +158,20 @@ def main(argv: list[str] | None = None) -> int:
 
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
-        MotoRequestHandler,
         create_backend_app,
     )
+
+    try:
+        # moto >= 5.2.5: keeps headers with underscores (S3 metadata) that
+        # Werkzeug's default handler drops. Not needed by DynamoDB/SQS/SES/SM.
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+    except ImportError:
+        MotoRequestHandler = None  # type: ignore[assignment,misc]
+        print(
+            f"moto_server.py: moto {version('moto')} has no MotoRequestHandler;"
+            " using Werkzeug's default (pinned version: see scripts/requirements-dev.txt)",
+            file=sys.stderr,
+        )
 
     if args.quiet:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -41,17 +42,18 @@ SCRIPTS = Path(__file__).resolve().parent
 REPO = SCRIPTS.parent
 LAUNCHER = SCRIPTS / "moto_server.py"
 
-try:
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import ClientError
-except ImportError:  # not running inside the repo venv: bootstrap it and re-exec
-    venv_python = REPO / ".venv" / "bin" / "python"
-    if os.environ.get("_TEST_MOTO_REEXEC"):
-        sys.exit("test_moto_server.py: boto3 missing even in .venv")
+# Run in the repo's venv (pinned moto/boto3, see requirements-dev.txt): when started
+# with any other interpreter, bootstrap the venv and re-run there.
+_VENV = REPO / ".venv"
+if Path(sys.prefix).resolve() != _VENV.resolve() and not os.environ.get("_TEST_MOTO_REEXEC"):
     subprocess.run([str(SCRIPTS / "ensure-venv")], check=True)
     os.environ["_TEST_MOTO_REEXEC"] = "1"
-    os.execv(str(venv_python), [str(venv_python), __file__, *sys.argv[1:]])
+    venv_python = str(_VENV / "bin" / "python")
+    os.execv(venv_python, [venv_python, __file__, *sys.argv[1:]])
+
+import boto3  # noqa: E402
+from botocore.config import Config  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
 
 N = 50
 REGION = "us-east-1"
@@ -93,8 +95,9 @@ class Launcher:
         ready = line[0].strip() if line else ""
         prefix = "moto ready on "
         if not ready.startswith(prefix):
+            log = self.log_text()
             self.stop()
-            raise RuntimeError(f"launcher did not become ready (got {ready!r}):\n{self.log_text()}")
+            raise RuntimeError(f"launcher did not become ready (got {ready!r}):\n{log}")
         self.endpoint = ready[len(prefix):]
 
     def log_text(self) -> str:
@@ -189,12 +192,14 @@ def cancellation_codes(e: ClientError) -> list[str]:
 # checks (each raises AssertionError on failure)
 
 
-def check_health(endpoint: str) -> None:
+def check_health(endpoint: str, launcher_pid: int) -> None:
     with urllib.request.urlopen(f"{endpoint}/_launcher/health", timeout=10) as r:
         assert r.status == 200, r.status
         body = json.load(r)
     assert body.get("status") == "ok", body
-    assert body.get("moto") == "5.2.5", body
+    pins = re.findall(r"^moto(?:\[[^\]]*\])?==(\S+)", (SCRIPTS / "requirements-dev.txt").read_text(), re.M)
+    assert body.get("moto") in pins, f"launcher runs moto {body.get('moto')}, pinned: {pins}"
+    assert body.get("pid") == launcher_pid, body
 
 
 def check_refuses_non_loopback(_endpoint: str) -> None:
@@ -387,7 +392,7 @@ def main() -> int:
 
         checks = []
         if not args.endpoint:
-            checks += [("health endpoint", lambda: check_health(endpoint))]
+            checks += [("health endpoint", lambda: check_health(endpoint, launcher.proc.pid))]
             checks += [("non-loopback --host refused", lambda: check_refuses_non_loopback(endpoint))]
         for r in range(args.rounds):
             tag = f" [round {r + 1}]" if args.rounds > 1 else ""

@@ -39,7 +39,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct DevDefaults {
     pub table: String,
-    pub secret_for: fn(Family) -> String,
+    /// One generated secret per family.
+    pub secrets: HashMap<Family, String>,
 }
 
 fn malformed(name: &str, why: impl Into<String>) -> ConfigError {
@@ -118,9 +119,10 @@ impl Config {
                     }
                     SecretSpec::Arn(arn)
                 }
-                (None, None, Some(d)) => {
-                    SecretSpec::Inline(vec![WebhookSecret::new((d.secret_for)(*family))])
-                }
+                (None, None, Some(d)) => match d.secrets.get(family) {
+                    Some(secret) => SecretSpec::Inline(vec![WebhookSecret::new(secret.clone())]),
+                    None => return Err(ConfigError::Missing(name)),
+                },
                 (None, None, None) => {
                     return Err(ConfigError::Missing(format!("{name} (or {arn_name})")))
                 }
@@ -285,7 +287,10 @@ mod tests {
     fn dev_defaults_fill_only_unset_variables() {
         let dev = DevDefaults {
             table: "billing-local".into(),
-            secret_for: |f| format!("whsec_dev_{f}"),
+            secrets: Family::ALL
+                .into_iter()
+                .map(|f| (f, format!("whsec_dev_{f}")))
+                .collect(),
         };
         let c = Config::from_lookup(
             lookup(&[("STRIPE_LIVEMODE", "true")]),

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 /// The steps a fault can hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
+    /// Named for the command line of the crash server: `commit-after`, `send-after`, ….
     Load,
     /// The commit fails and nothing is written.
     CommitBefore,
@@ -23,19 +24,33 @@ pub enum Step {
     DeleteOutbox,
 }
 
-/// Steps that fail on their next call, each once.
+/// Steps that fail on their next call, each once; or a step at which the process dies.
 #[derive(Default)]
-pub struct FaultPlan(Mutex<Vec<Step>>);
+pub struct FaultPlan {
+    failures: Mutex<Vec<Step>>,
+    crash_at: Mutex<Option<Step>>,
+}
 
 impl FaultPlan {
     pub fn fail_next(&self, step: Step) {
-        if let Ok(mut v) = self.0.lock() {
+        if let Ok(mut v) = self.failures.lock() {
             v.push(step);
         }
     }
 
+    /// Aborts the whole process when `step` is reached (the kill tests' crash server).
+    pub fn crash_at(&self, step: Step) {
+        if let Ok(mut c) = self.crash_at.lock() {
+            *c = Some(step);
+        }
+    }
+
     fn trips(&self, step: Step) -> bool {
-        let Ok(mut v) = self.0.lock() else {
+        if self.crash_at.lock().ok().and_then(|c| *c) == Some(step) {
+            eprintln!("fault plan: crashing at {step:?}");
+            std::process::abort();
+        }
+        let Ok(mut v) = self.failures.lock() else {
             return false;
         };
         match v.iter().position(|s| *s == step) {
@@ -45,6 +60,21 @@ impl FaultPlan {
             }
             None => false,
         }
+    }
+}
+
+impl std::str::FromStr for Step {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "load" => Step::Load,
+            "commit-before" => Step::CommitBefore,
+            "commit-after" => Step::CommitAfter,
+            "send" => Step::Send,
+            "send-after" => Step::SendAfter,
+            "delete-outbox" => Step::DeleteOutbox,
+            other => return Err(format!("unknown step `{other}`")),
+        })
     }
 }
 

@@ -1,0 +1,224 @@
+//! `spawn_app`-style helpers: a service wired to the in-memory twins or to moto.
+
+use axum::body::Body;
+use billing::adapters::dynamo::DynamoBillingStore;
+use billing::adapters::faults::{FaultPlan, FaultyStore};
+use billing::adapters::memory::{InMemoryBillingStore, StaticSecrets};
+use billing::domain::access::TierPolicy;
+use billing::http::local_router;
+use billing::ports::{BillingStore, FixedClock};
+use billing::providers::stripe::signature::{sign, WebhookSecret};
+use billing::routing::Family;
+use billing::service::{Settings, WebhookService};
+use billing::telemetry::Metrics;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+pub const SECRET: &str = "whsec_test_secret_for_the_suite";
+/// The clock of every test app: 2025-01-01T00:00:00Z.
+pub const NOW: i64 = 1_735_689_600;
+
+pub fn fixture_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+pub fn fixture(rel: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(rel)).unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
+}
+
+pub fn settings(livemode: bool) -> Settings {
+    Settings {
+        tolerance_secs: 300,
+        livemode,
+        mapping: Default::default(),
+        tiers: TierPolicy {
+            price_tiers: [("price_pro_monthly".to_owned(), "pro".to_owned())].into(),
+            order: vec!["basic".into(), "pro".into()],
+        },
+    }
+}
+
+pub struct TestApp {
+    pub service: Arc<WebhookService>,
+    pub store: Arc<dyn BillingStore>,
+    pub memory: Option<Arc<InMemoryBillingStore>>,
+    pub dynamo: Option<Arc<DynamoBillingStore>>,
+    pub clock: Arc<FixedClock>,
+    pub metrics: Arc<Metrics>,
+    pub secrets: Arc<StaticSecrets>,
+    pub faults: Arc<FaultPlan>,
+    pub router: axum::Router,
+}
+
+fn build(store: Arc<dyn BillingStore>, livemode: bool) -> TestApp {
+    let faults = Arc::new(FaultPlan::default());
+    let faulty: Arc<dyn BillingStore> = Arc::new(FaultyStore {
+        inner: store.clone(),
+        plan: faults.clone(),
+    });
+    let clock = Arc::new(FixedClock::at(NOW));
+    let metrics = Arc::new(Metrics::memory());
+    let secrets = Arc::new(StaticSecrets::everywhere(vec![WebhookSecret::new(SECRET)]));
+    let service = Arc::new(WebhookService::new(
+        faulty.clone(),
+        secrets.clone(),
+        clock.clone(),
+        metrics.clone(),
+        settings(livemode),
+    ));
+    TestApp {
+        router: local_router(service.clone()),
+        service,
+        store: faulty,
+        memory: None,
+        dynamo: None,
+        clock,
+        metrics,
+        secrets,
+        faults,
+    }
+}
+
+pub fn spawn_memory(livemode: bool) -> TestApp {
+    let memory = Arc::new(InMemoryBillingStore::new());
+    let mut app = build(memory.clone(), livemode);
+    app.memory = Some(memory);
+    app
+}
+
+/// The emulator's endpoint; the suite refuses to pretend when it is missing.
+pub fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL is not set: run the suite with scripts/test (it starts moto), \
+         or start moto with scripts/start-moto and export what it prints",
+    )
+}
+
+pub fn sdk_config() -> aws_config::SdkConfig {
+    use aws_sdk_dynamodb::config::{Credentials, Region};
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            Credentials::new("test", "test", None, None, "static"),
+        ))
+        .endpoint_url(endpoint())
+        .build()
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{prefix}-{}-{t}-{n}", std::process::id())
+}
+
+/// A fresh table in moto; each test gets its own, kept small (moto copies the table on
+/// every transaction).
+pub async fn moto_store() -> Arc<DynamoBillingStore> {
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config());
+    let store = Arc::new(DynamoBillingStore::new(
+        client,
+        unique("billing"),
+        90 * 86_400,
+    ));
+    store
+        .create_table_if_missing()
+        .await
+        .expect("create table in moto");
+    store
+}
+
+pub async fn spawn_moto(livemode: bool) -> TestApp {
+    let dynamo = moto_store().await;
+    let mut app = build(dynamo.clone(), livemode);
+    app.dynamo = Some(dynamo);
+    app
+}
+
+pub fn signed(body: &[u8], at: i64) -> String {
+    sign(body, &[WebhookSecret::new(SECRET)], at)
+}
+
+impl TestApp {
+    /// POSTs `body` to a family's endpoint with the given signature header (if any).
+    pub async fn post_raw(
+        &self,
+        family: Family,
+        body: &[u8],
+        header: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::post(format!("/webhooks/stripe/{family}"))
+            .header("content-type", "application/json");
+        if let Some(h) = header {
+            req = req.header("stripe-signature", h);
+        }
+        let req = req.body(Body::from(body.to_vec())).expect("request");
+        self.call(req).await
+    }
+
+    /// POSTs `body` correctly signed at the app's clock.
+    pub async fn post(&self, family: Family, body: &[u8]) -> (StatusCode, Value) {
+        let header = signed(body, NOW);
+        self.post_raw(family, body, Some(&header)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let req = Request::get(path).body(Body::empty()).expect("request");
+        self.call(req).await
+    }
+
+    async fn call(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let res = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, json)
+    }
+}
+
+/// Minimal Stripe event envelope around `object`.
+pub fn event(id: &str, event_type: &str, created: i64, object: Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "id": id,
+        "object": "event",
+        "api_version": "2025-03-31.basil",
+        "created": created,
+        "livemode": false,
+        "type": event_type,
+        "data": {"object": object}
+    }))
+    .expect("json")
+}
+
+pub fn subscription(id: &str, customer: &str, status: &str, user: Option<&str>) -> Value {
+    let metadata = match user {
+        Some(u) => serde_json::json!({"user_id": u}),
+        None => serde_json::json!({}),
+    };
+    serde_json::json!({
+        "id": id,
+        "object": "subscription",
+        "customer": customer,
+        "status": status,
+        "cancel_at_period_end": false,
+        "metadata": metadata,
+        "items": {"object": "list", "data": [{
+            "id": "si_1",
+            "current_period_start": NOW - 100,
+            "current_period_end": NOW + 2_592_000,
+            "price": {"id": "price_pro_monthly", "product": "prod_pro"}
+        }]}
+    })
+}

@@ -1,0 +1,13 @@
+//! The integration suite: one binary, shared helpers, fixtures as files.
+//! Tests named `moto_*` run against the emulator at `AWS_ENDPOINT_URL` (scripts/test starts it).
+
+mod concurrency;
+mod crashes;
+mod dynamo;
+mod fixtures;
+mod helpers;
+mod lambda;
+mod outbox;
+mod replay;
+mod secrets;
+mod signatures;

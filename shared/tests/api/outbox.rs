@@ -1,0 +1,168 @@
+//! The outbox: side effects written with the state change, relayed to SQS (moto) at least
+//! once with a stable id.
+
+use crate::helpers::*;
+use billing::adapters::sqs::SqsQueue;
+use billing::domain::ids::{EventId, Provider};
+use billing::ports::{BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState, OutboxMessage};
+use billing::relay;
+use billing::routing::Family;
+use serde_json::json;
+
+async fn receive_all(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Vec<(String, String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for _ in 0..5 {
+        let batch = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("receive");
+        if batch.messages().is_empty() {
+            break;
+        }
+        for m in batch.messages() {
+            let attr = |k: &str| {
+                m.message_attributes()
+                    .and_then(|a| a.get(k))
+                    .and_then(|v| v.string_value())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            out.push((
+                attr("message_id"),
+                attr("kind"),
+                serde_json::from_str(m.body().unwrap_or("null")).expect("json body"),
+            ));
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn moto_a_test_message_written_with_a_commit_reaches_sqs_once_per_id() {
+    let store = moto_store().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config());
+    let url = sqs
+        .create_queue()
+        .queue_name(unique("outbox"))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    let commit = Commit {
+        ledger: LedgerRecord {
+            provider: Provider::Stripe,
+            event_id: EventId::new("evt_outbox_probe"),
+            event_type: "test.ping".into(),
+            created: NOW,
+            livemode: false,
+            state: LedgerState::Applied,
+            family: Family::Charge,
+            received_at: NOW,
+            customer: None,
+            detail: None,
+            parked: None,
+        },
+        guard: LedgerGuard::New,
+        customer: None,
+        users: vec![],
+        audit: vec![],
+        outbox: vec![OutboxMessage {
+            id: "msg_probe_1".into(),
+            kind: "test.ping".into(),
+            body: json!({"hello": "feed"}),
+            created_at: NOW,
+        }],
+    };
+    store.commit(&commit).await.expect("commit");
+    // The same commit again is refused whole: the message is not written twice.
+    assert!(store.commit(&commit).await.is_err());
+    let queue = SqsQueue::new(sqs.clone(), url.clone());
+    let report = relay::drain(store.as_ref(), &queue, 10)
+        .await
+        .expect("drain");
+    assert_eq!((report.sent, report.failed), (1, 0));
+    let again = relay::drain(store.as_ref(), &queue, 10)
+        .await
+        .expect("drain");
+    assert_eq!(again.sent, 0, "delivered messages leave the outbox");
+    let got = receive_all(&sqs, &url).await;
+    assert_eq!(
+        got,
+        vec![(
+            "msg_probe_1".to_owned(),
+            "test.ping".to_owned(),
+            json!({"hello": "feed"})
+        )]
+    );
+}
+
+#[tokio::test]
+async fn moto_access_changes_reach_the_feed_in_the_order_they_were_applied() {
+    let app = spawn_moto(false).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config());
+    let url = sqs
+        .create_queue()
+        .queue_name(unique("feed"))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    for file in [
+        "01_checkout.session.completed",
+        "02_customer.subscription.created",
+        "04_invoice.payment_failed",
+        "03_invoice.paid",
+    ] {
+        let body = fixture(&format!("stripe/lifecycle/{file}.json"));
+        let env = billing::providers::stripe::event::Envelope::parse(&body).expect("parse");
+        app.post(
+            billing::providers::stripe::translate::family_of(&env.event_type),
+            &body,
+        )
+        .await;
+    }
+    let queue = SqsQueue::new(sqs.clone(), url.clone());
+    relay::drain(app.store.as_ref(), &queue, 100)
+        .await
+        .expect("drain");
+    let got = receive_all(&sqs, &url).await;
+    let feed: Vec<&serde_json::Value> = got
+        .iter()
+        .filter(|(_, kind, _)| kind == "access.changed")
+        .map(|(_, _, b)| b)
+        .collect();
+    // created → access granted (seq 1); the failure (newer than the paid invoice) → past due (seq 2);
+    // the older invoice.paid arrives late and is stale: no third change.
+    let seqs: Vec<i64> = feed
+        .iter()
+        .map(|b| b["seq"].as_i64().expect("seq"))
+        .collect();
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![1, 2], "{got:?}");
+    for b in &feed {
+        assert_eq!(b["schema"], billing::service::FEED_SCHEMA);
+        assert_eq!(b["user_id"], "user_42");
+        assert!(b["change_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("chg_")));
+    }
+    let last = feed.iter().max_by_key(|b| b["seq"].as_i64()).expect("last");
+    assert_eq!(last["access"]["billing_status"], "PAST_DUE");
+    assert_eq!(last["cause"]["event_type"], "invoice.payment_failed");
+}
