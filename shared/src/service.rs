@@ -500,10 +500,12 @@ impl WebhookService {
             (_, None) => vec![],
         };
         for (user, keeps_source) in targets {
-            let stored = match &loaded_user {
-                Some(s) if s.value.user == user && hint.as_ref() == Some(&user) => Some(s.clone()),
+            let stored = if hint.as_ref() == Some(&user) {
+                // The first read already asked for this user's item (absent means new user).
+                loaded_user.clone()
+            } else {
                 // The first read guessed another user (or none): one more read, for this user.
-                _ => self.store.load_user(&user).await?,
+                self.store.load_user(&user).await?
             };
             let (doc, rev) = match stored {
                 Some(s) => (s.value, Some(s.rev)),

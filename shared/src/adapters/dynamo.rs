@@ -87,6 +87,18 @@ impl CapacityMeter {
         }
     }
 
+    /// Adds write units computed from item sizes, for backends that report none (moto does
+    /// not for TransactWriteItems): DynamoDB bills 1 unit per started KB of each item, twice
+    /// inside a transaction.
+    fn record_estimated_writes(&self, items: &[&Item], transactional: bool) {
+        let units: u64 = items
+            .iter()
+            .map(|i| item_size(i).div_ceil(1024) as u64)
+            .sum::<u64>()
+            * if transactional { 2 } else { 1 };
+        self.write_milli.fetch_add(units * 1000, Ordering::Relaxed);
+    }
+
     /// Returns the totals so far and starts again from zero.
     pub fn take(&self) -> CapacityReading {
         CapacityReading {
@@ -95,6 +107,23 @@ impl CapacityMeter {
             write_units: self.write_milli.swap(0, Ordering::Relaxed) as f64 / 1000.0,
         }
     }
+}
+
+/// An item's size by DynamoDB's rules: attribute names plus values (numbers approximated by
+/// their digit count, which DynamoDB stores in about half as many bytes plus one).
+pub fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(s) => s.len(),
+                    AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+                    AttributeValue::B(b) => b.as_ref().len(),
+                    AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+                    _ => 0,
+                }
+        })
+        .sum()
 }
 
 pub struct DynamoBillingStore {
@@ -257,6 +286,7 @@ impl DynamoBillingStore {
     /// A ledger-only commit is a single conditional PutItem (half the cost of a transaction).
     async fn put_ledger_only(&self, c: &Commit) -> Result<(), StoreError> {
         let (item, condition, values) = self.ledger_write(c);
+        let item_for_size = item.clone();
         let mut req = self
             .client
             .put_item()
@@ -269,10 +299,17 @@ impl DynamoBillingStore {
             req = req.expression_attribute_names("#state", "state");
         }
         match req.send().await {
-            Ok(out) => {
-                self.meter.record(out.consumed_capacity());
-                Ok(())
-            }
+            Ok(out) => match out.consumed_capacity() {
+                Some(c) if c.capacity_units().unwrap_or(0.0) > 0.0 => {
+                    self.meter.record(Some(c));
+                    Ok(())
+                }
+                _ => {
+                    self.meter.record(None);
+                    self.meter.record_estimated_writes(&[&item_for_size], false);
+                    Ok(())
+                }
+            },
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
             {
@@ -559,6 +596,10 @@ impl BillingStore for DynamoBillingStore {
             return self.put_ledger_only(c).await;
         }
         let items = self.commit_items(c)?;
+        let written: Vec<Item> = items
+            .iter()
+            .filter_map(|t| t.put().map(|p| p.item().clone()))
+            .collect();
         let out = self
             .client
             .transact_write_items()
@@ -568,7 +609,15 @@ impl BillingStore for DynamoBillingStore {
             .await;
         match out {
             Ok(out) => {
-                self.meter.record(out.consumed_capacity());
+                let reported = out.consumed_capacity();
+                self.meter.record(reported);
+                if reported
+                    .iter()
+                    .all(|c| c.capacity_units().unwrap_or(0.0) == 0.0)
+                {
+                    self.meter
+                        .record_estimated_writes(&written.iter().collect::<Vec<_>>(), true);
+                }
                 Ok(())
             }
             Err(e) => {

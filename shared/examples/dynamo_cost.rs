@@ -1,0 +1,182 @@
+//! Measures DynamoDB round trips and capacity units per outcome against the emulator at
+//! `AWS_ENDPOINT_URL`, from `ReturnConsumedCapacity`; prints a Markdown table for BENCHMARKS.md.
+//!
+//! `cargo run -p billing --example dynamo_cost` (with moto running: scripts/start-moto).
+
+use billing::adapters::dynamo::{CapacityReading, DynamoBillingStore};
+use billing::adapters::memory::StaticSecrets;
+use billing::domain::access::TierPolicy;
+use billing::ports::FixedClock;
+use billing::providers::stripe::signature::{sign, WebhookSecret};
+use billing::routing::Family;
+use billing::service::{Outcome, Settings, WebhookService};
+use billing::telemetry::Metrics;
+use serde_json::json;
+use std::sync::Arc;
+
+const NOW: i64 = 1_760_000_000;
+const SECRET: &str = "whsec_cost";
+
+fn event(id: &str, kind: &str, created: i64, object: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(
+        &json!({"id": id, "object": "event", "type": kind, "created": created,
+        "livemode": false, "data": {"object": object}}),
+    )
+    .expect("json")
+}
+
+fn subscription(status: &str) -> serde_json::Value {
+    json!({"id": "sub_cost", "object": "subscription", "customer": "cus_cost", "status": status,
+        "cancel_at_period_end": false, "metadata": {"user_id": "user_cost"},
+        "items": {"data": [{"current_period_start": NOW, "current_period_end": NOW + 2_592_000,
+            "price": {"id": "price_pro", "product": "prod_pro"}}]}})
+}
+
+#[tokio::main]
+async fn main() {
+    let sdk = billing::app::aws_config().await;
+    let table = format!("billing-cost-{}", std::process::id());
+    let store = Arc::new(DynamoBillingStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        table,
+        90 * 86_400,
+    ));
+    store.create_table_if_missing().await.expect("table");
+    let new_service = || {
+        WebhookService::new(
+            store.clone(),
+            Arc::new(StaticSecrets::everywhere(vec![WebhookSecret::new(SECRET)])),
+            Arc::new(FixedClock::at(NOW)),
+            Arc::new(Metrics::Off),
+            Settings {
+                tolerance_secs: 300,
+                livemode: false,
+                mapping: Default::default(),
+                tiers: TierPolicy::default(),
+            },
+        )
+    };
+    let warm = new_service();
+    // A second instance with an empty link cache: a cold Lambda.
+    let cold = new_service();
+    let invoice = |id: &str, kind: &str, created: i64| {
+        event(
+            id,
+            kind,
+            created,
+            json!({"id": "in_cost", "object": "invoice", "customer": "cus_cost",
+            "parent": {"subscription_details": {"subscription": "sub_cost"}},
+            "hosted_invoice_url": "https://invoice.stripe.com/i/x"}),
+        )
+    };
+    let cases: Vec<(&str, bool, Family, Vec<u8>)> = vec![
+        (
+            "applied: subscription created (new customer, new user)",
+            false,
+            Family::Subscription,
+            event(
+                "evt_c1",
+                "customer.subscription.created",
+                NOW,
+                subscription("active"),
+            ),
+        ),
+        (
+            "applied: subscription updated",
+            false,
+            Family::Subscription,
+            event(
+                "evt_c2",
+                "customer.subscription.updated",
+                NOW + 10,
+                subscription("past_due"),
+            ),
+        ),
+        (
+            "applied: invoice.paid, link cached (warm instance)",
+            false,
+            Family::Invoice,
+            invoice("evt_c3", "invoice.paid", NOW + 20),
+        ),
+        (
+            "applied: invoice.payment_failed, link not cached (cold instance)",
+            true,
+            Family::Invoice,
+            invoice("evt_c7", "invoice.payment_failed", NOW + 30),
+        ),
+        (
+            "stale: older subscription update",
+            false,
+            Family::Subscription,
+            event(
+                "evt_c4",
+                "customer.subscription.updated",
+                NOW - 10,
+                subscription("active"),
+            ),
+        ),
+        (
+            "ignored: charge.succeeded (not modelled)",
+            false,
+            Family::Charge,
+            event(
+                "evt_c5",
+                "charge.succeeded",
+                NOW,
+                json!({"id": "ch_1", "object": "charge"}),
+            ),
+        ),
+        (
+            "redelivered: subscription updated again",
+            false,
+            Family::Subscription,
+            event(
+                "evt_c2",
+                "customer.subscription.updated",
+                NOW + 10,
+                subscription("past_due"),
+            ),
+        ),
+        (
+            "redelivered: ignored type again",
+            false,
+            Family::Charge,
+            event(
+                "evt_c5",
+                "charge.succeeded",
+                NOW,
+                json!({"id": "ch_1", "object": "charge"}),
+            ),
+        ),
+        (
+            "parked: known type, unknown shape",
+            false,
+            Family::Subscription,
+            event(
+                "evt_c6",
+                "customer.subscription.updated",
+                NOW,
+                json!({"id": "sub_x"}),
+            ),
+        ),
+    ];
+    println!("| delivery | outcome | round trips | read units | write units |");
+    println!("|---|---|---|---|---|");
+    for (name, is_cold, family, body) in cases {
+        let service = if is_cold { &cold } else { &warm };
+        store.meter.take();
+        let header = sign(&body, &[WebhookSecret::new(SECRET)], NOW);
+        let outcome = service.receive_stripe(family, Some(&header), &body).await;
+        let CapacityReading {
+            requests,
+            read_units,
+            write_units,
+        } = store.meter.take();
+        let label = match outcome {
+            Outcome::Recorded { state, .. } => state.as_str().to_owned(),
+            Outcome::Duplicate { .. } => "duplicate".into(),
+            other => format!("{other:?}"),
+        };
+        println!("| {name} | {label} | {requests} | {read_units} | {write_units} |");
+    }
+}
