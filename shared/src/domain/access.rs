@@ -93,6 +93,10 @@ pub struct SubscriptionAccess {
     pub cancel_at_period_end: bool,
     pub trial_end: Option<i64>,
     pub cancellation_reason: Option<String>,
+    /// What the newest invoice event said about paying this subscription.
+    pub payment: Option<PaymentOutcome>,
+    /// The invoice behind `payment` (its hosted page is kept for "action required" emails).
+    pub invoice: Option<String>,
     /// `created` of the newest event behind this view (orders subscriptions that grant nothing).
     pub as_of: i64,
 }
@@ -156,6 +160,8 @@ pub fn subscription_access(
             .as_ref()
             .and_then(|d| d.value.reason.clone())
             .or_else(|| snap.cancellation_reason.clone()),
+        payment,
+        invoice: record.payment.as_ref().map(|r| r.value.invoice.to_string()),
         as_of,
     })
 }
