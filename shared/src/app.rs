@@ -72,3 +72,37 @@ pub async fn run_stripe_lambda(family: Family) -> Result<(), lambda_http::Error>
     let router = crate::http::webhook_router(app.service.clone(), &[family]);
     lambda_http::run(router).await
 }
+
+/// The relay Lambda on the table's DynamoDB Stream: delivers outbox inserts to the feed queue.
+pub async fn run_relay_lambda() -> Result<(), lambda_http::Error> {
+    let config = Config::from_env(&[], None)?;
+    crate::telemetry::init(config.log_json);
+    let app = App::build(
+        config,
+        Metrics::Emf {
+            namespace: "BillingWebhooks".into(),
+        },
+    )
+    .await?;
+    let queue = app
+        .queue
+        .clone()
+        .ok_or("BILLING_FEED_QUEUE_URL is not set")?;
+    let store = app.store.clone();
+    lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
+        move |event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>| {
+            let (store, queue) = (store.clone(), queue.clone());
+            async move {
+                Ok::<_, lambda_http::Error>(
+                    crate::relay::handle_stream_batch(
+                        store.as_ref(),
+                        queue.as_ref(),
+                        &event.payload,
+                    )
+                    .await,
+                )
+            }
+        },
+    ))
+    .await
+}

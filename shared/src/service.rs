@@ -331,6 +331,13 @@ impl WebhookService {
             match self.attempt(v, guard, &customer_id).await {
                 Ok(state) => return self.finish(&event_id, state, Ok(())),
                 Err(StoreError::Contention(why)) => last_error = why,
+                Err(StoreError::Corrupt(why)) if guard == LedgerGuard::ReplaceParked => {
+                    tracing::warn!(event_id, reason = %why, "replay met the same fault; still parked");
+                    return Outcome::Recorded {
+                        event_id,
+                        state: LedgerState::Parked,
+                    };
+                }
                 Err(StoreError::Corrupt(why)) => {
                     return self
                         .park(

@@ -124,18 +124,14 @@ impl CustomerBilling {
     pub fn apply(&mut self, meta: &EventMeta, event: &BillingEvent) -> Effect {
         let mut tally = Tally::default();
         match event {
-            BillingEvent::CheckoutCompleted {
-                subscription, user, ..
-            } => {
+            BillingEvent::CheckoutCompleted { user, .. } => {
                 let Some(user) = user else {
                     // A guest checkout names no user: nothing to link.
                     return Effect::Ignored;
                 };
+                // Only the link: the subscription's own events bring its state (creating an
+                // empty record here would make the stored aggregate depend on arrival order).
                 tally.add(self.claim(LinkSource::CheckoutClientReference, meta, user));
-                if let Some(sub) = subscription {
-                    // Make the subscription known so reads list it before its own events arrive.
-                    self.subscriptions.entry(sub.clone()).or_default();
-                }
             }
             BillingEvent::CustomerUpdated { user_claim, .. } => match user_claim {
                 Some(user) => tally.add(self.claim(LinkSource::CustomerMetadata, meta, user)),
