@@ -156,8 +156,16 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Signs a fixture file's exact bytes and posts it to a running endpoint.
-async fn send(args: &[String]) -> CliResult {
+/// A fixture's exact bytes, the family they go to and their Stripe-Signature header.
+struct Signed {
+    body: Vec<u8>,
+    family: Family,
+    header: String,
+    at: i64,
+}
+
+/// Reads `FILE [--family F] [--secret S] [--at UNIX]` and signs the file's bytes.
+fn signed_fixture(args: &[String]) -> Result<Signed, String> {
     let path = positional(args).ok_or(USAGE)?;
     let (body, home) = read_fixture(path)?;
     let family = match flag(args, "--family") {
@@ -169,6 +177,23 @@ async fn send(args: &[String]) -> CliResult {
         Some(t) => t.parse().map_err(|_| "--at takes Unix seconds")?,
         None => now(),
     };
+    let header = sign(&body, &[secret], at);
+    Ok(Signed {
+        body,
+        family,
+        header,
+        at,
+    })
+}
+
+/// Signs a fixture file's exact bytes and posts it to a running endpoint.
+async fn send(args: &[String]) -> CliResult {
+    let Signed {
+        body,
+        family,
+        header,
+        ..
+    } = signed_fixture(args)?;
     let url = match flag(args, "--url") {
         Some(u) => u.to_owned(),
         None => {
@@ -177,7 +202,6 @@ async fn send(args: &[String]) -> CliResult {
             format!("http://{addr}/webhooks/stripe/{family}")
         }
     };
-    let header = sign(&body, &[secret], at);
     let response = reqwest::Client::new()
         .post(&url)
         .header("content-type", "application/json")
@@ -274,21 +298,16 @@ async fn create_table() -> CliResult {
 /// Prints an API Gateway HTTP API (v2) event whose body is the fixture, signed now: the
 /// format `sam local invoke` and `cargo lambda invoke --data-file` take.
 fn lambda_event(args: &[String]) -> CliResult {
-    let path = positional(args).ok_or(USAGE)?;
-    let (body, home) = read_fixture(path)?;
-    let family: Family = match flag(args, "--family") {
-        Some(f) => f.parse()?,
-        None => home,
-    };
-    let secret = secret_for(args, family)?;
-    let at = match flag(args, "--at") {
-        Some(t) => t.parse().map_err(|_| "--at takes Unix seconds")?,
-        None => now(),
-    };
+    let Signed {
+        body,
+        family,
+        header,
+        at,
+    } = signed_fixture(args)?;
     let event = dev::api_gateway_event(
         family,
         &body,
-        &sign(&body, &[secret], at),
+        &header,
         at,
         args.iter().any(|a| a == "--base64"),
     );

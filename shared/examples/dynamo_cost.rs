@@ -71,7 +71,18 @@ async fn main() {
     };
     let cases: Vec<(&str, bool, Family, Vec<u8>)> = vec![
         (
-            "applied: subscription created (new customer, new user)",
+            "applied: checkout.session.completed (new customer, links the user)",
+            false,
+            Family::Checkout,
+            event(
+                "evt_c0",
+                "checkout.session.completed",
+                NOW - 5,
+                json!({"id": "cs_1", "object": "checkout.session", "customer": "cus_cost", "client_reference_id": "user_cost", "subscription": "sub_cost"}),
+            ),
+        ),
+        (
+            "applied: customer.subscription.created",
             false,
             Family::Subscription,
             event(
@@ -82,7 +93,7 @@ async fn main() {
             ),
         ),
         (
-            "applied: subscription updated",
+            "applied: customer.subscription.updated",
             false,
             Family::Subscription,
             event(
@@ -103,6 +114,23 @@ async fn main() {
             true,
             Family::Invoice,
             invoice("evt_c7", "invoice.payment_failed", NOW + 30),
+        ),
+        (
+            "applied: invoice.payment_action_required",
+            false,
+            Family::Invoice,
+            invoice("evt_c8", "invoice.payment_action_required", NOW + 31),
+        ),
+        (
+            "applied: customer.subscription.deleted",
+            false,
+            Family::Subscription,
+            event(
+                "evt_c9",
+                "customer.subscription.deleted",
+                NOW + 40,
+                subscription("canceled"),
+            ),
         ),
         (
             "stale: older subscription update",

@@ -215,32 +215,11 @@ async fn moto_killing_the_process_between_steps_loses_nothing() {
     let _ = relay.wait();
     let mut relay = crash_server(&["relay", &table, &queue_url]);
     assert!(relay.wait().expect("relay").success());
-    let mut ids = Vec::new();
-    for _ in 0..5 {
-        let out = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .max_number_of_messages(10)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .expect("receive");
-        for m in out.messages() {
-            let id = m
-                .message_attributes()
-                .and_then(|a| a.get("message_id"))
-                .and_then(|v| v.string_value())
-                .expect("message_id")
-                .to_owned();
-            ids.push(id);
-            sqs.delete_message()
-                .queue_url(&queue_url)
-                .receipt_handle(m.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .expect("delete");
-        }
-    }
+    let ids: Vec<String> = receive_all(&sqs, &queue_url)
+        .await
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
     let distinct: BTreeSet<_> = ids.iter().collect();
     assert_eq!(
         ids.len(),

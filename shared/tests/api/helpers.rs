@@ -222,3 +222,45 @@ pub fn subscription(id: &str, customer: &str, status: &str, user: Option<&str>) 
         }]}
     })
 }
+
+/// Receives (and deletes) everything in an SQS queue: `(message_id, kind, body)`.
+pub async fn receive_all(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Vec<(String, String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for _ in 0..5 {
+        let batch = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("receive");
+        if batch.messages().is_empty() {
+            break;
+        }
+        for m in batch.messages() {
+            let attr = |k: &str| {
+                m.message_attributes()
+                    .and_then(|a| a.get(k))
+                    .and_then(|v| v.string_value())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            out.push((
+                attr("message_id"),
+                attr("kind"),
+                serde_json::from_str(m.body().unwrap_or("null")).expect("json body"),
+            ));
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    out
+}
