@@ -116,6 +116,18 @@ async fn main() {
             invoice("evt_c7", "invoice.payment_failed", NOW + 30),
         ),
         (
+            "applied: invoice.payment_failed naming its user (subscription metadata), cold instance",
+            true,
+            Family::Invoice,
+            event(
+                "evt_c7b",
+                "invoice.payment_failed",
+                NOW + 30,
+                json!({"id": "in_cost2", "object": "invoice", "customer": "cus_cost",
+                "parent": {"subscription_details": {"subscription": "sub_cost", "metadata": {"user_id": "user_cost"}}}}),
+            ),
+        ),
+        (
             "applied: invoice.payment_action_required",
             false,
             Family::Invoice,

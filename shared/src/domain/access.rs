@@ -247,3 +247,210 @@ pub fn best_access<'a>(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::customer::{Deletion, PaymentState};
+    use crate::domain::events::SubscriptionSnapshot;
+    use crate::domain::ids::InvoiceId;
+    use crate::domain::version::{Register, Version};
+
+    fn record(
+        status: &str,
+        cancel: bool,
+        payment: Option<PaymentOutcome>,
+        deleted: bool,
+    ) -> SubscriptionRecord {
+        let v = Version::new(1, 0, "evt");
+        SubscriptionRecord {
+            snapshot: Some(Register {
+                version: v.clone(),
+                value: SubscriptionSnapshot {
+                    id: SubscriptionId::new("sub"),
+                    customer: CustomerId::new("cus"),
+                    status: status.into(),
+                    price_id: Some("price_pro".into()),
+                    product_id: Some("prod".into()),
+                    tier_hint: None,
+                    current_period_start: Some(0),
+                    current_period_end: Some(100),
+                    cancel_at_period_end: cancel,
+                    cancel_at: None,
+                    trial_end: None,
+                    cancellation_reason: None,
+                    user_claim: None,
+                },
+            }),
+            deletion: deleted.then(|| Register {
+                version: v.clone(),
+                value: Deletion {
+                    reason: Some("payment_failed".into()),
+                },
+            }),
+            payment: payment.map(|outcome| Register {
+                version: v.clone(),
+                value: PaymentState {
+                    invoice: InvoiceId::new("in"),
+                    outcome,
+                    hosted_invoice_url: None,
+                },
+            }),
+        }
+    }
+
+    fn rule(r: &SubscriptionRecord) -> (bool, Standing, BillingStatus) {
+        let a = subscription_access(
+            Provider::Stripe,
+            &CustomerId::new("cus"),
+            &SubscriptionId::new("sub"),
+            r,
+            &TierPolicy::default(),
+        )
+        .expect("snapshot present");
+        (a.grants, a.standing, a.billing_status)
+    }
+
+    /// One assertion per row of the README's access table.
+    #[test]
+    fn the_access_table() {
+        use BillingStatus::*;
+        use PaymentOutcome::*;
+        let rows = [
+            (
+                record("active", false, None, true),
+                (false, Standing::Ended, Cancelled),
+            ),
+            (
+                record("trialing", false, None, false),
+                (true, Standing::Trial, Done),
+            ),
+            (
+                record("active", false, None, false),
+                (true, Standing::Good, Done),
+            ),
+            (
+                record("active", false, Some(Paid), false),
+                (true, Standing::Good, Done),
+            ),
+            (
+                record("active", true, Some(Paid), false),
+                (true, Standing::Cancelling, Done),
+            ),
+            (
+                record("active", false, Some(Failed), false),
+                (false, Standing::Overdue, PastDue),
+            ),
+            (
+                record("active", true, Some(ActionRequired), false),
+                (false, Standing::ActionRequired, Required),
+            ),
+            (
+                record("past_due", false, Some(Paid), false),
+                (false, Standing::Overdue, PastDue),
+            ),
+            (
+                record("unpaid", false, None, false),
+                (false, Standing::Overdue, PastDue),
+            ),
+            (
+                record("incomplete", false, None, false),
+                (false, Standing::ActionRequired, Required),
+            ),
+            (
+                record("canceled", false, None, false),
+                (false, Standing::Ended, Cancelled),
+            ),
+            (
+                record("incomplete_expired", false, None, false),
+                (false, Standing::Inactive, Inactive),
+            ),
+            (
+                record("paused", false, None, false),
+                (false, Standing::Inactive, Inactive),
+            ),
+            (
+                record("some_future_status", false, None, false),
+                (false, Standing::Inactive, Inactive),
+            ),
+        ];
+        for (i, (rec, expected)) in rows.iter().enumerate() {
+            assert_eq!(rule(rec), *expected, "row {i}");
+        }
+        // A deletion ends access whatever the snapshot says, and keeps its reason.
+        let deleted = subscription_access(
+            Provider::Stripe,
+            &CustomerId::new("cus"),
+            &SubscriptionId::new("sub"),
+            &record("trialing", false, Some(Paid), true),
+            &TierPolicy::default(),
+        )
+        .expect("present");
+        assert!(!deleted.grants);
+        assert_eq!(
+            deleted.cancellation_reason.as_deref(),
+            Some("payment_failed")
+        );
+        assert_eq!(best_access([], &TierPolicy::default()), Access::none());
+    }
+
+    #[test]
+    fn the_best_entitlement_in_good_standing_wins() {
+        let tiers = TierPolicy {
+            price_tiers: [("price_pro".to_owned(), "pro".to_owned())].into(),
+            order: vec!["basic".into(), "pro".into(), "team".into()],
+        };
+        let mk = |sub: &str, tier: Option<&str>, grants: bool, end: i64, as_of: i64| {
+            SubscriptionAccess {
+                provider: Provider::Stripe,
+                customer: CustomerId::new("cus"),
+                subscription: SubscriptionId::new(sub),
+                grants,
+                tier: tier.map(str::to_owned),
+                status: if grants { "active" } else { "past_due" }.into(),
+                standing: if grants {
+                    Standing::Good
+                } else {
+                    Standing::Overdue
+                },
+                billing_status: if grants {
+                    BillingStatus::Done
+                } else {
+                    BillingStatus::PastDue
+                },
+                current_period_end: Some(end),
+                cancel_at_period_end: false,
+                trial_end: None,
+                cancellation_reason: None,
+                payment: None,
+                invoice: None,
+                as_of,
+            }
+        };
+        let subs = [
+            mk("sub_team_overdue", Some("team"), false, 900, 9),
+            mk("sub_basic", Some("basic"), true, 500, 1),
+            mk("sub_pro", Some("pro"), true, 100, 2),
+            mk("sub_unlisted", Some("prod_x"), true, 999, 3),
+        ];
+        let best = best_access(&subs, &tiers);
+        assert_eq!(
+            best.tier.as_deref(),
+            Some("pro"),
+            "a higher tier in good standing beats an overdue one"
+        );
+        assert_eq!(best.subscription, Some(SubscriptionId::new("sub_pro")));
+        let none_grant = [
+            mk("a", Some("pro"), false, 1, 5),
+            mk("b", Some("pro"), false, 1, 7),
+        ];
+        let why = best_access(&none_grant, &tiers);
+        assert_eq!(why.tier, None);
+        assert_eq!(
+            why.subscription,
+            Some(SubscriptionId::new("b")),
+            "the most recent explains"
+        );
+        assert_eq!(why.billing_status, BillingStatus::PastDue);
+    }
+}

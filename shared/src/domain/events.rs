@@ -76,6 +76,9 @@ pub struct InvoicePayment {
     pub outcome: PaymentOutcome,
     /// Stripe's hosted invoice page, for "payment action required" emails.
     pub hosted_invoice_url: Option<String>,
+    /// The user named by the subscription's metadata as copied onto the invoice. Only a hint
+    /// for reading the user's item up front; links come from checkout, customer, subscription.
+    pub user_hint: Option<UserId>,
 }
 
 /// The canonical event.
@@ -120,7 +123,8 @@ impl BillingEvent {
             BillingEvent::CheckoutCompleted { user, .. } => user.as_ref(),
             BillingEvent::Subscription { snapshot, .. } => snapshot.user_claim.as_ref(),
             BillingEvent::CustomerUpdated { user_claim, .. } => user_claim.as_ref(),
-            BillingEvent::InvoicePayment(_) | BillingEvent::Unsupported => None,
+            BillingEvent::InvoicePayment(p) => p.user_hint.as_ref(),
+            BillingEvent::Unsupported => None,
         }
     }
 }

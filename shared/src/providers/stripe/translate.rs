@@ -95,9 +95,9 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
             };
             BillingEvent::Subscription { change, snapshot }
         }
-        "invoice.paid" | "invoice.payment_succeeded" => invoice(env, PaymentOutcome::Paid)?,
-        "invoice.payment_failed" => invoice(env, PaymentOutcome::Failed)?,
-        "invoice.payment_action_required" => invoice(env, PaymentOutcome::ActionRequired)?,
+        "invoice.paid" | "invoice.payment_succeeded" => invoice(env, map, PaymentOutcome::Paid)?,
+        "invoice.payment_failed" => invoice(env, map, PaymentOutcome::Failed)?,
+        "invoice.payment_action_required" => invoice(env, map, PaymentOutcome::ActionRequired)?,
         "customer.created" | "customer.updated" => BillingEvent::CustomerUpdated {
             customer: CustomerId::new(need("id", id_field(obj, "id"))?),
             user_claim: metadata(obj, &map.user_metadata_key).map(UserId::new),
@@ -107,7 +107,11 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
     Ok(event)
 }
 
-fn invoice(env: &Envelope, outcome: PaymentOutcome) -> Result<BillingEvent, TranslateError> {
+fn invoice(
+    env: &Envelope,
+    map: &StripeMapping,
+    outcome: PaymentOutcome,
+) -> Result<BillingEvent, TranslateError> {
     let obj = &env.object;
     let missing = |field| TranslateError {
         event_type: env.event_type.clone(),
@@ -118,12 +122,21 @@ fn invoice(env: &Envelope, outcome: PaymentOutcome) -> Result<BillingEvent, Tran
             .and_then(|p| p.get("subscription_details"))
             .and_then(|d| id_field(d, "subscription"))
     });
+    // Invoices copy the subscription's metadata: `parent.subscription_details.metadata` since
+    // basil, `subscription_details.metadata` before it.
+    let user_hint = obj
+        .get("parent")
+        .and_then(|p| p.get("subscription_details"))
+        .or_else(|| obj.get("subscription_details"))
+        .and_then(|d| metadata(d, &map.user_metadata_key))
+        .map(UserId::new);
     Ok(BillingEvent::InvoicePayment(InvoicePayment {
         invoice: InvoiceId::new(id_field(obj, "id").ok_or_else(|| missing("id"))?),
         customer: CustomerId::new(id_field(obj, "customer").ok_or_else(|| missing("customer"))?),
         subscription: subscription.map(SubscriptionId::new),
         outcome,
         hosted_invoice_url: str_field(obj, "hosted_invoice_url").map(str::to_owned),
+        user_hint,
     }))
 }
 
@@ -175,5 +188,123 @@ fn subscription_details(obj: &Value, map: &StripeMapping) -> SubscriptionSnapsho
             .and_then(|c| str_field(c, "reason"))
             .map(str::to_owned),
         user_claim: metadata(obj, &map.user_metadata_key).map(UserId::new),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env(event_type: &str, object: Value) -> Envelope {
+        let body =
+            json!({"id": "evt_t", "type": event_type, "created": 10, "data": {"object": object}});
+        Envelope::parse(body.to_string().as_bytes()).expect("parse")
+    }
+
+    fn payment(e: &Envelope) -> InvoicePayment {
+        match translate(e, &StripeMapping::default()).expect("translate") {
+            BillingEvent::InvoicePayment(p) => p,
+            other => panic!("not an invoice payment: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn invoice_subscription_is_found_before_and_after_basil() {
+        let old = env(
+            "invoice.payment_failed",
+            json!({"id": "in_1", "customer": "cus_1", "subscription": "sub_1",
+            "subscription_details": {"metadata": {"user_id": "u_old"}}}),
+        );
+        let basil = env(
+            "invoice.paid",
+            json!({"id": "in_2", "customer": {"id": "cus_1", "object": "customer"},
+            "parent": {"subscription_details": {"subscription": "sub_1", "metadata": {"user_id": "u_new"}}}}),
+        );
+        let (a, b) = (payment(&old), payment(&basil));
+        assert_eq!(a.subscription, Some(SubscriptionId::new("sub_1")));
+        assert_eq!(b.subscription, Some(SubscriptionId::new("sub_1")));
+        assert_eq!(
+            (a.outcome, b.outcome),
+            (PaymentOutcome::Failed, PaymentOutcome::Paid)
+        );
+        assert_eq!(
+            b.customer,
+            CustomerId::new("cus_1"),
+            "expanded customer objects are read"
+        );
+        assert_eq!(a.user_hint, Some(UserId::new("u_old")));
+        assert_eq!(b.user_hint, Some(UserId::new("u_new")));
+    }
+
+    #[test]
+    fn subscription_period_and_price_come_from_wherever_the_version_put_them() {
+        let basil = env(
+            "customer.subscription.updated",
+            json!({"id": "sub_1", "customer": "cus_1", "status": "active",
+            "items": {"data": [{"current_period_start": 100, "current_period_end": 200,
+                "price": {"id": "price_1", "product": {"id": "prod_1", "metadata": {"tier": "team"}}}}]}}),
+        );
+        let old = env(
+            "customer.subscription.updated",
+            json!({"id": "sub_1", "customer": "cus_1", "status": "past_due",
+            "current_period_start": 100, "current_period_end": 200, "cancel_at_period_end": "true",
+            "plan": {"id": "gold", "product": "prod_1", "metadata": {"tier": "gold"}},
+            "metadata": {"user_id": "u_1"}}),
+        );
+        for (e, tier, price) in [(basil, "team", "price_1"), (old, "gold", "gold")] {
+            let BillingEvent::Subscription { snapshot, .. } =
+                translate(&e, &StripeMapping::default()).expect("ok")
+            else {
+                panic!("not a subscription event");
+            };
+            assert_eq!(
+                (snapshot.current_period_start, snapshot.current_period_end),
+                (Some(100), Some(200))
+            );
+            assert_eq!(snapshot.tier_hint.as_deref(), Some(tier));
+            assert_eq!(snapshot.price_id.as_deref(), Some(price));
+            assert_eq!(snapshot.product_id.as_deref(), Some("prod_1"));
+        }
+    }
+
+    #[test]
+    fn a_modelled_type_missing_what_it_needs_is_an_error_and_others_are_unsupported() {
+        let no_customer = env(
+            "customer.subscription.created",
+            json!({"id": "sub_1", "status": "active"}),
+        );
+        let err = translate(&no_customer, &StripeMapping::default()).expect_err("must fail");
+        assert_eq!(err.field, "customer");
+        let unknown = env("customer.subscription.frobnicated", json!({}));
+        assert_eq!(
+            translate(&unknown, &StripeMapping::default()),
+            Ok(BillingEvent::Unsupported)
+        );
+        let charge = env("charge.succeeded", json!({"id": "ch_1"}));
+        assert_eq!(
+            translate(&charge, &StripeMapping::default()),
+            Ok(BillingEvent::Unsupported)
+        );
+        let guest = env(
+            "checkout.session.completed",
+            json!({"id": "cs_1", "customer": null}),
+        );
+        assert_eq!(
+            translate(&guest, &StripeMapping::default()),
+            Ok(BillingEvent::Unsupported)
+        );
+    }
+
+    #[test]
+    fn families_follow_the_type_prefix() {
+        assert_eq!(family_of("checkout.session.expired"), Family::Checkout);
+        assert_eq!(
+            family_of("customer.subscription.paused"),
+            Family::Subscription
+        );
+        assert_eq!(family_of("invoice_payment.paid"), Family::Invoice);
+        assert_eq!(family_of("customer.updated"), Family::Charge);
+        assert_eq!(family_of("payment_intent.succeeded"), Family::Charge);
     }
 }
