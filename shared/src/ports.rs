@@ -109,6 +109,9 @@ pub struct OutboxMessage {
     pub kind: String,
     pub body: serde_json::Value,
     pub created_at: i64,
+    /// Relay order: time, then the subject (user or customer), then its sequence, so a user's
+    /// changes leave in the order they were applied (FIFO queues keep it per user).
+    pub order_key: String,
 }
 
 /// How the ledger item may be written by a commit.

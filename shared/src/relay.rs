@@ -149,6 +149,7 @@ mod tests {
             kind: "test.ping".into(),
             body: serde_json::json!({"n": id}),
             created_at: 1,
+            order_key: format!("1#{id}"),
         }
     }
 

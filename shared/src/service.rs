@@ -724,6 +724,7 @@ fn access_changed(
             "occurred_at": now,
         }),
         created_at: now,
+        order_key: format!("{now:011}#{}#{:010}", doc.user, doc.feed_seq),
     }
 }
 
@@ -750,6 +751,7 @@ fn customer_unlinked(
             "occurred_at": now,
         }),
         created_at: now,
+        order_key: format!("{now:011}#{}#{:010}", state.customer, 0),
     }
 }
 

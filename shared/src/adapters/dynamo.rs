@@ -364,7 +364,7 @@ impl DynamoBillingStore {
             item.insert("kind".into(), s("outbox"));
             item.insert("doc".into(), s(to_json(m)?));
             item.insert("GSI1PK".into(), s(OUTBOX));
-            item.insert("GSI1SK".into(), s(format!("{:011}#{}", m.created_at, m.id)));
+            item.insert("GSI1SK".into(), s(format!("{}#{}", m.order_key, m.id)));
             items.push(self.put(item, "attribute_not_exists(PK)", None)?);
         }
         Ok(items)

@@ -21,7 +21,7 @@ struct Tables {
     users: HashMap<UserId, Stored<UserAccessDoc>>,
     /// Keyed like the DynamoDB sort key, so iteration order is the same.
     audit: BTreeMap<(Provider, CustomerId, i64, EventId), AuditRecord>,
-    outbox: BTreeMap<(i64, String), OutboxMessage>,
+    outbox: BTreeMap<(String, String), OutboxMessage>,
 }
 
 #[derive(Default)]
@@ -125,7 +125,8 @@ impl BillingStore for InMemoryBillingStore {
             t.audit.insert(key, a.clone());
         }
         for m in &c.outbox {
-            t.outbox.insert((m.created_at, m.id.clone()), m.clone());
+            t.outbox
+                .insert((m.order_key.clone(), m.id.clone()), m.clone());
         }
         Ok(())
     }

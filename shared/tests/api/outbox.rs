@@ -44,6 +44,7 @@ async fn moto_a_test_message_written_with_a_commit_reaches_sqs_once_per_id() {
             kind: "test.ping".into(),
             body: json!({"hello": "feed"}),
             created_at: NOW,
+            order_key: "probe".into(),
         }],
     };
     store.commit(&commit).await.expect("commit");
