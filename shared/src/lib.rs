@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod feed;
 pub mod http;
 pub mod ports;
 pub mod providers;

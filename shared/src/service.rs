@@ -7,20 +7,20 @@
 //! - nothing lost: state, ledger, audit and outbox are one atomic commit; transient failures
 //!   answer 5xx so the provider retries; unreadable events are parked with their bytes.
 
-use crate::domain::access::{best_access, customer_access, Access, SubscriptionAccess, TierPolicy};
+use crate::domain::access::{customer_access, Access, TierPolicy};
 use crate::domain::customer::{CustomerBilling, Effect};
 use crate::domain::events::{BillingEvent, EventMeta};
 use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
+use crate::feed::{access_changed, customer_unlinked, summary, update_user};
 use crate::ports::{
-    AuditRecord, BillingStore, Clock, Commit, LedgerGuard, LedgerRecord, LedgerState,
-    OutboxMessage, ParkedBody, SecretSource, StoreError, Stored, UserAccessDoc,
+    AuditRecord, BillingStore, Clock, Commit, LedgerGuard, LedgerRecord, LedgerState, ParkedBody,
+    SecretSource, StoreError, Stored, UserAccessDoc,
 };
 use crate::providers::stripe::event::Envelope;
 use crate::providers::stripe::signature::{self, SignatureError};
 use crate::providers::stripe::translate::{family_of, translate, StripeMapping};
 use crate::routing::Family;
 use crate::telemetry::{Counter, Metrics};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -642,137 +642,6 @@ fn empty_user_doc(user: &UserId) -> UserAccessDoc {
         feed_seq: 0,
         updated_at: 0,
     }
-}
-
-/// Puts (or, with `None`, removes) one source's subscriptions in a user's document and
-/// recomputes the access; returns the previous and new access when the access changed.
-pub fn update_user(
-    mut doc: UserAccessDoc,
-    source: &str,
-    subs: Option<Vec<SubscriptionAccess>>,
-    tiers: &TierPolicy,
-    now: i64,
-) -> (UserAccessDoc, Option<(Access, Access)>) {
-    match subs {
-        Some(subs) => doc.sources.insert(source.to_owned(), subs),
-        None => doc.sources.remove(source),
-    };
-    let access = best_access(doc.sources.values().flatten(), tiers);
-    doc.updated_at = now;
-    if access == doc.access {
-        return (doc, None);
-    }
-    let previous = std::mem::replace(&mut doc.access, access.clone());
-    doc.feed_seq += 1;
-    (doc, Some((previous, access)))
-}
-
-/// Names of the access fields that differ (the feed's `changed`).
-fn changed_fields(a: &Access, b: &Access) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if a.tier != b.tier {
-        out.push("tier");
-    }
-    if a.status != b.status {
-        out.push("status");
-    }
-    if a.standing != b.standing {
-        out.push("standing");
-    }
-    if a.billing_status != b.billing_status {
-        out.push("billing_status");
-    }
-    if a.current_period_end != b.current_period_end {
-        out.push("current_period_end");
-    }
-    if a.cancel_at_period_end != b.cancel_at_period_end {
-        out.push("cancel_at_period_end");
-    }
-    if a.subscription != b.subscription {
-        out.push("subscription");
-    }
-    out
-}
-
-/// Feed schema version 1 (documented in README).
-pub const FEED_SCHEMA: &str = "billing.access_changed.v1";
-
-fn access_changed(
-    doc: &UserAccessDoc,
-    previous: &Access,
-    access: &Access,
-    meta: &EventMeta,
-    now: i64,
-) -> OutboxMessage {
-    let id = format!(
-        "chg_{}",
-        &sha256_hex(format!("{}\n{}\n{}", doc.user, doc.feed_seq, meta.id).as_bytes())[..24]
-    );
-    OutboxMessage {
-        id: id.clone(),
-        kind: "access.changed".into(),
-        body: json!({
-            "schema": FEED_SCHEMA,
-            "change_id": id,
-            "user_id": doc.user,
-            "seq": doc.feed_seq,
-            "access": access,
-            "previous": previous,
-            "grants_paid_tier": access.grants_paid_tier(),
-            "changed": changed_fields(previous, access),
-            "cause": cause(meta),
-            "occurred_at": now,
-        }),
-        created_at: now,
-        order_key: format!("{now:011}#{}#{:010}", doc.user, doc.feed_seq),
-    }
-}
-
-fn customer_unlinked(
-    state: &CustomerBilling,
-    subs: &[SubscriptionAccess],
-    meta: &EventMeta,
-    now: i64,
-) -> OutboxMessage {
-    let id = format!(
-        "unl_{}",
-        &sha256_hex(format!("{}\n{}", state.customer, meta.id).as_bytes())[..24]
-    );
-    OutboxMessage {
-        id: id.clone(),
-        kind: "customer.unlinked".into(),
-        body: json!({
-            "schema": "billing.customer_unlinked.v1",
-            "change_id": id,
-            "provider": state.provider,
-            "customer": state.customer,
-            "subscriptions": subs,
-            "cause": cause(meta),
-            "occurred_at": now,
-        }),
-        created_at: now,
-        order_key: format!("{now:011}#{}#{:010}", state.customer, 0),
-    }
-}
-
-fn cause(meta: &EventMeta) -> serde_json::Value {
-    json!({
-        "provider": meta.provider,
-        "event_id": meta.id,
-        "event_type": meta.event_type,
-        "created": meta.created,
-    })
-}
-
-/// The part of a customer's state an audit entry shows: the link and the subscriptions that
-/// differ from `other` (before vs after).
-fn summary(
-    user: Option<&UserId>,
-    subs: &[SubscriptionAccess],
-    other: &[SubscriptionAccess],
-) -> serde_json::Value {
-    let changed: Vec<&SubscriptionAccess> = subs.iter().filter(|s| !other.contains(s)).collect();
-    json!({ "user": user, "subscriptions": changed })
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -178,15 +178,7 @@ async fn post_to(port: u16, body: &[u8]) -> Result<(u16, String), String> {
 async fn moto_killing_the_process_between_steps_loses_nothing() {
     let store = moto_store().await;
     let table = store.table().to_owned();
-    let sqs = aws_sdk_sqs::Client::new(&sdk_config());
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("feed"))
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
+    let (sqs, queue_url) = moto_queue("feed").await;
     let body = body();
 
     // 1. The process dies right after the commit, before it can answer.

@@ -264,3 +264,17 @@ pub async fn receive_all(
     }
     out
 }
+
+/// A fresh SQS queue in moto and a client for it.
+pub async fn moto_queue(prefix: &str) -> (aws_sdk_sqs::Client, String) {
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config());
+    let url = sqs
+        .create_queue()
+        .queue_name(unique(prefix))
+        .send()
+        .await
+        .expect("create queue in moto")
+        .queue_url
+        .expect("queue url");
+    (sqs, url)
+}

@@ -12,15 +12,7 @@ use serde_json::json;
 #[tokio::test]
 async fn moto_a_test_message_written_with_a_commit_reaches_sqs_once_per_id() {
     let store = moto_store().await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk_config());
-    let url = sqs
-        .create_queue()
-        .queue_name(unique("outbox"))
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
+    let (sqs, url) = moto_queue("outbox").await;
     let commit = Commit {
         ledger: LedgerRecord {
             provider: Provider::Stripe,
@@ -73,15 +65,7 @@ async fn moto_a_test_message_written_with_a_commit_reaches_sqs_once_per_id() {
 #[tokio::test]
 async fn moto_access_changes_reach_the_feed_in_the_order_they_were_applied() {
     let app = spawn_moto(false).await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk_config());
-    let url = sqs
-        .create_queue()
-        .queue_name(unique("feed"))
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
+    let (sqs, url) = moto_queue("feed").await;
     for file in [
         "01_checkout.session.completed",
         "02_customer.subscription.created",
@@ -116,7 +100,7 @@ async fn moto_access_changes_reach_the_feed_in_the_order_they_were_applied() {
     sorted.sort_unstable();
     assert_eq!(sorted, vec![1, 2], "{got:?}");
     for b in &feed {
-        assert_eq!(b["schema"], billing::service::FEED_SCHEMA);
+        assert_eq!(b["schema"], billing::feed::FEED_SCHEMA);
         assert_eq!(b["user_id"], "user_42");
         assert!(b["change_id"]
             .as_str()
