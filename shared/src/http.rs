@@ -75,6 +75,7 @@ pub fn webhook_router(service: Arc<WebhookService>, families: &[Family]) -> Rout
 /// The read routes: ledger records, user access and the audit trail.
 pub fn read_router(service: Arc<WebhookService>) -> Router {
     Router::new()
+        .route("/events/parked", get(parked_events))
         .route("/events/stripe/{event_id}", get(event_record))
         .route("/users/{user_id}/access", get(user_access))
         .route("/users/{user_id}/events", get(user_events))
@@ -120,6 +121,15 @@ async fn event_record(
             StatusCode::NOT_FOUND,
             Json(json!({"error": "no such event"})),
         )
+            .into_response(),
+        Err(e) => store_failure(&e),
+    }
+}
+
+/// Parked events, oldest first (what `billing replay --all` would re-apply).
+async fn parked_events(State(svc): State<Arc<WebhookService>>) -> Response {
+    match svc.store().parked(1000).await {
+        Ok(records) => Json(json!({"parked": records.iter().map(ledger_json).collect::<Vec<_>>()}))
             .into_response(),
         Err(e) => store_failure(&e),
     }

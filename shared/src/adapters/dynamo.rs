@@ -488,6 +488,17 @@ pub fn ledger_from_item(item: &Item) -> Result<LedgerRecord, StoreError> {
     })
 }
 
+/// A cancelled transaction, by the reason code of each item (the ledger item is first): a
+/// failed condition on the ledger means the event is already recorded; anything else — a moved
+/// revision, a conflict with another transaction, throttling — is contention, to re-read and retry.
+fn classify_cancellation(codes: &[&str]) -> StoreError {
+    if codes.first() == Some(&"ConditionalCheckFailed") {
+        StoreError::AlreadyRecorded
+    } else {
+        StoreError::Contention(format!("transaction cancelled: {codes:?}"))
+    }
+}
+
 /// Maps a failed transaction to the store's error: only a failed condition on the ledger item
 /// (always the first item) means "already recorded".
 fn transact_error(e: SdkError<TransactWriteItemsError>) -> StoreError {
@@ -499,10 +510,7 @@ fn transact_error(e: SdkError<TransactWriteItemsError>) -> StoreError {
                     .iter()
                     .map(|r| r.code().unwrap_or("None"))
                     .collect();
-                if codes.first() == Some(&"ConditionalCheckFailed") {
-                    return StoreError::AlreadyRecorded;
-                }
-                return StoreError::Contention(format!("transaction cancelled: {codes:?}"));
+                return classify_cancellation(&codes);
             }
             TransactWriteItemsError::TransactionInProgressException(_) => {
                 return StoreError::Contention("transaction conflict".into());
@@ -700,5 +708,39 @@ impl DynamoBillingStore {
             .await
             .map_err(unavailable)?;
         Ok(out.items().to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_failed_ledger_condition_means_already_recorded() {
+        assert_eq!(
+            classify_cancellation(&["ConditionalCheckFailed", "None", "None"]),
+            StoreError::AlreadyRecorded
+        );
+        for codes in [
+            ["None", "ConditionalCheckFailed", "None"],
+            ["TransactionConflict", "None", "None"],
+            ["None", "ThrottlingError", "None"],
+            ["None", "None", "ProvisionedThroughputExceeded"],
+        ] {
+            assert!(
+                matches!(classify_cancellation(&codes), StoreError::Contention(_)),
+                "{codes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn item_sizes_follow_dynamodb_rules() {
+        let item: Item = HashMap::from([
+            ("PK".to_owned(), s("abc")),
+            ("n".to_owned(), n(12345)),
+            ("b".to_owned(), AttributeValue::Bool(true)),
+        ]);
+        assert_eq!(item_size(&item), (2 + 3) + (1 + 4) + (1 + 1));
     }
 }

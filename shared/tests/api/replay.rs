@@ -27,6 +27,8 @@ async fn a_known_type_of_unknown_shape_is_parked_with_its_bytes() {
         "{json}"
     );
     assert_eq!(app.metrics.count(Counter::Parked), 1);
+    let (_, listed) = app.get("/events/parked").await;
+    assert_eq!(listed["parked"][0]["event_id"], "evt_odd", "{listed}");
     let (_, record) = app.get("/events/stripe/evt_odd").await;
     assert_eq!(record["state"], "parked");
     assert!(
