@@ -16,6 +16,7 @@ use billing::app::App;
 use billing::config::Config;
 use billing::domain::ids::{EventId, Provider};
 use billing::http::{ledger_json, local_router};
+use billing::ports::BillingStore;
 use billing::providers::stripe::event::Envelope;
 use billing::providers::stripe::signature::{sign, WebhookSecret};
 use billing::providers::stripe::translate::family_of;
@@ -223,7 +224,7 @@ async fn send(args: &[String]) -> CliResult {
 async fn replay(args: &[String]) -> CliResult {
     let app = build_app(Metrics::Off).await?;
     let ids: Vec<EventId> = if args.iter().any(|a| a == "--all") {
-        let parked = app.store_parked(1000).await?;
+        let parked = app.store.parked(1000).await.map_err(|e| e.to_string())?;
         parked.into_iter().map(|r| r.event_id).collect()
     } else {
         vec![EventId::new(positional(args).ok_or(USAGE)?)]
@@ -250,7 +251,7 @@ async fn replay(args: &[String]) -> CliResult {
 
 async fn parked() -> CliResult {
     let app = build_app(Metrics::Off).await?;
-    for r in app.store_parked(1000).await? {
+    for r in app.store.parked(1000).await.map_err(|e| e.to_string())? {
         println!("{}", ledger_json(&r));
     }
     Ok(())
@@ -316,19 +317,4 @@ fn lambda_event(args: &[String]) -> CliResult {
         serde_json::to_string_pretty(&event).map_err(|e| e.to_string())?
     );
     Ok(())
-}
-
-trait ParkedList {
-    async fn store_parked(&self, limit: usize)
-        -> Result<Vec<billing::ports::LedgerRecord>, String>;
-}
-
-impl ParkedList for App {
-    async fn store_parked(
-        &self,
-        limit: usize,
-    ) -> Result<Vec<billing::ports::LedgerRecord>, String> {
-        use billing::ports::BillingStore;
-        self.store.parked(limit).await.map_err(|e| e.to_string())
-    }
 }

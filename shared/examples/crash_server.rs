@@ -8,7 +8,6 @@ use billing::adapters::dynamo::DynamoBillingStore;
 use billing::adapters::faults::{FaultPlan, FaultyQueue, FaultyStore, Step};
 use billing::adapters::memory::StaticSecrets;
 use billing::adapters::sqs::SqsQueue;
-use billing::domain::access::TierPolicy;
 use billing::ports::{BillingStore, Queue, SystemClock};
 use billing::providers::stripe::signature::WebhookSecret;
 use billing::service::{Settings, WebhookService};
@@ -45,12 +44,7 @@ async fn main() {
                 )])),
                 Arc::new(SystemClock),
                 Arc::new(Metrics::Off),
-                Settings {
-                    tolerance_secs: 300,
-                    livemode: false,
-                    mapping: Default::default(),
-                    tiers: TierPolicy::default(),
-                },
+                Settings::default(),
             ));
             let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{target}"))
                 .await

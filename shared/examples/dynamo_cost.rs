@@ -5,7 +5,6 @@
 
 use billing::adapters::dynamo::{CapacityReading, DynamoBillingStore};
 use billing::adapters::memory::StaticSecrets;
-use billing::domain::access::TierPolicy;
 use billing::ports::FixedClock;
 use billing::providers::stripe::signature::{sign, WebhookSecret};
 use billing::routing::Family;
@@ -48,12 +47,7 @@ async fn main() {
             Arc::new(StaticSecrets::everywhere(vec![WebhookSecret::new(SECRET)])),
             Arc::new(FixedClock::at(NOW)),
             Arc::new(Metrics::Off),
-            Settings {
-                tolerance_secs: 300,
-                livemode: false,
-                mapping: Default::default(),
-                tiers: TierPolicy::default(),
-            },
+            Settings::default(),
         )
     };
     let warm = new_service();

@@ -4,7 +4,6 @@
 //! `cargo run --release -p billing --example pipeline_bench`
 
 use billing::adapters::memory::{InMemoryBillingStore, StaticSecrets};
-use billing::domain::access::TierPolicy;
 use billing::ports::FixedClock;
 use billing::providers::stripe::event::Envelope;
 use billing::providers::stripe::signature::{sign, verify, WebhookSecret};
@@ -60,10 +59,8 @@ async fn main() {
         Arc::new(FixedClock::at(1_000)),
         Arc::new(Metrics::Off),
         Settings {
-            tolerance_secs: 300,
-            livemode: false,
             mapping,
-            tiers: TierPolicy::default(),
+            ..Settings::default()
         },
     );
     let text = String::from_utf8(body.clone()).expect("utf8");

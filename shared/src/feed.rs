@@ -34,29 +34,24 @@ pub fn update_user(
 
 /// Names of the access fields that differ (the feed's `changed`).
 fn changed_fields(a: &Access, b: &Access) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if a.tier != b.tier {
-        out.push("tier");
-    }
-    if a.status != b.status {
-        out.push("status");
-    }
-    if a.standing != b.standing {
-        out.push("standing");
-    }
-    if a.billing_status != b.billing_status {
-        out.push("billing_status");
-    }
-    if a.current_period_end != b.current_period_end {
-        out.push("current_period_end");
-    }
-    if a.cancel_at_period_end != b.cancel_at_period_end {
-        out.push("cancel_at_period_end");
-    }
-    if a.subscription != b.subscription {
-        out.push("subscription");
-    }
-    out
+    [
+        ("tier", a.tier != b.tier),
+        ("status", a.status != b.status),
+        ("standing", a.standing != b.standing),
+        ("billing_status", a.billing_status != b.billing_status),
+        (
+            "current_period_end",
+            a.current_period_end != b.current_period_end,
+        ),
+        (
+            "cancel_at_period_end",
+            a.cancel_at_period_end != b.cancel_at_period_end,
+        ),
+        ("subscription", a.subscription != b.subscription),
+    ]
+    .into_iter()
+    .filter_map(|(name, differs)| differs.then_some(name))
+    .collect()
 }
 
 /// Feed schema version 1 (documented in README).

@@ -6,7 +6,7 @@
 
 use crate::domain::access::Access;
 use crate::domain::ids::{EventId, Provider, UserId};
-use crate::ports::{AuditRecord, LedgerRecord, StoreError};
+use crate::ports::{parse_source_key, AuditRecord, LedgerRecord, StoreError};
 use crate::routing::Family;
 use crate::service::{Outcome, WebhookService};
 use axum::body::Bytes;
@@ -186,24 +186,8 @@ async fn user_events(
     let sources = doc
         .map(|d| d.value.sources.into_keys().collect::<Vec<_>>())
         .unwrap_or_default();
-    for source in sources {
-        let Some((provider, customer)) = source.split_once(':') else {
-            continue;
-        };
-        let provider = if provider == "paypal" {
-            Provider::Paypal
-        } else {
-            Provider::Stripe
-        };
-        match svc
-            .store()
-            .audit(
-                provider,
-                &crate::domain::ids::CustomerId::new(customer),
-                LIMIT,
-            )
-            .await
-        {
+    for (provider, customer) in sources.iter().filter_map(|k| parse_source_key(k)) {
+        match svc.store().audit(provider, &customer, LIMIT).await {
             Ok(mut a) => entries.append(&mut a),
             Err(e) => return store_failure(&e),
         }

@@ -74,11 +74,27 @@ pub struct Stored<T> {
     pub rev: u64,
 }
 
+/// The key of one billing source in a user's document: `{provider}:{customer}`.
+pub fn source_key(provider: Provider, customer: &CustomerId) -> String {
+    format!("{provider}:{customer}")
+}
+
+/// The inverse of [`source_key`].
+pub fn parse_source_key(key: &str) -> Option<(Provider, CustomerId)> {
+    let (provider, customer) = key.split_once(':')?;
+    let provider = match provider {
+        "stripe" => Provider::Stripe,
+        "paypal" => Provider::Paypal,
+        _ => return None,
+    };
+    Some((provider, CustomerId::new(customer)))
+}
+
 /// What the model keeps per user: each source's subscriptions and the access they add up to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserAccessDoc {
     pub user: UserId,
-    /// Keyed by source (`stripe:cus_…`).
+    /// Keyed by [`source_key`] (`stripe:cus_…`).
     pub sources: BTreeMap<String, Vec<SubscriptionAccess>>,
     pub access: Access,
     /// Number of access changes published so far; the feed's per-user sequence.
@@ -133,6 +149,27 @@ pub struct Commit {
     pub users: Vec<(UserAccessDoc, Option<u64>)>,
     pub audit: Vec<AuditRecord>,
     pub outbox: Vec<OutboxMessage>,
+}
+
+impl Commit {
+    /// A commit that writes only the ledger record (ignored, stale, parked).
+    pub fn ledger_only(ledger: LedgerRecord, guard: LedgerGuard) -> Self {
+        Self {
+            ledger,
+            guard,
+            customer: None,
+            users: vec![],
+            audit: vec![],
+            outbox: vec![],
+        }
+    }
+
+    pub fn is_ledger_only(&self) -> bool {
+        self.customer.is_none()
+            && self.users.is_empty()
+            && self.audit.is_empty()
+            && self.outbox.is_empty()
+    }
 }
 
 /// What a single consistent read returns.

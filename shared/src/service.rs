@@ -13,8 +13,8 @@ use crate::domain::events::{BillingEvent, EventMeta};
 use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
 use crate::feed::{access_changed, customer_unlinked, summary, update_user};
 use crate::ports::{
-    AuditRecord, BillingStore, Clock, Commit, LedgerGuard, LedgerRecord, LedgerState, ParkedBody,
-    SecretSource, StoreError, Stored, UserAccessDoc,
+    source_key, AuditRecord, BillingStore, Clock, Commit, LedgerGuard, LedgerRecord, LedgerState,
+    ParkedBody, SecretSource, SecretsError, StoreError, Stored, UserAccessDoc,
 };
 use crate::providers::stripe::event::Envelope;
 use crate::providers::stripe::signature::{self, SignatureError};
@@ -38,6 +38,18 @@ pub struct Settings {
     pub livemode: bool,
     pub mapping: StripeMapping,
     pub tiers: TierPolicy,
+}
+
+impl Default for Settings {
+    /// Stripe's default tolerance, test mode, default metadata keys, no tier map.
+    fn default() -> Self {
+        Self {
+            tolerance_secs: 300,
+            livemode: false,
+            mapping: StripeMapping::default(),
+            tiers: TierPolicy::default(),
+        }
+    }
 }
 
 /// Why a delivery was refused (400, nothing stored).
@@ -77,13 +89,18 @@ pub struct WebhookService {
     link_cache: Mutex<HashMap<CustomerId, UserId>>,
 }
 
+/// A delivery whose signature has been checked (on arrival, or when it was parked).
+struct Delivery<'a> {
+    family: Family,
+    raw: &'a [u8],
+    signed_at: i64,
+}
+
 /// An event ready to apply: verified, parsed and translated.
 struct Verified<'a> {
     meta: EventMeta,
     event: BillingEvent,
-    family: Family,
-    raw: &'a [u8],
-    signed_at: i64,
+    delivery: &'a Delivery<'a>,
 }
 
 impl WebhookService {
@@ -150,25 +167,14 @@ impl WebhookService {
             Ok(t) => t,
             Err(outcome) => return outcome,
         };
-        let envelope = match Envelope::parse(body) {
+        let delivery = Delivery {
+            family,
+            raw: body,
+            signed_at,
+        };
+        let envelope = match self.parse_or_park(&delivery, LedgerGuard::New).await {
             Ok(env) => env,
-            Err(err) => {
-                // Signed but unreadable: keyed by the body's hash, since it has no usable id.
-                let id = format!("unparsed_{}", &sha256_hex(body)[..32]);
-                return self
-                    .park(
-                        family,
-                        &id,
-                        "unknown",
-                        0,
-                        self.settings.livemode,
-                        None,
-                        body,
-                        signed_at,
-                        &err.to_string(),
-                    )
-                    .await;
-            }
+            Err(parked) => return parked,
         };
         if let Some(event_mode) = envelope.livemode {
             if event_mode != self.settings.livemode {
@@ -184,6 +190,41 @@ impl WebhookService {
             self.metrics.incr(Counter::OutsideFamily, family.as_str());
             tracing::info!(event_id = %envelope.id, event_type = %envelope.event_type, %family, %home, "event outside its family");
         }
+        self.translate_and_apply(&delivery, &envelope, LedgerGuard::New)
+            .await
+    }
+
+    /// Reads the envelope; a signed body that is not one is parked under its hash.
+    async fn parse_or_park(
+        &self,
+        delivery: &Delivery<'_>,
+        guard: LedgerGuard,
+    ) -> Result<Envelope, Outcome> {
+        match Envelope::parse(delivery.raw) {
+            Ok(env) => Ok(env),
+            Err(err) => {
+                let meta = EventMeta {
+                    provider: Provider::Stripe,
+                    id: unparsed_id(delivery.raw),
+                    event_type: "unknown".into(),
+                    created: 0,
+                    livemode: self.settings.livemode,
+                    api_version: None,
+                };
+                Err(self
+                    .park(delivery, &meta, None, &err.to_string(), guard)
+                    .await)
+            }
+        }
+    }
+
+    /// The same second half for an arriving and a replayed event.
+    async fn translate_and_apply(
+        &self,
+        delivery: &Delivery<'_>,
+        envelope: &Envelope,
+        guard: LedgerGuard,
+    ) -> Outcome {
         let meta = EventMeta {
             provider: Provider::Stripe,
             id: EventId::new(envelope.id.clone()),
@@ -192,30 +233,18 @@ impl WebhookService {
             livemode: envelope.livemode.unwrap_or(self.settings.livemode),
             api_version: envelope.api_version.clone(),
         };
-        match translate(&envelope, &self.settings.mapping) {
+        match translate(envelope, &self.settings.mapping) {
             Ok(event) => {
                 let verified = Verified {
                     meta,
                     event,
-                    family,
-                    raw: body,
-                    signed_at,
+                    delivery,
                 };
-                self.apply(&verified, LedgerGuard::New).await
+                self.apply(&verified, guard).await
             }
             Err(err) => {
-                self.park(
-                    family,
-                    &envelope.id,
-                    &envelope.event_type,
-                    envelope.created,
-                    meta.livemode,
-                    None,
-                    body,
-                    signed_at,
-                    &err.to_string(),
-                )
-                .await
+                self.park(delivery, &meta, None, &err.to_string(), guard)
+                    .await
             }
         }
     }
@@ -236,27 +265,16 @@ impl WebhookService {
                 self.settings.tolerance_secs,
             )
         };
-        let secrets = self
-            .secrets
-            .secrets(family)
-            .await
-            .map_err(|e| Outcome::Unavailable(e.to_string()))?;
+        let unavailable = |e: SecretsError| Outcome::Unavailable(e.to_string());
+        let secrets = self.secrets.secrets(family).await.map_err(unavailable)?;
         match check(&secrets) {
             Err(SignatureError::NoMatch) => {
                 self.metrics.incr(Counter::SecretRefresh, family.as_str());
-                let changed = self
-                    .secrets
-                    .refresh(family)
-                    .await
-                    .map_err(|e| Outcome::Unavailable(e.to_string()))?;
+                let changed = self.secrets.refresh(family).await.map_err(unavailable)?;
                 if !changed {
                     return Err(Outcome::Rejected(SignatureError::NoMatch.into()));
                 }
-                let secrets = self
-                    .secrets
-                    .secrets(family)
-                    .await
-                    .map_err(|e| Outcome::Unavailable(e.to_string()))?;
+                let secrets = self.secrets.secrets(family).await.map_err(unavailable)?;
                 check(&secrets).map_err(|e| Outcome::Rejected(e.into()))
             }
             other => other.map_err(|e| Outcome::Rejected(e.into())),
@@ -264,64 +282,42 @@ impl WebhookService {
     }
 
     /// Records a validly signed event that cannot be translated or applied, with its bytes.
-    #[allow(clippy::too_many_arguments)]
+    /// On arrival (`New`) the record must not exist; on a replay (`ReplaceParked`) it is
+    /// rewritten with the newest reason, and stays parked.
     async fn park(
         &self,
-        family: Family,
-        event_id: &str,
-        event_type: &str,
-        created: i64,
-        livemode: bool,
+        delivery: &Delivery<'_>,
+        meta: &EventMeta,
         customer: Option<CustomerId>,
-        raw: &[u8],
-        signed_at: i64,
         reason: &str,
+        guard: LedgerGuard,
     ) -> Outcome {
-        tracing::warn!(event_id, event_type, reason, "parking event");
+        tracing::warn!(event_id = %meta.id, event_type = %meta.event_type, reason, "parking event");
         let record = LedgerRecord {
-            provider: Provider::Stripe,
-            event_id: EventId::new(event_id),
-            event_type: event_type.to_owned(),
-            created,
-            livemode,
+            provider: meta.provider,
+            event_id: meta.id.clone(),
+            event_type: meta.event_type.clone(),
+            created: meta.created,
+            livemode: meta.livemode,
             state: LedgerState::Parked,
-            family,
+            family: delivery.family,
             received_at: self.clock.now(),
             customer,
             detail: Some(reason.to_owned()),
-            parked: Some(parked_body(raw, signed_at)),
+            parked: Some(parked_body(delivery.raw, delivery.signed_at)),
         };
-        let commit = Commit {
-            ledger: record,
-            guard: LedgerGuard::New,
-            customer: None,
-            users: vec![],
-            audit: vec![],
-            outbox: vec![],
-        };
-        match self.store.commit(&commit).await {
-            Ok(()) => Outcome::Recorded {
-                event_id: event_id.to_owned(),
-                state: LedgerState::Parked,
-            },
-            Err(StoreError::AlreadyRecorded) => Outcome::Duplicate {
-                event_id: event_id.to_owned(),
-            },
-            Err(e) => Outcome::Unavailable(e.to_string()),
-        }
+        let result = self.store.commit(&Commit::ledger_only(record, guard)).await;
+        self.finish(meta.id.as_str(), result.map(|()| LedgerState::Parked))
     }
 
     /// Applies a verified event: read once, decide, commit once; retried on contention.
     async fn apply(&self, v: &Verified<'_>, guard: LedgerGuard) -> Outcome {
-        let event_id = v.meta.id.to_string();
+        let event_id = v.meta.id.as_str();
         let Some(customer_id) = v.event.customer().cloned() else {
             // Not modelled: one conditional write records it as ignored.
-            let commit = self.ledger_only(v, LedgerState::Ignored, guard, None);
-            return self.finish(
-                &event_id,
-                LedgerState::Ignored,
-                self.store.commit(&commit).await,
-            );
+            let record = self.ledger_record(v, LedgerState::Ignored, None);
+            let result = self.store.commit(&Commit::ledger_only(record, guard)).await;
+            return self.finish(event_id, result.map(|()| LedgerState::Ignored));
         };
         let mut last_error = String::new();
         for attempt in 0..MAX_ATTEMPTS {
@@ -329,31 +325,13 @@ impl WebhookService {
                 backoff(attempt).await;
             }
             match self.attempt(v, guard, &customer_id).await {
-                Ok(state) => return self.finish(&event_id, state, Ok(())),
                 Err(StoreError::Contention(why)) => last_error = why,
-                Err(StoreError::Corrupt(why)) if guard == LedgerGuard::ReplaceParked => {
-                    tracing::warn!(event_id, reason = %why, "replay met the same fault; still parked");
-                    return Outcome::Recorded {
-                        event_id,
-                        state: LedgerState::Parked,
-                    };
-                }
                 Err(StoreError::Corrupt(why)) => {
                     return self
-                        .park(
-                            v.family,
-                            &event_id,
-                            &v.meta.event_type,
-                            v.meta.created,
-                            v.meta.livemode,
-                            Some(customer_id),
-                            v.raw,
-                            v.signed_at,
-                            &why,
-                        )
+                        .park(v.delivery, &v.meta, Some(customer_id), &why, guard)
                         .await;
                 }
-                Err(other) => return self.finish(&event_id, LedgerState::Applied, Err(other)),
+                result => return self.finish(event_id, result),
             }
         }
         Outcome::Unavailable(format!(
@@ -361,14 +339,10 @@ impl WebhookService {
         ))
     }
 
-    fn finish(
-        &self,
-        event_id: &str,
-        state: LedgerState,
-        result: Result<(), StoreError>,
-    ) -> Outcome {
+    /// The outcome of a commit: recorded in `state`, already recorded, or retry later.
+    fn finish(&self, event_id: &str, result: Result<LedgerState, StoreError>) -> Outcome {
         match result {
-            Ok(()) => Outcome::Recorded {
+            Ok(state) => Outcome::Recorded {
                 event_id: event_id.to_owned(),
                 state,
             },
@@ -379,23 +353,6 @@ impl WebhookService {
                 tracing::error!(event_id, error = %e, "transient failure");
                 Outcome::Unavailable(e.to_string())
             }
-        }
-    }
-
-    fn ledger_only(
-        &self,
-        v: &Verified<'_>,
-        state: LedgerState,
-        guard: LedgerGuard,
-        customer: Option<CustomerId>,
-    ) -> Commit {
-        Commit {
-            ledger: self.ledger_record(v, state, customer),
-            guard,
-            customer: None,
-            users: vec![],
-            audit: vec![],
-            outbox: vec![],
         }
     }
 
@@ -412,7 +369,7 @@ impl WebhookService {
             created: v.meta.created,
             livemode: v.meta.livemode,
             state,
-            family: v.family,
+            family: v.delivery.family,
             received_at: self.clock.now(),
             customer,
             detail: None,
@@ -463,7 +420,8 @@ impl WebhookService {
             Effect::Ignored => LedgerState::Ignored,
         };
         if state != LedgerState::Applied {
-            let commit = self.ledger_only(v, state, guard, Some(customer_id.clone()));
+            let record = self.ledger_record(v, state, Some(customer_id.clone()));
+            let commit = Commit::ledger_only(record, guard);
             self.store.commit(&commit).await?;
             return Ok(state);
         }
@@ -495,7 +453,7 @@ impl WebhookService {
     ) -> Result<Commit, StoreError> {
         let tiers = &self.settings.tiers;
         let now = self.clock.now();
-        let source = format!("{}:{}", after.provider, after.customer);
+        let source = source_key(after.provider, &after.customer);
         let subs_before = customer_access(before, tiers);
         let subs_after = customer_access(&after, tiers);
         let mut users = Vec::new();
@@ -582,56 +540,43 @@ impl WebhookService {
             Ok(None) => return Outcome::Unavailable(format!("no record of {id}")),
             Err(e) => return Outcome::Unavailable(e.to_string()),
         };
-        if record.state != LedgerState::Parked {
-            return Outcome::Duplicate { event_id: id };
-        }
-        let Some(raw) = record
+        let Some(parked) = record
             .parked
-            .as_ref()
-            .and_then(|p| p.gzip.as_ref())
-            .and_then(|g| gunzip(g))
+            .filter(|_| record.state == LedgerState::Parked)
         else {
+            return Outcome::Duplicate { event_id: id };
+        };
+        let Some(raw) = parked.gzip.as_deref().and_then(gunzip) else {
             return Outcome::Unavailable(format!("{id}: body not stored; resend it from Stripe"));
         };
-        let signed_at = record.parked.as_ref().map_or(0, |p| p.signed_at);
-        let Ok(envelope) = Envelope::parse(&raw) else {
-            return Outcome::Recorded {
-                event_id: id,
-                state: LedgerState::Parked,
-            };
+        let delivery = Delivery {
+            family: record.family,
+            raw: &raw,
+            signed_at: parked.signed_at,
         };
-        let meta = EventMeta {
-            provider,
-            id: EventId::new(envelope.id.clone()),
-            event_type: envelope.event_type.clone(),
-            created: envelope.created,
-            livemode: envelope.livemode.unwrap_or(self.settings.livemode),
-            api_version: envelope.api_version.clone(),
+        let envelope = match self
+            .parse_or_park(&delivery, LedgerGuard::ReplaceParked)
+            .await
+        {
+            Ok(env) => env,
+            Err(parked) => return parked,
         };
-        if meta.id != *event_id {
-            // Parked under its body hash (it had no id then): still unreadable.
-            return Outcome::Recorded {
-                event_id: id,
-                state: LedgerState::Parked,
-            };
+        if envelope.id != id {
+            // Parked under its body's hash when it could not be read; now it reads as another
+            // id. Have Stripe resend it: it will be recorded under its own id.
+            return Outcome::Unavailable(format!(
+                "{id} now reads as {}: resend it from Stripe",
+                envelope.id
+            ));
         }
-        match translate(&envelope, &self.settings.mapping) {
-            Ok(event) => {
-                let v = Verified {
-                    meta,
-                    event,
-                    family: record.family,
-                    raw: &raw,
-                    signed_at,
-                };
-                self.apply(&v, LedgerGuard::ReplaceParked).await
-            }
-            Err(_) => Outcome::Recorded {
-                event_id: id,
-                state: LedgerState::Parked,
-            },
-        }
+        self.translate_and_apply(&delivery, &envelope, LedgerGuard::ReplaceParked)
+            .await
     }
+}
+
+/// The ledger key of a signed body that has no readable id.
+fn unparsed_id(raw: &[u8]) -> EventId {
+    EventId::new(format!("unparsed_{}", &sha256_hex(raw)[..32]))
 }
 
 fn empty_user_doc(user: &UserId) -> UserAccessDoc {

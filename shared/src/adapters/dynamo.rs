@@ -57,46 +57,42 @@ pub struct CapacityReading {
 }
 
 impl CapacityMeter {
-    fn record<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        for c in consumed {
-            let read = c.read_capacity_units().unwrap_or(0.0);
-            let write = c.write_capacity_units().unwrap_or(0.0);
-            // Some backends report only the total: attribute it by the operation's kind.
-            let (read, write) = if read == 0.0 && write == 0.0 {
-                (0.0, c.capacity_units().unwrap_or(0.0))
-            } else {
-                (read, write)
-            };
-            self.read_milli
-                .fetch_add((read * 1000.0).round() as u64, Ordering::Relaxed);
-            self.write_milli
-                .fetch_add((write * 1000.0).round() as u64, Ordering::Relaxed);
-        }
+    fn units(milli: &AtomicU64, units: f64) {
+        milli.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
     }
 
+    /// One read request and the read units it reports.
     fn record_read<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         for c in consumed {
-            let units = c
-                .read_capacity_units()
-                .or(c.capacity_units())
-                .unwrap_or(0.0);
-            self.read_milli
-                .fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
+            let units = c.read_capacity_units().or(c.capacity_units());
+            Self::units(&self.read_milli, units.unwrap_or(0.0));
         }
     }
 
-    /// Adds write units computed from item sizes, for backends that report none (moto does
-    /// not for TransactWriteItems): DynamoDB bills 1 unit per started KB of each item, twice
-    /// inside a transaction.
-    fn record_estimated_writes(&self, items: &[&Item], transactional: bool) {
-        let units: u64 = items
-            .iter()
-            .map(|i| item_size(i).div_ceil(1024) as u64)
-            .sum::<u64>()
-            * if transactional { 2 } else { 1 };
-        self.write_milli.fetch_add(units * 1000, Ordering::Relaxed);
+    /// One write request: the write units it reports or, from backends that report none (moto
+    /// for PutItem and TransactWriteItems), the units DynamoDB bills for the written items —
+    /// 1 per started KB of each item, twice inside a transaction.
+    fn record_write<'a>(
+        &self,
+        consumed: impl IntoIterator<Item = &'a ConsumedCapacity>,
+        billed_estimate: f64,
+    ) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let reported: f64 = consumed
+            .into_iter()
+            .map(|c| {
+                c.write_capacity_units()
+                    .or(c.capacity_units())
+                    .unwrap_or(0.0)
+            })
+            .sum();
+        let units = if reported > 0.0 {
+            reported
+        } else {
+            billed_estimate
+        };
+        Self::units(&self.write_milli, units);
     }
 
     /// Returns the totals so far and starts again from zero.
@@ -107,6 +103,13 @@ impl CapacityMeter {
             write_units: self.write_milli.swap(0, Ordering::Relaxed) as f64 / 1000.0,
         }
     }
+}
+
+/// Write units DynamoDB bills for putting `items`: 1 per started KB of each, doubled in a
+/// transaction.
+fn billed_write_units<'a>(items: impl IntoIterator<Item = &'a Item>, transactional: bool) -> f64 {
+    let per_item: usize = items.into_iter().map(|i| item_size(i).div_ceil(1024)).sum();
+    (per_item * if transactional { 2 } else { 1 }) as f64
 }
 
 /// An item's size by DynamoDB's rules: attribute names plus values (numbers approximated by
@@ -271,49 +274,45 @@ impl DynamoBillingStore {
         }
     }
 
-    fn ledger_write(&self, c: &Commit) -> (Item, &'static str, Option<Item>) {
-        let item = self.ledger_item(&c.ledger);
-        match c.guard {
-            LedgerGuard::New => (item, "attribute_not_exists(PK)", None),
-            LedgerGuard::ReplaceParked => (
-                item,
-                "#state = :parked",
-                Some(HashMap::from([(":parked".into(), s("parked"))])),
-            ),
-        }
+    /// The ledger item's conditional put: new, or replacing a parked record (a replay).
+    fn ledger_put(&self, c: &Commit) -> Result<Put, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.ledger_item(&c.ledger)));
+        let put = match c.guard {
+            LedgerGuard::New => put.condition_expression("attribute_not_exists(PK)"),
+            LedgerGuard::ReplaceParked => put
+                .condition_expression("#state = :parked")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":parked", s("parked")),
+        };
+        put.build().map_err(unavailable)
     }
 
     /// A ledger-only commit is a single conditional PutItem (half the cost of a transaction).
     async fn put_ledger_only(&self, c: &Commit) -> Result<(), StoreError> {
-        let (item, condition, values) = self.ledger_write(c);
-        let item_for_size = item.clone();
-        let mut req = self
+        let put = self.ledger_put(c)?;
+        let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .set_expression_attribute_values(values)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        if c.guard == LedgerGuard::ReplaceParked {
-            req = req.expression_attribute_names("#state", "state");
-        }
-        match req.send().await {
-            Ok(out) => match out.consumed_capacity() {
-                Some(c) if c.capacity_units().unwrap_or(0.0) > 0.0 => {
-                    self.meter.record(Some(c));
-                    Ok(())
-                }
-                _ => {
-                    self.meter.record(None);
-                    self.meter.record_estimated_writes(&[&item_for_size], false);
-                    Ok(())
-                }
-            },
+            .set_item(Some(put.item().clone()))
+            .condition_expression(put.condition_expression().unwrap_or_default())
+            .set_expression_attribute_names(put.expression_attribute_names().cloned())
+            .set_expression_attribute_values(put.expression_attribute_values().cloned())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let estimate = billed_write_units([put.item()], false);
+                self.meter.record_write(out.consumed_capacity(), estimate);
+                Ok(())
+            }
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
             {
-                self.meter.record(&[]);
+                self.meter.record_write(None, 0.0);
                 Err(StoreError::AlreadyRecorded)
             }
             Err(e) => Err(unavailable(e)),
@@ -321,17 +320,8 @@ impl DynamoBillingStore {
     }
 
     fn commit_items(&self, c: &Commit) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let (item, condition, values) = self.ledger_write(c);
-        let mut ledger = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .set_expression_attribute_values(values);
-        if c.guard == LedgerGuard::ReplaceParked {
-            ledger = ledger.expression_attribute_names("#state", "state");
-        }
         let mut items = vec![TransactWriteItem::builder()
-            .put(ledger.build().map_err(unavailable)?)
+            .put(self.ledger_put(c)?)
             .build()];
         if let Some((cust, rev)) = &c.customer {
             let mut item = key(customer_pk(cust.provider, &cust.customer), "STATE");
@@ -600,14 +590,12 @@ impl BillingStore for DynamoBillingStore {
     }
 
     async fn commit(&self, c: &Commit) -> Result<(), StoreError> {
-        if c.customer.is_none() && c.users.is_empty() && c.audit.is_empty() && c.outbox.is_empty() {
+        if c.is_ledger_only() {
             return self.put_ledger_only(c).await;
         }
         let items = self.commit_items(c)?;
-        let written: Vec<Item> = items
-            .iter()
-            .filter_map(|t| t.put().map(|p| p.item().clone()))
-            .collect();
+        let estimate =
+            billed_write_units(items.iter().filter_map(|t| t.put().map(Put::item)), true);
         let out = self
             .client
             .transact_write_items()
@@ -617,19 +605,11 @@ impl BillingStore for DynamoBillingStore {
             .await;
         match out {
             Ok(out) => {
-                let reported = out.consumed_capacity();
-                self.meter.record(reported);
-                if reported
-                    .iter()
-                    .all(|c| c.capacity_units().unwrap_or(0.0) == 0.0)
-                {
-                    self.meter
-                        .record_estimated_writes(&written.iter().collect::<Vec<_>>(), true);
-                }
+                self.meter.record_write(out.consumed_capacity(), estimate);
                 Ok(())
             }
             Err(e) => {
-                self.meter.record(&[]);
+                self.meter.record_write(None, 0.0);
                 Err(transact_error(e))
             }
         }

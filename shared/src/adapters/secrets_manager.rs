@@ -58,10 +58,24 @@ impl ConfiguredSecrets {
         specs: HashMap<Family, SecretSpec>,
         min_refresh: Duration,
     ) -> Self {
+        // Inline secrets never change: cached once, so a request only clones an `Arc`.
+        let cache = specs
+            .iter()
+            .filter_map(|(family, spec)| match spec {
+                SecretSpec::Inline(list) => Some((
+                    *family,
+                    Cached {
+                        secrets: Arc::new(list.clone()),
+                        fetched: None,
+                    },
+                )),
+                SecretSpec::Arn(_) => None,
+            })
+            .collect();
         Self {
             client,
             specs,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(cache),
             min_refresh,
         }
     }
@@ -99,25 +113,23 @@ impl ConfiguredSecrets {
 #[async_trait]
 impl SecretSource for ConfiguredSecrets {
     async fn secrets(&self, family: Family) -> Result<Arc<Vec<WebhookSecret>>, SecretsError> {
-        match self.specs.get(&family) {
-            None => Ok(Arc::new(Vec::new())),
-            Some(SecretSpec::Inline(list)) => Ok(Arc::new(list.clone())),
-            Some(SecretSpec::Arn(arn)) => {
-                let mut cache = self.cache.lock().await;
-                if let Some(c) = cache.get(&family) {
-                    return Ok(c.secrets.clone());
-                }
-                let secrets = Arc::new(self.fetch(arn).await?);
-                cache.insert(
-                    family,
-                    Cached {
-                        secrets: secrets.clone(),
-                        fetched: Some(Instant::now()),
-                    },
-                );
-                Ok(secrets)
-            }
+        let mut cache = self.cache.lock().await;
+        if let Some(c) = cache.get(&family) {
+            return Ok(c.secrets.clone());
         }
+        let Some(SecretSpec::Arn(arn)) = self.specs.get(&family) else {
+            // No secret for this family: every signature check fails (NoSecrets → 400).
+            return Ok(Arc::new(Vec::new()));
+        };
+        let secrets = Arc::new(self.fetch(arn).await?);
+        cache.insert(
+            family,
+            Cached {
+                secrets: secrets.clone(),
+                fetched: Some(Instant::now()),
+            },
+        );
+        Ok(secrets)
     }
 
     async fn refresh(&self, family: Family) -> Result<bool, SecretsError> {
