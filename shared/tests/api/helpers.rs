@@ -174,6 +174,15 @@ impl TestApp {
         self.post_raw(family, body, Some(&header)).await
     }
 
+    /// POSTs a fixture file's bytes to the endpoint of its event type's family.
+    pub async fn post_fixture(&self, rel: &str) -> (StatusCode, Value) {
+        let body = fixture(rel);
+        let env = billing::providers::stripe::event::Envelope::parse(&body)
+            .unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let family = billing::providers::stripe::translate::family_of(&env.event_type);
+        self.post(family, &body).await
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         let req = Request::get(path).body(Body::empty()).expect("request");
         self.call(req).await

@@ -72,13 +72,8 @@ async fn moto_access_changes_reach_the_feed_in_the_order_they_were_applied() {
         "04_invoice.payment_failed",
         "03_invoice.paid",
     ] {
-        let body = fixture(&format!("stripe/lifecycle/{file}.json"));
-        let env = billing::providers::stripe::event::Envelope::parse(&body).expect("parse");
-        app.post(
-            billing::providers::stripe::translate::family_of(&env.event_type),
-            &body,
-        )
-        .await;
+        app.post_fixture(&format!("stripe/lifecycle/{file}.json"))
+            .await;
     }
     let queue = SqsQueue::new(sqs.clone(), url.clone());
     relay::drain(app.store.as_ref(), &queue, 100)
