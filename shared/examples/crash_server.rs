@@ -10,7 +10,7 @@ use billing::adapters::memory::StaticSecrets;
 use billing::adapters::sqs::SqsQueue;
 use billing::ports::{BillingStore, Queue, SystemClock};
 use billing::providers::stripe::signature::WebhookSecret;
-use billing::service::{Settings, WebhookService};
+use billing::providers::stripe::{pipeline, Settings};
 use billing::telemetry::Metrics;
 use std::sync::Arc;
 
@@ -37,7 +37,7 @@ async fn main() {
     });
     match mode.as_str() {
         "serve" => {
-            let service = Arc::new(WebhookService::new(
+            let service = Arc::new(pipeline(
                 store,
                 Arc::new(StaticSecrets::everywhere(vec![WebhookSecret::new(
                     "whsec_test_secret_for_the_suite",

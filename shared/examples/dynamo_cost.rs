@@ -5,10 +5,11 @@
 
 use billing::adapters::dynamo::{CapacityReading, DynamoBillingStore};
 use billing::adapters::memory::StaticSecrets;
+use billing::pipeline::Outcome;
 use billing::ports::FixedClock;
 use billing::providers::stripe::signature::{sign, WebhookSecret};
+use billing::providers::stripe::{pipeline, Settings, StripeDelivery};
 use billing::routing::Family;
-use billing::service::{Outcome, Settings, WebhookService};
 use billing::telemetry::Metrics;
 use serde_json::json;
 use std::sync::Arc;
@@ -42,7 +43,7 @@ async fn main() {
     ));
     store.create_table_if_missing().await.expect("table");
     let new_service = || {
-        WebhookService::new(
+        pipeline(
             store.clone(),
             Arc::new(StaticSecrets::everywhere(vec![WebhookSecret::new(SECRET)])),
             Arc::new(FixedClock::at(NOW)),

@@ -8,7 +8,7 @@ use billing::ports::FixedClock;
 use billing::providers::stripe::event::Envelope;
 use billing::providers::stripe::signature::{sign, verify, WebhookSecret};
 use billing::providers::stripe::translate::{family_of, translate, StripeMapping};
-use billing::service::{Settings, WebhookService};
+use billing::providers::stripe::{pipeline, Settings, StripeDelivery};
 use billing::telemetry::Metrics;
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,7 +53,7 @@ async fn main() {
     }
     per_op("translation to the canonical event", n, t);
     // The whole pipeline, each delivery a new event id (so each one is applied).
-    let service = WebhookService::new(
+    let service = pipeline(
         Arc::new(InMemoryBillingStore::new()),
         Arc::new(StaticSecrets::everywhere(secret.to_vec())),
         Arc::new(FixedClock::at(1_000)),

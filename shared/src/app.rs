@@ -5,16 +5,16 @@ use crate::adapters::dynamo::DynamoBillingStore;
 use crate::adapters::secrets_manager::ConfiguredSecrets;
 use crate::adapters::sqs::SqsQueue;
 use crate::config::Config;
+use crate::pipeline::Pipeline;
 use crate::ports::{Queue, SystemClock};
 use crate::routing::Family;
-use crate::service::WebhookService;
 use crate::telemetry::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// What a process needs, built once at cold start.
 pub struct App {
-    pub service: Arc<WebhookService>,
+    pub service: Arc<Pipeline>,
     pub store: Arc<DynamoBillingStore>,
     pub queue: Option<Arc<dyn Queue>>,
     pub config: Config,
@@ -45,7 +45,7 @@ impl App {
         let queue: Option<Arc<dyn Queue>> = config.feed_queue_url.as_ref().map(|url| {
             Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url.clone())) as Arc<dyn Queue>
         });
-        let service = Arc::new(WebhookService::new(
+        let service = Arc::new(crate::providers::stripe::pipeline(
             store.clone(),
             secrets,
             Arc::new(SystemClock),

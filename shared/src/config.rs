@@ -5,8 +5,8 @@ use crate::adapters::secrets_manager::{parse_secret_list, SecretSpec};
 use crate::domain::access::TierPolicy;
 use crate::providers::stripe::signature::WebhookSecret;
 use crate::providers::stripe::translate::StripeMapping;
+use crate::providers::stripe::Settings;
 use crate::routing::Family;
-use crate::service::Settings;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 

@@ -1,12 +1,12 @@
 //! The change feed and the audit summary: what an applied event tells the application.
 //! Messages are built here and written to the outbox in the event's own commit.
 
+use crate::digest::sha256_hex;
 use crate::domain::access::{best_access, Access, SubscriptionAccess, TierPolicy};
 use crate::domain::customer::CustomerBilling;
 use crate::domain::events::EventMeta;
 use crate::domain::ids::UserId;
 use crate::ports::{OutboxMessage, UserAccessDoc};
-use crate::service::sha256_hex;
 use serde_json::json;
 
 /// Puts (or, with `None`, removes) one source's subscriptions in a user's document and

@@ -6,9 +6,10 @@
 
 use crate::domain::access::Access;
 use crate::domain::ids::{EventId, Provider, UserId};
+use crate::error::ErrorKind;
+use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{parse_source_key, AuditRecord, LedgerRecord, StoreError};
 use crate::routing::Family;
-use crate::service::{Outcome, WebhookService};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -30,9 +31,13 @@ pub fn respond(outcome: &Outcome) -> Response {
             json!({"event_id": event_id, "state": "duplicate"}),
         ),
         Outcome::Rejected(why) => (StatusCode::BAD_REQUEST, json!({"error": why.to_string()})),
-        Outcome::Unavailable(_) => (
-            // The detail stays in the logs; the provider only needs to know to retry.
-            StatusCode::SERVICE_UNAVAILABLE,
+        // The detail stays in the logs (logged with its kind where it happened); the provider
+        // only needs to know to retry. Permanent errors are parked before they get here.
+        Outcome::Unavailable(e) => (
+            match e.kind() {
+                ErrorKind::Rejected => StatusCode::BAD_REQUEST,
+                ErrorKind::Transient | ErrorKind::Permanent => StatusCode::SERVICE_UNAVAILABLE,
+            },
             json!({"error": "temporarily unavailable; retry"}),
         ),
     };
@@ -49,7 +54,7 @@ fn store_failure(e: &StoreError) -> Response {
 }
 
 /// `POST /webhooks/stripe/{family}` for the given families (a Lambda serves its own only).
-pub fn webhook_router(service: Arc<WebhookService>, families: &[Family]) -> Router {
+pub fn webhook_router(service: Arc<Pipeline>, families: &[Family]) -> Router {
     let mut router = Router::new();
     for family in families {
         let family = *family;
@@ -57,14 +62,10 @@ pub fn webhook_router(service: Arc<WebhookService>, families: &[Family]) -> Rout
             router.route(
                 &format!("/webhooks/stripe/{}", family.as_str()),
                 post(
-                    move |State(svc): State<Arc<WebhookService>>,
+                    move |State(svc): State<Arc<Pipeline>>,
                           headers: HeaderMap,
                           body: Bytes| async move {
-                        // A header that is not visible ASCII reads as missing (400 below).
-                        let signature = headers
-                            .get("stripe-signature")
-                            .and_then(|v| v.to_str().ok());
-                        respond(&svc.receive_stripe(family, signature, &body).await)
+                        respond(&svc.receive(Provider::Stripe, family, &headers, &body).await)
                     },
                 ),
             );
@@ -73,7 +74,7 @@ pub fn webhook_router(service: Arc<WebhookService>, families: &[Family]) -> Rout
 }
 
 /// The read routes: ledger records, user access and the audit trail.
-pub fn read_router(service: Arc<WebhookService>) -> Router {
+pub fn read_router(service: Arc<Pipeline>) -> Router {
     Router::new()
         .route("/events/parked", get(parked_events))
         .route("/events/stripe/{event_id}", get(event_record))
@@ -83,7 +84,7 @@ pub fn read_router(service: Arc<WebhookService>) -> Router {
 }
 
 /// Everything on one address: the local run.
-pub fn local_router(service: Arc<WebhookService>) -> Router {
+pub fn local_router(service: Arc<Pipeline>) -> Router {
     webhook_router(service.clone(), &Family::ALL).merge(read_router(service))
 }
 
@@ -107,10 +108,7 @@ pub fn ledger_json(r: &LedgerRecord) -> serde_json::Value {
     })
 }
 
-async fn event_record(
-    State(svc): State<Arc<WebhookService>>,
-    Path(event_id): Path<String>,
-) -> Response {
+async fn event_record(State(svc): State<Arc<Pipeline>>, Path(event_id): Path<String>) -> Response {
     match svc
         .store()
         .ledger(Provider::Stripe, &EventId::new(event_id))
@@ -127,7 +125,7 @@ async fn event_record(
 }
 
 /// Parked events, oldest first (what `billing replay --all` would re-apply).
-async fn parked_events(State(svc): State<Arc<WebhookService>>) -> Response {
+async fn parked_events(State(svc): State<Arc<Pipeline>>) -> Response {
     match svc.store().parked(1000).await {
         Ok(records) => Json(json!({"parked": records.iter().map(ledger_json).collect::<Vec<_>>()}))
             .into_response(),
@@ -135,10 +133,7 @@ async fn parked_events(State(svc): State<Arc<WebhookService>>) -> Response {
     }
 }
 
-async fn user_access(
-    State(svc): State<Arc<WebhookService>>,
-    Path(user_id): Path<String>,
-) -> Response {
+async fn user_access(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<String>) -> Response {
     let user = UserId::new(user_id);
     match svc.store().load_user(&user).await {
         Ok(doc) => {
@@ -172,10 +167,7 @@ async fn user_access(
 }
 
 /// Audit entries of every source linked to the user, newest first.
-async fn user_events(
-    State(svc): State<Arc<WebhookService>>,
-    Path(user_id): Path<String>,
-) -> Response {
+async fn user_events(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<String>) -> Response {
     const LIMIT: usize = 100;
     let user = UserId::new(user_id);
     let doc = match svc.store().load_user(&user).await {

@@ -4,12 +4,14 @@
 pub mod adapters;
 pub mod app;
 pub mod config;
+pub mod digest;
 pub mod domain;
+pub mod error;
 pub mod feed;
 pub mod http;
+pub mod pipeline;
 pub mod ports;
 pub mod providers;
 pub mod relay;
 pub mod routing;
-pub mod service;
 pub mod telemetry;

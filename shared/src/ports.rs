@@ -114,6 +114,10 @@ pub struct AuditRecord {
     pub user: Option<UserId>,
     pub before: serde_json::Value,
     pub after: serde_json::Value,
+    /// Subscriptions whose same-second events could not be ordered (and no API settled it):
+    /// the state chosen is deterministic but may not be the provider's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved_ties: Vec<String>,
 }
 
 /// A side effect written with the state change that causes it; a relay delivers it.
@@ -180,6 +184,7 @@ pub struct Loaded {
     pub user: Option<Stored<UserAccessDoc>>,
 }
 
+/// Store errors, each transient or permanent (`is_permanent`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The ledger already holds this event (its condition failed): a redelivery.
@@ -188,13 +193,29 @@ pub enum StoreError {
     /// Another writer changed an item we read (or a transaction conflict): re-read and retry.
     #[error("concurrent change: {0}")]
     Contention(String),
-    /// Throttling, a network error, a 5xx: the provider should retry the delivery.
+    /// Throttling, a timeout, a network error, a 5xx: the provider should retry the delivery.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     /// A stored item could not be decoded: a bug or manual edit; never silently overwritten.
     #[error("stored item is corrupt: {0}")]
     Corrupt(String),
+    /// A request the store will never accept as it is (DynamoDB's ValidationException, an item
+    /// over 400 KB): retrying cannot help.
+    #[error("request refused by the store: {0}")]
+    Refused(String),
 }
+
+impl StoreError {
+    /// Whether retrying can never help (the event is parked instead of answered 503).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, StoreError::Corrupt(_) | StoreError::Refused(_))
+    }
+}
+
+/// A provider API call that did not answer (the caller goes on without it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("provider API unavailable: {0}")]
+pub struct ApiError(pub String);
 
 /// The authoritative store: ledger, aggregates, user access, audit trail and outbox.
 #[async_trait]
@@ -249,6 +270,14 @@ pub trait SecretSource: Send + Sync {
     async fn secrets(&self, family: Family) -> Result<Arc<Vec<WebhookSecret>>, SecretsError>;
     /// Re-reads after a signature miss (a rotation); returns whether the secrets changed.
     async fn refresh(&self, family: Family) -> Result<bool, SecretsError>;
+}
+
+/// A provider's REST API, read-only: an object's current state as JSON (`Ok(None)`: no such
+/// object). Used to settle what the events cannot (same-second ties).
+#[async_trait]
+pub trait ProviderApi: Send + Sync {
+    /// `path` is relative to the API's version root, e.g. `subscriptions/sub_123`.
+    async fn retrieve(&self, path: &str) -> Result<Option<serde_json::Value>, ApiError>;
 }
 
 /// Wall-clock seconds; injectable so tests can verify old signed vectors.

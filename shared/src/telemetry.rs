@@ -36,6 +36,7 @@ pub enum Counter {
     OutboxDelivered,
     OutboxFailed,
     Replayed,
+    TiesUnresolved,
 }
 
 impl Counter {
@@ -54,6 +55,7 @@ impl Counter {
             Counter::OutboxDelivered => "OutboxDelivered",
             Counter::OutboxFailed => "OutboxFailed",
             Counter::Replayed => "EventsReplayed",
+            Counter::TiesUnresolved => "TiesUnresolved",
         }
     }
 }

@@ -17,11 +17,12 @@ use billing::domain::access::{
 use billing::domain::customer::CustomerBilling;
 use billing::domain::events::{LinkSource, PaymentOutcome};
 use billing::domain::ids::{EventId, Provider, SubscriptionId, UserId};
+use billing::pipeline::Outcome;
 use billing::ports::{BillingStore, FixedClock, LedgerState};
 use billing::providers::stripe::signature::{self, WebhookSecret};
 use billing::providers::stripe::translate::family_of;
+use billing::providers::stripe::{pipeline, Settings, StripeDelivery};
 use billing::routing::Family;
-use billing::service::{Outcome, Settings, WebhookService};
 use billing::telemetry::{Counter, Metrics};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
@@ -624,7 +625,7 @@ fn describe(signed: &[Signed], deliveries: &[Delivery]) -> String {
 async fn run(signed: &[Signed], deliveries: &[Delivery]) -> Result<Model, String> {
     let store = Arc::new(InMemoryBillingStore::new());
     let metrics = Arc::new(Metrics::memory());
-    let service = WebhookService::new(
+    let service = pipeline(
         store.clone(),
         Arc::new(StaticSecrets::everywhere(vec![WebhookSecret::new(SECRET)])),
         Arc::new(FixedClock::at(SIGNED_AT)),
@@ -1058,12 +1059,14 @@ fn hand_written_lifecycle_all_720_orders() {
     );
     let record = &customer.subscriptions[&SubscriptionId::new(SUBS[0])];
     assert_eq!(
-        record.payment.as_ref().map(|r| r.value.outcome),
+        record.payment().map(|(o, _)| o),
         Some(PaymentOutcome::Paid),
         "a payment settles a failure of the same second"
     );
     assert_eq!(
-        record.snapshot.as_ref().map(|r| r.value.status.as_str()),
+        record
+            .latest()
+            .map(|l| l.candidate.snapshot.status.as_str()),
         Some("canceled")
     );
     let access = customer_access(customer, &tiers());

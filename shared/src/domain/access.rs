@@ -8,6 +8,7 @@
 //! | active + cancel_at_period_end              | yes       | cancelling        | DONE           |
 //! | active, newest invoice failed              | no        | overdue           | PAST_DUE       |
 //! | active, newest invoice needs action (SCA)  | no        | action_required   | REQUIRED       |
+//! | past_due, unpaid, invoice needs action     | no        | action_required   | REQUIRED       |
 //! | past_due, unpaid                           | no        | overdue           | PAST_DUE       |
 //! | incomplete                                 | no        | action_required   | REQUIRED       |
 //! | canceled (not yet deleted)                 | no        | ended             | CANCELLED      |
@@ -109,36 +110,14 @@ pub fn subscription_access(
     record: &SubscriptionRecord,
     tiers: &TierPolicy,
 ) -> Option<SubscriptionAccess> {
-    let snap = &record.snapshot.as_ref()?.value;
-    let payment = record.payment.as_ref().map(|r| r.value.outcome);
-    let (grants, standing, billing_status) = if record.deletion.is_some() {
+    let snap = &record.latest()?.candidate.snapshot;
+    let standing = record.payment();
+    let payment = standing.map(|(o, _)| o);
+    let (grants, standing_now, billing_status) = if record.deletion.is_some() {
         (false, Standing::Ended, BillingStatus::Cancelled)
     } else {
-        match snap.status.as_str() {
-            "trialing" => (true, Standing::Trial, BillingStatus::Done),
-            "active" => match payment {
-                Some(PaymentOutcome::Failed) => (false, Standing::Overdue, BillingStatus::PastDue),
-                Some(PaymentOutcome::ActionRequired) => {
-                    (false, Standing::ActionRequired, BillingStatus::Required)
-                }
-                _ if snap.cancel_at_period_end => (true, Standing::Cancelling, BillingStatus::Done),
-                _ => (true, Standing::Good, BillingStatus::Done),
-            },
-            "past_due" | "unpaid" => (false, Standing::Overdue, BillingStatus::PastDue),
-            "incomplete" => (false, Standing::ActionRequired, BillingStatus::Required),
-            "canceled" => (false, Standing::Ended, BillingStatus::Cancelled),
-            _ => (false, Standing::Inactive, BillingStatus::Inactive),
-        }
+        rule(&snap.status, payment, snap.cancel_at_period_end)
     };
-    let as_of = [
-        record.snapshot.as_ref().map(|r| r.version.created),
-        record.deletion.as_ref().map(|r| r.version.created),
-        record.payment.as_ref().map(|r| r.version.created),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-    .unwrap_or_default();
     Some(SubscriptionAccess {
         provider,
         customer: customer.clone(),
@@ -150,7 +129,7 @@ pub fn subscription_access(
             snap.product_id.as_deref(),
         ),
         status: snap.status.clone(),
-        standing,
+        standing: standing_now,
         billing_status,
         current_period_end: snap.current_period_end,
         cancel_at_period_end: snap.cancel_at_period_end,
@@ -161,9 +140,35 @@ pub fn subscription_access(
             .and_then(|d| d.value.reason.clone())
             .or_else(|| snap.cancellation_reason.clone()),
         payment,
-        invoice: record.payment.as_ref().map(|r| r.value.invoice.to_string()),
-        as_of,
+        invoice: standing.map(|(_, invoice)| invoice.to_string()),
+        as_of: record.as_of(),
     })
+}
+
+/// The table above for a subscription that is not deleted.
+fn rule(
+    status: &str,
+    payment: Option<PaymentOutcome>,
+    cancel_at_period_end: bool,
+) -> (bool, Standing, BillingStatus) {
+    let overdue = (false, Standing::Overdue, BillingStatus::PastDue);
+    let action = (false, Standing::ActionRequired, BillingStatus::Required);
+    match status {
+        "trialing" => (true, Standing::Trial, BillingStatus::Done),
+        "active" => match payment {
+            Some(PaymentOutcome::Failed) => overdue,
+            Some(PaymentOutcome::ActionRequired) => action,
+            _ if cancel_at_period_end => (true, Standing::Cancelling, BillingStatus::Done),
+            _ => (true, Standing::Good, BillingStatus::Done),
+        },
+        // Stripe moves a renewal that needs authentication to past_due as well: what the
+        // customer must do is authenticate, not update a card.
+        "past_due" | "unpaid" if payment == Some(PaymentOutcome::ActionRequired) => action,
+        "past_due" | "unpaid" => overdue,
+        "incomplete" => action,
+        "canceled" => (false, Standing::Ended, BillingStatus::Cancelled),
+        _ => (false, Standing::Inactive, BillingStatus::Inactive),
+    }
 }
 
 /// Every subscription's access for one customer, in subscription-id order.
@@ -251,7 +256,8 @@ pub fn best_access<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::customer::{Deletion, PaymentState};
+    use crate::domain::customer::{Attempt, Candidate, Deletion, InvoiceRecord, Snapshots};
+    use crate::domain::events::Settlement;
     use crate::domain::events::SubscriptionSnapshot;
     use crate::domain::ids::InvoiceId;
     use crate::domain::version::{Register, Version};
@@ -263,24 +269,40 @@ mod tests {
         deleted: bool,
     ) -> SubscriptionRecord {
         let v = Version::new(1, 0, "evt");
+        let snapshot = SubscriptionSnapshot {
+            id: SubscriptionId::new("sub"),
+            customer: CustomerId::new("cus"),
+            status: status.into(),
+            price_id: Some("price_pro".into()),
+            product_id: Some("prod".into()),
+            tier_hint: None,
+            current_period_start: Some(0),
+            current_period_end: Some(100),
+            cancel_at_period_end: cancel,
+            cancel_at: None,
+            trial_end: None,
+            cancellation_reason: None,
+            user_claim: None,
+        };
+        let invoice = payment.map(|outcome| InvoiceRecord {
+            created: 1,
+            dated: true,
+            last_event: 1,
+            settled: (outcome == PaymentOutcome::Paid).then_some(Settlement::Paid),
+            attempt: (outcome != PaymentOutcome::Paid).then_some(Attempt {
+                number: 1,
+                failed: outcome == PaymentOutcome::Failed,
+                action_required: outcome == PaymentOutcome::ActionRequired,
+            }),
+            hosted_invoice_url: None,
+        });
         SubscriptionRecord {
-            snapshot: Some(Register {
-                version: v.clone(),
-                value: SubscriptionSnapshot {
-                    id: SubscriptionId::new("sub"),
-                    customer: CustomerId::new("cus"),
-                    status: status.into(),
-                    price_id: Some("price_pro".into()),
-                    product_id: Some("prod".into()),
-                    tier_hint: None,
-                    current_period_start: Some(0),
-                    current_period_end: Some(100),
-                    cancel_at_period_end: cancel,
-                    cancel_at: None,
-                    trial_end: None,
-                    cancellation_reason: None,
-                    user_claim: None,
-                },
+            snapshots: Some(Snapshots {
+                candidates: vec![Candidate {
+                    version: v.clone(),
+                    snapshot,
+                    evidence: Default::default(),
+                }],
             }),
             deletion: deleted.then(|| Register {
                 version: v.clone(),
@@ -288,14 +310,10 @@ mod tests {
                     reason: Some("payment_failed".into()),
                 },
             }),
-            payment: payment.map(|outcome| Register {
-                version: v.clone(),
-                value: PaymentState {
-                    invoice: InvoiceId::new("in"),
-                    outcome,
-                    hosted_invoice_url: None,
-                },
-            }),
+            invoices: invoice
+                .map(|i| (InvoiceId::new("in"), i))
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -348,6 +366,10 @@ mod tests {
             (
                 record("past_due", false, Some(Paid), false),
                 (false, Standing::Overdue, PastDue),
+            ),
+            (
+                record("past_due", false, Some(ActionRequired), false),
+                (false, Standing::ActionRequired, Required),
             ),
             (
                 record("unpaid", false, None, false),

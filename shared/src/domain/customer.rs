@@ -2,23 +2,27 @@
 //!
 //! A customer is the unit of consistency: every modelled event names exactly one customer, so
 //! one conditional write of this aggregate (with the ledger record) applies an event atomically.
-//! All state lives in [`Register`]s, so `apply` is commutative and idempotent (see `version`).
+//! Every part of the state is a join of the events seen — a register that only moves to a greater
+//! version, a set of same-second candidates, a per-invoice maximum — so `apply` is commutative
+//! and idempotent: any delivery order of the same events ends in the same aggregate.
 
 use super::events::{
-    BillingEvent, EventMeta, LinkSource, PaymentOutcome, SubscriptionChange, SubscriptionSnapshot,
+    BillingEvent, EventMeta, InvoiceChange, InvoicePayment, LinkSource, OrderEvidence,
+    PaymentOutcome, Settlement, SubscriptionChange, SubscriptionSnapshot,
 };
 use super::ids::{CustomerId, InvoiceId, Provider, SubscriptionId, UserId};
 use super::version::{offer, Offer, Register, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The payment state of a subscription, as the newest invoice event left it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PaymentState {
-    pub invoice: InvoiceId,
-    pub outcome: PaymentOutcome,
-    pub hosted_invoice_url: Option<String>,
-}
+/// Deleted subscriptions kept whole (newest deletions first); older ones are reduced to a
+/// tombstone so that a customer billed for years keeps a bounded aggregate.
+pub const ENDED_KEPT_WHOLE: usize = 8;
+/// Same-second snapshots kept per subscription (more in one second would be pathological).
+const MAX_CANDIDATES: usize = 8;
+/// Rank of a snapshot read from the provider's API to settle a same-second tie: above every
+/// event of that second.
+pub const FETCHED_RANK: u8 = 4;
 
 /// A deletion: terminal; the reason is kept (`cancellation_requested`, `payment_failed`, …).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,14 +30,280 @@ pub struct Deletion {
     pub reason: Option<String>,
 }
 
+/// One snapshot of a subscription, with what orders it against others of the same second.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub version: Version,
+    pub snapshot: SubscriptionSnapshot,
+    #[serde(default)]
+    pub evidence: OrderEvidence,
+}
+
+/// Which candidate is the subscription's state, and whether the events proved it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latest<'a> {
+    pub candidate: &'a Candidate,
+    /// `false` when the events of the newest second could not order themselves: the choice is
+    /// deterministic (greatest event id) but may not be Stripe's order.
+    pub resolved: bool,
+}
+
+/// The snapshots of the newest second seen (all share its `created`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshots {
+    pub candidates: Vec<Candidate>,
+}
+
+impl Snapshots {
+    fn second(&self) -> Option<i64> {
+        self.candidates.first().map(|c| c.version.created)
+    }
+
+    /// Adds a snapshot: a newer second replaces the set, the same second joins it.
+    fn offer(&mut self, candidate: Candidate) -> Offer {
+        match self.second() {
+            Some(s) if candidate.version.created < s => Offer::Older,
+            Some(s) if candidate.version.created == s => {
+                let id = &candidate.version.event_id;
+                if self.candidates.iter().any(|c| &c.version.event_id == id) {
+                    return Offer::Same;
+                }
+                self.candidates.push(candidate);
+                self.candidates.sort_by(|a, b| a.version.cmp(&b.version));
+                if self.candidates.len() > MAX_CANDIDATES {
+                    self.candidates.remove(0);
+                }
+                Offer::Taken
+            }
+            _ => {
+                self.candidates = vec![candidate];
+                Offer::Taken
+            }
+        }
+    }
+
+    /// The latest snapshot: the highest rank of the second; among several of that rank, the one
+    /// every other provably precedes (through `previous_attributes`).
+    pub fn latest(&self) -> Option<Latest<'_>> {
+        let top = self.candidates.iter().map(|c| c.version.rank).max()?;
+        let pool: Vec<&Candidate> = self
+            .candidates
+            .iter()
+            .filter(|c| c.version.rank == top)
+            .collect();
+        let n = pool.len();
+        // after[i][j]: i provably comes after j (and not the other way round).
+        let mut after = vec![vec![false; n]; n];
+        for i in 0..n {
+            for j in 0..n {
+                after[i][j] = i != j
+                    && pool[i].evidence.follows(&pool[j].evidence)
+                    && !pool[j].evidence.follows(&pool[i].evidence);
+            }
+        }
+        // Transitive closure (n ≤ MAX_CANDIDATES).
+        for k in 0..n {
+            for i in 0..n {
+                for j in 0..n {
+                    if after[i][k] && after[k][j] {
+                        after[i][j] = true;
+                    }
+                }
+            }
+        }
+        let proven: Vec<usize> = (0..n)
+            .filter(|&i| (0..n).all(|j| j == i || after[i][j]))
+            .collect();
+        match proven.as_slice() {
+            [one] => Some(Latest {
+                candidate: pool[*one],
+                resolved: true,
+            }),
+            // Undecided: the greatest version among those nothing provably follows.
+            _ => {
+                let candidate = (0..n)
+                    .filter(|&i| (0..n).all(|j| !after[j][i]))
+                    .map(|i| pool[i])
+                    .max_by(|a, b| a.version.cmp(&b.version))
+                    .unwrap_or(pool[n - 1]);
+                Some(Latest {
+                    candidate,
+                    resolved: false,
+                })
+            }
+        }
+    }
+}
+
+/// What the events of one invoice of a subscription add up to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceRecord {
+    /// The invoice's creation time (orders invoices): the invoice object's own `created`, or
+    /// for payloads without one the earliest event about it.
+    pub created: i64,
+    /// Whether `created` is the invoice's own (only such invoices are pruned: the earliest
+    /// event is not a stable date once events can be forgotten).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dated: bool,
+    /// `created` of the newest event about it.
+    pub last_event: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<Settlement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<Attempt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosted_invoice_url: Option<Register<String>>,
+}
+
+/// The newest payment attempt of an invoice that did not succeed, and what was said about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: u32,
+    pub failed: bool,
+    pub action_required: bool,
+}
+
+impl Attempt {
+    /// A newer attempt replaces; the same attempt gathers what each of its events said.
+    fn merge(current: Option<Attempt>, new: Attempt) -> Attempt {
+        match current {
+            Some(c) if c.number > new.number => c,
+            Some(c) if c.number == new.number => Attempt {
+                number: c.number,
+                failed: c.failed || new.failed,
+                action_required: c.action_required || new.action_required,
+            },
+            _ => new,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriptionRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot: Option<Register<SubscriptionSnapshot>>,
+    pub snapshots: Option<Snapshots>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion: Option<Register<Deletion>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payment: Option<Register<PaymentState>>,
+    /// Invoices not older than the newest paid one (older ones cannot change the standing).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub invoices: BTreeMap<InvoiceId, InvoiceRecord>,
+}
+
+impl SubscriptionRecord {
+    /// The subscription's current snapshot, if any arrived.
+    pub fn latest(&self) -> Option<Latest<'_>> {
+        self.snapshots.as_ref()?.latest()
+    }
+
+    /// `created` of the newest paid invoice.
+    fn paid_until(&self) -> Option<i64> {
+        self.invoices
+            .values()
+            .filter(|i| i.settled == Some(Settlement::Paid))
+            .map(|i| i.created)
+            .max()
+    }
+
+    /// The payment standing the invoices leave, and the invoice that decides it. A failure
+    /// counts while its invoice is neither paid, voided nor written off, and no later invoice
+    /// was paid. An attempt that both failed and needs authentication needs the customer
+    /// (ActionRequired); one that only failed is overdue.
+    pub fn payment(&self) -> Option<(PaymentOutcome, &InvoiceId)> {
+        let paid_until = self.paid_until();
+        let open = self.invoices.iter().filter(|(_, i)| {
+            i.settled.is_none() && i.attempt.is_some() && paid_until.is_none_or(|p| i.created > p)
+        });
+        let mut worst: Option<(PaymentOutcome, &InvoiceRecord, &InvoiceId)> = None;
+        for (id, inv) in open {
+            let Some(a) = inv.attempt else { continue };
+            let outcome = if a.action_required {
+                PaymentOutcome::ActionRequired
+            } else {
+                PaymentOutcome::Failed
+            };
+            // Overdue outranks action required; then the newest invoice explains.
+            let key = |o: PaymentOutcome, r: &InvoiceRecord, id: &InvoiceId| {
+                (o == PaymentOutcome::Failed, r.created, id.clone())
+            };
+            if worst.is_none_or(|(o, r, i)| key(outcome, inv, id) > key(o, r, i)) {
+                worst = Some((outcome, inv, id));
+            }
+        }
+        if let Some((o, _, id)) = worst {
+            return Some((o, id));
+        }
+        self.invoices
+            .iter()
+            .filter(|(_, i)| i.settled == Some(Settlement::Paid))
+            .max_by_key(|(id, i)| (i.created, (*id).clone()))
+            .map(|(id, _)| (PaymentOutcome::Paid, id))
+    }
+
+    /// `created` of the newest event behind this record.
+    pub fn as_of(&self) -> i64 {
+        let snapshot = self.snapshots.as_ref().and_then(Snapshots::second);
+        let deletion = self.deletion.as_ref().map(|r| r.version.created);
+        let invoice = self.invoices.values().map(|i| i.last_event).max();
+        [snapshot, deletion, invoice]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or_default()
+    }
+
+    fn apply_invoice(&mut self, meta: &EventMeta, p: &InvoicePayment) -> Offer {
+        let created = p.invoice_created.unwrap_or(meta.created);
+        let exists = self.invoices.contains_key(&p.invoice);
+        let dated = p.invoice_created.is_some();
+        if !exists && dated && self.paid_until().is_some_and(|paid| created < paid) {
+            // Older than the newest paid invoice: it can no longer change the standing.
+            return Offer::Older;
+        }
+        let before = self.invoices.get(&p.invoice).cloned();
+        let inv = self
+            .invoices
+            .entry(p.invoice.clone())
+            .or_insert(InvoiceRecord {
+                created,
+                dated,
+                last_event: meta.created,
+                settled: None,
+                attempt: None,
+                hosted_invoice_url: None,
+            });
+        inv.created = inv.created.min(created);
+        inv.dated |= dated;
+        inv.last_event = inv.last_event.max(meta.created);
+        if let Some(s) = p.change.settlement() {
+            inv.settled = inv.settled.max(Some(s));
+        } else {
+            let new = Attempt {
+                number: p.attempt.unwrap_or(0),
+                failed: p.change == InvoiceChange::Failed,
+                action_required: p.change == InvoiceChange::ActionRequired,
+            };
+            inv.attempt = Some(Attempt::merge(inv.attempt, new));
+        }
+        if let Some(url) = &p.hosted_invoice_url {
+            let version = Version::new(meta.created, 0, meta.id.as_str());
+            offer(&mut inv.hosted_invoice_url, &version, url.clone());
+        }
+        let changed = before.as_ref() != self.invoices.get(&p.invoice);
+        self.prune_invoices();
+        if changed {
+            Offer::Taken
+        } else {
+            Offer::Older
+        }
+    }
+
+    /// Forgets invoices created before the newest paid one: a function of the set of events,
+    /// so every delivery order prunes the same ones.
+    fn prune_invoices(&mut self) {
+        if let Some(paid) = self.paid_until() {
+            self.invoices.retain(|_, i| !i.dated || i.created >= paid);
+        }
+    }
 }
 
 /// Everything the model knows about one provider customer.
@@ -46,15 +316,19 @@ pub struct CustomerBilling {
     pub links: BTreeMap<LinkSource, Register<UserId>>,
     #[serde(default)]
     pub subscriptions: BTreeMap<SubscriptionId, SubscriptionRecord>,
+    /// Long-ended subscriptions, reduced to the version of their deletion: later events about
+    /// them are stale. Keeps the aggregate bounded (see [`ENDED_KEPT_WHOLE`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ended: BTreeMap<SubscriptionId, Version>,
 }
 
 /// What applying one event did to the aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Effect {
-    /// At least one register moved.
+    /// At least one part of the state moved.
     Applied,
-    /// Every register it addresses already holds a newer event.
+    /// Every part it addresses already holds a newer event.
     Stale,
     /// The type is recorded but not modelled.
     Ignored,
@@ -69,16 +343,7 @@ fn subscription_rank(change: SubscriptionChange) -> u8 {
     }
 }
 
-/// Same-second precedence of invoice outcomes: a payment settles a failure of the same second.
-fn payment_rank(outcome: PaymentOutcome) -> u8 {
-    match outcome {
-        PaymentOutcome::ActionRequired => 1,
-        PaymentOutcome::Failed => 2,
-        PaymentOutcome::Paid => 3,
-    }
-}
-
-/// Folds register offers into one effect: any move is `Applied`; otherwise any older is `Stale`.
+/// Folds offers into one effect: any move is `Applied`; otherwise any older is `Stale`.
 #[derive(Default)]
 struct Tally {
     taken: bool,
@@ -112,6 +377,7 @@ impl CustomerBilling {
             customer,
             links: BTreeMap::new(),
             subscriptions: BTreeMap::new(),
+            ended: BTreeMap::new(),
         }
     }
 
@@ -137,42 +403,128 @@ impl CustomerBilling {
                 Some(user) => tally.add(self.claim(LinkSource::CustomerMetadata, meta, user)),
                 None => return Effect::Ignored,
             },
-            BillingEvent::Subscription { change, snapshot } => {
+            BillingEvent::Subscription {
+                change,
+                snapshot,
+                evidence,
+            } => {
                 if let Some(user) = &snapshot.user_claim {
                     tally.add(self.claim(LinkSource::SubscriptionMetadata, meta, user));
                 }
                 let version =
                     Version::new(meta.created, subscription_rank(*change), meta.id.as_str());
-                let record = self.subscriptions.entry(snapshot.id.clone()).or_default();
-                tally.add(offer(&mut record.snapshot, &version, snapshot.clone()));
-                if *change == SubscriptionChange::Deleted {
-                    let deletion = Deletion {
-                        reason: snapshot.cancellation_reason.clone(),
-                    };
-                    tally.add(offer(&mut record.deletion, &version, deletion));
-                }
+                let candidate = Candidate {
+                    version,
+                    snapshot: snapshot.clone(),
+                    evidence: evidence.clone(),
+                };
+                tally.add(self.offer_snapshot(candidate, *change == SubscriptionChange::Deleted));
             }
             BillingEvent::InvoicePayment(payment) => {
                 let Some(sub) = &payment.subscription else {
                     // One-off invoices do not change access; the invoice model comes later.
                     return Effect::Ignored;
                 };
-                let version = Version::new(
-                    meta.created,
-                    payment_rank(payment.outcome),
-                    meta.id.as_str(),
-                );
-                let state = PaymentState {
-                    invoice: payment.invoice.clone(),
-                    outcome: payment.outcome,
-                    hosted_invoice_url: payment.hosted_invoice_url.clone(),
-                };
-                let record = self.subscriptions.entry(sub.clone()).or_default();
-                tally.add(offer(&mut record.payment, &version, state));
+                if self.ended.contains_key(sub) {
+                    tally.add(Offer::Older);
+                } else {
+                    let record = self.subscriptions.entry(sub.clone()).or_default();
+                    tally.add(record.apply_invoice(meta, payment));
+                    if record == &SubscriptionRecord::default() {
+                        // Nothing kept (an invoice older than the newest paid one).
+                        self.subscriptions.remove(sub);
+                    }
+                }
             }
             BillingEvent::Unsupported => return Effect::Ignored,
         }
+        self.normalise();
         tally.effect()
+    }
+
+    /// Offers a snapshot (and, for a deletion, the terminal deletion) of one subscription.
+    fn offer_snapshot(&mut self, candidate: Candidate, deleted: bool) -> Offer {
+        let id = candidate.snapshot.id.clone();
+        if let Some(deleted_at) = self.ended.get(&id) {
+            return if &candidate.version == deleted_at {
+                Offer::Same
+            } else {
+                Offer::Older
+            };
+        }
+        let version = candidate.version.clone();
+        let reason = candidate.snapshot.cancellation_reason.clone();
+        let record = self.subscriptions.entry(id).or_default();
+        let mut offered = record
+            .snapshots
+            .get_or_insert_with(Snapshots::default)
+            .offer(candidate);
+        if deleted {
+            let moved = offer(&mut record.deletion, &version, Deletion { reason });
+            if moved == Offer::Taken {
+                offered = Offer::Taken;
+            }
+        }
+        offered
+    }
+
+    /// Applies a snapshot read from the provider's API to settle a tie at second `created`:
+    /// it ranks above every event of that second.
+    pub fn apply_fetched(
+        &mut self,
+        created: i64,
+        cause: &str,
+        snapshot: SubscriptionSnapshot,
+    ) -> Effect {
+        let candidate = Candidate {
+            version: Version::new(created, FETCHED_RANK, format!("api:{cause}")),
+            snapshot,
+            evidence: OrderEvidence::default(),
+        };
+        let mut tally = Tally::default();
+        tally.add(self.offer_snapshot(candidate, false));
+        self.normalise();
+        tally.effect()
+    }
+
+    /// Subscriptions whose newest second holds snapshots the events could not order.
+    pub fn unresolved_ties(&self) -> Vec<(SubscriptionId, i64)> {
+        self.subscriptions
+            .iter()
+            .filter(|(_, r)| r.deletion.is_none())
+            .filter_map(|(id, r)| {
+                let latest = r.latest()?;
+                (!latest.resolved).then(|| (id.clone(), latest.candidate.version.created))
+            })
+            .collect()
+    }
+
+    /// Keeps the aggregate bounded and canonical, whatever the order events came in: ended
+    /// subscriptions need no ordering evidence, and only the newest ones are kept whole.
+    fn normalise(&mut self) {
+        for record in self.subscriptions.values_mut() {
+            if record.deletion.is_some() {
+                if let Some(s) = record.snapshots.as_mut() {
+                    for c in &mut s.candidates {
+                        c.evidence = OrderEvidence::default();
+                    }
+                }
+            }
+        }
+        let mut deleted: Vec<(Version, SubscriptionId)> = self
+            .subscriptions
+            .iter()
+            .filter_map(|(id, r)| Some((r.deletion.as_ref()?.version.clone(), id.clone())))
+            .collect();
+        if deleted.len() <= ENDED_KEPT_WHOLE {
+            return;
+        }
+        deleted.sort();
+        let excess = deleted.len() - ENDED_KEPT_WHOLE;
+        for (version, id) in deleted.into_iter().take(excess) {
+            self.subscriptions.remove(&id);
+            self.ended.insert(id, version);
+        }
     }
 
     fn claim(&mut self, source: LinkSource, meta: &EventMeta, user: &UserId) -> Offer {
@@ -183,5 +535,213 @@ impl CustomerBilling {
             self.links.insert(source, register);
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::EventId;
+
+    fn meta(id: &str, created: i64) -> EventMeta {
+        EventMeta {
+            provider: Provider::Stripe,
+            id: EventId::new(id),
+            event_type: "customer.subscription.updated".into(),
+            created,
+            livemode: false,
+            api_version: None,
+        }
+    }
+
+    fn snapshot(sub: &str, status: &str) -> SubscriptionSnapshot {
+        SubscriptionSnapshot {
+            id: SubscriptionId::new(sub),
+            customer: CustomerId::new("cus"),
+            status: status.into(),
+            price_id: None,
+            product_id: None,
+            tier_hint: None,
+            current_period_start: None,
+            current_period_end: None,
+            cancel_at_period_end: false,
+            cancel_at: None,
+            trial_end: None,
+            cancellation_reason: None,
+            user_claim: None,
+        }
+    }
+
+    fn evidence(values: &[(&str, &str)], previous: &[(&str, &str)]) -> OrderEvidence {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        OrderEvidence {
+            values: map(values),
+            previous: map(previous),
+        }
+    }
+
+    fn updated(status: &str, ev: OrderEvidence) -> BillingEvent {
+        BillingEvent::Subscription {
+            change: SubscriptionChange::Updated,
+            snapshot: snapshot("sub", status),
+            evidence: ev,
+        }
+    }
+
+    /// The case: a metadata change while incomplete, then the activation, in one
+    /// second, the earlier event with the greater id. Either order ends active.
+    #[test]
+    fn previous_attributes_order_same_second_updates() {
+        let note = updated(
+            "incomplete",
+            evidence(
+                &[("status", "s_incomplete"), ("metadata.note", "n_new")],
+                &[("metadata.note", "n_old")],
+            ),
+        );
+        let activation = updated(
+            "active",
+            evidence(
+                &[("status", "s_active"), ("metadata.note", "n_new")],
+                &[("status", "s_incomplete")],
+            ),
+        );
+        let (m_note, m_act) = (meta("evt_zz_note", 10), meta("evt_aa_activate", 10));
+        for order in [[0, 1], [1, 0]] {
+            let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+            for i in order {
+                let (m, e) = if i == 0 {
+                    (&m_note, &note)
+                } else {
+                    (&m_act, &activation)
+                };
+                assert_eq!(c.apply(m, e), Effect::Applied);
+            }
+            let latest = c.subscriptions[&SubscriptionId::new("sub")]
+                .latest()
+                .expect("a snapshot");
+            assert_eq!(latest.candidate.snapshot.status, "active", "{order:?}");
+            assert!(latest.resolved);
+            assert!(c.unresolved_ties().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_revert_in_one_second_is_unresolved_until_fetched() {
+        let a = updated("active", evidence(&[("status", "x")], &[("status", "y")]));
+        let b = updated("past_due", evidence(&[("status", "y")], &[("status", "x")]));
+        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        c.apply(&meta("evt_1", 10), &a);
+        c.apply(&meta("evt_2", 10), &b);
+        assert_eq!(c.unresolved_ties(), vec![(SubscriptionId::new("sub"), 10)]);
+        assert_eq!(
+            c.apply_fetched(10, "evt_2", snapshot("sub", "active")),
+            Effect::Applied
+        );
+        assert!(c.unresolved_ties().is_empty());
+        let latest = c.subscriptions[&SubscriptionId::new("sub")]
+            .latest()
+            .expect("a snapshot");
+        assert_eq!(latest.candidate.snapshot.status, "active");
+    }
+
+    fn invoice(id: &str, change: InvoiceChange, created: i64, attempt: u32) -> BillingEvent {
+        BillingEvent::InvoicePayment(InvoicePayment {
+            invoice: InvoiceId::new(id),
+            customer: CustomerId::new("cus"),
+            subscription: Some(SubscriptionId::new("sub")),
+            change,
+            invoice_created: Some(created),
+            attempt: Some(attempt),
+            hosted_invoice_url: None,
+            user_hint: None,
+        })
+    }
+
+    fn standing(c: &CustomerBilling) -> Option<PaymentOutcome> {
+        c.subscriptions
+            .get(&SubscriptionId::new("sub"))
+            .and_then(|r| r.payment().map(|(o, _)| o))
+    }
+
+    #[test]
+    fn failed_and_action_required_of_one_attempt_need_the_customer() {
+        use InvoiceChange::*;
+        for order in [[Failed, ActionRequired], [ActionRequired, Failed]] {
+            let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+            for (i, change) in order.into_iter().enumerate() {
+                c.apply(
+                    &meta(&format!("evt_{i}"), 20),
+                    &invoice("in_1", change, 5, 1),
+                );
+            }
+            assert_eq!(standing(&c), Some(PaymentOutcome::ActionRequired));
+            c.apply(&meta("evt_retry", 30), &invoice("in_1", Failed, 5, 2));
+            assert_eq!(
+                standing(&c),
+                Some(PaymentOutcome::Failed),
+                "a later attempt"
+            );
+            c.apply(&meta("evt_void", 40), &invoice("in_1", Voided, 5, 2));
+            assert_eq!(standing(&c), None, "voided: nothing owed");
+        }
+    }
+
+    #[test]
+    fn a_later_paid_invoice_ends_an_earlier_failure_and_prunes_it() {
+        use InvoiceChange::*;
+        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        c.apply(&meta("evt_f", 20), &invoice("in_1", Failed, 5, 1));
+        assert_eq!(standing(&c), Some(PaymentOutcome::Failed));
+        c.apply(&meta("evt_p", 50), &invoice("in_2", Paid, 40, 1));
+        assert_eq!(standing(&c), Some(PaymentOutcome::Paid));
+        let record = &c.subscriptions[&SubscriptionId::new("sub")];
+        assert_eq!(record.invoices.len(), 1, "the older invoice is forgotten");
+        // A late event of the forgotten invoice is stale and changes nothing.
+        let before = c.clone();
+        assert_eq!(
+            c.apply(&meta("evt_late", 60), &invoice("in_1", Failed, 5, 2)),
+            Effect::Stale
+        );
+        assert_eq!(c, before);
+    }
+
+    #[test]
+    fn long_ended_subscriptions_shrink_to_tombstones() {
+        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        for i in 0..500 {
+            let sub = format!("sub_{i:03}");
+            let created = BillingEvent::Subscription {
+                change: SubscriptionChange::Created,
+                snapshot: snapshot(&sub, "active"),
+                evidence: OrderEvidence::default(),
+            };
+            let deleted = BillingEvent::Subscription {
+                change: SubscriptionChange::Deleted,
+                snapshot: snapshot(&sub, "canceled"),
+                evidence: OrderEvidence::default(),
+            };
+            c.apply(&meta(&format!("evt_c{i}"), 1000 + 10 * i), &created);
+            c.apply(&meta(&format!("evt_d{i}"), 1005 + 10 * i), &deleted);
+        }
+        assert_eq!(c.subscriptions.len(), ENDED_KEPT_WHOLE);
+        assert_eq!(c.ended.len(), 500 - ENDED_KEPT_WHOLE);
+        let size = serde_json::to_vec(&c).expect("json").len();
+        assert!(
+            size < 100_000,
+            "aggregate of 500 subscriptions is {size} bytes"
+        );
+        // A late event about a long-ended subscription is stale.
+        let late = BillingEvent::Subscription {
+            change: SubscriptionChange::Updated,
+            snapshot: snapshot("sub_000", "active"),
+            evidence: OrderEvidence::default(),
+        };
+        assert_eq!(c.apply(&meta("evt_late", 99_999), &late), Effect::Stale);
     }
 }

@@ -3,6 +3,7 @@
 
 use super::ids::{CustomerId, EventId, InvoiceId, Provider, SubscriptionId, UserId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Facts every event carries, whatever its type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +60,42 @@ pub struct SubscriptionSnapshot {
     pub user_claim: Option<UserId>,
 }
 
-/// What an invoice event says about the payment of a subscription.
+/// Evidence of order between snapshots of one object taken in the same second.
+///
+/// Providers stamp events to the second (Stripe) and ids are random, so two events about one
+/// object in one second cannot be ordered by their envelopes. An update event reports the values
+/// its change replaced (Stripe's `data.previous_attributes`): of two same-second snapshots, the
+/// later is the one whose previous values are the other's values. Both sides are kept as short
+/// digests per leaf path (`status`, `metadata.note`, `items`), so comparing them needs no payload.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderEvidence {
+    /// Leaf path → digest of the object's value after the event.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
+    /// Leaf path → digest of the value before the event; empty when the event reports none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub previous: BTreeMap<String, String>,
+}
+
+impl OrderEvidence {
+    /// Digest of a path absent from an object (compared as JSON `null`).
+    pub const ABSENT: &'static str = "null";
+
+    /// Whether `self` was taken right after `earlier`: every value this event replaced is the
+    /// value `earlier` shows. An event that reports no previous values proves nothing.
+    pub fn follows(&self, earlier: &OrderEvidence) -> bool {
+        !self.previous.is_empty()
+            && self.previous.iter().all(|(path, before)| {
+                earlier
+                    .values
+                    .get(path)
+                    .map_or(Self::ABSENT, String::as_str)
+                    == before
+            })
+    }
+}
+
+/// What an invoice event says about the payment of a subscription (the derived standing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentOutcome {
@@ -68,12 +104,55 @@ pub enum PaymentOutcome {
     Paid,
 }
 
+/// What happened to an invoice, as one event reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceChange {
+    /// The customer must authenticate the payment (3-D Secure): `invoice.payment_action_required`.
+    ActionRequired,
+    /// An attempt failed: `invoice.payment_failed`.
+    Failed,
+    /// `invoice.paid` / `invoice.payment_succeeded`.
+    Paid,
+    /// `invoice.voided`: the invoice will never be paid; nothing is owed.
+    Voided,
+    /// `invoice.marked_uncollectible`: written off (it may still be paid later).
+    MarkedUncollectible,
+}
+
+impl InvoiceChange {
+    /// The standing-ending outcome this change settles the invoice with, if it settles it.
+    pub fn settlement(self) -> Option<Settlement> {
+        match self {
+            InvoiceChange::Paid => Some(Settlement::Paid),
+            InvoiceChange::Voided => Some(Settlement::Voided),
+            InvoiceChange::MarkedUncollectible => Some(Settlement::Uncollectible),
+            InvoiceChange::ActionRequired | InvoiceChange::Failed => None,
+        }
+    }
+}
+
+/// How an invoice stopped being owed; a greater one replaces a smaller (an uncollectible invoice
+/// can still be paid; a paid or voided one is final).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Settlement {
+    Uncollectible,
+    Voided,
+    Paid,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoicePayment {
     pub invoice: InvoiceId,
     pub customer: CustomerId,
     pub subscription: Option<SubscriptionId>,
-    pub outcome: PaymentOutcome,
+    pub change: InvoiceChange,
+    /// The invoice's own creation time (the same in every event of it); orders invoices.
+    pub invoice_created: Option<i64>,
+    /// Which payment attempt the event is about (`attempt_count`); both events Stripe sends for
+    /// one attempt that needs authentication carry the same number.
+    pub attempt: Option<u32>,
     /// Stripe's hosted invoice page, for "payment action required" emails.
     pub hosted_invoice_url: Option<String>,
     /// The user named by the subscription's metadata as copied onto the invoice. Only a hint
@@ -94,6 +173,9 @@ pub enum BillingEvent {
     Subscription {
         change: SubscriptionChange,
         snapshot: SubscriptionSnapshot,
+        /// Orders this snapshot against others of the same second.
+        #[serde(default)]
+        evidence: OrderEvidence,
     },
     InvoicePayment(InvoicePayment),
     /// A customer object was created or updated; it may carry a user id in its metadata.

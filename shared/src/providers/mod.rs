@@ -1,3 +1,4 @@
 //! Providers: verify and translate each provider's wire format into `domain::events`.
 
+pub mod evidence;
 pub mod stripe;

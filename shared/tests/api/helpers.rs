@@ -6,10 +6,11 @@ use billing::adapters::faults::{FaultPlan, FaultyStore};
 use billing::adapters::memory::{InMemoryBillingStore, StaticSecrets};
 use billing::domain::access::TierPolicy;
 use billing::http::local_router;
+use billing::pipeline::Pipeline;
 use billing::ports::{BillingStore, FixedClock};
 use billing::providers::stripe::signature::{sign, WebhookSecret};
+use billing::providers::stripe::{pipeline, Settings};
 use billing::routing::Family;
-use billing::service::{Settings, WebhookService};
 use billing::telemetry::Metrics;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -46,7 +47,7 @@ pub fn settings(livemode: bool) -> Settings {
 }
 
 pub struct TestApp {
-    pub service: Arc<WebhookService>,
+    pub service: Arc<Pipeline>,
     pub store: Arc<dyn BillingStore>,
     pub memory: Option<Arc<InMemoryBillingStore>>,
     pub dynamo: Option<Arc<DynamoBillingStore>>,
@@ -66,7 +67,7 @@ fn build(store: Arc<dyn BillingStore>, livemode: bool) -> TestApp {
     let clock = Arc::new(FixedClock::at(NOW));
     let metrics = Arc::new(Metrics::memory());
     let secrets = Arc::new(StaticSecrets::everywhere(vec![WebhookSecret::new(SECRET)]));
-    let service = Arc::new(WebhookService::new(
+    let service = Arc::new(pipeline(
         faulty.clone(),
         secrets.clone(),
         clock.clone(),

@@ -3,9 +3,9 @@
 use crate::helpers::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use billing::domain::ids::{EventId, Provider};
+use billing::pipeline::Outcome;
 use billing::ports::LedgerState;
 use billing::routing::Family;
-use billing::service::Outcome;
 use billing::telemetry::Counter;
 use http::StatusCode;
 use serde_json::json;
@@ -48,7 +48,7 @@ async fn a_known_type_of_unknown_shape_is_parked_with_its_bytes() {
         .expect("record");
     let gz = stored.parked.and_then(|p| p.gzip).expect("gzip");
     assert_eq!(
-        billing::service::gunzip(&gz).expect("gunzip"),
+        billing::digest::gunzip(&gz).expect("gunzip"),
         body,
         "the exact bytes are kept"
     );

@@ -3,10 +3,11 @@
 use crate::helpers::*;
 use billing::adapters::memory::InMemoryBillingStore;
 use billing::adapters::secrets_manager::{ConfiguredSecrets, SecretSpec};
+use billing::pipeline::{Outcome, Pipeline};
 use billing::ports::{FixedClock, SecretSource};
 use billing::providers::stripe::signature::{sign, WebhookSecret};
+use billing::providers::stripe::{pipeline, StripeDelivery};
 use billing::routing::Family;
-use billing::service::{Outcome, WebhookService};
 use billing::telemetry::Metrics;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,8 +25,8 @@ async fn secret(client: &aws_sdk_secretsmanager::Client, value: &str) -> String 
         .expect("arn")
 }
 
-fn service(secrets: Arc<ConfiguredSecrets>) -> WebhookService {
-    WebhookService::new(
+fn service(secrets: Arc<ConfiguredSecrets>) -> Pipeline {
+    pipeline(
         Arc::new(InMemoryBillingStore::new()),
         secrets,
         Arc::new(FixedClock::at(NOW)),

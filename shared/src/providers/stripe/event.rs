@@ -26,6 +26,8 @@ pub struct Envelope {
     pub api_version: Option<String>,
     /// `data.object`, or `Value::Null` when absent.
     pub object: Value,
+    /// `data.previous_attributes` of `*.updated` events: the values the change replaced.
+    pub previous: Option<Value>,
 }
 
 impl Envelope {
@@ -46,11 +48,16 @@ impl Envelope {
             .ok_or(EnvelopeError::Missing("created"))?;
         let livemode = root.get("livemode").and_then(as_bool);
         let api_version = str_field(&root, "api_version").map(str::to_owned);
-        let object = root
-            .get_mut("data")
-            .and_then(|d| d.get_mut("object"))
-            .map(Value::take)
-            .unwrap_or(Value::Null);
+        let data = root.get_mut("data");
+        let (object, previous) = match data {
+            Some(d) => (
+                d.get_mut("object").map(Value::take).unwrap_or(Value::Null),
+                d.get_mut("previous_attributes")
+                    .map(Value::take)
+                    .filter(Value::is_object),
+            ),
+            None => (Value::Null, None),
+        };
         Ok(Self {
             id,
             event_type,
@@ -58,6 +65,7 @@ impl Envelope {
             livemode,
             api_version,
             object,
+            previous,
         })
     }
 }

@@ -2,5 +2,8 @@
 //! Stripe's wire shapes never leave this folder.
 
 pub mod event;
+pub mod provider;
 pub mod signature;
 pub mod translate;
+
+pub use provider::{pipeline, Settings, StripeDelivery, StripeProvider};

@@ -7,9 +7,10 @@
 
 use super::event::{i64_field, id_field, metadata, str_field, Envelope};
 use crate::domain::events::{
-    BillingEvent, InvoicePayment, PaymentOutcome, SubscriptionChange, SubscriptionSnapshot,
+    BillingEvent, InvoiceChange, InvoicePayment, SubscriptionChange, SubscriptionSnapshot,
 };
 use crate::domain::ids::{CustomerId, InvoiceId, SubscriptionId, UserId};
+use crate::providers::evidence::order_evidence;
 use crate::routing::Family;
 use serde_json::Value;
 
@@ -93,11 +94,18 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
                 status: need("status", str_field(obj, "status").map(str::to_owned))?,
                 ..subscription_details(obj, map)
             };
-            BillingEvent::Subscription { change, snapshot }
+            let evidence = order_evidence(obj, env.previous.as_ref());
+            BillingEvent::Subscription {
+                change,
+                snapshot,
+                evidence,
+            }
         }
-        "invoice.paid" | "invoice.payment_succeeded" => invoice(env, map, PaymentOutcome::Paid)?,
-        "invoice.payment_failed" => invoice(env, map, PaymentOutcome::Failed)?,
-        "invoice.payment_action_required" => invoice(env, map, PaymentOutcome::ActionRequired)?,
+        "invoice.paid" | "invoice.payment_succeeded" => invoice(env, map, InvoiceChange::Paid)?,
+        "invoice.payment_failed" => invoice(env, map, InvoiceChange::Failed)?,
+        "invoice.payment_action_required" => invoice(env, map, InvoiceChange::ActionRequired)?,
+        "invoice.voided" => invoice(env, map, InvoiceChange::Voided)?,
+        "invoice.marked_uncollectible" => invoice(env, map, InvoiceChange::MarkedUncollectible)?,
         "customer.created" | "customer.updated" => BillingEvent::CustomerUpdated {
             customer: CustomerId::new(need("id", id_field(obj, "id"))?),
             user_claim: metadata(obj, &map.user_metadata_key).map(UserId::new),
@@ -110,7 +118,7 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
 fn invoice(
     env: &Envelope,
     map: &StripeMapping,
-    outcome: PaymentOutcome,
+    change: InvoiceChange,
 ) -> Result<BillingEvent, TranslateError> {
     let obj = &env.object;
     let missing = |field| TranslateError {
@@ -134,10 +142,23 @@ fn invoice(
         invoice: InvoiceId::new(id_field(obj, "id").ok_or_else(|| missing("id"))?),
         customer: CustomerId::new(id_field(obj, "customer").ok_or_else(|| missing("customer"))?),
         subscription: subscription.map(SubscriptionId::new),
-        outcome,
+        change,
+        invoice_created: i64_field(obj, "created"),
+        attempt: i64_field(obj, "attempt_count").and_then(|n| u32::try_from(n).ok()),
         hosted_invoice_url: str_field(obj, "hosted_invoice_url").map(str::to_owned),
         user_hint,
     }))
+}
+
+/// A subscription object (as the API returns it) as a snapshot; `None` without id, customer
+/// or status.
+pub fn subscription_snapshot(obj: &Value, map: &StripeMapping) -> Option<SubscriptionSnapshot> {
+    Some(SubscriptionSnapshot {
+        id: SubscriptionId::new(id_field(obj, "id")?),
+        customer: CustomerId::new(id_field(obj, "customer")?),
+        status: str_field(obj, "status")?.to_owned(),
+        ..subscription_details(obj, map)
+    })
 }
 
 /// The optional parts of a subscription snapshot (ids and status are filled by the caller).
@@ -225,8 +246,8 @@ mod tests {
         assert_eq!(a.subscription, Some(SubscriptionId::new("sub_1")));
         assert_eq!(b.subscription, Some(SubscriptionId::new("sub_1")));
         assert_eq!(
-            (a.outcome, b.outcome),
-            (PaymentOutcome::Failed, PaymentOutcome::Paid)
+            (a.change, b.change),
+            (InvoiceChange::Failed, InvoiceChange::Paid)
         );
         assert_eq!(
             b.customer,

@@ -1,0 +1,185 @@
+//! The use case, once, knowing no provider: verify → record once → apply → project to users →
+//! outbox. A provider plugs in through [`WebhookProvider`].
+//!
+//! Guarantees and where each is enforced:
+//! - authenticity: `receive` has the provider verify the raw bytes before anything reads them;
+//! - exactly once: the ledger item's conditional write inside the one commit (`record`);
+//! - any order: `CustomerBilling::apply` (joins of the events seen);
+//! - nothing lost: state, ledger, audit and outbox are one atomic commit; transient failures
+//!   answer 5xx so the provider retries; unreadable events and permanent failures are parked
+//!   with their bytes (`park`), and replayed through the same second half.
+
+mod park;
+mod project;
+pub mod provider;
+mod record;
+
+use crate::domain::access::TierPolicy;
+use crate::domain::ids::{CustomerId, Provider, UserId};
+use crate::error::{Error, ErrorKind, Rejection};
+use crate::ports::{BillingStore, Clock, LedgerGuard, LedgerState};
+use crate::routing::Family;
+use crate::telemetry::{Counter, Metrics};
+pub use park::MAX_PARKED_GZIP_BYTES;
+pub use provider::{ReadError, ReadEvent, Verified, WebhookProvider};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// What happened to one delivery; `http::respond` turns it into the status code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// First time seen: recorded in this state.
+    Recorded {
+        event_id: String,
+        state: LedgerState,
+    },
+    /// Already recorded (a redelivery, or a concurrent duplicate): nothing changed.
+    Duplicate {
+        event_id: String,
+    },
+    Rejected(Rejection),
+    /// A transient failure: the provider must retry.
+    Unavailable(Error),
+}
+
+/// A delivery whose authenticity has been checked (on arrival, or when it was parked).
+struct Delivery<'a> {
+    provider: &'a dyn WebhookProvider,
+    family: Family,
+    raw: &'a [u8],
+    signed_at: i64,
+}
+
+pub struct Pipeline {
+    store: Arc<dyn BillingStore>,
+    providers: BTreeMap<Provider, Arc<dyn WebhookProvider>>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    tiers: TierPolicy,
+    /// customer → user links seen before: lets the first read fetch the user item too.
+    /// A link only ever names the user it was read with, since the commit checks revisions.
+    links: Mutex<HashMap<CustomerId, UserId>>,
+}
+
+impl Pipeline {
+    pub fn new(
+        store: Arc<dyn BillingStore>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        tiers: TierPolicy,
+    ) -> Self {
+        Self {
+            store,
+            providers: BTreeMap::new(),
+            clock,
+            metrics,
+            tiers,
+            links: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn with_provider(mut self, provider: Arc<dyn WebhookProvider>) -> Self {
+        self.providers.insert(provider.id(), provider);
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn BillingStore> {
+        &self.store
+    }
+
+    pub fn tiers(&self) -> &TierPolicy {
+        &self.tiers
+    }
+
+    /// Handles one delivery at `family`'s endpoint of `provider`.
+    pub async fn receive(
+        &self,
+        provider: Provider,
+        family: Family,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Outcome {
+        let outcome = match self.providers.get(&provider) {
+            Some(p) => self.receive_inner(p.as_ref(), family, headers, body).await,
+            None => Outcome::Rejected(Rejection::UnknownProvider(provider.to_string())),
+        };
+        self.count(family.as_str(), &outcome);
+        outcome
+    }
+
+    async fn receive_inner(
+        &self,
+        provider: &dyn WebhookProvider,
+        family: Family,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Outcome {
+        let verified = match provider.verify(family, headers, body).await {
+            Ok(v) => v,
+            Err(Error::Rejected(r)) => return Outcome::Rejected(r),
+            Err(e) => return self.failed(None, e),
+        };
+        if verified.secrets_refreshed {
+            self.metrics.incr(Counter::SecretRefresh, family.as_str());
+        }
+        let delivery = Delivery {
+            provider,
+            family,
+            raw: body,
+            signed_at: verified.signed_at,
+        };
+        let read = match self.read_or_park(&delivery, LedgerGuard::New).await {
+            Ok(read) => read,
+            Err(outcome) => return outcome,
+        };
+        if read.home != family {
+            // Applied all the same: the same event id may reach several endpoints.
+            self.metrics.incr(Counter::OutsideFamily, family.as_str());
+            tracing::info!(event_id = %read.meta.id, event_type = %read.meta.event_type, %family, home = %read.home, "event outside its family");
+        }
+        self.translate_and_apply(&delivery, read, LedgerGuard::New)
+            .await
+    }
+
+    fn count(&self, dimension: &str, outcome: &Outcome) {
+        let counter = match outcome {
+            Outcome::Recorded { state, .. } => match state {
+                LedgerState::Applied => Counter::Applied,
+                LedgerState::Stale => Counter::Stale,
+                LedgerState::Ignored => Counter::Ignored,
+                LedgerState::Parked => Counter::Parked,
+            },
+            Outcome::Duplicate { .. } => Counter::Redelivered,
+            Outcome::Rejected(Rejection::Livemode { .. }) => Counter::LivemodeRejected,
+            Outcome::Rejected(_) => Counter::SignatureRejected,
+            Outcome::Unavailable(_) => Counter::Unavailable,
+        };
+        self.metrics.incr(counter, dimension);
+    }
+
+    /// A failure answered 503; the log says why (kind, ids), never a body or secret.
+    fn failed(&self, event_id: Option<&str>, error: Error) -> Outcome {
+        let kind = error.kind();
+        tracing::error!(
+            event_id = event_id.unwrap_or("-"),
+            kind = kind.as_str(),
+            error = %error,
+            "delivery not applied; answering 503"
+        );
+        debug_assert!(kind != ErrorKind::Rejected);
+        Outcome::Unavailable(error)
+    }
+
+    fn cached_link(&self, customer: &CustomerId) -> Option<UserId> {
+        self.links.lock().ok()?.get(customer).cloned()
+    }
+
+    fn remember_link(&self, customer: &CustomerId, user: UserId) {
+        if let Ok(mut cache) = self.links.lock() {
+            if cache.len() >= 10_000 {
+                cache.clear();
+            }
+            cache.insert(customer.clone(), user);
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The projection to users: what an applied event changes for the user(s) its customer belongs
+//! to, the feed messages that announce it, and its audit entry — all in the event's one commit.
+
+use super::record::Verified;
+use super::Pipeline;
+use crate::domain::access::{customer_access, Access, SubscriptionAccess};
+use crate::domain::customer::CustomerBilling;
+use crate::domain::ids::UserId;
+use crate::feed::{access_changed, customer_unlinked, summary, update_user};
+use crate::ports::{
+    source_key, AuditRecord, Commit, LedgerGuard, LedgerState, OutboxMessage, StoreError, Stored,
+    UserAccessDoc,
+};
+
+/// What the commit of an applied event is built from.
+pub(super) struct Projection<'a> {
+    pub verified: &'a Verified<'a>,
+    pub guard: LedgerGuard,
+    pub before: &'a CustomerBilling,
+    /// The aggregate's revision as read (`None`: it must not exist yet).
+    pub rev: Option<u64>,
+    /// The user item the first read fetched (for `hint`).
+    pub loaded_user: Option<Stored<UserAccessDoc>>,
+    pub hint: Option<UserId>,
+    /// Subscriptions whose same-second tie stays unresolved.
+    pub unresolved: Vec<String>,
+}
+
+impl Pipeline {
+    /// Builds the commit of an applied event: aggregate, user projections, audit, outbox.
+    pub(super) async fn applied_commit(
+        &self,
+        p: Projection<'_>,
+        after: CustomerBilling,
+    ) -> Result<Commit, StoreError> {
+        let v = p.verified;
+        let now = self.clock.now();
+        let subs_before = customer_access(p.before, &self.tiers);
+        let subs_after = customer_access(&after, &self.tiers);
+        let (users, mut outbox) = self.project_users(&p, &after, &subs_after, now).await?;
+        if after.user().is_none()
+            && subs_after.iter().any(|s| s.grants)
+            && !subs_before.iter().any(|s| s.grants)
+        {
+            outbox.push(customer_unlinked(&after, &subs_after, &v.meta, now));
+        }
+        let audit = AuditRecord {
+            provider: after.provider,
+            customer: after.customer.clone(),
+            event_id: v.meta.id.clone(),
+            event_type: v.meta.event_type.clone(),
+            created: v.meta.created,
+            received_at: now,
+            user: after.user().cloned(),
+            before: summary(p.before.user(), &subs_before, &subs_after),
+            after: summary(after.user(), &subs_after, &subs_before),
+            unresolved_ties: p.unresolved.clone(),
+        };
+        Ok(Commit {
+            ledger: self.ledger_record(v, LedgerState::Applied, Some(after.customer.clone())),
+            guard: p.guard,
+            customer: Some((after, p.rev)),
+            users,
+            audit: vec![audit],
+            outbox,
+        })
+    }
+
+    /// The user documents the event changes and the feed messages that announce each change:
+    /// the user the customer belongs to now, and the one it belonged to when a link moved.
+    async fn project_users(
+        &self,
+        p: &Projection<'_>,
+        after: &CustomerBilling,
+        subs_after: &[SubscriptionAccess],
+        now: i64,
+    ) -> Result<(Vec<(UserAccessDoc, Option<u64>)>, Vec<OutboxMessage>), StoreError> {
+        let source = source_key(after.provider, &after.customer);
+        let targets: Vec<(UserId, bool)> = match (p.before.user(), after.user()) {
+            (Some(old), Some(new)) if old != new => vec![(old.clone(), false), (new.clone(), true)],
+            (_, Some(new)) => vec![(new.clone(), true)],
+            (_, None) => vec![],
+        };
+        let mut users = Vec::new();
+        let mut outbox = Vec::new();
+        for (user, keeps_source) in targets {
+            let stored = if p.hint.as_ref() == Some(&user) {
+                // The first read already asked for this user's item (absent means new user).
+                p.loaded_user.clone()
+            } else {
+                // The first read guessed another user (or none): one more read, for this user.
+                self.store.load_user(&user).await?
+            };
+            let (doc, rev) = match stored {
+                Some(s) => (s.value, Some(s.rev)),
+                // A link moved away from a user that has no document: nothing to take away,
+                // and creating one would make that user's answer depend on arrival order.
+                None if !keeps_source => continue,
+                None => (empty_user_doc(&user), None),
+            };
+            let subs = keeps_source.then(|| subs_after.to_vec());
+            let (doc, change) = update_user(doc, &source, subs, &self.tiers, now);
+            if let Some((previous, access)) = change {
+                outbox.push(access_changed(
+                    &doc,
+                    &previous,
+                    &access,
+                    &p.verified.meta,
+                    now,
+                ));
+            }
+            users.push((doc, rev));
+        }
+        Ok((users, outbox))
+    }
+}
+
+fn empty_user_doc(user: &UserId) -> UserAccessDoc {
+    UserAccessDoc {
+        user: user.clone(),
+        sources: Default::default(),
+        access: Access::none(),
+        feed_seq: 0,
+        updated_at: 0,
+    }
+}

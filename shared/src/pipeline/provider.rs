@@ -1,0 +1,61 @@
+//! The provider seam: what the pipeline needs from a provider (Stripe today, PayPal next; an
+//! EventBridge ingress would verify by IAM and return at once). Nothing here names a provider.
+
+use crate::domain::events::{BillingEvent, EventMeta, SubscriptionSnapshot};
+use crate::domain::ids::{Provider, SubscriptionId};
+use crate::error::{Error, Rejection};
+use crate::routing::Family;
+use async_trait::async_trait;
+
+/// A delivery whose authenticity was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// When the provider signed it (Unix seconds); kept with a parked body.
+    pub signed_at: i64,
+    /// Whether the check re-read the endpoint's secrets (a rotation) on the way.
+    pub secrets_refreshed: bool,
+}
+
+/// A verified body read as an event.
+#[derive(Debug, Clone)]
+pub struct ReadEvent {
+    pub meta: EventMeta,
+    /// The family whose endpoint this type belongs to.
+    pub home: Family,
+    /// The canonical event, or why this payload could not be translated (then it is parked).
+    pub event: Result<BillingEvent, String>,
+}
+
+/// Why a verified body was not read as an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// Not an event at all (parked under the body's hash). The text names no value.
+    Unreadable(String),
+    /// An event this deployment must refuse (e.g. the other livemode).
+    Rejected(Rejection),
+}
+
+#[async_trait]
+pub trait WebhookProvider: Send + Sync {
+    fn id(&self) -> Provider;
+
+    /// Checks the delivery over its raw bytes, before anything reads them.
+    async fn verify(
+        &self,
+        family: Family,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Verified, Error>;
+
+    /// Reads the envelope and translates the event.
+    fn read(&self, body: &[u8]) -> Result<ReadEvent, ReadError>;
+
+    /// A subscription's current state from the provider's API, to settle a same-second tie the
+    /// events cannot decide. `Ok(None)` when no API is configured (the default).
+    async fn current_subscription(
+        &self,
+        _id: &SubscriptionId,
+    ) -> Result<Option<SubscriptionSnapshot>, Error> {
+        Ok(None)
+    }
+}

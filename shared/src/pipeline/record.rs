@@ -1,0 +1,231 @@
+//! Record once and apply: one consistent read, a pure decision, one conditional commit —
+//! retried on contention, parked on a permanent failure, answered 503 on a transient one.
+
+use super::project::Projection;
+use super::{Delivery, Outcome, Pipeline, ReadEvent};
+use crate::domain::customer::{CustomerBilling, Effect};
+use crate::domain::events::{BillingEvent, EventMeta};
+use crate::domain::ids::{CustomerId, SubscriptionId};
+use crate::error::Error;
+use crate::ports::{Commit, LedgerGuard, LedgerRecord, LedgerState, StoreError};
+use crate::telemetry::Counter;
+
+/// Optimistic-concurrency attempts before answering 5xx.
+const MAX_ATTEMPTS: usize = 8;
+
+/// An event ready to apply: verified, read and translated.
+pub(super) struct Verified<'a> {
+    pub meta: EventMeta,
+    pub event: BillingEvent,
+    pub delivery: &'a Delivery<'a>,
+}
+
+impl Pipeline {
+    /// The same second half for an arriving and a replayed event.
+    pub(super) async fn translate_and_apply(
+        &self,
+        delivery: &Delivery<'_>,
+        read: ReadEvent,
+        guard: LedgerGuard,
+    ) -> Outcome {
+        match read.event {
+            Ok(event) => {
+                let verified = Verified {
+                    meta: read.meta,
+                    event,
+                    delivery,
+                };
+                self.apply(&verified, guard).await
+            }
+            Err(why) => self.park(delivery, &read.meta, None, &why, guard).await,
+        }
+    }
+
+    /// Applies a verified event; retried on contention.
+    async fn apply(&self, v: &Verified<'_>, guard: LedgerGuard) -> Outcome {
+        let event_id = v.meta.id.as_str();
+        let Some(customer_id) = v.event.customer().cloned() else {
+            // Not modelled: one conditional write records it as ignored.
+            let record = self.ledger_record(v, LedgerState::Ignored, None);
+            let result = self.store.commit(&Commit::ledger_only(record, guard)).await;
+            return self.finish(event_id, result.map(|()| LedgerState::Ignored));
+        };
+        let mut last_error = String::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            match self.attempt(v, guard, &customer_id).await {
+                Err(StoreError::Contention(why)) => last_error = why,
+                Err(e) if e.is_permanent() => {
+                    // Retrying can never help: keep the bytes and say why, for a replay.
+                    let why = format!("permanent store error: {e}");
+                    return self
+                        .park(v.delivery, &v.meta, Some(customer_id), &why, guard)
+                        .await;
+                }
+                result => return self.finish(event_id, result),
+            }
+        }
+        self.failed(
+            Some(event_id),
+            StoreError::Contention(format!(
+                "gave up after {MAX_ATTEMPTS} attempts: {last_error}"
+            ))
+            .into(),
+        )
+    }
+
+    /// The outcome of a commit: recorded in `state`, already recorded, or retry later.
+    pub(super) fn finish(
+        &self,
+        event_id: &str,
+        result: Result<LedgerState, StoreError>,
+    ) -> Outcome {
+        match result {
+            Ok(state) => Outcome::Recorded {
+                event_id: event_id.to_owned(),
+                state,
+            },
+            Err(StoreError::AlreadyRecorded) => Outcome::Duplicate {
+                event_id: event_id.to_owned(),
+            },
+            Err(e) => self.failed(Some(event_id), Error::Store(e)),
+        }
+    }
+
+    pub(super) fn ledger_record(
+        &self,
+        v: &Verified<'_>,
+        state: LedgerState,
+        customer: Option<CustomerId>,
+    ) -> LedgerRecord {
+        LedgerRecord {
+            provider: v.meta.provider,
+            event_id: v.meta.id.clone(),
+            event_type: v.meta.event_type.clone(),
+            created: v.meta.created,
+            livemode: v.meta.livemode,
+            state,
+            family: v.delivery.family,
+            received_at: self.clock.now(),
+            customer,
+            detail: None,
+            parked: None,
+        }
+    }
+
+    /// One read-decide-commit attempt. Returns the ledger state it committed.
+    async fn attempt(
+        &self,
+        v: &Verified<'_>,
+        guard: LedgerGuard,
+        customer_id: &CustomerId,
+    ) -> Result<LedgerState, StoreError> {
+        let hint = v
+            .event
+            .user_claim()
+            .cloned()
+            .or_else(|| self.cached_link(customer_id));
+        let loaded = self
+            .store
+            .load(
+                v.meta.provider,
+                &v.meta.id,
+                Some(customer_id),
+                hint.as_ref(),
+            )
+            .await?;
+        let already = match (&loaded.ledger, guard) {
+            (Some(_), LedgerGuard::New) | (None, LedgerGuard::ReplaceParked) => true,
+            (Some(rec), LedgerGuard::ReplaceParked) => rec.state != LedgerState::Parked,
+            (None, LedgerGuard::New) => false,
+        };
+        if already {
+            return Err(StoreError::AlreadyRecorded);
+        }
+        let (before, rev) = match loaded.customer {
+            Some(s) => (s.value, Some(s.rev)),
+            None => (
+                CustomerBilling::new(v.meta.provider, customer_id.clone()),
+                None,
+            ),
+        };
+        let mut after = before.clone();
+        let state = match after.apply(&v.meta, &v.event) {
+            Effect::Applied => LedgerState::Applied,
+            Effect::Stale => LedgerState::Stale,
+            Effect::Ignored => LedgerState::Ignored,
+        };
+        if state != LedgerState::Applied {
+            let record = self.ledger_record(v, state, Some(customer_id.clone()));
+            self.store
+                .commit(&Commit::ledger_only(record, guard))
+                .await?;
+            return Ok(state);
+        }
+        let unresolved = self.settle_ties(v, &mut after).await;
+        let projection = Projection {
+            verified: v,
+            guard,
+            before: &before,
+            rev,
+            loaded_user: loaded.user,
+            hint,
+            unresolved,
+        };
+        let commit = self.applied_commit(projection, after).await?;
+        self.store.commit(&commit).await?;
+        if commit.audit.iter().any(|a| !a.unresolved_ties.is_empty()) {
+            self.metrics
+                .incr(Counter::TiesUnresolved, v.delivery.family.as_str());
+        }
+        if let Some(user) = commit
+            .customer
+            .as_ref()
+            .and_then(|(c, _)| c.user().cloned())
+        {
+            self.remember_link(customer_id, user);
+        }
+        Ok(LedgerState::Applied)
+    }
+
+    /// Same-second snapshots of the event's subscription that the events cannot order: asks
+    /// the provider's API for the current state (when configured) and applies it above them.
+    /// Returns the subscriptions left unresolved (counted; the audit entry says so).
+    async fn settle_ties(&self, v: &Verified<'_>, after: &mut CustomerBilling) -> Vec<String> {
+        let BillingEvent::Subscription { snapshot, .. } = &v.event else {
+            return Vec::new();
+        };
+        let ties: Vec<(SubscriptionId, i64)> = after
+            .unresolved_ties()
+            .into_iter()
+            .filter(|(id, _)| id == &snapshot.id)
+            .collect();
+        let mut unresolved = Vec::new();
+        for (id, second) in ties {
+            match v.delivery.provider.current_subscription(&id).await {
+                Ok(Some(current)) if current.customer == after.customer => {
+                    after.apply_fetched(second, v.meta.id.as_str(), current);
+                    tracing::info!(event_id = %v.meta.id, subscription = %id, "same-second tie settled from the provider's API");
+                }
+                Ok(_) => unresolved.push(id.to_string()),
+                Err(e) => {
+                    tracing::warn!(event_id = %v.meta.id, subscription = %id, kind = e.kind().as_str(), error = %e, "could not read the subscription to settle a tie");
+                    unresolved.push(id.to_string());
+                }
+            }
+        }
+        if !unresolved.is_empty() {
+            tracing::warn!(event_id = %v.meta.id, "same-second events could not be ordered; the choice is deterministic");
+        }
+        unresolved
+    }
+}
+
+async fn backoff(attempt: usize) {
+    use rand::Rng;
+    let cap_ms = 10u64 << attempt.min(6);
+    let jitter = rand::rng().random_range(0..=cap_ms);
+    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+}

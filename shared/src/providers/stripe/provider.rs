@@ -1,0 +1,197 @@
+//! Stripe as a [`WebhookProvider`]: the signature check with the endpoint's secrets (re-read
+//! once after a miss, for a rotation), the lenient envelope with the livemode check, the
+//! translation, and — when a read-only API key is configured — a subscription's current state.
+
+use super::event::{id_field, str_field, Envelope};
+use super::signature::{self, SignatureError};
+use super::translate::{family_of, subscription_snapshot, translate, StripeMapping};
+use crate::domain::access::TierPolicy;
+use crate::domain::events::{EventMeta, SubscriptionSnapshot};
+use crate::domain::ids::{EventId, Provider, SubscriptionId};
+use crate::error::{Error, Rejection};
+use crate::pipeline::{Outcome, Pipeline, ReadError, ReadEvent, Verified, WebhookProvider};
+use crate::ports::{BillingStore, Clock, ProviderApi, SecretSource};
+use crate::routing::Family;
+use crate::telemetry::Metrics;
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// How the Stripe endpoints are configured (read once at cold start), plus the tier policy the
+/// pipeline applies, so tests and the local run build a whole pipeline from one value.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub tolerance_secs: u64,
+    pub livemode: bool,
+    pub mapping: StripeMapping,
+    pub tiers: TierPolicy,
+}
+
+impl Default for Settings {
+    /// Stripe's default tolerance, test mode, default metadata keys, no tier map.
+    fn default() -> Self {
+        Self {
+            tolerance_secs: 300,
+            livemode: false,
+            mapping: StripeMapping::default(),
+            tiers: TierPolicy::default(),
+        }
+    }
+}
+
+pub struct StripeProvider {
+    secrets: Arc<dyn SecretSource>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    api: Option<Arc<dyn ProviderApi>>,
+}
+
+impl StripeProvider {
+    pub fn new(secrets: Arc<dyn SecretSource>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        Self {
+            secrets,
+            clock,
+            settings,
+            api: None,
+        }
+    }
+
+    /// Reads objects from Stripe's API to settle same-second ties (`STRIPE_API_KEY`).
+    pub fn with_api(mut self, api: Arc<dyn ProviderApi>) -> Self {
+        self.api = Some(api);
+        self
+    }
+
+    fn check(
+        &self,
+        header: Option<&str>,
+        body: &[u8],
+        secrets: &[signature::WebhookSecret],
+    ) -> Result<i64, SignatureError> {
+        signature::verify(
+            header,
+            body,
+            secrets,
+            self.clock.now(),
+            self.settings.tolerance_secs,
+        )
+    }
+}
+
+/// A whole pipeline with Stripe as its provider.
+pub fn pipeline(
+    store: Arc<dyn BillingStore>,
+    secrets: Arc<dyn SecretSource>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+) -> Pipeline {
+    let tiers = settings.tiers.clone();
+    let provider = StripeProvider::new(secrets, clock.clone(), settings);
+    Pipeline::new(store, clock, metrics, tiers).with_provider(Arc::new(provider))
+}
+
+/// Delivering a Stripe body with its `Stripe-Signature` header value (tests, the CLI).
+#[async_trait]
+pub trait StripeDelivery {
+    async fn receive_stripe(&self, family: Family, signature: Option<&str>, body: &[u8])
+        -> Outcome;
+}
+
+#[async_trait]
+impl StripeDelivery for Pipeline {
+    async fn receive_stripe(
+        &self,
+        family: Family,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Outcome {
+        let mut headers = http::HeaderMap::new();
+        if let Some(value) = signature.and_then(|s| http::HeaderValue::from_str(s).ok()) {
+            headers.insert("stripe-signature", value);
+        }
+        self.receive(Provider::Stripe, family, &headers, body).await
+    }
+}
+
+#[async_trait]
+impl WebhookProvider for StripeProvider {
+    fn id(&self) -> Provider {
+        Provider::Stripe
+    }
+
+    /// Checks the signature; after a miss, re-reads the secrets once (a rotation) and retries.
+    async fn verify(
+        &self,
+        family: Family,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Verified, Error> {
+        // A header that is not visible ASCII reads as missing (rejected below).
+        let header = headers
+            .get("stripe-signature")
+            .and_then(|v| v.to_str().ok());
+        let reject = |e: SignatureError| Error::Rejected(e.into());
+        let secrets = self.secrets.secrets(family).await?;
+        match self.check(header, body, &secrets) {
+            Ok(signed_at) => Ok(Verified {
+                signed_at,
+                secrets_refreshed: false,
+            }),
+            Err(SignatureError::NoMatch) => {
+                if !self.secrets.refresh(family).await? {
+                    return Err(reject(SignatureError::NoMatch));
+                }
+                let secrets = self.secrets.secrets(family).await?;
+                let signed_at = self.check(header, body, &secrets).map_err(reject)?;
+                Ok(Verified {
+                    signed_at,
+                    secrets_refreshed: true,
+                })
+            }
+            Err(e) => Err(reject(e)),
+        }
+    }
+
+    fn read(&self, body: &[u8]) -> Result<ReadEvent, ReadError> {
+        let envelope = Envelope::parse(body).map_err(|e| ReadError::Unreadable(e.to_string()))?;
+        let configured = self.settings.livemode;
+        if let Some(event) = envelope.livemode.filter(|m| *m != configured) {
+            return Err(ReadError::Rejected(Rejection::Livemode {
+                event,
+                configured,
+            }));
+        }
+        let meta = EventMeta {
+            provider: Provider::Stripe,
+            id: EventId::new(envelope.id.clone()),
+            event_type: envelope.event_type.clone(),
+            created: envelope.created,
+            livemode: envelope.livemode.unwrap_or(configured),
+            api_version: envelope.api_version.clone(),
+        };
+        Ok(ReadEvent {
+            home: family_of(&envelope.event_type),
+            event: translate(&envelope, &self.settings.mapping).map_err(|e| e.to_string()),
+            meta,
+        })
+    }
+
+    async fn current_subscription(
+        &self,
+        id: &SubscriptionId,
+    ) -> Result<Option<SubscriptionSnapshot>, Error> {
+        let Some(api) = &self.api else {
+            return Ok(None);
+        };
+        let Some(object) = api.retrieve(&format!("subscriptions/{id}")).await? else {
+            return Ok(None);
+        };
+        // Only an object that is the subscription asked for is applied.
+        if str_field(&object, "object") != Some("subscription")
+            || id_field(&object, "id").as_deref() != Some(id.as_str())
+        {
+            return Ok(None);
+        }
+        Ok(subscription_snapshot(&object, &self.settings.mapping))
+    }
+}
