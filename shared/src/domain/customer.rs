@@ -469,15 +469,12 @@ impl CustomerBilling {
     }
 
     /// Applies a snapshot read from the provider's API to settle a tie at second `created`:
-    /// it ranks above every event of that second.
-    pub fn apply_fetched(
-        &mut self,
-        created: i64,
-        cause: &str,
-        snapshot: SubscriptionSnapshot,
-    ) -> Effect {
+    /// it ranks above every event of that second. Its id names no event, so whichever event
+    /// met the tie first, the stored aggregate is the same; once settled, a second is not
+    /// fetched again.
+    pub fn apply_fetched(&mut self, created: i64, snapshot: SubscriptionSnapshot) -> Effect {
         let candidate = Candidate {
-            version: Version::new(created, FETCHED_RANK, format!("api:{cause}")),
+            version: Version::new(created, FETCHED_RANK, "api"),
             snapshot,
             evidence: OrderEvidence::default(),
         };
@@ -640,7 +637,7 @@ mod tests {
         c.apply(&meta("evt_2", 10), &b);
         assert_eq!(c.unresolved_ties(), vec![(SubscriptionId::new("sub"), 10)]);
         assert_eq!(
-            c.apply_fetched(10, "evt_2", snapshot("sub", "active")),
+            c.apply_fetched(10, snapshot("sub", "active")),
             Effect::Applied
         );
         assert!(c.unresolved_ties().is_empty());

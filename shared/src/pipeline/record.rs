@@ -206,7 +206,7 @@ impl Pipeline {
         for (id, second) in ties {
             match v.delivery.provider.current_subscription(&id).await {
                 Ok(Some(current)) if current.customer == after.customer => {
-                    after.apply_fetched(second, v.meta.id.as_str(), current);
+                    after.apply_fetched(second, current);
                     tracing::info!(event_id = %v.meta.id, subscription = %id, "same-second tie settled from the provider's API");
                 }
                 Ok(_) => unresolved.push(id.to_string()),
