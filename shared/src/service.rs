@@ -269,9 +269,13 @@ impl WebhookService {
         let secrets = self.secrets.secrets(family).await.map_err(unavailable)?;
         match check(&secrets) {
             Err(SignatureError::NoMatch) => {
-                self.metrics.incr(Counter::SecretRefresh, family.as_str());
-                let changed = self.secrets.refresh(family).await.map_err(unavailable)?;
-                if !changed {
+                use crate::ports::RefreshOutcome;
+                let refresh = self.secrets.refresh(family).await.map_err(unavailable)?;
+                if refresh != RefreshOutcome::NotDue {
+                    // Only a real re-read counts: most misses fall inside the refresh interval.
+                    self.metrics.incr(Counter::SecretRefresh, family.as_str());
+                }
+                if refresh != RefreshOutcome::Changed {
                     return Err(Outcome::Rejected(SignatureError::NoMatch.into()));
                 }
                 let secrets = self.secrets.secrets(family).await.map_err(unavailable)?;
