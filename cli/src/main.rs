@@ -1,4 +1,4 @@
-//! `billing`: the local run and the operator's commands.
+//! `billing`: the local run and the operator's commands; `billing COMMAND --help` for each.
 //!
 //! ```text
 //! billing local                       serve all endpoints on BILLING_LOCAL_ADDR (moto behind it)
@@ -7,7 +7,7 @@
 //! billing parked                      list parked events
 //! billing relay [--once]              deliver pending outbox messages to BILLING_FEED_QUEUE_URL
 //! billing create-table                create BILLING_TABLE (local runs and tests)
-//! billing lambda-event FILE --family F [--secret S] [--base64]   print an API Gateway event
+//! billing lambda-event FILE [--family F] [--secret S] [--at UNIX] [--base64]   print an API Gateway event
 //! ```
 
 mod dev;
@@ -24,23 +24,97 @@ use billing::providers::stripe::translate::family_of;
 use billing::relay;
 use billing::routing::Family;
 use billing::telemetry::Metrics;
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 type CliResult = Result<(), String>;
 
+/// Local run, signed sends, replay and relay for the billing webhooks.
+#[derive(Debug, Parser)]
+#[command(name = "billing")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve every endpoint on BILLING_LOCAL_ADDR, with the table and a feed queue in moto.
+    Local,
+    /// Sign a Stripe event file's exact bytes and POST them to a running endpoint.
+    Send {
+        #[command(flatten)]
+        event: SignedEvent,
+        /// Where to post (default: the family's endpoint on BILLING_LOCAL_ADDR).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Re-apply parked events through the same pipeline (the signature was checked on arrival).
+    Replay(ReplayArgs),
+    /// List parked events, oldest first, one JSON line each.
+    Parked,
+    /// Deliver pending outbox messages to BILLING_FEED_QUEUE_URL.
+    Relay {
+        /// Drain once and exit instead of polling every second.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Create BILLING_TABLE if it does not exist (local runs and tests).
+    CreateTable,
+    /// Print an API Gateway (HTTP API, payload 2.0) event carrying a signed Stripe event file,
+    /// for `sam local invoke` and `cargo lambda invoke --data-file`.
+    LambdaEvent {
+        #[command(flatten)]
+        event: SignedEvent,
+        /// Base64-encode the body, as API Gateway does for binary media types.
+        #[arg(long)]
+        base64: bool,
+    },
+}
+
+/// A Stripe event file to sign, and how.
+#[derive(Debug, Args)]
+struct SignedEvent {
+    /// The event file; its exact bytes are signed and sent.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// checkout, subscription, invoice or charge (default: the family of the event's type).
+    #[arg(long, value_name = "FAMILY")]
+    family: Option<Family>,
+    /// The signing secret (default: the first of STRIPE_WEBHOOK_SECRETS_<FAMILY>, else the
+    /// generated development secret).
+    #[arg(long, value_name = "whsec_…")]
+    secret: Option<String>,
+    /// The signature's timestamp in Unix seconds (default: now).
+    #[arg(long, value_name = "UNIX")]
+    at: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct ReplayArgs {
+    /// The parked event to re-apply.
+    #[arg(value_name = "EVENT_ID")]
+    event_id: Option<String>,
+    /// Re-apply every parked event.
+    #[arg(long)]
+    all: bool,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("local") => local().await,
-        Some("send") => send(&args[1..]).await,
-        Some("replay") => replay(&args[1..]).await,
-        Some("parked") => parked().await,
-        Some("relay") => relay_cmd(&args[1..]).await,
-        Some("create-table") => create_table().await,
-        Some("lambda-event") => lambda_event(&args[1..]),
-        _ => Err(USAGE.into()),
+    // Bad arguments and `--help` end here (exit codes 2 and 0), before anything is built.
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Local => local().await,
+        Command::Send { event, url } => send(&event, url).await,
+        Command::Replay(args) => replay(args).await,
+        Command::Parked => parked().await,
+        Command::Relay { once } => relay_cmd(once).await,
+        Command::CreateTable => create_table().await,
+        Command::LambdaEvent { event, base64 } => lambda_event(&event, base64),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,30 +123,6 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-const USAGE: &str = "usage: billing (local | send FILE [--family F] [--url URL] [--secret S] [--at UNIX] | replay (--all | EVENT_ID) | parked | relay [--once] | create-table | lambda-event FILE --family F [--secret S] [--base64])";
-
-/// `--name value` from an argument list.
-fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(String::as_str)
-}
-
-fn positional(args: &[String]) -> Option<&str> {
-    let mut skip = false;
-    for a in args {
-        if skip {
-            skip = false;
-        } else if a.starts_with("--") {
-            skip = !matches!(a.as_str(), "--all" | "--once" | "--base64");
-        } else {
-            return Some(a);
-        }
-    }
-    None
 }
 
 /// Builds the app from the environment, with development defaults where a variable is unset.
@@ -125,14 +175,15 @@ async fn local() -> CliResult {
         .map_err(|e| e.to_string())
 }
 
-fn read_fixture(path: &str) -> Result<(Vec<u8>, Family), String> {
-    let body = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let env = Envelope::parse(&body).map_err(|e| format!("{path}: {e}"))?;
+fn read_fixture(path: &Path) -> Result<(Vec<u8>, Family), String> {
+    let shown = path.display();
+    let body = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let env = Envelope::parse(&body).map_err(|e| format!("{shown}: {e}"))?;
     Ok((body, family_of(&env.event_type)))
 }
 
-fn secret_for(args: &[String], family: Family) -> Result<WebhookSecret, String> {
-    if let Some(s) = flag(args, "--secret") {
+fn secret_for(secret: Option<&str>, family: Family) -> Result<WebhookSecret, String> {
+    if let Some(s) = secret {
         return Ok(WebhookSecret::new(s));
     }
     let var = format!("STRIPE_WEBHOOK_SECRETS_{}", family.env_suffix());
@@ -165,19 +216,12 @@ struct Signed {
     at: i64,
 }
 
-/// Reads `FILE [--family F] [--secret S] [--at UNIX]` and signs the file's bytes.
-fn signed_fixture(args: &[String]) -> Result<Signed, String> {
-    let path = positional(args).ok_or(USAGE)?;
-    let (body, home) = read_fixture(path)?;
-    let family = match flag(args, "--family") {
-        Some(f) => f.parse()?,
-        None => home,
-    };
-    let secret = secret_for(args, family)?;
-    let at = match flag(args, "--at") {
-        Some(t) => t.parse().map_err(|_| "--at takes Unix seconds")?,
-        None => now(),
-    };
+/// Reads the event file and signs its exact bytes.
+fn signed_fixture(event: &SignedEvent) -> Result<Signed, String> {
+    let (body, home) = read_fixture(&event.file)?;
+    let family = event.family.unwrap_or(home);
+    let secret = secret_for(event.secret.as_deref(), family)?;
+    let at = event.at.unwrap_or_else(now);
     let header = sign(&body, &[secret], at);
     Ok(Signed {
         body,
@@ -188,15 +232,15 @@ fn signed_fixture(args: &[String]) -> Result<Signed, String> {
 }
 
 /// Signs a fixture file's exact bytes and posts it to a running endpoint.
-async fn send(args: &[String]) -> CliResult {
+async fn send(event: &SignedEvent, url: Option<String>) -> CliResult {
     let Signed {
         body,
         family,
         header,
         ..
-    } = signed_fixture(args)?;
-    let url = match flag(args, "--url") {
-        Some(u) => u.to_owned(),
+    } = signed_fixture(event)?;
+    let url = match url {
+        Some(u) => u,
         None => {
             let addr =
                 std::env::var("BILLING_LOCAL_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
@@ -221,13 +265,16 @@ async fn send(args: &[String]) -> CliResult {
     }
 }
 
-async fn replay(args: &[String]) -> CliResult {
+async fn replay(args: ReplayArgs) -> CliResult {
     let app = build_app(Metrics::Off).await?;
-    let ids: Vec<EventId> = if args.iter().any(|a| a == "--all") {
-        let parked = app.store.parked(1000).await.map_err(|e| e.to_string())?;
-        parked.into_iter().map(|r| r.event_id).collect()
-    } else {
-        vec![EventId::new(positional(args).ok_or(USAGE)?)]
+    let ids: Vec<EventId> = match (args.all, args.event_id) {
+        (true, _) => {
+            let parked = app.store.parked(1000).await.map_err(|e| e.to_string())?;
+            parked.into_iter().map(|r| r.event_id).collect()
+        }
+        (false, Some(id)) => vec![EventId::new(id)],
+        // The argument group requires one of them; kept as an error, not a panic.
+        (false, None) => return Err("replay takes --all or an EVENT_ID".into()),
     };
     let mut failures = 0;
     for id in ids {
@@ -257,7 +304,7 @@ async fn parked() -> CliResult {
     Ok(())
 }
 
-async fn relay_cmd(args: &[String]) -> CliResult {
+async fn relay_cmd(once: bool) -> CliResult {
     let app = build_app(Metrics::Off).await?;
     let queue = app
         .queue
@@ -270,7 +317,7 @@ async fn relay_cmd(args: &[String]) -> CliResult {
         if report.sent + report.failed > 0 {
             println!("sent {} failed {}", report.sent, report.failed);
         }
-        if args.iter().any(|a| a == "--once") {
+        if once {
             return if report.failed == 0 {
                 Ok(())
             } else {
@@ -298,23 +345,122 @@ async fn create_table() -> CliResult {
 
 /// Prints an API Gateway HTTP API (v2) event whose body is the fixture, signed now: the
 /// format `sam local invoke` and `cargo lambda invoke --data-file` take.
-fn lambda_event(args: &[String]) -> CliResult {
+fn lambda_event(event: &SignedEvent, base64: bool) -> CliResult {
     let Signed {
         body,
         family,
         header,
         at,
-    } = signed_fixture(args)?;
-    let event = dev::api_gateway_event(
-        family,
-        &body,
-        &header,
-        at,
-        args.iter().any(|a| a == "--base64"),
-    );
+    } = signed_fixture(event)?;
+    let event = dev::api_gateway_event(family, &body, &header, at, base64);
     println!(
         "{}",
         serde_json::to_string_pretty(&event).map_err(|e| e.to_string())?
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("billing").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_and_flag_parses() {
+        for args in [
+            &["local"][..],
+            &["send", "f.json"],
+            &[
+                "send", "f.json", "--family", "invoice", "--url", "http://x", "--secret",
+                "whsec_x", "--at", "17",
+            ],
+            &["replay", "evt_1"],
+            &["replay", "--all"],
+            &["parked"],
+            &["relay"],
+            &["relay", "--once"],
+            &["create-table"],
+            &["lambda-event", "f.json", "--family", "charge"],
+            // What scripts/events runs.
+            &[
+                "lambda-event",
+                "f.json",
+                "--family",
+                "invoice",
+                "--secret",
+                "whsec_x",
+                "--at",
+                "1700000000",
+                "--base64",
+            ],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}: {:?}", parse(args).err());
+        }
+        let Ok(Cli {
+            command: Command::Send { event, url },
+        }) = parse(&["send", "f.json", "--family", "charge", "--at", "5"])
+        else {
+            panic!("send parses into Send");
+        };
+        assert_eq!(event.file, PathBuf::from("f.json"));
+        assert_eq!(event.family, Some(Family::Charge));
+        assert_eq!((event.at, event.secret, url), (Some(5), None, None));
+    }
+
+    #[test]
+    fn bad_arguments_are_clear_errors() {
+        use clap::error::ErrorKind;
+        for (args, kind) in [
+            (&[][..], ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand),
+            (&["frobnicate"], ErrorKind::InvalidSubcommand),
+            (&["send"], ErrorKind::MissingRequiredArgument),
+            (
+                &["send", "f.json", "--familly", "x"],
+                ErrorKind::UnknownArgument,
+            ),
+            (
+                &["send", "f.json", "--family", "paypal"],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["send", "f.json", "--at", "soon"],
+                ErrorKind::ValueValidation,
+            ),
+            (&["send", "f.json", "--url"], ErrorKind::InvalidValue),
+            (&["replay"], ErrorKind::MissingRequiredArgument),
+            (&["replay", "--all", "evt_1"], ErrorKind::ArgumentConflict),
+            (&["relay", "--once", "now"], ErrorKind::UnknownArgument),
+        ] {
+            let err = parse(args).expect_err("must be refused");
+            assert_eq!(err.kind(), kind, "{args:?}: {err}");
+        }
+        let err = parse(&["send", "f.json", "--family", "paypal"]).expect_err("refused");
+        assert!(err.to_string().contains("unknown family `paypal`"), "{err}");
+    }
+
+    #[test]
+    fn every_command_has_help() {
+        for name in [
+            "local",
+            "send",
+            "replay",
+            "parked",
+            "relay",
+            "create-table",
+            "lambda-event",
+        ] {
+            let err = parse(&[name, "--help"]).expect_err("help is an early exit");
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{name}");
+            assert!(err.to_string().contains("Usage: billing"), "{name}: {err}");
+        }
+    }
 }

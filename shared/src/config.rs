@@ -1,7 +1,7 @@
 //! The configuration contract: every variable read once, at cold start, here and nowhere else.
 //! A missing or malformed variable fails start-up with its name. Secrets are never printed.
 
-use crate::adapters::secrets_manager::{parse_secret_list, SecretSpec};
+use crate::adapters::secrets_manager::{parse_secret_list, validate_secret_list, SecretSpec};
 use crate::domain::access::TierPolicy;
 use crate::providers::stripe::signature::WebhookSecret;
 use crate::providers::stripe::translate::StripeMapping;
@@ -104,15 +104,7 @@ impl Config {
                 (Some(_), Some(_), _) => return Err(ConfigError::Both(name)),
                 (Some(list), None, _) => {
                     let list = parse_secret_list(&list);
-                    if list.is_empty() {
-                        return Err(malformed(&name, "no secret in the list"));
-                    }
-                    if let Some(bad) = list.iter().position(|s| !s.expose().starts_with("whsec_")) {
-                        return Err(malformed(
-                            &name,
-                            format!("entry {} does not start with whsec_", bad + 1),
-                        ));
-                    }
+                    validate_secret_list(&list).map_err(|e| malformed(&name, e.to_string()))?;
                     SecretSpec::Inline(list)
                 }
                 (None, Some(arn), _) => {

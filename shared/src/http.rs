@@ -2,7 +2,8 @@
 //!
 //! Status policy: bad or missing signature, stale timestamp, wrong livemode → 400, nothing
 //! stored. Recorded (applied, stale, ignored, parked) or a redelivery → 200. A transient
-//! failure → 503, so the provider retries. Handlers never return `Err`.
+//! failure → 503, so the provider retries. A body over [`MAX_WEBHOOK_BODY_BYTES`] → 413.
+//! Handlers never return `Err`.
 
 use crate::domain::access::Access;
 use crate::domain::ids::{EventId, Provider, UserId};
@@ -11,7 +12,8 @@ use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{parse_source_key, AuditRecord, LedgerRecord, StoreError};
 use crate::routing::Family;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -53,24 +55,55 @@ fn store_failure(e: &StoreError) -> Response {
         .into_response()
 }
 
+/// The largest webhook body taken, in bytes: Lambda's 6 MB request limit, so the Lambda and
+/// the local run accept the same deliveries. axum's default (2 MB) would refuse validly signed
+/// events Stripe can send, with a plain-text 413 outside the status policy.
+pub const MAX_WEBHOOK_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+/// A body the webhook route could not take: over the limit (413) or cut off while being read
+/// (400). Either way nothing was verified or stored.
+fn unreadable_body(rejection: &BytesRejection) -> Response {
+    let (status, error) = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {MAX_WEBHOOK_BODY_BYTES} bytes"),
+        )
+    } else {
+        (
+            StatusCode::BAD_REQUEST,
+            "request body could not be read".to_owned(),
+        )
+    };
+    tracing::warn!(
+        status = status.as_u16(),
+        "webhook body refused before verification"
+    );
+    (status, Json(json!({ "error": error }))).into_response()
+}
+
 /// `POST /webhooks/stripe/{family}` for the given families (a Lambda serves its own only).
 pub fn webhook_router(service: Arc<Pipeline>, families: &[Family]) -> Router {
     let mut router = Router::new();
     for family in families {
         let family = *family;
-        router =
-            router.route(
-                &format!("/webhooks/stripe/{}", family.as_str()),
-                post(
-                    move |State(svc): State<Arc<Pipeline>>,
-                          headers: HeaderMap,
-                          body: Bytes| async move {
-                        respond(&svc.receive(Provider::Stripe, family, &headers, &body).await)
-                    },
-                ),
-            );
+        router = router.route(
+            &format!("/webhooks/stripe/{}", family.as_str()),
+            post(
+                move |State(svc): State<Arc<Pipeline>>,
+                      headers: HeaderMap,
+                      body: Result<Bytes, BytesRejection>| async move {
+                    let body = match body {
+                        Ok(body) => body,
+                        Err(rejection) => return unreadable_body(&rejection),
+                    };
+                    respond(&svc.receive(Provider::Stripe, family, &headers, &body).await)
+                },
+            ),
+        );
     }
-    router.with_state(service)
+    router
+        .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY_BYTES))
+        .with_state(service)
 }
 
 /// The read routes: ledger records, user access and the audit trail.

@@ -264,12 +264,23 @@ pub trait Queue: Send + Sync {
 #[error("secrets unavailable: {0}")]
 pub struct SecretsError(pub String);
 
+/// What a [`SecretSource::refresh`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// Nothing was re-read: the last read is too recent, or the secrets are fixed (inline).
+    NotDue,
+    /// Re-read; the secrets in use are the same (or the new value was invalid and ignored).
+    Unchanged,
+    /// Re-read; the secrets in use changed.
+    Changed,
+}
+
 /// The signing secrets of each endpoint.
 #[async_trait]
 pub trait SecretSource: Send + Sync {
     async fn secrets(&self, family: Family) -> Result<Arc<Vec<WebhookSecret>>, SecretsError>;
-    /// Re-reads after a signature miss (a rotation); returns whether the secrets changed.
-    async fn refresh(&self, family: Family) -> Result<bool, SecretsError>;
+    /// Re-reads after a signature miss (a rotation), unless a read was recent.
+    async fn refresh(&self, family: Family) -> Result<RefreshOutcome, SecretsError>;
 }
 
 /// A provider's REST API, read-only: an object's current state as JSON (`Ok(None)`: no such

@@ -115,6 +115,7 @@ fn new_service(
     let mut provider = StripeProvider::new(
         Arc::new(StaticSecrets::everywhere(vec![WebhookSecret::new(SECRET)])),
         Arc::new(FixedClock::at(SIGNED_AT)),
+        metrics.clone(),
         settings.clone(),
     );
     if stripe_api_configured() {

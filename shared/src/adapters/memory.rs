@@ -240,7 +240,8 @@ impl SecretSource for StaticSecrets {
         Ok(current.get(&family).cloned().unwrap_or_default())
     }
 
-    async fn refresh(&self, family: Family) -> Result<bool, SecretsError> {
+    /// Every call is a re-read of the in-memory store: `Changed` when a rotation was staged.
+    async fn refresh(&self, family: Family) -> Result<crate::ports::RefreshOutcome, SecretsError> {
         let staged = self
             .next
             .lock()
@@ -252,9 +253,9 @@ impl SecretSource for StaticSecrets {
                     .lock()
                     .map_err(|_| SecretsError("lock poisoned".into()))?
                     .insert(family, s);
-                Ok(true)
+                Ok(crate::ports::RefreshOutcome::Changed)
             }
-            None => Ok(false),
+            None => Ok(crate::ports::RefreshOutcome::Unchanged),
         }
     }
 }

@@ -119,9 +119,6 @@ impl Pipeline {
             Err(Error::Rejected(r)) => return Outcome::Rejected(r),
             Err(e) => return self.failed(None, e),
         };
-        if verified.secrets_refreshed {
-            self.metrics.incr(Counter::SecretRefresh, family.as_str());
-        }
         let delivery = Delivery {
             provider,
             family,

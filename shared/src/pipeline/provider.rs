@@ -12,8 +12,6 @@ use async_trait::async_trait;
 pub struct Verified {
     /// When the provider signed it (Unix seconds); kept with a parked body.
     pub signed_at: i64,
-    /// Whether the check re-read the endpoint's secrets (a rotation) on the way.
-    pub secrets_refreshed: bool,
 }
 
 /// A verified body read as an event.

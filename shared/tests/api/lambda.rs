@@ -119,3 +119,89 @@ async fn the_sample_events_parse_verify_and_apply() {
     }
     assert!(seen >= 5, "only {seen} sample events");
 }
+
+/// The invoice fixture's exact bytes with its `description` (inside `data.object`) padded so
+/// that the body is `len` bytes: the shape of a real large event, validly signed.
+fn large_invoice_paid(len: usize) -> Vec<u8> {
+    let body = fixture("stripe/lifecycle/03_invoice.paid.json");
+    let text = String::from_utf8(body).expect("utf8");
+    let needle = "\"description\": null";
+    let at = text
+        .find(needle)
+        .expect("the invoice has a null description");
+    let pad = len
+        .checked_sub(text.len() - needle.len() + "\"description\": \"\"".len())
+        .expect("len is larger than the fixture");
+    let padded = format!(
+        "{}\"description\": \"{}\"{}",
+        &text[..at],
+        "x".repeat(pad),
+        &text[at + needle.len()..]
+    );
+    assert_eq!(padded.len(), len);
+    padded.into_bytes()
+}
+
+const LARGE_ID: &str = "evt_life_03_invoice_paid";
+
+async fn recorded_state(app: &TestApp) -> Option<String> {
+    use billing::domain::ids::{EventId, Provider};
+    app.store
+        .ledger(Provider::Stripe, &EventId::new(LARGE_ID))
+        .await
+        .expect("read")
+        .map(|r| r.state.as_str().to_owned())
+}
+
+/// Posts `body` (signed) through the local router and, on a fresh app, through lambda_http
+/// into the function's router; returns both answers and what each app recorded.
+async fn post_both_ways(body: &[u8]) -> Vec<(StatusCode, serde_json::Value, Option<String>)> {
+    let header = signed(body, NOW);
+    let local = spawn_memory(false);
+    let (status, json) = local.post_raw(Family::Invoice, body, Some(&header)).await;
+    let mut answers = vec![(status, json, recorded_state(&local).await)];
+    let lambda = spawn_memory(false);
+    let (status, json) = invoke(&lambda, &api_gateway_event(body, &header, false)).await;
+    answers.push((status, json, recorded_state(&lambda).await));
+    answers
+}
+
+#[tokio::test]
+async fn a_3_mb_signed_event_is_recorded() {
+    let body = large_invoice_paid(3 * 1024 * 1024);
+    for (status, json, state) in post_both_ways(&body).await {
+        assert_eq!(status, StatusCode::OK, "{json}");
+        assert_eq!(json["state"], "applied", "{json}");
+        assert_eq!(state.as_deref(), Some("applied"));
+    }
+}
+
+#[tokio::test]
+async fn a_5_9_mb_signed_event_is_recorded_or_parked() {
+    let body = large_invoice_paid(5_900_000);
+    for (status, json, state) in post_both_ways(&body).await {
+        assert_eq!(status, StatusCode::OK, "{json}");
+        let state = state.expect("a ledger record");
+        assert!(["applied", "parked"].contains(&state.as_str()), "{state}");
+        assert_eq!(json["state"], state, "{json}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_6_mb_is_refused_with_our_json_error_and_stores_nothing() {
+    use billing::http::MAX_WEBHOOK_BODY_BYTES;
+    // The limit itself is still taken.
+    let body = large_invoice_paid(MAX_WEBHOOK_BODY_BYTES);
+    for (status, json, _) in post_both_ways(&body).await {
+        assert_eq!(status, StatusCode::OK, "{json}");
+    }
+    let body = large_invoice_paid(MAX_WEBHOOK_BODY_BYTES + 1);
+    for (status, json, state) in post_both_ways(&body).await {
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{json}");
+        assert_eq!(
+            json["error"], "request body larger than 6291456 bytes",
+            "{json}"
+        );
+        assert_eq!(state, None);
+    }
+}

@@ -4,7 +4,7 @@ use crate::helpers::*;
 use billing::adapters::memory::InMemoryBillingStore;
 use billing::adapters::secrets_manager::{ConfiguredSecrets, SecretSpec};
 use billing::pipeline::{Outcome, Pipeline};
-use billing::ports::{FixedClock, SecretSource};
+use billing::ports::{FixedClock, RefreshOutcome, SecretSource};
 use billing::providers::stripe::signature::{sign, WebhookSecret};
 use billing::providers::stripe::{pipeline, StripeDelivery};
 use billing::routing::Family;
@@ -26,13 +26,41 @@ async fn secret(client: &aws_sdk_secretsmanager::Client, value: &str) -> String 
 }
 
 fn service(secrets: Arc<ConfiguredSecrets>) -> Pipeline {
+    service_with(secrets, Arc::new(Metrics::memory()))
+}
+
+fn service_with(secrets: Arc<ConfiguredSecrets>, metrics: Arc<Metrics>) -> Pipeline {
     pipeline(
         Arc::new(InMemoryBillingStore::new()),
         secrets,
         Arc::new(FixedClock::at(NOW)),
-        Arc::new(Metrics::memory()),
+        metrics,
         settings(false),
     )
+}
+
+/// One family's secrets from `arn`, re-read at most every `min_refresh`.
+fn from_arn(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+    min_refresh: Duration,
+) -> Arc<ConfiguredSecrets> {
+    let specs = HashMap::from([(Family::Charge, SecretSpec::Arn(arn.to_owned()))]);
+    Arc::new(ConfiguredSecrets::new(
+        Some(client.clone()),
+        specs,
+        min_refresh,
+    ))
+}
+
+async fn put(client: &aws_sdk_secretsmanager::Client, arn: &str, value: &str) {
+    client
+        .put_secret_value()
+        .secret_id(arn)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("put secret value");
 }
 
 fn delivery(id: &str, secret: &str) -> (Vec<u8>, String) {
@@ -119,4 +147,124 @@ async fn moto_refreshes_are_rate_limited_and_a_bad_arn_fails_at_start() {
     )]);
     let bad = ConfiguredSecrets::new(Some(client), missing, Duration::ZERO);
     assert!(bad.preload().await.is_err());
+}
+
+#[tokio::test]
+async fn moto_an_invalid_secret_value_stops_the_cold_start_naming_the_entry_not_the_value() {
+    let client = aws_sdk_secretsmanager::Client::new(&sdk_config());
+    for (value, why) in [
+        (
+            r#"["whsec_fine", "sk_live_NOT_A_WEBHOOK_SECRET"]"#,
+            "entry 2 does not start with whsec_",
+        ),
+        (
+            "whsec_fine,\nrk_live_NOT_A_WEBHOOK_SECRET",
+            "entry 2 does not start with whsec_",
+        ),
+        // A key/value secret as the console creates it by default.
+        (
+            r#"{"stripe":"whsec_NOT_A_WEBHOOK_SECRET"}"#,
+            "entry 1 does not start with whsec_",
+        ),
+        ("[]", "no secret in the list"),
+        (" , ", "no secret in the list"),
+    ] {
+        let arn = secret(&client, value).await;
+        let secrets = from_arn(&client, &arn, Duration::ZERO);
+        let error = secrets
+            .preload()
+            .await
+            .expect_err("an invalid value must stop the cold start")
+            .to_string();
+        assert!(error.contains(why), "{value:?}: {error}");
+        assert!(error.contains(&arn), "names the secret id: {error}");
+        assert!(
+            error.contains("STRIPE_WEBHOOK_SECRETS_CHARGE_ARN"),
+            "names the variable: {error}"
+        );
+        assert!(
+            !error.contains("NOT_A_WEBHOOK_SECRET"),
+            "leaks a value: {error}"
+        );
+        assert!(!error.contains("whsec_fine"), "leaks a value: {error}");
+    }
+}
+
+#[tokio::test]
+async fn moto_an_invalid_value_on_refresh_keeps_the_previous_secrets() {
+    let client = aws_sdk_secretsmanager::Client::new(&sdk_config());
+    let arn = secret(&client, "whsec_valid_one").await;
+    let secrets = from_arn(&client, &arn, Duration::ZERO);
+    secrets.preload().await.expect("cold start read");
+    let svc = service(secrets.clone());
+    // A botched rotation: the new value holds something that is not an endpoint secret.
+    put(&client, &arn, "whsec_valid_two, sk_live_pasted_by_mistake").await;
+    let (body, header) = delivery("evt_sm_bad_1", "whsec_valid_two");
+    let outcome = svc
+        .receive_stripe(Family::Charge, Some(&header), &body)
+        .await;
+    assert!(matches!(outcome, Outcome::Rejected(_)), "{outcome:?}");
+    assert_eq!(
+        secrets.refresh(Family::Charge).await,
+        Ok(RefreshOutcome::Unchanged)
+    );
+    assert_eq!(
+        *secrets.secrets(Family::Charge).await.expect("secrets"),
+        vec![WebhookSecret::new("whsec_valid_one")]
+    );
+    // Deliveries signed with the previous secret still verify.
+    let (body, header) = delivery("evt_sm_bad_2", "whsec_valid_one");
+    let outcome = svc
+        .receive_stripe(Family::Charge, Some(&header), &body)
+        .await;
+    assert!(matches!(outcome, Outcome::Recorded { .. }), "{outcome:?}");
+    // Once the value is fixed, the next re-read takes it.
+    put(&client, &arn, "whsec_valid_one, whsec_valid_two").await;
+    assert_eq!(
+        secrets.refresh(Family::Charge).await,
+        Ok(RefreshOutcome::Changed)
+    );
+    assert_eq!(
+        secrets.refresh(Family::Charge).await,
+        Ok(RefreshOutcome::Unchanged)
+    );
+}
+
+/// `SecretRefreshes` counts re-reads of Secrets Manager, not signature misses.
+#[tokio::test]
+async fn moto_several_misses_within_the_interval_count_one_refresh() {
+    use billing::telemetry::Counter;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk_config());
+    let arn = secret(&client, "whsec_only_one").await;
+    let secrets = from_arn(&client, &arn, Duration::from_secs(30));
+    secrets.preload().await.expect("cold start read");
+    let metrics = Arc::new(Metrics::memory());
+    let svc = service_with(secrets.clone(), metrics.clone());
+    let miss = |n: u32| {
+        let svc = &svc;
+        async move {
+            let (body, header) = delivery(&format!("evt_sm_miss_{n}"), "whsec_wrong_one");
+            let outcome = svc
+                .receive_stripe(Family::Charge, Some(&header), &body)
+                .await;
+            assert!(matches!(outcome, Outcome::Rejected(_)), "{outcome:?}");
+        }
+    };
+    // Right after the cold-start read: misses, and no re-read.
+    miss(1).await;
+    miss(2).await;
+    assert_eq!(metrics.count(Counter::SecretRefresh), 0);
+    // 31 s later (tokio's clock stepped, no I/O while it is paused): the first miss re-reads,
+    // the next ones fall inside the new interval.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(31)).await;
+    tokio::time::resume();
+    for n in 3..6 {
+        miss(n).await;
+    }
+    assert_eq!(metrics.count(Counter::SecretRefresh), 1);
+    assert_eq!(
+        secrets.refresh(Family::Charge).await,
+        Ok(RefreshOutcome::NotDue)
+    );
 }

@@ -145,3 +145,40 @@ async fn an_event_of_the_other_mode_is_rejected() {
         .expect("read");
     assert!(recorded.is_none());
 }
+
+/// Items Stripe's own libraries skip (bare words, unknown keys, empty items, whitespace) do
+/// not stop a delivery with a valid `t` and `v1`; without a `t` it is still a 400.
+#[tokio::test]
+async fn bare_unknown_and_empty_items_are_ignored_like_stripe_does() {
+    let b = body();
+    let good = signed(&b, NOW);
+    let v1 = good.split("v1=").nth(1).expect("v1").to_owned();
+    for header in [
+        format!("t={NOW},v1={v1},garbage"),
+        format!("t={NOW},future-item=1,v1={v1}"),
+        format!(",t={NOW},,v1={v1},"),
+        format!("  t={NOW} ,  v1={v1}  , bare ,  "),
+    ] {
+        let app = spawn_memory(false);
+        let (status, json) = app.post_raw(Family::Subscription, &b, Some(&header)).await;
+        assert_eq!(status, StatusCode::OK, "{header:?}: {json}");
+        assert_eq!(json["state"], "applied", "{header:?}: {json}");
+    }
+    let app = spawn_memory(false);
+    for (header, error) in [
+        (
+            "bare,words=,only",
+            "malformed Stripe-Signature header: missing t",
+        ),
+        (",, ,", "malformed Stripe-Signature header: missing t"),
+    ] {
+        let (status, json) = app.post_raw(Family::Subscription, &b, Some(header)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{header:?}");
+        assert_eq!(json["error"], error, "{header:?}");
+    }
+    let header = format!("t={NOW},bare,v0={v1}");
+    let (status, json) = app.post_raw(Family::Subscription, &b, Some(&header)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(json["error"], "Stripe-Signature header has no v1 signature");
+    assert_rejected(&app, Some("bare"), &b, "only a bare item").await;
+}

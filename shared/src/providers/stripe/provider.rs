@@ -10,9 +10,9 @@ use crate::domain::events::{EventMeta, SubscriptionSnapshot};
 use crate::domain::ids::{EventId, Provider, SubscriptionId};
 use crate::error::{Error, Rejection};
 use crate::pipeline::{Outcome, Pipeline, ReadError, ReadEvent, Verified, WebhookProvider};
-use crate::ports::{BillingStore, Clock, ProviderApi, SecretSource};
+use crate::ports::{BillingStore, Clock, ProviderApi, RefreshOutcome, SecretSource};
 use crate::routing::Family;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Counter, Metrics};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -41,15 +41,22 @@ impl Default for Settings {
 pub struct StripeProvider {
     secrets: Arc<dyn SecretSource>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
     settings: Settings,
     api: Option<Arc<dyn ProviderApi>>,
 }
 
 impl StripeProvider {
-    pub fn new(secrets: Arc<dyn SecretSource>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+    pub fn new(
+        secrets: Arc<dyn SecretSource>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+    ) -> Self {
         Self {
             secrets,
             clock,
+            metrics,
             settings,
             api: None,
         }
@@ -86,7 +93,7 @@ pub fn pipeline(
     settings: Settings,
 ) -> Pipeline {
     let tiers = settings.tiers.clone();
-    let provider = StripeProvider::new(secrets, clock.clone(), settings);
+    let provider = StripeProvider::new(secrets, clock.clone(), metrics.clone(), settings);
     Pipeline::new(store, clock, metrics, tiers).with_provider(Arc::new(provider))
 }
 
@@ -133,20 +140,19 @@ impl WebhookProvider for StripeProvider {
         let reject = |e: SignatureError| Error::Rejected(e.into());
         let secrets = self.secrets.secrets(family).await?;
         match self.check(header, body, &secrets) {
-            Ok(signed_at) => Ok(Verified {
-                signed_at,
-                secrets_refreshed: false,
-            }),
+            Ok(signed_at) => Ok(Verified { signed_at }),
             Err(SignatureError::NoMatch) => {
-                if !self.secrets.refresh(family).await? {
+                let refresh = self.secrets.refresh(family).await?;
+                if refresh != RefreshOutcome::NotDue {
+                    // Only a real re-read counts: most misses fall inside the refresh interval.
+                    self.metrics.incr(Counter::SecretRefresh, family.as_str());
+                }
+                if refresh != RefreshOutcome::Changed {
                     return Err(reject(SignatureError::NoMatch));
                 }
                 let secrets = self.secrets.secrets(family).await?;
                 let signed_at = self.check(header, body, &secrets).map_err(reject)?;
-                Ok(Verified {
-                    signed_at,
-                    secrets_refreshed: true,
-                })
+                Ok(Verified { signed_at })
             }
             Err(e) => Err(reject(e)),
         }

@@ -7,7 +7,11 @@
 //!   Stripe signed; every `v1` is a lowercase hex HMAC-SHA256. During a secret
 //!   rotation Stripe sends one `v1` per active secret. `v0` (a fake scheme
 //!   Stripe adds to test-mode deliveries) and any scheme we do not know are
-//!   ignored.
+//!   ignored. So is any item that is not `key=value` (a bare word, an empty
+//!   item between two commas): Stripe's own libraries (stripe-node's
+//!   `parseHeader`, stripe-python's `WebhookSignature`) split on `,` and `=`
+//!   and look only at the items keyed `t` and `v1`, so a header they accept
+//!   must not be rejected here.
 //! * The signed payload is the decimal timestamp, a `.`, and the exact raw
 //!   request body bytes. The HMAC key is the UTF-8 bytes of the whole endpoint
 //!   secret string as Stripe shows it, `whsec_` prefix included.
@@ -30,7 +34,10 @@
 //!   libraries do not accept either, since they compare hex strings) is skipped
 //!   as a non-matching candidate, not treated as fatal.
 //! * `t` must be plain ASCII decimal digits that fit in an `i64` (no sign, no
-//!   spaces inside); it appears exactly once.
+//!   spaces inside); it appears exactly once. Keys and values are trimmed of
+//!   surrounding whitespace. A bare `t` or `v1` (no `=`) is ignored like any
+//!   other bare item (stripe-python fails on it instead; ignoring it cannot
+//!   make a delivery verify that would not verify without it).
 //! * Empty secrets are never used as keys (anyone could forge an HMAC under an
 //!   empty key); a secret list containing only empty secrets is `NoSecrets`.
 //! * The match result is accumulated over every (`v1`, secret) pair with
@@ -107,8 +114,8 @@ pub enum SignatureError {
 ///
 /// Checks run in this order, and the first failure is returned:
 /// header absent → [`SignatureError::MissingHeader`]; unparsable (too long,
-/// a pair without `=`, an empty key, `t` missing, repeated or not an
-/// integer) → [`SignatureError::Malformed`]; no `v1` pair at all →
+/// `t` missing, repeated or not an integer; items that are not `key=value`
+/// and unknown keys are ignored) → [`SignatureError::Malformed`]; no `v1` pair at all →
 /// [`SignatureError::NoV1`]; no usable (non-empty) secret →
 /// [`SignatureError::NoSecrets`]; `|now_unix - t| > tolerance_secs` →
 /// [`SignatureError::OutsideTolerance`]; otherwise the constant-time
@@ -209,12 +216,12 @@ impl ParsedHeader {
         let mut v1_len = 0;
         let mut v1_seen = 0usize;
 
-        for pair in header.split(',') {
-            let (key, value) = pair
-                .split_once('=')
-                .ok_or(SignatureError::Malformed("pair without '='"))?;
+        for item in header.split(',') {
+            // Not `key=value` (a bare word, an empty item): ignored, as Stripe's libraries do.
+            let Some((key, value)) = item.split_once('=') else {
+                continue;
+            };
             match key.trim() {
-                "" => return Err(SignatureError::Malformed("pair with an empty key")),
                 "t" => {
                     if t.is_some() {
                         return Err(SignatureError::Malformed("more than one t"));
@@ -232,7 +239,7 @@ impl ParsedHeader {
                     }
                     v1_seen = v1_seen.saturating_add(1);
                 }
-                // `v0` and any future scheme: not ours to judge.
+                // `v0`, any future scheme, an empty key: not ours to judge.
                 _ => {}
             }
         }
@@ -365,28 +372,83 @@ mod tests {
     }
 
     #[test]
-    fn malformed_pair_without_equals() {
+    fn bare_items_are_ignored() {
         let v1 = valid_v1();
         for h in [
-            format!("t={T},v1{v1}"),
             format!("t={T},v1={v1},garbage"),
-            format!("t={T},,v1={v1}"),
-            format!("t={T},v1={v1},"),
-            String::new(),
-            "   ".to_owned(),
+            format!("garbage,t={T},v1={v1}"),
+            format!("t={T},garbage,v1={v1}"),
+            // A bare `v1` is not a signature and does not count towards the cap.
+            format!("t={T},v1,v1={v1}"),
+            // A bare `t` is not a second timestamp.
+            format!("t,t={T},v1={v1}"),
+            format!("t={T},v1{v1},v1={v1}"),
         ] {
-            assert_eq!(
-                malformed(&h),
-                Err(SignatureError::Malformed("pair without '='")),
-                "header {h:?}"
-            );
+            assert_eq!(malformed(&h), Ok(T), "header {h:?}");
         }
     }
 
     #[test]
-    fn malformed_empty_key() {
-        let h = format!("t={T},={},v1={}", valid_v1(), valid_v1());
-        assert!(is_malformed(&malformed(&h)));
+    fn unknown_keys_are_ignored() {
+        let v1 = valid_v1();
+        for h in [
+            format!("t={T},foo=bar,v1={v1}"),
+            format!("t={T},v1={v1},={v1}"),
+            format!("t={T},T={T},V1={v1},v1={v1}"),
+            format!("t={T},x-y=1=2=3,v1={v1}"),
+        ] {
+            assert_eq!(malformed(&h), Ok(T), "header {h:?}");
+        }
+    }
+
+    #[test]
+    fn empty_items_are_ignored() {
+        let v1 = valid_v1();
+        for h in [
+            format!("t={T},,v1={v1}"),
+            format!("t={T},v1={v1},"),
+            format!(",t={T},v1={v1}"),
+            format!(",,,t={T},,,v1={v1},,,"),
+            format!("t={T}, ,v1={v1}"),
+        ] {
+            assert_eq!(malformed(&h), Ok(T), "header {h:?}");
+        }
+    }
+
+    #[test]
+    fn whitespace_around_items_is_ignored() {
+        let v1 = valid_v1();
+        for h in [
+            format!(" t={T}, v1={v1} "),
+            format!("t={T} ,\tv1={v1}\t"),
+            format!("t = {T} , v1 = {v1} , garbage , foo = bar"),
+        ] {
+            assert_eq!(malformed(&h), Ok(T), "header {h:?}");
+        }
+    }
+
+    #[test]
+    fn only_bare_or_unknown_items_are_rejected() {
+        // Without a `t` nothing can be checked: malformed, whatever else is there.
+        for h in [
+            String::new(),
+            "   ".to_owned(),
+            ",,".to_owned(),
+            "garbage".to_owned(),
+            "a, b ,c".to_owned(),
+            "foo=bar,=x,v0=00".to_owned(),
+            format!("t,v1,{}", valid_v1()),
+        ] {
+            assert_eq!(
+                malformed(&h),
+                Err(SignatureError::Malformed("missing t")),
+                "header {h:?}"
+            );
+        }
+        // A `t` with nothing but bare and unknown items beside it has no signature.
+        for h in [format!("t={T},garbage"), format!("t={T},foo=bar,v1")] {
+            assert_eq!(malformed(&h), Err(SignatureError::NoV1), "header {h:?}");
+        }
     }
 
     #[test]
