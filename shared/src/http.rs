@@ -4,7 +4,6 @@
 //! stored. Recorded (applied, stale, ignored, parked) or a redelivery → 200. A transient
 //! failure → 503, so the provider retries. Handlers never return `Err`.
 
-use crate::domain::access::Access;
 use crate::domain::ids::{EventId, Provider, UserId};
 use crate::ports::{parse_source_key, AuditRecord, LedgerRecord, StoreError};
 use crate::routing::Family;
@@ -76,6 +75,7 @@ pub fn webhook_router(service: Arc<WebhookService>, families: &[Family]) -> Rout
 pub fn read_router(service: Arc<WebhookService>) -> Router {
     Router::new()
         .route("/events/parked", get(parked_events))
+        .route("/outbox/unreadable", get(unreadable_outbox))
         .route("/events/stripe/{event_id}", get(event_record))
         .route("/users/{user_id}/access", get(user_access))
         .route("/users/{user_id}/events", get(user_events))
@@ -135,6 +135,14 @@ async fn parked_events(State(svc): State<Arc<WebhookService>>) -> Response {
     }
 }
 
+/// Outbox items the relay set aside as unreadable, oldest first: id, reason, time; never content.
+async fn unreadable_outbox(State(svc): State<Arc<WebhookService>>) -> Response {
+    match svc.store().unreadable_outbox(1000).await {
+        Ok(items) => Json(json!({ "unreadable": items })).into_response(),
+        Err(e) => store_failure(&e),
+    }
+}
+
 async fn user_access(
     State(svc): State<Arc<WebhookService>>,
     Path(user_id): Path<String>,
@@ -142,30 +150,11 @@ async fn user_access(
     let user = UserId::new(user_id);
     match svc.store().load_user(&user).await {
         Ok(doc) => {
-            let (access, sources, updated_at) = match &doc {
-                Some(d) => (
-                    d.value.access.clone(),
-                    d.value.sources.values().flatten().cloned().collect(),
-                    Some(d.value.updated_at),
-                ),
-                None => (Access::none(), Vec::new(), None),
-            };
-            Json(json!({
-                "user_id": user,
-                "known": doc.is_some(),
-                "tier": access.tier,
-                "grants_paid_tier": access.grants_paid_tier(),
-                "status": access.status,
-                "standing": access.standing,
-                "billing_status": access.billing_status,
-                "current_period_end": access.current_period_end,
-                "cancel_at_period_end": access.cancel_at_period_end,
-                "subscription": access.subscription,
-                "sources": sources,
-                "feed_seq": doc.as_ref().map_or(0, |d| d.value.feed_seq),
-                "updated_at": updated_at,
-            }))
-            .into_response()
+            // The same view every feed message carries (`feed::access_view`).
+            let mut body = json!(crate::feed::access_view(doc.as_ref().map(|d| &d.value)));
+            body["user_id"] = json!(user);
+            body["known"] = json!(doc.is_some());
+            Json(body).into_response()
         }
         Err(e) => store_failure(&e),
     }

@@ -35,6 +35,7 @@ pub enum Counter {
     SecretRefresh,
     OutboxDelivered,
     OutboxFailed,
+    OutboxUnreadable,
     Replayed,
 }
 
@@ -53,6 +54,7 @@ impl Counter {
             Counter::SecretRefresh => "SecretRefreshes",
             Counter::OutboxDelivered => "OutboxDelivered",
             Counter::OutboxFailed => "OutboxFailed",
+            Counter::OutboxUnreadable => "OutboxUnreadable",
             Counter::Replayed => "EventsReplayed",
         }
     }
