@@ -156,12 +156,12 @@ async fn local() -> CliResult {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     dev::print_banner(&app.config, addr)?;
-    let (store, queue) = (app.store.clone(), app.queue.clone());
+    let (store, queue, metrics) = (app.store.clone(), app.queue.clone(), app.metrics.clone());
     tokio::spawn(async move {
         // The local stand-in for the DynamoDB Streams relay: the same `deliver` code, polled.
         let Some(queue) = queue else { return };
         loop {
-            if let Err(e) = relay::drain(store.as_ref(), queue.as_ref(), 100).await {
+            if let Err(e) = relay::drain(store.as_ref(), queue.as_ref(), &metrics, 100).await {
                 tracing::warn!(error = %e, "relay pass failed");
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -311,7 +311,7 @@ async fn relay_cmd(once: bool) -> CliResult {
         .clone()
         .ok_or("BILLING_FEED_QUEUE_URL is not set")?;
     loop {
-        let report = relay::drain(app.store.as_ref(), queue.as_ref(), 100)
+        let report = relay::drain(app.store.as_ref(), queue.as_ref(), &app.metrics, 100)
             .await
             .map_err(|e| e.to_string())?;
         if report.sent + report.failed > 0 {

@@ -4,7 +4,7 @@
 //! `crash_server serve TABLE PORT [STEP]` serves the webhooks; `crash_server relay TABLE QUEUE_URL [STEP]`
 //! runs one relay pass. Secrets: `whsec_test_secret_for_the_suite` on every family.
 
-use billing::adapters::dynamo::DynamoBillingStore;
+use billing::adapters::dynamo::{DynamoBillingStore, Retention};
 use billing::adapters::faults::{FaultPlan, FaultyQueue, FaultyStore, Step};
 use billing::adapters::memory::StaticSecrets;
 use billing::adapters::sqs::SqsQueue;
@@ -29,7 +29,7 @@ async fn main() {
     let dynamo = DynamoBillingStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         table.clone(),
-        90 * 86_400,
+        Retention::default(),
     );
     let store: Arc<dyn BillingStore> = Arc::new(FaultyStore {
         inner: Arc::new(dynamo),
@@ -62,7 +62,7 @@ async fn main() {
                 )),
                 plan,
             });
-            let report = billing::relay::drain(store.as_ref(), queue.as_ref(), 100)
+            let report = billing::relay::drain(store.as_ref(), queue.as_ref(), &Metrics::Off, 100)
                 .await
                 .expect("drain");
             println!("sent {} failed {}", report.sent, report.failed);

@@ -3,7 +3,7 @@
 //!
 //! `cargo run -p billing --example dynamo_cost` (with moto running: scripts/start-moto).
 
-use billing::adapters::dynamo::{CapacityReading, DynamoBillingStore};
+use billing::adapters::dynamo::{CapacityReading, DynamoBillingStore, Retention};
 use billing::adapters::memory::StaticSecrets;
 use billing::pipeline::Outcome;
 use billing::ports::FixedClock;
@@ -39,7 +39,7 @@ async fn main() {
     let store = Arc::new(DynamoBillingStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         table,
-        90 * 86_400,
+        Retention::default(),
     ));
     store.create_table_if_missing().await.expect("table");
     let new_service = || {

@@ -17,6 +17,7 @@ pub struct App {
     pub service: Arc<Pipeline>,
     pub store: Arc<DynamoBillingStore>,
     pub queue: Option<Arc<dyn Queue>>,
+    pub metrics: Arc<Metrics>,
     pub config: Config,
 }
 
@@ -31,7 +32,7 @@ impl App {
         let store = Arc::new(DynamoBillingStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             config.table.clone(),
-            config.retention_secs(),
+            config.retention(),
         ));
         let sm_client = config
             .uses_secrets_manager()
@@ -45,17 +46,19 @@ impl App {
         let queue: Option<Arc<dyn Queue>> = config.feed_queue_url.as_ref().map(|url| {
             Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url.clone())) as Arc<dyn Queue>
         });
+        let metrics = Arc::new(metrics);
         let service = Arc::new(crate::providers::stripe::pipeline(
             store.clone(),
             secrets,
             Arc::new(SystemClock),
-            Arc::new(metrics),
+            metrics.clone(),
             config.settings(),
         ));
         Ok(Self {
             service,
             store,
             queue,
+            metrics,
             config,
         })
     }
@@ -73,36 +76,35 @@ pub async fn run_stripe_lambda(family: Family) -> Result<(), lambda_http::Error>
     lambda_http::run(router).await
 }
 
-/// The relay Lambda on the table's DynamoDB Stream: delivers outbox inserts to the feed queue.
+/// The relay Lambda on the table's DynamoDB Stream: delivers outbox inserts to the feed queue
+/// and answers which records to retry (the event source mapping reports batch item failures
+/// and filters with `relay::STREAM_FILTER_PATTERN`).
 pub async fn run_relay_lambda() -> Result<(), lambda_http::Error> {
+    use aws_lambda_events::event::dynamodb::Event;
+    use lambda_http::lambda_runtime::{run, service_fn, LambdaEvent};
     let config = Config::from_env(&[], None)?;
     crate::telemetry::init(config.log_json);
-    let app = App::build(
-        config,
-        Metrics::Emf {
-            namespace: "BillingWebhooks".into(),
-        },
-    )
-    .await?;
+    let metrics = Metrics::Emf {
+        namespace: config.metrics_namespace.clone(),
+    };
+    let app = App::build(config, metrics).await?;
     let queue = app
         .queue
         .clone()
         .ok_or("BILLING_FEED_QUEUE_URL is not set")?;
-    let store = app.store.clone();
-    lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
-        move |event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>| {
-            let (store, queue) = (store.clone(), queue.clone());
-            async move {
-                Ok::<_, lambda_http::Error>(
-                    crate::relay::handle_stream_batch(
-                        store.as_ref(),
-                        queue.as_ref(),
-                        &event.payload,
-                    )
-                    .await,
-                )
-            }
-        },
-    ))
+    let (store, metrics) = (app.store.clone(), app.metrics.clone());
+    run(service_fn(move |event: LambdaEvent<Event>| {
+        let (store, queue, metrics) = (store.clone(), queue.clone(), metrics.clone());
+        async move {
+            let response = crate::relay::handle_stream_batch(
+                store.as_ref(),
+                queue.as_ref(),
+                metrics.as_ref(),
+                &event.payload,
+            )
+            .await;
+            Ok::<_, lambda_http::Error>(response)
+        }
+    }))
     .await
 }

@@ -1,6 +1,7 @@
 //! The configuration contract: every variable read once, at cold start, here and nowhere else.
 //! A missing or malformed variable fails start-up with its name. Secrets are never printed.
 
+use crate::adapters::dynamo::Retention;
 use crate::adapters::secrets_manager::{parse_secret_list, validate_secret_list, SecretSpec};
 use crate::domain::access::TierPolicy;
 use crate::providers::stripe::signature::WebhookSecret;
@@ -30,6 +31,7 @@ pub struct Config {
     pub mapping: StripeMapping,
     pub tiers: TierPolicy,
     pub retention_days: u32,
+    pub parked_retention_days: u32,
     pub feed_queue_url: Option<String>,
     pub metrics_namespace: String,
     pub log_json: bool,
@@ -172,6 +174,19 @@ impl Config {
                 }
             },
         };
+        let parked_retention_days = match get("BILLING_PARKED_RETENTION_DAYS") {
+            None => 90,
+            Some(v) => match v.trim().parse::<u32>() {
+                // Parked bodies hold customer data: kept long enough to fix and replay, not forever.
+                Ok(d) if (7..=3650).contains(&d) => d,
+                _ => {
+                    return Err(malformed(
+                        "BILLING_PARKED_RETENTION_DAYS",
+                        "expected whole days from 7 to 3650",
+                    ))
+                }
+            },
+        };
         let log_json = match get("BILLING_LOG_FORMAT").as_deref() {
             None => dev.is_none(),
             Some("json") => true,
@@ -187,6 +202,7 @@ impl Config {
             mapping,
             tiers,
             retention_days,
+            parked_retention_days,
             feed_queue_url: get("BILLING_FEED_QUEUE_URL"),
             metrics_namespace: get("BILLING_METRICS_NAMESPACE")
                 .unwrap_or_else(|| "BillingWebhooks".into()),
@@ -203,8 +219,11 @@ impl Config {
         }
     }
 
-    pub fn retention_secs(&self) -> i64 {
-        i64::from(self.retention_days) * 86_400
+    pub fn retention(&self) -> Retention {
+        Retention {
+            ledger_secs: i64::from(self.retention_days) * 86_400,
+            parked_secs: i64::from(self.parked_retention_days) * 86_400,
+        }
     }
 
     pub fn uses_secrets_manager(&self) -> bool {
@@ -236,6 +255,7 @@ mod tests {
     fn reads_a_complete_lambda_configuration() {
         let c = Config::from_lookup(lookup(&BASE), &[Family::Checkout], None).expect("valid");
         assert_eq!(c.tolerance_secs, 300);
+        assert_eq!(c.retention().parked_secs, 90 * 86_400);
         assert_eq!(
             c.secrets[&Family::Checkout],
             SecretSpec::Inline(vec![
@@ -275,6 +295,14 @@ mod tests {
         let mut short = BASE.to_vec();
         short.push(("BILLING_LEDGER_RETENTION_DAYS", "7"));
         assert!(err(&short).contains("BILLING_LEDGER_RETENTION_DAYS"));
+        for days in ["6", "3651", "a week"] {
+            let mut parked = BASE.to_vec();
+            parked.push(("BILLING_PARKED_RETENTION_DAYS", days));
+            assert!(
+                err(&parked).contains("BILLING_PARKED_RETENTION_DAYS"),
+                "{days}"
+            );
+        }
     }
 
     #[test]

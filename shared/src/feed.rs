@@ -1,5 +1,9 @@
 //! The change feed and the audit summary: what an applied event tells the application.
 //! Messages are built here and written to the outbox in the event's own commit.
+//!
+//! The feed's contract (README, "Change feed"): every `access.changed` message carries the
+//! user's whole access view — exactly what `GET /users/{id}/access` answers — and its `seq`;
+//! delivery is at least once and in any order, so a consumer keeps the highest `seq` per user.
 
 use crate::digest::sha256_hex;
 use crate::domain::access::{best_access, Access, SubscriptionAccess, TierPolicy};
@@ -7,10 +11,42 @@ use crate::domain::customer::CustomerBilling;
 use crate::domain::events::EventMeta;
 use crate::domain::ids::UserId;
 use crate::ports::{OutboxMessage, UserAccessDoc};
+use serde::Serialize;
 use serde_json::json;
 
+/// A user's whole access as `GET /users/{id}/access` answers it and as every `access.changed`
+/// message carries it (under `access`): built only by [`access_view`], so the two never drift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessView {
+    #[serde(flatten)]
+    pub access: Access,
+    pub grants_paid_tier: bool,
+    /// Every subscription of every source linked to the user.
+    pub sources: Vec<SubscriptionAccess>,
+    /// The `seq` of the newest change; a consumer holding it is up to date.
+    pub feed_seq: u64,
+    /// When the view last changed (`None`: an unknown user).
+    pub updated_at: Option<i64>,
+}
+
+/// The access view of a user's document (`None`: a user we know nothing about).
+pub fn access_view(doc: Option<&UserAccessDoc>) -> AccessView {
+    let access = doc.map_or_else(Access::none, |d| d.access.clone());
+    AccessView {
+        grants_paid_tier: access.grants_paid_tier(),
+        access,
+        sources: doc.map_or_else(Vec::new, |d| {
+            d.sources.values().flatten().cloned().collect()
+        }),
+        feed_seq: doc.map_or(0, |d| d.feed_seq),
+        updated_at: doc.map(|d| d.updated_at),
+    }
+}
+
 /// Puts (or, with `None`, removes) one source's subscriptions in a user's document and
-/// recomputes the access; returns the previous and new access when the access changed.
+/// recomputes the access; returns the previous and new access when the user's access view
+/// changed (the access or any subscription in it), which is when a message is due: a message
+/// carries the whole view, so a view that changed unannounced would leave consumers behind.
 pub fn update_user(
     mut doc: UserAccessDoc,
     source: &str,
@@ -18,21 +54,28 @@ pub fn update_user(
     tiers: &TierPolicy,
     now: i64,
 ) -> (UserAccessDoc, Option<(Access, Access)>) {
+    let view_before = access_view(Some(&doc));
     match subs {
         Some(subs) => doc.sources.insert(source.to_owned(), subs),
         None => doc.sources.remove(source),
     };
     let access = best_access(doc.sources.values().flatten(), tiers);
-    doc.updated_at = now;
-    if access == doc.access {
+    let previous = std::mem::replace(&mut doc.access, access.clone());
+    let view_after = access_view(Some(&doc));
+    if (view_after.access, view_after.sources) == (view_before.access, view_before.sources) {
+        if doc.updated_at == 0 {
+            // A new document: stamped when created, and not again until its view changes.
+            doc.updated_at = now;
+        }
         return (doc, None);
     }
-    let previous = std::mem::replace(&mut doc.access, access.clone());
+    doc.updated_at = now;
     doc.feed_seq += 1;
     (doc, Some((previous, access)))
 }
 
-/// Names of the access fields that differ (the feed's `changed`).
+/// Names of the access fields that differ (the feed's `changed`; empty when only a
+/// subscription in `sources` changed).
 fn changed_fields(a: &Access, b: &Access) -> Vec<&'static str> {
     [
         ("tier", a.tier != b.tier),
@@ -57,6 +100,8 @@ fn changed_fields(a: &Access, b: &Access) -> Vec<&'static str> {
 /// Feed schema version 1 (documented in README).
 pub const FEED_SCHEMA: &str = "billing.access_changed.v1";
 
+/// The message announcing a change of `doc` (already updated); `previous` and `access` are the
+/// access before and after it.
 pub fn access_changed(
     doc: &UserAccessDoc,
     previous: &Access,
@@ -76,7 +121,7 @@ pub fn access_changed(
             "change_id": id,
             "user_id": doc.user,
             "seq": doc.feed_seq,
-            "access": access,
+            "access": access_view(Some(doc)),
             "previous": previous,
             "grants_paid_tier": access.grants_paid_tier(),
             "changed": changed_fields(previous, access),
@@ -84,7 +129,6 @@ pub fn access_changed(
             "occurred_at": now,
         }),
         created_at: now,
-        order_key: format!("{now:011}#{}#{:010}", doc.user, doc.feed_seq),
     }
 }
 
@@ -111,7 +155,6 @@ pub fn customer_unlinked(
             "occurred_at": now,
         }),
         created_at: now,
-        order_key: format!("{now:011}#{}#{:010}", state.customer, 0),
     }
 }
 

@@ -5,7 +5,6 @@
 //! failure → 503, so the provider retries. A body over [`MAX_WEBHOOK_BODY_BYTES`] → 413.
 //! Handlers never return `Err`.
 
-use crate::domain::access::Access;
 use crate::domain::ids::{EventId, Provider, UserId};
 use crate::error::ErrorKind;
 use crate::pipeline::{Outcome, Pipeline};
@@ -110,6 +109,7 @@ pub fn webhook_router(service: Arc<Pipeline>, families: &[Family]) -> Router {
 pub fn read_router(service: Arc<Pipeline>) -> Router {
     Router::new()
         .route("/events/parked", get(parked_events))
+        .route("/outbox/unreadable", get(unreadable_outbox))
         .route("/events/stripe/{event_id}", get(event_record))
         .route("/users/{user_id}/access", get(user_access))
         .route("/users/{user_id}/events", get(user_events))
@@ -166,34 +166,23 @@ async fn parked_events(State(svc): State<Arc<Pipeline>>) -> Response {
     }
 }
 
+/// Outbox items the relay set aside as unreadable, oldest first: id, reason, time; never content.
+async fn unreadable_outbox(State(svc): State<Arc<Pipeline>>) -> Response {
+    match svc.store().unreadable_outbox(1000).await {
+        Ok(items) => Json(json!({ "unreadable": items })).into_response(),
+        Err(e) => store_failure(&e),
+    }
+}
+
 async fn user_access(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<String>) -> Response {
     let user = UserId::new(user_id);
     match svc.store().load_user(&user).await {
         Ok(doc) => {
-            let (access, sources, updated_at) = match &doc {
-                Some(d) => (
-                    d.value.access.clone(),
-                    d.value.sources.values().flatten().cloned().collect(),
-                    Some(d.value.updated_at),
-                ),
-                None => (Access::none(), Vec::new(), None),
-            };
-            Json(json!({
-                "user_id": user,
-                "known": doc.is_some(),
-                "tier": access.tier,
-                "grants_paid_tier": access.grants_paid_tier(),
-                "status": access.status,
-                "standing": access.standing,
-                "billing_status": access.billing_status,
-                "current_period_end": access.current_period_end,
-                "cancel_at_period_end": access.cancel_at_period_end,
-                "subscription": access.subscription,
-                "sources": sources,
-                "feed_seq": doc.as_ref().map_or(0, |d| d.value.feed_seq),
-                "updated_at": updated_at,
-            }))
-            .into_response()
+            // The same view every feed message carries (`feed::access_view`).
+            let mut body = json!(crate::feed::access_view(doc.as_ref().map(|d| &d.value)));
+            body["user_id"] = json!(user);
+            body["known"] = json!(doc.is_some());
+            Json(body).into_response()
         }
         Err(e) => store_failure(&e),
     }

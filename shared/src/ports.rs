@@ -129,9 +129,49 @@ pub struct OutboxMessage {
     pub kind: String,
     pub body: serde_json::Value,
     pub created_at: i64,
-    /// Relay order: time, then the subject (user or customer), then its sequence, so a user's
-    /// changes leave in the order they were applied (FIFO queues keep it per user).
-    pub order_key: String,
+}
+
+/// An outbox item whose `doc` cannot be read as a message: set aside, never sent. The reason
+/// names what is wrong without quoting the document (it holds user data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableOutbox {
+    pub id: String,
+    pub reason: String,
+}
+
+/// One pending outbox item: a message to send, or one to set aside.
+pub type PendingOutbox = Result<OutboxMessage, UnreadableOutbox>;
+
+/// An item set aside by the relay, for an operator (`GET /outbox/unreadable`): never its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAsideOutbox {
+    pub id: String,
+    pub reason: String,
+    pub set_aside_at: i64,
+}
+
+/// Reads the `doc` of the outbox item keyed `OUTBOX#{id}`. Every store and the stream relay
+/// decode through here, so they agree on what "unreadable" means.
+pub fn read_outbox_doc(id: &str, doc: Option<&str>) -> PendingOutbox {
+    let unreadable = |reason: String| UnreadableOutbox {
+        id: id.to_owned(),
+        reason,
+    };
+    let doc = doc.ok_or_else(|| unreadable("no doc attribute".into()))?;
+    let message: OutboxMessage = serde_json::from_str(doc).map_err(|e| {
+        // serde_json's Display can quote the offending value; its category and position cannot.
+        unreadable(format!(
+            "doc is not an outbox message ({:?} error at line {} column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if message.id != id {
+        // Deleting by the doc's id would miss this item and resend it on every pass.
+        return Err(unreadable("doc id differs from its key".into()));
+    }
+    Ok(message)
 }
 
 /// How the ledger item may be written by a commit.
@@ -244,10 +284,16 @@ pub trait BillingStore: Send + Sync {
         customer: &CustomerId,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError>;
-    /// Outbox messages not yet delivered, oldest first.
-    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StoreError>;
+    /// Outbox items not yet delivered, oldest first; an item that cannot be read comes back as
+    /// `Err(UnreadableOutbox)` in its place, never as a failure of the whole read.
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<PendingOutbox>, StoreError>;
     /// Forget a delivered message. Deleting one that is already gone is not an error.
     async fn delete_outbox(&self, id: &str) -> Result<(), StoreError>;
+    /// Moves an unreadable item out of the pending outbox, keeping it whole for an operator.
+    /// Setting aside one that is already gone is not an error.
+    async fn set_aside_outbox(&self, item: &UnreadableOutbox, at: i64) -> Result<(), StoreError>;
+    /// Items set aside, oldest first: id, reason and time only.
+    async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,110 +1,170 @@
 //! The outbox relay: delivers outbox messages to the queue at least once, then forgets them.
 //!
 //! A message is deleted only after the queue accepted it, so a crash between the two sends it
-//! again: consumers deduplicate by the message id. In AWS the same `deliver` runs on the table's
-//! DynamoDB Stream; locally and in tests `drain` polls the outbox index.
+//! again: consumers deduplicate by the message id and need no order (README, "Change feed").
+//! An item whose document cannot be read is set aside — out of the pending outbox, kept whole
+//! for an operator, counted as `OutboxUnreadable` — so it never holds up the others. In AWS the
+//! relay runs on the table's DynamoDB Stream (`handle_stream_batch`); locally and in tests
+//! `drain` polls the outbox index. Both send through the same `deliver`.
 
-use crate::ports::{BillingStore, OutboxMessage, Queue};
+use crate::ports::{
+    read_outbox_doc, BillingStore, Clock, OutboxMessage, PendingOutbox, Queue, StoreError,
+    SystemClock, UnreadableOutbox,
+};
+use crate::telemetry::{Counter, Metrics};
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use serde_dynamo::AttributeValue;
+
+/// The `Family` dimension of the relay's metrics.
+const METRIC_DIMENSION: &str = "relay";
+
+/// The Lambda event source mapping's filter pattern (`FilterCriteria.Filters[].Pattern`): only
+/// inserts of outbox items reach the relay, so ledger records (and the parked bodies in them),
+/// customer aggregates and user documents never leave the table through it.
+pub const STREAM_FILTER_PATTERN: &str =
+    r#"{"eventName":["INSERT"],"dynamodb":{"Keys":{"PK":{"S":[{"prefix":"OUTBOX#"}]}}}}"#;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RelayReport {
     pub sent: usize,
     pub failed: usize,
+    /// Unreadable items moved out of the pending outbox.
+    pub set_aside: usize,
 }
 
-/// Sends each message and deletes it once sent. Stops counting a message as sent if either
-/// step fails; it stays in the outbox for the next pass.
+/// Sends each message and deletes it once sent. A message whose send or delete fails counts
+/// as failed and stays in the outbox for the next pass; the others go on.
 pub async fn deliver(
     store: &dyn BillingStore,
     queue: &dyn Queue,
+    metrics: &Metrics,
     messages: &[OutboxMessage],
 ) -> RelayReport {
     let mut report = RelayReport::default();
     for m in messages {
-        if let Err(e) = queue.send(m).await {
-            tracing::warn!(message_id = %m.id, error = %e, "outbox send failed; will retry");
+        if deliver_one(store, queue, m).await {
+            metrics.incr(Counter::OutboxDelivered, METRIC_DIMENSION);
+            report.sent += 1;
+        } else {
+            metrics.incr(Counter::OutboxFailed, METRIC_DIMENSION);
             report.failed += 1;
-            continue;
         }
-        if let Err(e) = store.delete_outbox(&m.id).await {
-            tracing::warn!(message_id = %m.id, error = %e, "outbox delete failed; message will be sent again");
-            report.failed += 1;
-            continue;
-        }
-        report.sent += 1;
     }
     report
 }
 
-/// One pass over the pending outbox (at most `batch` messages).
+async fn deliver_one(store: &dyn BillingStore, queue: &dyn Queue, m: &OutboxMessage) -> bool {
+    if let Err(e) = queue.send(m).await {
+        tracing::warn!(message_id = %m.id, error = %e, "outbox send failed; will retry");
+        return false;
+    }
+    if let Err(e) = store.delete_outbox(&m.id).await {
+        tracing::warn!(message_id = %m.id, error = %e, "outbox delete failed; message will be sent again");
+        return false;
+    }
+    true
+}
+
+/// Moves an unreadable item out of the pending outbox and counts it. The log names the id and
+/// the reason (which never quotes the document), never the content.
+pub async fn set_aside(
+    store: &dyn BillingStore,
+    metrics: &Metrics,
+    item: &UnreadableOutbox,
+) -> Result<(), StoreError> {
+    store.set_aside_outbox(item, SystemClock.now()).await?;
+    metrics.incr(Counter::OutboxUnreadable, METRIC_DIMENSION);
+    tracing::error!(message_id = %item.id, reason = %item.reason, "unreadable outbox item set aside");
+    Ok(())
+}
+
+/// One pass over the pending outbox (at most `batch` items): unreadable items are set aside and
+/// the rest is delivered in the same pass.
 pub async fn drain(
     store: &dyn BillingStore,
     queue: &dyn Queue,
+    metrics: &Metrics,
     batch: usize,
-) -> Result<RelayReport, crate::ports::StoreError> {
-    let pending = store.pending_outbox(batch).await?;
-    Ok(deliver(store, queue, &pending).await)
+) -> Result<RelayReport, StoreError> {
+    let mut messages = Vec::new();
+    let mut set_aside_count = 0;
+    let mut failed = 0;
+    for item in store.pending_outbox(batch).await? {
+        match item {
+            Ok(m) => messages.push(m),
+            Err(bad) => match set_aside(store, metrics, &bad).await {
+                Ok(()) => set_aside_count += 1,
+                Err(e) => {
+                    tracing::warn!(message_id = %bad.id, error = %e, "setting aside failed; will retry");
+                    failed += 1;
+                }
+            },
+        }
+    }
+    let sent = deliver(store, queue, metrics, &messages).await;
+    Ok(RelayReport {
+        sent: sent.sent,
+        failed: sent.failed + failed,
+        set_aside: set_aside_count,
+    })
 }
 
-/// Outbox messages inserted into the table, read from a DynamoDB Streams event (new images),
-/// each with the record's sequence number (the identifier a partial batch failure reports).
-pub fn outbox_inserts(
-    stream_event: &serde_json::Value,
-) -> Vec<(String, Result<OutboxMessage, String>)> {
-    let records = stream_event
-        .get("Records")
-        .and_then(|r| r.as_array())
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    records
-        .iter()
-        .filter(|r| r.get("eventName").and_then(|n| n.as_str()) == Some("INSERT"))
-        .filter_map(|r| {
-            let data = r.get("dynamodb")?;
-            let image = data.get("NewImage")?;
-            let pk = image.get("PK")?.get("S")?.as_str()?;
-            if !pk.starts_with("OUTBOX#") {
-                return None;
-            }
-            let seq = data
-                .get("SequenceNumber")
-                .and_then(|s| s.as_str())
-                .unwrap_or_default()
-                .to_owned();
-            let message = image
-                .get("doc")
-                .and_then(|d| d.get("S"))
-                .and_then(|d| d.as_str())
-                .ok_or_else(|| format!("{pk}: no doc"))
-                .and_then(|d| serde_json::from_str(d).map_err(|e| format!("{pk}: {e}")));
-            Some((seq, message))
-        })
-        .collect()
+fn string<'a>(item: &'a serde_dynamo::Item, name: &str) -> Option<&'a str> {
+    match item.get(name)? {
+        AttributeValue::S(s) => Some(s),
+        _ => None,
+    }
 }
 
-/// Handles one stream batch: delivers every inserted outbox message and returns the Lambda
-/// partial-batch response naming the records to retry.
+/// The outbox item an inserted stream record carries, with the record's sequence number (what a
+/// partial batch failure names). `None` for anything else: other items, updates, removals — the
+/// filter pattern drops those already; this keeps the relay safe without it.
+pub fn outbox_insert(record: &EventRecord) -> Option<(String, PendingOutbox)> {
+    if record.event_name != "INSERT" {
+        return None;
+    }
+    let id = string(&record.change.keys, "PK")?.strip_prefix("OUTBOX#")?;
+    // An empty identifier makes Lambda retry the whole batch: safe, since delivery is at least once.
+    let sequence = record.change.sequence_number.clone().unwrap_or_default();
+    let doc = string(&record.change.new_image, "doc");
+    Some((sequence, read_outbox_doc(id, doc)))
+}
+
+/// Handles one stream batch: delivers every inserted outbox message and sets aside unreadable
+/// ones, and answers the partial batch response naming the records to retry. A failed send is
+/// retried; an unreadable document is not (it would block the shard and never read): only a
+/// failure to set it aside (the store unavailable) is.
 pub async fn handle_stream_batch(
     store: &dyn BillingStore,
     queue: &dyn Queue,
-    stream_event: &serde_json::Value,
-) -> serde_json::Value {
-    let mut failures = Vec::new();
-    for (seq, message) in outbox_inserts(stream_event) {
-        let ok = match message {
-            Ok(m) => deliver(store, queue, std::slice::from_ref(&m)).await.failed == 0,
-            Err(e) => {
-                // A message we cannot read would block the shard forever: log it and go on;
-                // it stays in the outbox index for `billing relay`.
-                tracing::error!(error = %e, "unreadable outbox record in stream");
-                true
+    metrics: &Metrics,
+    event: &Event,
+) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    for (sequence, item) in event.records.iter().filter_map(outbox_insert) {
+        let done = match item {
+            Ok(m) => {
+                deliver(store, queue, metrics, std::slice::from_ref(&m))
+                    .await
+                    .failed
+                    == 0
             }
+            Err(bad) => match set_aside(store, metrics, &bad).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(message_id = %bad.id, error = %e, "setting aside failed; will retry");
+                    false
+                }
+            },
         };
-        if !ok {
-            failures.push(serde_json::json!({ "itemIdentifier": seq }));
+        if !done {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence);
+            response.batch_item_failures.push(failure);
         }
     }
-    serde_json::json!({ "batchItemFailures": failures })
+    response
 }
 
 #[cfg(test)]
@@ -112,63 +172,109 @@ mod tests {
     use super::*;
     use crate::adapters::faults::{FaultPlan, FaultyQueue, Step};
     use crate::adapters::memory::{InMemoryBillingStore, InMemoryQueue};
+    use serde_json::{json, Value};
     use std::sync::Arc;
 
-    fn stream_event(messages: &[OutboxMessage]) -> serde_json::Value {
-        let mut records: Vec<serde_json::Value> = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                serde_json::json!({
-                    "eventName": "INSERT",
-                    "dynamodb": {
-                        "SequenceNumber": format!("{}", 100 + i),
-                        "NewImage": {
-                            "PK": {"S": format!("OUTBOX#{}", m.id)},
-                            "doc": {"S": serde_json::to_string(m).expect("json")}
-                        }
-                    }
-                })
-            })
-            .collect();
-        // Other items and removals on the same stream are not the relay's business.
-        records.push(
-            serde_json::json!({"eventName": "INSERT", "dynamodb": {"SequenceNumber": "7",
-            "NewImage": {"PK": {"S": "EVT#stripe#evt_1"}}}}),
-        );
-        records.push(
-            serde_json::json!({"eventName": "REMOVE", "dynamodb": {"SequenceNumber": "8",
-            "OldImage": {"PK": {"S": "OUTBOX#gone"}}}}),
-        );
-        serde_json::json!({ "Records": records })
-    }
-
-    fn message(id: &str) -> OutboxMessage {
+    fn message(id: &str, created_at: i64) -> OutboxMessage {
         OutboxMessage {
             id: id.into(),
             kind: "test.ping".into(),
-            body: serde_json::json!({"n": id}),
-            created_at: 1,
-            order_key: format!("1#{id}"),
+            body: json!({"n": id}),
+            created_at,
         }
     }
 
+    /// One DynamoDB Streams record as Lambda delivers it (table stream view: new images).
+    fn record(event_name: &str, sequence: &str, pk: &str, doc: Option<&str>) -> Value {
+        let mut image = json!({"PK": {"S": pk}, "SK": {"S": "OUTBOX"}});
+        if let Some(d) = doc {
+            image["doc"] = json!({"S": d});
+        }
+        let mut change = json!({
+            "ApproximateCreationDateTime": 1_735_689_600,
+            "Keys": {"PK": {"S": pk}, "SK": {"S": "OUTBOX"}},
+            "SequenceNumber": sequence,
+            "SizeBytes": 120,
+            "StreamViewType": "NEW_IMAGE"
+        });
+        if event_name != "REMOVE" {
+            change["NewImage"] = image;
+        }
+        json!({
+            "eventID": format!("ev-{sequence}"),
+            "eventName": event_name,
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": change,
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/billing/stream/2025-01-01T00:00:00.000"
+        })
+    }
+
+    fn doc(m: &OutboxMessage) -> String {
+        serde_json::to_string(m).expect("json")
+    }
+
+    fn stream_event(records: Vec<Value>) -> Event {
+        serde_json::from_value(json!({ "Records": records })).expect("a DynamoDB Streams event")
+    }
+
+    #[test]
+    fn only_outbox_inserts_are_read_from_a_stream_batch() {
+        let good = message("m1", 1);
+        let event = stream_event(vec![
+            record("REMOVE", "1", "OUTBOX#gone", None),
+            record("INSERT", "2", "EVT#stripe#evt_1", Some("{}")),
+            record("INSERT", "3", "OUTBOX#m1", Some(&doc(&good))),
+            record("INSERT", "4", "OUTBOX#m2", Some("{not json")),
+            record("MODIFY", "5", "OUTBOX#m3", Some(&doc(&message("m3", 1)))),
+        ]);
+        let got: Vec<(String, PendingOutbox)> =
+            event.records.iter().filter_map(outbox_insert).collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0], ("3".to_owned(), Ok(good)));
+        let (sequence, bad) = &got[1];
+        let bad = bad.as_ref().expect_err("unreadable");
+        assert_eq!((sequence.as_str(), bad.id.as_str()), ("4", "m2"));
+        assert!(!bad.reason.contains("not json"), "{}", bad.reason);
+    }
+
     #[tokio::test]
-    async fn a_stream_batch_delivers_inserts_and_reports_failures_for_retry() {
+    async fn a_stream_batch_retries_failed_sends_but_not_unreadable_documents() {
         let store = InMemoryBillingStore::new();
+        let metrics = Metrics::memory();
         let inner = Arc::new(InMemoryQueue::default());
         let plan = Arc::new(FaultPlan::default());
         let queue = FaultyQueue {
             inner: inner.clone(),
             plan: plan.clone(),
         };
-        let event = stream_event(&[message("m1"), message("m2")]);
-        assert_eq!(outbox_inserts(&event).len(), 2);
+        let (m1, m2) = (message("m1", 1), message("m2", 2));
+        store.put_raw_outbox("m1", 1, &doc(&m1));
+        store.put_raw_outbox("m2", 2, &doc(&m2));
+        store.put_raw_outbox("bad", 3, r#"{"id": "bad", "body": "user_42"}"#);
+        let event = stream_event(vec![
+            record("INSERT", "100", "OUTBOX#m1", Some(&doc(&m1))),
+            record(
+                "INSERT",
+                "101",
+                "OUTBOX#bad",
+                Some(r#"{"id": "bad", "body": "user_42"}"#),
+            ),
+            record("INSERT", "102", "OUTBOX#m2", Some(&doc(&m2))),
+            record("REMOVE", "103", "OUTBOX#m0", None),
+        ]);
         plan.fail_next(Step::Send);
-        let response = handle_stream_batch(&store, &queue, &event).await;
+        let response = handle_stream_batch(&store, &queue, &metrics, &event).await;
+        let retried: Vec<Option<String>> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
         assert_eq!(
-            response["batchItemFailures"],
-            serde_json::json!([{"itemIdentifier": "100"}])
+            retried,
+            vec![Some("100".to_owned())],
+            "only the failed send"
         );
         let sent: Vec<String> = inner
             .sent
@@ -178,5 +284,108 @@ mod tests {
             .map(|m| m.id.clone())
             .collect();
         assert_eq!(sent, vec!["m2".to_owned()]);
+        let aside = store.unreadable_outbox(10).await.expect("list");
+        assert_eq!(
+            aside.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+            ["bad"]
+        );
+        assert!(!aside[0].reason.contains("user_42"), "{}", aside[0].reason);
+        assert_eq!(metrics.count(Counter::OutboxUnreadable), 1);
+        // The pending outbox keeps only the message whose send failed.
+        let pending = store.pending_outbox(10).await.expect("pending");
+        assert_eq!(pending, vec![Ok(m1)]);
+        let json = serde_json::to_value(&response).expect("json");
+        assert_eq!(
+            json,
+            json!({"batchItemFailures": [{"itemIdentifier": "100"}]})
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_item_is_set_aside_and_the_rest_flows_in_the_same_pass() {
+        let store = InMemoryBillingStore::new();
+        let metrics = Metrics::memory();
+        let queue = InMemoryQueue::default();
+        store.put_raw_outbox("a", 1, &doc(&message("a", 1)));
+        store.put_raw_outbox("corrupt", 2, "{\"id\": \"corrupt\", \"kind\": 7");
+        store.put_raw_outbox("wrong_key", 3, &doc(&message("other", 3)));
+        store.put_raw_outbox("b", 4, &doc(&message("b", 4)));
+        let report = drain(&store, &queue, &metrics, 100).await.expect("drain");
+        assert_eq!((report.sent, report.failed, report.set_aside), (2, 0, 2));
+        let sent: Vec<String> = queue
+            .sent
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|m| m.id.clone())
+            .collect();
+        assert_eq!(sent, ["a", "b"]);
+        let aside: Vec<String> = store
+            .unreadable_outbox(10)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(aside, ["corrupt", "wrong_key"]);
+        assert_eq!(metrics.count(Counter::OutboxUnreadable), 2);
+        // Nothing is retried: the next pass finds an empty outbox.
+        let again = drain(&store, &queue, &metrics, 100).await.expect("drain");
+        assert_eq!(again, RelayReport::default());
+        assert_eq!(metrics.count(Counter::OutboxUnreadable), 2);
+    }
+
+    /// The subset of Lambda's filter rule syntax the pattern uses: nested objects, and leaves
+    /// that are lists of exact values or `{"prefix": …}`. Anything else fails the test.
+    fn filter_matches(pattern: &Value, record: &Value) -> bool {
+        match pattern {
+            Value::Object(fields) => fields.iter().all(|(name, p)| {
+                record
+                    .get(name)
+                    .is_some_and(|value| filter_matches(p, value))
+            }),
+            Value::Array(options) => options.iter().any(|option| match option {
+                Value::Object(op) => match (op.len(), op.get("prefix")) {
+                    (1, Some(Value::String(prefix))) => record
+                        .as_str()
+                        .is_some_and(|s| s.starts_with(prefix.as_str())),
+                    _ => panic!("operator outside the tested subset: {option}"),
+                },
+                exact => exact == record,
+            }),
+            other => panic!("a pattern leaf must be a list: {other}"),
+        }
+    }
+
+    #[test]
+    fn the_stream_filter_passes_only_outbox_inserts() {
+        let pattern: Value = serde_json::from_str(STREAM_FILTER_PATTERN).expect("valid JSON");
+        let outbox = record("INSERT", "1", "OUTBOX#chg_1", Some("{}"));
+        assert!(filter_matches(&pattern, &outbox));
+        for (name, rejected) in [
+            (
+                "ledger insert",
+                record("INSERT", "2", "EVT#stripe#evt_1", Some("{}")),
+            ),
+            (
+                "customer insert",
+                record("INSERT", "3", "CUS#stripe#cus_1", Some("{}")),
+            ),
+            (
+                "user insert",
+                record("INSERT", "4", "USER#user_42", Some("{}")),
+            ),
+            (
+                "audit insert",
+                record("INSERT", "5", "AUDIT#stripe#cus_1", Some("{}")),
+            ),
+            ("outbox remove", record("REMOVE", "6", "OUTBOX#chg_1", None)),
+            (
+                "outbox modify",
+                record("MODIFY", "7", "OUTBOX#chg_1", Some("{}")),
+            ),
+        ] {
+            assert!(!filter_matches(&pattern, &rejected), "{name} must not pass");
+        }
     }
 }

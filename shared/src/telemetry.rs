@@ -35,6 +35,7 @@ pub enum Counter {
     SecretRefresh,
     OutboxDelivered,
     OutboxFailed,
+    OutboxUnreadable,
     Replayed,
     TiesUnresolved,
 }
@@ -54,6 +55,7 @@ impl Counter {
             Counter::SecretRefresh => "SecretRefreshes",
             Counter::OutboxDelivered => "OutboxDelivered",
             Counter::OutboxFailed => "OutboxFailed",
+            Counter::OutboxUnreadable => "OutboxUnreadable",
             Counter::Replayed => "EventsReplayed",
             Counter::TiesUnresolved => "TiesUnresolved",
         }

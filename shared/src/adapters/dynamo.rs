@@ -2,25 +2,27 @@
 //!
 //! | item      | PK                         | SK                      | notes                                  |
 //! |-----------|----------------------------|-------------------------|----------------------------------------|
-//! | ledger    | `EVT#{provider}#{event}`   | `EVT`                   | TTL `expires_at` unless parked          |
+//! | ledger    | `EVT#{provider}#{event}`   | `EVT`                   | TTL `expires_at` (parked: own retention)|
 //! | customer  | `CUS#{provider}#{customer}`| `STATE`                 | aggregate JSON `doc`, `rev`            |
 //! | user      | `USER#{user}`              | `ACCESS`                | access JSON `doc`, `rev`               |
 //! | audit     | `AUDIT#{provider}#{cust}`  | `{created:011}#{event}` | never expires                          |
 //! | outbox    | `OUTBOX#{id}`              | `OUTBOX`                | deleted once delivered                 |
 //!
-//! GSI1 (`GSI1PK`, `GSI1SK`) is sparse: parked events (`PARKED`) and pending outbox messages
-//! (`OUTBOX`), each ordered by time.
+//! GSI1 (`GSI1PK`, `GSI1SK`) is sparse: parked events (`PARKED`), pending outbox messages
+//! (`OUTBOX`) and outbox items set aside as unreadable (`OUTBOX_UNREADABLE`), each ordered by time.
 
 use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
 use crate::ports::{
-    AuditRecord, BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState, Loaded,
-    OutboxMessage, ParkedBody, StoreError, Stored, UserAccessDoc,
+    read_outbox_doc, AuditRecord, BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState,
+    Loaded, ParkedBody, PendingOutbox, SetAsideOutbox, StoreError, Stored, UnreadableOutbox,
+    UserAccessDoc,
 };
 use crate::routing::Family;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, GlobalSecondaryIndex,
@@ -39,6 +41,7 @@ type Item = HashMap<String, AttributeValue>;
 pub const GSI1: &str = "GSI1";
 const PARKED: &str = "PARKED";
 const OUTBOX: &str = "OUTBOX";
+const OUTBOX_UNREADABLE: &str = "OUTBOX_UNREADABLE";
 
 /// Requests and capacity units spent, from `ReturnConsumedCapacity` (for BENCHMARKS.md).
 #[derive(Debug, Default)]
@@ -129,11 +132,28 @@ pub fn item_size(item: &Item) -> usize {
         .sum()
 }
 
+/// How long ledger records live (DynamoDB TTL on `expires_at`, counted from `received_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Records of finished events (at least 30 days: Stripe resends up to 30 days back).
+    pub ledger_secs: i64,
+    /// Parked records: their raw bodies hold customer data, so they do not wait forever.
+    pub parked_secs: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            ledger_secs: 90 * 86_400,
+            parked_secs: 90 * 86_400,
+        }
+    }
+}
+
 pub struct DynamoBillingStore {
     client: Client,
     table: String,
-    /// Seconds a ledger record of a finished event is kept (at least 30 days).
-    retention_secs: i64,
+    retention: Retention,
     pub meter: Arc<CapacityMeter>,
 }
 
@@ -198,11 +218,11 @@ fn unavailable<E: std::error::Error + 'static>(e: E) -> StoreError {
 }
 
 impl DynamoBillingStore {
-    pub fn new(client: Client, table: impl Into<String>, retention_secs: i64) -> Self {
+    pub fn new(client: Client, table: impl Into<String>, retention: Retention) -> Self {
         Self {
             client,
             table: table.into(),
-            retention_secs,
+            retention,
             meter: Arc::new(CapacityMeter::default()),
         }
     }
@@ -234,16 +254,18 @@ impl DynamoBillingStore {
             item.insert("raw_len".into(), n(p.len));
             item.insert("signed_at".into(), n(p.signed_at));
         }
-        if r.state == LedgerState::Parked {
-            // Parked records never expire: they wait for a replay.
+        let kept = if r.state == LedgerState::Parked {
+            // Parked records wait for a replay, but not forever: the raw body is customer data.
             item.insert("GSI1PK".into(), s(PARKED));
             item.insert(
                 "GSI1SK".into(),
                 s(format!("{:011}#{}", r.received_at, r.event_id)),
             );
+            self.retention.parked_secs
         } else {
-            item.insert("expires_at".into(), n(r.received_at + self.retention_secs));
-        }
+            self.retention.ledger_secs
+        };
+        item.insert("expires_at".into(), n(r.received_at + kept));
         item
     }
 
@@ -354,7 +376,8 @@ impl DynamoBillingStore {
             item.insert("kind".into(), s("outbox"));
             item.insert("doc".into(), s(to_json(m)?));
             item.insert("GSI1PK".into(), s(OUTBOX));
-            item.insert("GSI1SK".into(), s(format!("{}#{}", m.order_key, m.id)));
+            // Oldest first; consumers need no order (README, "Change feed").
+            item.insert("GSI1SK".into(), s(format!("{:011}#{}", m.created_at, m.id)));
             items.push(self.put(item, "attribute_not_exists(PK)", None)?);
         }
         Ok(items)
@@ -657,9 +680,9 @@ impl BillingStore for DynamoBillingStore {
         out.items().iter().map(|i| doc(i, "audit")).collect()
     }
 
-    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<PendingOutbox>, StoreError> {
         let items = self.query_gsi(OUTBOX, limit).await?;
-        items.iter().map(|i| doc(i, "outbox")).collect()
+        Ok(items.iter().map(outbox_from_item).collect())
     }
 
     async fn delete_outbox(&self, id: &str) -> Result<(), StoreError> {
@@ -672,6 +695,58 @@ impl BillingStore for DynamoBillingStore {
             .map_err(unavailable)?;
         Ok(())
     }
+
+    async fn set_aside_outbox(&self, item: &UnreadableOutbox, at: i64) -> Result<(), StoreError> {
+        // Re-tagged in place: the pending index no longer lists it, the raw item stays.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("OUTBOX#{}", item.id), "OUTBOX")))
+            .update_expression(
+                "SET GSI1PK = :pk, GSI1SK = :sk, unreadable_reason = :why, set_aside_at = :at",
+            )
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":pk", s(OUTBOX_UNREADABLE))
+            .expression_attribute_values(":sk", s(format!("{at:011}#{}", item.id)))
+            .expression_attribute_values(":why", s(item.reason.clone()))
+            .expression_attribute_values(":at", n(at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError> {
+        let items = self.query_gsi(OUTBOX_UNREADABLE, limit).await?;
+        Ok(items
+            .iter()
+            .map(|i| SetAsideOutbox {
+                id: outbox_id(i).to_owned(),
+                reason: get_s(i, "unreadable_reason").unwrap_or_default().to_owned(),
+                set_aside_at: get_n(i, "set_aside_at").unwrap_or(0),
+            })
+            .collect())
+    }
+}
+
+/// The message id of an outbox item, from its key (readable even when its `doc` is not).
+fn outbox_id(item: &Item) -> &str {
+    get_s(item, "PK")
+        .and_then(|pk| pk.strip_prefix("OUTBOX#"))
+        .unwrap_or_default()
+}
+
+/// Reads one pending outbox item; an unreadable `doc` is returned, not raised.
+pub fn outbox_from_item(item: &Item) -> PendingOutbox {
+    read_outbox_doc(outbox_id(item), get_s(item, "doc"))
 }
 
 impl DynamoBillingStore {

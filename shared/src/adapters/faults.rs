@@ -3,8 +3,8 @@
 
 use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
 use crate::ports::{
-    AuditRecord, BillingStore, Commit, LedgerRecord, Loaded, OutboxMessage, Queue, QueueError,
-    StoreError, Stored, UserAccessDoc,
+    AuditRecord, BillingStore, Commit, LedgerRecord, Loaded, OutboxMessage, PendingOutbox, Queue,
+    QueueError, SetAsideOutbox, StoreError, Stored, UnreadableOutbox, UserAccessDoc,
 };
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};
@@ -134,8 +134,16 @@ impl BillingStore for FaultyStore {
         self.inner.audit(p, c, limit).await
     }
 
-    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<PendingOutbox>, StoreError> {
         self.inner.pending_outbox(limit).await
+    }
+
+    async fn set_aside_outbox(&self, item: &UnreadableOutbox, at: i64) -> Result<(), StoreError> {
+        self.inner.set_aside_outbox(item, at).await
+    }
+
+    async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError> {
+        self.inner.unreadable_outbox(limit).await
     }
 
     async fn delete_outbox(&self, id: &str) -> Result<(), StoreError> {

@@ -4,9 +4,9 @@
 use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
 use crate::ports::{
-    AuditRecord, BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState, Loaded,
-    OutboxMessage, Queue, QueueError, SecretSource, SecretsError, StoreError, Stored,
-    UserAccessDoc,
+    read_outbox_doc, AuditRecord, BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState,
+    Loaded, OutboxMessage, PendingOutbox, Queue, QueueError, SecretSource, SecretsError,
+    SetAsideOutbox, StoreError, Stored, UnreadableOutbox, UserAccessDoc,
 };
 use crate::providers::stripe::signature::WebhookSecret;
 use crate::routing::Family;
@@ -21,7 +21,15 @@ struct Tables {
     users: HashMap<UserId, Stored<UserAccessDoc>>,
     /// Keyed like the DynamoDB sort key, so iteration order is the same.
     audit: BTreeMap<(Provider, CustomerId, i64, EventId), AuditRecord>,
-    outbox: BTreeMap<(String, String), OutboxMessage>,
+    /// Keyed `(created_at, id)` like the pending index; the document is kept as stored text so
+    /// an unreadable one can exist here too.
+    outbox: BTreeMap<(i64, String), OutboxItem>,
+}
+
+struct OutboxItem {
+    doc: String,
+    /// `(reason, when)` once the relay set it aside as unreadable.
+    set_aside: Option<(String, i64)>,
 }
 
 #[derive(Default)]
@@ -49,6 +57,17 @@ impl InMemoryBillingStore {
 
     pub fn user(&self, user: &UserId) -> Option<UserAccessDoc> {
         self.lock().ok()?.users.get(user).map(|s| s.value.clone())
+    }
+
+    /// Puts an outbox item with any document text (tests of unreadable items).
+    pub fn put_raw_outbox(&self, id: &str, created_at: i64, doc: &str) {
+        if let Ok(mut t) = self.lock() {
+            let item = OutboxItem {
+                doc: doc.to_owned(),
+                set_aside: None,
+            };
+            t.outbox.insert((created_at, id.to_owned()), item);
+        }
     }
 }
 
@@ -99,6 +118,13 @@ impl BillingStore for InMemoryBillingStore {
                 return Err(StoreError::Contention("user revision moved".into()));
             }
         }
+        // Encoded before anything is written, so a failure leaves nothing behind.
+        let outbox = c
+            .outbox
+            .iter()
+            .map(|m| Ok(((m.created_at, m.id.clone()), serde_json::to_string(m)?)))
+            .collect::<Result<Vec<_>, serde_json::Error>>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         t.ledger.insert(key, c.ledger.clone());
         if let Some((cust, rev)) = &c.customer {
             let stored = Stored {
@@ -124,9 +150,12 @@ impl BillingStore for InMemoryBillingStore {
             );
             t.audit.insert(key, a.clone());
         }
-        for m in &c.outbox {
-            t.outbox
-                .insert((m.order_key.clone(), m.id.clone()), m.clone());
+        for (key, doc) in outbox {
+            let item = OutboxItem {
+                doc,
+                set_aside: None,
+            };
+            t.outbox.insert(key, item);
         }
         Ok(())
     }
@@ -168,13 +197,47 @@ impl BillingStore for InMemoryBillingStore {
             .collect())
     }
 
-    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
-        Ok(self.lock()?.outbox.values().take(limit).cloned().collect())
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<PendingOutbox>, StoreError> {
+        Ok(self
+            .lock()?
+            .outbox
+            .iter()
+            .filter(|(_, item)| item.set_aside.is_none())
+            .take(limit)
+            .map(|((_, id), item)| read_outbox_doc(id, Some(&item.doc)))
+            .collect())
     }
 
     async fn delete_outbox(&self, id: &str) -> Result<(), StoreError> {
         self.lock()?.outbox.retain(|(_, k), _| k != id);
         Ok(())
+    }
+
+    async fn set_aside_outbox(&self, item: &UnreadableOutbox, at: i64) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        if let Some((_, stored)) = t.outbox.iter_mut().find(|((_, k), _)| *k == item.id) {
+            stored.set_aside = Some((item.reason.clone(), at));
+        }
+        Ok(())
+    }
+
+    async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError> {
+        let t = self.lock()?;
+        let mut aside: Vec<SetAsideOutbox> = t
+            .outbox
+            .iter()
+            .filter_map(|((_, id), item)| {
+                let (reason, at) = item.set_aside.clone()?;
+                Some(SetAsideOutbox {
+                    id: id.clone(),
+                    reason,
+                    set_aside_at: at,
+                })
+            })
+            .collect();
+        aside.sort_by(|a, b| (a.set_aside_at, &a.id).cmp(&(b.set_aside_at, &b.id)));
+        aside.truncate(limit);
+        Ok(aside)
     }
 }
 

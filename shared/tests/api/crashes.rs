@@ -56,7 +56,7 @@ async fn a_failure_at_each_step_then_a_redelivery_ends_in_the_same_model() {
         assert_eq!(user.access, expected.access, "{step:?}");
         assert_eq!(user.feed_seq, 1, "{step:?}: exactly one change published");
         let queue = InMemoryQueue::default();
-        relay::drain(app.store.as_ref(), &queue, 100)
+        relay::drain(app.store.as_ref(), &queue, &app.metrics, 100)
             .await
             .expect("drain");
         assert_eq!(
@@ -78,15 +78,15 @@ async fn relay_failures_resend_with_the_same_id_and_never_lose_a_message() {
         };
         let inner = queue.inner.clone();
         app.faults.fail_next(step);
-        let first = relay::drain(app.store.as_ref(), &queue, 100)
+        let first = relay::drain(app.store.as_ref(), &queue, &app.metrics, 100)
             .await
             .expect("drain");
         assert_eq!(first.failed, 1, "{step:?}");
-        let second = relay::drain(app.store.as_ref(), &queue, 100)
+        let second = relay::drain(app.store.as_ref(), &queue, &app.metrics, 100)
             .await
             .expect("drain");
         assert_eq!(second.sent, 1, "{step:?}");
-        let third = relay::drain(app.store.as_ref(), &queue, 100)
+        let third = relay::drain(app.store.as_ref(), &queue, &app.metrics, 100)
             .await
             .expect("drain");
         assert_eq!(third.sent + third.failed, 0, "{step:?}: outbox empty");

@@ -2,6 +2,9 @@
 
 use crate::helpers::*;
 use aws_sdk_dynamodb::types::AttributeValue;
+use billing::adapters::dynamo::{DynamoBillingStore, Retention};
+use billing::domain::ids::{EventId, Provider};
+use billing::ports::{BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState, ParkedBody};
 use billing::routing::Family;
 use http::StatusCode;
 
@@ -87,7 +90,7 @@ async fn moto_lifecycle_reads_back_access_and_a_newest_first_audit_trail() {
 }
 
 #[tokio::test]
-async fn moto_ledger_items_expire_after_retention_and_parked_and_audit_never() {
+async fn moto_ledger_items_expire_after_retention_parked_ones_after_theirs_and_audit_never() {
     let app = spawn_moto(false).await;
     let store = app.dynamo.as_ref().expect("dynamo");
     let body = event(
@@ -134,7 +137,11 @@ async fn moto_ledger_items_expire_after_retention_and_parked_and_audit_never() {
                 .map(String::as_str),
         ) {
             ("event", Some("parked")) => {
-                assert_eq!(ttl(item), None, "a parked record waits for its replay");
+                assert_eq!(
+                    ttl(item),
+                    Some(NOW + Retention::default().parked_secs),
+                    "a parked body (customer data) is not kept forever"
+                );
                 seen.0 += 1;
             }
             ("event", _) => {
@@ -152,4 +159,65 @@ async fn moto_ledger_items_expire_after_retention_and_parked_and_audit_never() {
         }
     }
     assert_eq!(seen, (1, 1, 1), "{items:?}");
+}
+
+#[tokio::test]
+async fn moto_a_parked_record_expires_after_the_parked_retention_not_the_ledgers() {
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config());
+    let retention = Retention {
+        ledger_secs: 30 * 86_400,
+        parked_secs: 7 * 86_400,
+    };
+    let store = DynamoBillingStore::new(client.clone(), unique("billing"), retention);
+    store.create_table_if_missing().await.expect("table");
+    let record = |id: &str, state: LedgerState| LedgerRecord {
+        provider: Provider::Stripe,
+        event_id: EventId::new(id),
+        event_type: "invoice.paid".into(),
+        created: NOW,
+        livemode: false,
+        state,
+        family: Family::Invoice,
+        received_at: NOW,
+        customer: None,
+        detail: None,
+        parked: (state == LedgerState::Parked).then(|| ParkedBody {
+            gzip: Some(vec![1, 2, 3]),
+            sha256: "00".into(),
+            len: 3,
+            signed_at: NOW,
+        }),
+    };
+    for (id, state) in [
+        ("evt_kept_parked", LedgerState::Parked),
+        ("evt_kept_ignored", LedgerState::Ignored),
+    ] {
+        store
+            .commit(&Commit::ledger_only(record(id, state), LedgerGuard::New))
+            .await
+            .expect("commit");
+    }
+    let expires_at = |id: &str| {
+        let client = client.clone();
+        let table = store.table().to_owned();
+        let pk = format!("EVT#stripe#{id}");
+        async move {
+            client
+                .get_item()
+                .table_name(table)
+                .key("PK", AttributeValue::S(pk))
+                .key("SK", AttributeValue::S("EVT".into()))
+                .send()
+                .await
+                .expect("get")
+                .item
+                .and_then(|i| i.get("expires_at").and_then(|v| v.as_n().ok()).cloned())
+                .and_then(|n| n.parse::<i64>().ok())
+        }
+    };
+    assert_eq!(expires_at("evt_kept_parked").await, Some(NOW + 7 * 86_400));
+    assert_eq!(
+        expires_at("evt_kept_ignored").await,
+        Some(NOW + 30 * 86_400)
+    );
 }

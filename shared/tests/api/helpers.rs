@@ -1,7 +1,7 @@
 //! `spawn_app`-style helpers: a service wired to the in-memory twins or to moto.
 
 use axum::body::Body;
-use billing::adapters::dynamo::DynamoBillingStore;
+use billing::adapters::dynamo::{DynamoBillingStore, Retention};
 use billing::adapters::faults::{FaultPlan, FaultyStore};
 use billing::adapters::memory::{InMemoryBillingStore, StaticSecrets};
 use billing::domain::access::TierPolicy;
@@ -132,7 +132,7 @@ pub async fn moto_store() -> Arc<DynamoBillingStore> {
     let store = Arc::new(DynamoBillingStore::new(
         client,
         unique("billing"),
-        90 * 86_400,
+        Retention::default(),
     ));
     store
         .create_table_if_missing()

@@ -1,22 +1,26 @@
 //! The outbox: side effects written with the state change, relayed to SQS (moto) at least
-//! once with a stable id.
+//! once with a stable id, in any order; unreadable items set aside without blocking the rest.
 
 use crate::helpers::*;
+use aws_sdk_dynamodb::types::AttributeValue;
 use billing::adapters::sqs::SqsQueue;
 use billing::domain::ids::{EventId, Provider};
 use billing::ports::{BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState, OutboxMessage};
 use billing::relay;
 use billing::routing::Family;
-use serde_json::json;
+use billing::telemetry::{Counter, Metrics};
+use http::StatusCode;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
-#[tokio::test]
-async fn moto_a_test_message_written_with_a_commit_reaches_sqs_once_per_id() {
-    let store = moto_store().await;
-    let (sqs, url) = moto_queue("outbox").await;
-    let commit = Commit {
+fn probe_commit(event_id: &str, messages: Vec<OutboxMessage>) -> Commit {
+    Commit {
         ledger: LedgerRecord {
             provider: Provider::Stripe,
-            event_id: EventId::new("evt_outbox_probe"),
+            event_id: EventId::new(event_id),
             event_type: "test.ping".into(),
             created: NOW,
             livemode: false,
@@ -31,23 +35,33 @@ async fn moto_a_test_message_written_with_a_commit_reaches_sqs_once_per_id() {
         customer: None,
         users: vec![],
         audit: vec![],
-        outbox: vec![OutboxMessage {
-            id: "msg_probe_1".into(),
-            kind: "test.ping".into(),
-            body: json!({"hello": "feed"}),
-            created_at: NOW,
-            order_key: "probe".into(),
-        }],
-    };
+        outbox: messages,
+    }
+}
+
+fn ping(id: &str, created_at: i64) -> OutboxMessage {
+    OutboxMessage {
+        id: id.into(),
+        kind: "test.ping".into(),
+        body: json!({"hello": id}),
+        created_at,
+    }
+}
+
+#[tokio::test]
+async fn moto_a_test_message_written_with_a_commit_reaches_sqs_once_per_id() {
+    let store = moto_store().await;
+    let (sqs, url) = moto_queue("outbox").await;
+    let commit = probe_commit("evt_outbox_probe", vec![ping("msg_probe_1", NOW)]);
     store.commit(&commit).await.expect("commit");
     // The same commit again is refused whole: the message is not written twice.
     assert!(store.commit(&commit).await.is_err());
     let queue = SqsQueue::new(sqs.clone(), url.clone());
-    let report = relay::drain(store.as_ref(), &queue, 10)
+    let report = relay::drain(store.as_ref(), &queue, &Metrics::Off, 10)
         .await
         .expect("drain");
     assert_eq!((report.sent, report.failed), (1, 0));
-    let again = relay::drain(store.as_ref(), &queue, 10)
+    let again = relay::drain(store.as_ref(), &queue, &Metrics::Off, 10)
         .await
         .expect("drain");
     assert_eq!(again.sent, 0, "delivered messages leave the outbox");
@@ -57,51 +71,168 @@ async fn moto_a_test_message_written_with_a_commit_reaches_sqs_once_per_id() {
         vec![(
             "msg_probe_1".to_owned(),
             "test.ping".to_owned(),
-            json!({"hello": "feed"})
+            json!({"hello": "msg_probe_1"})
         )]
     );
 }
 
+/// The consumer README describes: per user, keep the message with the highest `seq`; ignore
+/// lower ones and repeats. Returns each user's kept `access`.
+fn keep_highest_seq(deliveries: &[&Value]) -> BTreeMap<String, Value> {
+    let mut held: BTreeMap<String, (u64, Value)> = BTreeMap::new();
+    for body in deliveries {
+        let user = body["user_id"].as_str().expect("user_id").to_owned();
+        let seq = body["seq"].as_u64().expect("seq");
+        if held.get(&user).is_none_or(|(kept, _)| seq > *kept) {
+            held.insert(user, (seq, body["access"].clone()));
+        }
+    }
+    held.into_iter().map(|(u, (_, a))| (u, a)).collect()
+}
+
 #[tokio::test]
-async fn moto_access_changes_reach_the_feed_in_the_order_they_were_applied() {
+async fn moto_a_consumer_keeping_the_highest_seq_ends_with_what_get_access_answers() {
     let app = spawn_moto(false).await;
     let (sqs, url) = moto_queue("feed").await;
-    for file in [
+    // A lifecycle with several access changes and one late (stale) event.
+    let files = [
         "01_checkout.session.completed",
         "02_customer.subscription.created",
         "04_invoice.payment_failed",
+        "06_customer.subscription.updated__past_due",
+        "07_customer.subscription.updated__cancel_at_period_end",
         "03_invoice.paid",
-    ] {
-        app.post_fixture(&format!("stripe/lifecycle/{file}.json"))
+        "05_invoice.payment_action_required",
+    ];
+    for (i, file) in files.iter().enumerate() {
+        // Each change at its own time, so a message kept by mistake shows in `updated_at`.
+        app.clock.set(NOW + i as i64);
+        let (status, json) = app
+            .post_fixture(&format!("stripe/lifecycle/{file}.json"))
             .await;
+        assert_eq!(status, StatusCode::OK, "{file}: {json}");
     }
     let queue = SqsQueue::new(sqs.clone(), url.clone());
-    relay::drain(app.store.as_ref(), &queue, 100)
+    relay::drain(app.store.as_ref(), &queue, &app.metrics, 100)
         .await
         .expect("drain");
     let got = receive_all(&sqs, &url).await;
-    let feed: Vec<&serde_json::Value> = got
+    let feed: Vec<&Value> = got
         .iter()
         .filter(|(_, kind, _)| kind == "access.changed")
         .map(|(_, _, b)| b)
         .collect();
-    // created → access granted (seq 1); the failure (newer than the paid invoice) → past due (seq 2);
-    // the older invoice.paid arrives late and is stale: no third change.
-    let seqs: Vec<i64> = feed
-        .iter()
-        .map(|b| b["seq"].as_i64().expect("seq"))
-        .collect();
-    let mut sorted = seqs.clone();
-    sorted.sort_unstable();
-    assert_eq!(sorted, vec![1, 2], "{got:?}");
+    assert!(feed.len() >= 4, "several changes: {got:?}");
     for b in &feed {
         assert_eq!(b["schema"], billing::feed::FEED_SCHEMA);
-        assert_eq!(b["user_id"], "user_42");
         assert!(b["change_id"]
             .as_str()
             .is_some_and(|id| id.starts_with("chg_")));
+        assert_eq!(b["access"]["feed_seq"], b["seq"], "{b}");
     }
-    let last = feed.iter().max_by_key(|b| b["seq"].as_i64()).expect("last");
-    assert_eq!(last["access"]["billing_status"], "PAST_DUE");
-    assert_eq!(last["cause"]["event_type"], "invoice.payment_failed");
+    // The last fixture, an action-required event for the invoice that failed, turns the
+    // overdue standing into REQUIRED: the same attempt both failed and needs the customer.
+    let last = feed
+        .iter()
+        .max_by_key(|b| b["seq"].as_i64())
+        .expect("a message");
+    assert_eq!(last["access"]["billing_status"], "REQUIRED", "{last}");
+    let (_, mut answer) = app.get("/users/user_42/access").await;
+    let answer = answer.as_object_mut().expect("object");
+    assert_eq!(answer.remove("known"), Some(json!(true)));
+    assert_eq!(answer.remove("user_id"), Some(json!("user_42")));
+    let expected = BTreeMap::from([("user_42".to_owned(), Value::Object(answer.clone()))]);
+    // Any order, any repeats: the consumer ends where GET does.
+    let mut rng = StdRng::seed_from_u64(0x5eed);
+    for round in 0..25 {
+        let mut deliveries: Vec<&Value> = feed.clone();
+        for b in &feed {
+            if rng.random_bool(0.4) {
+                deliveries.push(b);
+            }
+        }
+        deliveries.shuffle(&mut rng);
+        assert_eq!(
+            keep_highest_seq(&deliveries),
+            expected,
+            "round {round}: {deliveries:?}"
+        );
+    }
+}
+
+/// Writes an outbox item whose document no relay can read, straight through the SDK.
+async fn put_corrupt_outbox(table: &str, id: &str, created_at: i64) {
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config());
+    let s = |v: String| AttributeValue::S(v);
+    // Cut short: valid JSON up to a user id, then nothing.
+    let doc = format!(
+        r#"{{"id": "{id}", "kind": "access.changed", "body": {{"user_id": "user_secret_42""#
+    );
+    client
+        .put_item()
+        .table_name(table)
+        .item("PK", s(format!("OUTBOX#{id}")))
+        .item("SK", s("OUTBOX".into()))
+        .item("kind", s("outbox".into()))
+        .item("doc", s(doc))
+        .item("GSI1PK", s("OUTBOX".into()))
+        .item("GSI1SK", s(format!("{created_at:011}#{id}")))
+        .send()
+        .await
+        .expect("put corrupt item");
+}
+
+#[tokio::test]
+async fn moto_an_unreadable_outbox_item_is_set_aside_and_the_rest_reach_sqs_in_one_pass() {
+    let app = spawn_moto(false).await;
+    let store = app.dynamo.clone().expect("dynamo");
+    let (sqs, url) = moto_queue("unreadable").await;
+    let good = vec![ping("msg_good_1", NOW), ping("msg_good_2", NOW + 1)];
+    store
+        .commit(&probe_commit("evt_unreadable_probe", good))
+        .await
+        .expect("commit");
+    // The oldest item of the pending index, so it comes first in the pass.
+    put_corrupt_outbox(store.table(), "bad_1", NOW - 60).await;
+    let queue = SqsQueue::new(sqs.clone(), url.clone());
+    let report = relay::drain(store.as_ref(), &queue, &app.metrics, 10)
+        .await
+        .expect("one corrupt item does not fail the pass");
+    assert_eq!((report.sent, report.failed, report.set_aside), (2, 0, 1));
+    let mut ids: Vec<String> = receive_all(&sqs, &url)
+        .await
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["msg_good_1", "msg_good_2"]);
+    let (status, listed) = app.get("/outbox/unreadable").await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = listed["unreadable"].as_array().expect("list").clone();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], "bad_1");
+    assert!(listed[0]["set_aside_at"].as_i64().is_some_and(|t| t > 0));
+    let reason = listed[0]["reason"].as_str().expect("reason");
+    assert!(
+        !reason.is_empty() && !reason.contains("user_secret_42"),
+        "{reason}"
+    );
+    assert_eq!(app.metrics.count(Counter::OutboxUnreadable), 1);
+    // Not retried: the next pass finds nothing, and the raw item is still there for an operator.
+    let again = relay::drain(store.as_ref(), &queue, &app.metrics, 10)
+        .await
+        .expect("drain");
+    assert_eq!((again.sent, again.failed, again.set_aside), (0, 0, 0));
+    assert_eq!(app.metrics.count(Counter::OutboxUnreadable), 1);
+    let kept = aws_sdk_dynamodb::Client::new(&sdk_config())
+        .get_item()
+        .table_name(store.table())
+        .key("PK", AttributeValue::S("OUTBOX#bad_1".into()))
+        .key("SK", AttributeValue::S("OUTBOX".into()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("the raw item is kept");
+    assert!(kept.contains_key("doc"));
 }
