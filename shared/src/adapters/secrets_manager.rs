@@ -4,11 +4,11 @@
 //! The secret string is either a JSON array of `whsec_…` strings or a comma/newline-separated
 //! list; during a rotation it holds both the old and the new secret.
 
+use super::sdk_error::Describe;
 use crate::ports::{SecretSource, SecretsError};
 use crate::providers::stripe::signature::WebhookSecret;
 use crate::routing::Family;
 use async_trait::async_trait;
-use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use aws_sdk_secretsmanager::Client;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,7 +90,7 @@ impl ConfiguredSecrets {
             .secret_id(arn)
             .send()
             .await
-            .map_err(|e| SecretsError(DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| SecretsError(e.describe()))?;
         let raw = out
             .secret_string()
             .ok_or_else(|| SecretsError(format!("secret {arn} has no string value")))?;
