@@ -226,7 +226,7 @@ mod tests {
         // would wait forever and this test would not end.
         let router = axum::Router::new().route(
             "/hang",
-            axum::routing::post(|| std::future::pending::<&'static str>()),
+            axum::routing::post(std::future::pending::<&'static str>),
         );
         let router = with_deadline(router, Duration::from_millis(50));
         let request = Request::post("/hang").body(Body::empty()).expect("request");
