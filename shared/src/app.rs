@@ -1,14 +1,20 @@
 //! Wiring: builds the AWS clients and the service once, from a `Config`. Used by every Lambda
-//! `main.rs` and by the local run, so both serve the same handler code.
+//! `main.rs` and by the local run, so both serve the same handler code. Every client gets the
+//! same bounded waits here (README, "Bounded waits"), and the DynamoDB connection is opened
+//! during init so the first delivery does not pay the TLS handshake.
 
 use crate::adapters::dynamo::DynamoBillingStore;
+use crate::adapters::sdk_error;
 use crate::adapters::secrets_manager::ConfiguredSecrets;
 use crate::adapters::sqs::SqsQueue;
-use crate::config::Config;
-use crate::pipeline::Pipeline;
+use crate::config::{CallBounds, Config};
+use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{Queue, SystemClock};
 use crate::routing::Family;
 use crate::telemetry::Metrics;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,24 +25,117 @@ pub struct App {
     pub queue: Option<Arc<dyn Queue>>,
     pub metrics: Arc<Metrics>,
     pub config: Config,
+    /// The client inside `store`, kept for the warm-up.
+    dynamo: aws_sdk_dynamodb::Client,
 }
 
-/// Shared AWS configuration from the standard variables (`AWS_ENDPOINT_URL` for moto).
+/// The SDK's timeouts for `bounds`: connect, each attempt, the whole operation.
+pub fn timeout_config(bounds: &CallBounds) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(bounds.connect)
+        .operation_attempt_timeout(bounds.attempt)
+        .operation_timeout(bounds.operation)
+        .build()
+}
+
+/// Standard retries (throttling, 5xx, timeouts, connection errors) up to `max_attempts`. The
+/// backoff starts at 50 ms and stays under 0.5 s: the SDK's default (1 s, up to 20 s) would
+/// spend a delivery's whole budget waiting; Stripe retries a 503 later anyway.
+pub fn retry_config(bounds: &CallBounds) -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(bounds.max_attempts)
+        .with_initial_backoff(Duration::from_millis(50))
+        .with_max_backoff(Duration::from_millis(500))
+}
+
+/// The one builder of AWS configuration, from the standard variables (`AWS_ENDPOINT_URL` for
+/// moto) with `bounds` on every call: every client (DynamoDB, SQS, Secrets Manager, SES) is
+/// made from what it loads. Tests add an endpoint and credentials before `load()`.
+pub fn sdk_loader(bounds: &CallBounds) -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeout_config(bounds))
+        .retry_config(retry_config(bounds))
+}
+
+/// Shared AWS configuration with the default bounds (tools and examples).
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    sdk_loader(&CallBounds::default()).load().await
+}
+
+/// The key of the warm-up read: an item that never exists.
+const WARM_UP_KEY: &str = "WARMUP";
+
+/// Opens the DynamoDB connection during init (DNS, TCP, TLS, credentials) with one cheap
+/// read, so the first delivery does not pay for it. A failure is logged and ignored: the
+/// first delivery then connects itself, within the same bounds.
+async fn warm_up_dynamo(client: &aws_sdk_dynamodb::Client, table: &str) {
+    let started = std::time::Instant::now();
+    let result = client
+        .get_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S(WARM_UP_KEY.into()))
+        .key("SK", AttributeValue::S(WARM_UP_KEY.into()))
+        .consistent_read(false)
+        .send()
+        .await;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(_) => tracing::info!(elapsed_ms, "DynamoDB connection warmed"),
+        Err(e) => tracing::warn!(
+            elapsed_ms,
+            error = %sdk_error::describe(&e),
+            "DynamoDB warm-up failed; the first delivery will connect"
+        ),
+    }
+}
+
+/// Bounds each request's whole handling by `deadline`: past it the answer is 503 (the status
+/// policy's transient failure), so the code, not the Lambda timeout, decides. Dropping the
+/// handler mid-way is safe: every write is one atomic request (a conditional put or one
+/// transaction), so the event is either not recorded or completely recorded, and the
+/// provider's retry then applies it or answers `duplicate`.
+pub fn with_deadline(router: axum::Router, deadline: Duration) -> axum::Router {
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            match tokio::time::timeout(deadline, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::error!(
+                        kind = "deadline",
+                        deadline_ms = deadline.as_millis() as u64,
+                        "delivery exceeded its deadline"
+                    );
+                    crate::http::respond(&Outcome::Unavailable(crate::error::Error::Store(
+                        crate::ports::StoreError::Unavailable("delivery deadline".into()),
+                    )))
+                }
+            }
+        },
+    ))
 }
 
 impl App {
+    /// Builds the clients from the environment's AWS configuration with `config.bounds`.
     pub async fn build(config: Config, metrics: Metrics) -> Result<Self, String> {
-        let sdk = aws_config().await;
+        let sdk = sdk_loader(&config.bounds).load().await;
+        Self::with_sdk(&sdk, config, metrics).await
+    }
+
+    /// Builds the clients from `sdk` (made by `sdk_loader`).
+    pub async fn with_sdk(
+        sdk: &aws_config::SdkConfig,
+        config: Config,
+        metrics: Metrics,
+    ) -> Result<Self, String> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let store = Arc::new(DynamoBillingStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
+            dynamo.clone(),
             config.table.clone(),
             config.retention(),
         ));
         let sm_client = config
             .uses_secrets_manager()
-            .then(|| aws_sdk_secretsmanager::Client::new(&sdk));
+            .then(|| aws_sdk_secretsmanager::Client::new(sdk));
         let secrets = Arc::new(ConfiguredSecrets::new(
             sm_client,
             config.secrets.clone(),
@@ -44,7 +143,7 @@ impl App {
         ));
         secrets.preload().await.map_err(|e| e.to_string())?;
         let queue: Option<Arc<dyn Queue>> = config.feed_queue_url.as_ref().map(|url| {
-            Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url.clone())) as Arc<dyn Queue>
+            Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url.clone())) as Arc<dyn Queue>
         });
         let metrics = Arc::new(metrics);
         let service = Arc::new(crate::providers::stripe::pipeline(
@@ -60,7 +159,13 @@ impl App {
             queue,
             metrics,
             config,
+            dynamo,
         })
+    }
+
+    /// Opens the DynamoDB connection now (a Lambda's init), never failing: see `warm_up_dynamo`.
+    pub async fn warm_up(&self) {
+        warm_up_dynamo(&self.dynamo, &self.config.table).await;
     }
 }
 
@@ -71,9 +176,11 @@ pub async fn run_stripe_lambda(family: Family) -> Result<(), lambda_http::Error>
     let metrics = Metrics::Emf {
         namespace: config.metrics_namespace.clone(),
     };
+    let deadline = config.delivery_timeout;
     let app = App::build(config, metrics).await?;
+    app.warm_up().await;
     let router = crate::http::webhook_router(app.service.clone(), &[family]);
-    lambda_http::run(router).await
+    lambda_http::run(with_deadline(router, deadline)).await
 }
 
 /// The relay Lambda on the table's DynamoDB Stream: delivers outbox inserts to the feed queue
@@ -88,6 +195,7 @@ pub async fn run_relay_lambda() -> Result<(), lambda_http::Error> {
         namespace: config.metrics_namespace.clone(),
     };
     let app = App::build(config, metrics).await?;
+    app.warm_up().await;
     let queue = app
         .queue
         .clone()
@@ -107,4 +215,41 @@ pub async fn run_relay_lambda() -> Result<(), lambda_http::Error> {
         }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_request_past_its_deadline_is_answered_503() {
+        // A handler that never finishes (a call that hangs): without the deadline the request
+        // would wait forever and this test would not end.
+        let router = axum::Router::new().route(
+            "/hang",
+            axum::routing::post(std::future::pending::<&'static str>),
+        );
+        let router = with_deadline(router, Duration::from_millis(50));
+        let request = Request::post("/hang").body(Body::empty()).expect("request");
+        let response = router.oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn every_client_gets_the_configured_bounds() {
+        let bounds = CallBounds {
+            connect: Duration::from_millis(200),
+            attempt: Duration::from_millis(400),
+            operation: Duration::from_millis(900),
+            max_attempts: 2,
+        };
+        let t = timeout_config(&bounds);
+        assert_eq!(t.connect_timeout(), Some(bounds.connect));
+        assert_eq!(t.operation_attempt_timeout(), Some(bounds.attempt));
+        assert_eq!(t.operation_timeout(), Some(bounds.operation));
+        assert_eq!(retry_config(&bounds).max_attempts(), 2);
+    }
 }

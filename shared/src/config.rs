@@ -10,6 +10,7 @@ use crate::providers::stripe::Settings;
 use crate::routing::Family;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -35,7 +36,43 @@ pub struct Config {
     pub feed_queue_url: Option<String>,
     pub metrics_namespace: String,
     pub log_json: bool,
+    /// How long each call to AWS may wait (see `CallBounds`).
+    pub bounds: CallBounds,
+    /// The whole of one webhook delivery, from request to answer (`app::with_deadline`).
+    pub delivery_timeout: Duration,
 }
+
+/// How long one call to a remote service may wait. Read once and applied where clients are
+/// built (`app::sdk_loader` for AWS); an HTTP client for a provider's API takes the same
+/// values (connect timeout, per-request timeout, attempts within an overall deadline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallBounds {
+    /// Setting up a connection: TCP and TLS.
+    pub connect: Duration,
+    /// One attempt: connect (if needed), send, and read the whole response.
+    pub attempt: Duration,
+    /// One operation: every attempt and the backoff between them.
+    pub operation: Duration,
+    /// Attempts per operation, the first included.
+    pub max_attempts: u32,
+}
+
+impl Default for CallBounds {
+    /// 2 s to connect (a TLS handshake costs about 0.75 s on a 128 MB Lambda), 2 s per
+    /// attempt, 4 s per operation, 3 attempts: a call to a service that does not answer fails
+    /// within 4 s (README, "Bounded waits").
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_millis(2_000),
+            attempt: Duration::from_millis(2_000),
+            operation: Duration::from_millis(4_000),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// The default of `BILLING_DELIVERY_TIMEOUT_MS`.
+pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_millis(10_000);
 
 /// Values used by the local run where a variable is unset (never on Lambda).
 #[derive(Debug, Clone)]
@@ -50,6 +87,98 @@ fn malformed(name: &str, why: impl Into<String>) -> ConfigError {
         name: name.to_owned(),
         why: why.into(),
     }
+}
+
+/// A whole number in `range` from variable `name`, or `default` when unset.
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    range: std::ops::RangeInclusive<u64>,
+    unit: &str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(malformed(
+                name,
+                format!(
+                    "expected whole {unit} from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        },
+    }
+}
+
+/// Fails unless the bound `inner` (named `inner_name`) fits inside `outer` (`outer_name`).
+fn within(
+    inner_name: &str,
+    inner: Duration,
+    outer_name: &str,
+    outer: Duration,
+) -> Result<(), ConfigError> {
+    if inner > outer {
+        return Err(malformed(
+            inner_name,
+            format!(
+                "{} ms exceeds {outer_name} ({} ms)",
+                inner.as_millis(),
+                outer.as_millis()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The call bounds and the delivery deadline; each must fit inside the next
+/// (connect ≤ attempt ≤ operation ≤ delivery), and the delivery inside API Gateway's 29 s.
+fn read_bounds(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<(CallBounds, Duration), ConfigError> {
+    let d = CallBounds::default();
+    let ms = |name: &str, range, default: Duration| {
+        number(get, name, range, "milliseconds", default.as_millis() as u64)
+            .map(Duration::from_millis)
+    };
+    let bounds = CallBounds {
+        connect: ms("BILLING_AWS_CONNECT_TIMEOUT_MS", 100..=10_000, d.connect)?,
+        attempt: ms("BILLING_AWS_ATTEMPT_TIMEOUT_MS", 100..=25_000, d.attempt)?,
+        operation: ms("BILLING_AWS_TIMEOUT_MS", 100..=25_000, d.operation)?,
+        max_attempts: number(
+            get,
+            "BILLING_AWS_MAX_ATTEMPTS",
+            1..=10,
+            "attempts",
+            u64::from(d.max_attempts),
+        )? as u32,
+    };
+    let delivery = ms(
+        "BILLING_DELIVERY_TIMEOUT_MS",
+        1_000..=28_000,
+        DEFAULT_DELIVERY_TIMEOUT,
+    )?;
+    within(
+        "BILLING_AWS_CONNECT_TIMEOUT_MS",
+        bounds.connect,
+        "BILLING_AWS_ATTEMPT_TIMEOUT_MS",
+        bounds.attempt,
+    )?;
+    within(
+        "BILLING_AWS_ATTEMPT_TIMEOUT_MS",
+        bounds.attempt,
+        "BILLING_AWS_TIMEOUT_MS",
+        bounds.operation,
+    )?;
+    within(
+        "BILLING_AWS_TIMEOUT_MS",
+        bounds.operation,
+        "BILLING_DELIVERY_TIMEOUT_MS",
+        delivery,
+    )?;
+    Ok((bounds, delivery))
 }
 
 impl Config {
@@ -193,6 +322,7 @@ impl Config {
             Some("text") => false,
             Some(_) => return Err(malformed("BILLING_LOG_FORMAT", "expected json or text")),
         };
+        let (bounds, delivery_timeout) = read_bounds(&get)?;
         Ok(Self {
             table,
             livemode,
@@ -207,6 +337,8 @@ impl Config {
             metrics_namespace: get("BILLING_METRICS_NAMESPACE")
                 .unwrap_or_else(|| "BillingWebhooks".into()),
             log_json,
+            bounds,
+            delivery_timeout,
         })
     }
 
@@ -303,6 +435,75 @@ mod tests {
                 "{days}"
             );
         }
+    }
+
+    #[test]
+    fn call_bounds_default_and_read_in_milliseconds() {
+        let c = Config::from_lookup(lookup(&BASE), &[Family::Checkout], None).expect("valid");
+        assert_eq!(c.bounds, CallBounds::default());
+        assert_eq!(c.delivery_timeout, DEFAULT_DELIVERY_TIMEOUT);
+        let mut set = BASE.to_vec();
+        set.extend([
+            ("BILLING_AWS_CONNECT_TIMEOUT_MS", "200"),
+            ("BILLING_AWS_ATTEMPT_TIMEOUT_MS", "400"),
+            ("BILLING_AWS_TIMEOUT_MS", "900"),
+            ("BILLING_AWS_MAX_ATTEMPTS", "2"),
+            ("BILLING_DELIVERY_TIMEOUT_MS", "5000"),
+        ]);
+        let c = Config::from_lookup(lookup(&set), &[Family::Checkout], None).expect("valid");
+        assert_eq!(
+            c.bounds,
+            CallBounds {
+                connect: Duration::from_millis(200),
+                attempt: Duration::from_millis(400),
+                operation: Duration::from_millis(900),
+                max_attempts: 2,
+            }
+        );
+        assert_eq!(c.delivery_timeout, Duration::from_millis(5000));
+    }
+
+    #[test]
+    fn call_bounds_out_of_range_or_out_of_order_name_the_variable() {
+        let err = |extra: &[(&str, &str)]| {
+            let mut pairs = BASE.to_vec();
+            pairs.extend_from_slice(extra);
+            Config::from_lookup(lookup(&pairs), &[Family::Checkout], None)
+                .expect_err("must fail")
+                .to_string()
+        };
+        for (name, bad) in [
+            ("BILLING_AWS_CONNECT_TIMEOUT_MS", "0"),
+            ("BILLING_AWS_CONNECT_TIMEOUT_MS", "1s"),
+            ("BILLING_AWS_ATTEMPT_TIMEOUT_MS", "-5"),
+            ("BILLING_AWS_TIMEOUT_MS", "30000"),
+            ("BILLING_AWS_MAX_ATTEMPTS", "0"),
+            ("BILLING_AWS_MAX_ATTEMPTS", "11"),
+            ("BILLING_DELIVERY_TIMEOUT_MS", "29000"),
+        ] {
+            let msg = err(&[(name, bad)]);
+            assert!(msg.starts_with(name), "{name}={bad}: {msg}");
+            assert!(msg.contains("expected whole"), "{name}={bad}: {msg}");
+        }
+        // Each bound must fit inside the next: connect ≤ attempt ≤ operation ≤ delivery.
+        let msg = err(&[("BILLING_AWS_CONNECT_TIMEOUT_MS", "3000")]);
+        assert!(
+            msg.starts_with("BILLING_AWS_CONNECT_TIMEOUT_MS")
+                && msg.contains("exceeds BILLING_AWS_ATTEMPT_TIMEOUT_MS"),
+            "{msg}"
+        );
+        let msg = err(&[("BILLING_AWS_TIMEOUT_MS", "1000")]);
+        assert!(
+            msg.starts_with("BILLING_AWS_ATTEMPT_TIMEOUT_MS")
+                && msg.contains("exceeds BILLING_AWS_TIMEOUT_MS"),
+            "{msg}"
+        );
+        let msg = err(&[("BILLING_DELIVERY_TIMEOUT_MS", "3000")]);
+        assert!(
+            msg.starts_with("BILLING_AWS_TIMEOUT_MS")
+                && msg.contains("exceeds BILLING_DELIVERY_TIMEOUT_MS"),
+            "{msg}"
+        );
     }
 
     #[test]

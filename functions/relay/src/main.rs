@@ -1,6 +1,8 @@
 //! The outbox relay's Lambda, on the table's DynamoDB Stream: wiring only.
 
-#[tokio::main]
+// One thread: a Lambda instance serves one request at a time, so a multi-threaded runtime only
+// adds start-up work. Init (config, clients, the DynamoDB warm-up) runs before the first event.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     billing::app::run_relay_lambda().await
 }

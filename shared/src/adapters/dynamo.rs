@@ -11,6 +11,7 @@
 //! GSI1 (`GSI1PK`, `GSI1SK`) is sparse: parked events (`PARKED`), pending outbox messages
 //! (`OUTBOX`) and outbox items set aside as unreadable (`OUTBOX_UNREADABLE`), each ordered by time.
 
+use super::sdk_error::Describe;
 use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState,
@@ -19,7 +20,7 @@ use crate::ports::{
 };
 use crate::routing::Family;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -213,8 +214,10 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn unavailable<E: std::error::Error + 'static>(e: E) -> StoreError {
-    StoreError::Unavailable(DisplayErrorContext(e).to_string())
+/// A failed call (timeout, dispatch, response, service error) or request build, by its kind:
+/// the provider retries the delivery.
+fn unavailable(e: impl Describe) -> StoreError {
+    StoreError::Unavailable(e.describe())
 }
 
 impl DynamoBillingStore {
@@ -769,6 +772,18 @@ impl DynamoBillingStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_call_is_unavailable_and_says_its_kind() {
+        for (error, kind) in crate::adapters::sdk_error::tests::samples() {
+            match unavailable(error) {
+                StoreError::Unavailable(text) => {
+                    assert!(text.starts_with(&format!("{kind}: ")), "{text}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn only_a_failed_ledger_condition_means_already_recorded() {

@@ -3,5 +3,6 @@
 pub mod dynamo;
 pub mod faults;
 pub mod memory;
+pub mod sdk_error;
 pub mod secrets_manager;
 pub mod sqs;

@@ -7,11 +7,11 @@
 //! invalid value met on a re-read is logged (never the value) while the previous secrets stay
 //! in use.
 
+use super::sdk_error::Describe;
 use crate::ports::{RefreshOutcome, SecretSource, SecretsError};
 use crate::providers::stripe::signature::WebhookSecret;
 use crate::routing::Family;
 use async_trait::async_trait;
-use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use aws_sdk_secretsmanager::Client;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -133,7 +133,7 @@ impl ConfiguredSecrets {
             .secret_id(arn)
             .send()
             .await
-            .map_err(|e| SecretsError(DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| SecretsError(e.describe()))?;
         out.secret_string()
             .map(str::to_owned)
             .ok_or_else(|| SecretsError(format!("secret {arn} has no string value")))

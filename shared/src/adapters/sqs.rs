@@ -1,9 +1,9 @@
 //! Outbox messages to SQS. Every message carries its stable id as the `message_id` attribute
 //! (and, on FIFO queues, as the deduplication id), so consumers can drop repeats.
 
+use super::sdk_error::Describe;
 use crate::ports::{OutboxMessage, Queue, QueueError};
 use async_trait::async_trait;
-use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 
@@ -26,7 +26,7 @@ fn attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|e| QueueError(e.to_string()))
+        .map_err(|e| QueueError(e.describe()))
 }
 
 #[async_trait]
@@ -52,9 +52,7 @@ impl Queue for SqsQueue {
                 .message_deduplication_id(&message.id)
                 .message_group_id(group);
         }
-        req.send()
-            .await
-            .map_err(|e| QueueError(DisplayErrorContext(e).to_string()))?;
+        req.send().await.map_err(|e| QueueError(e.describe()))?;
         Ok(())
     }
 }

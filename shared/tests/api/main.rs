@@ -9,6 +9,7 @@ mod helpers;
 mod lambda;
 mod model;
 mod outbox;
+mod pause;
 mod replay;
 mod secrets;
 mod signatures;
