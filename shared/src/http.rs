@@ -181,7 +181,11 @@ async fn user_access(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Strin
             // The same view every feed message carries (`feed::access_view`).
             let mut body = json!(crate::feed::access_view(doc.as_ref().map(|d| &d.value)));
             body["user_id"] = json!(user);
-            body["known"] = json!(doc.is_some());
+            // Known: some billing source is linked to the user now. A user a link moved away
+            // from keeps a document (its feed counter) but is no longer known, the same answer
+            // as in an order where the link never reached it.
+            let known = doc.as_ref().is_some_and(|d| !d.value.sources.is_empty());
+            body["known"] = json!(known);
             Json(body).into_response()
         }
         Err(e) => store_failure(&e),

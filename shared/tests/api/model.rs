@@ -143,6 +143,39 @@ async fn a_stronger_link_moves_the_customer_to_its_user() {
     assert_eq!(per_user("user_checkout"), [(1, true)]);
 }
 
+/// Issue 7, point 7: the user a link moves away from gets the same answer in every order — in
+/// one order the weaker claim arrives first and links the customer for a while, in the other
+/// it arrives after the stronger one and never does. Only the path counters may differ.
+#[tokio::test]
+async fn a_link_move_leaves_the_old_user_the_same_answer_in_every_order() {
+    let sub = subscription("sub_o", "cus_o", "active", Some("user_old"));
+    let created = event("evt_o1", "customer.subscription.created", NOW, sub);
+    let checkout = checkout("evt_o2", NOW + 1, "cus_o", "user_new");
+    let mut answers = Vec::new();
+    for order in [[0, 1], [1, 0]] {
+        let app = spawn_memory(false);
+        for i in order {
+            let (family, body) = if i == 0 {
+                (Family::Subscription, &created)
+            } else {
+                (Family::Checkout, &checkout)
+            };
+            app.post(family, body).await;
+        }
+        let (_, mut old) = app.get("/users/user_old/access").await;
+        let (_, new) = app.get("/users/user_new/access").await;
+        assert_eq!(new["grants_paid_tier"], true, "{order:?}: {new}");
+        let fields = old.as_object_mut().expect("object");
+        // The feed counter and its time count the changes announced on the way.
+        fields.remove("feed_seq");
+        fields.remove("updated_at");
+        answers.push(old);
+    }
+    assert_eq!(answers[0], answers[1], "in order vs reversed");
+    assert_eq!(answers[0]["known"], false, "{}", answers[0]);
+    assert_eq!(answers[0]["grants_paid_tier"], false);
+}
+
 #[tokio::test]
 async fn a_deleted_subscription_is_never_revived_by_a_late_older_event() {
     let app = spawn_memory(false);
