@@ -200,7 +200,16 @@ fn corrupt(what: &str) -> StoreError {
 
 fn doc<T: DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {
     let raw = get_s(item, "doc").ok_or_else(|| corrupt(what))?;
-    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+    // serde's message can quote the stored value (an email, a user id): keep only where and
+    // what kind of error it was, so the reason can be stored and logged.
+    serde_json::from_str(raw).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "{what}: {:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
 fn stored<T: DeserializeOwned>(item: &Item, what: &str) -> Result<Stored<T>, StoreError> {

@@ -18,6 +18,9 @@ pub enum Step {
     CommitBefore,
     /// The commit is written, then the call fails (a crash or timeout after a durable write).
     CommitAfter,
+    /// A state-changing commit is refused as DynamoDB refuses a request it will never accept
+    /// (a `ValidationException`, an item over 400 KB); ledger-only writes still go through.
+    CommitRefused,
     Send,
     /// The message is sent, then the call fails (the relay dies before deleting it).
     SendAfter,
@@ -70,6 +73,7 @@ impl std::str::FromStr for Step {
             "load" => Step::Load,
             "commit-before" => Step::CommitBefore,
             "commit-after" => Step::CommitAfter,
+            "commit-refused" => Step::CommitRefused,
             "send" => Step::Send,
             "send-after" => Step::SendAfter,
             "delete-outbox" => Step::DeleteOutbox,
@@ -109,6 +113,11 @@ impl BillingStore for FaultyStore {
     async fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
         if self.plan.trips(Step::CommitBefore) {
             return Err(injected(Step::CommitBefore));
+        }
+        if !commit.is_ledger_only() && self.plan.trips(Step::CommitRefused) {
+            return Err(StoreError::Refused(
+                "injected: item size has exceeded the maximum allowed size".into(),
+            ));
         }
         self.inner.commit(commit).await?;
         if self.plan.trips(Step::CommitAfter) {

@@ -180,3 +180,55 @@ async fn moto_replay_applies_a_parked_event_once_the_cause_is_fixed() {
     let (_, access) = app.get("/users/u_fix/access").await;
     assert_eq!(access["billing_status"], "DONE", "{access}");
 }
+
+/// Issue 7, point 4: a store error that can never succeed (DynamoDB refusing the request, e.g.
+/// an item over 400 KB) parks the event with its reason instead of answering 503 for the three
+/// days Stripe retries; once the cause is fixed, a replay applies it.
+#[tokio::test]
+async fn a_permanent_store_error_parks_the_event_instead_of_503() {
+    use billing::adapters::faults::Step;
+    let app = spawn_memory(false);
+    app.post_fixture("stripe/lifecycle/01_checkout.session.completed.json")
+        .await;
+    app.faults.fail_next(Step::CommitRefused);
+    let (status, json) = app
+        .post_fixture("stripe/lifecycle/02_customer.subscription.created.json")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["state"], "parked", "{json}");
+    let id = EventId::new(json["event_id"].as_str().expect("id"));
+    let record = app
+        .store
+        .ledger(Provider::Stripe, &id)
+        .await
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(record.state, LedgerState::Parked);
+    assert!(
+        record
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("permanent")),
+        "{record:?}"
+    );
+    assert_eq!(app.metrics.count(Counter::Unavailable), 0, "never a 503");
+    let (_, before) = app.get("/users/user_42/access").await;
+    assert_eq!(
+        before["grants_paid_tier"], false,
+        "nothing applied: {before}"
+    );
+    // The cause is gone (the fault fires once): the replay applies it.
+    let outcome = app.service.replay(Provider::Stripe, &id).await;
+    assert!(
+        matches!(
+            &outcome,
+            Outcome::Recorded {
+                state: LedgerState::Applied,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let (_, after) = app.get("/users/user_42/access").await;
+    assert_eq!(after["grants_paid_tier"], true, "{after}");
+}
