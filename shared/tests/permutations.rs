@@ -1137,11 +1137,27 @@ fn expected_user(lifecycle: &Lifecycle, subs: &BTreeMap<String, SubView>) -> Use
             billing_status: s.billing_status,
         };
     }
+    // Events of an invoice created before the subscription's newest paid invoice cannot change
+    // its standing (README, "Any order"): the model forgets such invoices, so they change nothing.
+    let last_paid = |sub: usize| {
+        lifecycle
+            .events
+            .iter()
+            .filter(|e| e.sub == sub && matches!(e.ty, PAID | SUCCEEDED))
+            .filter_map(|e| e.object["created"].as_i64())
+            .max()
+    };
+    let counts = |e: &Ev| {
+        e.is_subscription()
+            || (e.is_invoice()
+                && last_paid(e.sub)
+                    .is_none_or(|p| e.object["created"].as_i64().is_some_and(|c| c >= p)))
+    };
     let changed = |id: &str| {
         lifecycle
             .events
             .iter()
-            .filter(|e| SUBS[e.sub] == id && (e.is_subscription() || e.is_invoice()))
+            .filter(|e| SUBS[e.sub] == id && counts(e))
             .map(|e| e.created)
             .max()
     };

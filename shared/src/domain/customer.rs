@@ -82,8 +82,14 @@ impl Snapshots {
         }
     }
 
-    /// The latest snapshot: the highest rank of the second; among several of that rank, the one
-    /// every other provably precedes (through `previous_attributes`).
+    /// The latest snapshot: the highest rank of the second; among several of that rank, the
+    /// last of every order the evidence allows.
+    ///
+    /// In the true order each update follows the one before it (its `previous_attributes` are
+    /// that snapshot's values), so the true order is a path through the "may come right after"
+    /// relation that visits every snapshot. When every such path ends at the same snapshot, it
+    /// is the latest; otherwise (a change put back within the second, a snapshot that reports
+    /// no previous values) the events cannot decide.
     pub fn latest(&self) -> Option<Latest<'_>> {
         let top = self.candidates.iter().map(|c| c.version.rank).max()?;
         let pool: Vec<&Candidate> = self
@@ -91,48 +97,58 @@ impl Snapshots {
             .iter()
             .filter(|c| c.version.rank == top)
             .collect();
-        let n = pool.len();
-        // after[i][j]: i provably comes after j (and not the other way round).
-        let mut after = vec![vec![false; n]; n];
-        for i in 0..n {
-            for j in 0..n {
-                after[i][j] = i != j
-                    && pool[i].evidence.follows(&pool[j].evidence)
-                    && !pool[j].evidence.follows(&pool[i].evidence);
+        let ends = path_ends(&pool);
+        let candidate = match ends.as_slice() {
+            [one] => {
+                return Some(Latest {
+                    candidate: pool[*one],
+                    resolved: true,
+                })
             }
-        }
-        // Transitive closure (n ≤ MAX_CANDIDATES).
-        for k in 0..n {
-            for i in 0..n {
-                for j in 0..n {
-                    if after[i][k] && after[k][j] {
-                        after[i][j] = true;
-                    }
+            // Undecided: deterministic, the greatest version among the possible ends (or among
+            // all, when no order fits the evidence).
+            [] => pool
+                .iter()
+                .copied()
+                .max_by(|a, b| a.version.cmp(&b.version)),
+            many => many
+                .iter()
+                .map(|&i| pool[i])
+                .max_by(|a, b| a.version.cmp(&b.version)),
+        }?;
+        Some(Latest {
+            candidate,
+            resolved: false,
+        })
+    }
+}
+
+/// The snapshots that end some order of all of `pool` in which each one may come right after
+/// the one before it. Subset dynamic programming: `pool` holds at most `MAX_CANDIDATES`.
+fn path_ends(pool: &[&Candidate]) -> Vec<usize> {
+    let n = pool.len();
+    if n <= 1 {
+        return (0..n).collect();
+    }
+    let full = (1usize << n) - 1;
+    // reach[mask][last]: some order of exactly the snapshots in `mask` ends at `last`.
+    let mut reach = vec![vec![false; n]; full + 1];
+    for (i, row) in (0..n).map(|i| (i, 1usize << i)) {
+        reach[row][i] = true;
+    }
+    for mask in 1..=full {
+        for last in 0..n {
+            if !reach[mask][last] {
+                continue;
+            }
+            for next in (0..n).filter(|&j| mask & (1 << j) == 0) {
+                if pool[next].evidence.follows(&pool[last].evidence) {
+                    reach[mask | (1 << next)][next] = true;
                 }
             }
         }
-        let proven: Vec<usize> = (0..n)
-            .filter(|&i| (0..n).all(|j| j == i || after[i][j]))
-            .collect();
-        match proven.as_slice() {
-            [one] => Some(Latest {
-                candidate: pool[*one],
-                resolved: true,
-            }),
-            // Undecided: the greatest version among those nothing provably follows.
-            _ => {
-                let candidate = (0..n)
-                    .filter(|&i| (0..n).all(|j| !after[j][i]))
-                    .map(|i| pool[i])
-                    .max_by(|a, b| a.version.cmp(&b.version))
-                    .unwrap_or(pool[n - 1]);
-                Some(Latest {
-                    candidate,
-                    resolved: false,
-                })
-            }
-        }
     }
+    (0..n).filter(|&i| reach[full][i]).collect()
 }
 
 /// What the events of one invoice of a subscription add up to.
@@ -626,6 +642,64 @@ mod tests {
             assert!(latest.resolved);
             assert!(c.unresolved_ties().is_empty());
         }
+    }
+
+    /// Found by the property test: in one second the status changes, then `metadata.note` goes
+    /// - → b → - (put back), then the items change, then the note goes - → a. The put-back makes
+    /// the note updates follow each other both ways, yet only one order of all five fits the
+    /// evidence end to end, and it ends at the last one.
+    #[test]
+    fn a_value_put_back_within_the_second_does_not_hide_the_last_update() {
+        let ev = |values: &[(&str, &str)], previous: &[(&str, &str)]| evidence(values, previous);
+        let steps = [
+            // (id, status, evidence): true order A, B, C, D, E; ids disagree with it.
+            (
+                "evt_a",
+                "past_due",
+                ev(
+                    &[("status", "pd"), ("items", "old")],
+                    &[("status", "active")],
+                ),
+            ),
+            (
+                "evt_z",
+                "past_due",
+                ev(
+                    &[("status", "pd"), ("items", "old"), ("metadata.note", "b")],
+                    &[("metadata.note", "null")],
+                ),
+            ),
+            (
+                "evt_c",
+                "past_due",
+                ev(
+                    &[("status", "pd"), ("items", "old")],
+                    &[("metadata.note", "b")],
+                ),
+            ),
+            (
+                "evt_d",
+                "past_due",
+                ev(&[("status", "pd"), ("items", "new")], &[("items", "old")]),
+            ),
+            (
+                "evt_e",
+                "active",
+                ev(
+                    &[("status", "pd"), ("items", "new"), ("metadata.note", "a")],
+                    &[("metadata.note", "null")],
+                ),
+            ),
+        ];
+        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        for (id, status, e) in steps.iter().rev() {
+            c.apply(&meta(id, 10), &updated(status, e.clone()));
+        }
+        let latest = c.subscriptions[&SubscriptionId::new("sub")]
+            .latest()
+            .expect("a snapshot");
+        assert_eq!(latest.candidate.version.event_id, "evt_e");
+        assert!(latest.resolved);
     }
 
     #[test]
