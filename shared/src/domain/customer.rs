@@ -645,7 +645,7 @@ mod tests {
     }
 
     /// Found by the property test: in one second the status changes, then `metadata.note` goes
-    /// - → b → - (put back), then the items change, then the note goes - → a. The put-back makes
+    /// from absent to b and back, then the items change, then the note goes to a. The put-back makes
     /// the note updates follow each other both ways, yet only one order of all five fits the
     /// evidence end to end, and it ends at the last one.
     #[test]
