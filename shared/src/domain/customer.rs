@@ -59,6 +59,29 @@ impl Snapshots {
         self.candidates.first().map(|c| c.version.created)
     }
 
+    /// Forgets a snapshot read from the API once the events of its second order themselves:
+    /// then it adds nothing, and whether it was ever fetched depends only on arrival order.
+    fn drop_needless_fetch(&mut self) {
+        if !self
+            .candidates
+            .iter()
+            .any(|c| c.version.rank == FETCHED_RANK)
+        {
+            return;
+        }
+        let events = Snapshots {
+            candidates: self
+                .candidates
+                .iter()
+                .filter(|c| c.version.rank < FETCHED_RANK)
+                .cloned()
+                .collect(),
+        };
+        if events.latest().is_some_and(|l| l.resolved) {
+            *self = events;
+        }
+    }
+
     /// Adds a snapshot: a newer second replaces the set, the same second joins it.
     fn offer(&mut self, candidate: Candidate) -> Offer {
         match self.second() {
@@ -226,27 +249,21 @@ impl SubscriptionRecord {
     /// (ActionRequired); one that only failed is overdue.
     pub fn payment(&self) -> Option<(PaymentOutcome, &InvoiceId)> {
         let paid_until = self.paid_until();
-        let open = self.invoices.iter().filter(|(_, i)| {
-            i.settled.is_none() && i.attempt.is_some() && paid_until.is_none_or(|p| i.created > p)
-        });
-        let mut worst: Option<(PaymentOutcome, &InvoiceRecord, &InvoiceId)> = None;
-        for (id, inv) in open {
-            let Some(a) = inv.attempt else { continue };
-            let outcome = if a.action_required {
-                PaymentOutcome::ActionRequired
-            } else {
-                PaymentOutcome::Failed
-            };
+        let open_failure = self
+            .invoices
+            .iter()
+            .filter(|(_, i)| i.settled.is_none() && paid_until.is_none_or(|p| i.created > p))
+            .filter_map(|(id, i)| {
+                let outcome = match i.attempt? {
+                    a if a.action_required => PaymentOutcome::ActionRequired,
+                    _ => PaymentOutcome::Failed,
+                };
+                Some((outcome, i.created, id))
+            })
             // Overdue outranks action required; then the newest invoice explains.
-            let key = |o: PaymentOutcome, r: &InvoiceRecord, id: &InvoiceId| {
-                (o == PaymentOutcome::Failed, r.created, id.clone())
-            };
-            if worst.is_none_or(|(o, r, i)| key(outcome, inv, id) > key(o, r, i)) {
-                worst = Some((outcome, inv, id));
-            }
-        }
-        if let Some((o, _, id)) = worst {
-            return Some((o, id));
+            .max_by_key(|&(o, created, id)| (o == PaymentOutcome::Failed, created, id));
+        if let Some((outcome, _, id)) = open_failure {
+            return Some((outcome, id));
         }
         self.invoices
             .iter()
@@ -500,29 +517,29 @@ impl CustomerBilling {
         tally.effect()
     }
 
-    /// Subscriptions whose newest second holds snapshots the events could not order.
-    pub fn unresolved_ties(&self) -> Vec<(SubscriptionId, i64)> {
-        self.subscriptions
-            .iter()
-            .filter(|(_, r)| r.deletion.is_none())
-            .filter_map(|(id, r)| {
-                let latest = r.latest()?;
-                (!latest.resolved).then(|| (id.clone(), latest.candidate.version.created))
-            })
-            .collect()
+    /// The second whose snapshots of `subscription` the events could not order, if any.
+    pub fn unresolved_tie(&self, subscription: &SubscriptionId) -> Option<i64> {
+        let record = self.subscriptions.get(subscription)?;
+        if record.deletion.is_some() {
+            return None;
+        }
+        let latest = record.latest()?;
+        (!latest.resolved).then_some(latest.candidate.version.created)
     }
 
     /// Keeps the aggregate bounded and canonical, whatever the order events came in: ended
     /// subscriptions need no ordering evidence, and only the newest ones are kept whole.
     fn normalise(&mut self) {
         for record in self.subscriptions.values_mut() {
+            let Some(s) = record.snapshots.as_mut() else {
+                continue;
+            };
             if record.deletion.is_some() {
-                if let Some(s) = record.snapshots.as_mut() {
-                    for c in &mut s.candidates {
-                        c.evidence = OrderEvidence::default();
-                    }
+                for c in &mut s.candidates {
+                    c.evidence = OrderEvidence::default();
                 }
             }
+            s.drop_needless_fetch();
         }
         let mut deleted: Vec<(Version, SubscriptionId)> = self
             .subscriptions
@@ -640,7 +657,7 @@ mod tests {
                 .expect("a snapshot");
             assert_eq!(latest.candidate.snapshot.status, "active", "{order:?}");
             assert!(latest.resolved);
-            assert!(c.unresolved_ties().is_empty());
+            assert_eq!(c.unresolved_tie(&SubscriptionId::new("sub")), None);
         }
     }
 
@@ -709,12 +726,12 @@ mod tests {
         let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
         c.apply(&meta("evt_1", 10), &a);
         c.apply(&meta("evt_2", 10), &b);
-        assert_eq!(c.unresolved_ties(), vec![(SubscriptionId::new("sub"), 10)]);
+        assert_eq!(c.unresolved_tie(&SubscriptionId::new("sub")), Some(10));
         assert_eq!(
             c.apply_fetched(10, snapshot("sub", "active")),
             Effect::Applied
         );
-        assert!(c.unresolved_ties().is_empty());
+        assert_eq!(c.unresolved_tie(&SubscriptionId::new("sub")), None);
         let latest = c.subscriptions[&SubscriptionId::new("sub")]
             .latest()
             .expect("a snapshot");

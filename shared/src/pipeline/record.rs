@@ -5,7 +5,7 @@ use super::project::Projection;
 use super::{Delivery, Outcome, Pipeline, ReadEvent};
 use crate::domain::customer::{CustomerBilling, Effect};
 use crate::domain::events::{BillingEvent, EventMeta};
-use crate::domain::ids::{CustomerId, SubscriptionId};
+use crate::domain::ids::CustomerId;
 use crate::error::Error;
 use crate::ports::{Commit, LedgerGuard, LedgerRecord, LedgerState, StoreError};
 use crate::telemetry::Counter;
@@ -192,34 +192,28 @@ impl Pipeline {
 
     /// Same-second snapshots of the event's subscription that the events cannot order: asks
     /// the provider's API for the current state (when configured) and applies it above them.
-    /// Returns the subscriptions left unresolved (counted; the audit entry says so).
+    /// Returns the subscription if it stays unresolved (counted; the audit entry says so).
     async fn settle_ties(&self, v: &Verified<'_>, after: &mut CustomerBilling) -> Vec<String> {
         let BillingEvent::Subscription { snapshot, .. } = &v.event else {
             return Vec::new();
         };
-        let ties: Vec<(SubscriptionId, i64)> = after
-            .unresolved_ties()
-            .into_iter()
-            .filter(|(id, _)| id == &snapshot.id)
-            .collect();
-        let mut unresolved = Vec::new();
-        for (id, second) in ties {
-            match v.delivery.provider.current_subscription(&id).await {
-                Ok(Some(current)) if current.customer == after.customer => {
-                    after.apply_fetched(second, current);
-                    tracing::info!(event_id = %v.meta.id, subscription = %id, "same-second tie settled from the provider's API");
-                }
-                Ok(_) => unresolved.push(id.to_string()),
-                Err(e) => {
-                    tracing::warn!(event_id = %v.meta.id, subscription = %id, kind = e.kind().as_str(), error = %e, "could not read the subscription to settle a tie");
-                    unresolved.push(id.to_string());
-                }
+        let id = &snapshot.id;
+        let Some(second) = after.unresolved_tie(id) else {
+            return Vec::new();
+        };
+        match v.delivery.provider.current_subscription(id).await {
+            Ok(Some(current)) if current.customer == after.customer => {
+                after.apply_fetched(second, current);
+                tracing::info!(event_id = %v.meta.id, subscription = %id, "same-second tie settled from the provider's API");
+                return Vec::new();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(event_id = %v.meta.id, subscription = %id, kind = e.kind().as_str(), error = %e, "could not read the subscription to settle a tie");
             }
         }
-        if !unresolved.is_empty() {
-            tracing::warn!(event_id = %v.meta.id, "same-second events could not be ordered; the choice is deterministic");
-        }
-        unresolved
+        tracing::warn!(event_id = %v.meta.id, subscription = %id, "same-second events could not be ordered; the choice is deterministic");
+        vec![id.to_string()]
     }
 }
 
