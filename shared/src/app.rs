@@ -105,8 +105,8 @@ pub fn with_deadline(router: axum::Router, deadline: Duration) -> axum::Router {
                         deadline_ms = deadline.as_millis() as u64,
                         "delivery exceeded its deadline"
                     );
-                    crate::http::respond(&Outcome::Unavailable(crate::error::Error::Store(
-                        crate::ports::StoreError::Unavailable("delivery deadline".into()),
+                    crate::http::respond(&Outcome::Unavailable(crate::error::Error::Deadline(
+                        deadline,
                     )))
                 }
             }

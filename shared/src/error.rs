@@ -14,6 +14,12 @@ pub enum Rejection {
     Livemode { event: bool, configured: bool },
     #[error("no webhook endpoint for provider `{0}`")]
     UnknownProvider(String),
+    /// Larger than the route takes (Lambda's request limit); answered 413.
+    #[error("request body larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    /// The body could not be read from the connection.
+    #[error("request body could not be read")]
+    BodyUnreadable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +52,9 @@ pub enum Error {
     Secrets(#[from] SecretsError),
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// The delivery ran past its deadline (`BILLING_DELIVERY_TIMEOUT_MS`): a slow dependency.
+    #[error("delivery exceeded its deadline of {0:?}")]
+    Deadline(std::time::Duration),
 }
 
 impl Error {
@@ -53,7 +62,9 @@ impl Error {
         match self {
             Error::Rejected(_) => ErrorKind::Rejected,
             Error::Store(e) if e.is_permanent() => ErrorKind::Permanent,
-            Error::Store(_) | Error::Secrets(_) | Error::Api(_) => ErrorKind::Transient,
+            Error::Store(_) | Error::Secrets(_) | Error::Api(_) | Error::Deadline(_) => {
+                ErrorKind::Transient
+            }
         }
     }
 }

@@ -6,7 +6,7 @@
 //! Handlers never return `Err`.
 
 use crate::domain::ids::{EventId, Provider, UserId};
-use crate::error::ErrorKind;
+use crate::error::Rejection;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{parse_source_key, AuditRecord, LedgerRecord, StoreError};
 use crate::routing::Family;
@@ -31,14 +31,17 @@ pub fn respond(outcome: &Outcome) -> Response {
             StatusCode::OK,
             json!({"event_id": event_id, "state": "duplicate"}),
         ),
-        Outcome::Rejected(why) => (StatusCode::BAD_REQUEST, json!({"error": why.to_string()})),
+        Outcome::Rejected(why) => (
+            match why {
+                Rejection::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            },
+            json!({"error": why.to_string()}),
+        ),
         // The detail stays in the logs (logged with its kind where it happened); the provider
         // only needs to know to retry. Permanent errors are parked before they get here.
-        Outcome::Unavailable(e) => (
-            match e.kind() {
-                ErrorKind::Rejected => StatusCode::BAD_REQUEST,
-                ErrorKind::Transient | ErrorKind::Permanent => StatusCode::SERVICE_UNAVAILABLE,
-            },
+        Outcome::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
             json!({"error": "temporarily unavailable; retry"}),
         ),
     };
@@ -59,25 +62,18 @@ fn store_failure(e: &StoreError) -> Response {
 /// events Stripe can send, with a plain-text 413 outside the status policy.
 pub const MAX_WEBHOOK_BODY_BYTES: usize = 6 * 1024 * 1024;
 
-/// A body the webhook route could not take: over the limit (413) or cut off while being read
-/// (400). Either way nothing was verified or stored.
+/// A body the webhook route could not take: over the limit or cut off while being read.
+/// Either way nothing was verified or stored.
 fn unreadable_body(rejection: &BytesRejection) -> Response {
-    let (status, error) = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body larger than {MAX_WEBHOOK_BODY_BYTES} bytes"),
-        )
+    let why = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Rejection::BodyTooLarge {
+            limit: MAX_WEBHOOK_BODY_BYTES,
+        }
     } else {
-        (
-            StatusCode::BAD_REQUEST,
-            "request body could not be read".to_owned(),
-        )
+        Rejection::BodyUnreadable
     };
-    tracing::warn!(
-        status = status.as_u16(),
-        "webhook body refused before verification"
-    );
-    (status, Json(json!({ "error": error }))).into_response()
+    tracing::warn!(error = %why, "webhook body refused before verification");
+    respond(&Outcome::Rejected(why))
 }
 
 /// `POST /webhooks/stripe/{family}` for the given families (a Lambda serves its own only).
