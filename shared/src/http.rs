@@ -27,9 +27,9 @@ pub fn respond(outcome: &Outcome) -> Response {
             StatusCode::OK,
             json!({"event_id": event_id, "state": state.as_str()}),
         ),
-        Outcome::Duplicate { event_id } => (
+        Outcome::Duplicate { event_id, by } => (
             StatusCode::OK,
-            json!({"event_id": event_id, "state": "duplicate"}),
+            json!({"event_id": event_id, "state": "duplicate", "detected_by": by.as_str()}),
         ),
         Outcome::Rejected(why) => (
             match why {

@@ -1441,7 +1441,7 @@ async fn deliver(
             (Outcome::Recorded { event_id, state }, true) => {
                 *event_id == s.id && *state != LedgerState::Parked
             }
-            (Outcome::Duplicate { event_id }, false) => *event_id == s.id,
+            (Outcome::Duplicate { event_id, .. }, false) => *event_id == s.id,
             _ => false,
         };
         if !ok {

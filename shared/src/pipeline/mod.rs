@@ -36,10 +36,30 @@ pub enum Outcome {
     /// Already recorded (a redelivery, or a concurrent duplicate): nothing changed.
     Duplicate {
         event_id: String,
+        by: DuplicateBy,
     },
     Rejected(Rejection),
     /// A transient failure: the provider must retry.
     Unavailable(Error),
+}
+
+/// How a redelivery was recognised (the concurrency test and the answer's body tell them apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateBy {
+    /// The first read found the ledger record: an ordinary redelivery.
+    Read,
+    /// The commit's condition on the ledger item refused it: a concurrent delivery of the same
+    /// event committed between our read and our write.
+    Condition,
+}
+
+impl DuplicateBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DuplicateBy::Read => "ledger_read",
+            DuplicateBy::Condition => "ledger_condition",
+        }
+    }
 }
 
 /// A delivery whose authenticity has been checked (on arrival, or when it was parked).

@@ -1,7 +1,7 @@
 //! Parking and replay: a validly signed event the code cannot read or apply is kept with its
 //! bytes (200, counted, alarmed) and re-applied later through the same second half.
 
-use super::{Delivery, Outcome, Pipeline, ReadError, ReadEvent};
+use super::{Delivery, DuplicateBy, Outcome, Pipeline, ReadError, ReadEvent};
 use crate::digest::{gunzip, gzip, sha256_hex};
 use crate::domain::events::EventMeta;
 use crate::domain::ids::{CustomerId, EventId, Provider};
@@ -91,7 +91,10 @@ impl Pipeline {
             .parked
             .filter(|_| record.state == LedgerState::Parked)
         else {
-            return Outcome::Duplicate { event_id: id };
+            return Outcome::Duplicate {
+                event_id: id,
+                by: DuplicateBy::Read,
+            };
         };
         let Some(raw) = parked.gzip.as_deref().and_then(gunzip) else {
             return gone(format!(

@@ -2,7 +2,7 @@
 //! retried on contention, parked on a permanent failure, answered 503 on a transient one.
 
 use super::project::Projection;
-use super::{Delivery, Outcome, Pipeline, ReadEvent};
+use super::{Delivery, DuplicateBy, Outcome, Pipeline, ReadEvent};
 use crate::domain::customer::{CustomerBilling, Effect};
 use crate::domain::events::{BillingEvent, EventMeta};
 use crate::domain::ids::CustomerId;
@@ -12,6 +12,13 @@ use crate::telemetry::Counter;
 
 /// Optimistic-concurrency attempts before answering 5xx.
 const MAX_ATTEMPTS: usize = 8;
+
+/// What one read-decide-commit attempt did.
+enum Attempted {
+    Recorded(LedgerState),
+    /// The read found the event already recorded: nothing written.
+    SeenInLedger,
+}
 
 /// An event ready to apply: verified, read and translated.
 pub(super) struct Verified<'a> {
@@ -64,7 +71,14 @@ impl Pipeline {
                         .park(v.delivery, &v.meta, Some(customer_id), &why, guard)
                         .await;
                 }
-                result => return self.finish(event_id, result),
+                Ok(Attempted::SeenInLedger) => {
+                    return Outcome::Duplicate {
+                        event_id: event_id.to_owned(),
+                        by: DuplicateBy::Read,
+                    }
+                }
+                Ok(Attempted::Recorded(state)) => return self.finish(event_id, Ok(state)),
+                Err(e) => return self.finish(event_id, Err(e)),
             }
         }
         self.failed(
@@ -89,6 +103,7 @@ impl Pipeline {
             },
             Err(StoreError::AlreadyRecorded) => Outcome::Duplicate {
                 event_id: event_id.to_owned(),
+                by: DuplicateBy::Condition,
             },
             Err(e) => self.failed(Some(event_id), Error::Store(e)),
         }
@@ -115,13 +130,13 @@ impl Pipeline {
         }
     }
 
-    /// One read-decide-commit attempt. Returns the ledger state it committed.
+    /// One read-decide-commit attempt.
     async fn attempt(
         &self,
         v: &Verified<'_>,
         guard: LedgerGuard,
         customer_id: &CustomerId,
-    ) -> Result<LedgerState, StoreError> {
+    ) -> Result<Attempted, StoreError> {
         let hint = v
             .event
             .user_claim()
@@ -142,7 +157,7 @@ impl Pipeline {
             (None, LedgerGuard::New) => false,
         };
         if already {
-            return Err(StoreError::AlreadyRecorded);
+            return Ok(Attempted::SeenInLedger);
         }
         let (before, rev) = match loaded.customer {
             Some(s) => (s.value, Some(s.rev)),
@@ -162,7 +177,7 @@ impl Pipeline {
             self.store
                 .commit(&Commit::ledger_only(record, guard))
                 .await?;
-            return Ok(state);
+            return Ok(Attempted::Recorded(state));
         }
         let unresolved = self.settle_ties(v, &mut after).await;
         let projection = Projection {
@@ -187,7 +202,7 @@ impl Pipeline {
         {
             self.remember_link(customer_id, user);
         }
-        Ok(LedgerState::Applied)
+        Ok(Attempted::Recorded(LedgerState::Applied))
     }
 
     /// Same-second snapshots of the event's subscription that the events cannot order: asks

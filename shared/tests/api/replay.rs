@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use billing::domain::ids::{EventId, Provider};
-use billing::pipeline::Outcome;
+use billing::pipeline::{DuplicateBy, Outcome};
 use billing::ports::LedgerState;
 use billing::routing::Family;
 use billing::telemetry::Counter;
@@ -172,7 +172,8 @@ async fn moto_replay_applies_a_parked_event_once_the_cause_is_fixed() {
     assert_eq!(
         again,
         Outcome::Duplicate {
-            event_id: "evt_fix".into()
+            event_id: "evt_fix".into(),
+            by: DuplicateBy::Read,
         },
         "replay is idempotent"
     );
