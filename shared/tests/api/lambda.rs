@@ -72,8 +72,32 @@ async fn a_reserialized_body_fails_verification() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+/// What each sample event does to an empty model: `sam local invoke` / `cargo lambda invoke`
+/// users see these states.
+const SAMPLE_OUTCOMES: [(&str, &str); 6] = [
+    ("checkout.session.completed.json", "applied"),
+    ("customer.subscription.created.json", "applied"),
+    ("customer.subscription.deleted.json", "applied"),
+    ("invoice.paid.json", "applied"),
+    ("invoice.payment_action_required.json", "applied"),
+    // Refunds are not modelled yet: recorded and answered as ignored.
+    ("charge.refunded.json", "ignored"),
+];
+
+async fn answer(response: axum::response::Response) -> (StatusCode, serde_json::Value) {
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, serde_json::from_slice(&bytes).expect("json"))
+}
+
 /// `events/` stays in step with the fixtures: each sample is a fixture's exact bytes, signed
-/// with the local-invoke secret, and goes through lambda_http into the function's router.
+/// with the local-invoke secret, and goes through lambda_http into the function's router;
+/// each answers its expected state, and a second delivery `duplicate`.
 #[tokio::test]
 async fn the_sample_events_parse_verify_and_apply() {
     use billing::providers::stripe::signature::WebhookSecret;
@@ -113,11 +137,23 @@ async fn the_sample_events_parse_verify_and_apply() {
             .rotate(family, vec![WebhookSecret::new("whsec_local_invoke_only")]);
         app.clock.set(t);
         let router = webhook_router(app.service.clone(), &[family]);
-        let response = router.oneshot(request).await.expect("infallible");
-        assert_eq!(response.status(), StatusCode::OK, "{}", path.display());
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+        let (status, json) =
+            answer(router.clone().oneshot(request).await.expect("infallible")).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {json}");
+        let expected = SAMPLE_OUTCOMES
+            .iter()
+            .find(|(file, _)| *file == name)
+            .map(|(_, state)| *state)
+            .unwrap_or_else(|| panic!("{name}: add its expected outcome to SAMPLE_OUTCOMES"));
+        assert_eq!(json["state"], expected, "{name}: {json}");
+        // The same file again is a redelivery.
+        let again = lambda_http::request::from_str(&text).expect("parses");
+        let (_, json) = answer(router.oneshot(again).await.expect("infallible")).await;
+        assert_eq!(json["state"], "duplicate", "{name} again: {json}");
         seen += 1;
     }
-    assert!(seen >= 5, "only {seen} sample events");
+    assert_eq!(seen, SAMPLE_OUTCOMES.len(), "every sample has its outcome");
 }
 
 /// The invoice fixture's exact bytes with its `description` (inside `data.object`) padded so
