@@ -443,6 +443,32 @@ mod tests {
         }
     }
 
+    /// The https client builds with the aws-lc-rs provider passed in and the system's roots:
+    /// without them reqwest would panic at `build` ("No provider set"). No request is made.
+    #[test]
+    fn an_https_client_builds_with_aws_lc_rs_and_the_system_roots() {
+        let key = StripeApiKey::parse("rk_test_abc").expect("key");
+        let started = std::time::Instant::now();
+        let api = StripeApi::new(DEFAULT_BASE, key, CallBounds::default()).expect("client");
+        println!("https client built in {} ms", started.elapsed().as_millis());
+        assert_eq!(api.base.as_str(), "https://api.stripe.com/");
+        assert_eq!(
+            api.base
+                .join("v1/subscriptions/sub_1")
+                .expect("url")
+                .as_str(),
+            "https://api.stripe.com/v1/subscriptions/sub_1"
+        );
+        let proxied = parse_base("https://proxy.example/stripe").expect("base");
+        assert_eq!(
+            proxied
+                .join("v1/subscriptions/sub_1")
+                .expect("url")
+                .as_str(),
+            "https://proxy.example/stripe/v1/subscriptions/sub_1"
+        );
+    }
+
     #[test]
     fn the_client_debug_hides_the_key() {
         let key = StripeApiKey::parse("rk_test_visible_if_leaked").expect("key");
