@@ -5,11 +5,13 @@
 
 use crate::adapters::dynamo::DynamoBillingStore;
 use crate::adapters::sdk_error;
-use crate::adapters::secrets_manager::ConfiguredSecrets;
+use crate::adapters::secrets_manager::{read_secret_string, ConfiguredSecrets};
 use crate::adapters::sqs::SqsQueue;
-use crate::config::{CallBounds, Config};
+use crate::adapters::stripe_api::{StripeApi, StripeApiKey};
+use crate::config::{ApiKeySpec, CallBounds, Config};
 use crate::pipeline::{Outcome, Pipeline};
-use crate::ports::{Queue, SystemClock};
+use crate::ports::{Clock, ProviderApi, Queue, SystemClock};
+use crate::providers::stripe::StripeProvider;
 use crate::routing::Family;
 use crate::telemetry::Metrics;
 use aws_config::retry::RetryConfig;
@@ -114,6 +116,33 @@ pub fn with_deadline(router: axum::Router, deadline: Duration) -> axum::Router {
     ))
 }
 
+/// The Stripe API reader when a key is configured (`config.stripe_api`), within the AWS
+/// calls' bounds. A key in Secrets Manager is read once here and checked like the inline one
+/// (kind and mode); a bad one stops the cold start naming the variable and secret, never the
+/// value.
+async fn stripe_api(
+    config: &Config,
+    secrets_manager: Option<&aws_sdk_secretsmanager::Client>,
+) -> Result<Option<Arc<dyn ProviderApi>>, String> {
+    let Some(settings) = &config.stripe_api else {
+        return Ok(None);
+    };
+    let key = match &settings.key {
+        ApiKeySpec::Inline(key) => key.clone(),
+        ApiKeySpec::Arn(arn) => {
+            let client = secrets_manager.ok_or("STRIPE_API_KEY_ARN: no Secrets Manager client")?;
+            let raw = read_secret_string(client, arn)
+                .await
+                .map_err(|e| format!("STRIPE_API_KEY_ARN: {e}"))?;
+            StripeApiKey::parse(&raw)
+                .and_then(|key| key.check_mode(config.livemode).map(|()| key))
+                .map_err(|e| format!("STRIPE_API_KEY_ARN (secret {arn}): {e}"))?
+        }
+    };
+    let api = StripeApi::new(&settings.base, key, config.bounds).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(api)))
+}
+
 impl App {
     /// Builds the clients from the environment's AWS configuration with `config.bounds`.
     pub async fn build(config: Config, metrics: Metrics) -> Result<Self, String> {
@@ -137,22 +166,26 @@ impl App {
             .uses_secrets_manager()
             .then(|| aws_sdk_secretsmanager::Client::new(sdk));
         let secrets = Arc::new(ConfiguredSecrets::new(
-            sm_client,
+            sm_client.clone(),
             config.secrets.clone(),
             Duration::from_secs(30),
         ));
         secrets.preload().await.map_err(|e| e.to_string())?;
+        let api = stripe_api(&config, sm_client.as_ref()).await?;
         let queue: Option<Arc<dyn Queue>> = config.feed_queue_url.as_ref().map(|url| {
             Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url.clone())) as Arc<dyn Queue>
         });
         let metrics = Arc::new(metrics);
-        let service = Arc::new(crate::providers::stripe::pipeline(
-            store.clone(),
-            secrets,
-            Arc::new(SystemClock),
-            metrics.clone(),
-            config.settings(),
-        ));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let mut provider =
+            StripeProvider::new(secrets, clock.clone(), metrics.clone(), config.settings());
+        if let Some(api) = api {
+            provider = provider.with_api(api);
+        }
+        let service = Arc::new(
+            Pipeline::new(store.clone(), clock, metrics.clone(), config.tiers.clone())
+                .with_provider(Arc::new(provider)),
+        );
         Ok(Self {
             service,
             store,

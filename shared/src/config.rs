@@ -3,6 +3,7 @@
 
 use crate::adapters::dynamo::Retention;
 use crate::adapters::secrets_manager::{parse_secret_list, validate_secret_list, SecretSpec};
+use crate::adapters::stripe_api::{parse_base, StripeApiKey, DEFAULT_BASE};
 use crate::domain::access::TierPolicy;
 use crate::providers::stripe::signature::WebhookSecret;
 use crate::providers::stripe::translate::StripeMapping;
@@ -40,6 +41,25 @@ pub struct Config {
     pub bounds: CallBounds,
     /// The whole of one webhook delivery, from request to answer (`app::with_deadline`).
     pub delivery_timeout: Duration,
+    /// Stripe's API, read to settle same-second ties; `None` without a key (and in processes
+    /// that verify nothing, like the relay).
+    pub stripe_api: Option<StripeApiSettings>,
+}
+
+/// Where the Stripe API key comes from: `STRIPE_API_KEY`, or a Secrets Manager secret holding
+/// it (`STRIPE_API_KEY_ARN`, read once at cold start and checked like the inline key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiKeySpec {
+    Inline(StripeApiKey),
+    Arn(String),
+}
+
+/// The Stripe API reader: its key and base URL (`STRIPE_API_BASE`, checked by `parse_base`).
+/// Its calls take the same `CallBounds` as the AWS calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripeApiSettings {
+    pub key: ApiKeySpec,
+    pub base: String,
 }
 
 /// How long one call to a remote service may wait. Read once and applied where clients are
@@ -179,6 +199,39 @@ fn read_bounds(
         delivery,
     )?;
     Ok((bounds, delivery))
+}
+
+/// `STRIPE_API_KEY` or `STRIPE_API_KEY_ARN` (not both) and `STRIPE_API_BASE`; `None` when no
+/// key is set. The key must be a restricted (`rk_…`) or secret (`sk_…`) key of the configured
+/// mode; the error names the variable and why, never the value.
+fn read_stripe_api(
+    get: &impl Fn(&str) -> Option<String>,
+    livemode: bool,
+) -> Result<Option<StripeApiSettings>, ConfigError> {
+    const KEY: &str = "STRIPE_API_KEY";
+    const KEY_ARN: &str = "STRIPE_API_KEY_ARN";
+    let base = match get("STRIPE_API_BASE") {
+        None => DEFAULT_BASE.to_owned(),
+        Some(raw) => {
+            parse_base(&raw).map_err(|why| malformed("STRIPE_API_BASE", why))?;
+            raw.trim().to_owned()
+        }
+    };
+    let key = match (get(KEY), get(KEY_ARN)) {
+        (Some(_), Some(_)) => return Err(ConfigError::Both(KEY.into())),
+        (None, None) => return Ok(None),
+        (Some(raw), None) => {
+            let key = StripeApiKey::parse(&raw).map_err(|e| malformed(KEY, e.to_string()))?;
+            key.check_mode(livemode)
+                .map_err(|e| malformed(KEY, e.to_string()))?;
+            ApiKeySpec::Inline(key)
+        }
+        (None, Some(arn)) if arn.trim().starts_with("arn:") => {
+            ApiKeySpec::Arn(arn.trim().to_owned())
+        }
+        (None, Some(_)) => return Err(malformed(KEY_ARN, "expected a Secrets Manager ARN")),
+    };
+    Ok(Some(StripeApiSettings { key, base }))
 }
 
 impl Config {
@@ -323,6 +376,12 @@ impl Config {
             Some(_) => return Err(malformed("BILLING_LOG_FORMAT", "expected json or text")),
         };
         let (bounds, delivery_timeout) = read_bounds(&get)?;
+        // The relay verifies nothing and applies nothing: it settles no ties.
+        let stripe_api = if families.is_empty() {
+            None
+        } else {
+            read_stripe_api(&get, livemode)?
+        };
         Ok(Self {
             table,
             livemode,
@@ -339,6 +398,7 @@ impl Config {
             log_json,
             bounds,
             delivery_timeout,
+            stripe_api,
         })
     }
 
@@ -362,6 +422,13 @@ impl Config {
         self.secrets
             .values()
             .any(|s| matches!(s, SecretSpec::Arn(_)))
+            || matches!(
+                self.stripe_api,
+                Some(StripeApiSettings {
+                    key: ApiKeySpec::Arn(_),
+                    ..
+                })
+            )
     }
 }
 
@@ -504,6 +571,129 @@ mod tests {
                 && msg.contains("exceeds BILLING_DELIVERY_TIMEOUT_MS"),
             "{msg}"
         );
+    }
+
+    fn with(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut pairs = BASE.to_vec();
+        pairs.extend_from_slice(extra);
+        Config::from_lookup(lookup(&pairs), &[Family::Checkout], None)
+    }
+
+    #[test]
+    fn the_stripe_api_key_is_optional_and_checked_by_kind_never_printed() {
+        let c = with(&[]).expect("valid");
+        assert_eq!(c.stripe_api, None);
+        assert!(!c.uses_secrets_manager());
+        let c = with(&[("STRIPE_API_KEY", " rk_test_restricted ")]).expect("valid");
+        assert_eq!(
+            c.stripe_api,
+            Some(StripeApiSettings {
+                key: ApiKeySpec::Inline(StripeApiKey::parse("rk_test_restricted").expect("key")),
+                base: "https://api.stripe.com".into(),
+            })
+        );
+        assert!(!format!("{c:?}").contains("rk_test_restricted"));
+        assert!(with(&[("STRIPE_API_KEY", "sk_test_secret")]).is_ok());
+        for bad in [
+            "pk_test_publishable",
+            "whsec_webhook",
+            "sk_nomode",
+            "rk_test_a b",
+        ] {
+            let msg = with(&[("STRIPE_API_KEY", bad)]).expect_err(bad).to_string();
+            assert!(
+                msg.starts_with("STRIPE_API_KEY is malformed"),
+                "{bad}: {msg}"
+            );
+            assert!(!msg.contains(bad), "{bad}: {msg}");
+        }
+        let msg = with(&[("STRIPE_API_KEY", "pk_live_publishable")])
+            .expect_err("publishable")
+            .to_string();
+        assert!(msg.contains("publishable key (pk_…)"), "{msg}");
+        let both = [
+            ("STRIPE_API_KEY", "rk_test_restricted"),
+            (
+                "STRIPE_API_KEY_ARN",
+                "arn:aws:secretsmanager:us-east-1:1:secret:k",
+            ),
+        ];
+        assert_eq!(
+            with(&both).expect_err("both").to_string(),
+            "set only one of STRIPE_API_KEY and STRIPE_API_KEY_ARN"
+        );
+        let msg = with(&[("STRIPE_API_KEY_ARN", "rk_test_pasted_here")])
+            .expect_err("not an ARN")
+            .to_string();
+        assert!(
+            msg.starts_with("STRIPE_API_KEY_ARN") && !msg.contains("rk_test_pasted_here"),
+            "{msg}"
+        );
+        let c = with(&both[1..]).expect("valid");
+        assert_eq!(
+            c.stripe_api.as_ref().map(|a| &a.key),
+            Some(&ApiKeySpec::Arn(
+                "arn:aws:secretsmanager:us-east-1:1:secret:k".into()
+            ))
+        );
+        assert!(c.uses_secrets_manager());
+    }
+
+    #[test]
+    fn a_stripe_api_key_of_the_other_mode_is_refused_at_start() {
+        for (key, mode) in [
+            ("sk_live_x1", "false"),
+            ("rk_live_x1", "false"),
+            ("rk_test_x1", "true"),
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs[1] = ("STRIPE_LIVEMODE", mode);
+            pairs.push(("STRIPE_API_KEY", key));
+            let msg = Config::from_lookup(lookup(&pairs), &[Family::Checkout], None)
+                .expect_err(key)
+                .to_string();
+            assert!(
+                msg.starts_with("STRIPE_API_KEY")
+                    && msg.contains(&format!("STRIPE_LIVEMODE={mode}")),
+                "{key}: {msg}"
+            );
+            assert!(!msg.contains(key), "{msg}");
+        }
+        let mut live = BASE.to_vec();
+        live[1] = ("STRIPE_LIVEMODE", "true");
+        live.push(("STRIPE_API_KEY", "rk_live_x1"));
+        assert!(Config::from_lookup(lookup(&live), &[Family::Checkout], None).is_ok());
+    }
+
+    #[test]
+    fn the_stripe_api_base_is_https_unless_loopback() {
+        let key = ("STRIPE_API_KEY", "rk_test_restricted");
+        let base = |c: Config| c.stripe_api.map(|a| a.base);
+        let local = with(&[key, ("STRIPE_API_BASE", "http://127.0.0.1:4242")]).expect("local");
+        assert_eq!(base(local), Some("http://127.0.0.1:4242".into()));
+        for bad in [
+            "http://api.stripe.com",
+            "api.stripe.com",
+            "https://api.stripe.com?x=1",
+        ] {
+            let msg = with(&[key, ("STRIPE_API_BASE", bad)])
+                .expect_err(bad)
+                .to_string();
+            assert!(
+                msg.starts_with("STRIPE_API_BASE is malformed"),
+                "{bad}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_relay_reads_no_stripe_api_key() {
+        let pairs = [
+            ("BILLING_TABLE", "t"),
+            ("STRIPE_API_KEY", "rk_live_restricted"),
+        ];
+        let c = Config::from_lookup(lookup(&pairs), &[], None).expect("valid");
+        assert_eq!(c.stripe_api, None);
     }
 
     #[test]

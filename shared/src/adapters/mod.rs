@@ -6,3 +6,4 @@ pub mod memory;
 pub mod sdk_error;
 pub mod secrets_manager;
 pub mod sqs;
+pub mod stripe_api;

@@ -94,6 +94,20 @@ fn checked(family: Family, arn: &str, raw: &str) -> Result<Vec<WebhookSecret>, S
     Ok(list)
 }
 
+/// A secret's string as stored (the caller validates it); `Err` when Secrets Manager cannot be
+/// read or the secret holds binary only. Also reads `STRIPE_API_KEY_ARN` at cold start.
+pub async fn read_secret_string(client: &Client, arn: &str) -> Result<String, SecretsError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| SecretsError(e.describe()))?;
+    out.secret_string()
+        .map(str::to_owned)
+        .ok_or_else(|| SecretsError(format!("secret {arn} has no string value")))
+}
+
 impl ConfiguredSecrets {
     pub fn new(
         client: Option<Client>,
@@ -128,15 +142,7 @@ impl ConfiguredSecrets {
             .client
             .as_ref()
             .ok_or_else(|| SecretsError("no Secrets Manager client".into()))?;
-        let out = client
-            .get_secret_value()
-            .secret_id(arn)
-            .send()
-            .await
-            .map_err(|e| SecretsError(e.describe()))?;
-        out.secret_string()
-            .map(str::to_owned)
-            .ok_or_else(|| SecretsError(format!("secret {arn} has no string value")))
+        read_secret_string(client, arn).await
     }
 
     /// Loads every ARN-backed family now (cold start), so a bad ARN fails at start-up.

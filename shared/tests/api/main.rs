@@ -13,3 +13,4 @@ mod pause;
 mod replay;
 mod secrets;
 mod signatures;
+mod stripe_api;
