@@ -10,6 +10,8 @@
 //! billing lambda-event FILE [--family F] [--secret S] [--at UNIX] [--base64]   print an API Gateway event
 //! ```
 
+#![warn(clippy::too_many_lines)]
+
 mod dev;
 
 use billing::app::App;

@@ -234,6 +234,96 @@ fn read_stripe_api(
     Ok(Some(StripeApiSettings { key, base }))
 }
 
+/// `STRIPE_LIVEMODE`: required where events are verified; development defaults and processes
+/// that verify nothing (the relay) need no mode.
+fn read_livemode(
+    get: &impl Fn(&str) -> Option<String>,
+    families: &[Family],
+    dev: Option<&DevDefaults>,
+) -> Result<bool, ConfigError> {
+    match (get("STRIPE_LIVEMODE"), dev) {
+        (Some(v), _) => match v.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(malformed(
+                "STRIPE_LIVEMODE",
+                format!("`{other}` is not true or false"),
+            )),
+        },
+        (None, Some(_)) => Ok(false),
+        (None, None) if families.is_empty() => Ok(false),
+        (None, None) => Err(ConfigError::Missing("STRIPE_LIVEMODE".into())),
+    }
+}
+
+/// One endpoint's signing secrets: inline (`STRIPE_WEBHOOK_SECRETS_<FAMILY>`) or a Secrets
+/// Manager ARN (`…_ARN`), never both; the local run's generated secret when neither is set.
+fn read_webhook_secrets(
+    get: &impl Fn(&str) -> Option<String>,
+    family: Family,
+    dev: Option<&DevDefaults>,
+) -> Result<SecretSpec, ConfigError> {
+    let name = format!("STRIPE_WEBHOOK_SECRETS_{}", family.env_suffix());
+    let arn_name = format!("{name}_ARN");
+    match (get(&name), get(&arn_name), dev) {
+        (Some(_), Some(_), _) => Err(ConfigError::Both(name)),
+        (Some(list), None, _) => {
+            let list = parse_secret_list(&list);
+            validate_secret_list(&list).map_err(|e| malformed(&name, e.to_string()))?;
+            Ok(SecretSpec::Inline(list))
+        }
+        (None, Some(arn), _) if arn.starts_with("arn:") => Ok(SecretSpec::Arn(arn)),
+        (None, Some(_), _) => Err(malformed(&arn_name, "expected a Secrets Manager ARN")),
+        (None, None, Some(d)) => match d.secrets.get(&family) {
+            Some(secret) => Ok(SecretSpec::Inline(vec![WebhookSecret::new(secret.clone())])),
+            None => Err(ConfigError::Missing(name)),
+        },
+        (None, None, None) => Err(ConfigError::Missing(format!("{name} (or {arn_name})"))),
+    }
+}
+
+/// The metadata keys holding the user id and the tier.
+fn read_mapping(get: &impl Fn(&str) -> Option<String>) -> StripeMapping {
+    let mut mapping = StripeMapping::default();
+    if let Some(k) = get("BILLING_USER_METADATA_KEY") {
+        mapping.user_metadata_key = k.trim().to_owned();
+    }
+    if let Some(k) = get("BILLING_TIER_METADATA_KEY") {
+        mapping.tier_metadata_key = k.trim().to_owned();
+    }
+    mapping
+}
+
+/// `BILLING_PRICE_TIERS` (`price_id=tier,…`) and `BILLING_TIER_ORDER` (lowest first).
+fn read_tiers(get: &impl Fn(&str) -> Option<String>) -> Result<TierPolicy, ConfigError> {
+    let mut tiers = TierPolicy::default();
+    if let Some(map) = get("BILLING_PRICE_TIERS") {
+        for pair in map.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (price, tier) = pair
+                .split_once('=')
+                .filter(|(p, t)| !p.trim().is_empty() && !t.trim().is_empty())
+                .ok_or_else(|| {
+                    malformed(
+                        "BILLING_PRICE_TIERS",
+                        format!("`{pair}` is not price_id=tier"),
+                    )
+                })?;
+            tiers
+                .price_tiers
+                .insert(price.trim().to_owned(), tier.trim().to_owned());
+        }
+    }
+    if let Some(order) = get("BILLING_TIER_ORDER") {
+        tiers.order = order
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
+    Ok(tiers)
+}
+
 impl Config {
     /// Reads the process environment for the given endpoint families.
     pub fn from_env(families: &[Family], dev: Option<&DevDefaults>) -> Result<Self, ConfigError> {
@@ -252,123 +342,27 @@ impl Config {
             (None, Some(d)) => d.table.clone(),
             (None, None) => return Err(ConfigError::Missing("BILLING_TABLE".into())),
         };
-        let livemode = match (get("STRIPE_LIVEMODE"), dev) {
-            (Some(v), _) => match v.trim() {
-                "true" => true,
-                "false" => false,
-                other => {
-                    return Err(malformed(
-                        "STRIPE_LIVEMODE",
-                        format!("`{other}` is not true or false"),
-                    ))
-                }
-            },
-            // Development defaults, and processes that verify nothing (the relay), need no mode.
-            (None, Some(_)) => false,
-            (None, None) if families.is_empty() => false,
-            (None, None) => return Err(ConfigError::Missing("STRIPE_LIVEMODE".into())),
-        };
-        let tolerance_secs = match get("STRIPE_SIGNATURE_TOLERANCE_SECS") {
-            None => 300,
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) if (1..=86_400).contains(&n) => n,
-                _ => {
-                    return Err(malformed(
-                        "STRIPE_SIGNATURE_TOLERANCE_SECS",
-                        "expected whole seconds from 1 to 86400",
-                    ))
-                }
-            },
-        };
-        let mut secrets = HashMap::new();
-        for family in families {
-            let name = format!("STRIPE_WEBHOOK_SECRETS_{}", family.env_suffix());
-            let arn_name = format!("{name}_ARN");
-            let spec = match (get(&name), get(&arn_name), dev) {
-                (Some(_), Some(_), _) => return Err(ConfigError::Both(name)),
-                (Some(list), None, _) => {
-                    let list = parse_secret_list(&list);
-                    validate_secret_list(&list).map_err(|e| malformed(&name, e.to_string()))?;
-                    SecretSpec::Inline(list)
-                }
-                (None, Some(arn), _) => {
-                    if !arn.starts_with("arn:") {
-                        return Err(malformed(&arn_name, "expected a Secrets Manager ARN"));
-                    }
-                    SecretSpec::Arn(arn)
-                }
-                (None, None, Some(d)) => match d.secrets.get(family) {
-                    Some(secret) => SecretSpec::Inline(vec![WebhookSecret::new(secret.clone())]),
-                    None => return Err(ConfigError::Missing(name)),
-                },
-                (None, None, None) => {
-                    return Err(ConfigError::Missing(format!("{name} (or {arn_name})")))
-                }
-            };
-            secrets.insert(*family, spec);
-        }
+        let livemode = read_livemode(&get, families, dev)?;
+        let tolerance_secs = number(
+            &get,
+            "STRIPE_SIGNATURE_TOLERANCE_SECS",
+            1..=86_400,
+            "seconds",
+            300,
+        )?;
+        let secrets = families
+            .iter()
+            .map(|f| Ok((*f, read_webhook_secrets(&get, *f, dev)?)))
+            .collect::<Result<HashMap<_, _>, ConfigError>>()?;
         let local_addr = get("BILLING_LOCAL_ADDR")
             .unwrap_or_else(|| "127.0.0.1:3000".into())
             .parse()
             .map_err(|_| malformed("BILLING_LOCAL_ADDR", "expected host:port"))?;
-        let mut mapping = StripeMapping::default();
-        if let Some(k) = get("BILLING_USER_METADATA_KEY") {
-            mapping.user_metadata_key = k.trim().to_owned();
-        }
-        if let Some(k) = get("BILLING_TIER_METADATA_KEY") {
-            mapping.tier_metadata_key = k.trim().to_owned();
-        }
-        let mut tiers = TierPolicy::default();
-        if let Some(map) = get("BILLING_PRICE_TIERS") {
-            for pair in map.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let (price, tier) = pair
-                    .split_once('=')
-                    .filter(|(p, t)| !p.trim().is_empty() && !t.trim().is_empty())
-                    .ok_or_else(|| {
-                        malformed(
-                            "BILLING_PRICE_TIERS",
-                            format!("`{pair}` is not price_id=tier"),
-                        )
-                    })?;
-                tiers
-                    .price_tiers
-                    .insert(price.trim().to_owned(), tier.trim().to_owned());
-            }
-        }
-        if let Some(order) = get("BILLING_TIER_ORDER") {
-            tiers.order = order
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect();
-        }
-        let retention_days = match get("BILLING_LEDGER_RETENTION_DAYS") {
-            None => 90,
-            Some(v) => match v.trim().parse::<u32>() {
-                // Stripe can resend events up to 30 days old: keep at least that long.
-                Ok(d) if (30..=3650).contains(&d) => d,
-                _ => {
-                    return Err(malformed(
-                        "BILLING_LEDGER_RETENTION_DAYS",
-                        "expected whole days from 30 to 3650",
-                    ))
-                }
-            },
-        };
-        let parked_retention_days = match get("BILLING_PARKED_RETENTION_DAYS") {
-            None => 90,
-            Some(v) => match v.trim().parse::<u32>() {
-                // Parked bodies hold customer data: kept long enough to fix and replay, not forever.
-                Ok(d) if (7..=3650).contains(&d) => d,
-                _ => {
-                    return Err(malformed(
-                        "BILLING_PARKED_RETENTION_DAYS",
-                        "expected whole days from 7 to 3650",
-                    ))
-                }
-            },
-        };
+        // Stripe can resend events up to 30 days old: keep their records at least that long.
+        let retention_days = number(&get, "BILLING_LEDGER_RETENTION_DAYS", 30..=3650, "days", 90)?;
+        // Parked bodies hold customer data: kept long enough to fix and replay, not forever.
+        let parked_retention_days =
+            number(&get, "BILLING_PARKED_RETENTION_DAYS", 7..=3650, "days", 90)?;
         let log_json = match get("BILLING_LOG_FORMAT").as_deref() {
             None => dev.is_none(),
             Some("json") => true,
@@ -388,10 +382,10 @@ impl Config {
             tolerance_secs,
             secrets,
             local_addr,
-            mapping,
-            tiers,
-            retention_days,
-            parked_retention_days,
+            mapping: read_mapping(&get),
+            tiers: read_tiers(&get)?,
+            retention_days: retention_days as u32,
+            parked_retention_days: parked_retention_days as u32,
             feed_queue_url: get("BILLING_FEED_QUEUE_URL"),
             metrics_namespace: get("BILLING_METRICS_NAMESPACE")
                 .unwrap_or_else(|| "BillingWebhooks".into()),

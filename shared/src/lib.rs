@@ -1,6 +1,8 @@
 //! Billing webhooks: verify Stripe deliveries, record each event once, apply it in any order to
 //! an authoritative billing model in DynamoDB, and announce what changed through an outbox.
 
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+
 pub mod adapters;
 pub mod app;
 pub mod config;
