@@ -14,7 +14,7 @@
 
 mod dev;
 
-use billing::app::App;
+use billing::app::{with_deadline, App};
 use billing::config::Config;
 use billing::domain::ids::{EventId, Provider};
 use billing::http::{ledger_json, local_router};
@@ -169,7 +169,12 @@ async fn local() -> CliResult {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
-    axum::serve(listener, local_router(app.service.clone()))
+    // The same deadline as the Lambdas, so a frozen stand-in answers 503 here too.
+    let router = with_deadline(
+        local_router(app.service.clone()),
+        app.config.delivery_timeout,
+    );
+    axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

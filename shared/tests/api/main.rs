@@ -7,6 +7,7 @@ mod dynamo;
 mod fixtures;
 mod helpers;
 mod lambda;
+mod logs;
 mod model;
 mod outbox;
 mod pause;
