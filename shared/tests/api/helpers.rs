@@ -190,12 +190,21 @@ impl TestApp {
     }
 
     async fn call(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let res = self.router.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, json)
+        call_router(&self.router, req).await
     }
+}
+
+/// Sends one request through `router` and reads the JSON answer (`Null` if not JSON).
+pub async fn call_router<B>(router: &axum::Router, req: Request<B>) -> (StatusCode, Value)
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let res = router.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, json)
 }
 
 /// Minimal Stripe event envelope around `object`.

@@ -6,8 +6,6 @@ use base64::Engine;
 use billing::http::webhook_router;
 use billing::routing::Family;
 use http::StatusCode;
-use http_body_util::BodyExt;
-use tower::ServiceExt;
 
 fn api_gateway_event(body: &[u8], header: &str, base64: bool) -> String {
     let body = if base64 {
@@ -37,15 +35,7 @@ fn api_gateway_event(body: &[u8], header: &str, base64: bool) -> String {
 async fn invoke(app: &TestApp, event: &str) -> (StatusCode, serde_json::Value) {
     let request = lambda_http::request::from_str(event).expect("lambda_http parses the event");
     let router = webhook_router(app.service.clone(), &[Family::Invoice]);
-    let response = router.oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    call_router(&router, request).await
 }
 
 #[tokio::test]
@@ -83,17 +73,6 @@ const SAMPLE_OUTCOMES: [(&str, &str); 6] = [
     // Refunds are not modelled yet: recorded and answered as ignored.
     ("charge.refunded.json", "ignored"),
 ];
-
-async fn answer(response: axum::response::Response) -> (StatusCode, serde_json::Value) {
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, serde_json::from_slice(&bytes).expect("json"))
-}
 
 /// `events/` stays in step with the fixtures: each sample is a fixture's exact bytes, signed
 /// with the local-invoke secret, and goes through lambda_http into the function's router;
@@ -138,8 +117,7 @@ async fn the_sample_events_parse_verify_and_apply() {
         app.clock.set(t);
         let router = webhook_router(app.service.clone(), &[family]);
         let name = path.file_name().and_then(|n| n.to_str()).expect("name");
-        let (status, json) =
-            answer(router.clone().oneshot(request).await.expect("infallible")).await;
+        let (status, json) = call_router(&router, request).await;
         assert_eq!(status, StatusCode::OK, "{name}: {json}");
         let expected = SAMPLE_OUTCOMES
             .iter()
@@ -149,7 +127,7 @@ async fn the_sample_events_parse_verify_and_apply() {
         assert_eq!(json["state"], expected, "{name}: {json}");
         // The same file again is a redelivery.
         let again = lambda_http::request::from_str(&text).expect("parses");
-        let (_, json) = answer(router.oneshot(again).await.expect("infallible")).await;
+        let (_, json) = call_router(&router, again).await;
         assert_eq!(json["state"], "duplicate", "{name} again: {json}");
         seen += 1;
     }

@@ -2,7 +2,7 @@
 //! PRIVATE moto launcher that the test freezes (SIGSTOP) and resumes (SIGCONT). Freezing the
 //! suite's shared launcher would stall every other test, so this one starts its own.
 
-use crate::helpers::{fixture, receive_all, unique, SECRET};
+use crate::helpers::{call_router, fixture, receive_all, unique, SECRET};
 use axum::body::Body;
 use billing::app::{sdk_loader, with_deadline, App};
 use billing::config::Config;
@@ -13,14 +13,12 @@ use billing::relay;
 use billing::routing::Family;
 use billing::telemetry::Metrics;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tower::ServiceExt;
 
 /// A moto launcher of this test's own, on a free port; resumed and killed when dropped, even
 /// when the test panics.
@@ -145,20 +143,8 @@ async fn deliver(router: &axum::Router, rel: &str) -> (StatusCode, Value, Durati
         .body(Body::from(body))
         .expect("request");
     let started = Instant::now();
-    let response = router.clone().oneshot(request).await.expect("infallible");
-    let elapsed = started.elapsed();
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        elapsed,
-    )
+    let (status, json) = call_router(router, request).await;
+    (status, json, started.elapsed())
 }
 
 /// Applied before the pause; the subscription leaves an access change in the outbox.
