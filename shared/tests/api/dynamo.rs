@@ -405,8 +405,8 @@ fn oversized_tier_event(id: &str, customer: &str, user: &str) -> Vec<u8> {
 const HUGE_TIER_WORD: &str = "platinum-";
 
 /// The delivery of an oversized aggregate is parked with a reason that quotes none of it, and
-/// nothing but its ledger record is written.
-async fn assert_parked_alone(app: &TestApp, id: &str, user: &str) {
+/// nothing but its ledger record is written. Returns the reason.
+async fn assert_parked_alone(app: &TestApp, id: &str, user: &str) -> String {
     let body = oversized_tier_event(id, &format!("cus_{id}"), user);
     assert!(body.len() > 450 * 1024);
     let (status, json) = app.post(Family::Subscription, &body).await;
@@ -416,7 +416,7 @@ async fn assert_parked_alone(app: &TestApp, id: &str, user: &str) {
         "{json}"
     );
     let (_, record) = app.get(&format!("/events/stripe/{id}")).await;
-    let detail = record["detail"].as_str().expect("a reason");
+    let detail = record["detail"].as_str().expect("a reason").to_owned();
     println!("parked: {detail}");
     assert!(detail.contains("permanent store error"), "{detail}");
     assert!(!detail.contains("platinum"), "the reason quotes no value");
@@ -441,10 +441,26 @@ async fn assert_parked_alone(app: &TestApp, id: &str, user: &str) {
     assert_eq!(parked.len, body.len());
     let (_, access) = app.get(&format!("/users/{user}/access")).await;
     assert_eq!(access["known"], false, "{access}");
+    detail
 }
 
 #[tokio::test]
 async fn moto_an_aggregate_dynamodb_refuses_parks_the_event() {
     let app = spawn_moto(false).await;
-    assert_parked_alone(&app, "evt_huge", "u_huge").await;
+    let reason = assert_parked_alone(&app, "evt_huge", "u_huge").await;
+    // Our own check, before anything is sent: the first item of the commit over the limit.
+    assert!(reason.contains("customer item is "), "{reason}");
+}
+
+#[tokio::test]
+async fn moto_dynamodb_s_own_refusal_of_an_oversized_item_parks_the_event() {
+    // Without our check the transaction reaches moto, which refuses items over ~400 KB as
+    // DynamoDB does (a ValidationException).
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config());
+    let store = DynamoBillingStore::new(client, unique("billing"), Retention::default())
+        .without_size_check();
+    store.create_table_if_missing().await.expect("table");
+    let app = spawn_on(std::sync::Arc::new(store), false);
+    let reason = assert_parked_alone(&app, "evt_huge_sent", "u_huge_sent").await;
+    assert!(reason.contains("service ValidationException"), "{reason}");
 }
