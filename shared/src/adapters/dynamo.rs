@@ -469,7 +469,8 @@ impl DynamoBillingStore {
     }
 }
 
-/// Test and benchmark builds count every request and the capacity it consumed.
+/// Test and benchmark builds count every request and the capacity it consumed, and may switch
+/// the size check off.
 #[cfg(feature = "testing")]
 impl DynamoBillingStore {
     /// Sends items over 400 KB to DynamoDB, so a test can see its own refusal.
