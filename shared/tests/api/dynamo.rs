@@ -3,8 +3,11 @@
 use crate::helpers::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use billing::adapters::dynamo::{ledger_from_item, DynamoBillingStore, Retention};
-use billing::domain::ids::{EventId, Provider};
+use billing::domain::customer::CustomerBilling;
+use billing::domain::ids::{CustomerId, EventId, Provider};
+use billing::pipeline::WebhookProvider;
 use billing::ports::{BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState, ParkedBody};
+use billing::providers::stripe::StripeProvider;
 use billing::routing::Family;
 use http::StatusCode;
 
@@ -269,17 +272,14 @@ async fn customer_item(
         .item
 }
 
-#[tokio::test]
-async fn moto_a_customer_with_500_subscriptions_over_the_years_still_fits() {
-    use billing::domain::customer::CustomerBilling;
-    use billing::domain::ids::CustomerId;
-    use billing::pipeline::WebhookProvider;
-    use billing::providers::stripe::StripeProvider;
+/// Before the fixture's events (checkout on 2025-09-01), one subscription every two days for
+/// ~2.7 years, each created, paid and deleted a day later.
+const OLD_SUBSCRIPTIONS_START: i64 = 1_756_720_806 - 500 * 2 * 86_400 - 86_400;
 
-    let app = spawn_moto(false).await;
-    let store = app.dynamo.clone().expect("dynamo");
-    // The model is built through the pure domain from the events the provider reads: 1000
-    // deliveries through moto would take minutes (it copies the table on every transaction).
+/// The aggregate of `cus_life1` after its checkout and 500 such subscriptions, built through
+/// the pure domain from the events the provider reads: 1,500 deliveries through moto would take
+/// minutes (it copies the table on every transaction). Ids as long as Stripe's, so sizes are real.
+fn customer_with_500_ended_subscriptions(app: &TestApp) -> CustomerBilling {
     let provider = StripeProvider::new(
         app.secrets.clone(),
         app.clock.clone(),
@@ -294,11 +294,9 @@ async fn moto_a_customer_with_500_subscriptions_over_the_years_still_fits() {
     apply(&fixture(
         "stripe/lifecycle/01_checkout.session.completed.json",
     ));
-    // Created and paid, then deleted a day later; one every two days, ~2.7 years before the
-    // fixture's events. Ids as long as Stripe's, so the sizes are real.
-    let start = 1_756_720_806 - 500 * 2 * 86_400 - 86_400;
     for i in 0..500 {
-        let (sub, created) = (stripe_id("sub", 'S', i), start + i * 2 * 86_400);
+        let sub = stripe_id("sub", 'S', i);
+        let created = OLD_SUBSCRIPTIONS_START + i * 2 * 86_400;
         let invoice = stripe_id("in", 'I', i);
         apply(&subscription_event(
             "02_customer.subscription.created",
@@ -323,11 +321,18 @@ async fn moto_a_customer_with_500_subscriptions_over_the_years_still_fits() {
             &sub,
         ));
     }
+    model
+}
+
+#[tokio::test]
+async fn moto_a_customer_with_500_subscriptions_over_the_years_still_fits() {
+    let app = spawn_moto(false).await;
+    let store = app.dynamo.clone().expect("dynamo");
     let seed = LedgerRecord {
         provider: Provider::Stripe,
-        event_id: EventId::new(stripe_id("evt", 'D', 499)),
+        event_id: EventId::new("evt_seed_500_subscriptions"),
         event_type: "customer.subscription.deleted".into(),
-        created: start + 999 * 86_400,
+        created: OLD_SUBSCRIPTIONS_START + 999 * 86_400,
         livemode: false,
         state: LedgerState::Applied,
         family: Family::Subscription,
@@ -337,7 +342,7 @@ async fn moto_a_customer_with_500_subscriptions_over_the_years_still_fits() {
         parked: None,
     };
     let seeded = Commit {
-        customer: Some((model, None)),
+        customer: Some((customer_with_500_ended_subscriptions(&app), None)),
         ..Commit::ledger_only(seed, LedgerGuard::New)
     };
     store.commit(&seeded).await.expect("seed the aggregate");
@@ -378,7 +383,7 @@ async fn moto_a_customer_with_500_subscriptions_over_the_years_still_fits() {
     let late = restamped(
         "07_customer.subscription.updated__cancel_at_period_end",
         "evt_late_update_of_the_first",
-        start + 100,
+        OLD_SUBSCRIPTIONS_START + 100,
         |object| object["id"] = stripe_id("sub", 'S', 0).into(),
     );
     let (status, json) = app.post(Family::Subscription, &late).await;
