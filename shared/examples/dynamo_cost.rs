@@ -3,7 +3,8 @@
 //!
 //! `cargo run -p billing --example dynamo_cost` (with moto running: scripts/start-moto).
 
-use billing::adapters::dynamo::{CapacityReading, DynamoBillingStore, Retention};
+use billing::adapters::capacity::CapacityReading;
+use billing::adapters::dynamo::{DynamoBillingStore, Retention};
 use billing::adapters::memory::StaticSecrets;
 use billing::pipeline::Outcome;
 use billing::ports::FixedClock;

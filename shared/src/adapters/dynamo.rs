@@ -11,6 +11,8 @@
 //! GSI1 (`GSI1PK`, `GSI1SK`) is sparse: parked events (`PARKED`), pending outbox messages
 //! (`OUTBOX`) and outbox items set aside as unreadable (`OUTBOX_UNREADABLE`), each ordered by time.
 
+#[cfg(feature = "testing")]
+use super::capacity::{billed_write_units, CapacityMeter};
 use super::sdk_error::Describe;
 use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
 use crate::ports::{
@@ -20,7 +22,7 @@ use crate::ports::{
 };
 use crate::routing::Family;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -34,7 +36,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(feature = "testing")]
 use std::sync::Arc;
 
 type Item = HashMap<String, AttributeValue>;
@@ -43,78 +45,6 @@ pub const GSI1: &str = "GSI1";
 const PARKED: &str = "PARKED";
 const OUTBOX: &str = "OUTBOX";
 const OUTBOX_UNREADABLE: &str = "OUTBOX_UNREADABLE";
-
-/// Requests and capacity units spent, from `ReturnConsumedCapacity` (for BENCHMARKS.md).
-#[derive(Debug, Default)]
-pub struct CapacityMeter {
-    requests: AtomicU64,
-    /// Thousandths of a capacity unit, so the counters stay atomic integers.
-    read_milli: AtomicU64,
-    write_milli: AtomicU64,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct CapacityReading {
-    pub requests: u64,
-    pub read_units: f64,
-    pub write_units: f64,
-}
-
-impl CapacityMeter {
-    fn units(milli: &AtomicU64, units: f64) {
-        milli.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
-    }
-
-    /// One read request and the read units it reports.
-    fn record_read<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        for c in consumed {
-            let units = c.read_capacity_units().or(c.capacity_units());
-            Self::units(&self.read_milli, units.unwrap_or(0.0));
-        }
-    }
-
-    /// One write request: the write units it reports or, from backends that report none (moto
-    /// for PutItem and TransactWriteItems), the units DynamoDB bills for the written items —
-    /// 1 per started KB of each item, twice inside a transaction.
-    fn record_write<'a>(
-        &self,
-        consumed: impl IntoIterator<Item = &'a ConsumedCapacity>,
-        billed_estimate: f64,
-    ) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let reported: f64 = consumed
-            .into_iter()
-            .map(|c| {
-                c.write_capacity_units()
-                    .or(c.capacity_units())
-                    .unwrap_or(0.0)
-            })
-            .sum();
-        let units = if reported > 0.0 {
-            reported
-        } else {
-            billed_estimate
-        };
-        Self::units(&self.write_milli, units);
-    }
-
-    /// Returns the totals so far and starts again from zero.
-    pub fn take(&self) -> CapacityReading {
-        CapacityReading {
-            requests: self.requests.swap(0, Ordering::Relaxed),
-            read_units: self.read_milli.swap(0, Ordering::Relaxed) as f64 / 1000.0,
-            write_units: self.write_milli.swap(0, Ordering::Relaxed) as f64 / 1000.0,
-        }
-    }
-}
-
-/// Write units DynamoDB bills for putting `items`: 1 per started KB of each, doubled in a
-/// transaction.
-fn billed_write_units<'a>(items: impl IntoIterator<Item = &'a Item>, transactional: bool) -> f64 {
-    let per_item: usize = items.into_iter().map(|i| item_size(i).div_ceil(1024)).sum();
-    (per_item * if transactional { 2 } else { 1 }) as f64
-}
 
 /// An item's size by DynamoDB's rules: attribute names plus values (numbers approximated by
 /// their digit count, which DynamoDB stores in about half as many bytes plus one).
@@ -131,6 +61,15 @@ pub fn item_size(item: &Item) -> usize {
                 }
         })
         .sum()
+}
+
+/// DynamoDB's item size limit, attribute names and values included.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// What DynamoDB is asked to report of the capacity a request consumed: the totals, for the
+/// meter of tests and benchmarks; nothing in a production build.
+fn capacity_report() -> Option<ReturnConsumedCapacity> {
+    cfg!(feature = "testing").then_some(ReturnConsumedCapacity::Total)
 }
 
 /// How long ledger records live (DynamoDB TTL on `expires_at`, counted from `received_at`).
@@ -155,7 +94,12 @@ pub struct DynamoBillingStore {
     client: Client,
     table: String,
     retention: Retention,
+    /// Requests and capacity units spent (tests and benchmarks).
+    #[cfg(feature = "testing")]
     pub meter: Arc<CapacityMeter>,
+    /// Off only to test DynamoDB's own refusal of an oversized item.
+    #[cfg(feature = "testing")]
+    check_sizes: bool,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -229,13 +173,45 @@ fn unavailable(e: impl Describe) -> StoreError {
     StoreError::Unavailable(e.describe())
 }
 
+/// DynamoDB's error code for a request it will never accept as it is.
+const VALIDATION_EXCEPTION: &str = "ValidationException";
+
+/// A failed call, by what a retry can do: a `ValidationException` (an item over 400 KB, a key
+/// or expression DynamoDB rejects) refuses the request itself, so it is permanent; anything
+/// else (timeout, dispatch, throttling, a 5xx) is transient.
+fn failed<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &e {
+        SdkError::ServiceError(service) if service.err().code() == Some(VALIDATION_EXCEPTION) => {
+            refused(service.err())
+        }
+        _ => unavailable(e),
+    }
+}
+
+/// A refusal in DynamoDB's words: its code and message (which name limits and attributes, not
+/// values), without the raw response.
+fn refused(e: &impl ProvideErrorMetadata) -> StoreError {
+    StoreError::Refused(format!(
+        "service {}: {}",
+        e.code().unwrap_or("unknown"),
+        e.message().unwrap_or("no message")
+    ))
+}
+
 impl DynamoBillingStore {
     pub fn new(client: Client, table: impl Into<String>, retention: Retention) -> Self {
         Self {
             client,
             table: table.into(),
             retention,
+            #[cfg(feature = "testing")]
             meter: Arc::new(CapacityMeter::default()),
+            #[cfg(feature = "testing")]
+            check_sizes: true,
         }
     }
 
@@ -323,9 +299,32 @@ impl DynamoBillingStore {
         put.build().map_err(unavailable)
     }
 
+    /// Refuses, before sending, the first item DynamoDB would refuse for its size: the reason
+    /// names the item's kind and size, never its content.
+    fn fits<'a>(&self, items: impl IntoIterator<Item = &'a Item>) -> Result<(), StoreError> {
+        if !self.checks_sizes() {
+            return Ok(());
+        }
+        for item in items {
+            let size = item_size(item);
+            if size > MAX_ITEM_BYTES {
+                let kind = match get_s(item, "kind") {
+                    Some("event") => "ledger",
+                    Some(kind) => kind,
+                    None => "an",
+                };
+                return Err(StoreError::Refused(format!(
+                    "{kind} item is {size} bytes, over DynamoDB's item limit of {MAX_ITEM_BYTES}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// A ledger-only commit is a single conditional PutItem (half the cost of a transaction).
     async fn put_ledger_only(&self, c: &Commit) -> Result<(), StoreError> {
         let put = self.ledger_put(c)?;
+        self.fits([put.item()])?;
         let result = self
             .client
             .put_item()
@@ -334,22 +333,21 @@ impl DynamoBillingStore {
             .condition_expression(put.condition_expression().unwrap_or_default())
             .set_expression_attribute_names(put.expression_attribute_names().cloned())
             .set_expression_attribute_values(put.expression_attribute_values().cloned())
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_return_consumed_capacity(capacity_report())
             .send()
             .await;
         match result {
             Ok(out) => {
-                let estimate = billed_write_units([put.item()], false);
-                self.meter.record_write(out.consumed_capacity(), estimate);
+                self.count_write(out.consumed_capacity(), Some(c));
                 Ok(())
             }
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
             {
-                self.meter.record_write(None, 0.0);
+                self.count_write(None, None);
                 Err(StoreError::AlreadyRecorded)
             }
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(failed(e)),
         }
     }
 
@@ -453,7 +451,7 @@ impl DynamoBillingStore {
             )
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(failed)?;
         self.client
             .update_time_to_live()
             .table_name(&self.table)
@@ -466,8 +464,63 @@ impl DynamoBillingStore {
             )
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(failed)?;
         Ok(true)
+    }
+}
+
+/// Test and benchmark builds count every request and the capacity it consumed, and may switch
+/// the size check off.
+#[cfg(feature = "testing")]
+impl DynamoBillingStore {
+    /// Sends items over 400 KB to DynamoDB, so a test can see its own refusal.
+    pub fn without_size_check(mut self) -> Self {
+        self.check_sizes = false;
+        self
+    }
+
+    fn checks_sizes(&self) -> bool {
+        self.check_sizes
+    }
+
+    fn count_read<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
+        self.meter.record_read(consumed);
+    }
+
+    /// `written`: the commit a write wrote; its items give the units DynamoDB bills when the
+    /// backend reports none (moto).
+    fn count_write<'a>(
+        &self,
+        consumed: impl IntoIterator<Item = &'a ConsumedCapacity>,
+        written: Option<&Commit>,
+    ) {
+        self.meter.record_write(consumed, || match written {
+            None => 0.0,
+            Some(c) if c.is_ledger_only() => {
+                billed_write_units([&self.ledger_item(&c.ledger)], false)
+            }
+            Some(c) => {
+                let items = self.commit_items(c).unwrap_or_default();
+                billed_write_units(items.iter().filter_map(|t| t.put().map(Put::item)), true)
+            }
+        });
+    }
+}
+
+/// A production build checks every size and counts nothing.
+#[cfg(not(feature = "testing"))]
+impl DynamoBillingStore {
+    fn checks_sizes(&self) -> bool {
+        true
+    }
+
+    fn count_read<'a>(&self, _consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {}
+
+    fn count_write<'a>(
+        &self,
+        _consumed: impl IntoIterator<Item = &'a ConsumedCapacity>,
+        _written: Option<&Commit>,
+    ) {
     }
 }
 
@@ -514,18 +567,22 @@ pub fn ledger_from_item(item: &Item) -> Result<LedgerRecord, StoreError> {
 }
 
 /// A cancelled transaction, by the reason code of each item (the ledger item is first): a
-/// failed condition on the ledger means the event is already recorded; anything else — a moved
-/// revision, a conflict with another transaction, throttling — is contention, to re-read and retry.
+/// failed condition on the ledger means the event is already recorded; a `ValidationError` (an
+/// item DynamoDB will not accept, e.g. one grown over 400 KB) can never succeed; anything else —
+/// a moved revision, a conflict with another transaction, throttling — is contention, to
+/// re-read and retry.
 fn classify_cancellation(codes: &[&str]) -> StoreError {
     if codes.first() == Some(&"ConditionalCheckFailed") {
         StoreError::AlreadyRecorded
+    } else if codes.contains(&"ValidationError") {
+        StoreError::Refused(format!("transaction cancelled: {codes:?}"))
     } else {
         StoreError::Contention(format!("transaction cancelled: {codes:?}"))
     }
 }
 
 /// Maps a failed transaction to the store's error: only a failed condition on the ledger item
-/// (always the first item) means "already recorded".
+/// (always the first item) means "already recorded"; a refusal is permanent (see [`failed`]).
 fn transact_error(e: SdkError<TransactWriteItemsError>) -> StoreError {
     if let SdkError::ServiceError(service) = &e {
         match service.err() {
@@ -543,7 +600,7 @@ fn transact_error(e: SdkError<TransactWriteItemsError>) -> StoreError {
             _ => {}
         }
     }
-    unavailable(e)
+    failed(e)
 }
 
 #[async_trait]
@@ -575,11 +632,11 @@ impl BillingStore for DynamoBillingStore {
                 .client
                 .batch_get_item()
                 .request_items(&self.table, request)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_return_consumed_capacity(capacity_report())
                 .send()
                 .await
-                .map_err(unavailable)?;
-            self.meter.record_read(out.consumed_capacity());
+                .map_err(failed)?;
+            self.count_read(out.consumed_capacity());
             for item in out
                 .responses()
                 .and_then(|r| r.get(&self.table))
@@ -616,11 +673,11 @@ impl BillingStore for DynamoBillingStore {
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user), "ACCESS")))
             .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_return_consumed_capacity(capacity_report())
             .send()
             .await
-            .map_err(unavailable)?;
-        self.meter.record_read(out.consumed_capacity());
+            .map_err(failed)?;
+        self.count_read(out.consumed_capacity());
         out.item().map(|i| stored(i, "user")).transpose()
     }
 
@@ -629,22 +686,21 @@ impl BillingStore for DynamoBillingStore {
             return self.put_ledger_only(c).await;
         }
         let items = self.commit_items(c)?;
-        let estimate =
-            billed_write_units(items.iter().filter_map(|t| t.put().map(Put::item)), true);
+        self.fits(items.iter().filter_map(|t| t.put().map(Put::item)))?;
         let out = self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_return_consumed_capacity(capacity_report())
             .send()
             .await;
         match out {
             Ok(out) => {
-                self.meter.record_write(out.consumed_capacity(), estimate);
+                self.count_write(out.consumed_capacity(), Some(c));
                 Ok(())
             }
             Err(e) => {
-                self.meter.record_write(None, 0.0);
+                self.count_write(None, None);
                 Err(transact_error(e))
             }
         }
@@ -663,7 +719,7 @@ impl BillingStore for DynamoBillingStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(failed)?;
         out.item().map(ledger_from_item).transpose()
     }
 
@@ -688,7 +744,7 @@ impl BillingStore for DynamoBillingStore {
             .limit(limit.clamp(1, 1000) as i32)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(failed)?;
         out.items().iter().map(|i| doc(i, "audit")).collect()
     }
 
@@ -704,7 +760,7 @@ impl BillingStore for DynamoBillingStore {
             .set_key(Some(key(format!("OUTBOX#{id}"), "OUTBOX")))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(failed)?;
         Ok(())
     }
 
@@ -732,7 +788,7 @@ impl BillingStore for DynamoBillingStore {
             {
                 Ok(())
             }
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(failed(e)),
         }
     }
 
@@ -773,7 +829,7 @@ impl DynamoBillingStore {
             .limit(limit.clamp(1, 1000) as i32)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(failed)?;
         Ok(out.items().to_vec())
     }
 }
@@ -781,6 +837,13 @@ impl DynamoBillingStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::customer::CustomerBilling;
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_sdk_dynamodb::types::CancellationReason;
 
     #[test]
     fn a_failed_call_is_unavailable_and_says_its_kind() {
@@ -800,6 +863,11 @@ mod tests {
             classify_cancellation(&["ConditionalCheckFailed", "None", "None"]),
             StoreError::AlreadyRecorded
         );
+        assert_eq!(
+            classify_cancellation(&["ConditionalCheckFailed", "ValidationError"]),
+            StoreError::AlreadyRecorded,
+            "a recorded event is a duplicate, whatever else was refused"
+        );
         for codes in [
             ["None", "ConditionalCheckFailed", "None"],
             ["TransactionConflict", "None", "None"],
@@ -811,6 +879,172 @@ mod tests {
                 "{codes:?}"
             );
         }
+        for codes in [
+            ["None", "ValidationError", "None"],
+            ["None", "ConditionalCheckFailed", "ValidationError"],
+        ] {
+            let e = classify_cancellation(&codes);
+            assert!(
+                matches!(e, StoreError::Refused(_)) && e.is_permanent(),
+                "{codes:?}"
+            );
+        }
+    }
+
+    fn response(status: u16) -> HttpResponse {
+        HttpResponse::new(status.try_into().expect("status"), "".into())
+    }
+
+    /// DynamoDB's answer to an item over 400 KB, as the error of any operation.
+    fn too_large<E>(generic: fn(ErrorMetadata) -> E) -> SdkError<E, HttpResponse> {
+        let meta = ErrorMetadata::builder()
+            .code("ValidationException")
+            .message("Item size has exceeded the maximum allowed size")
+            .build();
+        SdkError::service_error(generic(meta), response(400))
+    }
+
+    #[test]
+    fn a_validation_exception_is_refused_in_dynamodb_s_words() {
+        let refused = StoreError::Refused(
+            "service ValidationException: Item size has exceeded the maximum allowed size".into(),
+        );
+        assert!(refused.is_permanent());
+        assert_eq!(failed(too_large(PutItemError::generic)), refused);
+        assert_eq!(failed(too_large(BatchGetItemError::generic)), refused);
+        assert_eq!(failed(too_large(GetItemError::generic)), refused);
+        assert_eq!(
+            transact_error(too_large(TransactWriteItemsError::generic)),
+            refused
+        );
+    }
+
+    #[test]
+    fn every_other_failed_call_stays_transient() {
+        for (error, kind) in crate::adapters::sdk_error::tests::samples() {
+            match failed(error) {
+                StoreError::Unavailable(text) => {
+                    assert!(text.starts_with(&format!("{kind}: ")), "{text}")
+                }
+                other => panic!("{kind}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_transaction_cancelled_for_a_validation_error_is_refused() {
+        let cancelled = |codes: &[&str]| {
+            let reasons = codes
+                .iter()
+                .map(|c| CancellationReason::builder().code(*c).build())
+                .collect();
+            let e = TransactionCanceledException::builder()
+                .set_cancellation_reasons(Some(reasons))
+                .build();
+            transact_error(SdkError::service_error(
+                TransactWriteItemsError::TransactionCanceledException(e),
+                response(400),
+            ))
+        };
+        assert_eq!(
+            cancelled(&["None", "ValidationError", "None"]),
+            StoreError::Refused(
+                r#"transaction cancelled: ["None", "ValidationError", "None"]"#.into()
+            )
+        );
+        assert_eq!(
+            cancelled(&["ConditionalCheckFailed", "None"]),
+            StoreError::AlreadyRecorded
+        );
+        assert!(matches!(
+            cancelled(&["None", "ConditionalCheckFailed"]),
+            StoreError::Contention(_)
+        ));
+    }
+
+    /// A store whose client has no credentials: a request it actually sent would fail as
+    /// `Unavailable`, so a `Refused` shows the check ran before sending.
+    fn unsendable_store() -> DynamoBillingStore {
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        DynamoBillingStore::new(Client::from_conf(conf), "billing", Retention::default())
+    }
+
+    fn record(event_type: &str) -> LedgerRecord {
+        LedgerRecord {
+            provider: Provider::Stripe,
+            event_id: EventId::new("evt_big"),
+            event_type: event_type.into(),
+            created: 1,
+            livemode: false,
+            state: LedgerState::Ignored,
+            family: Family::Charge,
+            received_at: 1,
+            customer: None,
+            detail: None,
+            parked: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_item_over_400_kb_is_refused_before_sending_naming_its_kind_and_size() {
+        let store = unsendable_store();
+        let value = "private-value-".repeat(32_000);
+        let cases = [
+            (
+                Commit::ledger_only(record(&value), LedgerGuard::New),
+                "ledger item is 448",
+            ),
+            (
+                Commit {
+                    customer: Some((
+                        CustomerBilling::new(Provider::Stripe, CustomerId::new(&value)),
+                        None,
+                    )),
+                    ..Commit::ledger_only(record("customer.updated"), LedgerGuard::New)
+                },
+                "customer item is 896",
+            ),
+        ];
+        for (commit, named) in cases {
+            match store.commit(&commit).await {
+                Err(StoreError::Refused(why)) => {
+                    assert!(why.starts_with(named), "{why}");
+                    assert!(!why.contains("private-value"), "{why}");
+                }
+                other => panic!("{named}: {other:?}"),
+            }
+        }
+        // A commit that fits is sent (and fails here, having no credentials).
+        let small = Commit::ledger_only(record("charge.succeeded"), LedgerGuard::New);
+        assert!(matches!(
+            store.commit(&small).await,
+            Err(StoreError::Unavailable(_))
+        ));
+    }
+
+    #[test]
+    fn the_size_limit_is_dynamodb_s_400_kb() {
+        let store = unsendable_store();
+        let item = |size: usize| -> Item {
+            HashMap::from([
+                ("kind".to_owned(), s("user")),
+                (
+                    "doc".to_owned(),
+                    s("x".repeat(size - "kind".len() - "user".len() - 3)),
+                ),
+            ])
+        };
+        assert_eq!(item_size(&item(MAX_ITEM_BYTES)), MAX_ITEM_BYTES);
+        assert_eq!(store.fits([&item(MAX_ITEM_BYTES)]), Ok(()));
+        assert_eq!(
+            store.fits([&item(MAX_ITEM_BYTES + 1)]),
+            Err(StoreError::Refused(
+                "user item is 409601 bytes, over DynamoDB's item limit of 409600".into()
+            ))
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Fault injection around any store or queue: fail a chosen step before or after it takes
-//! effect, to prove that a crash at any point loses nothing and duplicates nothing.
+//! effect, to prove that a crash at any point loses nothing and duplicates nothing. Compiled
+//! with the `testing` feature only (tests and examples), never into a production build.
 
 use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
 use crate::ports::{

@@ -2,9 +2,12 @@
 
 use crate::helpers::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use billing::adapters::dynamo::{DynamoBillingStore, Retention};
-use billing::domain::ids::{EventId, Provider};
+use billing::adapters::dynamo::{ledger_from_item, DynamoBillingStore, Retention};
+use billing::domain::customer::CustomerBilling;
+use billing::domain::ids::{CustomerId, EventId, Provider};
+use billing::pipeline::WebhookProvider;
 use billing::ports::{BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState, ParkedBody};
+use billing::providers::stripe::StripeProvider;
 use billing::routing::Family;
 use http::StatusCode;
 
@@ -220,4 +223,249 @@ async fn moto_a_parked_record_expires_after_the_parked_retention_not_the_ledgers
         expires_at("evt_kept_ignored").await,
         Some(NOW + 30 * 86_400)
     );
+}
+
+/// A lifecycle fixture (customer `cus_life1`) re-stamped as another event: new id, type and
+/// `created`, and the object edited by `edit`.
+fn restamped(
+    file: &str,
+    id: &str,
+    created: i64,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Vec<u8> {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&fixture(&format!("stripe/lifecycle/{file}.json")))
+            .expect("fixture json");
+    event["id"] = id.into();
+    event["created"] = created.into();
+    edit(&mut event["data"]["object"]);
+    serde_json::to_vec(&event).expect("json")
+}
+
+/// One subscription's event from the lifecycle fixture `file`, about subscription `sub`.
+fn subscription_event(file: &str, id: &str, created: i64, sub: &str) -> Vec<u8> {
+    restamped(file, id, created, |object| {
+        object["id"] = sub.into();
+        object["items"]["data"][0]["subscription"] = sub.into();
+    })
+}
+
+/// Ids shaped like Stripe's (prefix, then 24 characters), numbered.
+fn stripe_id(prefix: &str, kind: char, i: i64) -> String {
+    format!("{prefix}_1Q{kind}{i:04}LkdIwHu7ixeRlqHVz")
+}
+
+/// `CUS#stripe#{customer}` read back through the SDK, as stored.
+async fn customer_item(
+    table: &str,
+    customer: &str,
+) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    aws_sdk_dynamodb::Client::new(&sdk_config())
+        .get_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S(format!("CUS#stripe#{customer}")))
+        .key("SK", AttributeValue::S("STATE".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get customer item")
+        .item
+}
+
+/// Before the fixture's events (checkout on 2025-09-01), one subscription every two days for
+/// ~2.7 years, each created, paid and deleted a day later.
+const OLD_SUBSCRIPTIONS_START: i64 = 1_756_720_806 - 500 * 2 * 86_400 - 86_400;
+
+/// The aggregate of `cus_life1` after its checkout and 500 such subscriptions, built through
+/// the pure domain from the events the provider reads: 1,500 deliveries through moto would take
+/// minutes (it copies the table on every transaction). Ids as long as Stripe's, so sizes are real.
+fn customer_with_500_ended_subscriptions(app: &TestApp) -> CustomerBilling {
+    let provider = StripeProvider::new(
+        app.secrets.clone(),
+        app.clock.clone(),
+        app.metrics.clone(),
+        settings(false),
+    );
+    let mut model = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus_life1"));
+    let mut apply = |body: &[u8]| {
+        let read = provider.read(body).expect("an event");
+        model.apply(&read.meta, &read.event.expect("translated"));
+    };
+    apply(&fixture(
+        "stripe/lifecycle/01_checkout.session.completed.json",
+    ));
+    for i in 0..500 {
+        let sub = stripe_id("sub", 'S', i);
+        let created = OLD_SUBSCRIPTIONS_START + i * 2 * 86_400;
+        let invoice = stripe_id("in", 'I', i);
+        apply(&subscription_event(
+            "02_customer.subscription.created",
+            &stripe_id("evt", 'C', i),
+            created,
+            &sub,
+        ));
+        apply(&restamped(
+            "03_invoice.paid",
+            &stripe_id("evt", 'P', i),
+            created + 1,
+            |object| {
+                object["id"] = invoice.as_str().into();
+                object["created"] = created.into();
+                object["parent"]["subscription_details"]["subscription"] = sub.as_str().into();
+            },
+        ));
+        apply(&subscription_event(
+            "08_customer.subscription.deleted",
+            &stripe_id("evt", 'D', i),
+            created + 86_400,
+            &sub,
+        ));
+    }
+    model
+}
+
+#[tokio::test]
+async fn moto_a_customer_with_500_subscriptions_over_the_years_still_fits() {
+    let app = spawn_moto(false).await;
+    let store = app.dynamo.clone().expect("dynamo");
+    let seed = LedgerRecord {
+        provider: Provider::Stripe,
+        event_id: EventId::new("evt_seed_500_subscriptions"),
+        event_type: "customer.subscription.deleted".into(),
+        created: OLD_SUBSCRIPTIONS_START + 999 * 86_400,
+        livemode: false,
+        state: LedgerState::Applied,
+        family: Family::Subscription,
+        received_at: NOW,
+        customer: Some(CustomerId::new("cus_life1")),
+        detail: None,
+        parked: None,
+    };
+    let seeded = Commit {
+        customer: Some((customer_with_500_ended_subscriptions(&app), None)),
+        ..Commit::ledger_only(seed, LedgerGuard::New)
+    };
+    store.commit(&seeded).await.expect("seed the aggregate");
+
+    // The 501st subscription, a real signed delivery through the pipeline.
+    let (status, json) = app
+        .post_fixture("stripe/lifecycle/02_customer.subscription.created.json")
+        .await;
+    assert_eq!(
+        (status, json["state"].as_str()),
+        (StatusCode::OK, Some("applied")),
+        "{json}"
+    );
+    let item = customer_item(store.table(), "cus_life1")
+        .await
+        .expect("customer item");
+    let size = billing::adapters::dynamo::item_size(&item);
+    println!("customer item with 501 subscriptions: {size} bytes");
+    assert!(size < 400 * 1024, "{size} bytes");
+    let stored: CustomerBilling =
+        serde_json::from_str(item["doc"].as_s().expect("doc")).expect("aggregate");
+    assert_eq!(
+        stored.subscriptions.len() + stored.ended.len(),
+        501,
+        "every subscription is still known (whole or as a tombstone)"
+    );
+    let (_, access) = app.get("/users/user_42/access").await;
+    assert_eq!(
+        (
+            access["tier"].as_str(),
+            access["grants_paid_tier"].as_bool(),
+            access["billing_status"].as_str()
+        ),
+        (Some("pro"), Some(true), Some("DONE")),
+        "{access}"
+    );
+    // A late event about the first, long-ended subscription changes nothing.
+    let late = restamped(
+        "07_customer.subscription.updated__cancel_at_period_end",
+        "evt_late_update_of_the_first",
+        OLD_SUBSCRIPTIONS_START + 100,
+        |object| object["id"] = stripe_id("sub", 'S', 0).into(),
+    );
+    let (status, json) = app.post(Family::Subscription, &late).await;
+    assert_eq!(
+        (status, json["state"].as_str()),
+        (StatusCode::OK, Some("stale")),
+        "{json}"
+    );
+}
+
+/// A subscription event whose price names a tier of about 450 KB of text: every item the
+/// event would write (aggregate, user, audit, outbox) is over DynamoDB's 400 KB item limit,
+/// while the body's gzip stays small enough to park whole.
+fn oversized_tier_event(id: &str, customer: &str, user: &str) -> Vec<u8> {
+    let mut sub = subscription(&format!("sub_{id}"), customer, "active", Some(user));
+    sub["items"]["data"][0]["price"] = serde_json::json!({
+        "id": "price_huge",
+        "product": "prod_huge",
+        "metadata": {"tier": HUGE_TIER_WORD.repeat(450 * 1024 / HUGE_TIER_WORD.len())}
+    });
+    event(id, "customer.subscription.created", NOW, sub)
+}
+
+const HUGE_TIER_WORD: &str = "platinum-";
+
+/// The delivery of an oversized aggregate is parked with a reason that quotes none of it, and
+/// nothing but its ledger record is written. Returns the reason.
+async fn assert_parked_alone(app: &TestApp, id: &str, user: &str) -> String {
+    let body = oversized_tier_event(id, &format!("cus_{id}"), user);
+    assert!(body.len() > 450 * 1024);
+    let (status, json) = app.post(Family::Subscription, &body).await;
+    assert_eq!(
+        (status, json["state"].as_str()),
+        (StatusCode::OK, Some("parked")),
+        "{json}"
+    );
+    let (_, record) = app.get(&format!("/events/stripe/{id}")).await;
+    let detail = record["detail"].as_str().expect("a reason").to_owned();
+    println!("parked: {detail}");
+    assert!(detail.contains("permanent store error"), "{detail}");
+    assert!(!detail.contains("platinum"), "the reason quotes no value");
+    let store = app.dynamo.as_ref().expect("dynamo");
+    let items = aws_sdk_dynamodb::Client::new(&sdk_config())
+        .scan()
+        .table_name(store.table())
+        .send()
+        .await
+        .expect("scan")
+        .items
+        .unwrap_or_default();
+    let keys: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i.get("PK").and_then(|v| v.as_s().ok()))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, [format!("EVT#stripe#{id}")], "only the ledger record");
+    let stored = ledger_from_item(&items[0]).expect("ledger record");
+    let parked = stored.parked.expect("parked body");
+    assert!(parked.gzip.is_some(), "the body is kept for a replay");
+    assert_eq!(parked.len, body.len());
+    let (_, access) = app.get(&format!("/users/{user}/access")).await;
+    assert_eq!(access["known"], false, "{access}");
+    detail
+}
+
+#[tokio::test]
+async fn moto_an_aggregate_dynamodb_refuses_parks_the_event() {
+    let app = spawn_moto(false).await;
+    let reason = assert_parked_alone(&app, "evt_huge", "u_huge").await;
+    // Our own check, before anything is sent: the first item of the commit over the limit.
+    assert!(reason.contains("customer item is "), "{reason}");
+}
+
+#[tokio::test]
+async fn moto_dynamodb_s_own_refusal_of_an_oversized_item_parks_the_event() {
+    // Without our check the transaction reaches moto, which refuses items over ~400 KB as
+    // DynamoDB does (a ValidationException).
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config());
+    let store = DynamoBillingStore::new(client, unique("billing"), Retention::default())
+        .without_size_check();
+    store.create_table_if_missing().await.expect("table");
+    let app = spawn_on(std::sync::Arc::new(store), false);
+    let reason = assert_parked_alone(&app, "evt_huge_sent", "u_huge_sent").await;
+    assert!(reason.contains("service ValidationException"), "{reason}");
 }

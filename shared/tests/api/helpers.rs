@@ -142,7 +142,11 @@ pub async fn moto_store() -> Arc<DynamoBillingStore> {
 }
 
 pub async fn spawn_moto(livemode: bool) -> TestApp {
-    let dynamo = moto_store().await;
+    spawn_on(moto_store().await, livemode)
+}
+
+/// An app on a DynamoDB store the test built itself (its table already created).
+pub fn spawn_on(dynamo: Arc<DynamoBillingStore>, livemode: bool) -> TestApp {
     let mut app = build(dynamo.clone(), livemode);
     app.dynamo = Some(dynamo);
     app
