@@ -4,7 +4,6 @@
 //! during init so the first delivery does not pay the TLS handshake.
 
 use crate::adapters::dynamo::DynamoBillingStore;
-use crate::adapters::sdk_error;
 use crate::adapters::secrets_manager::{read_secret_string, ConfiguredSecrets};
 use crate::adapters::sqs::SqsQueue;
 use crate::adapters::stripe_api::{StripeApi, StripeApiKey};
@@ -16,7 +15,6 @@ use crate::routing::Family;
 use crate::telemetry::Metrics;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::types::AttributeValue;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,8 +25,6 @@ pub struct App {
     pub queue: Option<Arc<dyn Queue>>,
     pub metrics: Arc<Metrics>,
     pub config: Config,
-    /// The client inside `store`, kept for the warm-up.
-    dynamo: aws_sdk_dynamodb::Client,
 }
 
 /// The SDK's timeouts for `bounds`: connect, each attempt, the whole operation.
@@ -62,33 +58,6 @@ pub fn sdk_loader(bounds: &CallBounds) -> aws_config::ConfigLoader {
 /// Shared AWS configuration with the default bounds (tools and examples).
 pub async fn aws_config() -> aws_config::SdkConfig {
     sdk_loader(&CallBounds::default()).load().await
-}
-
-/// The key of the warm-up read: an item that never exists.
-const WARM_UP_KEY: &str = "WARMUP";
-
-/// Opens the DynamoDB connection during init (DNS, TCP, TLS, credentials) with one cheap
-/// read, so the first delivery does not pay for it. A failure is logged and ignored: the
-/// first delivery then connects itself, within the same bounds.
-async fn warm_up_dynamo(client: &aws_sdk_dynamodb::Client, table: &str) {
-    let started = std::time::Instant::now();
-    let result = client
-        .get_item()
-        .table_name(table)
-        .key("PK", AttributeValue::S(WARM_UP_KEY.into()))
-        .key("SK", AttributeValue::S(WARM_UP_KEY.into()))
-        .consistent_read(false)
-        .send()
-        .await;
-    let elapsed_ms = started.elapsed().as_millis() as u64;
-    match result {
-        Ok(_) => tracing::info!(elapsed_ms, "DynamoDB connection warmed"),
-        Err(e) => tracing::warn!(
-            elapsed_ms,
-            error = %sdk_error::describe(&e),
-            "DynamoDB warm-up failed; the first delivery will connect"
-        ),
-    }
 }
 
 /// Bounds each request's whole handling by `deadline`: past it the answer is 503 (the status
@@ -156,9 +125,8 @@ impl App {
         config: Config,
         metrics: Metrics,
     ) -> Result<Self, String> {
-        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let store = Arc::new(DynamoBillingStore::new(
-            dynamo.clone(),
+            aws_sdk_dynamodb::Client::new(sdk),
             config.table.clone(),
             config.retention(),
         ));
@@ -192,13 +160,13 @@ impl App {
             queue,
             metrics,
             config,
-            dynamo,
         })
     }
 
-    /// Opens the DynamoDB connection now (a Lambda's init), never failing: see `warm_up_dynamo`.
+    /// Opens the DynamoDB connection now (a Lambda's init), never failing: see
+    /// `DynamoBillingStore::warm_up`.
     pub async fn warm_up(&self) {
-        warm_up_dynamo(&self.dynamo, &self.config.table).await;
+        self.store.warm_up().await;
     }
 }
 

@@ -90,6 +90,9 @@ impl Default for Retention {
     }
 }
 
+/// The key of the warm-up read: an item that never exists.
+const WARM_UP_KEY: &str = "WARMUP";
+
 pub struct DynamoBillingStore {
     client: Client,
     table: String,
@@ -212,6 +215,31 @@ impl DynamoBillingStore {
             meter: Arc::new(CapacityMeter::default()),
             #[cfg(feature = "testing")]
             check_sizes: true,
+        }
+    }
+
+    /// Opens the DynamoDB connection during init (DNS, TCP, TLS, credentials) with one cheap
+    /// read, so the first delivery does not pay for it. A failure is logged and ignored: the
+    /// first delivery then connects itself, within the same bounds.
+    pub async fn warm_up(&self) {
+        let started = std::time::Instant::now();
+        let result = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", AttributeValue::S(WARM_UP_KEY.into()))
+            .key("SK", AttributeValue::S(WARM_UP_KEY.into()))
+            .consistent_read(false)
+            .send()
+            .await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(_) => tracing::info!(elapsed_ms, "DynamoDB connection warmed"),
+            Err(e) => tracing::warn!(
+                elapsed_ms,
+                error = %super::sdk_error::describe(&e),
+                "DynamoDB warm-up failed; the first delivery will connect"
+            ),
         }
     }
 
