@@ -276,13 +276,7 @@ mod tests {
             vec![Some("100".to_owned())],
             "only the failed send"
         );
-        let sent: Vec<String> = inner
-            .sent
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|m| m.id.clone())
-            .collect();
+        let sent = inner.sent_ids();
         assert_eq!(sent, vec!["m2".to_owned()]);
         let aside = store.unreadable_outbox(10).await.expect("list");
         assert_eq!(
@@ -312,13 +306,7 @@ mod tests {
         store.put_raw_outbox("b", 4, &doc(&message("b", 4)));
         let report = drain(&store, &queue, &metrics, 100).await.expect("drain");
         assert_eq!((report.sent, report.failed, report.set_aside), (2, 0, 2));
-        let sent: Vec<String> = queue
-            .sent
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|m| m.id.clone())
-            .collect();
+        let sent = queue.sent_ids();
         assert_eq!(sent, ["a", "b"]);
         let aside: Vec<String> = store
             .unreadable_outbox(10)

@@ -247,6 +247,16 @@ pub struct InMemoryQueue {
     pub sent: Mutex<Vec<OutboxMessage>>,
 }
 
+impl InMemoryQueue {
+    /// The ids of the messages sent so far, in order.
+    pub fn sent_ids(&self) -> Vec<String> {
+        self.sent
+            .lock()
+            .map(|sent| sent.iter().map(|m| m.id.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
 #[async_trait]
 impl Queue for InMemoryQueue {
     async fn send(&self, message: &OutboxMessage) -> Result<(), QueueError> {
