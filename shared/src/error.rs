@@ -3,13 +3,13 @@
 //! pipeline parks the event with its reason instead, so nothing is retried forever.
 
 use crate::ports::{ApiError, SecretsError, StoreError};
-use crate::providers::stripe::signature::SignatureError;
 
 /// Why a delivery was refused (400, nothing stored).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
-    #[error(transparent)]
-    Signature(#[from] SignatureError),
+    /// Not authentic: the provider's own reason (it never quotes a header, body or secret).
+    #[error("{0}")]
+    Unauthentic(String),
     #[error("event livemode={event} but this endpoint runs livemode={configured}")]
     Livemode { event: bool, configured: bool },
     #[error("no webhook endpoint for provider `{0}`")]

@@ -16,4 +16,5 @@ pub mod ports;
 pub mod providers;
 pub mod relay;
 pub mod routing;
+pub mod secret;
 pub mod telemetry;

@@ -4,8 +4,8 @@
 use crate::domain::access::{Access, SubscriptionAccess};
 use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
-use crate::providers::stripe::signature::WebhookSecret;
 use crate::routing::Family;
+use crate::secret::WebhookSecret;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -8,8 +8,8 @@ use crate::ports::{
     Loaded, OutboxMessage, PendingOutbox, Queue, QueueError, SecretSource, SecretsError,
     SetAsideOutbox, StoreError, Stored, UnreadableOutbox, UserAccessDoc,
 };
-use crate::providers::stripe::signature::WebhookSecret;
 use crate::routing::Family;
+use crate::secret::WebhookSecret;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};

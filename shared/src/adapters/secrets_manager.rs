@@ -9,8 +9,8 @@
 
 use super::sdk_error::Describe;
 use crate::ports::{RefreshOutcome, SecretSource, SecretsError};
-use crate::providers::stripe::signature::WebhookSecret;
 use crate::routing::Family;
+use crate::secret::WebhookSecret;
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use std::collections::HashMap;

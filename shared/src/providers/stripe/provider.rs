@@ -137,7 +137,7 @@ impl WebhookProvider for StripeProvider {
         let header = headers
             .get("stripe-signature")
             .and_then(|v| v.to_str().ok());
-        let reject = |e: SignatureError| Error::Rejected(e.into());
+        let reject = |e: SignatureError| Error::Rejected(Rejection::Unauthentic(e.to_string()));
         let secrets = self.secrets.secrets(family).await?;
         match self.check(header, body, &secrets) {
             Ok(signed_at) => Ok(Verified { signed_at }),

@@ -60,30 +60,7 @@ const MAX_V1_SIGNATURES: usize = 16;
 /// Length in bytes of an HMAC-SHA256 tag.
 const MAC_LEN: usize = 32;
 
-/// An endpoint signing secret (`whsec_…`). Debug/Display never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct WebhookSecret(String);
-
-impl WebhookSecret {
-    /// Wrap a signing secret exactly as Stripe shows it (keep the `whsec_` prefix).
-    #[must_use]
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The secret itself. Only for keying the HMAC and for handing to tools
-    /// that need it; never log the result.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WebhookSecret(<redacted>)")
-    }
-}
+pub use crate::secret::WebhookSecret;
 
 /// Why a delivery's signature was rejected. Messages never include the
 /// header, the body or a secret.
