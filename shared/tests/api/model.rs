@@ -5,6 +5,7 @@ use crate::helpers::*;
 use billing::adapters::memory::InMemoryQueue;
 use billing::relay;
 use billing::routing::Family;
+use http::StatusCode;
 use serde_json::json;
 
 async fn feed(app: &TestApp) -> Vec<(String, serde_json::Value)> {
@@ -143,37 +144,98 @@ async fn a_stronger_link_moves_the_customer_to_its_user() {
     assert_eq!(per_user("user_checkout"), [(1, true)]);
 }
 
-/// Issue 7, point 7: the user a link moves away from gets the same answer in every order — in
-/// one order the weaker claim arrives first and links the customer for a while, in the other
-/// it arrives after the stronger one and never does. Only the path counters may differ.
+/// Issue 7, point 7: a customer whose link moves from one user (the subscription's metadata)
+/// to another (Checkout's `client_reference_id`, stronger), with an invoice and a later update
+/// that still names the first user. In every one of the 24 delivery orders both users get the
+/// same answer: the old user is not known (no document is created for a user a link moved away
+/// from before it ever reached it), the new one has the access. Only the path counters
+/// (`feed_seq`, `updated_at`) may differ.
 #[tokio::test]
-async fn a_link_move_leaves_the_old_user_the_same_answer_in_every_order() {
-    let sub = subscription("sub_o", "cus_o", "active", Some("user_old"));
-    let created = event("evt_o1", "customer.subscription.created", NOW, sub);
-    let checkout = checkout("evt_o2", NOW + 1, "cus_o", "user_new");
-    let mut answers = Vec::new();
-    for order in [[0, 1], [1, 0]] {
+async fn a_link_move_leaves_both_users_the_same_answer_in_every_order() {
+    let sub = |status: &str, cancel: bool| {
+        let mut s = subscription("sub_o", "cus_o", status, Some("user_old"));
+        s["cancel_at_period_end"] = serde_json::json!(cancel);
+        s
+    };
+    let invoice = serde_json::json!({
+        "id": "in_o", "object": "invoice", "customer": "cus_o", "subscription": "sub_o",
+        "created": NOW, "status": "paid", "attempt_count": 1,
+    });
+    let events = [
+        (
+            Family::Subscription,
+            event(
+                "evt_o1",
+                "customer.subscription.created",
+                NOW,
+                sub("active", false),
+            ),
+        ),
+        (
+            Family::Invoice,
+            event("evt_o2", "invoice.paid", NOW + 1, invoice),
+        ),
+        (
+            Family::Checkout,
+            checkout("evt_o3", NOW + 2, "cus_o", "user_new"),
+        ),
+        (
+            Family::Subscription,
+            event(
+                "evt_o4",
+                "customer.subscription.updated",
+                NOW + 3,
+                sub("active", true),
+            ),
+        ),
+    ];
+    let mut answers: Vec<(Vec<usize>, serde_json::Value, serde_json::Value)> = Vec::new();
+    for order in permutations(events.len()) {
         let app = spawn_memory(false);
-        for i in order {
-            let (family, body) = if i == 0 {
-                (Family::Subscription, &created)
-            } else {
-                (Family::Checkout, &checkout)
-            };
-            app.post(family, body).await;
+        for &i in &order {
+            let (status, json) = app.post(events[i].0, &events[i].1).await;
+            assert_eq!(status, StatusCode::OK, "{order:?}: {json}");
         }
-        let (_, mut old) = app.get("/users/user_old/access").await;
-        let (_, new) = app.get("/users/user_new/access").await;
-        assert_eq!(new["grants_paid_tier"], true, "{order:?}: {new}");
-        let fields = old.as_object_mut().expect("object");
-        // The feed counter and its time count the changes announced on the way.
-        fields.remove("feed_seq");
-        fields.remove("updated_at");
-        answers.push(old);
+        let answer = |user: &'static str| {
+            let app = &app;
+            async move {
+                let (_, mut json) = app.get(&format!("/users/{user}/access")).await;
+                let fields = json.as_object_mut().expect("object");
+                // The feed counter and its time count the changes announced on the way.
+                fields.remove("feed_seq");
+                fields.remove("updated_at");
+                json
+            }
+        };
+        let (old, new) = (answer("user_old").await, answer("user_new").await);
+        answers.push((order, old, new));
     }
-    assert_eq!(answers[0], answers[1], "in order vs reversed");
-    assert_eq!(answers[0]["known"], false, "{}", answers[0]);
-    assert_eq!(answers[0]["grants_paid_tier"], false);
+    let (_, old, new) = &answers[0];
+    assert_eq!(old["known"], false, "{old}");
+    assert_eq!(old["grants_paid_tier"], false, "{old}");
+    assert_eq!(new["grants_paid_tier"], true, "{new}");
+    assert_eq!(new["cancel_at_period_end"], true, "{new}");
+    for (order, o, n) in &answers[1..] {
+        assert_eq!(o, old, "user_old after {order:?}");
+        assert_eq!(n, new, "user_new after {order:?}");
+    }
+    assert_eq!(answers.len(), 24);
+}
+
+/// All orders of `0..n`.
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![vec![]];
+    }
+    let mut all = Vec::new();
+    for rest in permutations(n - 1) {
+        for at in 0..=rest.len() {
+            let mut order = rest.clone();
+            order.insert(at, n - 1);
+            all.push(order);
+        }
+    }
+    all
 }
 
 #[tokio::test]
