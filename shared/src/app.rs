@@ -1,4 +1,4 @@
-//! Wiring: builds the AWS clients and the service once, from a `Config`. Used by every Lambda
+//! Wiring: builds the AWS clients and the pipeline once, from a `Config`. Used by every Lambda
 //! `main.rs` and by the local run, so both serve the same handler code. Every client gets the
 //! same bounded waits here (README, "Bounded waits"), and the DynamoDB connection is opened
 //! during init so the first delivery does not pay the TLS handshake.

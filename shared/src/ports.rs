@@ -1,4 +1,4 @@
-//! Ports: the small traits the service needs from the outside world, and the records that
+//! Ports: the small traits the pipeline needs from the outside world, and the records that
 //! cross them. Adapters (DynamoDB, SQS, Secrets Manager, in-memory twins) implement these.
 
 use crate::domain::access::{Access, SubscriptionAccess};

@@ -20,7 +20,7 @@ pub fn init(json: bool) {
     let _ = result;
 }
 
-/// Counters the service emits; one name per outcome so alarms can target each.
+/// Counters the pipeline and the relay emit; one name per outcome so alarms can target each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Counter {
     Applied,

@@ -1,5 +1,5 @@
 //! In-memory twins of the ports, with the same conditional semantics as the DynamoDB adapter:
-//! for fast domain and service tests. Not for production; the real store is `dynamo`.
+//! for fast domain and pipeline tests. Not for production; the real store is `dynamo`.
 
 use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
