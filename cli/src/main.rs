@@ -65,6 +65,9 @@ enum Command {
     },
     /// Create BILLING_TABLE if it does not exist (local runs and tests).
     CreateTable,
+    /// Print, as JSON, the CloudWatch metrics the functions emit (namespace default, dimension,
+    /// its values, metric names): what dashboards and alarms may use.
+    Metrics,
     /// Print an API Gateway (HTTP API, payload 2.0) event carrying a signed Stripe event file,
     /// for `sam local invoke` and `cargo lambda invoke --data-file`.
     LambdaEvent {
@@ -116,6 +119,10 @@ async fn main() -> ExitCode {
         Command::Parked => parked().await,
         Command::Relay { once } => relay_cmd(once).await,
         Command::CreateTable => create_table().await,
+        Command::Metrics => {
+            println!("{:#}", billing::telemetry::emitted());
+            Ok(())
+        }
         Command::LambdaEvent { event, base64 } => lambda_event(&event, base64),
     };
     match result {

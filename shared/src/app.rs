@@ -184,6 +184,21 @@ pub async fn run_stripe_lambda(family: Family) -> Result<(), lambda_http::Error>
     lambda_http::run(with_deadline(router, deadline)).await
 }
 
+/// The read API's Lambda (`GET /users/…`, `/events/…`, `/outbox/unreadable`), behind IAM
+/// authorisation in the template: it holds no webhook secret and never writes.
+pub async fn run_read_lambda() -> Result<(), lambda_http::Error> {
+    let config = Config::from_env(&[], None)?;
+    crate::telemetry::init(config.log_json);
+    let metrics = Metrics::Emf {
+        namespace: config.metrics_namespace.clone(),
+    };
+    let deadline = config.delivery_timeout;
+    let app = App::build(config, metrics).await?;
+    app.warm_up().await;
+    let router = crate::http::read_router(app.service.clone());
+    lambda_http::run(with_deadline(router, deadline)).await
+}
+
 /// The relay Lambda on the table's DynamoDB Stream: delivers outbox inserts to the feed queue
 /// and answers which records to retry (the event source mapping reports batch item failures
 /// and filters with `relay::STREAM_FILTER_PATTERN`).

@@ -388,7 +388,7 @@ impl Config {
             parked_retention_days: parked_retention_days as u32,
             feed_queue_url: get("BILLING_FEED_QUEUE_URL"),
             metrics_namespace: get("BILLING_METRICS_NAMESPACE")
-                .unwrap_or_else(|| "BillingWebhooks".into()),
+                .unwrap_or_else(|| crate::telemetry::DEFAULT_NAMESPACE.into()),
             log_json,
             bounds,
             delivery_timeout,

@@ -17,7 +17,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use serde_dynamo::AttributeValue;
 
 /// The `Family` dimension of the relay's metrics.
-const METRIC_DIMENSION: &str = "relay";
+use crate::telemetry::RELAY_DIMENSION as METRIC_DIMENSION;
 
 /// The Lambda event source mapping's filter pattern (`FilterCriteria.Filters[].Pattern`): only
 /// inserts of outbox items reach the relay, so ledger records (and the parked bodies in them),
@@ -343,6 +343,18 @@ mod tests {
             }),
             other => panic!("a pattern leaf must be a list: {other}"),
         }
+    }
+
+    /// The deployed event source mapping filters with this very pattern (template.yaml).
+    #[test]
+    fn the_template_filters_the_stream_with_this_pattern() {
+        let template = include_str!("../../template.yaml");
+        let line = format!("- Pattern: '{STREAM_FILTER_PATTERN}'");
+        assert_eq!(
+            template.matches(&line).count(),
+            1,
+            "template.yaml lacks {line}"
+        );
     }
 
     #[test]

@@ -40,7 +40,34 @@ pub enum Counter {
     TiesUnresolved,
 }
 
+/// The dimension every counter carries (`Family`), and its values besides the endpoint
+/// families: the relay's and the replay command's.
+pub const DIMENSION: &str = "Family";
+/// `BILLING_METRICS_NAMESPACE` when unset.
+pub const DEFAULT_NAMESPACE: &str = "BillingWebhooks";
+pub const RELAY_DIMENSION: &str = "relay";
+pub const REPLAY_DIMENSION: &str = "replay";
+
 impl Counter {
+    /// Every counter (a new one goes here too), so the dashboard check (`billing metrics`) can list what the code emits.
+    pub const ALL: [Counter; 15] = [
+        Counter::Applied,
+        Counter::Stale,
+        Counter::Ignored,
+        Counter::Parked,
+        Counter::Redelivered,
+        Counter::SignatureRejected,
+        Counter::LivemodeRejected,
+        Counter::OutsideFamily,
+        Counter::Unavailable,
+        Counter::SecretRefresh,
+        Counter::OutboxDelivered,
+        Counter::OutboxFailed,
+        Counter::OutboxUnreadable,
+        Counter::Replayed,
+        Counter::TiesUnresolved,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Counter::Applied => "EventsApplied",
@@ -85,11 +112,11 @@ impl Metrics {
                             .map_or(0, |d| d.as_millis() as u64),
                         "CloudWatchMetrics": [{
                             "Namespace": namespace,
-                            "Dimensions": [["Family"]],
+                            "Dimensions": [[DIMENSION]],
                             "Metrics": [{"Name": counter.name(), "Unit": "Count"}]
                         }]
                     },
-                    "Family": family,
+                    DIMENSION: family,
                     counter.name(): 1
                 });
                 println!("{line}");
@@ -117,5 +144,56 @@ impl Metrics {
                 .unwrap_or(0),
             _ => 0,
         }
+    }
+}
+
+/// What the code emits, as the dashboard check reads it (`billing metrics`): the namespace's
+/// default, the one dimension, its values, and every counter's name.
+pub fn emitted() -> serde_json::Value {
+    let mut values: Vec<&str> = crate::routing::Family::ALL
+        .iter()
+        .map(|f| f.as_str())
+        .collect();
+    values.extend([RELAY_DIMENSION, REPLAY_DIMENSION]);
+    serde_json::json!({
+        "default_namespace": DEFAULT_NAMESPACE,
+        "dimension": DIMENSION,
+        "dimension_values": values,
+        "metrics": Counter::ALL.iter().map(|c| c.name()).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_names_are_unique() {
+        let names: std::collections::BTreeSet<_> = Counter::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), Counter::ALL.len());
+    }
+
+    #[test]
+    fn emitted_lists_the_families_the_relay_and_replay() {
+        let e = emitted();
+        let values: Vec<&str> = e["dimension_values"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(
+            values,
+            [
+                "checkout",
+                "subscription",
+                "invoice",
+                "charge",
+                "relay",
+                "replay"
+            ]
+        );
+        assert_eq!(e["metrics"].as_array().map(Vec::len), Some(15));
+        assert_eq!(e["dimension"], "Family");
     }
 }

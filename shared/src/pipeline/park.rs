@@ -71,7 +71,8 @@ impl Pipeline {
     pub async fn replay(&self, provider: Provider, event_id: &EventId) -> Outcome {
         let outcome = self.replay_inner(provider, event_id).await;
         if matches!(outcome, Outcome::Recorded { .. }) {
-            self.metrics.incr(Counter::Replayed, "replay");
+            self.metrics
+                .incr(Counter::Replayed, crate::telemetry::REPLAY_DIMENSION);
         }
         outcome
     }

@@ -1,0 +1,190 @@
+"""Checks template.yaml beyond what cfn-lint knows (run by scripts/check-template).
+
+    python scripts/check_template.py template.yaml METRICS_JSON TRANSLATED_OUT
+
+1. Translates the SAM template offline with aws-sam-translator (no AWS call) into
+   TRANSLATED_OUT, so cfn-lint can lint the CloudFormation that would really be deployed.
+2. The dashboard body is valid JSON once `${...}` substitutions are resolved, and each of its
+   substitutions names a parameter, a resource (or resource attribute) or a pseudo parameter.
+3. Every metric of the dashboard and of every alarm is one the code emits (METRICS_JSON, the
+   output of `billing metrics`: namespace, the `Family` dimension and its values) or a service
+   metric from the short list below, with that service's dimension.
+4. Each webhook function serves POST /webhooks/stripe/<its family> without authorisation, reads
+   exactly its own signing secret through `STRIPE_WEBHOOK_SECRETS_<FAMILY>_ARN`, and may read
+   only that secret (and the optional API key); every other route is IAM-authorised.
+5. No environment variable carries a secret value (only `..._ARN` references).
+
+Prints one line per problem and exits 1 if there is any.
+"""
+
+import json
+import os
+import re
+import sys
+
+from cfnlint.decode import decode
+from samtranslator.translator.transform import transform
+
+# Service metrics the dashboard and alarms may use, with the one dimension each is read by.
+SERVICE_METRICS = {
+    "AWS/Lambda": ({"IteratorAge", "Duration", "Errors", "Throttles", "Invocations"}, "FunctionName"),
+    "AWS/SQS": ({"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"}, "QueueName"),
+    "AWS/ApiGateway": ({"Count", "4xx", "5xx", "Latency", "IntegrationLatency"}, "ApiId"),
+    "AWS/DynamoDB": (
+        {"ConsumedWriteCapacityUnits", "ConsumedReadCapacityUnits", "WriteThrottleEvents", "ReadThrottleEvents"},
+        "TableName",
+    ),
+}
+FAMILIES = ["checkout", "subscription", "invoice", "charge"]
+PSEUDO = {"AWS::Region", "AWS::StackName", "AWS::AccountId", "AWS::Partition", "AWS::URLSuffix"}
+
+problems = []
+
+
+def problem(msg):
+    problems.append(msg)
+
+
+class NoManagedPolicies:
+    """The template names no managed policy by name, so the translator needs no IAM lookup."""
+
+    def load(self):
+        return {}
+
+
+def translate(template, out_path):
+    # The translator fills AWS::Region from boto's session; any region does, nothing is called.
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    # As `sam package` would after `sam build`: each local CodeUri becomes an S3 object.
+    for logical, res in template["Resources"].items():
+        if res["Type"] == "AWS::Serverless::Function":
+            res["Properties"]["CodeUri"] = f"s3://packaged-by-sam/{logical}.zip"
+    translated = transform(template, {}, NoManagedPolicies())
+    with open(out_path, "w") as f:
+        json.dump(translated, f, indent=1, default=str)
+    return translated
+
+
+def check_metric(where, namespace, name, dims, emitted):
+    """dims: list of (name, value) pairs; value None when it is a reference."""
+    if namespace == "${MetricsNamespace}" or namespace == {"Ref": "MetricsNamespace"}:
+        if name not in emitted["metrics"]:
+            problem(f"{where}: {name} is not a metric the code emits")
+        if [d for d, _ in dims] != [emitted["dimension"]]:
+            problem(f"{where}: {name} must carry exactly the dimension {emitted['dimension']}, has {dims}")
+        elif dims[0][1] not in emitted["dimension_values"]:
+            problem(f"{where}: {name} has {emitted['dimension']}={dims[0][1]}, never emitted")
+        return
+    known = SERVICE_METRICS.get(namespace)
+    if known is None:
+        problem(f"{where}: unexpected namespace {namespace}")
+    elif name not in known[0]:
+        problem(f"{where}: {namespace} {name} is not in the checked list")
+    elif [d for d, _ in dims] != [known[1]]:
+        problem(f"{where}: {namespace} {name} should be read by {known[1]}, has {dims}")
+
+
+def check_dashboard(template, emitted):
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    names = set(template["Parameters"]) | set(template["Resources"]) | PSEUDO
+    for ref in re.findall(r"\$\{([^}]*)\}", body):
+        if ref not in names and ref.split(".")[0] not in template["Resources"]:
+            problem(f"dashboard: ${{{ref}}} names nothing in the template")
+    # Keep the namespace reference recognisable; any other substitution becomes a placeholder.
+    resolved = re.sub(r"\$\{(?!MetricsNamespace\})[^}]*\}", "X", body)
+    try:
+        dash = json.loads(resolved)
+    except json.JSONDecodeError as e:
+        problem(f"dashboard: not valid JSON: {e}")
+        return 0
+    count = 0
+    for w in dash["widgets"]:
+        for m in w.get("properties", {}).get("metrics", []):
+            parts = [p for p in m if not isinstance(p, dict)]
+            namespace, name, rest = parts[0], parts[1], parts[2:]
+            dims = list(zip(rest[0::2], rest[1::2]))
+            check_metric(f"dashboard '{w['properties'].get('title')}'", namespace, name, dims, emitted)
+            count += 1
+    return count
+
+
+def alarm_metrics(props):
+    if "MetricName" in props:
+        yield props["Namespace"], props["MetricName"], props.get("Dimensions", [])
+    for m in props.get("Metrics", []):
+        stat = m.get("MetricStat")
+        if stat:
+            metric = stat["Metric"]
+            yield metric["Namespace"], metric["MetricName"], metric.get("Dimensions", [])
+
+
+def check_alarms(template, emitted):
+    count = 0
+    for logical, res in template["Resources"].items():
+        if res["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        for namespace, name, dims in alarm_metrics(res["Properties"]):
+            pairs = [(d["Name"], d["Value"] if isinstance(d["Value"], str) else None) for d in dims]
+            check_metric(f"alarm {logical}", namespace, name, pairs, emitted)
+            count += 1
+    return count
+
+
+def check_functions(template):
+    resources = template["Resources"]
+    for fam in FAMILIES:
+        logical = fam.capitalize() + "Function"
+        props = resources[logical]["Properties"]
+        secret = fam.capitalize() + "WebhookSecret"
+        env = props["Environment"]["Variables"]
+        want = f"STRIPE_WEBHOOK_SECRETS_{fam.upper()}_ARN"
+        if env.get(want) != {"Ref": secret}:
+            problem(f"{logical}: {want} must be !Ref {secret}")
+        events = list(props["Events"].values())
+        routes = [(e["Properties"]["Method"], e["Properties"]["Path"], e["Properties"].get("Auth")) for e in events]
+        if routes != [("POST", f"/webhooks/stripe/{fam}", {"Authorizer": "NONE"})]:
+            problem(f"{logical}: routes {routes}, expected only POST /webhooks/stripe/{fam} without authoriser")
+        readable = json.dumps([s for p in props["Policies"] for s in p["Statement"] if "secretsmanager:GetSecretValue" in json.dumps(s)])
+        others = [s for s in resources if s.endswith("WebhookSecret") and s != secret and s in readable]
+        if others or secret not in readable:
+            problem(f"{logical}: must read its own secret {secret} only (also reads {others})")
+    api = template["Resources"]["HttpApi"]["Properties"]["Auth"]
+    if api != {"EnableIamAuthorizer": True, "DefaultAuthorizer": "AWS_IAM"}:
+        problem(f"HttpApi: read routes must default to AWS_IAM, auth is {api}")
+    for logical, res in resources.items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        for e in res["Properties"].get("Events", {}).values():
+            if e["Type"] == "HttpApi" and not e["Properties"]["Path"].startswith("/webhooks/"):
+                if e["Properties"].get("Auth"):
+                    problem(f"{logical}: read route {e['Properties']['Path']} must keep the IAM default")
+        for k, v in res["Properties"].get("Environment", {}).get("Variables", {}).items():
+            if ("SECRET" in k or "KEY" in k and "METADATA" not in k) and not k.endswith("_ARN"):
+                problem(f"{logical}: {k} looks like a secret value in the environment")
+            if isinstance(v, str) and re.search(r"(whsec|sk|rk)_(live|test)?_?[A-Za-z0-9]{8,}", v):
+                problem(f"{logical}: {k} holds what looks like a secret")
+
+
+def main():
+    path, metrics_path, out_path = sys.argv[1:4]
+    template, matches = decode(path)
+    if matches:
+        for m in matches:
+            problem(f"cannot read {path}: {m}")
+        return
+    with open(metrics_path) as f:
+        emitted = json.load(f)
+    check_functions(template)
+    dashboard = check_dashboard(template, emitted)
+    alarms = check_alarms(template, emitted)
+    translated = translate(json.loads(json.dumps(template, default=str)), out_path)
+    kinds = sorted({r["Type"] for r in translated["Resources"].values()})
+    print(f"check_template: {dashboard} dashboard metrics and {alarms} alarm metrics checked; "
+          f"translated to {len(translated['Resources'])} resources ({len(kinds)} types) in {out_path}")
+
+
+if __name__ == "__main__":
+    main()
+    for p in problems:
+        print(f"check_template: {p}")
+    sys.exit(1 if problems else 0)
