@@ -12,7 +12,8 @@
 4. Each webhook function serves POST /webhooks/stripe/<its family> without authorisation, reads
    exactly its own signing secret through `STRIPE_WEBHOOK_SECRETS_<FAMILY>_ARN`, and may read
    only that secret (and the optional API key); every other route is IAM-authorised.
-5. No environment variable carries a secret value (only `..._ARN` references).
+5. No environment variable carries a secret value (only `..._ARN` references; an inline
+   secret variable may be declared empty, so `sam local invoke --env-vars` can set it).
 
 Prints one line per problem and exits 1 if there is any.
 """
@@ -159,7 +160,8 @@ def check_functions(template):
                 if e["Properties"].get("Auth"):
                     problem(f"{logical}: read route {e['Properties']['Path']} must keep the IAM default")
         for k, v in res["Properties"].get("Environment", {}).get("Variables", {}).items():
-            if ("SECRET" in k or "KEY" in k and "METADATA" not in k) and not k.endswith("_ARN"):
+            # An inline secret variable may only be declared empty (for `sam local invoke`).
+            if ("SECRET" in k or "KEY" in k and "METADATA" not in k) and not k.endswith("_ARN") and v != "":
                 problem(f"{logical}: {k} looks like a secret value in the environment")
             if isinstance(v, str) and re.search(r"(whsec|sk|rk)_(live|test)?_?[A-Za-z0-9]{8,}", v):
                 problem(f"{logical}: {k} holds what looks like a secret")
