@@ -12,7 +12,9 @@ mod stripe;
 #[cfg(test)]
 mod tests;
 
-use billing::adapters::stripe_api::{parse_base, StripeApiKey, DEFAULT_BASE, STRIPE_VERSION};
+use billing::adapters::stripe_api::{
+    parse_base, KeyError, StripeApiKey, DEFAULT_BASE, STRIPE_VERSION,
+};
 use billing::providers::stripe::enabled_events::enabled_events;
 use billing::routing::Family;
 use plan::{Action, Desired, Mode, Plan, FAMILY_KEY, PENDING, REPLACES_KEY, SECRET_KEY};
@@ -108,6 +110,8 @@ pub struct Row {
     pub endpoint: String,
     pub secret: String,
     pub url: String,
+    /// The endpoint a rotation replaces (deleted by `--finish-rotation`).
+    pub replaces: Option<String>,
 }
 
 /// The command: settings from the environment, then [`run`], then the table.
@@ -115,7 +119,13 @@ pub async fn command(args: Args) -> Result<(), String> {
     let settings = Settings::new(&args, |name| std::env::var(name).ok())?;
     let raw_key = std::env::var(ADMIN_KEY_VAR)
         .map_err(|_| format!("set {ADMIN_KEY_VAR} (a key that may write webhook endpoints)"))?;
-    let key = StripeApiKey::parse(&raw_key).map_err(|e| format!("{ADMIN_KEY_VAR}: {e}"))?;
+    let key = StripeApiKey::parse(&raw_key).map_err(|e| match e {
+        KeyError::Publishable => format!(
+            "{ADMIN_KEY_VAR}: a publishable key (pk_…) cannot write webhook endpoints: use a \
+             secret key (sk_…) or a restricted key (rk_…) with Webhook Endpoints: Write"
+        ),
+        other => format!("{ADMIN_KEY_VAR}: {other}"),
+    })?;
     let api_base = std::env::var("STRIPE_API_BASE").unwrap_or_else(|_| DEFAULT_BASE.into());
     let api_base = parse_base(&api_base).map_err(|e| format!("STRIPE_API_BASE: {e}"))?;
     let client = stripe::client(raw_key.trim(), api_base.as_str())?;
@@ -124,7 +134,9 @@ pub async fn command(args: Args) -> Result<(), String> {
     println!("Stripe {mode} mode, endpoints on API version {STRIPE_VERSION}");
     let mut rows = Vec::new();
     let result = run(&settings, &client, &secrets, &mut rows).await;
-    print!("{}", table(&rows));
+    if !rows.is_empty() {
+        print!("{}", table(&rows));
+    }
     for line in next_steps(&args, &rows) {
         println!("{line}");
     }
@@ -184,6 +196,7 @@ fn row(desired: &Desired, action: &str, endpoint: &str, secret: &str) -> Row {
         endpoint: endpoint.into(),
         secret: secret.into(),
         url: desired.url.clone(),
+        replaces: None,
     }
 }
 
@@ -221,14 +234,16 @@ async fn apply(io: &Io<'_>, desired: &Desired, plan: &Plan) -> Result<Row, Strin
             let current = secrets::read(io.secrets, io.secret_id).await?;
             let kept = current.len();
             let id = create_and_store(io, desired, Some(old), current).await?;
-            row(
-                desired,
-                "rotated",
-                &id,
-                &format!("stored [new + {kept} old]"),
-            )
+            let secret = format!("stored [new + {kept} old]");
+            Row {
+                replaces: Some(old.clone()),
+                ..row(desired, "rotated", &id, &secret)
+            }
         }
-        Action::Rotating { new, .. } => row(desired, "rotating", new, "kept"),
+        Action::Rotating { new, old } => Row {
+            replaces: Some(old.clone()),
+            ..row(desired, "rotating", new, "kept")
+        },
         Action::Finish { new, old, present } => {
             if *present {
                 stripe::delete(io.client, old).await?;
@@ -302,13 +317,15 @@ pub fn table(rows: &[Row]) -> String {
 
 /// What to do after a rotation started or is still under way.
 fn next_steps(args: &Args, rows: &[Row]) -> Vec<String> {
-    if !rows
+    let old: Vec<String> = rows
         .iter()
-        .any(|r| r.action == "rotated" || r.action == "rotating")
-    {
+        .filter_map(|r| Some(format!("{} ({})", r.replaces.as_ref()?, r.family)))
+        .collect();
+    if old.is_empty() {
         return Vec::new();
     }
     vec![
+        format!("Replaced endpoints, still delivering: {}", old.join(", ")),
         "A rotation is under way: the old and the new endpoints both deliver every event, each \
          signed with its own secret; the functions accept both secrets (they re-read Secrets \
          Manager after a signature miss) and record each event once."

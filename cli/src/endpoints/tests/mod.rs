@@ -199,6 +199,33 @@ fn settings_name_every_missing_variable_and_check_the_base_url() {
     );
 }
 
+#[test]
+fn after_a_rotation_the_old_endpoints_and_the_finish_command_are_printed() {
+    let args = Args {
+        base_url: BASE_URL.into(),
+        rotate: true,
+        finish_rotation: false,
+        dry_run: false,
+    };
+    let row = |family, replaces: Option<&str>| Row {
+        family,
+        action: "rotated".into(),
+        endpoint: "we_new".into(),
+        secret: "stored [new + 1 old]".into(),
+        url: "u".into(),
+        replaces: replaces.map(str::to_owned),
+    };
+    assert!(next_steps(&args, &[row(Family::Charge, None)]).is_empty());
+    let rows = [
+        row(Family::Checkout, Some("we_a")),
+        row(Family::Invoice, Some("we_b")),
+    ];
+    let text = next_steps(&args, &rows).join("\n");
+    assert!(text.contains("we_a (checkout), we_b (invoice)"), "{text}");
+    let finish = format!("billing stripe-endpoints --base-url {BASE_URL} --finish-rotation");
+    assert!(text.contains(&finish), "{text}");
+}
+
 #[tokio::test]
 async fn moto_the_first_run_creates_four_endpoints_and_stores_four_secrets() {
     let h = harness().await;
@@ -344,6 +371,8 @@ async fn moto_rotate_keeps_both_secrets_valid_until_the_rotation_is_finished() {
     assert_eq!(actions(&rows), all("rotated"));
     for family in Family::ALL {
         let (old_id, old_secret) = &old[&family];
+        let row = rows.iter().find(|r| r.family == family).expect("row");
+        assert_eq!(row.replaces.as_ref(), Some(old_id));
         let here = h.fake.at(&h.url(family));
         assert_eq!(here.len(), 2, "{family}: old and new");
         let new = here

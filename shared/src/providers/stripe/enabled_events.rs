@@ -153,7 +153,10 @@ mod tests {
         for family in Family::ALL {
             let list = enabled_events(family);
             assert!(!list.is_empty(), "{family}");
-            assert!(list.windows(2).all(|w| w[0] < w[1]), "{family}: sorted, no repeat");
+            assert!(
+                list.windows(2).all(|w| w[0] < w[1]),
+                "{family}: sorted, no repeat"
+            );
             for t in list {
                 assert!(!t.contains('*'), "{t}: Stripe takes no prefix wildcard");
                 if let Some(other) = owner.insert(t, family) {
@@ -208,7 +211,10 @@ mod tests {
             "customer.source.updated",
         ];
         let enabled = all_enabled();
-        let missing: Vec<_> = catalogue.iter().filter(|t| !enabled.contains(**t)).collect();
+        let missing: Vec<_> = catalogue
+            .iter()
+            .filter(|t| !enabled.contains(**t))
+            .collect();
         assert!(missing.is_empty(), "not enabled: {missing:?}");
     }
 
