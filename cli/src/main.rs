@@ -8,11 +8,14 @@
 //! billing relay [--once]              deliver pending outbox messages to BILLING_FEED_QUEUE_URL
 //! billing create-table                create BILLING_TABLE (local runs and tests)
 //! billing lambda-event FILE [--family F] [--secret S] [--at UNIX] [--base64]   print an API Gateway event
+//! billing stripe-endpoints --base-url URL [--rotate | --finish-rotation] [--dry-run]
+//!                                     create or update the Stripe webhook endpoints
 //! ```
 
 #![warn(clippy::too_many_lines)]
 
 mod dev;
+mod endpoints;
 
 use billing::app::{with_deadline, App};
 use billing::config::Config;
@@ -77,6 +80,9 @@ enum Command {
         #[arg(long)]
         base64: bool,
     },
+    /// Create or update the four Stripe webhook endpoints (STRIPE_ADMIN_KEY) and store their
+    /// signing secrets in Secrets Manager (STRIPE_WEBHOOK_SECRETS_<FAMILY>_ARN).
+    StripeEndpoints(endpoints::Args),
 }
 
 /// A Stripe event file to sign, and how.
@@ -124,6 +130,7 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Command::LambdaEvent { event, base64 } => lambda_event(&event, base64),
+        Command::StripeEndpoints(args) => endpoints::command(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -404,6 +411,20 @@ mod tests {
             &["relay", "--once"],
             &["create-table"],
             &["lambda-event", "f.json", "--family", "charge"],
+            &["stripe-endpoints", "--base-url", "https://x.example"],
+            &[
+                "stripe-endpoints",
+                "--base-url",
+                "https://x.example",
+                "--rotate",
+            ],
+            &[
+                "stripe-endpoints",
+                "--base-url",
+                "https://x.example",
+                "--finish-rotation",
+                "--dry-run",
+            ],
             // What scripts/events runs.
             &[
                 "lambda-event",
@@ -453,6 +474,17 @@ mod tests {
             (&["replay"], ErrorKind::MissingRequiredArgument),
             (&["replay", "--all", "evt_1"], ErrorKind::ArgumentConflict),
             (&["relay", "--once", "now"], ErrorKind::UnknownArgument),
+            (&["stripe-endpoints"], ErrorKind::MissingRequiredArgument),
+            (
+                &[
+                    "stripe-endpoints",
+                    "--base-url",
+                    "https://x.example",
+                    "--rotate",
+                    "--finish-rotation",
+                ],
+                ErrorKind::ArgumentConflict,
+            ),
         ] {
             let err = parse(args).expect_err("must be refused");
             assert_eq!(err.kind(), kind, "{args:?}: {err}");
@@ -471,6 +503,7 @@ mod tests {
             "relay",
             "create-table",
             "lambda-event",
+            "stripe-endpoints",
         ] {
             let err = parse(&[name, "--help"]).expect_err("help is an early exit");
             assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{name}");

@@ -24,7 +24,8 @@ use std::time::Duration;
 
 /// The API version every request asks for: the newest our fixtures cover
 /// (`tests/fixtures/stripe/2025-06-30.basil/`), so answers have shapes the translator knows,
-/// whatever version the Stripe account defaults to.
+/// whatever version the Stripe account defaults to. `billing stripe-endpoints` creates the
+/// webhook endpoints with it too, so events arrive in the same version.
 pub const STRIPE_VERSION: &str = "2025-06-30.basil";
 
 /// Where Stripe's API lives (`STRIPE_API_BASE` overrides it for tests).
