@@ -135,6 +135,11 @@ pub fn outbox_insert(record: &EventRecord) -> Option<(String, PendingOutbox)> {
 /// ones, and answers the partial batch response naming the records to retry. A failed send is
 /// retried; an unreadable document is not (it would block the shard and never read): only a
 /// failure to set it aside (the store unavailable) is.
+///
+/// The first failure ends the pass: it and every later record are reported, none of them tried.
+/// A stream's event source mapping resumes from the lowest reported record, so a later record
+/// sent now would be sent again on the retry (a duplicate on the feed), and trying them while
+/// the queue is down would spend a timeout on each (and the function's time limit on a batch).
 pub async fn handle_stream_batch(
     store: &dyn BillingStore,
     queue: &dyn Queue,
@@ -142,7 +147,12 @@ pub async fn handle_stream_batch(
     event: &Event,
 ) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
+    let mut failed = false;
     for (sequence, item) in event.records.iter().filter_map(outbox_insert) {
+        if failed {
+            response.batch_item_failures.push(failure(sequence));
+            continue;
+        }
         let done = match item {
             Ok(m) => {
                 deliver(store, queue, metrics, std::slice::from_ref(&m))
@@ -159,12 +169,17 @@ pub async fn handle_stream_batch(
             },
         };
         if !done {
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = Some(sequence);
-            response.batch_item_failures.push(failure);
+            failed = true;
+            response.batch_item_failures.push(failure(sequence));
         }
     }
     response
+}
+
+fn failure(sequence: String) -> DynamoDbBatchItemFailure {
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = Some(sequence);
+    failure
 }
 
 #[cfg(test)]
@@ -253,16 +268,17 @@ mod tests {
         store.put_raw_outbox("m1", 1, &doc(&m1));
         store.put_raw_outbox("m2", 2, &doc(&m2));
         store.put_raw_outbox("bad", 3, r#"{"id": "bad", "body": "user_42"}"#);
+        // The unreadable document comes before the send that fails (m1's); m2 comes after it.
         let event = stream_event(vec![
-            record("INSERT", "100", "OUTBOX#m1", Some(&doc(&m1))),
             record(
                 "INSERT",
-                "101",
+                "100",
                 "OUTBOX#bad",
                 Some(r#"{"id": "bad", "body": "user_42"}"#),
             ),
-            record("INSERT", "102", "OUTBOX#m2", Some(&doc(&m2))),
-            record("REMOVE", "103", "OUTBOX#m0", None),
+            record("REMOVE", "101", "OUTBOX#m0", None),
+            record("INSERT", "102", "OUTBOX#m1", Some(&doc(&m1))),
+            record("INSERT", "103", "OUTBOX#m2", Some(&doc(&m2))),
         ]);
         plan.fail_next(Step::Send);
         let response = handle_stream_batch(&store, &queue, &metrics, &event).await;
@@ -273,11 +289,10 @@ mod tests {
             .collect();
         assert_eq!(
             retried,
-            vec![Some("100".to_owned())],
-            "only the failed send"
+            vec![Some("102".to_owned()), Some("103".to_owned())],
+            "the failed send and what follows it, not the unreadable document"
         );
-        let sent = inner.sent_ids();
-        assert_eq!(sent, vec!["m2".to_owned()]);
+        assert!(inner.sent_ids().is_empty());
         let aside = store.unreadable_outbox(10).await.expect("list");
         assert_eq!(
             aside.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
@@ -285,14 +300,54 @@ mod tests {
         );
         assert!(!aside[0].reason.contains("user_42"), "{}", aside[0].reason);
         assert_eq!(metrics.count(Counter::OutboxUnreadable), 1);
-        // The pending outbox keeps only the message whose send failed.
+        // Both messages stay pending for the retry; the unreadable one has left the outbox.
         let pending = store.pending_outbox(10).await.expect("pending");
-        assert_eq!(pending, vec![Ok(m1)]);
+        assert_eq!(pending, vec![Ok(m1), Ok(m2)]);
         let json = serde_json::to_value(&response).expect("json");
         assert_eq!(
             json,
-            json!({"batchItemFailures": [{"itemIdentifier": "100"}]})
+            json!({"batchItemFailures": [{"itemIdentifier": "102"}, {"itemIdentifier": "103"}]})
         );
+    }
+
+    /// The mapping resumes from the lowest reported record: a later one sent in this pass would
+    /// be sent twice. After a failed send, the rest is reported and nothing more is sent.
+    #[tokio::test]
+    async fn after_a_failed_send_the_rest_of_the_batch_is_reported_not_sent() {
+        let store = InMemoryBillingStore::new();
+        let metrics = Metrics::memory();
+        let inner = Arc::new(InMemoryQueue::default());
+        let plan = Arc::new(FaultPlan::default());
+        let queue = FaultyQueue {
+            inner: inner.clone(),
+            plan: plan.clone(),
+        };
+        let (m1, m2, m3) = (message("m1", 1), message("m2", 2), message("m3", 3));
+        for m in [&m1, &m2, &m3] {
+            store.put_raw_outbox(&m.id, m.created_at, &doc(m));
+        }
+        let event = stream_event(vec![
+            record("INSERT", "100", "OUTBOX#m1", Some(&doc(&m1))),
+            record("INSERT", "101", "OUTBOX#m2", Some(&doc(&m2))),
+            record("INSERT", "102", "OUTBOX#m3", Some(&doc(&m3))),
+        ]);
+        plan.fail_next(Step::Send);
+        let first = handle_stream_batch(&store, &queue, &metrics, &event).await;
+        let reported: Vec<_> = first
+            .batch_item_failures
+            .iter()
+            .filter_map(|f| f.item_identifier.as_deref())
+            .collect();
+        assert_eq!(reported, ["100", "101", "102"]);
+        assert!(
+            inner.sent_ids().is_empty(),
+            "nothing after the failure is sent"
+        );
+        // The retry (the mapping resumes at 100) sends each message once.
+        let retry = handle_stream_batch(&store, &queue, &metrics, &event).await;
+        assert!(retry.batch_item_failures.is_empty());
+        assert_eq!(inner.sent_ids(), ["m1", "m2", "m3"]);
+        assert!(store.pending_outbox(10).await.expect("pending").is_empty());
     }
 
     #[tokio::test]
