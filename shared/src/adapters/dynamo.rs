@@ -17,8 +17,8 @@ use super::sdk_error::Describe;
 use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState,
-    Loaded, ParkedBody, PendingOutbox, SetAsideOutbox, StoreError, Stored, UnreadableOutbox,
-    UserAccessDoc,
+    Loaded, OutboxMessage, ParkedBody, PendingOutbox, SetAsideOutbox, StoreError, Stored,
+    UnreadableOutbox, UserAccessDoc,
 };
 use crate::routing::Family;
 use async_trait::async_trait;
@@ -164,6 +164,42 @@ fn stored<T: DeserializeOwned>(item: &Item, what: &str) -> Result<Stored<T>, Sto
         value: doc(item, what)?,
         rev: get_n(item, "rev").ok_or_else(|| corrupt(what))? as u64,
     })
+}
+
+/// The outbox item of `m` as the commit writes it; the table's stream carries this image to
+/// the relay (`billing lambda-event --stream` prints it).
+pub fn outbox_item(m: &OutboxMessage) -> Result<Item, StoreError> {
+    let mut item = key(format!("OUTBOX#{}", m.id), "OUTBOX");
+    item.insert("kind".into(), s("outbox"));
+    item.insert("doc".into(), s(to_json(m)?));
+    item.insert("GSI1PK".into(), s(OUTBOX));
+    // Oldest first; consumers need no order (README, "Change feed").
+    item.insert("GSI1SK".into(), s(format!("{:011}#{}", m.created_at, m.id)));
+    Ok(item)
+}
+
+/// `item` as a DynamoDB Streams record carries it (`Keys`, `NewImage`). Only the scalar types
+/// the table's items use are converted; any other is an error rather than a wrong image.
+pub fn stream_image(item: &Item) -> Result<serde_dynamo::Item, StoreError> {
+    use serde_dynamo::AttributeValue as Image;
+    let mut image = HashMap::new();
+    for (name, value) in item {
+        let converted = match value {
+            AttributeValue::S(v) => Image::S(v.clone()),
+            AttributeValue::N(v) => Image::N(v.clone()),
+            AttributeValue::B(v) => Image::B(v.as_ref().to_vec()),
+            AttributeValue::Bool(v) => Image::Bool(*v),
+            AttributeValue::Null(v) => Image::Null(*v),
+            // Named by attribute only: a value may hold user data.
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "attribute {name}: a type the table's items do not use"
+                )))
+            }
+        };
+        image.insert(name.clone(), converted);
+    }
+    Ok(image.into())
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
@@ -410,13 +446,7 @@ impl DynamoBillingStore {
             items.push(self.put(item, "attribute_not_exists(PK)", None)?);
         }
         for m in &c.outbox {
-            let mut item = key(format!("OUTBOX#{}", m.id), "OUTBOX");
-            item.insert("kind".into(), s("outbox"));
-            item.insert("doc".into(), s(to_json(m)?));
-            item.insert("GSI1PK".into(), s(OUTBOX));
-            // Oldest first; consumers need no order (README, "Change feed").
-            item.insert("GSI1SK".into(), s(format!("{:011}#{}", m.created_at, m.id)));
-            items.push(self.put(item, "attribute_not_exists(PK)", None)?);
+            items.push(self.put(outbox_item(m)?, "attribute_not_exists(PK)", None)?);
         }
         Ok(items)
     }
