@@ -903,6 +903,33 @@ mod tests {
     use aws_sdk_dynamodb::types::error::TransactionCanceledException;
     use aws_sdk_dynamodb::types::CancellationReason;
 
+    /// The stream image of an outbox item is what the stream relay reads back: its keys and
+    /// its message. A type the table does not use is refused, named by attribute, never quoted.
+    #[test]
+    fn an_outbox_items_stream_image_reads_back_as_its_message() {
+        let m = OutboxMessage {
+            id: "chg_1".into(),
+            kind: "access.changed".into(),
+            body: serde_json::json!({"schema": "billing.access_changed.v1", "user_id": "user_42"}),
+            created_at: 1_735_689_600,
+        };
+        let image = stream_image(&outbox_item(&m).expect("item")).expect("image");
+        let text = |name: &str| match image.get(name) {
+            Some(serde_dynamo::AttributeValue::S(v)) => Some(v.as_str()),
+            _ => None,
+        };
+        assert_eq!(
+            (text("PK"), text("SK"), text("GSI1PK")),
+            (Some("OUTBOX#chg_1"), Some("OUTBOX"), Some("OUTBOX"))
+        );
+        assert_eq!(read_outbox_doc("chg_1", text("doc")), Ok(m));
+        let mut odd = key("OUTBOX#x".into(), "OUTBOX");
+        odd.insert("doc".into(), AttributeValue::Ss(vec!["user_42".into()]));
+        let err = stream_image(&odd).expect_err("a string set is not converted");
+        assert!(err.to_string().contains("attribute doc"), "{err}");
+        assert!(!err.to_string().contains("user_42"), "{err}");
+    }
+
     #[test]
     fn a_failed_call_is_unavailable_and_says_its_kind() {
         for (error, kind) in crate::adapters::sdk_error::tests::samples() {
