@@ -2,9 +2,15 @@
 //! version control so `send` can sign with them), a local feed queue, and sample events.
 
 use base64::Engine;
+use billing::adapters::dynamo::{item_size, outbox_item, stream_image};
+use billing::adapters::memory::{InMemoryBillingStore, StaticSecrets};
 use billing::config::{Config, DevDefaults};
-use billing::ports::Queue;
+use billing::pipeline::Outcome;
+use billing::ports::{BillingStore, FixedClock, OutboxMessage, PendingOutbox, Queue};
+use billing::providers::stripe::signature::{sign, WebhookSecret};
+use billing::providers::stripe::{pipeline, Settings, StripeDelivery};
 use billing::routing::Family;
+use billing::telemetry::Metrics;
 use rand::Rng;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -138,4 +144,89 @@ pub fn api_gateway_event(
         "body": body,
         "isBase64Encoded": encoded
     })
+}
+
+/// A Stripe event file's exact bytes and the family it is delivered to.
+pub type Delivery = (Vec<u8>, Family);
+
+/// The outbox messages the last of `deliveries` writes when they are applied in order at `at`
+/// to an empty in-memory model with the default settings (a function without tier
+/// configuration writes the same). The model signs and verifies with a secret of its own:
+/// only the outcome matters here.
+async fn outbox_of(deliveries: &[Delivery], at: i64) -> Result<Vec<OutboxMessage>, String> {
+    let store = Arc::new(InMemoryBillingStore::new());
+    let secret = WebhookSecret::new("whsec_stream_sample");
+    let model = pipeline(
+        store.clone(),
+        Arc::new(StaticSecrets::everywhere(vec![secret.clone()])),
+        Arc::new(FixedClock::at(at)),
+        Arc::new(Metrics::Off),
+        Settings::default(),
+    );
+    let mut pending: Vec<PendingOutbox> = Vec::new();
+    for (body, family) in deliveries {
+        // What the earlier deliveries wrote was relayed already.
+        for item in pending.drain(..) {
+            let id = match &item {
+                Ok(OutboxMessage { id, .. }) => id,
+                Err(bad) => &bad.id,
+            };
+            store.delete_outbox(id).await.map_err(|e| e.to_string())?;
+        }
+        let header = sign(body, std::slice::from_ref(&secret), at);
+        match model.receive_stripe(*family, Some(&header), body).await {
+            Outcome::Recorded { .. } => {}
+            Outcome::Duplicate { .. } => return Err("an event was delivered twice".into()),
+            Outcome::Rejected(why) => return Err(format!("an event was rejected: {why}")),
+            Outcome::Unavailable(e) => return Err(format!("the model failed: {e}")),
+        }
+        pending = store
+            .pending_outbox(1000)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    pending
+        .into_iter()
+        .map(|item| {
+            item.map_err(|bad| format!("outbox item {} unreadable: {}", bad.id, bad.reason))
+        })
+        .collect()
+}
+
+/// The DynamoDB Streams event (stream view NEW_IMAGE) the relay receives after the last of
+/// `deliveries` is applied: one INSERT record per outbox item it writes, each image exactly as
+/// the commit writes it.
+pub async fn relay_stream_event(
+    deliveries: &[Delivery],
+    at: i64,
+) -> Result<serde_json::Value, String> {
+    let messages = outbox_of(deliveries, at).await?;
+    if messages.is_empty() {
+        return Err("the last event writes no outbox item: nothing would reach the relay".into());
+    }
+    let mut records = Vec::new();
+    for (n, message) in messages.iter().enumerate() {
+        let item = outbox_item(message).map_err(|e| e.to_string())?;
+        let image = serde_json::to_value(stream_image(&item).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        // Stream sequence numbers are decimal strings that grow within a shard.
+        let sequence = format!("{at}{:06}", n + 1);
+        records.push(serde_json::json!({
+            "eventID": format!("local-{sequence}"),
+            "eventName": "INSERT",
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": {
+                "ApproximateCreationDateTime": at,
+                "Keys": {"PK": image["PK"], "SK": image["SK"]},
+                "NewImage": image,
+                "SequenceNumber": sequence,
+                "SizeBytes": item_size(&item),
+                "StreamViewType": "NEW_IMAGE"
+            },
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/billing/stream/2025-01-01T00:00:00.000"
+        }));
+    }
+    Ok(serde_json::json!({ "Records": records }))
 }

@@ -10,6 +10,7 @@
 //! billing lambda-event FILE [--family F] [--secret S] [--at UNIX] [--base64]   print an API Gateway event
 //! billing stripe-endpoints --base-url URL [--rotate | --finish-rotation] [--dry-run]
 //!                                     create or update the Stripe webhook endpoints
+//! billing lambda-event FILE --stream [--after FILE]… [--at UNIX]   print the relay's DynamoDB Streams event
 //! ```
 
 #![warn(clippy::too_many_lines)]
@@ -79,6 +80,15 @@ enum Command {
         /// Base64-encode the body, as API Gateway does for binary media types.
         #[arg(long)]
         base64: bool,
+        /// Instead: apply FILE to an empty in-memory model and print the DynamoDB Streams
+        /// event the table delivers to the relay (one INSERT per outbox item FILE writes). --at
+        /// is when it is applied (default: the event's `created`, so the output is stable).
+        #[arg(long, conflicts_with_all = ["base64", "secret"])]
+        stream: bool,
+        /// With --stream: apply this event file first (repeatable, in order; each to the
+        /// family of its type).
+        #[arg(long, value_name = "FILE", requires = "stream")]
+        after: Vec<PathBuf>,
     },
     /// Create or update the four Stripe webhook endpoints (STRIPE_ADMIN_KEY) and store their
     /// signing secrets in Secrets Manager (STRIPE_WEBHOOK_SECRETS_<FAMILY>_ARN).
@@ -129,7 +139,13 @@ async fn main() -> ExitCode {
             println!("{:#}", billing::telemetry::emitted());
             Ok(())
         }
-        Command::LambdaEvent { event, base64 } => lambda_event(&event, base64),
+        Command::LambdaEvent {
+            event,
+            stream: true,
+            after,
+            ..
+        } => stream_event(&event, &after).await,
+        Command::LambdaEvent { event, base64, .. } => lambda_event(&event, base64),
         Command::StripeEndpoints(args) => endpoints::command(args).await,
     };
     match result {
@@ -196,10 +212,16 @@ async fn local() -> CliResult {
         .map_err(|e| e.to_string())
 }
 
-fn read_fixture(path: &Path) -> Result<(Vec<u8>, Family), String> {
+/// A Stripe event file's exact bytes and its envelope.
+fn read_event(path: &Path) -> Result<(Vec<u8>, Envelope), String> {
     let shown = path.display();
     let body = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let env = Envelope::parse(&body).map_err(|e| format!("{shown}: {e}"))?;
+    Ok((body, env))
+}
+
+fn read_fixture(path: &Path) -> Result<(Vec<u8>, Family), String> {
+    let (body, env) = read_event(path)?;
     Ok((body, family_of(&env.event_type)))
 }
 
@@ -381,6 +403,32 @@ fn lambda_event(event: &SignedEvent, base64: bool) -> CliResult {
     Ok(())
 }
 
+/// The DynamoDB Streams event the relay receives once the `after` files and then FILE are
+/// applied to an empty model.
+async fn stream_event_of(
+    event: &SignedEvent,
+    after: &[PathBuf],
+) -> Result<serde_json::Value, String> {
+    let mut deliveries = Vec::new();
+    for path in after {
+        deliveries.push(read_fixture(path)?);
+    }
+    let (body, env) = read_event(&event.file)?;
+    let family = event.family.unwrap_or_else(|| family_of(&env.event_type));
+    deliveries.push((body, family));
+    dev::relay_stream_event(&deliveries, event.at.unwrap_or(env.created)).await
+}
+
+/// Prints `stream_event_of`: what `sam local invoke` and `cargo lambda invoke` give the relay.
+async fn stream_event(event: &SignedEvent, after: &[PathBuf]) -> CliResult {
+    let value = stream_event_of(event, after).await?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +485,15 @@ mod tests {
                 "1700000000",
                 "--base64",
             ],
+            &[
+                "lambda-event",
+                "b.json",
+                "--stream",
+                "--after",
+                "a.json",
+                "--at",
+                "5",
+            ],
         ] {
             assert!(parse(args).is_ok(), "{args:?}: {:?}", parse(args).err());
         }
@@ -485,6 +542,14 @@ mod tests {
                 ],
                 ErrorKind::ArgumentConflict,
             ),
+            (
+                &["lambda-event", "f.json", "--after", "a.json"],
+                ErrorKind::MissingRequiredArgument,
+            ),
+            (
+                &["lambda-event", "f.json", "--stream", "--base64"],
+                ErrorKind::ArgumentConflict,
+            ),
         ] {
             let err = parse(args).expect_err("must be refused");
             assert_eq!(err.kind(), kind, "{args:?}: {err}");
@@ -509,5 +574,36 @@ mod tests {
             assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{name}");
             assert!(err.to_string().contains("Usage: billing"), "{name}: {err}");
         }
+    }
+
+    /// events/relay.outbox-insert.json is what scripts/events makes it: `lambda-event --stream`
+    /// of the subscription's creation after the checkout. A change to the outbox item or its
+    /// message fails here until the file is regenerated.
+    #[tokio::test]
+    async fn the_relay_sample_event_is_what_lambda_event_stream_prints() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let fx = root.join("shared/tests/fixtures/stripe/lifecycle");
+        let (created, checkout) = (
+            fx.join("02_customer.subscription.created.json"),
+            fx.join("01_checkout.session.completed.json"),
+        );
+        let args = [
+            "lambda-event",
+            created.to_str().expect("utf8"),
+            "--stream",
+            "--after",
+            checkout.to_str().expect("utf8"),
+        ];
+        let Ok(Cli {
+            command: Command::LambdaEvent { event, after, .. },
+        }) = parse(&args)
+        else {
+            panic!("lambda-event --stream parses");
+        };
+        let made = stream_event_of(&event, &after).await.expect("an event");
+        let path = root.join("events/relay.outbox-insert.json");
+        let text = std::fs::read_to_string(&path).expect("the relay sample");
+        let file: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(made, file, "regenerate events/ with scripts/events");
     }
 }

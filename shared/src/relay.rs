@@ -412,6 +412,48 @@ mod tests {
         );
     }
 
+    /// `events/relay.outbox-insert.json` (made by `billing lambda-event --stream`, for `sam
+    /// local invoke` and `cargo lambda invoke`) is a DynamoDB Streams event of aws_lambda_events'
+    /// type whose records pass the filter pattern, and the relay answers it with exactly what
+    /// `events/expected.json` states: the response, and the feed messages it sends.
+    #[tokio::test]
+    async fn the_relay_sample_event_is_one_outbox_insert() {
+        let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+        let read = |name: &str| -> Value {
+            let text = std::fs::read_to_string(events.join(name)).expect(name);
+            serde_json::from_str(&text).expect(name)
+        };
+        let expected = read("expected.json");
+        let entry = expected["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .find(|e| e["function"] == "relay")
+            .expect("expected.json has the relay's entry");
+        let raw = read(entry["file"].as_str().expect("file"));
+        let pattern: Value = serde_json::from_str(STREAM_FILTER_PATTERN).expect("valid JSON");
+        for record in raw["Records"].as_array().expect("Records") {
+            assert!(filter_matches(&pattern, record), "{record}");
+        }
+        let event: Event = serde_json::from_value(raw).expect("a DynamoDB Streams event");
+        let store = InMemoryBillingStore::new();
+        let queue = InMemoryQueue::default();
+        let metrics = Metrics::memory();
+        let response = handle_stream_batch(&store, &queue, &metrics, &event).await;
+        assert_eq!(
+            serde_json::to_value(&response).expect("json"),
+            entry["response"]
+        );
+        let sent: Vec<Value> = queue
+            .sent
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|m| json!({"message_id": m.id, "kind": m.kind, "schema": m.body["schema"]}))
+            .collect();
+        assert_eq!(Value::from(sent), entry["feed"]);
+    }
+
     #[test]
     fn the_stream_filter_passes_only_outbox_inserts() {
         let pattern: Value = serde_json::from_str(STREAM_FILTER_PATTERN).expect("valid JSON");

@@ -17,8 +17,8 @@ use super::sdk_error::Describe;
 use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState,
-    Loaded, ParkedBody, PendingOutbox, SetAsideOutbox, StoreError, Stored, UnreadableOutbox,
-    UserAccessDoc,
+    Loaded, OutboxMessage, ParkedBody, PendingOutbox, SetAsideOutbox, StoreError, Stored,
+    UnreadableOutbox, UserAccessDoc,
 };
 use crate::routing::Family;
 use async_trait::async_trait;
@@ -164,6 +164,42 @@ fn stored<T: DeserializeOwned>(item: &Item, what: &str) -> Result<Stored<T>, Sto
         value: doc(item, what)?,
         rev: get_n(item, "rev").ok_or_else(|| corrupt(what))? as u64,
     })
+}
+
+/// The outbox item of `m` as the commit writes it; the table's stream carries this image to
+/// the relay (`billing lambda-event --stream` prints it).
+pub fn outbox_item(m: &OutboxMessage) -> Result<Item, StoreError> {
+    let mut item = key(format!("OUTBOX#{}", m.id), "OUTBOX");
+    item.insert("kind".into(), s("outbox"));
+    item.insert("doc".into(), s(to_json(m)?));
+    item.insert("GSI1PK".into(), s(OUTBOX));
+    // Oldest first; consumers need no order (README, "Change feed").
+    item.insert("GSI1SK".into(), s(format!("{:011}#{}", m.created_at, m.id)));
+    Ok(item)
+}
+
+/// `item` as a DynamoDB Streams record carries it (`Keys`, `NewImage`). Only the scalar types
+/// the table's items use are converted; any other is an error rather than a wrong image.
+pub fn stream_image(item: &Item) -> Result<serde_dynamo::Item, StoreError> {
+    use serde_dynamo::AttributeValue as Image;
+    let mut image = HashMap::new();
+    for (name, value) in item {
+        let converted = match value {
+            AttributeValue::S(v) => Image::S(v.clone()),
+            AttributeValue::N(v) => Image::N(v.clone()),
+            AttributeValue::B(v) => Image::B(v.as_ref().to_vec()),
+            AttributeValue::Bool(v) => Image::Bool(*v),
+            AttributeValue::Null(v) => Image::Null(*v),
+            // Named by attribute only: a value may hold user data.
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "attribute {name}: a type the table's items do not use"
+                )))
+            }
+        };
+        image.insert(name.clone(), converted);
+    }
+    Ok(image.into())
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
@@ -410,13 +446,7 @@ impl DynamoBillingStore {
             items.push(self.put(item, "attribute_not_exists(PK)", None)?);
         }
         for m in &c.outbox {
-            let mut item = key(format!("OUTBOX#{}", m.id), "OUTBOX");
-            item.insert("kind".into(), s("outbox"));
-            item.insert("doc".into(), s(to_json(m)?));
-            item.insert("GSI1PK".into(), s(OUTBOX));
-            // Oldest first; consumers need no order (README, "Change feed").
-            item.insert("GSI1SK".into(), s(format!("{:011}#{}", m.created_at, m.id)));
-            items.push(self.put(item, "attribute_not_exists(PK)", None)?);
+            items.push(self.put(outbox_item(m)?, "attribute_not_exists(PK)", None)?);
         }
         Ok(items)
     }
@@ -872,6 +902,33 @@ mod tests {
     use aws_sdk_dynamodb::operation::get_item::GetItemError;
     use aws_sdk_dynamodb::types::error::TransactionCanceledException;
     use aws_sdk_dynamodb::types::CancellationReason;
+
+    /// The stream image of an outbox item is what the stream relay reads back: its keys and
+    /// its message. A type the table does not use is refused, named by attribute, never quoted.
+    #[test]
+    fn an_outbox_items_stream_image_reads_back_as_its_message() {
+        let m = OutboxMessage {
+            id: "chg_1".into(),
+            kind: "access.changed".into(),
+            body: serde_json::json!({"schema": "billing.access_changed.v1", "user_id": "user_42"}),
+            created_at: 1_735_689_600,
+        };
+        let image = stream_image(&outbox_item(&m).expect("item")).expect("image");
+        let text = |name: &str| match image.get(name) {
+            Some(serde_dynamo::AttributeValue::S(v)) => Some(v.as_str()),
+            _ => None,
+        };
+        assert_eq!(
+            (text("PK"), text("SK"), text("GSI1PK")),
+            (Some("OUTBOX#chg_1"), Some("OUTBOX"), Some("OUTBOX"))
+        );
+        assert_eq!(read_outbox_doc("chg_1", text("doc")), Ok(m));
+        let mut odd = key("OUTBOX#x".into(), "OUTBOX");
+        odd.insert("doc".into(), AttributeValue::Ss(vec!["user_42".into()]));
+        let err = stream_image(&odd).expect_err("a string set is not converted");
+        assert!(err.to_string().contains("attribute doc"), "{err}");
+        assert!(!err.to_string().contains("user_42"), "{err}");
+    }
 
     #[test]
     fn a_failed_call_is_unavailable_and_says_its_kind() {

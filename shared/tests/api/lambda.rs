@@ -62,76 +62,137 @@ async fn a_reserialized_body_fails_verification() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
-/// What each sample event does to an empty model: `sam local invoke` / `cargo lambda invoke`
-/// users see these states.
-const SAMPLE_OUTCOMES: [(&str, &str); 6] = [
-    ("checkout.session.completed.json", "applied"),
-    ("customer.subscription.created.json", "applied"),
-    ("customer.subscription.deleted.json", "applied"),
-    ("invoice.paid.json", "applied"),
-    ("invoice.payment_action_required.json", "applied"),
-    // Refunds are not modelled yet: recorded and answered as ignored.
-    ("charge.refunded.json", "ignored"),
-];
+/// `events/expected.json`: the one statement of what each sample event answers, in delivery
+/// order (scripts/lambda-invoke-check asserts the same through `cargo lambda invoke`).
+fn expected_outcomes() -> serde_json::Value {
+    let path = events_dir().join("expected.json");
+    let text = std::fs::read_to_string(&path).expect("events/expected.json");
+    serde_json::from_str(&text).expect("events/expected.json is JSON")
+}
 
-/// `events/` stays in step with the fixtures: each sample is a fixture's exact bytes, signed
-/// with the local-invoke secret, and goes through lambda_http into the function's router;
-/// each answers its expected state, and a second delivery `duplicate`.
+fn events_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+/// The entry's string field, or a panic naming the entry.
+fn text<'a>(entry: &'a serde_json::Value, field: &str) -> &'a str {
+    entry[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected.json: {field} missing in {entry}"))
+}
+
+/// The event file's names (expected.json aside) and the entries' names are the same set.
+#[test]
+fn every_sample_event_has_one_expected_outcome() {
+    let expected = expected_outcomes();
+    let mut listed: Vec<&str> = expected["events"]
+        .as_array()
+        .expect("expected.json: an `events` list")
+        .iter()
+        .map(|e| text(e, "file"))
+        .collect();
+    listed.sort_unstable();
+    let before = listed.len();
+    listed.dedup();
+    assert_eq!(before, listed.len(), "a file listed twice in expected.json");
+    let mut files: Vec<String> = std::fs::read_dir(events_dir())
+        .expect("events/")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
+        .filter(|name| name != "expected.json")
+        .collect();
+    files.sort_unstable();
+    assert_eq!(files, listed, "events/ and events/expected.json differ");
+}
+
+/// The request of an API Gateway event with one byte of its body's event id changed (plain or
+/// base64, as the event carries it): what a tampered delivery looks like.
+fn tampered(event: &str) -> http::Request<lambda_http::Body> {
+    let mut value: serde_json::Value = serde_json::from_str(event).expect("json");
+    let b64 = value["isBase64Encoded"].as_bool().unwrap_or(false);
+    let engine = base64::engine::general_purpose::STANDARD;
+    let body = value["body"].as_str().expect("a body");
+    let mut raw = if b64 {
+        engine.decode(body).expect("base64")
+    } else {
+        body.as_bytes().to_vec()
+    };
+    let at = raw.windows(4).position(|w| w == b"\"id\"").expect("an id") + 7;
+    raw[at] = if raw[at] == b'X' { b'Y' } else { b'X' };
+    value["body"] = if b64 {
+        engine.encode(&raw).into()
+    } else {
+        String::from_utf8(raw).expect("utf8").into()
+    };
+    lambda_http::request::from_str(&value.to_string()).expect("parses")
+}
+
+/// `events/` stays in step with the fixtures and with `expected.json`: each webhook sample is
+/// a fixture's exact bytes, signed with the local-invoke secret; delivered in the listed order
+/// through lambda_http into its function's router, each answers its expected status and body,
+/// the same file again the redelivery answer, and a tampered copy the tampered answer.
 #[tokio::test]
 async fn the_sample_events_parse_verify_and_apply() {
     use billing::providers::stripe::signature::WebhookSecret;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let expected = expected_outcomes();
     let mut fixtures = Vec::new();
     for sub in ["lifecycle", "2020-03-02"] {
         for f in std::fs::read_dir(fixture_path(&format!("stripe/{sub}"))).expect("dir") {
             fixtures.push(std::fs::read(f.expect("entry").path()).expect("read"));
         }
     }
-    let mut seen = 0;
-    for entry in std::fs::read_dir(&dir).expect("events/") {
-        let path = entry.expect("entry").path();
-        let text = std::fs::read_to_string(&path).expect("read");
-        let request = lambda_http::request::from_str(&text).expect("lambda_http parses it");
-        let family: Family = request
-            .uri()
-            .path()
-            .rsplit('/')
-            .next()
-            .expect("family")
-            .parse()
-            .expect("family");
+    let app = spawn_memory(false);
+    for family in Family::ALL {
+        app.secrets
+            .rotate(family, vec![WebhookSecret::new("whsec_local_invoke_only")]);
+    }
+    let mut delivered = 0;
+    for entry in expected["events"].as_array().expect("events") {
+        let name = text(entry, "file");
+        let family: Family = match text(entry, "function") {
+            "relay" => continue, // relay::tests::the_relay_sample_event_is_one_outbox_insert
+            function => function.parse().expect("a webhook function is a family"),
+        };
+        let event = std::fs::read_to_string(events_dir().join(name)).expect("read");
+        let request = lambda_http::request::from_str(&event).expect("lambda_http parses it");
+        assert_eq!(request.uri().path(), format!("/webhooks/stripe/{family}"));
         let header = request.headers()["stripe-signature"]
             .to_str()
             .expect("ascii")
             .to_owned();
         let t: i64 = header[2..header.find(',').expect(",")].parse().expect("t");
-        let body = request.body().to_vec();
         assert!(
-            fixtures.contains(&body),
-            "{}: body is not a fixture's exact bytes",
-            path.display()
+            fixtures.contains(&request.body().to_vec()),
+            "{name}: body is not a fixture's exact bytes"
         );
-        let app = spawn_memory(false);
-        app.secrets
-            .rotate(family, vec![WebhookSecret::new("whsec_local_invoke_only")]);
         app.clock.set(t);
         let router = webhook_router(app.service.clone(), &[family]);
-        let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+        let event_id = text(entry, "event_id");
         let (status, json) = call_router(&router, request).await;
-        assert_eq!(status, StatusCode::OK, "{name}: {json}");
-        let expected = SAMPLE_OUTCOMES
-            .iter()
-            .find(|(file, _)| *file == name)
-            .map(|(_, state)| *state)
-            .unwrap_or_else(|| panic!("{name}: add its expected outcome to SAMPLE_OUTCOMES"));
-        assert_eq!(json["state"], expected, "{name}: {json}");
-        // The same file again is a redelivery.
-        let again = lambda_http::request::from_str(&text).expect("parses");
-        let (_, json) = call_router(&router, again).await;
-        assert_eq!(json["state"], "duplicate", "{name} again: {json}");
-        seen += 1;
+        assert_eq!(status.as_u16(), entry["status"], "{name}: {json}");
+        let first = serde_json::json!({"event_id": event_id, "state": entry["state"]});
+        assert_eq!(json, first, "{name}");
+        let again = lambda_http::request::from_str(&event).expect("parses");
+        let (status, json) = call_router(&router, again).await;
+        let redelivery = &expected["redelivery"];
+        assert_eq!(
+            status.as_u16(),
+            redelivery["status"],
+            "{name} again: {json}"
+        );
+        let duplicate = serde_json::json!({"event_id": event_id, "state": redelivery["state"],
+            "detected_by": entry["detected_by"]});
+        assert_eq!(json, duplicate, "{name} again");
+        let (status, json) = call_router(&router, tampered(&event)).await;
+        assert_eq!(
+            status.as_u16(),
+            expected["tampered"]["status"],
+            "{name} tampered"
+        );
+        let error = serde_json::json!({"error": expected["tampered"]["error"]});
+        assert_eq!(json, error, "{name} tampered");
+        delivered += 1;
     }
-    assert_eq!(seen, SAMPLE_OUTCOMES.len(), "every sample has its outcome");
+    assert!(delivered > 0, "expected.json lists no webhook event");
 }
 
 /// The invoice fixture's exact bytes with its `description` (inside `data.object`) padded so
