@@ -43,23 +43,41 @@ pub fn access_view(doc: Option<&UserAccessDoc>) -> AccessView {
     }
 }
 
-/// Puts (or, with `None`, removes) one source's subscriptions in a user's document and
-/// recomputes the access; returns the previous and new access when the user's access view
+/// What one source (a provider customer) gives its user: its subscriptions' access and its
+/// active features.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceAccess {
+    pub subscriptions: Vec<SubscriptionAccess>,
+    pub features: Vec<String>,
+}
+
+/// Puts (or, with `None`, removes) one source's access in a user's document and recomputes
+/// the user's access; returns the previous and new access when the user's access view
 /// changed (the access or any subscription in it), which is when a message is due: a message
 /// carries the whole view, so a view that changed unannounced would leave consumers behind.
 pub fn update_user(
     mut doc: UserAccessDoc,
     source: &str,
-    subs: Option<Vec<SubscriptionAccess>>,
+    given: Option<SourceAccess>,
     tiers: &TierPolicy,
     now: i64,
 ) -> (UserAccessDoc, Option<(Access, Access)>) {
     let view_before = access_view(Some(&doc));
-    match subs {
-        Some(subs) => doc.sources.insert(source.to_owned(), subs),
-        None => doc.sources.remove(source),
+    doc.features.remove(source);
+    match given {
+        Some(given) => {
+            doc.sources.insert(source.to_owned(), given.subscriptions);
+            if !given.features.is_empty() {
+                doc.features.insert(source.to_owned(), given.features);
+            }
+        }
+        None => {
+            doc.sources.remove(source);
+        }
     };
-    let access = best_access(doc.sources.values().flatten(), tiers);
+    let mut access = best_access(doc.sources.values().flatten(), tiers);
+    let features: std::collections::BTreeSet<&String> = doc.features.values().flatten().collect();
+    access.features = features.into_iter().cloned().collect();
     let previous = std::mem::replace(&mut doc.access, access.clone());
     let view_after = access_view(Some(&doc));
     if (view_after.access, view_after.sources) == (view_before.access, view_before.sources) {
@@ -91,6 +109,7 @@ fn changed_fields(a: &Access, b: &Access) -> Vec<&'static str> {
             a.cancel_at_period_end != b.cancel_at_period_end,
         ),
         ("subscription", a.subscription != b.subscription),
+        ("features", a.features != b.features),
     ]
     .into_iter()
     .filter_map(|(name, differs)| differs.then_some(name))
@@ -176,4 +195,67 @@ pub fn summary(
 ) -> serde_json::Value {
     let changed: Vec<&SubscriptionAccess> = subs.iter().filter(|s| !other.contains(s)).collect();
     json!({ "user": user, "subscriptions": changed })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::{EventId, Provider};
+
+    fn doc() -> UserAccessDoc {
+        UserAccessDoc {
+            user: UserId::new("u"),
+            sources: Default::default(),
+            features: Default::default(),
+            access: Access::none(),
+            feed_seq: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn given(features: &[&str]) -> Option<SourceAccess> {
+        Some(SourceAccess {
+            subscriptions: Vec::new(),
+            features: features.iter().map(|f| (*f).to_owned()).collect(),
+        })
+    }
+
+    /// The access lists the features of every source once, sorted; a change of features alone
+    /// is a change of the view (a message, `changed: ["features"]`); a source that leaves takes
+    /// its features with it.
+    #[test]
+    fn features_of_every_source_are_listed_and_announced() {
+        let tiers = TierPolicy::default();
+        let (d, change) = update_user(
+            doc(),
+            "stripe:cus_a",
+            given(&["seats", "export"]),
+            &tiers,
+            5,
+        );
+        assert!(change.is_some());
+        let (d, change) = update_user(d, "stripe:cus_b", given(&["export", "api"]), &tiers, 6);
+        let (previous, access) = change.expect("a new feature is a change");
+        assert_eq!(access.features, ["api", "export", "seats"]);
+        let meta = EventMeta {
+            provider: Provider::Stripe,
+            id: EventId::new("evt_1"),
+            event_type: "entitlements.active_entitlement_summary.updated".into(),
+            created: 6,
+            livemode: false,
+            api_version: None,
+        };
+        let message = access_changed(&d, &previous, &access, &meta, 6);
+        assert_eq!(message.body["changed"], json!(["features"]));
+        assert_eq!(
+            message.body["access"]["features"],
+            json!(["api", "export", "seats"])
+        );
+        let (d, change) = update_user(d, "stripe:cus_b", given(&["export", "api"]), &tiers, 7);
+        assert!(change.is_none(), "the same features again change nothing");
+        let (d, change) = update_user(d, "stripe:cus_a", None, &tiers, 8);
+        assert!(change.is_some());
+        assert_eq!(d.access.features, ["api", "export"]);
+        assert_eq!(d.features.len(), 1);
+    }
 }

@@ -96,6 +96,9 @@ pub struct UserAccessDoc {
     pub user: UserId,
     /// Keyed by [`source_key`] (`stripe:cus_…`).
     pub sources: BTreeMap<String, Vec<SubscriptionAccess>>,
+    /// Each source's active features (entitlement lookup keys), keyed like `sources`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub features: BTreeMap<String, Vec<String>>,
     pub access: Access,
     /// Number of access changes published so far; the feed's per-user sequence.
     pub feed_seq: u64,

@@ -193,6 +193,10 @@ pub struct Access {
     pub cancel_at_period_end: bool,
     /// The subscription that decides this access, if any.
     pub subscription: Option<SubscriptionId>,
+    /// The features (Stripe Entitlements lookup keys) of every customer linked to the user,
+    /// sorted; beside the tier, not part of it: Stripe decides them from the subscriptions.
+    #[serde(default)]
+    pub features: Vec<String>,
 }
 
 impl Access {
@@ -205,6 +209,7 @@ impl Access {
             current_period_end: None,
             cancel_at_period_end: false,
             subscription: None,
+            features: Vec::new(),
         }
     }
 
@@ -249,6 +254,7 @@ pub fn best_access<'a>(
             current_period_end: s.current_period_end,
             cancel_at_period_end: s.cancel_at_period_end,
             subscription: Some(s.subscription.clone()),
+            features: Vec::new(),
         },
     }
 }

@@ -7,8 +7,8 @@
 //! and idempotent: any delivery order of the same events ends in the same aggregate.
 
 use super::events::{
-    BillingEvent, EventMeta, InvoiceChange, InvoicePayment, LinkSource, OrderEvidence,
-    PaymentOutcome, Settlement, SubscriptionChange, SubscriptionSnapshot,
+    BillingEvent, EntitlementSet, EventMeta, InvoiceChange, InvoicePayment, LinkSource,
+    OrderEvidence, PaymentOutcome, Settlement, SubscriptionChange, SubscriptionSnapshot,
 };
 use super::ids::{CustomerId, InvoiceId, Provider, SubscriptionId, UserId};
 use super::version::{offer, Offer, Register, Version};
@@ -30,32 +30,41 @@ pub struct Deletion {
     pub reason: Option<String>,
 }
 
-/// One snapshot of a subscription, with what orders it against others of the same second.
+/// One snapshot of an object (a subscription by default; also a customer's entitlements), with
+/// what orders it against others of the same second.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Candidate {
+pub struct Candidate<T = SubscriptionSnapshot> {
     pub version: Version,
-    pub snapshot: SubscriptionSnapshot,
+    pub snapshot: T,
     #[serde(default)]
     pub evidence: OrderEvidence,
 }
 
 /// Which candidate is the subscription's state, and whether the events proved it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Latest<'a> {
-    pub candidate: &'a Candidate,
+pub struct Latest<'a, T = SubscriptionSnapshot> {
+    pub candidate: &'a Candidate<T>,
     /// `false` when the events of the newest second could not order themselves: the choice is
     /// deterministic (greatest event id) but may not be Stripe's order.
     pub resolved: bool,
 }
 
 /// The snapshots of the newest second seen (all share its `created`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshots {
-    pub candidates: Vec<Candidate>,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshots<T = SubscriptionSnapshot> {
+    pub candidates: Vec<Candidate<T>>,
 }
 
-impl Snapshots {
-    fn second(&self) -> Option<i64> {
+impl<T> Default for Snapshots<T> {
+    fn default() -> Self {
+        Self {
+            candidates: Vec::new(),
+        }
+    }
+}
+
+impl<T: Clone> Snapshots<T> {
+    pub(crate) fn second(&self) -> Option<i64> {
         self.candidates.first().map(|c| c.version.created)
     }
 
@@ -83,7 +92,7 @@ impl Snapshots {
     }
 
     /// Adds a snapshot: a newer second replaces the set, the same second joins it.
-    fn offer(&mut self, candidate: Candidate) -> Offer {
+    pub(crate) fn offer(&mut self, candidate: Candidate<T>) -> Offer {
         match self.second() {
             Some(s) if candidate.version.created < s => Offer::Older,
             Some(s) if candidate.version.created == s => {
@@ -113,9 +122,9 @@ impl Snapshots {
     /// relation that visits every snapshot. When every such path ends at the same snapshot, it
     /// is the latest; otherwise (a change put back within the second, a snapshot that reports
     /// no previous values) the events cannot decide.
-    pub fn latest(&self) -> Option<Latest<'_>> {
+    pub fn latest(&self) -> Option<Latest<'_, T>> {
         let top = self.candidates.iter().map(|c| c.version.rank).max()?;
-        let pool: Vec<&Candidate> = self
+        let pool: Vec<&Candidate<T>> = self
             .candidates
             .iter()
             .filter(|c| c.version.rank == top)
@@ -148,7 +157,7 @@ impl Snapshots {
 
 /// The snapshots that end some order of all of `pool` in which each one may come right after
 /// the one before it. Subset dynamic programming: `pool` holds at most `MAX_CANDIDATES`.
-fn path_ends(pool: &[&Candidate]) -> Vec<usize> {
+fn path_ends<T>(pool: &[&Candidate<T>]) -> Vec<usize> {
     let n = pool.len();
     if n <= 1 {
         return (0..n).collect();
@@ -353,6 +362,10 @@ pub struct CustomerBilling {
     /// them are stale. Keeps the aggregate bounded (see [`ENDED_KEPT_WHOLE`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ended: BTreeMap<SubscriptionId, Version>,
+    /// The summaries of the customer's active entitlements of the newest second seen; the
+    /// latest of them is the customer's features (Stripe sends the whole list each time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entitlements: Option<Snapshots<EntitlementSet>>,
 }
 
 /// What applying one event did to the aggregate.
@@ -411,7 +424,17 @@ impl CustomerBilling {
             links: BTreeMap::new(),
             subscriptions: BTreeMap::new(),
             ended: BTreeMap::new(),
+            entitlements: None,
         }
+    }
+
+    /// The customer's active features (lookup keys), from the latest entitlement summary.
+    pub fn features(&self) -> Vec<String> {
+        self.entitlements
+            .as_ref()
+            .and_then(Snapshots::latest)
+            .map(|l| l.candidate.snapshot.lookup_keys.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The user this customer belongs to: the claim of the strongest source present.
@@ -468,6 +491,21 @@ impl CustomerBilling {
                         self.subscriptions.remove(sub);
                     }
                 }
+            }
+            BillingEvent::Entitlements {
+                entitlements,
+                evidence,
+                ..
+            } => {
+                // Every summary is the whole list: the latest one (by second, then evidence)
+                // is the state, exactly as for a subscription's snapshots.
+                let candidate = Candidate {
+                    version: Version::new(meta.created, 1, meta.id.as_str()),
+                    snapshot: entitlements.clone(),
+                    evidence: evidence.clone(),
+                };
+                let summaries = self.entitlements.get_or_insert_with(Snapshots::default);
+                tally.add(summaries.offer(candidate));
             }
             BillingEvent::Unsupported => return Effect::Ignored,
         }
@@ -736,6 +774,60 @@ mod tests {
             .latest()
             .expect("a snapshot");
         assert_eq!(latest.candidate.snapshot.status, "active");
+    }
+
+    fn summary(keys: &[&str], ev: OrderEvidence) -> BillingEvent {
+        BillingEvent::Entitlements {
+            customer: CustomerId::new("cus"),
+            entitlements: EntitlementSet {
+                lookup_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+                complete: true,
+            },
+            evidence: ev,
+        }
+    }
+
+    /// Summaries of three changes: one a second earlier, then two in one second ordered only by
+    /// their `previous_attributes` (the later event has the smaller id). Every arrival order
+    /// ends with the last list, the earlier ones stale or joined; a redelivery changes nothing.
+    #[test]
+    fn the_latest_entitlement_summary_wins_in_every_order() {
+        let events = [
+            (
+                meta("evt_m", 9),
+                summary(&["a"], evidence(&[("l", "A")], &[])),
+            ),
+            (
+                meta("evt_z", 10),
+                summary(&["a", "b"], evidence(&[("l", "AB")], &[("l", "A")])),
+            ),
+            (
+                meta("evt_b", 10),
+                summary(&["b"], evidence(&[("l", "B")], &[("l", "AB")])),
+            ),
+        ];
+        let orders = [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ];
+        let mut ends = Vec::new();
+        for order in orders {
+            let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+            for i in order {
+                c.apply(&events[i].0, &events[i].1);
+            }
+            assert_eq!(c.features(), ["b"], "{order:?}");
+            let again = c.clone();
+            let first = &events[order[0]];
+            assert_eq!(c.apply(&first.0, &first.1), Effect::Stale);
+            assert_eq!(c, again, "a redelivery changes nothing");
+            ends.push(c);
+        }
+        assert!(ends.windows(2).all(|w| w[0] == w[1]), "one aggregate");
     }
 
     fn invoice(id: &str, change: InvoiceChange, created: i64, attempt: u32) -> BillingEvent {

@@ -3,7 +3,7 @@
 
 use super::ids::{CustomerId, EventId, InvoiceId, Provider, SubscriptionId, UserId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Facts every event carries, whatever its type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +160,16 @@ pub struct InvoicePayment {
     pub user_hint: Option<UserId>,
 }
 
+/// The features a customer is entitled to, as one summary event lists them (Stripe
+/// Entitlements: `entitlements.active_entitlement_summary.updated` carries the whole list).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntitlementSet {
+    /// The features' lookup keys (the application's own names for them).
+    pub lookup_keys: BTreeSet<String>,
+    /// `false` when the event's list was cut short (`has_more`): the keys are a part only.
+    pub complete: bool,
+}
+
 /// The canonical event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -183,6 +193,14 @@ pub enum BillingEvent {
         customer: CustomerId,
         user_claim: Option<UserId>,
     },
+    /// A customer's active entitlements changed; the event lists all of them.
+    Entitlements {
+        customer: CustomerId,
+        entitlements: EntitlementSet,
+        /// Orders this summary against others of the same second.
+        #[serde(default)]
+        evidence: OrderEvidence,
+    },
     /// A type this system records but does not model (yet): answered 200 as "ignored".
     Unsupported,
 }
@@ -192,7 +210,8 @@ impl BillingEvent {
     pub fn customer(&self) -> Option<&CustomerId> {
         match self {
             BillingEvent::CheckoutCompleted { customer, .. }
-            | BillingEvent::CustomerUpdated { customer, .. } => Some(customer),
+            | BillingEvent::CustomerUpdated { customer, .. }
+            | BillingEvent::Entitlements { customer, .. } => Some(customer),
             BillingEvent::Subscription { snapshot, .. } => Some(&snapshot.customer),
             BillingEvent::InvoicePayment(p) => Some(&p.customer),
             BillingEvent::Unsupported => None,
@@ -206,7 +225,7 @@ impl BillingEvent {
             BillingEvent::Subscription { snapshot, .. } => snapshot.user_claim.as_ref(),
             BillingEvent::CustomerUpdated { user_claim, .. } => user_claim.as_ref(),
             BillingEvent::InvoicePayment(p) => p.user_hint.as_ref(),
-            BillingEvent::Unsupported => None,
+            BillingEvent::Entitlements { .. } | BillingEvent::Unsupported => None,
         }
     }
 }

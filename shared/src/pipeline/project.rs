@@ -6,7 +6,7 @@ use super::Pipeline;
 use crate::domain::access::{customer_access, Access, SubscriptionAccess};
 use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::UserId;
-use crate::feed::{access_changed, customer_unlinked, summary, update_user};
+use crate::feed::{access_changed, customer_unlinked, summary, update_user, SourceAccess};
 use crate::ports::{
     source_key, AuditRecord, Commit, LedgerGuard, LedgerState, OutboxMessage, StoreError, Stored,
     UserAccessDoc,
@@ -98,8 +98,11 @@ impl Pipeline {
                 None if !keeps_source => continue,
                 None => (empty_user_doc(&user), None),
             };
-            let subs = keeps_source.then(|| subs_after.to_vec());
-            let (doc, change) = update_user(doc, &source, subs, &self.tiers, now);
+            let given = keeps_source.then(|| SourceAccess {
+                subscriptions: subs_after.to_vec(),
+                features: after.features(),
+            });
+            let (doc, change) = update_user(doc, &source, given, &self.tiers, now);
             if let Some((previous, access)) = change {
                 outbox.push(access_changed(
                     &doc,
@@ -119,6 +122,7 @@ fn empty_user_doc(user: &UserId) -> UserAccessDoc {
     UserAccessDoc {
         user: user.clone(),
         sources: Default::default(),
+        features: Default::default(),
         access: Access::none(),
         feed_seq: 0,
         updated_at: 0,

@@ -4,6 +4,7 @@
 mod concurrency;
 mod crashes;
 mod dynamo;
+mod entitlements;
 mod fixtures;
 mod helpers;
 mod lambda;

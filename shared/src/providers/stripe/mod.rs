@@ -2,6 +2,7 @@
 //! Stripe's wire shapes never leave this folder.
 
 pub mod enabled_events;
+pub mod entitlements;
 pub mod event;
 pub mod provider;
 pub mod signature;

@@ -110,6 +110,7 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
             customer: CustomerId::new(need("id", id_field(obj, "id"))?),
             user_claim: metadata(obj, &map.user_metadata_key).map(UserId::new),
         },
+        super::entitlements::SUMMARY_UPDATED => super::entitlements::summary(env)?,
         _ => BillingEvent::Unsupported,
     };
     Ok(event)
