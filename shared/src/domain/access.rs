@@ -171,16 +171,27 @@ fn rule(
     }
 }
 
-/// Every subscription's access for one customer, in subscription-id order.
+/// Every subscription's access for one customer, in subscription-id order. A deleted customer's
+/// subscriptions have all ended (the provider cancels them with the customer).
 pub fn customer_access(state: &CustomerBilling, tiers: &TierPolicy) -> Vec<SubscriptionAccess> {
     state
         .subscriptions
         .iter()
         .filter_map(|(id, rec)| {
-            subscription_access(state.provider, &state.customer, id, rec, tiers)
+            let mut access = subscription_access(state.provider, &state.customer, id, rec, tiers)?;
+            if state.deleted.is_some() && access.standing != Standing::Ended {
+                access.grants = false;
+                access.standing = Standing::Ended;
+                access.billing_status = BillingStatus::Cancelled;
+                access.cancellation_reason = Some(CUSTOMER_DELETED.into());
+            }
+            Some(access)
         })
         .collect()
 }
+
+/// The cancellation reason shown for a subscription that ended with its customer's deletion.
+pub const CUSTOMER_DELETED: &str = "customer_deleted";
 
 /// A user's effective access: the best entitlement in good standing over all their sources.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -366,6 +366,10 @@ pub struct CustomerBilling {
     /// latest of them is the customer's features (Stripe sends the whole list each time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entitlements: Option<Snapshots<EntitlementSet>>,
+    /// `customer.deleted`: terminal. Every subscription of the customer has ended, whatever
+    /// order its own deletion arrives in, and the customer has no features left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Register<()>>,
 }
 
 /// What applying one event did to the aggregate.
@@ -425,11 +429,15 @@ impl CustomerBilling {
             subscriptions: BTreeMap::new(),
             ended: BTreeMap::new(),
             entitlements: None,
+            deleted: None,
         }
     }
 
     /// The customer's active features (lookup keys), from the latest entitlement summary.
     pub fn features(&self) -> Vec<String> {
+        if self.deleted.is_some() {
+            return Vec::new();
+        }
         self.entitlements
             .as_ref()
             .and_then(Snapshots::latest)
@@ -506,6 +514,10 @@ impl CustomerBilling {
                 };
                 let summaries = self.entitlements.get_or_insert_with(Snapshots::default);
                 tally.add(summaries.offer(candidate));
+            }
+            BillingEvent::CustomerDeleted { .. } => {
+                let version = Version::new(meta.created, 3, meta.id.as_str());
+                tally.add(offer(&mut self.deleted, &version, ()));
             }
             BillingEvent::Unsupported => return Effect::Ignored,
         }

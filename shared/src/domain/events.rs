@@ -193,6 +193,10 @@ pub enum BillingEvent {
         customer: CustomerId,
         user_claim: Option<UserId>,
     },
+    /// The customer was deleted: its subscriptions end (the provider cancels them too).
+    CustomerDeleted {
+        customer: CustomerId,
+    },
     /// A customer's active entitlements changed; the event lists all of them.
     Entitlements {
         customer: CustomerId,
@@ -211,6 +215,7 @@ impl BillingEvent {
         match self {
             BillingEvent::CheckoutCompleted { customer, .. }
             | BillingEvent::CustomerUpdated { customer, .. }
+            | BillingEvent::CustomerDeleted { customer }
             | BillingEvent::Entitlements { customer, .. } => Some(customer),
             BillingEvent::Subscription { snapshot, .. } => Some(&snapshot.customer),
             BillingEvent::InvoicePayment(p) => Some(&p.customer),
@@ -225,7 +230,9 @@ impl BillingEvent {
             BillingEvent::Subscription { snapshot, .. } => snapshot.user_claim.as_ref(),
             BillingEvent::CustomerUpdated { user_claim, .. } => user_claim.as_ref(),
             BillingEvent::InvoicePayment(p) => p.user_hint.as_ref(),
-            BillingEvent::Entitlements { .. } | BillingEvent::Unsupported => None,
+            BillingEvent::CustomerDeleted { .. }
+            | BillingEvent::Entitlements { .. }
+            | BillingEvent::Unsupported => None,
         }
     }
 }

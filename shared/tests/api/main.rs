@@ -3,6 +3,7 @@
 
 mod concurrency;
 mod crashes;
+mod customers;
 mod dynamo;
 mod entitlements;
 mod fixtures;

@@ -110,6 +110,9 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
             customer: CustomerId::new(need("id", id_field(obj, "id"))?),
             user_claim: metadata(obj, &map.user_metadata_key).map(UserId::new),
         },
+        "customer.deleted" => BillingEvent::CustomerDeleted {
+            customer: CustomerId::new(need("id", id_field(obj, "id"))?),
+        },
         super::entitlements::SUMMARY_UPDATED => super::entitlements::summary(env)?,
         _ => BillingEvent::Unsupported,
     };
