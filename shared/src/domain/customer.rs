@@ -469,7 +469,7 @@ impl CustomerBilling {
                     }
                 }
             }
-            BillingEvent::Unsupported => return Effect::Ignored,
+            BillingEvent::Catalogue(_) | BillingEvent::Unsupported => return Effect::Ignored,
         }
         self.normalise();
         tally.effect()
