@@ -348,6 +348,7 @@ fn subscription_details(obj: &Value, map: &StripeMapping) -> SubscriptionSnapsho
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::events::OrderEvidence;
     use serde_json::json;
 
     fn env(event_type: &str, object: Value) -> Envelope {
@@ -450,6 +451,126 @@ mod tests {
         );
     }
 
+    fn catalogue_event(e: &Envelope) -> CatalogueEvent {
+        match translate(e, &StripeMapping::default()).expect("translate") {
+            BillingEvent::Catalogue(c) => c,
+            other => panic!("not a catalogue event: {other:?}"),
+        }
+    }
+
+    fn price_of(e: &Envelope) -> (PriceObject, PriceSnapshot, OrderEvidence) {
+        match catalogue_event(e) {
+            CatalogueEvent::Price {
+                object,
+                snapshot,
+                evidence,
+                ..
+            } => (object, snapshot, evidence),
+            other => panic!("not a price: {other:?}"),
+        }
+    }
+
+    /// A recurring price and its legacy plan object describe one price: the same snapshot
+    /// (the plan has no lookup key), the same evidence fields.
+    #[test]
+    fn a_plan_and_its_price_give_one_snapshot() {
+        let price = env(
+            "price.updated",
+            json!({"id": "price_1", "object": "price", "active": true, "currency": "usd",
+            "product": "prod_1", "type": "recurring", "unit_amount": 900, "lookup_key": "k",
+            "recurring": {"interval": "month", "interval_count": 3, "usage_type": "licensed"},
+            "nickname": "Quarterly", "metadata": {"tier": "pro", "other": "x"}}),
+        );
+        let plan = env(
+            "plan.updated",
+            json!({"id": "price_1", "object": "plan", "active": true, "currency": "usd",
+            "product": {"id": "prod_1", "object": "product"}, "interval": "month",
+            "interval_count": 3, "amount": 900, "amount_decimal": "900",
+            "nickname": "Quarterly", "metadata": {"tier": "pro"}}),
+        );
+        let (a, mut from_price, e1) = price_of(&price);
+        let (b, from_plan, e2) = price_of(&plan);
+        assert_eq!((a, b), (PriceObject::Price, PriceObject::Plan));
+        assert_eq!(from_price.lookup_key.take().as_deref(), Some("k"));
+        assert_eq!(from_price, from_plan);
+        assert_eq!(
+            from_plan.billing,
+            PriceBilling::Recurring {
+                interval: "month".into(),
+                interval_count: 3
+            }
+        );
+        assert_eq!(from_plan.tier.as_deref(), Some("pro"));
+        assert_eq!(
+            e1.values.keys().collect::<Vec<_>>(),
+            e2.values.keys().collect::<Vec<_>>()
+        );
+    }
+
+    /// An update's evidence lists exactly the snapshot fields it changed, whatever else
+    /// `previous_attributes` reports (`updated`, metadata keys the model does not read).
+    #[test]
+    fn catalogue_updates_carry_the_fields_they_changed() {
+        let body = json!({"id": "evt_u", "type": "price.updated", "created": 10, "data": {
+            "object": {"id": "price_1", "object": "price", "active": false, "currency": "eur",
+                "product": "prod_1", "type": "one_time", "unit_amount": 500,
+                "metadata": {"tier": "team", "other": "y"}},
+            "previous_attributes": {"active": true, "metadata": {"tier": null, "other": "x"}}}});
+        let e = Envelope::parse(body.to_string().as_bytes()).expect("parse");
+        let (_, snapshot, evidence) = price_of(&e);
+        assert_eq!((snapshot.active, snapshot.unit_amount), (false, Some(500)));
+        let changed: Vec<&str> = evidence.previous.keys().map(String::as_str).collect();
+        assert_eq!(changed, ["active", "tier"]);
+        let body = json!({"id": "evt_p", "type": "product.updated", "created": 10, "data": {
+            "object": {"id": "prod_1", "object": "product", "active": true, "name": "New",
+                "updated": 10},
+            "previous_attributes": {"name": "Old", "updated": 5}}});
+        let e = Envelope::parse(body.to_string().as_bytes()).expect("parse");
+        let CatalogueEvent::Product { evidence, .. } = catalogue_event(&e) else {
+            panic!("not a product");
+        };
+        assert_eq!(evidence.previous.keys().collect::<Vec<_>>(), ["name"]);
+    }
+
+    #[test]
+    fn a_catalogue_object_that_cannot_be_placed_is_an_error() {
+        let cases = [
+            (
+                "price.created",
+                json!({"id": "price_1", "currency": "usd"}),
+                "product",
+            ),
+            (
+                "plan.created",
+                json!({"id": "p", "product": "prod_1", "currency": "usd"}),
+                "interval",
+            ),
+            (
+                "price.created",
+                json!({"id": "p", "product": "prod_1", "currency": "usd", "type": "weird"}),
+                "type",
+            ),
+            (
+                "price.deleted",
+                json!({"id": "p", "object": "price", "deleted": true}),
+                "product",
+            ),
+            ("product.updated", json!({"name": "no id"}), "id"),
+        ];
+        for (event_type, object, field) in cases {
+            let err = translate(&env(event_type, object), &StripeMapping::default())
+                .expect_err(event_type);
+            assert_eq!(err.field, field, "{event_type}");
+        }
+        assert_eq!(
+            translate(
+                &env("product.frobnicated", json!({})),
+                &StripeMapping::default()
+            ),
+            Ok(BillingEvent::Unsupported)
+        );
+    }
+
     #[test]
     fn families_follow_the_type_prefix() {
         assert_eq!(family_of("checkout.session.expired"), Family::Checkout);
@@ -460,5 +581,8 @@ mod tests {
         assert_eq!(family_of("invoice_payment.paid"), Family::Invoice);
         assert_eq!(family_of("customer.updated"), Family::Charge);
         assert_eq!(family_of("payment_intent.succeeded"), Family::Charge);
+        for catalogue in ["product.created", "price.updated", "plan.deleted"] {
+            assert_eq!(family_of(catalogue), Family::Charge, "{catalogue}");
+        }
     }
 }
