@@ -516,4 +516,30 @@ mod tests {
         assert_eq!(e.apply(&meta("evt_1", 1), &event), Effect::Ignored);
         assert_eq!(e, before);
     }
+
+    /// Every catalogue event rewrites its product's item: what a product with many prices
+    /// costs (README quotes the figure). 100 recurring prices, each with its plan twin.
+    #[test]
+    fn a_product_with_a_hundred_twinned_prices_fits_in_one_item() {
+        let mut e = entry();
+        for i in 0..100 {
+            for (object, prefix) in [(PriceObject::Price, "evt_p"), (PriceObject::Plan, "evt_q")] {
+                let mut s = price(&format!("price_1QxYzAbCdEfGhIjK{i:04}"), monthly(), true);
+                s.nickname = Some("Pro monthly".into());
+                s.tier = Some("pro".into());
+                let evidence = crate::providers::evidence::snapshot_evidence(&s, None);
+                let event = CatalogueEvent::Price {
+                    change: CatalogueChange::Created,
+                    object,
+                    snapshot: s,
+                    evidence,
+                };
+                let id = format!("{prefix}_1QxYzAbCdEfGhIjKlMnO{i:04}");
+                assert_eq!(e.apply(&meta(&id, 1_760_000_000), &event), Effect::Applied);
+            }
+        }
+        let bytes = serde_json::to_vec(&e).expect("json").len();
+        eprintln!("a product with 100 twinned prices: {bytes} bytes");
+        assert!(bytes < 200 * 1024, "{bytes} bytes");
+    }
 }
