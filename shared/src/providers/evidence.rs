@@ -5,6 +5,11 @@
 //! `metadata` only the changed keys (an added key's previous value is null or ""); for a list
 //! the whole previous list. So objects are flattened into paths through nested objects, lists
 //! are leaves, and both sides flatten the same way.
+//!
+//! Catalogue snapshots (products, prices) take their evidence per field of the model's own
+//! snapshot instead (`snapshot_evidence`): the object before the update is rebuilt from
+//! `previous_attributes` (`before_update`) and translated like the object after it, so a price
+//! and its legacy plan object give the same fields.
 
 use crate::digest::json_digest;
 use crate::domain::events::OrderEvidence;
