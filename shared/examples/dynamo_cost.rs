@@ -65,7 +65,7 @@ async fn main() {
             "hosted_invoice_url": "https://invoice.stripe.com/i/x"}),
         )
     };
-    let cases: Vec<(&str, bool, Family, Vec<u8>)> = vec![
+    let mut cases: Vec<(&str, bool, Family, Vec<u8>)> = vec![
         (
             "applied: checkout.session.completed (new customer, links the user)",
             false,
@@ -196,6 +196,7 @@ async fn main() {
             ),
         ),
     ];
+    cases.extend(catalogue_cases());
     println!("| delivery | outcome | round trips | read units | write units |");
     println!("|---|---|---|---|---|");
     for (name, is_cold, family, body) in cases {
@@ -215,4 +216,55 @@ async fn main() {
         };
         println!("| {name} | {label} | {requests} | {read_units} | {write_units} |");
     }
+}
+
+/// Catalogue events: a product aggregate of its own (no user item, no feed message), the
+/// product's item and its audit entry in one transaction with the ledger record.
+fn catalogue_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
+    let product = json!({"id": "prod_cost", "object": "product", "active": true,
+        "name": "Pro", "description": "Everything in Basic, and more.",
+        "metadata": {"tier": "pro"}});
+    let price = |object: &str| {
+        let mut p = json!({"id": "price_cost", "object": object, "active": true,
+            "currency": "usd", "product": "prod_cost", "nickname": "Pro monthly",
+            "metadata": {}});
+        if object == "plan" {
+            p["amount"] = json!(1500);
+            p["interval"] = json!("month");
+            p["interval_count"] = json!(1);
+        } else {
+            p["unit_amount"] = json!(1500);
+            p["type"] = json!("recurring");
+            p["lookup_key"] = json!("pro_monthly");
+            p["recurring"] = json!({"interval": "month", "interval_count": 1});
+        }
+        p
+    };
+    let created = event("evt_k2", "price.created", NOW + 1, price("price"));
+    vec![
+        (
+            "applied: product.created (new product)",
+            false,
+            Family::Charge,
+            event("evt_k1", "product.created", NOW, product),
+        ),
+        (
+            "applied: price.created (its product known)",
+            false,
+            Family::Charge,
+            created.clone(),
+        ),
+        (
+            "applied: plan.created (the same price's legacy twin)",
+            false,
+            Family::Charge,
+            event("evt_k3", "plan.created", NOW + 1, price("plan")),
+        ),
+        (
+            "redelivered: price.created again",
+            false,
+            Family::Charge,
+            created,
+        ),
+    ]
 }

@@ -2,8 +2,9 @@
 //! cross them. Adapters (DynamoDB, SQS, Secrets Manager, in-memory twins) implement these.
 
 use crate::domain::access::{Access, SubscriptionAccess};
+use crate::domain::catalogue::CatalogueEntry;
 use crate::domain::customer::CustomerBilling;
-use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
+use crate::domain::ids::{CustomerId, EventId, ProductId, Provider, UserId};
 use crate::routing::Family;
 use crate::secret::WebhookSecret;
 use async_trait::async_trait;
@@ -123,6 +124,41 @@ pub struct AuditRecord {
     pub unresolved_ties: Vec<String>,
 }
 
+/// One audit entry of the catalogue: what one applied event changed in a product. Kept in the
+/// product's own partition (catalogue changes belong to no customer and no user).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogueAudit {
+    pub provider: Provider,
+    pub product: ProductId,
+    pub event_id: EventId,
+    pub event_type: String,
+    pub created: i64,
+    pub received_at: i64,
+    /// The piece the event addressed (the product's own fields, or one price), before and after.
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    /// The piece's id when its same-second events could not be ordered (the state chosen is
+    /// deterministic but may not be the provider's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved_ties: Vec<String>,
+}
+
+/// A product aggregate to write, the revision it was read at (`None`: it must not exist yet)
+/// and the audit entry of the change.
+#[derive(Debug, Clone)]
+pub struct ProductWrite {
+    pub entry: CatalogueEntry,
+    pub rev: Option<u64>,
+    pub audit: CatalogueAudit,
+}
+
+/// What the consistent read of a catalogue event returns.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedProduct {
+    pub ledger: Option<LedgerRecord>,
+    pub product: Option<Stored<CatalogueEntry>>,
+}
+
 /// A side effect written with the state change that causes it; a relay delivers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxMessage {
@@ -196,6 +232,8 @@ pub struct Commit {
     pub users: Vec<(UserAccessDoc, Option<u64>)>,
     pub audit: Vec<AuditRecord>,
     pub outbox: Vec<OutboxMessage>,
+    /// A catalogue event's product aggregate, with its audit entry.
+    pub product: Option<ProductWrite>,
 }
 
 impl Commit {
@@ -208,6 +246,7 @@ impl Commit {
             users: vec![],
             audit: vec![],
             outbox: vec![],
+            product: None,
         }
     }
 
@@ -216,6 +255,7 @@ impl Commit {
             && self.users.is_empty()
             && self.audit.is_empty()
             && self.outbox.is_empty()
+            && self.product.is_none()
     }
 }
 
@@ -272,6 +312,26 @@ pub trait BillingStore: Send + Sync {
         user: Option<&UserId>,
     ) -> Result<Loaded, StoreError>;
     async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError>;
+    /// One consistent read of a catalogue event's ledger record and its product aggregate.
+    async fn load_product(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        product: &ProductId,
+    ) -> Result<LoadedProduct, StoreError>;
+    /// A product aggregate (the read route).
+    async fn product(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+    ) -> Result<Option<Stored<CatalogueEntry>>, StoreError>;
+    /// Audit entries of one product, newest first.
+    async fn product_audit(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+        limit: usize,
+    ) -> Result<Vec<CatalogueAudit>, StoreError>;
     /// One atomic write of everything an event changes.
     async fn commit(&self, commit: &Commit) -> Result<(), StoreError>;
     async fn ledger(

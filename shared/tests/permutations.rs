@@ -47,6 +47,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The same check for the catalogue (products, prices, plans), with these helpers.
+#[path = "permutations/catalogue.rs"]
+mod catalogue;
+
 const SECRET: &str = "whsec_test";
 const CUSTOMER: &str = "cus_p";
 const USER: &str = "user_p";

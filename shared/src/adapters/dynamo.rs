@@ -7,6 +7,8 @@
 //! | user      | `USER#{user}`              | `ACCESS`                | access JSON `doc`, `rev`               |
 //! | audit     | `AUDIT#{provider}#{cust}`  | `{created:011}#{event}` | never expires                          |
 //! | outbox    | `OUTBOX#{id}`              | `OUTBOX`                | deleted once delivered                 |
+//! | product   | `PRODUCT#{provider}#{prod}`| `STATE`                 | catalogue aggregate JSON `doc`, `rev`  |
+//! | product audit | `PRODUCT#{provider}#{prod}` | `AUDIT#{created:011}#{event}` | never expires             |
 //!
 //! GSI1 (`GSI1PK`, `GSI1SK`) is sparse: parked events (`PARKED`), pending outbox messages
 //! (`OUTBOX`) and outbox items set aside as unreadable (`OUTBOX_UNREADABLE`), each ordered by time.
@@ -14,11 +16,12 @@
 #[cfg(feature = "testing")]
 use super::capacity::{billed_write_units, CapacityMeter};
 use super::sdk_error::Describe;
-use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
+use crate::domain::catalogue::CatalogueEntry;
+use crate::domain::ids::{CustomerId, EventId, ProductId, Provider, UserId};
 use crate::ports::{
-    read_outbox_doc, AuditRecord, BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState,
-    Loaded, OutboxMessage, ParkedBody, PendingOutbox, SetAsideOutbox, StoreError, Stored,
-    UnreadableOutbox, UserAccessDoc,
+    read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
+    LedgerState, Loaded, LoadedProduct, OutboxMessage, ParkedBody, PendingOutbox, ProductWrite,
+    SetAsideOutbox, StoreError, Stored, UnreadableOutbox, UserAccessDoc,
 };
 use crate::routing::Family;
 use async_trait::async_trait;
@@ -128,6 +131,14 @@ fn customer_pk(provider: Provider, customer: &CustomerId) -> String {
 fn user_pk(user: &UserId) -> String {
     format!("USER#{user}")
 }
+
+/// A catalogue product's partition: its aggregate (`STATE`) and its audit entries.
+fn product_pk(provider: Provider, product: &ProductId) -> String {
+    format!("PRODUCT#{provider}#{product}")
+}
+
+/// Sort-key prefix of a product's audit entries: `AUDIT#{created:011}#{event}`.
+const PRODUCT_AUDIT_PREFIX: &str = "AUDIT#";
 
 fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)
@@ -448,7 +459,29 @@ impl DynamoBillingStore {
         for m in &c.outbox {
             items.push(self.put(outbox_item(m)?, "attribute_not_exists(PK)", None)?);
         }
+        if let Some(w) = &c.product {
+            items.extend(self.product_items(w)?);
+        }
         Ok(items)
+    }
+
+    /// A catalogue event's product aggregate (conditional on the revision it was read at, like
+    /// a customer's) and its audit entry, both in the product's partition.
+    fn product_items(&self, w: &ProductWrite) -> Result<[TransactWriteItem; 2], StoreError> {
+        let pk = product_pk(w.entry.provider, &w.entry.product);
+        let mut item = key(pk.clone(), "STATE");
+        item.insert("kind".into(), s("product"));
+        item.insert("doc".into(), s(to_json(&w.entry)?));
+        item.insert("rev".into(), n(w.rev.map_or(1, |r| r + 1)));
+        let a = &w.audit;
+        let sk = format!("{PRODUCT_AUDIT_PREFIX}{:011}#{}", a.created, a.event_id);
+        let mut audit = key(pk, &sk);
+        audit.insert("kind".into(), s("product_audit"));
+        audit.insert("doc".into(), s(to_json(a)?));
+        Ok([
+            self.guarded_put(item, w.rev)?,
+            self.put(audit, "attribute_not_exists(PK)", None)?,
+        ])
     }
 
     /// Creates the table (and its TTL) if it does not exist. For local runs and tests; in AWS
@@ -678,50 +711,80 @@ impl BillingStore for DynamoBillingStore {
             keys.push(key(user_pk(u), "ACCESS"));
         }
         let mut loaded = Loaded::default();
-        let mut pending = keys;
-        // BatchGetItem may return some keys unprocessed under load: ask again for those only.
-        for _ in 0..5 {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(pending))
-                .consistent_read(true)
-                .build()
-                .map_err(unavailable)?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .set_return_consumed_capacity(capacity_report())
-                .send()
-                .await
-                .map_err(failed)?;
-            self.count_read(out.consumed_capacity());
-            for item in out
-                .responses()
-                .and_then(|r| r.get(&self.table))
-                .into_iter()
-                .flatten()
-            {
-                let pk = get_s(item, "PK").unwrap_or_default();
-                if pk.starts_with("EVT#") {
-                    loaded.ledger = Some(ledger_from_item(item)?);
-                } else if pk.starts_with("CUS#") {
-                    loaded.customer = Some(stored(item, "customer")?);
-                } else if pk.starts_with("USER#") {
-                    loaded.user = Some(stored(item, "user")?);
-                }
-            }
-            pending = out
-                .unprocessed_keys()
-                .and_then(|u| u.get(&self.table))
-                .map(|k| k.keys().to_vec())
-                .unwrap_or_default();
-            if pending.is_empty() {
-                return Ok(loaded);
+        for item in self.batch_get(keys).await? {
+            let pk = get_s(&item, "PK").unwrap_or_default();
+            if pk.starts_with("EVT#") {
+                loaded.ledger = Some(ledger_from_item(&item)?);
+            } else if pk.starts_with("CUS#") {
+                loaded.customer = Some(stored(&item, "customer")?);
+            } else if pk.starts_with("USER#") {
+                loaded.user = Some(stored(&item, "user")?);
             }
         }
-        Err(StoreError::Unavailable(
-            "batch read left keys unprocessed".into(),
-        ))
+        Ok(loaded)
+    }
+
+    async fn load_product(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        product: &ProductId,
+    ) -> Result<LoadedProduct, StoreError> {
+        let keys = vec![
+            key(ledger_pk(provider, event), "EVT"),
+            key(product_pk(provider, product), "STATE"),
+        ];
+        let mut loaded = LoadedProduct::default();
+        for item in self.batch_get(keys).await? {
+            let pk = get_s(&item, "PK").unwrap_or_default();
+            if pk.starts_with("EVT#") {
+                loaded.ledger = Some(ledger_from_item(&item)?);
+            } else if pk.starts_with("PRODUCT#") {
+                loaded.product = Some(stored(&item, "product")?);
+            }
+        }
+        Ok(loaded)
+    }
+
+    async fn product(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+    ) -> Result<Option<Stored<CatalogueEntry>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(product_pk(provider, product), "STATE")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        out.item().map(|i| stored(i, "product")).transpose()
+    }
+
+    async fn product_audit(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+        limit: usize,
+    ) -> Result<Vec<CatalogueAudit>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :audit)")
+            .expression_attribute_values(":pk", s(product_pk(provider, product)))
+            .expression_attribute_values(":audit", s(PRODUCT_AUDIT_PREFIX))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(failed)?;
+        out.items()
+            .iter()
+            .map(|i| doc(i, "product audit"))
+            .collect()
     }
 
     async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError> {
@@ -876,6 +939,43 @@ pub fn outbox_from_item(item: &Item) -> PendingOutbox {
 }
 
 impl DynamoBillingStore {
+    /// One consistent `BatchGetItem` of `keys` (a delivery's single read), asking again only
+    /// for the keys DynamoDB left unprocessed under load.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        let mut pending = keys;
+        for _ in 0..5 {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()
+                .map_err(unavailable)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .set_return_consumed_capacity(capacity_report())
+                .send()
+                .await
+                .map_err(failed)?;
+            self.count_read(out.consumed_capacity());
+            if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
+                found.extend(items.iter().cloned());
+            }
+            pending = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(found);
+            }
+        }
+        Err(StoreError::Unavailable(
+            "batch read left keys unprocessed".into(),
+        ))
+    }
+
     async fn query_gsi(&self, partition: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
         let out = self
             .client

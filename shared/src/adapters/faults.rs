@@ -2,13 +2,17 @@
 //! effect, to prove that a crash at any point loses nothing and duplicates nothing. Compiled
 //! with the `testing` feature only (tests and examples), never into a production build.
 
-use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
+use crate::domain::catalogue::CatalogueEntry;
+use crate::domain::ids::{CustomerId, EventId, ProductId, Provider, UserId};
 use crate::ports::{
-    AuditRecord, BillingStore, Commit, LedgerRecord, Loaded, OutboxMessage, PendingOutbox, Queue,
-    QueueError, SetAsideOutbox, StoreError, Stored, UnreadableOutbox, UserAccessDoc,
+    AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerRecord, Loaded, LoadedProduct,
+    OutboxMessage, PendingOutbox, Queue, QueueError, SetAsideOutbox, StoreError, Stored,
+    UnreadableOutbox, UserAccessDoc,
 };
 use async_trait::async_trait;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The steps a fault can hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +37,48 @@ pub enum Step {
 pub struct FaultPlan {
     failures: Mutex<Vec<Step>>,
     crash_at: Mutex<Option<Step>>,
+    meeting: Mutex<Option<Meeting>>,
 }
 
+/// Loads that wait for each other after reading (see [`FaultPlan::meet_after_load`]).
+struct Meeting {
+    expected: usize,
+    joined: usize,
+    arrived: Arc<AtomicUsize>,
+}
+
+/// How long a load waits for the others of its meeting before going on alone.
+const MEETING_WAIT: Duration = Duration::from_secs(10);
+
 impl FaultPlan {
+    /// The next `n` loads each wait, after reading, until all `n` have read: their commits then
+    /// race on the revisions they all read (the tests of the optimistic-concurrency retry).
+    pub fn meet_after_load(&self, n: usize) {
+        if let Ok(mut m) = self.meeting.lock() {
+            *m = Some(Meeting {
+                expected: n,
+                joined: 0,
+                arrived: Arc::new(AtomicUsize::new(0)),
+            });
+        }
+    }
+
+    async fn meet(&self) {
+        let joined = self.meeting.lock().ok().and_then(|mut m| {
+            let meeting = m.as_mut().filter(|m| m.joined < m.expected)?;
+            meeting.joined += 1;
+            Some((meeting.arrived.clone(), meeting.expected))
+        });
+        let Some((arrived, expected)) = joined else {
+            return;
+        };
+        arrived.fetch_add(1, Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        while arrived.load(Ordering::SeqCst) < expected && started.elapsed() < MEETING_WAIT {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     pub fn fail_next(&self, step: Step) {
         if let Ok(mut v) = self.failures.lock() {
             v.push(step);
@@ -104,7 +147,40 @@ impl BillingStore for FaultyStore {
         if self.plan.trips(Step::Load) {
             return Err(injected(Step::Load));
         }
-        self.inner.load(provider, event, customer, user).await
+        let loaded = self.inner.load(provider, event, customer, user).await;
+        self.plan.meet().await;
+        loaded
+    }
+
+    async fn load_product(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        product: &ProductId,
+    ) -> Result<LoadedProduct, StoreError> {
+        if self.plan.trips(Step::Load) {
+            return Err(injected(Step::Load));
+        }
+        let loaded = self.inner.load_product(provider, event, product).await;
+        self.plan.meet().await;
+        loaded
+    }
+
+    async fn product(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+    ) -> Result<Option<Stored<CatalogueEntry>>, StoreError> {
+        self.inner.product(provider, product).await
+    }
+
+    async fn product_audit(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+        limit: usize,
+    ) -> Result<Vec<CatalogueAudit>, StoreError> {
+        self.inner.product_audit(provider, product, limit).await
     }
 
     async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError> {

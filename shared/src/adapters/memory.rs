@@ -1,12 +1,14 @@
 //! In-memory twins of the ports, with the same conditional semantics as the DynamoDB adapter:
 //! for fast domain and pipeline tests. Not for production; the real store is `dynamo`.
 
+use crate::domain::catalogue::CatalogueEntry;
 use crate::domain::customer::CustomerBilling;
-use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
+use crate::domain::ids::{CustomerId, EventId, ProductId, Provider, UserId};
 use crate::ports::{
-    read_outbox_doc, AuditRecord, BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState,
-    Loaded, OutboxMessage, PendingOutbox, Queue, QueueError, SecretSource, SecretsError,
-    SetAsideOutbox, StoreError, Stored, UnreadableOutbox, UserAccessDoc,
+    read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
+    LedgerState, Loaded, LoadedProduct, OutboxMessage, PendingOutbox, Queue, QueueError,
+    SecretSource, SecretsError, SetAsideOutbox, StoreError, Stored, UnreadableOutbox,
+    UserAccessDoc,
 };
 use crate::routing::Family;
 use crate::secret::WebhookSecret;
@@ -24,6 +26,9 @@ struct Tables {
     /// Keyed `(created_at, id)` like the pending index; the document is kept as stored text so
     /// an unreadable one can exist here too.
     outbox: BTreeMap<(i64, String), OutboxItem>,
+    products: HashMap<(Provider, ProductId), Stored<CatalogueEntry>>,
+    /// Keyed like the DynamoDB sort key within the product's partition.
+    product_audit: BTreeMap<(Provider, ProductId, i64, EventId), CatalogueAudit>,
 }
 
 struct OutboxItem {
@@ -52,6 +57,13 @@ impl InMemoryBillingStore {
     pub fn customers(&self) -> Vec<CustomerBilling> {
         self.lock()
             .map(|t| t.customers.values().map(|s| s.value.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every product aggregate, for tests that compare models.
+    pub fn products(&self) -> Vec<CatalogueEntry> {
+        self.lock()
+            .map(|t| t.products.values().map(|s| s.value.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -118,6 +130,12 @@ impl BillingStore for InMemoryBillingStore {
                 return Err(StoreError::Contention("user revision moved".into()));
             }
         }
+        if let Some(w) = &c.product {
+            let current = t.products.get(&(w.entry.provider, w.entry.product.clone()));
+            if !rev_matches(current, w.rev) {
+                return Err(StoreError::Contention("product revision moved".into()));
+            }
+        }
         // Encoded before anything is written, so a failure leaves nothing behind.
         let outbox = c
             .outbox
@@ -157,7 +175,59 @@ impl BillingStore for InMemoryBillingStore {
             };
             t.outbox.insert(key, item);
         }
+        if let Some(w) = &c.product {
+            let key = (w.entry.provider, w.entry.product.clone());
+            let stored = Stored {
+                value: w.entry.clone(),
+                rev: w.rev.map_or(1, |r| r + 1),
+            };
+            t.products.insert(key.clone(), stored);
+            let a = &w.audit;
+            t.product_audit
+                .insert((key.0, key.1, a.created, a.event_id.clone()), a.clone());
+        }
         Ok(())
+    }
+
+    async fn load_product(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        product: &ProductId,
+    ) -> Result<LoadedProduct, StoreError> {
+        let t = self.lock()?;
+        Ok(LoadedProduct {
+            ledger: t.ledger.get(&(provider, event.clone())).cloned(),
+            product: t.products.get(&(provider, product.clone())).cloned(),
+        })
+    }
+
+    async fn product(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+    ) -> Result<Option<Stored<CatalogueEntry>>, StoreError> {
+        Ok(self
+            .lock()?
+            .products
+            .get(&(provider, product.clone()))
+            .cloned())
+    }
+
+    async fn product_audit(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+        limit: usize,
+    ) -> Result<Vec<CatalogueAudit>, StoreError> {
+        let t = self.lock()?;
+        Ok(t.product_audit
+            .iter()
+            .rev()
+            .filter(|((p, id, _, _), _)| *p == provider && id == product)
+            .take(limit)
+            .map(|(_, a)| a.clone())
+            .collect())
     }
 
     async fn ledger(

@@ -519,7 +519,7 @@ impl CustomerBilling {
                 let version = Version::new(meta.created, 3, meta.id.as_str());
                 tally.add(offer(&mut self.deleted, &version, ()));
             }
-            BillingEvent::Unsupported => return Effect::Ignored,
+            BillingEvent::Catalogue(_) | BillingEvent::Unsupported => return Effect::Ignored,
         }
         self.normalise();
         tally.effect()

@@ -1,7 +1,9 @@
 //! The canonical billing events: what every provider's payload is translated into.
 //! Providers' wire types never get past `providers/`; the model only sees these.
 
-use super::ids::{CustomerId, EventId, InvoiceId, Provider, SubscriptionId, UserId};
+use super::ids::{
+    CustomerId, EventId, InvoiceId, PriceId, ProductId, Provider, SubscriptionId, UserId,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -170,6 +172,117 @@ pub struct EntitlementSet {
     pub complete: bool,
 }
 
+/// What happened to a catalogue object (a product, a price, or a price's legacy plan object);
+/// decides same-second precedence like [`SubscriptionChange`]: creation first, deletion last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatalogueChange {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// A product as one event saw it, reduced to what the model keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductSnapshot {
+    pub id: ProductId,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Whether it can be bought now (the provider's `active`); a deletion is kept apart.
+    pub active: bool,
+    /// The tier named by the product's metadata (`BILLING_TIER_METADATA_KEY`).
+    pub tier: Option<String>,
+}
+
+/// How a price is paid: once, or every `interval_count` `interval`s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PriceBilling {
+    OneTime,
+    Recurring {
+        /// `day`, `week`, `month` or `year`, verbatim.
+        interval: String,
+        interval_count: u32,
+    },
+}
+
+/// A price as one event saw it, reduced to what the model keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceSnapshot {
+    pub id: PriceId,
+    /// The product it belongs to (a price never moves to another product).
+    pub product: ProductId,
+    pub active: bool,
+    /// ISO 4217, lowercase as Stripe sends it.
+    pub currency: String,
+    /// In the currency's minor unit (cents; yen have none, dinars three); `None` for tiered or
+    /// customer-chosen amounts.
+    pub unit_amount: Option<i64>,
+    pub billing: PriceBilling,
+    /// The tier named by the price's metadata (`BILLING_TIER_METADATA_KEY`).
+    pub tier: Option<String>,
+    pub nickname: Option<String>,
+    /// Prices only: the legacy plan object has no lookup key.
+    pub lookup_key: Option<String>,
+}
+
+/// Which object an event about a price carried. Stripe still sends `plan.*` (the legacy object)
+/// beside `price.*` for recurring prices: two events, two shapes, one price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceObject {
+    Plan,
+    Price,
+}
+
+/// An event about the catalogue: it changes one product aggregate and no customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "catalogue", rename_all = "snake_case")]
+pub enum CatalogueEvent {
+    Product {
+        change: CatalogueChange,
+        snapshot: ProductSnapshot,
+        /// Orders this snapshot against others of the same second (per snapshot field).
+        #[serde(default)]
+        evidence: OrderEvidence,
+    },
+    Price {
+        change: CatalogueChange,
+        object: PriceObject,
+        snapshot: PriceSnapshot,
+        #[serde(default)]
+        evidence: OrderEvidence,
+    },
+}
+
+impl CatalogueEvent {
+    /// The product whose aggregate the event changes.
+    pub fn product(&self) -> &ProductId {
+        match self {
+            CatalogueEvent::Product { snapshot, .. } => &snapshot.id,
+            CatalogueEvent::Price { snapshot, .. } => &snapshot.product,
+        }
+    }
+}
+
+/// The aggregate an event is applied to: the unit of one consistent read and one commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AggregateKey {
+    /// A provider customer: links, subscriptions, invoices.
+    Customer(CustomerId),
+    /// A catalogue product with its prices.
+    Product(ProductId),
+}
+
+impl AggregateKey {
+    pub fn customer(&self) -> Option<&CustomerId> {
+        match self {
+            AggregateKey::Customer(c) => Some(c),
+            AggregateKey::Product(_) => None,
+        }
+    }
+}
+
 /// The canonical event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -205,6 +318,8 @@ pub enum BillingEvent {
         #[serde(default)]
         evidence: OrderEvidence,
     },
+    /// A product, price or plan changed: applied to the product's aggregate.
+    Catalogue(CatalogueEvent),
     /// A type this system records but does not model (yet): answered 200 as "ignored".
     Unsupported,
 }
@@ -219,7 +334,15 @@ impl BillingEvent {
             | BillingEvent::Entitlements { customer, .. } => Some(customer),
             BillingEvent::Subscription { snapshot, .. } => Some(&snapshot.customer),
             BillingEvent::InvoicePayment(p) => Some(&p.customer),
-            BillingEvent::Unsupported => None,
+            BillingEvent::Catalogue(_) | BillingEvent::Unsupported => None,
+        }
+    }
+
+    /// The aggregate this event is applied to; `None` for a type that is not modelled.
+    pub fn aggregate(&self) -> Option<AggregateKey> {
+        match self {
+            BillingEvent::Catalogue(c) => Some(AggregateKey::Product(c.product().clone())),
+            other => other.customer().cloned().map(AggregateKey::Customer),
         }
     }
 
@@ -232,6 +355,7 @@ impl BillingEvent {
             BillingEvent::InvoicePayment(p) => p.user_hint.as_ref(),
             BillingEvent::CustomerDeleted { .. }
             | BillingEvent::Entitlements { .. }
+            | BillingEvent::Catalogue(_)
             | BillingEvent::Unsupported => None,
         }
     }

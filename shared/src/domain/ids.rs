@@ -47,6 +47,14 @@ id_type!(
     /// A provider invoice (`in_…`).
     InvoiceId
 );
+id_type!(
+    /// A catalogue product (`prod_…`, or an id the merchant chose when creating it).
+    ProductId
+);
+id_type!(
+    /// A catalogue price (`price_…`). A legacy plan shares its id with the price it is.
+    PriceId
+);
 
 /// Which provider an event or a billing source comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -63,6 +63,7 @@ impl Pipeline {
             users,
             audit: vec![audit],
             outbox,
+            product: None,
         })
     }
 

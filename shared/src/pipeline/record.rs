@@ -4,7 +4,7 @@
 use super::project::Projection;
 use super::{Delivery, DuplicateBy, Outcome, Pipeline, ReadEvent};
 use crate::domain::customer::{CustomerBilling, Effect};
-use crate::domain::events::{BillingEvent, EventMeta};
+use crate::domain::events::{AggregateKey, BillingEvent, EventMeta};
 use crate::domain::ids::CustomerId;
 use crate::error::Error;
 use crate::ports::{Commit, LedgerGuard, LedgerRecord, LedgerState, StoreError};
@@ -14,7 +14,7 @@ use crate::telemetry::Counter;
 const MAX_ATTEMPTS: usize = 8;
 
 /// What one read-decide-commit attempt did.
-enum Attempted {
+pub(super) enum Attempted {
     Recorded(LedgerState),
     /// The read found the event already recorded: nothing written.
     SeenInLedger,
@@ -48,10 +48,10 @@ impl Pipeline {
         }
     }
 
-    /// Applies a verified event; retried on contention.
+    /// Applies a verified event to its aggregate; retried on contention.
     async fn apply(&self, v: &Verified<'_>, guard: LedgerGuard) -> Outcome {
         let event_id = v.meta.id.as_str();
-        let Some(customer_id) = v.event.customer().cloned() else {
+        let Some(aggregate) = v.event.aggregate() else {
             // Not modelled: one conditional write records it as ignored.
             let record = self.ledger_record(v, LedgerState::Ignored, None);
             let result = self.store.commit(&Commit::ledger_only(record, guard)).await;
@@ -62,14 +62,17 @@ impl Pipeline {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            match self.attempt(v, guard, &customer_id).await {
+            let attempted = match &aggregate {
+                AggregateKey::Customer(customer_id) => self.attempt(v, guard, customer_id).await,
+                AggregateKey::Product(product) => self.attempt_product(v, guard, product).await,
+            };
+            match attempted {
                 Err(StoreError::Contention(why)) => last_error = why,
                 Err(e) if e.is_permanent() => {
                     // Retrying can never help: keep the bytes and say why, for a replay.
                     let why = format!("permanent store error: {e}");
-                    return self
-                        .park(v.delivery, &v.meta, Some(customer_id), &why, guard)
-                        .await;
+                    let customer = aggregate.customer().cloned();
+                    return self.park(v.delivery, &v.meta, customer, &why, guard).await;
                 }
                 Ok(Attempted::SeenInLedger) => {
                     return Outcome::Duplicate {
@@ -151,12 +154,7 @@ impl Pipeline {
                 hint.as_ref(),
             )
             .await?;
-        let already = match (&loaded.ledger, guard) {
-            (Some(_), LedgerGuard::New) | (None, LedgerGuard::ReplaceParked) => true,
-            (Some(rec), LedgerGuard::ReplaceParked) => rec.state != LedgerState::Parked,
-            (None, LedgerGuard::New) => false,
-        };
-        if already {
+        if seen(loaded.ledger.as_ref(), guard) {
             return Ok(Attempted::SeenInLedger);
         }
         let (before, rev) = match loaded.customer {
@@ -167,11 +165,7 @@ impl Pipeline {
             ),
         };
         let mut after = before.clone();
-        let state = match after.apply(&v.meta, &v.event) {
-            Effect::Applied => LedgerState::Applied,
-            Effect::Stale => LedgerState::Stale,
-            Effect::Ignored => LedgerState::Ignored,
-        };
+        let state = ledger_state(after.apply(&v.meta, &v.event));
         if state != LedgerState::Applied {
             let record = self.ledger_record(v, state, Some(customer_id.clone()));
             self.store
@@ -229,6 +223,25 @@ impl Pipeline {
         }
         tracing::warn!(event_id = %v.meta.id, subscription = %id, "same-second events could not be ordered; the choice is deterministic");
         vec![id.to_string()]
+    }
+}
+
+/// Whether the read shows the event already recorded: any record for a new delivery; for a
+/// replay, a record that is no longer parked (or none at all).
+pub(super) fn seen(ledger: Option<&LedgerRecord>, guard: LedgerGuard) -> bool {
+    match (ledger, guard) {
+        (Some(_), LedgerGuard::New) | (None, LedgerGuard::ReplaceParked) => true,
+        (Some(rec), LedgerGuard::ReplaceParked) => rec.state != LedgerState::Parked,
+        (None, LedgerGuard::New) => false,
+    }
+}
+
+/// The ledger state an aggregate's verdict is recorded in.
+pub(super) fn ledger_state(effect: Effect) -> LedgerState {
+    match effect {
+        Effect::Applied => LedgerState::Applied,
+        Effect::Stale => LedgerState::Stale,
+        Effect::Ignored => LedgerState::Ignored,
     }
 }
 

@@ -5,9 +5,15 @@
 //! `metadata` only the changed keys (an added key's previous value is null or ""); for a list
 //! the whole previous list. So objects are flattened into paths through nested objects, lists
 //! are leaves, and both sides flatten the same way.
+//!
+//! Catalogue snapshots (products, prices) take their evidence per field of the model's own
+//! snapshot instead (`snapshot_evidence`): the object before the update is rebuilt from
+//! `previous_attributes` (`before_update`) and translated like the object after it, so a price
+//! and its legacy plan object give the same fields.
 
 use crate::digest::json_digest;
 use crate::domain::events::OrderEvidence;
+use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -29,6 +35,65 @@ pub fn order_evidence(object: &Value, previous: Option<&Value>) -> OrderEvidence
         values,
         previous: before,
     }
+}
+
+/// The evidence of a snapshot the model keeps (a catalogue product or price), per field of the
+/// snapshot: its values `after` the event and, for an update, the fields whose value `before`
+/// it differed. The fields are the model's own, the same for every shape of the object, so
+/// `previous` lists exactly the fields the event changed (see `domain::newest`).
+pub fn snapshot_evidence<T: Serialize>(after: &T, before: Option<&T>) -> OrderEvidence {
+    let digests = |snapshot: &T| -> BTreeMap<String, String> {
+        match serde_json::to_value(snapshot) {
+            Ok(Value::Object(fields)) => fields
+                .iter()
+                .map(|(field, value)| (field.clone(), json_digest(value)))
+                .collect(),
+            _ => BTreeMap::new(),
+        }
+    };
+    let values = digests(after);
+    let previous = before
+        .map(|b| {
+            digests(b)
+                .into_iter()
+                .filter(|(field, was)| values.get(field) != Some(was))
+                .collect()
+        })
+        .unwrap_or_default();
+    OrderEvidence { values, previous }
+}
+
+/// The object as it was before an update: its `data.previous_attributes` put back over it.
+/// Stripe reports a changed hash (`metadata`) by its changed keys only, a key the hash did not
+/// have as `null` or `""` (both put back as absent: translations read an empty string as no
+/// value), and anything else whole.
+pub fn before_update(object: &Value, previous: &Value) -> Value {
+    let (Some(now), Some(was)) = (object.as_object(), previous.as_object()) else {
+        return object.clone();
+    };
+    let mut out = now.clone();
+    for (key, old) in was {
+        match (now.get(key), old) {
+            (Some(current @ Value::Object(_)), Value::Object(_)) if !is_list(current) => {
+                out.insert(key.clone(), before_update(current, old));
+            }
+            (_, Value::Null) => {
+                out.remove(key);
+            }
+            (_, Value::String(s)) if s.is_empty() => {
+                out.remove(key);
+            }
+            _ => {
+                out.insert(key.clone(), old.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// A Stripe list object (`{"object": "list", "data": [...]}`): reported whole, like an array.
+fn is_list(value: &Value) -> bool {
+    value.get("object").and_then(Value::as_str) == Some("list")
 }
 
 fn flatten(value: &Value, path: &str, depth: usize, out: &mut BTreeMap<String, String>) {
@@ -73,6 +138,29 @@ mod tests {
         assert!(e2.follows(&e1) && !e1.follows(&e2));
         assert!(e1.follows(&e0));
         assert!(!e0.follows(&e1), "no previous values prove nothing");
+    }
+
+    /// Per-field evidence of whole snapshots: `previous` holds exactly the changed fields, and
+    /// the object before an update is the current one with its previous values put back.
+    #[test]
+    fn snapshot_evidence_lists_exactly_the_changed_fields() {
+        let after = json!({"id": "price_1", "active": false, "metadata": {"tier": "pro", "x": "1"},
+            "recurring": {"interval": "month"}, "object": "price"});
+        let previous = json!({"active": true, "metadata": {"tier": ""}});
+        let before = before_update(&after, &previous);
+        assert_eq!(
+            before,
+            json!({"id": "price_1", "active": true, "metadata": {"x": "1"},
+                "recurring": {"interval": "month"}, "object": "price"})
+        );
+        let e = snapshot_evidence(&after, Some(&before));
+        assert_eq!(e.values.len(), 5);
+        let changed: Vec<&str> = e.previous.keys().map(String::as_str).collect();
+        assert_eq!(changed, ["active", "metadata"]);
+        assert_eq!(e.previous["active"], json_digest(&json!(true)));
+        let created = snapshot_evidence(&after, None);
+        assert!(created.previous.is_empty());
+        assert_eq!(created.values, e.values);
     }
 
     #[test]

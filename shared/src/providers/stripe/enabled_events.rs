@@ -209,6 +209,15 @@ mod tests {
             "customer.deleted",
             "customer.source.expiring",
             "customer.source.updated",
+            "product.created",
+            "product.updated",
+            "product.deleted",
+            "price.created",
+            "price.updated",
+            "price.deleted",
+            "plan.created",
+            "plan.updated",
+            "plan.deleted",
         ];
         let enabled = all_enabled();
         let missing: Vec<_> = catalogue

@@ -3,14 +3,17 @@
 //! Drift handled here: the subscription id of an invoice moved from `subscription` to
 //! `parent.subscription_details.subscription` (2025-03-31), the current period moved from the
 //! subscription to `items.data[]` (2025-03-31), ids may arrive expanded as objects, and the
-//! price may appear as `plan` (before 2018-02) or `price`.
+//! price may appear as `plan` (before 2018-02) or `price`. A recurring price is also announced
+//! as the legacy plan object (`plan.*`: `amount`, `interval` on the object) beside `price.*`
+//! (`unit_amount`, `recurring.interval`): both become one price snapshot.
 
-use super::event::{i64_field, id_field, metadata, str_field, Envelope};
+use super::event::{as_bool, i64_field, id_field, metadata, str_field, Envelope};
 use crate::domain::events::{
-    BillingEvent, InvoiceChange, InvoicePayment, SubscriptionChange, SubscriptionSnapshot,
+    BillingEvent, CatalogueChange, CatalogueEvent, InvoiceChange, InvoicePayment, PriceBilling,
+    PriceObject, PriceSnapshot, ProductSnapshot, SubscriptionChange, SubscriptionSnapshot,
 };
-use crate::domain::ids::{CustomerId, InvoiceId, SubscriptionId, UserId};
-use crate::providers::evidence::order_evidence;
+use crate::domain::ids::{CustomerId, InvoiceId, PriceId, ProductId, SubscriptionId, UserId};
+use crate::providers::evidence::{before_update, order_evidence, snapshot_evidence};
 use crate::routing::Family;
 use serde_json::Value;
 
@@ -114,9 +117,139 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
             customer: CustomerId::new(need("id", id_field(obj, "id"))?),
         },
         super::entitlements::SUMMARY_UPDATED => super::entitlements::summary(env)?,
+        t if t.starts_with("product.") || t.starts_with("price.") || t.starts_with("plan.") => {
+            catalogue(env, map)?
+        }
         _ => BillingEvent::Unsupported,
     };
     Ok(event)
+}
+
+/// `product.*`, `price.*` and `plan.*` (created, updated, deleted). The evidence is taken per
+/// field of the snapshot, before and after the change (the object with its
+/// `previous_attributes` put back), so a plan and a price give the same fields.
+fn catalogue(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, TranslateError> {
+    let (object, action) = env.event_type.split_once('.').unwrap_or_default();
+    let change = match action {
+        "created" => CatalogueChange::Created,
+        "updated" => CatalogueChange::Updated,
+        "deleted" => CatalogueChange::Deleted,
+        _ => return Ok(BillingEvent::Unsupported),
+    };
+    let missing = |field| TranslateError {
+        event_type: env.event_type.clone(),
+        field,
+    };
+    // Only updates report what they replaced; creations and deletions order by rank.
+    let before = env
+        .previous
+        .as_ref()
+        .filter(|_| change == CatalogueChange::Updated)
+        .map(|previous| before_update(&env.object, previous));
+    let event = if object == "product" {
+        let snapshot = product_snapshot(&env.object, map, change).ok_or_else(|| missing("id"))?;
+        let was = before
+            .as_ref()
+            .and_then(|b| product_snapshot(b, map, change));
+        CatalogueEvent::Product {
+            change,
+            evidence: snapshot_evidence(&snapshot, was.as_ref()),
+            snapshot,
+        }
+    } else {
+        let shape = if object == "plan" {
+            PriceObject::Plan
+        } else {
+            PriceObject::Price
+        };
+        let snapshot = price_snapshot(&env.object, map, shape, change).map_err(missing)?;
+        let was = before
+            .as_ref()
+            .and_then(|b| price_snapshot(b, map, shape, change).ok());
+        CatalogueEvent::Price {
+            change,
+            object: shape,
+            evidence: snapshot_evidence(&snapshot, was.as_ref()),
+            snapshot,
+        }
+    };
+    Ok(BillingEvent::Catalogue(event))
+}
+
+/// A string attribute; an empty string is no value.
+fn text(obj: &Value, key: &str) -> Option<String> {
+    str_field(obj, key)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// `active` as sent; a deleted object without one is no longer active.
+fn active(obj: &Value, change: CatalogueChange) -> bool {
+    obj.get("active")
+        .and_then(as_bool)
+        .unwrap_or(change != CatalogueChange::Deleted)
+}
+
+fn product_snapshot(
+    obj: &Value,
+    map: &StripeMapping,
+    change: CatalogueChange,
+) -> Option<ProductSnapshot> {
+    Some(ProductSnapshot {
+        id: ProductId::new(id_field(obj, "id")?),
+        name: text(obj, "name"),
+        description: text(obj, "description"),
+        active: active(obj, change),
+        tier: metadata(obj, &map.tier_metadata_key),
+    })
+}
+
+/// A price or plan object as a price snapshot; `Err` names the missing attribute.
+fn price_snapshot(
+    obj: &Value,
+    map: &StripeMapping,
+    shape: PriceObject,
+    change: CatalogueChange,
+) -> Result<PriceSnapshot, &'static str> {
+    let (unit_amount, billing, lookup_key) = match shape {
+        // A plan is always recurring, its period on the object itself (2018-02-05 to today).
+        PriceObject::Plan => (i64_field(obj, "amount"), recurring(obj)?, None),
+        PriceObject::Price => {
+            let billing = match (str_field(obj, "type"), obj.get("recurring")) {
+                (Some("one_time"), _) => PriceBilling::OneTime,
+                (Some("recurring") | None, Some(r)) if r.is_object() => recurring(r)?,
+                (Some("recurring"), _) => return Err("recurring"),
+                (None, _) => PriceBilling::OneTime,
+                (Some(_), _) => return Err("type"),
+            };
+            (
+                i64_field(obj, "unit_amount"),
+                billing,
+                text(obj, "lookup_key"),
+            )
+        }
+    };
+    Ok(PriceSnapshot {
+        id: PriceId::new(id_field(obj, "id").ok_or("id")?),
+        product: ProductId::new(id_field(obj, "product").ok_or("product")?),
+        active: active(obj, change),
+        currency: text(obj, "currency").ok_or("currency")?,
+        unit_amount,
+        billing,
+        tier: metadata(obj, &map.tier_metadata_key),
+        nickname: text(obj, "nickname"),
+        lookup_key,
+    })
+}
+
+/// `interval` and `interval_count` of a price's `recurring` hash or of a plan.
+fn recurring(v: &Value) -> Result<PriceBilling, &'static str> {
+    Ok(PriceBilling::Recurring {
+        interval: text(v, "interval").ok_or("interval")?,
+        interval_count: i64_field(v, "interval_count")
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(1),
+    })
 }
 
 fn invoice(
@@ -219,6 +352,7 @@ fn subscription_details(obj: &Value, map: &StripeMapping) -> SubscriptionSnapsho
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::events::OrderEvidence;
     use serde_json::json;
 
     fn env(event_type: &str, object: Value) -> Envelope {
@@ -321,6 +455,126 @@ mod tests {
         );
     }
 
+    fn catalogue_event(e: &Envelope) -> CatalogueEvent {
+        match translate(e, &StripeMapping::default()).expect("translate") {
+            BillingEvent::Catalogue(c) => c,
+            other => panic!("not a catalogue event: {other:?}"),
+        }
+    }
+
+    fn price_of(e: &Envelope) -> (PriceObject, PriceSnapshot, OrderEvidence) {
+        match catalogue_event(e) {
+            CatalogueEvent::Price {
+                object,
+                snapshot,
+                evidence,
+                ..
+            } => (object, snapshot, evidence),
+            other => panic!("not a price: {other:?}"),
+        }
+    }
+
+    /// A recurring price and its legacy plan object describe one price: the same snapshot
+    /// (the plan has no lookup key), the same evidence fields.
+    #[test]
+    fn a_plan_and_its_price_give_one_snapshot() {
+        let price = env(
+            "price.updated",
+            json!({"id": "price_1", "object": "price", "active": true, "currency": "usd",
+            "product": "prod_1", "type": "recurring", "unit_amount": 900, "lookup_key": "k",
+            "recurring": {"interval": "month", "interval_count": 3, "usage_type": "licensed"},
+            "nickname": "Quarterly", "metadata": {"tier": "pro", "other": "x"}}),
+        );
+        let plan = env(
+            "plan.updated",
+            json!({"id": "price_1", "object": "plan", "active": true, "currency": "usd",
+            "product": {"id": "prod_1", "object": "product"}, "interval": "month",
+            "interval_count": 3, "amount": 900, "amount_decimal": "900",
+            "nickname": "Quarterly", "metadata": {"tier": "pro"}}),
+        );
+        let (a, mut from_price, e1) = price_of(&price);
+        let (b, from_plan, e2) = price_of(&plan);
+        assert_eq!((a, b), (PriceObject::Price, PriceObject::Plan));
+        assert_eq!(from_price.lookup_key.take().as_deref(), Some("k"));
+        assert_eq!(from_price, from_plan);
+        assert_eq!(
+            from_plan.billing,
+            PriceBilling::Recurring {
+                interval: "month".into(),
+                interval_count: 3
+            }
+        );
+        assert_eq!(from_plan.tier.as_deref(), Some("pro"));
+        assert_eq!(
+            e1.values.keys().collect::<Vec<_>>(),
+            e2.values.keys().collect::<Vec<_>>()
+        );
+    }
+
+    /// An update's evidence lists exactly the snapshot fields it changed, whatever else
+    /// `previous_attributes` reports (`updated`, metadata keys the model does not read).
+    #[test]
+    fn catalogue_updates_carry_the_fields_they_changed() {
+        let body = json!({"id": "evt_u", "type": "price.updated", "created": 10, "data": {
+            "object": {"id": "price_1", "object": "price", "active": false, "currency": "eur",
+                "product": "prod_1", "type": "one_time", "unit_amount": 500,
+                "metadata": {"tier": "team", "other": "y"}},
+            "previous_attributes": {"active": true, "metadata": {"tier": null, "other": "x"}}}});
+        let e = Envelope::parse(body.to_string().as_bytes()).expect("parse");
+        let (_, snapshot, evidence) = price_of(&e);
+        assert_eq!((snapshot.active, snapshot.unit_amount), (false, Some(500)));
+        let changed: Vec<&str> = evidence.previous.keys().map(String::as_str).collect();
+        assert_eq!(changed, ["active", "tier"]);
+        let body = json!({"id": "evt_p", "type": "product.updated", "created": 10, "data": {
+            "object": {"id": "prod_1", "object": "product", "active": true, "name": "New",
+                "updated": 10},
+            "previous_attributes": {"name": "Old", "updated": 5}}});
+        let e = Envelope::parse(body.to_string().as_bytes()).expect("parse");
+        let CatalogueEvent::Product { evidence, .. } = catalogue_event(&e) else {
+            panic!("not a product");
+        };
+        assert_eq!(evidence.previous.keys().collect::<Vec<_>>(), ["name"]);
+    }
+
+    #[test]
+    fn a_catalogue_object_that_cannot_be_placed_is_an_error() {
+        let cases = [
+            (
+                "price.created",
+                json!({"id": "price_1", "currency": "usd"}),
+                "product",
+            ),
+            (
+                "plan.created",
+                json!({"id": "p", "product": "prod_1", "currency": "usd"}),
+                "interval",
+            ),
+            (
+                "price.created",
+                json!({"id": "p", "product": "prod_1", "currency": "usd", "type": "weird"}),
+                "type",
+            ),
+            (
+                "price.deleted",
+                json!({"id": "p", "object": "price", "deleted": true}),
+                "product",
+            ),
+            ("product.updated", json!({"name": "no id"}), "id"),
+        ];
+        for (event_type, object, field) in cases {
+            let err = translate(&env(event_type, object), &StripeMapping::default())
+                .expect_err(event_type);
+            assert_eq!(err.field, field, "{event_type}");
+        }
+        assert_eq!(
+            translate(
+                &env("product.frobnicated", json!({})),
+                &StripeMapping::default()
+            ),
+            Ok(BillingEvent::Unsupported)
+        );
+    }
+
     #[test]
     fn families_follow_the_type_prefix() {
         assert_eq!(family_of("checkout.session.expired"), Family::Checkout);
@@ -331,5 +585,8 @@ mod tests {
         assert_eq!(family_of("invoice_payment.paid"), Family::Invoice);
         assert_eq!(family_of("customer.updated"), Family::Charge);
         assert_eq!(family_of("payment_intent.succeeded"), Family::Charge);
+        for catalogue in ["product.created", "price.updated", "plan.deleted"] {
+            assert_eq!(family_of(catalogue), Family::Charge, "{catalogue}");
+        }
     }
 }

@@ -1,0 +1,326 @@
+//! The catalogue through the whole pipeline: each product, price and plan fixture changes the
+//! product as stated (in memory), and against moto: applied and read back through the route, a
+//! redelivery is a duplicate, concurrent events of one product all land.
+
+use crate::helpers::*;
+use billing::routing::Family;
+use http::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const DIR: &str = "stripe/SYNTH-catalogue";
+
+fn synth(name: &str) -> String {
+    format!("{DIR}/{name}")
+}
+
+/// Posts a fixture and insists it was applied.
+async fn applied(app: &TestApp, name: &str) {
+    let (status, json) = app.post_fixture(&synth(name)).await;
+    assert_eq!(status, StatusCode::OK, "{name}: {json}");
+    assert_eq!(json["state"], "applied", "{name}: {json}");
+}
+
+async fn product(app: &TestApp, id: &str) -> Value {
+    let (status, json) = app.get(&format!("/products/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{id}: {json}");
+    json
+}
+
+/// A catalogue change belongs to no user: it leaves no feed message behind.
+async fn no_feed_message(app: &TestApp) {
+    let pending = app.store.pending_outbox(10).await.expect("outbox");
+    assert!(pending.is_empty(), "{pending:?}");
+}
+
+#[tokio::test]
+async fn product_created_makes_a_product_with_its_tier_and_no_price_yet() {
+    let app = spawn_memory(false);
+    applied(&app, "product.created__basil.json").await;
+    let p = product(&app, "prod_SYNTHpro").await;
+    assert_eq!(p["name"], "Pro");
+    assert_eq!(p["description"], "Everything in Basic, and more.");
+    assert_eq!(
+        (&p["active"], &p["archived"]),
+        (&json!(true), &json!(false))
+    );
+    assert_eq!(p["tier"], "pro");
+    assert_eq!(p["kind"], Value::Null, "no price known yet: {p}");
+    assert_eq!(p["prices"], json!({}));
+    let change = &p["changes"][0];
+    assert_eq!(change["event_id"], "evt_SYNTH_product_created");
+    assert_eq!(
+        (&change["before"]["name"], &change["after"]["name"]),
+        (&Value::Null, &json!("Pro"))
+    );
+    no_feed_message(&app).await;
+    let (status, _) = app.get("/products/prod_unknown").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn product_updated_renames_it_and_the_older_creation_after_it_is_stale() {
+    let app = spawn_memory(false);
+    applied(&app, "product.updated__basil.json").await;
+    let (status, json) = app
+        .post_fixture(&synth("product.created__basil.json"))
+        .await;
+    assert_eq!(
+        (status, json["state"].as_str()),
+        (StatusCode::OK, Some("stale")),
+        "{json}"
+    );
+    assert_eq!(product(&app, "prod_SYNTHpro").await["name"], "Pro 2026");
+}
+
+#[tokio::test]
+async fn product_deleted_archives_it() {
+    let app = spawn_memory(false);
+    applied(&app, "product.deleted__basil.json").await;
+    let p = product(&app, "prod_SYNTHlegacy").await;
+    assert_eq!(
+        (&p["archived"], &p["active"]),
+        (&json!(true), &json!(false)),
+        "{p}"
+    );
+    assert_eq!(p["name"], "Legacy add-on");
+}
+
+#[tokio::test]
+async fn price_created_makes_a_subscription_product_before_its_product_event() {
+    let app = spawn_memory(false);
+    applied(&app, "price.created__basil.json").await;
+    let p = product(&app, "prod_SYNTHpro").await;
+    assert_eq!(
+        (&p["name"], &p["active"]),
+        (&Value::Null, &Value::Null),
+        "{p}"
+    );
+    assert_eq!(p["kind"], "subscription");
+    assert_eq!(
+        p["prices"]["price_SYNTHpro_monthly"],
+        json!({"id": "price_SYNTHpro_monthly", "active": true, "archived": false,
+               "currency": "usd", "unit_amount": 1500, "type": "recurring",
+               "interval": "month", "interval_count": 1, "tier": null,
+               "nickname": "Pro monthly", "lookup_key": "pro_monthly"})
+    );
+    // The product's own event arrives later and fills in its fields.
+    applied(&app, "product.created__basil.json").await;
+    let p = product(&app, "prod_SYNTHpro").await;
+    assert_eq!(
+        (&p["name"], &p["kind"]),
+        (&json!("Pro"), &json!("subscription"))
+    );
+    assert_eq!(p["changes"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn a_one_time_price_makes_a_one_time_product_in_minor_units() {
+    let app = spawn_memory(false);
+    applied(&app, "price.created__one_time_jpy__basil.json").await;
+    let p = product(&app, "prod_SYNTHguide").await;
+    assert_eq!(p["kind"], "one_time");
+    let price = &p["prices"]["price_SYNTHguide_jpy"];
+    assert_eq!(
+        (&price["currency"], &price["unit_amount"]),
+        (&json!("jpy"), &json!(5000))
+    );
+    assert_eq!(price["type"], "one_time");
+    assert!(price.get("interval").is_none(), "{price}");
+}
+
+/// `price.updated` and its `plan.updated` twin describe one change: in either order the price
+/// ends archived in the Dashboard's sense (`active: false`), the second one stale or applied.
+#[tokio::test]
+async fn price_and_plan_updated_twins_deactivate_the_price_in_either_order() {
+    for twins in [
+        ["price.updated__basil.json", "plan.updated__basil.json"],
+        ["plan.updated__basil.json", "price.updated__basil.json"],
+    ] {
+        let app = spawn_memory(false);
+        applied(&app, "price.created__basil.json").await;
+        for name in twins {
+            applied(&app, name).await;
+        }
+        let p = product(&app, "prod_SYNTHpro").await;
+        let price = &p["prices"]["price_SYNTHpro_monthly"];
+        assert_eq!(
+            (&price["active"], &price["archived"]),
+            (&json!(false), &json!(false)),
+            "{twins:?}: {price}"
+        );
+        assert_eq!(
+            price["lookup_key"], "pro_monthly",
+            "kept from the price: {twins:?}"
+        );
+        no_feed_message(&app).await;
+    }
+}
+
+#[tokio::test]
+async fn price_and_plan_deleted_twins_archive_the_price_for_good() {
+    for twins in [
+        ["price.deleted__basil.json", "plan.deleted__basil.json"],
+        ["plan.deleted__basil.json", "price.deleted__basil.json"],
+    ] {
+        let app = spawn_memory(false);
+        applied(&app, "price.created__basil.json").await;
+        for name in twins {
+            applied(&app, name).await;
+        }
+        let p = product(&app, "prod_SYNTHpro").await;
+        let price = &p["prices"]["price_SYNTHpro_yearly"];
+        assert_eq!(price["archived"], true, "{twins:?}: {p}");
+        assert_eq!(
+            (&price["interval"], &price["tier"]),
+            (&json!("year"), &json!("pro_annual"))
+        );
+        // The monthly price is live, so the product stays a subscription product.
+        assert_eq!(p["kind"], "subscription");
+    }
+}
+
+#[tokio::test]
+async fn a_2018_plan_created_makes_a_recurring_price() {
+    let app = spawn_memory(false);
+    applied(&app, "plan.created__2018-02-05.json").await;
+    let p = product(&app, "prod_SYNTHgold").await;
+    assert_eq!(p["kind"], "subscription");
+    assert_eq!(
+        p["prices"]["gold_monthly_SYNTH"],
+        json!({"id": "gold_monthly_SYNTH", "active": true, "archived": false,
+               "currency": "usd", "unit_amount": 2000, "type": "recurring",
+               "interval": "month", "interval_count": 1, "tier": "gold",
+               "nickname": "Gold monthly", "lookup_key": null})
+    );
+}
+
+/// A price that names no product cannot be placed: parked with the reason, nothing changed.
+#[tokio::test]
+async fn a_price_without_its_product_is_parked() {
+    let app = spawn_memory(false);
+    let body = event(
+        "evt_price_no_product",
+        "price.created",
+        NOW,
+        json!({"id": "price_x", "object": "price", "currency": "usd", "type": "one_time"}),
+    );
+    let (status, json) = app.post(Family::Charge, &body).await;
+    assert_eq!(
+        (status, json["state"].as_str()),
+        (StatusCode::OK, Some("parked")),
+        "{json}"
+    );
+    let (_, record) = app.get("/events/stripe/evt_price_no_product").await;
+    assert_eq!(
+        record["detail"],
+        "price.created: data.object has no usable `product`"
+    );
+    assert!(app.memory.as_ref().expect("memory").products().is_empty());
+}
+
+#[tokio::test]
+async fn moto_product_and_price_apply_and_read_back_through_the_route() {
+    let app = spawn_moto(false).await;
+    applied(&app, "product.created__basil.json").await;
+    applied(&app, "price.created__basil.json").await;
+    let p = product(&app, "prod_SYNTHpro").await;
+    assert_eq!(
+        (&p["name"], &p["tier"], &p["kind"]),
+        (&json!("Pro"), &json!("pro"), &json!("subscription")),
+        "{p}"
+    );
+    let price = &p["prices"]["price_SYNTHpro_monthly"];
+    assert_eq!(
+        (&price["unit_amount"], &price["archived"]),
+        (&json!(1500), &json!(false)),
+        "{p}"
+    );
+    let changes: Vec<&str> = p["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c["event_id"].as_str())
+        .collect();
+    assert_eq!(
+        changes,
+        ["evt_SYNTH_price_created", "evt_SYNTH_product_created"]
+    );
+    let (_, record) = app.get("/events/stripe/evt_SYNTH_price_created").await;
+    assert_eq!(
+        (&record["state"], &record["family"]),
+        (&json!("applied"), &json!("charge"))
+    );
+    no_feed_message(&app).await;
+}
+
+#[tokio::test]
+async fn moto_a_catalogue_redelivery_is_a_duplicate() {
+    let app = spawn_moto(false).await;
+    applied(&app, "price.created__basil.json").await;
+    let before = app.dynamo.as_ref().expect("dynamo").meter.take();
+    assert!(before.requests > 0);
+    let (status, json) = app.post_fixture(&synth("price.created__basil.json")).await;
+    assert_eq!(
+        (status, json["state"].as_str()),
+        (StatusCode::OK, Some("duplicate")),
+        "{json}"
+    );
+    assert_eq!(json["detected_by"], "ledger_read");
+    // One read, no write; the product keeps one audit entry.
+    let redelivery = app.dynamo.as_ref().expect("dynamo").meter.take();
+    assert_eq!(redelivery.requests, 1, "{redelivery:?}");
+    assert_eq!(redelivery.write_units, 0.0, "{redelivery:?}");
+    let p = product(&app, "prod_SYNTHpro").await;
+    assert_eq!(p["changes"].as_array().map(Vec::len), Some(1), "{p}");
+}
+
+/// Two events of one product read the same (absent) aggregate before either commits: one
+/// commit wins, the other's revision check fails, it reads again and applies on top.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moto_concurrent_price_events_of_one_product_both_apply() {
+    let app = Arc::new(spawn_moto(false).await);
+    app.dynamo.as_ref().expect("dynamo").meter.take();
+    app.faults.meet_after_load(2);
+    let price = |id: &str, amount: i64| {
+        json!({"id": id, "object": "price", "active": true, "currency": "eur",
+               "product": "prod_race", "type": "one_time", "unit_amount": amount})
+    };
+    let bodies = [
+        event(
+            "evt_race_a",
+            "price.created",
+            NOW,
+            price("price_race_a", 100),
+        ),
+        event(
+            "evt_race_b",
+            "price.created",
+            NOW,
+            price("price_race_b", 200),
+        ),
+    ];
+    let tasks: Vec<_> = bodies
+        .into_iter()
+        .map(|body| {
+            let app = app.clone();
+            tokio::spawn(async move { app.post(Family::Charge, &body).await })
+        })
+        .collect();
+    for task in tasks {
+        let (status, json) = task.await.expect("task");
+        assert_eq!(
+            (status, json["state"].as_str()),
+            (StatusCode::OK, Some("applied")),
+            "{json}"
+        );
+    }
+    // Two reads and two commits, then the loser's second read and commit: its first commit
+    // was refused by the revision check (nothing was injected to fail).
+    let spent = app.dynamo.as_ref().expect("dynamo").meter.take();
+    assert_eq!(spent.requests, 6, "{spent:?}");
+    let p = product(&app, "prod_race").await;
+    let prices: Vec<&String> = p["prices"].as_object().expect("prices").keys().collect();
+    assert_eq!(prices, ["price_race_a", "price_race_b"], "{p}");
+    assert_eq!(p["changes"].as_array().map(Vec::len), Some(2), "{p}");
+}
