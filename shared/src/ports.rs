@@ -3,7 +3,8 @@
 
 use crate::domain::access::{Access, SubscriptionAccess};
 use crate::domain::customer::CustomerBilling;
-use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
+use crate::domain::ids::{CustomerId, EventId, InvoiceId, Provider, UserId};
+use crate::domain::invoice::Invoice;
 use crate::routing::Family;
 use crate::secret::WebhookSecret;
 use async_trait::async_trait;
@@ -193,6 +194,8 @@ pub struct Commit {
     pub users: Vec<(UserAccessDoc, Option<u64>)>,
     pub audit: Vec<AuditRecord>,
     pub outbox: Vec<OutboxMessage>,
+    /// The event's invoice and the revision it was read at (`None`: must not exist yet).
+    pub invoice: Option<(Invoice, Option<u64>)>,
 }
 
 impl Commit {
@@ -205,6 +208,7 @@ impl Commit {
             users: vec![],
             audit: vec![],
             outbox: vec![],
+            invoice: None,
         }
     }
 
@@ -213,6 +217,7 @@ impl Commit {
             && self.users.is_empty()
             && self.audit.is_empty()
             && self.outbox.is_empty()
+            && self.invoice.is_none()
     }
 }
 
@@ -222,6 +227,8 @@ pub struct Loaded {
     pub ledger: Option<LedgerRecord>,
     pub customer: Option<Stored<CustomerBilling>>,
     pub user: Option<Stored<UserAccessDoc>>,
+    /// The event's invoice (`load_with_invoice` only).
+    pub invoice: Option<Stored<Invoice>>,
 }
 
 /// Store errors, each transient or permanent (`is_permanent`).
@@ -268,7 +275,24 @@ pub trait BillingStore: Send + Sync {
         customer: Option<&CustomerId>,
         user: Option<&UserId>,
     ) -> Result<Loaded, StoreError>;
+    /// `load`, plus the item of the invoice the event names, in the same consistent read.
+    async fn load_with_invoice(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+        invoice: &InvoiceId,
+    ) -> Result<Loaded, StoreError>;
     async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError>;
+    /// A customer's newest invoices (by the invoice's own `created`), newest first. May lag a
+    /// just-committed change by a moment (an index read).
+    async fn invoices(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<Invoice>, StoreError>;
     /// One atomic write of everything an event changes.
     async fn commit(&self, commit: &Commit) -> Result<(), StoreError>;
     async fn ledger(

@@ -2,7 +2,8 @@
 //! effect, to prove that a crash at any point loses nothing and duplicates nothing. Compiled
 //! with the `testing` feature only (tests and examples), never into a production build.
 
-use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
+use crate::domain::ids::{CustomerId, EventId, InvoiceId, Provider, UserId};
+use crate::domain::invoice::Invoice;
 use crate::ports::{
     AuditRecord, BillingStore, Commit, LedgerRecord, Loaded, OutboxMessage, PendingOutbox, Queue,
     QueueError, SetAsideOutbox, StoreError, Stored, UnreadableOutbox, UserAccessDoc,
@@ -107,8 +108,33 @@ impl BillingStore for FaultyStore {
         self.inner.load(provider, event, customer, user).await
     }
 
+    async fn load_with_invoice(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+        invoice: &InvoiceId,
+    ) -> Result<Loaded, StoreError> {
+        if self.plan.trips(Step::Load) {
+            return Err(injected(Step::Load));
+        }
+        self.inner
+            .load_with_invoice(provider, event, customer, user, invoice)
+            .await
+    }
+
     async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError> {
         self.inner.load_user(user).await
+    }
+
+    async fn invoices(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<Invoice>, StoreError> {
+        self.inner.invoices(provider, customer, limit).await
     }
 
     async fn commit(&self, commit: &Commit) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@
 //!   answer 5xx so the provider retries; unreadable events and permanent failures are parked
 //!   with their bytes (`park`), and replayed through the same second half.
 
+mod invoices;
 mod park;
 mod project;
 pub mod provider;

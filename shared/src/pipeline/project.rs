@@ -63,6 +63,8 @@ impl Pipeline {
             users,
             audit: vec![audit],
             outbox,
+            // Added by the caller when the event's invoice changed too.
+            invoice: None,
         })
     }
 

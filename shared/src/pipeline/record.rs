@@ -1,20 +1,22 @@
 //! Record once and apply: one consistent read, a pure decision, one conditional commit —
 //! retried on contention, parked on a permanent failure, answered 503 on a transient one.
 
+use super::invoices::{attach_invoice, invoice_update};
 use super::project::Projection;
 use super::{Delivery, DuplicateBy, Outcome, Pipeline, ReadEvent};
 use crate::domain::customer::{CustomerBilling, Effect};
 use crate::domain::events::{BillingEvent, EventMeta};
 use crate::domain::ids::CustomerId;
+use crate::domain::ids::UserId;
 use crate::error::Error;
-use crate::ports::{Commit, LedgerGuard, LedgerRecord, LedgerState, StoreError};
+use crate::ports::{Commit, LedgerGuard, LedgerRecord, LedgerState, Loaded, StoreError};
 use crate::telemetry::Counter;
 
 /// Optimistic-concurrency attempts before answering 5xx.
 const MAX_ATTEMPTS: usize = 8;
 
 /// What one read-decide-commit attempt did.
-enum Attempted {
+pub(super) enum Attempted {
     Recorded(LedgerState),
     /// The read found the event already recorded: nothing written.
     SeenInLedger,
@@ -51,24 +53,25 @@ impl Pipeline {
     /// Applies a verified event; retried on contention.
     async fn apply(&self, v: &Verified<'_>, guard: LedgerGuard) -> Outcome {
         let event_id = v.meta.id.as_str();
-        let Some(customer_id) = v.event.customer().cloned() else {
+        let customer_id = v.event.customer().cloned();
+        if customer_id.is_none() && v.event.invoice().is_none() {
             // Not modelled: one conditional write records it as ignored.
             let record = self.ledger_record(v, LedgerState::Ignored, None);
             let result = self.store.commit(&Commit::ledger_only(record, guard)).await;
             return self.finish(event_id, result.map(|()| LedgerState::Ignored));
-        };
+        }
         let mut last_error = String::new();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            match self.attempt(v, guard, &customer_id).await {
+            match self.attempt(v, guard, customer_id.as_ref()).await {
                 Err(StoreError::Contention(why)) => last_error = why,
                 Err(e) if e.is_permanent() => {
                     // Retrying can never help: keep the bytes and say why, for a replay.
                     let why = format!("permanent store error: {e}");
                     return self
-                        .park(v.delivery, &v.meta, Some(customer_id), &why, guard)
+                        .park(v.delivery, &v.meta, customer_id, &why, guard)
                         .await;
                 }
                 Ok(Attempted::SeenInLedger) => {
@@ -130,27 +133,37 @@ impl Pipeline {
         }
     }
 
+    /// The event's one consistent read: ledger record, customer, a user, and its invoice.
+    async fn load_event(
+        &self,
+        v: &Verified<'_>,
+        customer_id: Option<&CustomerId>,
+        hint: Option<&UserId>,
+    ) -> Result<Loaded, StoreError> {
+        let (provider, id) = (v.meta.provider, &v.meta.id);
+        match v.event.invoice() {
+            Some(invoice) => {
+                self.store
+                    .load_with_invoice(provider, id, customer_id, hint, invoice)
+                    .await
+            }
+            None => self.store.load(provider, id, customer_id, hint).await,
+        }
+    }
+
     /// One read-decide-commit attempt.
     async fn attempt(
         &self,
         v: &Verified<'_>,
         guard: LedgerGuard,
-        customer_id: &CustomerId,
+        customer_id: Option<&CustomerId>,
     ) -> Result<Attempted, StoreError> {
         let hint = v
             .event
             .user_claim()
             .cloned()
-            .or_else(|| self.cached_link(customer_id));
-        let loaded = self
-            .store
-            .load(
-                v.meta.provider,
-                &v.meta.id,
-                Some(customer_id),
-                hint.as_ref(),
-            )
-            .await?;
+            .or_else(|| self.cached_link(customer_id?));
+        let loaded = self.load_event(v, customer_id, hint.as_ref()).await?;
         let already = match (&loaded.ledger, guard) {
             (Some(_), LedgerGuard::New) | (None, LedgerGuard::ReplaceParked) => true,
             (Some(rec), LedgerGuard::ReplaceParked) => rec.state != LedgerState::Parked,
@@ -159,6 +172,14 @@ impl Pipeline {
         if already {
             return Ok(Attempted::SeenInLedger);
         }
+        let invoice = invoice_update(v, loaded.invoice.clone());
+        let Some(customer_id) = customer_id else {
+            // Names only an invoice (`invoice_payment.paid`): its customer's aggregate is not
+            // read, and the event changes the invoice alone.
+            return self
+                .commit_invoice_only(v, guard, invoice, None, Effect::Ignored)
+                .await;
+        };
         let (before, rev) = match loaded.customer {
             Some(s) => (s.value, Some(s.rev)),
             None => (
@@ -167,17 +188,12 @@ impl Pipeline {
             ),
         };
         let mut after = before.clone();
-        let state = match after.apply(&v.meta, &v.event) {
-            Effect::Applied => LedgerState::Applied,
-            Effect::Stale => LedgerState::Stale,
-            Effect::Ignored => LedgerState::Ignored,
-        };
-        if state != LedgerState::Applied {
-            let record = self.ledger_record(v, state, Some(customer_id.clone()));
-            self.store
-                .commit(&Commit::ledger_only(record, guard))
-                .await?;
-            return Ok(Attempted::Recorded(state));
+        let effect = after.apply(&v.meta, &v.event);
+        if effect != Effect::Applied {
+            // The aggregate did not move: only the ledger record, and the invoice if it moved.
+            return self
+                .commit_invoice_only(v, guard, invoice, Some(&before), effect)
+                .await;
         }
         let unresolved = self.settle_ties(v, &mut after).await;
         let projection = Projection {
@@ -189,7 +205,8 @@ impl Pipeline {
             hint,
             unresolved,
         };
-        let commit = self.applied_commit(projection, after).await?;
+        let mut commit = self.applied_commit(projection, after).await?;
+        attach_invoice(&mut commit, invoice);
         self.store.commit(&commit).await?;
         if commit.audit.iter().any(|a| !a.unresolved_ties.is_empty()) {
             self.metrics

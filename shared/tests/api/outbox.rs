@@ -36,6 +36,7 @@ fn probe_commit(event_id: &str, messages: Vec<OutboxMessage>) -> Commit {
         users: vec![],
         audit: vec![],
         outbox: messages,
+        invoice: None,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod enabled_events;
 pub mod event;
+pub mod invoice;
 pub mod provider;
 pub mod signature;
 pub mod translate;
