@@ -109,6 +109,7 @@ pub fn read_router(service: Arc<Pipeline>) -> Router {
         .route("/events/stripe/{event_id}", get(event_record))
         .route("/users/{user_id}/access", get(user_access))
         .route("/users/{user_id}/events", get(user_events))
+        .route("/users/{user_id}/billing", get(user_billing))
         .with_state(service)
 }
 
@@ -209,4 +210,46 @@ async fn user_events(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Strin
     entries.sort_by(|a, b| (b.created, &b.event_id).cmp(&(a.created, &a.event_id)));
     entries.truncate(LIMIT);
     Json(json!({"user_id": user, "events": entries})).into_response()
+}
+
+/// Invoices a billing answer lists: the newest, over all the user's sources.
+pub const BILLING_INVOICES: usize = 24;
+
+/// `GET /users/{user_id}/billing`: the user's subscriptions (as in the access answer), purchases
+/// (none yet: one-time purchases are the next piece of the model) and newest invoices. Invoices
+/// come from an index and may lag a just-applied event by a moment.
+async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<String>) -> Response {
+    let user = UserId::new(user_id);
+    let doc = match svc.store().load_user(&user).await {
+        Ok(d) => d,
+        Err(e) => return store_failure(&e),
+    };
+    let known = doc.as_ref().is_some_and(|d| !d.value.sources.is_empty());
+    let view = crate::feed::access_view(doc.as_ref().map(|d| &d.value));
+    let mut invoices = Vec::new();
+    let sources = doc
+        .map(|d| d.value.sources.into_keys().collect::<Vec<_>>())
+        .unwrap_or_default();
+    for (provider, customer) in sources.iter().filter_map(|k| parse_source_key(k)) {
+        match svc
+            .store()
+            .invoices(provider, &customer, BILLING_INVOICES)
+            .await
+        {
+            Ok(mut found) => invoices.append(&mut found),
+            Err(e) => return store_failure(&e),
+        }
+    }
+    invoices.sort_by(|a, b| (b.sort_time(), &b.id).cmp(&(a.sort_time(), &a.id)));
+    invoices.truncate(BILLING_INVOICES);
+    // Every source listed is linked to this user, so the link names the invoices' user.
+    let invoices: Vec<_> = invoices.iter().map(|i| i.view(Some(&user))).collect();
+    Json(json!({
+        "user_id": user,
+        "known": known,
+        "subscriptions": view.sources,
+        "purchases": [],
+        "invoices": invoices,
+    }))
+    .into_response()
 }

@@ -6,6 +6,7 @@ mod crashes;
 mod dynamo;
 mod fixtures;
 mod helpers;
+mod invoices;
 mod lambda;
 mod logs;
 mod model;
