@@ -164,7 +164,8 @@ impl Invoice {
     }
 
     /// The latest snapshot: among the kept ones, the last of every order the evidence allows;
-    /// when the evidence cannot decide, the greatest event id (deterministic).
+    /// when the evidence cannot decide, the one of the highest `attempt_count` (it only grows),
+    /// then the greatest event id (deterministic).
     pub fn latest(&self) -> Option<&InvoiceSnapshot> {
         let evidence: Vec<&OrderEvidence> = self.snapshots.iter().map(|c| &c.evidence).collect();
         let ends = path_ends(&evidence);
@@ -173,7 +174,9 @@ impl Invoice {
             ends => ends.iter().map(|&i| &self.snapshots[i]).collect(),
         };
         pool.into_iter()
-            .max_by(|a, b| a.version.cmp(&b.version))
+            .max_by(|a, b| {
+                (a.snapshot.attempt_count, &a.version).cmp(&(b.snapshot.attempt_count, &b.version))
+            })
             .map(|c| &c.snapshot)
     }
 
@@ -298,6 +301,8 @@ impl Invoice {
         {
             if candidate.version > twin.version {
                 *twin = candidate;
+                // Kept in version order, whichever twin came first.
+                self.snapshots.sort_by(|a, b| a.version.cmp(&b.version));
             }
             return;
         }
