@@ -388,3 +388,179 @@ pub struct InvoiceView {
     pub more_lines: bool,
     pub payments: BTreeMap<String, PaymentRecord>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::EventId;
+
+    fn meta(id: &str, created: i64) -> EventMeta {
+        EventMeta {
+            provider: Provider::Stripe,
+            id: EventId::new(id),
+            event_type: "invoice.updated".into(),
+            created,
+            livemode: false,
+            api_version: None,
+        }
+    }
+
+    fn snapshot(status: &str, attempt: u32) -> InvoiceSnapshot {
+        InvoiceSnapshot {
+            id: InvoiceId::new("in_1"),
+            customer: CustomerId::new("cus_1"),
+            subscription: None,
+            status: Some(status.into()),
+            number: (status != "draft").then(|| "N-1".to_owned()),
+            currency: Some("usd".into()),
+            amount_due: Some(1000),
+            amount_paid: Some(0),
+            amount_remaining: Some(1000),
+            total: Some(1000),
+            hosted_invoice_url: (status != "draft").then(|| "https://h/1".to_owned()),
+            invoice_pdf: None,
+            due_date: None,
+            next_payment_attempt: None,
+            attempt_count: Some(attempt),
+            customer_email: Some(EmailAddress::new("someone@example.com")),
+            billing_reason: Some("subscription_cycle".into()),
+            created: Some(5),
+            period_start: None,
+            period_end: None,
+            lines: Vec::new(),
+            more_lines: false,
+            user_hint: None,
+        }
+    }
+
+    fn event(kind: InvoiceEventKind, status: &str, attempt: u32) -> InvoiceEvent {
+        InvoiceEvent {
+            kind,
+            snapshot: snapshot(status, attempt),
+            evidence: OrderEvidence::default(),
+        }
+    }
+
+    fn status_after(events: &[(InvoiceEventKind, &str, u32)]) -> InvoiceStatus {
+        let mut invoice = Invoice::new(Provider::Stripe, InvoiceId::new("in_1"));
+        for (i, (kind, status, attempt)) in events.iter().enumerate() {
+            invoice.apply(
+                &meta(&format!("evt_{i}"), 10 + i as i64),
+                &event(*kind, status, *attempt),
+            );
+        }
+        invoice.status()
+    }
+
+    #[test]
+    fn the_status_follows_the_precedence_table() {
+        use InvoiceEventKind::*;
+        use InvoiceStatus as S;
+        let cases: [(&[(InvoiceEventKind, &str, u32)], InvoiceStatus); 9] = [
+            (&[(Created, "draft", 0)], S::Pending),
+            (&[(Created, "draft", 0), (Deleted, "draft", 0)], S::Deleted),
+            (
+                &[(Finalized, "open", 0), (ActionRequired, "open", 1)],
+                S::Pending,
+            ),
+            (
+                &[(ActionRequired, "open", 1), (Failed, "open", 1)],
+                S::Failed,
+            ),
+            // A newer attempt that only awaits authentication is no longer a failure.
+            (
+                &[(Failed, "open", 1), (ActionRequired, "open", 2)],
+                S::Pending,
+            ),
+            (
+                &[
+                    (Failed, "open", 1),
+                    (MarkedUncollectible, "uncollectible", 1),
+                ],
+                S::Uncollectible,
+            ),
+            (
+                &[(MarkedUncollectible, "uncollectible", 1), (Paid, "paid", 2)],
+                S::Paid,
+            ),
+            (
+                &[
+                    (MarkedUncollectible, "uncollectible", 1),
+                    (Voided, "void", 1),
+                ],
+                S::Voided,
+            ),
+            // An update that reports the payment settles it like `invoice.paid`.
+            (&[(Finalized, "open", 0), (Updated, "paid", 1)], S::Paid),
+        ];
+        for (events, want) in cases {
+            assert_eq!(status_after(events), want, "{events:?}");
+            let reversed: Vec<_> = events.iter().rev().copied().collect();
+            assert_eq!(status_after(&reversed), want, "{reversed:?} (reversed)");
+        }
+    }
+
+    #[test]
+    fn a_draft_chosen_as_latest_does_not_hide_the_number_or_hosted_page() {
+        // In one second: finalized (rank 2), then an update (rank 3) that Stripe sent for the
+        // draft before finalizing; the update ranks later, yet the number stays.
+        let mut invoice = Invoice::new(Provider::Stripe, InvoiceId::new("in_1"));
+        invoice.apply(
+            &meta("evt_f", 10),
+            &event(InvoiceEventKind::Finalized, "open", 0),
+        );
+        invoice.apply(
+            &meta("evt_u", 10),
+            &event(InvoiceEventKind::Updated, "draft", 0),
+        );
+        let view = invoice.view(None);
+        assert_eq!(view.provider_status.as_deref(), Some("draft"));
+        assert_eq!(view.number.as_deref(), Some("N-1"));
+        assert_eq!(view.hosted_invoice_url.as_deref(), Some("https://h/1"));
+    }
+
+    #[test]
+    fn same_second_updates_are_ordered_by_what_they_replaced() {
+        let update = |amount: i64, before: i64| {
+            let mut e = event(InvoiceEventKind::Updated, "draft", 0);
+            e.snapshot.amount_due = Some(amount);
+            e.evidence = OrderEvidence {
+                values: [("amount_due".to_owned(), amount.to_string())].into(),
+                previous: [("amount_due".to_owned(), before.to_string())].into(),
+            };
+            e
+        };
+        // True order: 1000 → 1500 (evt_z) → 2000 (evt_a); ids disagree with it.
+        let (first, second) = (update(1500, 1000), update(2000, 1500));
+        for order in [[0, 1], [1, 0]] {
+            let mut invoice = Invoice::new(Provider::Stripe, InvoiceId::new("in_1"));
+            for i in order {
+                let (m, e) = if i == 0 {
+                    (meta("evt_z", 10), &first)
+                } else {
+                    (meta("evt_a", 10), &second)
+                };
+                assert_eq!(invoice.apply(&m, e), Offer::Taken);
+            }
+            assert_eq!(invoice.view(None).amount_due, Some(2000), "{order:?}");
+        }
+    }
+
+    #[test]
+    fn identical_twins_are_kept_once_and_a_redelivery_changes_nothing() {
+        let paid = event(InvoiceEventKind::Paid, "paid", 1);
+        let mut invoice = Invoice::new(Provider::Stripe, InvoiceId::new("in_1"));
+        invoice.apply(&meta("evt_paid", 10), &paid);
+        invoice.apply(&meta("evt_succeeded", 10), &paid);
+        assert_eq!(invoice.snapshots.len(), 1);
+        assert_eq!(invoice.snapshots[0].version.event_id, "evt_succeeded");
+        assert_eq!(invoice.apply(&meta("evt_paid", 10), &paid), Offer::Older);
+    }
+
+    #[test]
+    fn an_email_address_never_shows_in_debug_output() {
+        let text = format!("{:?}", event(InvoiceEventKind::Created, "draft", 0));
+        assert!(!text.contains("someone@example.com"), "{text}");
+        assert!(text.contains("EmailAddress(<redacted>)"));
+    }
+}

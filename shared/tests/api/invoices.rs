@@ -1,13 +1,18 @@
 //! Invoices, one test per event type: what each fixture of that type (every API version we
-//! hold) does to the invoice's record, through the whole pipeline (in memory); and the billing
-//! read route.
+//! hold) does to the invoice's record, through the whole pipeline (in memory); the billing read
+//! route; and, against moto, a lifecycle in either order and a customer with years of invoices.
 
 use crate::helpers::*;
+use aws_sdk_dynamodb::types::AttributeValue;
+use billing::adapters::dynamo::item_size;
 use billing::domain::ids::{InvoiceId, SubscriptionId, UserId};
 use billing::domain::invoice::{Invoice, InvoiceStatus};
 use billing::providers::stripe::event::Envelope;
+use billing::providers::stripe::invoice::MAX_LINES;
+use billing::routing::Family;
 use http::StatusCode;
 use serde_json::json;
+use std::collections::HashMap;
 
 const SYN: &str = "stripe/SYNTH-invoice-basil";
 
@@ -399,4 +404,218 @@ async fn billing_lists_subscriptions_and_the_newest_invoices() {
         unknown,
         json!({"user_id": "nobody", "known": false, "subscriptions": [], "purchases": [], "invoices": []})
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Against DynamoDB (moto)
+// ---------------------------------------------------------------------------------------------
+
+/// An item as stored, read back through the SDK.
+async fn stored_item(table: &str, pk: &str, sk: &str) -> Option<HashMap<String, AttributeValue>> {
+    aws_sdk_dynamodb::Client::new(&sdk_config())
+        .get_item()
+        .table_name(table)
+        .key("PK", AttributeValue::S(pk.into()))
+        .key("SK", AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get item")
+        .item
+}
+
+fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A checkout that links `customer` to `user` (the synthetic invoices name only a hint).
+fn link(customer: &str, user: &str) -> Vec<u8> {
+    event(
+        "evt_syn_00_checkout",
+        "checkout.session.completed",
+        1_761_998_000,
+        json!({"id": "cs_syn", "object": "checkout.session", "mode": "subscription",
+            "customer": customer, "client_reference_id": user, "subscription": "sub_syn1"}),
+    )
+}
+
+#[tokio::test]
+async fn moto_an_invoice_lifecycle_in_either_order_leaves_the_same_items() {
+    let files: Vec<String> = std::fs::read_dir(fixture_path(SYN))
+        .expect("synthetic invoices")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            format!(
+                "{SYN}/{}",
+                p.file_name().unwrap_or_default().to_string_lossy()
+            )
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(files.len(), 11);
+    let mut answers = Vec::new();
+    let mut items = Vec::new();
+    for reverse in [false, true] {
+        let app = spawn_moto(false).await;
+        let table = app.dynamo.as_ref().expect("dynamo").table().to_owned();
+        let (_, linked) = app
+            .post(Family::Checkout, &link("cus_syn1", "user_syn"))
+            .await;
+        assert_eq!(linked["state"], "applied", "{linked}");
+        let order: Vec<&String> = if reverse {
+            files.iter().rev().collect()
+        } else {
+            files.iter().collect()
+        };
+        for file in &order {
+            let (status, json) = app.post_fixture(file).await;
+            assert_eq!(status, StatusCode::OK, "{file}: {json}");
+            assert!(
+                matches!(json["state"].as_str(), Some("applied" | "stale")),
+                "{file}: {json}"
+            );
+        }
+        // A redelivery is a duplicate, whichever endpoint it reaches.
+        let (_, again) = app.post_fixture(order[0]).await;
+        assert_eq!(again["state"], "duplicate", "{again}");
+        let mut docs = Vec::new();
+        for id in ["in_syn1", "in_syn2", "in_syn3"] {
+            let item = stored_item(&table, &format!("INVOICE#stripe#{id}"), "INVOICE")
+                .await
+                .unwrap_or_else(|| panic!("no item for {id}"));
+            assert_eq!(text(&item, "kind"), "invoice");
+            assert_eq!(text(&item, "customer"), "cus_syn1");
+            assert_eq!(text(&item, "GSI1PK"), "INVOICES#stripe#cus_syn1");
+            assert!(text(&item, "GSI1SK").ends_with(&format!("#{id}")));
+            assert!(item.contains_key("rev"));
+            let doc: serde_json::Value = serde_json::from_str(&text(&item, "doc")).expect("doc");
+            docs.push(doc);
+        }
+        items.push(docs);
+        let (status, billing) = app.get("/users/user_syn/billing").await;
+        assert_eq!(status, StatusCode::OK);
+        answers.push(billing);
+    }
+    assert_eq!(
+        items[0], items[1],
+        "the stored invoices do not depend on the order"
+    );
+    assert_eq!(answers[0], answers[1]);
+    let invoices = answers[0]["invoices"].as_array().expect("invoices");
+    let listed: Vec<(&str, &str)> = invoices
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap_or(""),
+                i["status"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("in_syn3", "voided"),
+            ("in_syn2", "deleted"),
+            ("in_syn1", "paid")
+        ],
+        "newest first"
+    );
+    let paid = &invoices[2];
+    assert_eq!(paid["number"], "SYN-0001");
+    assert_eq!(paid["payments"]["inpay_syn1"]["payment_intent"], "pi_syn1");
+    assert_eq!(paid["user"], "user_syn");
+    assert_eq!(invoices[0]["currency"], "jpy");
+}
+
+/// One monthly invoice of `cus_life1`, from the basil fixture, numbered `i`.
+fn monthly_invoice(event_type: &str, i: i64, lines: usize) -> Vec<u8> {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&fixture("stripe/lifecycle/03_invoice.paid.json")).expect("json");
+    let created = 1_600_000_000 + i * 2_592_000;
+    let id = format!("in_1Q{i:04}LkdIwHu7ixeRlqHVzM");
+    event["id"] = format!("evt_{event_type}_{i}").into();
+    event["type"] = event_type.into();
+    event["created"] = (created + 7).into();
+    let object = &mut event["data"]["object"];
+    object["id"] = id.clone().into();
+    object["created"] = created.into();
+    object["number"] = format!("LIFE-{i:04}").into();
+    object["hosted_invoice_url"] =
+        format!("https://invoice.stripe.com/i/acct_life/test_{id}").into();
+    let line = object["lines"]["data"][0].clone();
+    object["lines"]["data"] = serde_json::Value::Array(vec![line; lines]);
+    serde_json::to_vec(&event).expect("json")
+}
+
+#[tokio::test]
+async fn moto_a_customer_with_years_of_invoices_keeps_small_items() {
+    let app = spawn_moto(false).await;
+    let table = app.dynamo.as_ref().expect("dynamo").table().to_owned();
+    for file in [
+        "01_checkout.session.completed",
+        "02_customer.subscription.created",
+    ] {
+        app.post_fixture(&format!("stripe/lifecycle/{file}.json"))
+            .await;
+    }
+    let customer_size = |item: Option<HashMap<String, AttributeValue>>| {
+        item_size(&item.expect("the customer item"))
+    };
+    let mut after_a_year = 0;
+    // Thirty monthly invoices, each paid (moto copies the table on every transaction, so more
+    // would only slow the suite: the sizes stop moving after the first).
+    for i in 0..30 {
+        let (status, json) = app
+            .post(Family::Invoice, &monthly_invoice("invoice.paid", i, 1))
+            .await;
+        assert_eq!(
+            (status, json["state"].as_str()),
+            (StatusCode::OK, Some("applied")),
+            "{json}"
+        );
+        if i == 11 {
+            after_a_year =
+                customer_size(stored_item(&table, "CUS#stripe#cus_life1", "STATE").await);
+        }
+    }
+    let after_years = customer_size(stored_item(&table, "CUS#stripe#cus_life1", "STATE").await);
+    // Invoices live in their own items: the aggregate does not grow with them.
+    assert_eq!(
+        after_years, after_a_year,
+        "the customer item grew with its invoices"
+    );
+    assert!(after_years < 16 * 1024, "customer item {after_years} bytes");
+    // An invoice with 400 lines keeps 50 and says there are more; its item stays small.
+    let (_, json) = app
+        .post(Family::Invoice, &monthly_invoice("invoice.paid", 30, 400))
+        .await;
+    assert_eq!(json["state"], "applied", "{json}");
+    let big = stored_item(
+        &table,
+        "INVOICE#stripe#in_1Q0030LkdIwHu7ixeRlqHVzM",
+        "INVOICE",
+    )
+    .await
+    .expect("the big invoice");
+    assert!(
+        item_size(&big) < 64 * 1024,
+        "invoice item {} bytes",
+        item_size(&big)
+    );
+    let (_, billing) = app.get("/users/user_42/billing").await;
+    let invoices = billing["invoices"].as_array().expect("invoices");
+    assert_eq!(invoices.len(), billing::http::BILLING_INVOICES);
+    assert_eq!(invoices[0]["number"], "LIFE-0030", "newest first");
+    assert_eq!(
+        invoices[0]["lines"].as_array().map(Vec::len),
+        Some(MAX_LINES)
+    );
+    assert_eq!(invoices[0]["more_lines"], true);
+    assert_eq!(invoices[23]["number"], "LIFE-0007");
+    assert!(invoices.iter().all(|i| i["status"] == "paid"));
 }
