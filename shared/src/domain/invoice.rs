@@ -441,7 +441,10 @@ mod tests {
         }
     }
 
-    fn status_after(events: &[(InvoiceEventKind, &str, u32)]) -> InvoiceStatus {
+    /// An event of the table: its kind, its snapshot's status and `attempt_count`.
+    type Step = (InvoiceEventKind, &'static str, u32);
+
+    fn status_after(events: &[Step]) -> InvoiceStatus {
         let mut invoice = Invoice::new(Provider::Stripe, InvoiceId::new("in_1"));
         for (i, (kind, status, attempt)) in events.iter().enumerate() {
             invoice.apply(
@@ -456,7 +459,7 @@ mod tests {
     fn the_status_follows_the_precedence_table() {
         use InvoiceEventKind::*;
         use InvoiceStatus as S;
-        let cases: [(&[(InvoiceEventKind, &str, u32)], InvoiceStatus); 9] = [
+        let cases: [(&[Step], InvoiceStatus); 9] = [
             (&[(Created, "draft", 0)], S::Pending),
             (&[(Created, "draft", 0), (Deleted, "draft", 0)], S::Deleted),
             (
@@ -495,7 +498,8 @@ mod tests {
         ];
         for (events, want) in cases {
             assert_eq!(status_after(events), want, "{events:?}");
-            let reversed: Vec<_> = events.iter().rev().copied().collect();
+            // The same kinds the other way round: the status depends on the set only.
+            let reversed: Vec<Step> = events.iter().rev().copied().collect();
             assert_eq!(status_after(&reversed), want, "{reversed:?} (reversed)");
         }
     }
