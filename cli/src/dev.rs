@@ -92,6 +92,7 @@ pub fn print_banner(config: &Config, addr: SocketAddr) -> Result<(), String> {
     }
     println!("  GET  http://{addr}/events/stripe/{{event_id}}");
     println!("  GET  http://{addr}/users/{{user_id}}/access");
+    println!("  GET  http://{addr}/users/{{user_id}}/billing");
     println!("  GET  http://{addr}/users/{{user_id}}/events");
     println!("table {} (livemode={})", config.table, config.livemode);
     println!("send a sample:  cargo run -q -p billing-cli -- send shared/tests/fixtures/stripe/lifecycle/01_checkout.session.completed.json");

@@ -26,6 +26,32 @@ fn event(id: &str, kind: &str, created: i64, object: serde_json::Value) -> Vec<u
     .expect("json")
 }
 
+/// A full basil invoice object (the lifecycle fixture's renewal) as invoice `id` of `cus_cost`
+/// in `status`, naming its user through the subscription's metadata: what real invoice events
+/// carry, so the invoice item has a real size.
+fn full_invoice(id: &str, status: &str) -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/stripe/lifecycle/04_invoice.payment_failed.json"
+    );
+    let raw = std::fs::read(path).expect("the lifecycle fixture");
+    let event: serde_json::Value = serde_json::from_slice(&raw).expect("json");
+    let mut object = event["data"]["object"].clone();
+    object["id"] = id.into();
+    // The newest invoice of the subscription (its own `created` before its first event).
+    object["created"] = (NOW + 31).into();
+    object["customer"] = "cus_cost".into();
+    object["status"] = status.into();
+    object["parent"]["subscription_details"] =
+        json!({"subscription": "sub_cost", "metadata": {"user_id": "user_cost"}});
+    if status == "draft" {
+        for field in ["number", "hosted_invoice_url", "invoice_pdf"] {
+            object[field] = serde_json::Value::Null;
+        }
+    }
+    object
+}
+
 fn subscription(status: &str) -> serde_json::Value {
     json!({"id": "sub_cost", "object": "subscription", "customer": "cus_cost", "status": status,
         "cancel_at_period_end": false, "metadata": {"user_id": "user_cost"},
@@ -128,6 +154,73 @@ async fn main() {
             false,
             Family::Invoice,
             invoice("evt_c8", "invoice.payment_action_required", NOW + 31),
+        ),
+        (
+            "applied: invoice.created (a draft: its invoice item only)",
+            false,
+            Family::Invoice,
+            event(
+                "evt_i1",
+                "invoice.created",
+                NOW + 32,
+                full_invoice("in_cost3", "draft"),
+            ),
+        ),
+        (
+            "applied: invoice.finalized",
+            false,
+            Family::Invoice,
+            event(
+                "evt_i2",
+                "invoice.finalized",
+                NOW + 33,
+                full_invoice("in_cost3", "open"),
+            ),
+        ),
+        (
+            "applied: invoice.updated",
+            false,
+            Family::Invoice,
+            event("evt_i3", "invoice.updated", NOW + 34, {
+                let mut object = full_invoice("in_cost3", "open");
+                object["amount_due"] = 1800.into();
+                object
+            }),
+        ),
+        (
+            "applied: invoice.paid of the newest invoice (full basil object): invoice, aggregate, user, feed",
+            false,
+            Family::Invoice,
+            event(
+                "evt_i4",
+                "invoice.paid",
+                NOW + 35,
+                full_invoice("in_cost3", "paid"),
+            ),
+        ),
+        (
+            "applied: invoice_payment.paid (names only its invoice)",
+            false,
+            Family::Invoice,
+            event(
+                "evt_i5",
+                "invoice_payment.paid",
+                NOW + 35,
+                json!({"id": "inpay_cost3", "object": "invoice_payment", "invoice": "in_cost3",
+                    "amount_paid": 1500, "currency": "usd", "status": "paid",
+                    "payment": {"type": "payment_intent", "payment_intent": "pi_cost3"}}),
+            ),
+        ),
+        (
+            "stale: invoice.created after its invoice.paid",
+            false,
+            Family::Invoice,
+            event(
+                "evt_i6",
+                "invoice.created",
+                NOW + 32,
+                full_invoice("in_cost3", "draft"),
+            ),
         ),
         (
             "applied: customer.subscription.deleted",

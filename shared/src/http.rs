@@ -102,18 +102,19 @@ pub fn webhook_router(service: Arc<Pipeline>, families: &[Family]) -> Router {
 }
 
 /// The read routes' paths, as template.yaml's API events name them.
-pub const READ_ROUTES: [&str; 6] = [
+pub const READ_ROUTES: [&str; 7] = [
     "/events/parked",
     "/outbox/unreadable",
     "/events/stripe/{event_id}",
     "/users/{user_id}/access",
     "/users/{user_id}/events",
     "/products/{product_id}",
+    "/users/{user_id}/billing",
 ];
 
 /// The read routes: ledger records, user access, the audit trail and the catalogue.
 pub fn read_router(service: Arc<Pipeline>) -> Router {
-    let [parked, unreadable, event, access, events, product] = READ_ROUTES;
+    let [parked, unreadable, event, access, events, product, billing] = READ_ROUTES;
     Router::new()
         .route(parked, get(parked_events))
         .route(unreadable, get(unreadable_outbox))
@@ -121,6 +122,7 @@ pub fn read_router(service: Arc<Pipeline>) -> Router {
         .route(access, get(user_access))
         .route(events, get(user_events))
         .route(product, get(catalogue_product))
+        .route(billing, get(user_billing))
         .with_state(service)
 }
 
@@ -221,6 +223,48 @@ async fn user_events(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Strin
     entries.sort_by(|a, b| (b.created, &b.event_id).cmp(&(a.created, &a.event_id)));
     entries.truncate(LIMIT);
     Json(json!({"user_id": user, "events": entries})).into_response()
+}
+
+/// Invoices a billing answer lists: the newest, over all the user's sources.
+pub const BILLING_INVOICES: usize = 24;
+
+/// `GET /users/{user_id}/billing`: the user's subscriptions (as in the access answer), purchases
+/// (none yet: one-time purchases are the next piece of the model) and newest invoices. Invoices
+/// come from an index and may lag a just-applied event by a moment.
+async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<String>) -> Response {
+    let user = UserId::new(user_id);
+    let doc = match svc.store().load_user(&user).await {
+        Ok(d) => d,
+        Err(e) => return store_failure(&e),
+    };
+    let known = doc.as_ref().is_some_and(|d| !d.value.sources.is_empty());
+    let view = crate::feed::access_view(doc.as_ref().map(|d| &d.value));
+    let mut invoices = Vec::new();
+    let sources = doc
+        .map(|d| d.value.sources.into_keys().collect::<Vec<_>>())
+        .unwrap_or_default();
+    for (provider, customer) in sources.iter().filter_map(|k| parse_source_key(k)) {
+        match svc
+            .store()
+            .invoices(provider, &customer, BILLING_INVOICES)
+            .await
+        {
+            Ok(mut found) => invoices.append(&mut found),
+            Err(e) => return store_failure(&e),
+        }
+    }
+    invoices.sort_by(|a, b| (b.sort_time(), &b.id).cmp(&(a.sort_time(), &a.id)));
+    invoices.truncate(BILLING_INVOICES);
+    // Every source listed is linked to this user, so the link names the invoices' user.
+    let invoices: Vec<_> = invoices.iter().map(|i| i.view(Some(&user))).collect();
+    Json(json!({
+        "user_id": user,
+        "known": known,
+        "subscriptions": view.sources,
+        "purchases": [],
+        "invoices": invoices,
+    }))
+    .into_response()
 }
 
 /// A Stripe catalogue product with its prices (archived ones marked) and its newest changes

@@ -4,7 +4,8 @@
 use crate::domain::access::{Access, SubscriptionAccess};
 use crate::domain::catalogue::CatalogueEntry;
 use crate::domain::customer::CustomerBilling;
-use crate::domain::ids::{CustomerId, EventId, ProductId, Provider, UserId};
+use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
+use crate::domain::invoice::Invoice;
 use crate::routing::Family;
 use crate::secret::WebhookSecret;
 use async_trait::async_trait;
@@ -234,6 +235,8 @@ pub struct Commit {
     pub outbox: Vec<OutboxMessage>,
     /// A catalogue event's product aggregate, with its audit entry.
     pub product: Option<ProductWrite>,
+    /// The event's invoice and the revision it was read at (`None`: must not exist yet).
+    pub invoice: Option<(Invoice, Option<u64>)>,
 }
 
 impl Commit {
@@ -247,6 +250,7 @@ impl Commit {
             audit: vec![],
             outbox: vec![],
             product: None,
+            invoice: None,
         }
     }
 
@@ -256,6 +260,7 @@ impl Commit {
             && self.audit.is_empty()
             && self.outbox.is_empty()
             && self.product.is_none()
+            && self.invoice.is_none()
     }
 }
 
@@ -265,6 +270,8 @@ pub struct Loaded {
     pub ledger: Option<LedgerRecord>,
     pub customer: Option<Stored<CustomerBilling>>,
     pub user: Option<Stored<UserAccessDoc>>,
+    /// The event's invoice (`load_with_invoice` only).
+    pub invoice: Option<Stored<Invoice>>,
 }
 
 /// Store errors, each transient or permanent (`is_permanent`).
@@ -311,6 +318,15 @@ pub trait BillingStore: Send + Sync {
         customer: Option<&CustomerId>,
         user: Option<&UserId>,
     ) -> Result<Loaded, StoreError>;
+    /// `load`, plus the item of the invoice the event names, in the same consistent read.
+    async fn load_with_invoice(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+        invoice: &InvoiceId,
+    ) -> Result<Loaded, StoreError>;
     async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError>;
     /// One consistent read of a catalogue event's ledger record and its product aggregate.
     async fn load_product(
@@ -332,6 +348,14 @@ pub trait BillingStore: Send + Sync {
         product: &ProductId,
         limit: usize,
     ) -> Result<Vec<CatalogueAudit>, StoreError>;
+    /// A customer's newest invoices (by the invoice's own `created`), newest first. May lag a
+    /// just-committed change by a moment (an index read).
+    async fn invoices(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<Invoice>, StoreError>;
     /// One atomic write of everything an event changes.
     async fn commit(&self, commit: &Commit) -> Result<(), StoreError>;
     async fn ledger(

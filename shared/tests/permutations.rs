@@ -10,15 +10,24 @@
 //! or two subscriptions: events in their true order with non-decreasing `created` (often several
 //! in one second) and random ids; every subscription object derived from the previous one of its
 //! subscription, every `customer.subscription.updated` carrying Stripe-shaped
-//! `data.previous_attributes`; invoices with their own `created` and `attempt_count`. A small
-//! oracle (`expected`) computes the final access from the true sequence alone.
+//! `data.previous_attributes`; invoices with their own `created` and `attempt_count`, opened by
+//! `invoice.created` or by their first payment event, updated, paid with or without their
+//! `invoice.payment_succeeded` and `invoice_payment.paid` twins, written off and paid later. A
+//! small oracle (`expected`) computes the final access and every invoice's record (status,
+//! the truly last object's fields, number and hosted page, payments) from the true sequence
+//! alone, by walking it as Stripe moves an invoice (`InvoiceWalk`).
 //!
 //! - `lifecycles_match_the_true_order`: each lifecycle in order and in shuffled orders (with
 //!   redeliveries, some to another family's endpoint), each to a fresh service; every final model
 //!   must equal the oracle's and the others.
 //! - `generated_lifecycles_are_real_sequences`: the generator's own invariants and coverage.
 //! - hand-written cases: the issue's same-second activation, failed + action required for one
-//!   invoice attempt, a six-event lifecycle in all 720 orders, two checkouts in either order.
+//!   invoice attempt, a six-event lifecycle in all 720 orders, two checkouts in either order;
+//!   issue 9's invoice lifecycles (created → finalized → action required → failed → paid,
+//!   created → voided, created → marked uncollectible → paid, drafts updated and deleted,
+//!   `invoice_payment.paid` twins) each in every order, and two interleaved invoices in 400
+//!   random orders. Every final model also holds each invoice's whole record, which must be
+//!   the in-order one.
 //!
 //! The service is built in one place, `new_service`; `true_object` answers what a Stripe API
 //! would for a subscription, and `ties_unresolved` reads the `TiesUnresolved` metric.
@@ -30,6 +39,7 @@ use billing::domain::access::{
 use billing::domain::customer::CustomerBilling;
 use billing::domain::events::{LinkSource, PaymentOutcome};
 use billing::domain::ids::{EventId, Provider, SubscriptionId, UserId};
+use billing::domain::invoice::{Invoice as InvoiceRecord, InvoiceStatus};
 use billing::pipeline::{Outcome, Pipeline};
 use billing::ports::{ApiError, ProviderApi};
 use billing::ports::{BillingStore, FixedClock, LedgerState};
@@ -80,6 +90,14 @@ const FAILED: &str = "invoice.payment_failed";
 const ACTION: &str = "invoice.payment_action_required";
 const VOIDED: &str = "invoice.voided";
 const UNCOLLECTIBLE: &str = "invoice.marked_uncollectible";
+const INV_CREATED: &str = "invoice.created";
+const INV_FINALIZED: &str = "invoice.finalized";
+const INV_UPDATED: &str = "invoice.updated";
+const INV_DELETED: &str = "invoice.deleted";
+/// Basil's separate payment object, the twin of `invoice.paid`; names the invoice only.
+const INV_PAYMENT: &str = "invoice_payment.paid";
+/// Every invoice's `amount_due` until an update changes it.
+const AMOUNT: i64 = 1000;
 
 // ---------------------------------------------------------------------------------------------
 // The service under test: built in one place, so a change of its construction is one edit
@@ -204,6 +222,25 @@ impl Ev {
 
     fn is_invoice(&self) -> bool {
         self.ty.starts_with("invoice.")
+    }
+
+    /// An event that says something about paying its subscription (the standing): snapshots
+    /// (`invoice.created`, `.finalized`, `.updated`, `.deleted`) and `invoice_payment.paid` do
+    /// not.
+    fn moves_standing(&self) -> bool {
+        matches!(
+            self.ty,
+            PAID | SUCCEEDED | FAILED | ACTION | VOIDED | UNCOLLECTIBLE
+        )
+    }
+
+    /// The invoice an invoice event or an invoice payment is about.
+    fn invoice_id(&self) -> Option<&str> {
+        match self.ty {
+            INV_PAYMENT => self.object["invoice"].as_str(),
+            t if t.starts_with("invoice.") => self.object["id"].as_str(),
+            _ => None,
+        }
     }
 
     /// The full Stripe envelope, as bytes on the wire.
@@ -406,7 +443,16 @@ struct Invoice {
     no: usize,
     created: i64,
     attempt: i64,
+    /// Paid, voided or deleted: nothing follows but the twins of its payment.
     settled: bool,
+    /// Marked uncollectible: it may still be paid or voided.
+    written_off: bool,
+    paid: bool,
+    /// Not finalized yet (opened by `invoice.created`): no number, no hosted page.
+    draft: bool,
+    amount_due: i64,
+    /// Changed by `invoice.updated` (a field the model does not keep).
+    description: Option<String>,
 }
 
 impl Invoice {
@@ -419,9 +465,12 @@ impl Invoice {
             PAID | SUCCEEDED => "paid",
             VOIDED => "void",
             UNCOLLECTIBLE => "uncollectible",
+            _ if self.draft => "draft",
+            _ if self.written_off => "uncollectible",
             _ => "open",
         };
         let id = self.id();
+        let finalized = |v: String| if self.draft { Value::Null } else { json!(v) };
         let mut obj = json!({
             "id": id,
             "object": "invoice",
@@ -431,7 +480,12 @@ impl Invoice {
             "attempt_count": self.attempt,
             "billing_reason":
                 if self.no == 1 { "subscription_create" } else { "subscription_cycle" },
-            "hosted_invoice_url": format!("https://invoice.stripe.com/i/{id}"),
+            "number": finalized(format!("P-{id}")),
+            "hosted_invoice_url": finalized(format!("https://invoice.stripe.com/i/{id}")),
+            "currency": "usd",
+            "amount_due": self.amount_due,
+            "amount_paid": if status == "paid" { self.amount_due } else { 0 },
+            "description": self.description,
         });
         if basil {
             obj["parent"] = json!({
@@ -655,8 +709,60 @@ impl Builder {
             created: self.now,
             attempt: 0,
             settled: false,
+            written_off: false,
+            paid: false,
+            draft: false,
+            amount_due: AMOUNT,
+            description: None,
         });
         self.invoices.len() - 1
+    }
+
+    /// A new invoice of `sub` opened as a draft by `invoice.created`.
+    fn create_invoice(&mut self, id: &str, sub: usize, basil: bool) -> usize {
+        let inv = self.open_invoice(sub);
+        self.invoices[inv].draft = true;
+        self.invoice_event(id, inv, INV_CREATED, basil);
+        inv
+    }
+
+    /// `invoice.updated`: a new description (a field the model does not keep) and, given an
+    /// amount, a new `amount_due` (drafts only); `previous_attributes` as Stripe sends them.
+    fn update_invoice(&mut self, id: &str, inv: usize, amount: Option<i64>) {
+        let before = self.invoices[inv].object(INV_UPDATED, false);
+        let invoice = &mut self.invoices[inv];
+        invoice.description = Some(format!("note {id}"));
+        if let Some(amount) = amount {
+            assert!(invoice.draft, "only a draft's amount changes");
+            invoice.amount_due = amount;
+        }
+        self.invoice_event(id, inv, INV_UPDATED, false);
+        let ev = self.events.last_mut().expect("just pushed");
+        ev.previous = Some(previous_attributes(&before, &ev.object));
+    }
+
+    /// `invoice_payment.paid` for invoice `inv`'s payment (basil): it names the invoice only.
+    fn invoice_payment(&mut self, id: &str, inv: usize) {
+        let invoice = &self.invoices[inv];
+        assert!(
+            invoice.paid,
+            "{}: a payment twin follows its payment",
+            invoice.id()
+        );
+        let object = json!({
+            "id": format!("inpay_{}", invoice.id()),
+            "object": "invoice_payment",
+            "invoice": invoice.id(),
+            "amount_paid": invoice.amount_due,
+            "currency": "usd",
+            "payment": { "type": "payment_intent", "payment_intent": format!("pi_{}", invoice.id()) },
+            "status": "paid",
+            "status_transitions": { "canceled_at": null, "paid_at": self.now },
+        });
+        let mut ev = self.event(id, INV_PAYMENT, invoice.sub, object);
+        ev.basil = true;
+        ev.what = format!("{} payment twin", invoice.id());
+        self.push(ev);
     }
 
     /// The next payment attempt of invoice `inv` (its events carry the new `attempt_count`).
@@ -665,17 +771,22 @@ impl Builder {
     }
 
     fn invoice_event(&mut self, id: &str, inv: usize, ty: &'static str, basil: bool) {
-        let invoice = &self.invoices[inv];
+        let invoice = &mut self.invoices[inv];
         // Stripe sends `invoice.paid` and `invoice.payment_succeeded` for one payment.
-        let same_payment = matches!(ty, PAID | SUCCEEDED)
-            && self.events.last().is_some_and(|e| {
-                matches!(e.ty, PAID | SUCCEEDED) && e.object["id"] == invoice.id()
-            });
+        let same_payment = matches!(ty, PAID | SUCCEEDED) && invoice.paid;
         assert!(
             !invoice.settled || same_payment,
             "{} has no events after settling",
             invoice.id()
         );
+        assert!(
+            !invoice.written_off || matches!(ty, PAID | SUCCEEDED | VOIDED | INV_UPDATED),
+            "{}: a written-off invoice is only paid, voided or updated",
+            invoice.id()
+        );
+        // Stripe finalizes an invoice before it acts on it.
+        invoice.draft &= matches!(ty, INV_CREATED | INV_UPDATED | INV_DELETED);
+        let invoice = &self.invoices[inv];
         let mut ev = self.event(id, ty, invoice.sub, invoice.object(ty, basil));
         ev.basil = basil;
         ev.what = format!(
@@ -684,7 +795,10 @@ impl Builder {
             invoice.created - BASE,
             invoice.attempt
         );
-        self.invoices[inv].settled = matches!(ty, PAID | SUCCEEDED | VOIDED | UNCOLLECTIBLE);
+        let invoice = &mut self.invoices[inv];
+        invoice.paid |= matches!(ty, PAID | SUCCEEDED);
+        invoice.written_off |= ty == UNCOLLECTIBLE;
+        invoice.settled |= matches!(ty, PAID | SUCCEEDED | VOIDED | INV_DELETED);
         self.push(ev);
     }
 
@@ -732,12 +846,16 @@ enum InvoiceAct {
         failed_first: bool,
         apart: bool,
     },
-    /// `invoice.paid`, and `invoice.payment_succeeded` with it if `also_succeeded`.
+    /// `invoice.paid`, and `invoice.payment_succeeded` with it if `also_succeeded`, and basil's
+    /// `invoice_payment.paid` if `twin`.
     Paid {
         also_succeeded: bool,
+        twin: bool,
     },
     Voided,
     Uncollectible,
+    /// `invoice.created` for a new invoice (a draft), `invoice.updated` for an open one.
+    Snapshot,
 }
 
 /// A generated step with its time advance, its id salt and flag bits (price, metadata, basil).
@@ -768,9 +886,11 @@ fn step_strategy() -> impl Strategy<Value = Step> {
         3 => (any::<bool>(), any::<bool>()).prop_map(|(failed_first, apart)| {
             InvoiceAct::FailedAndAction { failed_first, apart }
         }),
-        3 => any::<bool>().prop_map(|also_succeeded| InvoiceAct::Paid { also_succeeded }),
+        3 => (any::<bool>(), any::<bool>())
+            .prop_map(|(also_succeeded, twin)| InvoiceAct::Paid { also_succeeded, twin }),
         1 => Just(InvoiceAct::Voided),
         1 => Just(InvoiceAct::Uncollectible),
+        1 => Just(InvoiceAct::Snapshot),
     ];
     let reason = prop::sample::select(vec![
         "cancellation_requested",
@@ -854,10 +974,11 @@ fn apply_step(b: &mut Builder, step: &Step, salt: u16, flags: u8, room: usize) {
         Step::Invoice { sub, pick, act } => {
             let sub = sub % subs;
             let needed = match act {
-                InvoiceAct::FailedAndAction { .. }
-                | InvoiceAct::Paid {
-                    also_succeeded: true,
-                } => 2,
+                InvoiceAct::FailedAndAction { .. } => 2,
+                InvoiceAct::Paid {
+                    also_succeeded,
+                    twin,
+                } => 1 + usize::from(also_succeeded) + usize::from(twin),
                 _ => 1,
             };
             if b.objects[sub].is_some() && free >= needed {
@@ -909,11 +1030,26 @@ fn invoice_step(b: &mut Builder, salt: u16, sub: usize, pick: u8, act: InvoiceAc
     let choice = usize::from(pick) % (open.len() + 1);
     let inv = match open.get(choice) {
         Some(&k) => k,
-        None if b.invoices_of(sub).count() < MAX_INVOICES_PER_SUB => b.open_invoice(sub),
+        None if b.invoices_of(sub).count() < MAX_INVOICES_PER_SUB => {
+            if matches!(act, InvoiceAct::Snapshot) {
+                b.create_invoice(&event_id(b, salt), sub, basil);
+                return;
+            }
+            b.open_invoice(sub)
+        }
         None => match open.last() {
             Some(&k) => k,
             None => return,
         },
+    };
+    // A written-off invoice can still be paid (or voided), nothing else.
+    let act = match act {
+        InvoiceAct::Voided | InvoiceAct::Paid { .. } | InvoiceAct::Snapshot => act,
+        _ if b.invoices[inv].written_off => InvoiceAct::Paid {
+            also_succeeded: false,
+            twin: false,
+        },
+        other => other,
     };
     let event = |b: &mut Builder, k: u16, ty: &'static str| {
         let id = event_id(b, salt ^ k);
@@ -943,15 +1079,26 @@ fn invoice_step(b: &mut Builder, salt: u16, sub: usize, pick: u8, act: InvoiceAc
             b.after(i64::from(apart));
             event(b, 0x5a5a, second);
         }
-        InvoiceAct::Paid { also_succeeded } => {
+        InvoiceAct::Paid {
+            also_succeeded,
+            twin,
+        } => {
             b.attempt(inv);
             event(b, 0, PAID);
             if also_succeeded {
                 event(b, 0xa5a5, SUCCEEDED);
             }
+            if twin {
+                let id = event_id(b, salt ^ 0x3c3c);
+                b.invoice_payment(&id, inv);
+            }
         }
         InvoiceAct::Voided => event(b, 0, VOIDED),
         InvoiceAct::Uncollectible => event(b, 0, UNCOLLECTIBLE),
+        InvoiceAct::Snapshot => {
+            let id = event_id(b, salt);
+            b.update_invoice(&id, inv, None);
+        }
     }
 }
 
@@ -996,11 +1143,143 @@ struct UserView {
     billing_status: BillingStatus,
 }
 
-/// The final access: per subscription (by id) and the user's.
+/// The final access: per subscription (by id) and the user's; and every invoice (by id).
 #[derive(Debug, Clone, PartialEq)]
 struct Views {
     subs: BTreeMap<String, SubView>,
     user: UserView,
+    invoices: BTreeMap<String, InvView>,
+}
+
+/// What an invoice's record must say after the true sequence.
+#[derive(Debug, Clone, PartialEq)]
+struct InvView {
+    status: InvoiceStatus,
+    action_required: bool,
+    /// Of the truly last invoice object: Stripe's status, amounts, attempt.
+    provider_status: Option<String>,
+    amount_due: Option<i64>,
+    amount_paid: Option<i64>,
+    attempt_count: Option<u32>,
+    /// Set at finalization and kept: the last non-null value seen.
+    number: Option<String>,
+    hosted_invoice_url: Option<String>,
+    customer: Option<String>,
+    subscription: Option<String>,
+    /// The ids of its `invoice_payment.paid` payments.
+    payments: BTreeSet<String>,
+}
+
+/// One invoice walked through its true sequence, as Stripe moves it.
+#[derive(Default)]
+struct InvoiceWalk {
+    last: Option<Value>,
+    number: Option<String>,
+    hosted: Option<String>,
+    paid: bool,
+    voided: bool,
+    written_off: bool,
+    deleted: bool,
+    /// The newest attempt and whether it failed / needs authentication.
+    attempt: Option<(i64, bool, bool)>,
+    payments: BTreeSet<String>,
+}
+
+impl InvoiceWalk {
+    fn step(&mut self, e: &Ev) {
+        if e.ty == INV_PAYMENT {
+            self.paid = true;
+            self.payments
+                .insert(e.object["id"].as_str().unwrap_or_default().to_owned());
+            return;
+        }
+        let o = &e.object;
+        let text = |k: &str| o[k].as_str().map(str::to_owned);
+        self.number = text("number").or(self.number.take());
+        self.hosted = text("hosted_invoice_url").or(self.hosted.take());
+        let attempt = o["attempt_count"].as_i64().unwrap_or_default();
+        match e.ty {
+            PAID | SUCCEEDED => self.paid = true,
+            VOIDED => self.voided = true,
+            UNCOLLECTIBLE => self.written_off = true,
+            INV_DELETED => self.deleted = true,
+            FAILED | ACTION => {
+                let (failed, action) = match self.attempt {
+                    Some((n, f, a)) if n == attempt => (f, a),
+                    _ => (false, false),
+                };
+                self.attempt = Some((attempt, failed || e.ty == FAILED, action || e.ty == ACTION));
+            }
+            _ => {}
+        }
+        self.last = Some(o.clone());
+    }
+
+    fn view(&self) -> InvView {
+        let settled = self.paid || self.voided || self.written_off;
+        let status = match () {
+            _ if self.deleted => InvoiceStatus::Deleted,
+            _ if self.paid => InvoiceStatus::Paid,
+            _ if self.voided => InvoiceStatus::Voided,
+            _ if self.written_off => InvoiceStatus::Uncollectible,
+            _ if self.attempt.is_some_and(|(_, failed, _)| failed) => InvoiceStatus::Failed,
+            _ => InvoiceStatus::Pending,
+        };
+        let last = self.last.clone().unwrap_or(Value::Null);
+        let text = |v: &Value| v.as_str().map(str::to_owned);
+        InvView {
+            status,
+            action_required: !settled
+                && !self.deleted
+                && self.attempt.is_some_and(|(_, _, action)| action),
+            provider_status: text(&last["status"]),
+            amount_due: last["amount_due"].as_i64(),
+            amount_paid: last["amount_paid"].as_i64(),
+            attempt_count: last["attempt_count"].as_u64().map(|n| n as u32),
+            number: self.number.clone(),
+            hosted_invoice_url: self.hosted.clone(),
+            customer: text(&last["customer"]),
+            subscription: text(&last["subscription"])
+                .or_else(|| text(&last["parent"]["subscription_details"]["subscription"])),
+            payments: self.payments.clone(),
+        }
+    }
+}
+
+/// Every invoice's record after the true sequence.
+fn expected_invoices(lifecycle: &Lifecycle) -> BTreeMap<String, InvView> {
+    let mut walks: BTreeMap<String, InvoiceWalk> = BTreeMap::new();
+    for e in &lifecycle.events {
+        if let Some(id) = e.invoice_id() {
+            walks.entry(id.to_owned()).or_default().step(e);
+        }
+    }
+    walks.into_iter().map(|(id, w)| (id, w.view())).collect()
+}
+
+/// The same, read from a final model.
+fn observed_invoices(model: &Model) -> BTreeMap<String, InvView> {
+    model
+        .invoices
+        .iter()
+        .map(|i| {
+            let v = i.view(None);
+            let view = InvView {
+                status: v.status,
+                action_required: v.action_required,
+                provider_status: v.provider_status,
+                amount_due: v.amount_due,
+                amount_paid: v.amount_paid,
+                attempt_count: v.attempt_count,
+                number: v.number,
+                hosted_invoice_url: v.hosted_invoice_url,
+                customer: v.customer.map(|c| c.to_string()),
+                subscription: v.subscription.map(|s| s.to_string()),
+                payments: v.payments.into_keys().collect(),
+            };
+            (i.id.to_string(), view)
+        })
+        .collect()
 }
 
 /// README's access rule, written again here from the table.
@@ -1112,7 +1391,11 @@ fn expected(lifecycle: &Lifecycle) -> Views {
         subs.insert((*id).to_owned(), view);
     }
     let user = expected_user(lifecycle, &subs);
-    Views { subs, user }
+    Views {
+        subs,
+        user,
+        invoices: expected_invoices(lifecycle),
+    }
 }
 
 /// The best granting subscription (highest tier, then latest period end); if none grants, the
@@ -1153,7 +1436,7 @@ fn expected_user(lifecycle: &Lifecycle, subs: &BTreeMap<String, SubView>) -> Use
     };
     let counts = |e: &Ev| {
         e.is_subscription()
-            || (e.is_invoice()
+            || (e.moves_standing()
                 && last_paid(e.sub)
                     .is_none_or(|p| e.object["created"].as_i64().is_some_and(|c| c >= p)))
     };
@@ -1202,7 +1485,11 @@ fn observed(model: &Model) -> Views {
         grants_paid_tier: access.grants_paid_tier(),
         billing_status: access.billing_status,
     };
-    Views { subs, user }
+    Views {
+        subs,
+        user,
+        invoices: observed_invoices(model),
+    }
 }
 
 fn views_diff(expected: &Views, seen: &Views) -> String {
@@ -1220,6 +1507,17 @@ fn views_diff(expected: &Views, seen: &Views) -> String {
             expected.user, seen.user
         ));
     }
+    let ids: BTreeSet<&String> = expected
+        .invoices
+        .keys()
+        .chain(seen.invoices.keys())
+        .collect();
+    for id in ids {
+        let (a, b) = (expected.invoices.get(id), seen.invoices.get(id));
+        if a != b {
+            out.push(format!("  {id}\n    true:  {a:?}\n    model: {b:?}"));
+        }
+    }
     out.join("\n")
 }
 
@@ -1228,6 +1526,13 @@ fn views_diff(expected: &Views, seen: &Views) -> String {
 fn judge(lifecycle: &Lifecycle, truth: &Views, run: &Run) -> Result<(), String> {
     check_terminal(&run.model, &lifecycle.deleted_subs())?;
     let seen = observed(&run.model);
+    // Invoices never depend on a subscription's same-second tie: checked in every lifecycle.
+    if seen.invoices != truth.invoices {
+        return Err(format!(
+            "the invoices are not the true order's\n{}",
+            views_diff(truth, &seen)
+        ));
+    }
     // Where the events may not decide (a later update restores values an earlier one of the
     // same second replaced), the model may still order them through a third event; if it
     // claims no unresolved tie, it must have found the true state.
@@ -1353,6 +1658,8 @@ fn sign_all(events: &[Ev]) -> Vec<Signed> {
 struct Model {
     customers: Vec<CustomerBilling>,
     user: Option<UserPart>,
+    /// Every invoice's whole record (in id order).
+    invoices: Vec<InvoiceRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1420,7 +1727,11 @@ async fn run(
         sources: doc.sources,
     });
     Ok(Run {
-        model: Model { customers, user },
+        model: Model {
+            customers,
+            user,
+            invoices: store.all_invoices(),
+        },
         ties: ties_unresolved(&metrics),
     })
 }
@@ -1583,6 +1894,18 @@ fn diff(reference: &Model, other: &Model) -> String {
             (a, b) => line(format!("customer {id}"), compact(&a), compact(&b)),
         }
     }
+    for (a, b) in reference.invoices.iter().zip(&other.invoices) {
+        if a != b {
+            line(format!("invoice {}", a.id), compact(a), compact(b));
+        }
+    }
+    if reference.invoices.len() != other.invoices.len() {
+        line(
+            "invoices".into(),
+            compact(&reference.invoices),
+            compact(&other.invoices),
+        );
+    }
     match (&reference.user, &other.user) {
         (Some(a), Some(b)) => {
             if a.access != b.access {
@@ -1627,6 +1950,8 @@ const F_LATER_ATTEMPT: &str = "invoice: a later attempt failed";
 const F_LATER_INVOICE_PAID: &str =
     "invoice: a later invoice paid, an earlier one unsettled and failed";
 const F_DELETION: &str = "lifecycle: a deletion";
+const F_WRITTEN_OFF_PAID: &str = "invoice: marked uncollectible, then paid";
+const F_TWIN_SAME_SECOND: &str = "invoice: invoice_payment.paid in the second of its invoice.paid";
 
 impl Lifecycle {
     /// The cases this lifecycle exercises (keys of the coverage report).
@@ -1683,6 +2008,23 @@ impl Lifecycle {
                 }
                 PAID | SUCCEEDED => facts.1 = true,
                 _ => {}
+            }
+        }
+        let of = |id: &str, ty: &str| {
+            self.events
+                .iter()
+                .position(|e| e.invoice_id() == Some(id) && e.ty == ty)
+        };
+        for id in invoices.keys() {
+            if let (Some(off), Some(paid)) = (of(id, UNCOLLECTIBLE), of(id, PAID)) {
+                if off < paid {
+                    out.insert(F_WRITTEN_OFF_PAID);
+                }
+            }
+            if let (Some(paid), Some(twin)) = (of(id, PAID), of(id, INV_PAYMENT)) {
+                if self.events[paid].created == self.events[twin].created {
+                    out.insert(F_TWIN_SAME_SECOND);
+                }
             }
         }
         for events in failures.values().filter(|v| v.len() >= 2) {
@@ -1744,6 +2086,9 @@ impl Coverage {
                 "lifecycle: true payment outcome {:?}",
                 payment_outcome(lifecycle, sub)
             ));
+        }
+        for invoice in truth.invoices.values() {
+            self.add(format!("invoice: true final status {:?}", invoice.status));
         }
         for e in &lifecycle.events {
             self.add(format!("event: {}", e.ty));
@@ -1913,6 +2258,11 @@ fn generated_lifecycles_are_real_sequences() {
         (F_LATER_INVOICE_PAID, 5),
         ("event: invoice.voided", cases / 20),
         ("event: invoice.marked_uncollectible", cases / 20),
+        ("event: invoice.created", cases / 20),
+        ("event: invoice.updated", 5),
+        ("event: invoice_payment.paid", cases / 20),
+        (F_WRITTEN_OFF_PAID, 5),
+        (F_TWIN_SAME_SECOND, cases / 20),
     ];
     for (feature, floor) in floors {
         let n = coverage.get(feature);
@@ -2320,4 +2670,176 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
         current[i..].reverse();
         all.push(current.clone());
     }
+}
+
+/// A subscription that names its user (`metadata.user_id`), and the builder a second later.
+fn subscribed() -> Builder {
+    let mut b = Builder::new(Link::SubscriptionMetadata, 1);
+    b.create("evt_i0_subscription", 0, "active", 0, true);
+    b.after(1);
+    b
+}
+
+/// Created and finalized in one second, then an attempt that needs authentication and fails
+/// (both events in one second, ids against the true order), then a retry that pays.
+fn invoice_action_failed_paid(b: &mut Builder, tag: &str) -> usize {
+    let inv = b.create_invoice(&format!("evt_{tag}9_created"), 0, true);
+    b.invoice_event(&format!("evt_{tag}8_finalized"), inv, INV_FINALIZED, true);
+    b.after(3600);
+    b.attempt(inv);
+    b.invoice_event(&format!("evt_{tag}2_action"), inv, ACTION, false);
+    b.invoice_event(&format!("evt_{tag}7_failed"), inv, FAILED, true);
+    b.after(86_400);
+    b.attempt(inv);
+    b.invoice_event(&format!("evt_{tag}1_paid"), inv, PAID, true);
+    inv
+}
+
+/// Created and finalized, then paid with both twins of the payment in one second.
+fn invoice_paid_with_twins(b: &mut Builder, tag: &str) -> usize {
+    let inv = b.create_invoice(&format!("evt_{tag}9_created"), 0, false);
+    b.invoice_event(&format!("evt_{tag}5_finalized"), inv, INV_FINALIZED, false);
+    b.after(3600);
+    b.attempt(inv);
+    b.invoice_event(&format!("evt_{tag}8_paid"), inv, PAID, true);
+    b.invoice_event(&format!("evt_{tag}1_succeeded"), inv, SUCCEEDED, false);
+    b.invoice_payment(&format!("evt_{tag}4_payment"), inv);
+    inv
+}
+
+/// Issue 9's invoice lifecycles: (what, lifecycle, the invoice's true final status).
+fn invoice_lifecycles() -> Vec<(&'static str, Lifecycle, InvoiceStatus)> {
+    let mut out = Vec::new();
+    let mut b = subscribed();
+    invoice_action_failed_paid(&mut b, "a");
+    out.push((
+        "created → finalized → action required → failed → paid",
+        b.finish(),
+        InvoiceStatus::Paid,
+    ));
+    let mut b = subscribed();
+    let inv = b.create_invoice("evt_b9_created", 0, true);
+    b.after(1);
+    b.invoice_event("evt_b1_voided", inv, VOIDED, false);
+    out.push(("created → voided", b.finish(), InvoiceStatus::Voided));
+    let mut b = subscribed();
+    let inv = b.create_invoice("evt_c9_created", 0, true);
+    b.invoice_event("evt_c8_finalized", inv, INV_FINALIZED, true);
+    b.after(20 * 86_400);
+    b.invoice_event("evt_c2_uncollectible", inv, UNCOLLECTIBLE, true);
+    b.after(86_400);
+    b.attempt(inv);
+    b.invoice_event("evt_c7_paid", inv, PAID, true);
+    b.invoice_payment("evt_c1_payment", inv);
+    out.push((
+        "created → marked uncollectible → paid, with its invoice_payment twin",
+        b.finish(),
+        InvoiceStatus::Paid,
+    ));
+    let mut b = subscribed();
+    let inv = b.create_invoice("evt_d9_created", 0, false);
+    b.after(1);
+    b.update_invoice("evt_d8_updated", inv, Some(1500));
+    b.update_invoice("evt_d1_updated", inv, Some(2000));
+    out.push((
+        "a draft updated twice in one second (the later with the smaller id)",
+        b.finish(),
+        InvoiceStatus::Pending,
+    ));
+    let mut b = subscribed();
+    let inv = b.create_invoice("evt_e9_created", 0, false);
+    b.update_invoice("evt_e5_updated", inv, Some(1500));
+    b.after(1);
+    b.invoice_event("evt_e1_deleted", inv, INV_DELETED, false);
+    out.push((
+        "a draft updated, then deleted",
+        b.finish(),
+        InvoiceStatus::Deleted,
+    ));
+    let mut b = subscribed();
+    invoice_paid_with_twins(&mut b, "f");
+    out.push((
+        "paid, payment_succeeded and invoice_payment.paid in one second",
+        b.finish(),
+        InvoiceStatus::Paid,
+    ));
+    out
+}
+
+/// Runs `orders` of `lifecycle` (each event once, to its home endpoint): every final model is
+/// the true one and the in-order one. Returns how many orders were checked.
+fn check_orders(
+    rt: &tokio::runtime::Runtime,
+    lifecycle: &Lifecycle,
+    orders: &[Vec<usize>],
+) -> Result<usize, String> {
+    let signed = sign_all(&lifecycle.events);
+    let truth = expected(lifecycle);
+    let reference = rt.block_on(run(lifecycle, &signed, &in_order(&signed)))?;
+    judge(lifecycle, &truth, &reference).map_err(|e| format!("in order: {e}"))?;
+    for order in orders {
+        let deliveries = at_home(&signed, order);
+        let seq = describe(&signed, &deliveries);
+        let result = rt.block_on(run(lifecycle, &signed, &deliveries))?;
+        judge(lifecycle, &truth, &result).map_err(|e| format!("[{seq}]: {e}"))?;
+        if result.model != reference.model {
+            return Err(format!(
+                "[{seq}] ends elsewhere than in-order delivery\n{}",
+                diff(&reference.model, &result.model)
+            ));
+        }
+    }
+    Ok(orders.len())
+}
+
+/// Issue 9: invoice lifecycles, each in every order of its events, against the true order.
+#[test]
+fn invoice_lifecycles_match_the_true_order() {
+    let rt = runtime();
+    let mut failures = Vec::new();
+    for (what, lifecycle, status) in invoice_lifecycles() {
+        let truth = expected(&lifecycle);
+        let statuses: Vec<InvoiceStatus> = truth.invoices.values().map(|v| v.status).collect();
+        assert_eq!(statuses, [status], "the oracle, {what}");
+        if what.starts_with("a draft updated twice") {
+            let amount = truth.invoices.values().next().and_then(|v| v.amount_due);
+            assert_eq!(amount, Some(2000), "the oracle: the later update's amount");
+        }
+        let orders = permutations(lifecycle.events.len());
+        match check_orders(&rt, &lifecycle, &orders) {
+            Ok(n) => eprintln!("{what}: {n} orders end {status:?}"),
+            Err(e) => failures.push(format!("{what}: {e}\n{lifecycle:#?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Two invoices of one subscription interleaved in time (11 events): 400 seeded random orders.
+#[test]
+fn two_invoice_lifecycles_in_random_orders() {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut b = subscribed();
+    invoice_paid_with_twins(&mut b, "g");
+    b.after(86_400);
+    invoice_action_failed_paid(&mut b, "h");
+    let lifecycle = b.finish();
+    let truth = expected(&lifecycle);
+    assert_eq!(truth.invoices.len(), 2);
+    assert!(truth
+        .invoices
+        .values()
+        .all(|v| v.status == InvoiceStatus::Paid));
+    let n = lifecycle.events.len();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x1_0417);
+    let orders: Vec<Vec<usize>> = (0..400)
+        .map(|_| {
+            let mut order: Vec<usize> = (0..n).collect();
+            order.shuffle(&mut rng);
+            order
+        })
+        .collect();
+    let checked = check_orders(&runtime(), &lifecycle, &orders)
+        .unwrap_or_else(|e| panic!("{e}\n{lifecycle:#?}"));
+    assert_eq!(checked, 400);
 }

@@ -1,4 +1,5 @@
-//! The read API's Lambda (access, audit trail, ledger records, parked events): wiring only.
+//! The read API's Lambda (access, billing, audit trail, ledger records, parked events): wiring
+//! only.
 
 // One thread: a Lambda instance serves one request at a time, so a multi-threaded runtime only
 // adds start-up work. Init (config, clients, the DynamoDB warm-up) runs before the first event.

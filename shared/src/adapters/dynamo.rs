@@ -5,19 +5,22 @@
 //! | ledger    | `EVT#{provider}#{event}`   | `EVT`                   | TTL `expires_at` (parked: own retention)|
 //! | customer  | `CUS#{provider}#{customer}`| `STATE`                 | aggregate JSON `doc`, `rev`            |
 //! | user      | `USER#{user}`              | `ACCESS`                | access JSON `doc`, `rev`               |
+//! | invoice   | `INVOICE#{provider}#{inv}` | `INVOICE`               | invoice JSON `doc`, `rev`, `customer`  |
 //! | audit     | `AUDIT#{provider}#{cust}`  | `{created:011}#{event}` | never expires                          |
 //! | outbox    | `OUTBOX#{id}`              | `OUTBOX`                | deleted once delivered                 |
 //! | product   | `PRODUCT#{provider}#{prod}`| `STATE`                 | catalogue aggregate JSON `doc`, `rev`  |
 //! | product audit | `PRODUCT#{provider}#{prod}` | `AUDIT#{created:011}#{event}` | never expires             |
 //!
 //! GSI1 (`GSI1PK`, `GSI1SK`) is sparse: parked events (`PARKED`), pending outbox messages
-//! (`OUTBOX`) and outbox items set aside as unreadable (`OUTBOX_UNREADABLE`), each ordered by time.
+//! (`OUTBOX`) and outbox items set aside as unreadable (`OUTBOX_UNREADABLE`), each ordered by time,
+//! and each customer's invoices (`INVOICES#{provider}#{customer}`, by the invoice's `created`).
 
 #[cfg(feature = "testing")]
 use super::capacity::{billed_write_units, CapacityMeter};
 use super::sdk_error::Describe;
 use crate::domain::catalogue::CatalogueEntry;
-use crate::domain::ids::{CustomerId, EventId, ProductId, Provider, UserId};
+use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
+use crate::domain::invoice::Invoice;
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
     LedgerState, Loaded, LoadedProduct, OutboxMessage, ParkedBody, PendingOutbox, ProductWrite,
@@ -139,6 +142,18 @@ fn product_pk(provider: Provider, product: &ProductId) -> String {
 
 /// Sort-key prefix of a product's audit entries: `AUDIT#{created:011}#{event}`.
 const PRODUCT_AUDIT_PREFIX: &str = "AUDIT#";
+/// An invoice is its own item, keyed by its id alone: `invoice_payment.paid` names only the
+/// invoice, and every event of it must find the same item.
+fn invoice_pk(provider: Provider, invoice: &InvoiceId) -> String {
+    format!("INVOICE#{provider}#{invoice}")
+}
+
+const INVOICE_SK: &str = "INVOICE";
+
+/// The index partition listing a customer's invoices (GSI1), newest last by `GSI1SK`.
+fn invoices_gsi_pk(provider: Provider, customer: &CustomerId) -> String {
+    format!("INVOICES#{provider}#{customer}")
+}
 
 fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)
@@ -447,6 +462,9 @@ impl DynamoBillingStore {
             item.insert("rev".into(), n(rev.map_or(1, |r| r + 1)));
             items.push(self.guarded_put(item, *rev)?);
         }
+        if let Some((invoice, rev)) = &c.invoice {
+            items.push(self.guarded_put(invoice_item(invoice, *rev)?, *rev)?);
+        }
         for a in &c.audit {
             let mut item = key(
                 format!("AUDIT#{}#{}", a.provider, a.customer),
@@ -615,6 +633,27 @@ impl DynamoBillingStore {
     }
 }
 
+/// An invoice's item. Once its customer is known it is listed in GSI1 under the customer, by
+/// its own `created`, so the read route asks for a customer's newest invoices in one query.
+fn invoice_item(invoice: &Invoice, rev: Option<u64>) -> Result<Item, StoreError> {
+    let mut item = key(invoice_pk(invoice.provider, &invoice.id), INVOICE_SK);
+    item.insert("kind".into(), s("invoice"));
+    item.insert("doc".into(), s(to_json(invoice)?));
+    item.insert("rev".into(), n(rev.map_or(1, |r| r + 1)));
+    if let Some(customer) = &invoice.customer {
+        item.insert("customer".into(), s(customer.as_str()));
+        item.insert(
+            "GSI1PK".into(),
+            s(invoices_gsi_pk(invoice.provider, customer)),
+        );
+        item.insert(
+            "GSI1SK".into(),
+            s(format!("{:011}#{}", invoice.sort_time().max(0), invoice.id)),
+        );
+    }
+    Ok(item)
+}
+
 /// Reads a ledger item back into a record.
 pub fn ledger_from_item(item: &Item) -> Result<LedgerRecord, StoreError> {
     let pk = get_s(item, "PK").ok_or_else(|| corrupt("ledger PK"))?;
@@ -694,22 +733,26 @@ fn transact_error(e: SdkError<TransactWriteItemsError>) -> StoreError {
     failed(e)
 }
 
-#[async_trait]
-impl BillingStore for DynamoBillingStore {
-    async fn load(
-        &self,
-        provider: Provider,
-        event: &EventId,
-        customer: Option<&CustomerId>,
-        user: Option<&UserId>,
-    ) -> Result<Loaded, StoreError> {
-        let mut keys = vec![key(ledger_pk(provider, event), "EVT")];
-        if let Some(c) = customer {
-            keys.push(key(customer_pk(provider, c), "STATE"));
-        }
-        if let Some(u) = user {
-            keys.push(key(user_pk(u), "ACCESS"));
-        }
+/// The keys of an event's one consistent read: its ledger record, its customer, a user.
+fn load_keys(
+    provider: Provider,
+    event: &EventId,
+    customer: Option<&CustomerId>,
+    user: Option<&UserId>,
+) -> Vec<Item> {
+    let mut keys = vec![key(ledger_pk(provider, event), "EVT")];
+    if let Some(c) = customer {
+        keys.push(key(customer_pk(provider, c), "STATE"));
+    }
+    if let Some(u) = user {
+        keys.push(key(user_pk(u), "ACCESS"));
+    }
+    keys
+}
+
+impl DynamoBillingStore {
+    /// One consistent `BatchGetItem` of `keys`, each item read into its place in [`Loaded`].
+    async fn batch_load(&self, keys: Vec<Item>) -> Result<Loaded, StoreError> {
         let mut loaded = Loaded::default();
         for item in self.batch_get(keys).await? {
             let pk = get_s(&item, "PK").unwrap_or_default();
@@ -719,9 +762,62 @@ impl BillingStore for DynamoBillingStore {
                 loaded.customer = Some(stored(&item, "customer")?);
             } else if pk.starts_with("USER#") {
                 loaded.user = Some(stored(&item, "user")?);
+            } else if pk.starts_with("INVOICE#") {
+                loaded.invoice = Some(stored(&item, "invoice")?);
             }
         }
         Ok(loaded)
+    }
+}
+
+#[async_trait]
+impl BillingStore for DynamoBillingStore {
+    async fn load(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+    ) -> Result<Loaded, StoreError> {
+        self.batch_load(load_keys(provider, event, customer, user))
+            .await
+    }
+
+    async fn load_with_invoice(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+        invoice: &InvoiceId,
+    ) -> Result<Loaded, StoreError> {
+        let mut keys = load_keys(provider, event, customer, user);
+        keys.push(key(invoice_pk(provider, invoice), INVOICE_SK));
+        self.batch_load(keys).await
+    }
+
+    async fn invoices(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<Invoice>, StoreError> {
+        // A GSI is read eventually consistent: an invoice committed a moment ago may be missing.
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(invoices_gsi_pk(provider, customer)))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 1000) as i32)
+            .set_return_consumed_capacity(capacity_report())
+            .send()
+            .await
+            .map_err(failed)?;
+        self.count_read(out.consumed_capacity());
+        out.items().iter().map(|i| doc(i, "invoice")).collect()
     }
 
     async fn load_product(

@@ -3,7 +3,8 @@
 //! with the `testing` feature only (tests and examples), never into a production build.
 
 use crate::domain::catalogue::CatalogueEntry;
-use crate::domain::ids::{CustomerId, EventId, ProductId, Provider, UserId};
+use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
+use crate::domain::invoice::Invoice;
 use crate::ports::{
     AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerRecord, Loaded, LoadedProduct,
     OutboxMessage, PendingOutbox, Queue, QueueError, SetAsideOutbox, StoreError, Stored,
@@ -183,8 +184,33 @@ impl BillingStore for FaultyStore {
         self.inner.product_audit(provider, product, limit).await
     }
 
+    async fn load_with_invoice(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+        invoice: &InvoiceId,
+    ) -> Result<Loaded, StoreError> {
+        if self.plan.trips(Step::Load) {
+            return Err(injected(Step::Load));
+        }
+        self.inner
+            .load_with_invoice(provider, event, customer, user, invoice)
+            .await
+    }
+
     async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError> {
         self.inner.load_user(user).await
+    }
+
+    async fn invoices(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<Invoice>, StoreError> {
+        self.inner.invoices(provider, customer, limit).await
     }
 
     async fn commit(&self, commit: &Commit) -> Result<(), StoreError> {

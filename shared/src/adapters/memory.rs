@@ -3,7 +3,8 @@
 
 use crate::domain::catalogue::CatalogueEntry;
 use crate::domain::customer::CustomerBilling;
-use crate::domain::ids::{CustomerId, EventId, ProductId, Provider, UserId};
+use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
+use crate::domain::invoice::Invoice;
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
     LedgerState, Loaded, LoadedProduct, OutboxMessage, PendingOutbox, Queue, QueueError,
@@ -21,6 +22,7 @@ struct Tables {
     ledger: HashMap<(Provider, EventId), LedgerRecord>,
     customers: HashMap<(Provider, CustomerId), Stored<CustomerBilling>>,
     users: HashMap<UserId, Stored<UserAccessDoc>>,
+    invoices: HashMap<(Provider, InvoiceId), Stored<Invoice>>,
     /// Keyed like the DynamoDB sort key, so iteration order is the same.
     audit: BTreeMap<(Provider, CustomerId, i64, EventId), AuditRecord>,
     /// Keyed `(created_at, id)` like the pending index; the document is kept as stored text so
@@ -67,6 +69,16 @@ impl InMemoryBillingStore {
             .unwrap_or_default()
     }
 
+    /// Every invoice, for tests that compare models (in key order).
+    pub fn all_invoices(&self) -> Vec<Invoice> {
+        let mut all: Vec<Invoice> = self
+            .lock()
+            .map(|t| t.invoices.values().map(|s| s.value.clone()).collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| (a.provider, &a.id).cmp(&(b.provider, &b.id)));
+        all
+    }
+
     pub fn user(&self, user: &UserId) -> Option<UserAccessDoc> {
         self.lock().ok()?.users.get(user).map(|s| s.value.clone())
     }
@@ -87,6 +99,34 @@ fn rev_matches<T>(current: Option<&Stored<T>>, expected: Option<u64>) -> bool {
     current.map(|s| s.rev) == expected
 }
 
+/// Every item a commit puts must still be at the revision it was read at.
+fn check_revisions(t: &Tables, c: &Commit) -> Result<(), StoreError> {
+    if let Some((cust, rev)) = &c.customer {
+        let current = t.customers.get(&(cust.provider, cust.customer.clone()));
+        if !rev_matches(current, *rev) {
+            return Err(StoreError::Contention("customer revision moved".into()));
+        }
+    }
+    for (doc, rev) in &c.users {
+        if !rev_matches(t.users.get(&doc.user), *rev) {
+            return Err(StoreError::Contention("user revision moved".into()));
+        }
+    }
+    if let Some((invoice, rev)) = &c.invoice {
+        let current = t.invoices.get(&(invoice.provider, invoice.id.clone()));
+        if !rev_matches(current, *rev) {
+            return Err(StoreError::Contention("invoice revision moved".into()));
+        }
+    }
+    if let Some(w) = &c.product {
+        let current = t.products.get(&(w.entry.provider, w.entry.product.clone()));
+        if !rev_matches(current, w.rev) {
+            return Err(StoreError::Contention("product revision moved".into()));
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl BillingStore for InMemoryBillingStore {
     async fn load(
@@ -101,11 +141,48 @@ impl BillingStore for InMemoryBillingStore {
             ledger: t.ledger.get(&(provider, event.clone())).cloned(),
             customer: customer.and_then(|c| t.customers.get(&(provider, c.clone())).cloned()),
             user: user.and_then(|u| t.users.get(u).cloned()),
+            invoice: None,
         })
+    }
+
+    async fn load_with_invoice(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+        invoice: &InvoiceId,
+    ) -> Result<Loaded, StoreError> {
+        let mut loaded = self.load(provider, event, customer, user).await?;
+        loaded.invoice = self
+            .lock()?
+            .invoices
+            .get(&(provider, invoice.clone()))
+            .cloned();
+        Ok(loaded)
     }
 
     async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError> {
         Ok(self.lock()?.users.get(user).cloned())
+    }
+
+    async fn invoices(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<Invoice>, StoreError> {
+        let t = self.lock()?;
+        let mut found: Vec<Invoice> = t
+            .invoices
+            .values()
+            .filter(|s| s.value.provider == provider && s.value.customer.as_ref() == Some(customer))
+            .map(|s| s.value.clone())
+            .collect();
+        // Newest first, like the index the DynamoDB store reads.
+        found.sort_by(|a, b| (b.sort_time(), &b.id).cmp(&(a.sort_time(), &a.id)));
+        found.truncate(limit);
+        Ok(found)
     }
 
     async fn commit(&self, c: &Commit) -> Result<(), StoreError> {
@@ -119,23 +196,7 @@ impl BillingStore for InMemoryBillingStore {
         if !ledger_ok {
             return Err(StoreError::AlreadyRecorded);
         }
-        if let Some((cust, rev)) = &c.customer {
-            let current = t.customers.get(&(cust.provider, cust.customer.clone()));
-            if !rev_matches(current, *rev) {
-                return Err(StoreError::Contention("customer revision moved".into()));
-            }
-        }
-        for (doc, rev) in &c.users {
-            if !rev_matches(t.users.get(&doc.user), *rev) {
-                return Err(StoreError::Contention("user revision moved".into()));
-            }
-        }
-        if let Some(w) = &c.product {
-            let current = t.products.get(&(w.entry.provider, w.entry.product.clone()));
-            if !rev_matches(current, w.rev) {
-                return Err(StoreError::Contention("product revision moved".into()));
-            }
-        }
+        check_revisions(&t, c)?;
         // Encoded before anything is written, so a failure leaves nothing behind.
         let outbox = c
             .outbox
@@ -158,6 +219,14 @@ impl BillingStore for InMemoryBillingStore {
                 rev: rev.map_or(1, |r| r + 1),
             };
             t.users.insert(doc.user.clone(), stored);
+        }
+        if let Some((invoice, rev)) = &c.invoice {
+            let stored = Stored {
+                value: invoice.clone(),
+                rev: rev.map_or(1, |r| r + 1),
+            };
+            t.invoices
+                .insert((invoice.provider, invoice.id.clone()), stored);
         }
         for a in &c.audit {
             let key = (

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 /// tombstone so that a customer billed for years keeps a bounded aggregate.
 pub const ENDED_KEPT_WHOLE: usize = 8;
 /// Same-second snapshots kept per subscription (more in one second would be pathological).
-const MAX_CANDIDATES: usize = 8;
+pub(crate) const MAX_CANDIDATES: usize = 8;
 /// Rank of a snapshot read from the provider's API to settle a same-second tie: above every
 /// event of that second.
 pub const FETCHED_RANK: u8 = 4;
@@ -129,7 +129,8 @@ impl<T: Clone> Snapshots<T> {
             .iter()
             .filter(|c| c.version.rank == top)
             .collect();
-        let ends = path_ends(&pool);
+        let evidence: Vec<&OrderEvidence> = pool.iter().map(|c| &c.evidence).collect();
+        let ends = path_ends(&evidence);
         let candidate = match ends.as_slice() {
             [one] => {
                 return Some(Latest {
@@ -155,9 +156,10 @@ impl<T: Clone> Snapshots<T> {
     }
 }
 
-/// The snapshots that end some order of all of `pool` in which each one may come right after
-/// the one before it. Subset dynamic programming: `pool` holds at most `MAX_CANDIDATES`.
-fn path_ends<T>(pool: &[&Candidate<T>]) -> Vec<usize> {
+/// The snapshots that end some order of all of `pool` (their evidence) in which each one may
+/// come right after the one before it. Subset dynamic programming: `pool` holds at most
+/// `MAX_CANDIDATES`.
+pub(crate) fn path_ends(pool: &[&OrderEvidence]) -> Vec<usize> {
     let n = pool.len();
     if n <= 1 {
         return (0..n).collect();
@@ -174,7 +176,7 @@ fn path_ends<T>(pool: &[&Candidate<T>]) -> Vec<usize> {
                 continue;
             }
             for next in (0..n).filter(|&j| mask & (1 << j) == 0) {
-                if pool[next].evidence.follows(&pool[last].evidence) {
+                if pool[next].follows(pool[last]) {
                     reach[mask | (1 << next)][next] = true;
                 }
             }
@@ -213,7 +215,7 @@ pub struct Attempt {
 
 impl Attempt {
     /// A newer attempt replaces; the same attempt gathers what each of its events said.
-    fn merge(current: Option<Attempt>, new: Attempt) -> Attempt {
+    pub(crate) fn merge(current: Option<Attempt>, new: Attempt) -> Attempt {
         match current {
             Some(c) if c.number > new.number => c,
             Some(c) if c.number == new.number => Attempt {
@@ -484,20 +486,19 @@ impl CustomerBilling {
                 };
                 tally.add(self.offer_snapshot(candidate, *change == SubscriptionChange::Deleted));
             }
-            BillingEvent::InvoicePayment(payment) => {
-                let Some(sub) = &payment.subscription else {
-                    // One-off invoices do not change access; the invoice model comes later.
-                    return Effect::Ignored;
-                };
-                if self.ended.contains_key(sub) {
-                    tally.add(Offer::Older);
-                } else {
-                    let record = self.subscriptions.entry(sub.clone()).or_default();
-                    tally.add(record.apply_invoice(meta, payment));
-                    if record == &SubscriptionRecord::default() {
-                        // Nothing kept (an invoice older than the newest paid one).
-                        self.subscriptions.remove(sub);
-                    }
+            BillingEvent::InvoicePayment(payment) => match self.apply_standing(meta, payment) {
+                Some(offered) => tally.add(offered),
+                None => return Effect::Ignored,
+            },
+            BillingEvent::Invoice(invoice) => {
+                // Only payment events move a subscription's standing; the invoice's own record
+                // (`domain::invoice`) keeps everything else, beside this aggregate.
+                match invoice
+                    .payment()
+                    .and_then(|p| self.apply_standing(meta, &p))
+                {
+                    Some(offered) => tally.add(offered),
+                    None => return Effect::Ignored,
                 }
             }
             BillingEvent::Entitlements {
@@ -519,10 +520,29 @@ impl CustomerBilling {
                 let version = Version::new(meta.created, 3, meta.id.as_str());
                 tally.add(offer(&mut self.deleted, &version, ()));
             }
-            BillingEvent::Catalogue(_) | BillingEvent::Unsupported => return Effect::Ignored,
+            // Names no customer: it changes the invoice's own record only.
+            BillingEvent::InvoicePaymentPaid(_)
+            | BillingEvent::Catalogue(_)
+            | BillingEvent::Unsupported => return Effect::Ignored,
         }
         self.normalise();
         tally.effect()
+    }
+
+    /// What an invoice payment event says about its subscription's standing; `None` for a
+    /// one-off invoice (no subscription: access does not depend on it).
+    fn apply_standing(&mut self, meta: &EventMeta, payment: &InvoicePayment) -> Option<Offer> {
+        let sub = payment.subscription.as_ref()?;
+        if self.ended.contains_key(sub) {
+            return Some(Offer::Older);
+        }
+        let record = self.subscriptions.entry(sub.clone()).or_default();
+        let offered = record.apply_invoice(meta, payment);
+        if record == &SubscriptionRecord::default() {
+            // Nothing kept (an invoice older than the newest paid one).
+            self.subscriptions.remove(sub);
+        }
+        Some(offered)
     }
 
     /// Offers a snapshot (and, for a deletion, the terminal deletion) of one subscription.

@@ -301,6 +301,12 @@ pub enum BillingEvent {
         evidence: OrderEvidence,
     },
     InvoicePayment(InvoicePayment),
+    /// Any `invoice.*` event the model keeps: the invoice as the event shows it (and, for the
+    /// payment events, what it says about paying a subscription: [`InvoiceEvent::payment`]).
+    Invoice(Box<InvoiceEvent>),
+    /// One payment of an invoice (`invoice_payment.paid`, API 2025-03-31.basil and later): it
+    /// names the invoice but not its customer.
+    InvoicePaymentPaid(InvoicePaymentPaid),
     /// A customer object was created or updated; it may carry a user id in its metadata.
     CustomerUpdated {
         customer: CustomerId,
@@ -334,15 +340,28 @@ impl BillingEvent {
             | BillingEvent::Entitlements { customer, .. } => Some(customer),
             BillingEvent::Subscription { snapshot, .. } => Some(&snapshot.customer),
             BillingEvent::InvoicePayment(p) => Some(&p.customer),
-            BillingEvent::Catalogue(_) | BillingEvent::Unsupported => None,
+            BillingEvent::Invoice(e) => Some(&e.snapshot.customer),
+            BillingEvent::InvoicePaymentPaid(_)
+            | BillingEvent::Catalogue(_)
+            | BillingEvent::Unsupported => None,
         }
     }
 
-    /// The aggregate this event is applied to; `None` for a type that is not modelled.
+    /// The aggregate this event is applied to; `None` for a type that is not modelled (and for
+    /// `invoice_payment.paid`, which changes only its invoice's record: see [`Self::invoice`]).
     pub fn aggregate(&self) -> Option<AggregateKey> {
         match self {
             BillingEvent::Catalogue(c) => Some(AggregateKey::Product(c.product().clone())),
             other => other.customer().cloned().map(AggregateKey::Customer),
+        }
+    }
+
+    /// The invoice whose own record this event changes, if any (read and written with it).
+    pub fn invoice(&self) -> Option<&InvoiceId> {
+        match self {
+            BillingEvent::Invoice(e) => Some(&e.snapshot.id),
+            BillingEvent::InvoicePaymentPaid(p) => Some(&p.invoice),
+            _ => None,
         }
     }
 
@@ -353,10 +372,214 @@ impl BillingEvent {
             BillingEvent::Subscription { snapshot, .. } => snapshot.user_claim.as_ref(),
             BillingEvent::CustomerUpdated { user_claim, .. } => user_claim.as_ref(),
             BillingEvent::InvoicePayment(p) => p.user_hint.as_ref(),
+            BillingEvent::Invoice(e) => e.snapshot.user_hint.as_ref(),
             BillingEvent::CustomerDeleted { .. }
             | BillingEvent::Entitlements { .. }
             | BillingEvent::Catalogue(_)
+            | BillingEvent::InvoicePaymentPaid(_)
             | BillingEvent::Unsupported => None,
         }
     }
+}
+
+/// An email address: kept for the customer emails, never logged (`Debug` is redacted).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for EmailAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmailAddress(<redacted>)")
+    }
+}
+
+/// Which `invoice.*` event carried an invoice snapshot: decides what it says about the
+/// invoice's payment and its same-second precedence ([`InvoiceEventKind::rank`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceEventKind {
+    Created,
+    Finalized,
+    FinalizationFailed,
+    Updated,
+    /// A draft was deleted: terminal.
+    Deleted,
+    ActionRequired,
+    Failed,
+    /// `invoice.paid` / `invoice.payment_succeeded`.
+    Paid,
+    Voided,
+    MarkedUncollectible,
+}
+
+impl InvoiceEventKind {
+    /// What the event says about a payment of the invoice, if it is a payment event.
+    pub fn change(self) -> Option<InvoiceChange> {
+        match self {
+            InvoiceEventKind::ActionRequired => Some(InvoiceChange::ActionRequired),
+            InvoiceEventKind::Failed => Some(InvoiceChange::Failed),
+            InvoiceEventKind::Paid => Some(InvoiceChange::Paid),
+            InvoiceEventKind::Voided => Some(InvoiceChange::Voided),
+            InvoiceEventKind::MarkedUncollectible => Some(InvoiceChange::MarkedUncollectible),
+            InvoiceEventKind::Created
+            | InvoiceEventKind::Finalized
+            | InvoiceEventKind::FinalizationFailed
+            | InvoiceEventKind::Updated
+            | InvoiceEventKind::Deleted => None,
+        }
+    }
+
+    /// Same-second precedence, in the order an invoice lives: created, then finalized, then
+    /// updates and payment attempts, then written off, then paid, voided or deleted (an invoice
+    /// that is written off can still be paid or voided; nothing follows those three).
+    pub fn rank(self) -> u8 {
+        match self {
+            InvoiceEventKind::Created => 1,
+            InvoiceEventKind::Finalized | InvoiceEventKind::FinalizationFailed => 2,
+            InvoiceEventKind::Updated
+            | InvoiceEventKind::ActionRequired
+            | InvoiceEventKind::Failed => 3,
+            InvoiceEventKind::MarkedUncollectible => 4,
+            InvoiceEventKind::Paid | InvoiceEventKind::Voided | InvoiceEventKind::Deleted => 5,
+        }
+    }
+}
+
+/// One line item of an invoice, as the invoice object lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceLine {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<i64>,
+    /// Minor units of the invoice's currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<i64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub proration: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<SubscriptionId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_item: Option<String>,
+}
+
+/// An invoice as one event's object shows it, reduced to what the model keeps. Amounts are
+/// minor units of `currency` (JPY has none, BHD three).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceSnapshot {
+    pub id: InvoiceId,
+    pub customer: CustomerId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<SubscriptionId>,
+    /// The provider's status verbatim (`draft`, `open`, `paid`, `void`, `uncollectible`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_due: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_paid: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_remaining: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosted_invoice_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_pdf: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_date: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_payment_attempt: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_count: Option<u32>,
+    /// The recipient of the customer emails; never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_email: Option<EmailAddress>,
+    /// `subscription_create` (the first invoice of a subscription), `subscription_cycle`,
+    /// `manual`, …, verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_reason: Option<String>,
+    /// The invoice's own creation time (`date` before API 2019-03-14).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<InvoiceLine>,
+    /// The invoice has more lines than `lines` holds (a later page, or over the kept maximum).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more_lines: bool,
+    /// The user named by the subscription's metadata copied onto the invoice, or by the
+    /// invoice's own metadata: a hint, not a link (links come from checkout, customer and
+    /// subscription).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_hint: Option<UserId>,
+}
+
+/// An `invoice.*` event the model keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceEvent {
+    pub kind: InvoiceEventKind,
+    pub snapshot: InvoiceSnapshot,
+    /// Orders this snapshot against others of the same second and precedence.
+    #[serde(default)]
+    pub evidence: OrderEvidence,
+}
+
+impl InvoiceEvent {
+    /// What the event says about paying the invoice's subscription (the derived standing):
+    /// payment events only.
+    pub fn payment(&self) -> Option<InvoicePayment> {
+        let s = &self.snapshot;
+        Some(InvoicePayment {
+            invoice: s.id.clone(),
+            customer: s.customer.clone(),
+            subscription: s.subscription.clone(),
+            change: self.kind.change()?,
+            invoice_created: s.created,
+            attempt: s.attempt_count,
+            hosted_invoice_url: s.hosted_invoice_url.clone(),
+            user_hint: s.user_hint.clone(),
+        })
+    }
+}
+
+/// One payment of an invoice (`invoice_payment.paid`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoicePaymentPaid {
+    pub invoice: InvoiceId,
+    /// The invoice payment's own id (`inpay_…`).
+    pub payment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_intent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_paid: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<i64>,
 }

@@ -64,6 +64,8 @@ impl Pipeline {
             audit: vec![audit],
             outbox,
             product: None,
+            // Added by the caller when the event's invoice changed too.
+            invoice: None,
         })
     }
 

@@ -1,13 +1,15 @@
 //! Record once and apply: one consistent read, a pure decision, one conditional commit —
 //! retried on contention, parked on a permanent failure, answered 503 on a transient one.
 
+use super::invoices::{attach_invoice, invoice_update};
 use super::project::Projection;
 use super::{Delivery, DuplicateBy, Outcome, Pipeline, ReadEvent};
 use crate::domain::customer::{CustomerBilling, Effect};
 use crate::domain::events::{AggregateKey, BillingEvent, EventMeta};
 use crate::domain::ids::CustomerId;
+use crate::domain::ids::UserId;
 use crate::error::Error;
-use crate::ports::{Commit, LedgerGuard, LedgerRecord, LedgerState, StoreError};
+use crate::ports::{Commit, LedgerGuard, LedgerRecord, LedgerState, Loaded, StoreError};
 use crate::telemetry::Counter;
 
 /// Optimistic-concurrency attempts before answering 5xx.
@@ -51,27 +53,35 @@ impl Pipeline {
     /// Applies a verified event to its aggregate; retried on contention.
     async fn apply(&self, v: &Verified<'_>, guard: LedgerGuard) -> Outcome {
         let event_id = v.meta.id.as_str();
-        let Some(aggregate) = v.event.aggregate() else {
+        // The aggregate the event changes; `invoice_payment.paid` has none (it changes only its
+        // invoice's own record).
+        let aggregate = v.event.aggregate();
+        if aggregate.is_none() && v.event.invoice().is_none() {
             // Not modelled: one conditional write records it as ignored.
             let record = self.ledger_record(v, LedgerState::Ignored, None);
             let result = self.store.commit(&Commit::ledger_only(record, guard)).await;
             return self.finish(event_id, result.map(|()| LedgerState::Ignored));
-        };
+        }
         let mut last_error = String::new();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
             }
             let attempted = match &aggregate {
-                AggregateKey::Customer(customer_id) => self.attempt(v, guard, customer_id).await,
-                AggregateKey::Product(product) => self.attempt_product(v, guard, product).await,
+                Some(AggregateKey::Product(product)) => {
+                    self.attempt_product(v, guard, product).await
+                }
+                Some(AggregateKey::Customer(customer_id)) => {
+                    self.attempt(v, guard, Some(customer_id)).await
+                }
+                None => self.attempt(v, guard, None).await,
             };
             match attempted {
                 Err(StoreError::Contention(why)) => last_error = why,
                 Err(e) if e.is_permanent() => {
                     // Retrying can never help: keep the bytes and say why, for a replay.
                     let why = format!("permanent store error: {e}");
-                    let customer = aggregate.customer().cloned();
+                    let customer = aggregate.as_ref().and_then(|a| a.customer().cloned());
                     return self.park(v.delivery, &v.meta, customer, &why, guard).await;
                 }
                 Ok(Attempted::SeenInLedger) => {
@@ -133,30 +143,48 @@ impl Pipeline {
         }
     }
 
+    /// The event's one consistent read: ledger record, customer, a user, and its invoice.
+    async fn load_event(
+        &self,
+        v: &Verified<'_>,
+        customer_id: Option<&CustomerId>,
+        hint: Option<&UserId>,
+    ) -> Result<Loaded, StoreError> {
+        let (provider, id) = (v.meta.provider, &v.meta.id);
+        match v.event.invoice() {
+            Some(invoice) => {
+                self.store
+                    .load_with_invoice(provider, id, customer_id, hint, invoice)
+                    .await
+            }
+            None => self.store.load(provider, id, customer_id, hint).await,
+        }
+    }
+
     /// One read-decide-commit attempt.
     async fn attempt(
         &self,
         v: &Verified<'_>,
         guard: LedgerGuard,
-        customer_id: &CustomerId,
+        customer_id: Option<&CustomerId>,
     ) -> Result<Attempted, StoreError> {
         let hint = v
             .event
             .user_claim()
             .cloned()
-            .or_else(|| self.cached_link(customer_id));
-        let loaded = self
-            .store
-            .load(
-                v.meta.provider,
-                &v.meta.id,
-                Some(customer_id),
-                hint.as_ref(),
-            )
-            .await?;
+            .or_else(|| self.cached_link(customer_id?));
+        let loaded = self.load_event(v, customer_id, hint.as_ref()).await?;
         if seen(loaded.ledger.as_ref(), guard) {
             return Ok(Attempted::SeenInLedger);
         }
+        let invoice = invoice_update(v, loaded.invoice.clone());
+        let Some(customer_id) = customer_id else {
+            // Names only an invoice (`invoice_payment.paid`): its customer's aggregate is not
+            // read, and the event changes the invoice alone.
+            return self
+                .commit_invoice_only(v, guard, invoice, None, Effect::Ignored)
+                .await;
+        };
         let (before, rev) = match loaded.customer {
             Some(s) => (s.value, Some(s.rev)),
             None => (
@@ -165,13 +193,12 @@ impl Pipeline {
             ),
         };
         let mut after = before.clone();
-        let state = ledger_state(after.apply(&v.meta, &v.event));
-        if state != LedgerState::Applied {
-            let record = self.ledger_record(v, state, Some(customer_id.clone()));
-            self.store
-                .commit(&Commit::ledger_only(record, guard))
-                .await?;
-            return Ok(Attempted::Recorded(state));
+        let effect = after.apply(&v.meta, &v.event);
+        if effect != Effect::Applied {
+            // The aggregate did not move: only the ledger record, and the invoice if it moved.
+            return self
+                .commit_invoice_only(v, guard, invoice, Some(&before), effect)
+                .await;
         }
         let unresolved = self.settle_ties(v, &mut after).await;
         let projection = Projection {
@@ -183,7 +210,8 @@ impl Pipeline {
             hint,
             unresolved,
         };
-        let commit = self.applied_commit(projection, after).await?;
+        let mut commit = self.applied_commit(projection, after).await?;
+        attach_invoice(&mut commit, invoice);
         self.store.commit(&commit).await?;
         if commit.audit.iter().any(|a| !a.unresolved_ties.is_empty()) {
             self.metrics

@@ -9,6 +9,7 @@ mod dynamo;
 mod entitlements;
 mod fixtures;
 mod helpers;
+mod invoices;
 mod lambda;
 mod logs;
 mod model;

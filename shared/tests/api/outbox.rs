@@ -37,6 +37,7 @@ fn probe_commit(event_id: &str, messages: Vec<OutboxMessage>) -> Commit {
         audit: vec![],
         outbox: messages,
         product: None,
+        invoice: None,
     }
 }
 

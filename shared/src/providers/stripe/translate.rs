@@ -1,18 +1,18 @@
 //! Stripe event → canonical [`BillingEvent`], for every API version from 2018 to basil.
 //!
-//! Drift handled here: the subscription id of an invoice moved from `subscription` to
-//! `parent.subscription_details.subscription` (2025-03-31), the current period moved from the
+//! Drift handled here (invoices: `invoice.rs`): the current period moved from the
 //! subscription to `items.data[]` (2025-03-31), ids may arrive expanded as objects, and the
 //! price may appear as `plan` (before 2018-02) or `price`. A recurring price is also announced
 //! as the legacy plan object (`plan.*`: `amount`, `interval` on the object) beside `price.*`
 //! (`unit_amount`, `recurring.interval`): both become one price snapshot.
 
 use super::event::{as_bool, i64_field, id_field, metadata, str_field, Envelope};
+use super::invoice::{invoice_event, invoice_kind, invoice_payment_paid};
 use crate::domain::events::{
-    BillingEvent, CatalogueChange, CatalogueEvent, InvoiceChange, InvoicePayment, PriceBilling,
-    PriceObject, PriceSnapshot, ProductSnapshot, SubscriptionChange, SubscriptionSnapshot,
+    BillingEvent, CatalogueChange, CatalogueEvent, PriceBilling, PriceObject, PriceSnapshot,
+    ProductSnapshot, SubscriptionChange, SubscriptionSnapshot,
 };
-use crate::domain::ids::{CustomerId, InvoiceId, PriceId, ProductId, SubscriptionId, UserId};
+use crate::domain::ids::{CustomerId, PriceId, ProductId, SubscriptionId, UserId};
 use crate::providers::evidence::{before_update, order_evidence, snapshot_evidence};
 use crate::routing::Family;
 use serde_json::Value;
@@ -104,11 +104,11 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
                 evidence,
             }
         }
-        "invoice.paid" | "invoice.payment_succeeded" => invoice(env, map, InvoiceChange::Paid)?,
-        "invoice.payment_failed" => invoice(env, map, InvoiceChange::Failed)?,
-        "invoice.payment_action_required" => invoice(env, map, InvoiceChange::ActionRequired)?,
-        "invoice.voided" => invoice(env, map, InvoiceChange::Voided)?,
-        "invoice.marked_uncollectible" => invoice(env, map, InvoiceChange::MarkedUncollectible)?,
+        t if t.starts_with("invoice.") => match invoice_kind(t) {
+            Some(kind) => invoice_event(env, map, kind)?,
+            None => BillingEvent::Unsupported,
+        },
+        "invoice_payment.paid" => invoice_payment_paid(env)?,
         "customer.created" | "customer.updated" => BillingEvent::CustomerUpdated {
             customer: CustomerId::new(need("id", id_field(obj, "id"))?),
             user_claim: metadata(obj, &map.user_metadata_key).map(UserId::new),
@@ -252,41 +252,6 @@ fn recurring(v: &Value) -> Result<PriceBilling, &'static str> {
     })
 }
 
-fn invoice(
-    env: &Envelope,
-    map: &StripeMapping,
-    change: InvoiceChange,
-) -> Result<BillingEvent, TranslateError> {
-    let obj = &env.object;
-    let missing = |field| TranslateError {
-        event_type: env.event_type.clone(),
-        field,
-    };
-    let subscription = id_field(obj, "subscription").or_else(|| {
-        obj.get("parent")
-            .and_then(|p| p.get("subscription_details"))
-            .and_then(|d| id_field(d, "subscription"))
-    });
-    // Invoices copy the subscription's metadata: `parent.subscription_details.metadata` since
-    // basil, `subscription_details.metadata` before it.
-    let user_hint = obj
-        .get("parent")
-        .and_then(|p| p.get("subscription_details"))
-        .or_else(|| obj.get("subscription_details"))
-        .and_then(|d| metadata(d, &map.user_metadata_key))
-        .map(UserId::new);
-    Ok(BillingEvent::InvoicePayment(InvoicePayment {
-        invoice: InvoiceId::new(id_field(obj, "id").ok_or_else(|| missing("id"))?),
-        customer: CustomerId::new(id_field(obj, "customer").ok_or_else(|| missing("customer"))?),
-        subscription: subscription.map(SubscriptionId::new),
-        change,
-        invoice_created: i64_field(obj, "created"),
-        attempt: i64_field(obj, "attempt_count").and_then(|n| u32::try_from(n).ok()),
-        hosted_invoice_url: str_field(obj, "hosted_invoice_url").map(str::to_owned),
-        user_hint,
-    }))
-}
-
 /// A subscription object (as the API returns it) as a snapshot; `None` without id, customer
 /// or status.
 pub fn subscription_snapshot(obj: &Value, map: &StripeMapping) -> Option<SubscriptionSnapshot> {
@@ -352,7 +317,7 @@ fn subscription_details(obj: &Value, map: &StripeMapping) -> SubscriptionSnapsho
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::events::OrderEvidence;
+    use crate::domain::events::{InvoiceChange, InvoicePayment, OrderEvidence};
     use serde_json::json;
 
     fn env(event_type: &str, object: Value) -> Envelope {
@@ -363,7 +328,7 @@ mod tests {
 
     fn payment(e: &Envelope) -> InvoicePayment {
         match translate(e, &StripeMapping::default()).expect("translate") {
-            BillingEvent::InvoicePayment(p) => p,
+            BillingEvent::Invoice(invoice) => invoice.payment().expect("a payment event"),
             other => panic!("not an invoice payment: {other:?}"),
         }
     }
