@@ -4,6 +4,7 @@
 pub mod enabled_events;
 pub mod entitlements;
 pub mod event;
+pub mod ignored;
 pub mod invoice;
 pub mod provider;
 pub mod signature;
