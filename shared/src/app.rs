@@ -172,22 +172,25 @@ impl App {
 
 /// The body of every Stripe Lambda's `main`: config → clients → router → lambda_http.
 pub async fn run_stripe_lambda(family: Family) -> Result<(), lambda_http::Error> {
-    let config = Config::from_env(&[family], None)?;
-    crate::telemetry::init(config.log_json);
-    let metrics = Metrics::Emf {
-        namespace: config.metrics_namespace.clone(),
-    };
-    let deadline = config.delivery_timeout;
-    let app = App::build(config, metrics).await?;
-    app.warm_up().await;
-    let router = crate::http::webhook_router(app.service.clone(), &[family]);
-    lambda_http::run(with_deadline(router, deadline)).await
+    run_http_lambda(&[family], |service| {
+        crate::http::webhook_router(service, &[family])
+    })
+    .await
 }
 
-/// The read API's Lambda (`GET /users/…`, `/events/…`, `/outbox/unreadable`), behind IAM
-/// authorisation in the template: it holds no webhook secret and never writes.
+/// The read API's Lambda (`GET /users/…`, `/events/…`, `/products/…`, `/outbox/unreadable`),
+/// behind IAM authorisation in the template: it holds no webhook secret and never writes.
 pub async fn run_read_lambda() -> Result<(), lambda_http::Error> {
-    let config = Config::from_env(&[], None)?;
+    run_http_lambda(&[], crate::http::read_router).await
+}
+
+/// An HTTP Lambda: the configuration of `families` (none: no secrets), the clients and the
+/// DynamoDB warm-up at init, then `router` under the delivery deadline.
+async fn run_http_lambda(
+    families: &[Family],
+    router: impl FnOnce(Arc<Pipeline>) -> axum::Router,
+) -> Result<(), lambda_http::Error> {
+    let config = Config::from_env(families, None)?;
     crate::telemetry::init(config.log_json);
     let metrics = Metrics::Emf {
         namespace: config.metrics_namespace.clone(),
@@ -195,8 +198,7 @@ pub async fn run_read_lambda() -> Result<(), lambda_http::Error> {
     let deadline = config.delivery_timeout;
     let app = App::build(config, metrics).await?;
     app.warm_up().await;
-    let router = crate::http::read_router(app.service.clone());
-    lambda_http::run(with_deadline(router, deadline)).await
+    lambda_http::run(with_deadline(router(app.service.clone()), deadline)).await
 }
 
 /// The relay Lambda on the table's DynamoDB Stream: delivers outbox inserts to the feed queue
