@@ -290,6 +290,7 @@ async fn main() {
         ),
     ];
     cases.extend(catalogue_cases());
+    cases.extend(customer_cases());
     println!("| delivery | outcome | round trips | read units | write units |");
     println!("|---|---|---|---|---|");
     for (name, is_cold, family, body) in cases {
@@ -358,6 +359,45 @@ fn catalogue_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
             false,
             Family::Charge,
             created,
+        ),
+    ]
+}
+
+/// The customer every lifecycle case above is about.
+const CUSTOMER: &str = "cus_cost";
+
+/// Customer-level events after the lifecycle above: a features change (the user's view
+/// changes: user item and feed message) and the customer's deletion.
+fn customer_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
+    let summary = json!({"object": "entitlements.active_entitlement_summary",
+        "customer": CUSTOMER, "livemode": false,
+        "entitlements": {"object": "list", "has_more": false, "data": [
+            {"id": "ent_1", "object": "entitlements.active_entitlement", "feature": "feat_1",
+             "livemode": false, "lookup_key": "csv-export"},
+            {"id": "ent_2", "object": "entitlements.active_entitlement", "feature": "feat_2",
+             "livemode": false, "lookup_key": "extra-seats"}]}});
+    vec![
+        (
+            "applied: entitlements.active_entitlement_summary.updated (features change)",
+            false,
+            Family::Charge,
+            event(
+                "evt_e1",
+                "entitlements.active_entitlement_summary.updated",
+                NOW + 50,
+                summary,
+            ),
+        ),
+        (
+            "applied: customer.deleted",
+            false,
+            Family::Charge,
+            event(
+                "evt_e2",
+                "customer.deleted",
+                NOW + 60,
+                json!({"id": CUSTOMER, "object": "customer", "deleted": true}),
+            ),
         ),
     ]
 }
