@@ -14,10 +14,19 @@
 //! | canceled (not yet deleted)                 | no        | ended             | CANCELLED      |
 //! | incomplete_expired, paused, unknown status | no        | inactive          | INACTIVE       |
 //! | no subscription at all                     | no        | none              | REQUIRED       |
+//!
+//! A one-time purchase (beside the subscriptions, in `purchases`) grants its product:
+//!
+//! | purchase state                                   | grants | reason            |
+//! |--------------------------------------------------|--------|-------------------|
+//! | session paid, charge not or partly refunded      | yes    | paid              |
+//! | session paid, charge fully refunded              | no     | refunded          |
+//! | session completed unpaid (async payment pending) | no     | unpaid            |
+//! | customer deleted                                 | no     | customer_deleted  |
 
 use super::customer::{CustomerBilling, SubscriptionRecord};
 use super::events::PaymentOutcome;
-use super::ids::{CustomerId, Provider, SubscriptionId};
+use super::ids::{CustomerId, ProductId, Provider, SubscriptionId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -186,6 +195,56 @@ pub fn customer_access(state: &CustomerBilling, tiers: &TierPolicy) -> Vec<Subsc
                 access.cancellation_reason = Some(CUSTOMER_DELETED.into());
             }
             Some(access)
+        })
+        .collect()
+}
+
+/// What one one-time purchase gives (see the second table above).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseAccess {
+    pub provider: Provider,
+    pub customer: CustomerId,
+    /// The Checkout Session id.
+    pub purchase: String,
+    pub product: Option<ProductId>,
+    pub amount_total: Option<i64>,
+    pub currency: Option<String>,
+    pub payment_intent: Option<String>,
+    pub grants: bool,
+    /// `paid`, `refunded`, `unpaid` or `customer_deleted`.
+    pub reason: String,
+    /// Refunded so far from the charge that paid it (0: none).
+    pub amount_refunded: i64,
+}
+
+/// Every purchase's access for one customer, in session-id order.
+pub fn purchase_access(state: &CustomerBilling) -> Vec<PurchaseAccess> {
+    state
+        .purchases
+        .values()
+        .map(|p| {
+            let refund = state.refund_of(p);
+            let reason = if state.deleted.is_some() {
+                CUSTOMER_DELETED
+            } else if !p.paid {
+                "unpaid"
+            } else if refund.is_some_and(|r| r.full()) {
+                "refunded"
+            } else {
+                "paid"
+            };
+            PurchaseAccess {
+                provider: state.provider,
+                customer: state.customer.clone(),
+                purchase: p.session.clone(),
+                product: p.product.clone(),
+                amount_total: p.amount_total,
+                currency: p.currency.clone(),
+                payment_intent: p.payment_intent.clone(),
+                grants: reason == "paid",
+                reason: reason.into(),
+                amount_refunded: refund.map_or(0, |r| r.amount_refunded),
+            }
         })
         .collect()
 }

@@ -7,8 +7,9 @@
 //! and idempotent: any delivery order of the same events ends in the same aggregate.
 
 use super::events::{
-    BillingEvent, EntitlementSet, EventMeta, InvoiceChange, InvoicePayment, LinkSource,
-    OrderEvidence, PaymentOutcome, Settlement, SubscriptionChange, SubscriptionSnapshot,
+    BillingEvent, ChargeRefund, EntitlementSet, EventMeta, InvoiceChange, InvoicePayment,
+    LinkSource, OrderEvidence, PaymentOutcome, Purchase, Settlement, SubscriptionChange,
+    SubscriptionSnapshot,
 };
 use super::ids::{CustomerId, InvoiceId, Provider, SubscriptionId, UserId};
 use super::version::{offer, Offer, Register, Version};
@@ -372,6 +373,29 @@ pub struct CustomerBilling {
     /// order its own deletion arrives in, and the customer has no features left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Register<()>>,
+    /// One-time purchases by Checkout Session id, all kept (see [`Purchase`]; about 250 bytes
+    /// each, so a customer holds well over a thousand within DynamoDB's 400 KB item).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub purchases: BTreeMap<String, Purchase>,
+    /// Refunds by charge id: the most refunded of each charge (see [`RefundRecord`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refunds: BTreeMap<String, RefundRecord>,
+}
+
+/// How much of one charge was refunded: a join (maximum, or), so any order ends the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRecord {
+    pub payment_intent: Option<String>,
+    pub amount: i64,
+    pub amount_refunded: i64,
+    pub refunded: bool,
+}
+
+impl RefundRecord {
+    /// Fully refunded: Stripe says so, or the refunds reach the charge's amount.
+    pub fn full(&self) -> bool {
+        self.refunded || (self.amount > 0 && self.amount_refunded >= self.amount)
+    }
 }
 
 /// What applying one event did to the aggregate.
@@ -432,6 +456,61 @@ impl CustomerBilling {
             ended: BTreeMap::new(),
             entitlements: None,
             deleted: None,
+            purchases: BTreeMap::new(),
+            refunds: BTreeMap::new(),
+        }
+    }
+
+    /// The refund state of the charge that paid `purchase`, linked by its payment intent.
+    pub fn refund_of(&self, purchase: &Purchase) -> Option<&RefundRecord> {
+        let pi = purchase.payment_intent.as_ref()?;
+        self.refunds
+            .values()
+            .filter(|r| r.payment_intent.as_ref() == Some(pi))
+            .max_by_key(|r| (r.full(), r.amount_refunded))
+    }
+
+    /// Joins one session's event into its purchase: `paid` once any event says so; the other
+    /// facts are the session's own and the same in each of its events.
+    fn apply_purchase(&mut self, p: &Purchase) -> Offer {
+        let Some(current) = self.purchases.get_mut(&p.session) else {
+            self.purchases.insert(p.session.clone(), p.clone());
+            return Offer::Taken;
+        };
+        let before = current.clone();
+        current.paid |= p.paid;
+        current.payment_intent = current.payment_intent.take().or(p.payment_intent.clone());
+        current.product = current.product.take().or(p.product.clone());
+        current.amount_total = current.amount_total.or(p.amount_total);
+        current.currency = current.currency.take().or(p.currency.clone());
+        if *current == before {
+            Offer::Same
+        } else {
+            Offer::Taken
+        }
+    }
+
+    /// Joins one `charge.refunded` into its charge's record (refunds only grow).
+    fn apply_refund(&mut self, r: &ChargeRefund) -> Offer {
+        let new = RefundRecord {
+            payment_intent: r.payment_intent.clone(),
+            amount: r.amount,
+            amount_refunded: r.amount_refunded,
+            refunded: r.refunded,
+        };
+        let Some(current) = self.refunds.get_mut(&r.charge) else {
+            self.refunds.insert(r.charge.clone(), new);
+            return Offer::Taken;
+        };
+        let before = current.clone();
+        current.payment_intent = current.payment_intent.take().or(new.payment_intent);
+        current.amount = current.amount.max(new.amount);
+        current.amount_refunded = current.amount_refunded.max(new.amount_refunded);
+        current.refunded |= new.refunded;
+        if *current == before {
+            Offer::Older
+        } else {
+            Offer::Taken
         }
     }
 
@@ -456,15 +535,17 @@ impl CustomerBilling {
     pub fn apply(&mut self, meta: &EventMeta, event: &BillingEvent) -> Effect {
         let mut tally = Tally::default();
         match event {
-            BillingEvent::CheckoutCompleted { user, .. } => {
-                let Some(user) = user else {
-                    // A guest checkout names no user: nothing to link.
-                    return Effect::Ignored;
-                };
-                // Only the link: the subscription's own events bring its state (creating an
-                // empty record here would make the stored aggregate depend on arrival order).
-                tally.add(self.claim(LinkSource::CheckoutClientReference, meta, user));
+            BillingEvent::CheckoutCompleted { user, purchase, .. } => {
+                if let Some(p) = purchase {
+                    tally.add(self.apply_purchase(p));
+                }
+                // Otherwise only the link: the subscription's own events bring its state
+                // (creating an empty record here would make the aggregate depend on order).
+                if let Some(user) = user {
+                    tally.add(self.claim(LinkSource::CheckoutClientReference, meta, user));
+                }
             }
+            BillingEvent::ChargeRefunded(r) => tally.add(self.apply_refund(r)),
             BillingEvent::CustomerUpdated { user_claim, .. } => match user_claim {
                 Some(user) => tally.add(self.claim(LinkSource::CustomerMetadata, meta, user)),
                 None => return Effect::Ignored,

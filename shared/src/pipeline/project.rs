@@ -3,7 +3,7 @@
 
 use super::record::Verified;
 use super::Pipeline;
-use crate::domain::access::{customer_access, Access, SubscriptionAccess};
+use crate::domain::access::{customer_access, purchase_access, Access, SubscriptionAccess};
 use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::UserId;
 use crate::feed::{access_changed, customer_unlinked, summary, update_user, SourceAccess};
@@ -104,6 +104,7 @@ impl Pipeline {
             let given = keeps_source.then(|| SourceAccess {
                 subscriptions: subs_after.to_vec(),
                 features: after.features(),
+                purchases: purchase_access(after),
             });
             let (doc, change) = update_user(doc, &source, given, &self.tiers, now);
             if let Some((previous, access)) = change {
@@ -126,6 +127,7 @@ fn empty_user_doc(user: &UserId) -> UserAccessDoc {
         user: user.clone(),
         sources: Default::default(),
         features: Default::default(),
+        purchases: Default::default(),
         access: Access::none(),
         feed_seq: 0,
         updated_at: 0,
