@@ -25,7 +25,7 @@
 //! | customer deleted                                 | no     | customer_deleted  |
 
 use super::customer::{CustomerBilling, SubscriptionRecord};
-use super::events::PaymentOutcome;
+use super::events::{PaymentOutcome, PurchaseKind};
 use super::ids::{CustomerId, ProductId, Provider, SubscriptionId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -204,8 +204,9 @@ pub fn customer_access(state: &CustomerBilling, tiers: &TierPolicy) -> Vec<Subsc
 pub struct PurchaseAccess {
     pub provider: Provider,
     pub customer: CustomerId,
-    /// The Checkout Session id.
+    /// The Checkout Session id, or the invoice id of a one-off invoice.
     pub purchase: String,
+    pub kind: PurchaseKind,
     pub product: Option<ProductId>,
     pub amount_total: Option<i64>,
     pub currency: Option<String>,
@@ -237,6 +238,7 @@ pub fn purchase_access(state: &CustomerBilling) -> Vec<PurchaseAccess> {
                 provider: state.provider,
                 customer: state.customer.clone(),
                 purchase: p.session.clone(),
+                kind: p.kind,
                 product: p.product.clone(),
                 amount_total: p.amount_total,
                 currency: p.currency.clone(),

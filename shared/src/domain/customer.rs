@@ -7,11 +7,11 @@
 //! and idempotent: any delivery order of the same events ends in the same aggregate.
 
 use super::events::{
-    BillingEvent, ChargeRefund, EntitlementSet, EventMeta, InvoiceChange, InvoicePayment,
-    LinkSource, OrderEvidence, PaymentOutcome, Purchase, Settlement, SubscriptionChange,
-    SubscriptionSnapshot,
+    BillingEvent, ChargeRefund, EntitlementSet, EventMeta, InvoiceChange, InvoiceEvent,
+    InvoicePayment, LinkSource, OrderEvidence, PaymentOutcome, Purchase, PurchaseKind, Settlement,
+    SubscriptionChange, SubscriptionSnapshot,
 };
-use super::ids::{CustomerId, InvoiceId, Provider, SubscriptionId, UserId};
+use super::ids::{CustomerId, InvoiceId, ProductId, Provider, SubscriptionId, UserId};
 use super::version::{offer, Offer, Register, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -386,6 +386,8 @@ pub struct CustomerBilling {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundRecord {
     pub payment_intent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice: Option<String>,
     pub amount: i64,
     pub amount_refunded: i64,
     pub refunded: bool,
@@ -461,13 +463,41 @@ impl CustomerBilling {
         }
     }
 
-    /// The refund state of the charge that paid `purchase`, linked by its payment intent.
+    /// The refund state of the charge that paid `purchase`: linked by the payment intent, or
+    /// for a one-off invoice by the invoice the charge names.
     pub fn refund_of(&self, purchase: &Purchase) -> Option<&RefundRecord> {
-        let pi = purchase.payment_intent.as_ref()?;
+        let pi = purchase.payment_intent.as_ref();
+        let invoice = (purchase.kind == PurchaseKind::Invoice).then_some(&purchase.session);
         self.refunds
             .values()
-            .filter(|r| r.payment_intent.as_ref() == Some(pi))
+            .filter(|r| {
+                (pi.is_some() && r.payment_intent.as_ref() == pi)
+                    || (invoice.is_some() && r.invoice.as_ref() == invoice)
+            })
             .max_by_key(|r| (r.full(), r.amount_refunded))
+    }
+
+    /// The purchase a paid invoice of no subscription records (`None` for any other).
+    fn invoice_purchase(invoice: &InvoiceEvent) -> Option<Purchase> {
+        let s = &invoice.snapshot;
+        let paid = invoice.payment().map(|p| p.change) == Some(InvoiceChange::Paid)
+            || s.status.as_deref() == Some("paid");
+        if s.subscription.is_some() || !paid {
+            return None;
+        }
+        Some(Purchase {
+            session: s.id.to_string(),
+            kind: PurchaseKind::Invoice,
+            payment_intent: None,
+            product: s
+                .lines
+                .iter()
+                .find_map(|l| l.product_id.clone())
+                .map(ProductId::new),
+            amount_total: s.amount_paid.or(s.total),
+            currency: s.currency.clone(),
+            paid: true,
+        })
     }
 
     /// Joins one session's event into its purchase: `paid` once any event says so; the other
@@ -494,6 +524,7 @@ impl CustomerBilling {
     fn apply_refund(&mut self, r: &ChargeRefund) -> Offer {
         let new = RefundRecord {
             payment_intent: r.payment_intent.clone(),
+            invoice: r.invoice.clone(),
             amount: r.amount,
             amount_refunded: r.amount_refunded,
             refunded: r.refunded,
@@ -504,6 +535,7 @@ impl CustomerBilling {
         };
         let before = current.clone();
         current.payment_intent = current.payment_intent.take().or(new.payment_intent);
+        current.invoice = current.invoice.take().or(new.invoice);
         current.amount = current.amount.max(new.amount);
         current.amount_refunded = current.amount_refunded.max(new.amount_refunded);
         current.refunded |= new.refunded;
@@ -572,14 +604,17 @@ impl CustomerBilling {
                 None => return Effect::Ignored,
             },
             BillingEvent::Invoice(invoice) => {
-                // Only payment events move a subscription's standing; the invoice's own record
-                // (`domain::invoice`) keeps everything else, beside this aggregate.
-                match invoice
+                // Only payment events move a subscription's standing, and a paid one-off
+                // invoice is a purchase; the invoice's own record (`domain::invoice`) keeps
+                // everything else, beside this aggregate.
+                if let Some(p) = Self::invoice_purchase(invoice) {
+                    tally.add(self.apply_purchase(&p));
+                }
+                if let Some(offered) = invoice
                     .payment()
                     .and_then(|p| self.apply_standing(meta, &p))
                 {
-                    Some(offered) => tally.add(offered),
-                    None => return Effect::Ignored,
+                    tally.add(offered);
                 }
             }
             BillingEvent::Entitlements {

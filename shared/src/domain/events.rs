@@ -288,8 +288,12 @@ impl AggregateKey {
 /// session unpaid and pays it later), so every event of one session joins into one purchase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Purchase {
-    /// The Checkout Session id: a user may buy the same product several times, each its own.
+    /// The Checkout Session id, or the invoice id of a one-off invoice: a user may buy the same
+    /// product several times, each its own.
     pub session: String,
+    /// Where it was bought.
+    #[serde(default)]
+    pub kind: PurchaseKind,
     /// What links the purchase to its charge (and so to refunds).
     pub payment_intent: Option<String>,
     /// The product bought, when the payload names it (expanded line items, or the session's
@@ -301,6 +305,17 @@ pub struct Purchase {
     pub paid: bool,
 }
 
+/// Where a one-time purchase was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PurchaseKind {
+    /// A payment-mode Checkout Session.
+    #[default]
+    Checkout,
+    /// A paid invoice of no subscription.
+    Invoice,
+}
+
 /// A charge as `charge.refunded` shows it. `amount_refunded` only grows over a charge's life,
 /// so the largest seen is the newest, whatever order the events arrive in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,6 +323,9 @@ pub struct ChargeRefund {
     pub customer: CustomerId,
     pub charge: String,
     pub payment_intent: Option<String>,
+    /// The invoice the charge paid (charges name it before API 2025-03-31.basil).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice: Option<String>,
     pub amount: i64,
     pub amount_refunded: i64,
     /// Stripe's `refunded`: the whole charge was refunded.

@@ -83,6 +83,68 @@ async fn charge_refunded_records_the_refund_of_its_charge() {
     assert_eq!((state.as_str(), customers.len()), ("ignored", 0));
 }
 
+/// A paid invoice of no subscription is a purchase (its lines name the product); a refund of
+/// the charge that names the invoice ends what it grants, in either order.
+#[tokio::test]
+async fn a_paid_one_off_invoice_is_a_purchase_that_its_full_refund_ends() {
+    let link = event(
+        "evt_i0",
+        "customer.updated",
+        NOW - 90,
+        json!({"id": "cus_inv", "object": "customer", "metadata": {"user_id": "user_inv"}}),
+    );
+    let paid = event(
+        "evt_i1",
+        "invoice.paid",
+        NOW - 60,
+        json!({"id": "in_once", "object": "invoice", "customer": "cus_inv", "status": "paid",
+            "currency": "eur", "amount_paid": 700, "total": 700, "created": NOW - 70,
+            "lines": {"object": "list", "data": [{"id": "il_once", "amount": 700,
+                "price": {"id": "price_once", "product": "prod_once"}}]}}),
+    );
+    let refund = event(
+        "evt_i2",
+        "charge.refunded",
+        NOW - 30,
+        json!({"id": "ch_inv", "object": "charge", "customer": "cus_inv", "invoice": "in_once",
+            "payment_intent": "pi_inv", "amount": 700, "amount_refunded": 700,
+            "refunded": true, "status": "succeeded"}),
+    );
+    for order in [[&paid, &refund], [&refund, &paid]] {
+        let app = spawn_memory(false);
+        let (status, _) = app.post(Family::Charge, &link).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, first) = app.post(family(order[0]), order[0]).await;
+        assert_eq!(first["state"], "applied");
+        if order[0] == &paid {
+            let (_, body) = app.get("/users/user_inv/billing").await;
+            let bought = purchase(&body, "in_once");
+            assert_eq!(
+                (&bought["grants"], &bought["kind"]),
+                (&json!(true), &json!("invoice"))
+            );
+            assert_eq!(bought["product"], "prod_once");
+        }
+        let (_, second) = app.post(family(order[1]), order[1]).await;
+        assert_eq!(second["state"], "applied");
+        let (_, body) = app.get("/users/user_inv/billing").await;
+        let bought = purchase(&body, "in_once");
+        assert_eq!(
+            (
+                &bought["grants"],
+                &bought["reason"],
+                &bought["amount_total"]
+            ),
+            (&json!(false), &json!("refunded"), &json!(700))
+        );
+    }
+}
+
+fn family(body: &[u8]) -> Family {
+    let env = Envelope::parse(body).expect("an event");
+    billing::providers::stripe::translate::family_of(&env.event_type)
+}
+
 fn payment_session(id: &str, customer: &str, user: &str, intent: &str) -> Value {
     json!({
         "id": id, "object": "checkout.session", "mode": "payment", "customer": customer,

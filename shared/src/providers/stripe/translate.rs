@@ -10,7 +10,8 @@ use super::event::{as_bool, i64_field, id_field, metadata, str_field, Envelope};
 use super::invoice::{invoice_event, invoice_kind, invoice_payment_paid};
 use crate::domain::events::{
     BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, PriceBilling, PriceObject,
-    PriceSnapshot, ProductSnapshot, Purchase, SubscriptionChange, SubscriptionSnapshot,
+    PriceSnapshot, ProductSnapshot, Purchase, PurchaseKind, SubscriptionChange,
+    SubscriptionSnapshot,
 };
 use crate::domain::ids::{CustomerId, PriceId, ProductId, SubscriptionId, UserId};
 use crate::providers::evidence::{before_update, order_evidence, snapshot_evidence};
@@ -89,6 +90,7 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
                 customer: CustomerId::new(customer),
                 charge: need("id", id_field(obj, "id"))?,
                 payment_intent: id_field(obj, "payment_intent"),
+                invoice: id_field(obj, "invoice"),
                 amount: i64_field(obj, "amount").unwrap_or_default(),
                 amount_refunded: i64_field(obj, "amount_refunded").unwrap_or_default(),
                 refunded: obj.get("refunded").and_then(as_bool).unwrap_or(false),
@@ -149,6 +151,7 @@ fn purchase(obj: &Value) -> Option<Purchase> {
         .and_then(|price| id_field(price, "product"));
     Some(Purchase {
         session: id_field(obj, "id")?,
+        kind: PurchaseKind::Checkout,
         payment_intent: id_field(obj, "payment_intent"),
         product: line_product
             .or_else(|| metadata(obj, "product_id"))
