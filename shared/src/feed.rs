@@ -109,7 +109,7 @@ pub fn update_user(
 }
 
 /// Names of the access fields that differ (the feed's `changed`; empty when only a
-/// subscription in `sources` changed).
+/// subscription in `sources` or a purchase changed).
 fn changed_fields(a: &Access, b: &Access) -> Vec<&'static str> {
     [
         ("tier", a.tier != b.tier),
