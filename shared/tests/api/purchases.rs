@@ -213,6 +213,12 @@ async fn moto_a_purchase_then_its_full_refund_read_back_from_access_and_billing(
             "{route}"
         );
     }
+    // The audit trail names the purchase each event changed, before and after.
+    let (_, trail) = app.get(&format!("/users/{user}/events")).await;
+    let newest = &trail["events"][0];
+    assert_eq!(newest["event_id"], json!(full));
+    assert_eq!(newest["before"]["purchases"][0]["reason"], "paid");
+    assert_eq!(newest["after"]["purchases"][0]["reason"], "refunded");
     let doc = app.store.load_user(&UserId::new(user)).await.expect("read");
     assert_eq!(
         doc.expect("a document").value.feed_seq,
