@@ -22,7 +22,6 @@
 //! | session paid, charge not or partly refunded      | yes    | paid              |
 //! | session paid, charge fully refunded              | no     | refunded          |
 //! | session completed unpaid (async payment pending) | no     | unpaid            |
-//! | customer deleted                                 | no     | customer_deleted  |
 
 use super::customer::{CustomerBilling, SubscriptionRecord};
 use super::events::{PaymentOutcome, PurchaseKind};
@@ -212,7 +211,7 @@ pub struct PurchaseAccess {
     pub currency: Option<String>,
     pub payment_intent: Option<String>,
     pub grants: bool,
-    /// `paid`, `refunded`, `unpaid` or `customer_deleted`.
+    /// `paid`, `refunded` or `unpaid`.
     pub reason: String,
     /// Refunded so far from the charge that paid it (0: none).
     pub amount_refunded: i64,
@@ -225,9 +224,9 @@ pub fn purchase_access(state: &CustomerBilling) -> Vec<PurchaseAccess> {
         .values()
         .map(|p| {
             let refund = state.refund_of(p);
-            let reason = if state.deleted.is_some() {
-                CUSTOMER_DELETED
-            } else if !p.paid {
+            // A deleted customer keeps what it bought: Stripe refunds nothing with the
+            // customer (its subscriptions end; a purchase has nothing left to bill).
+            let reason = if !p.paid {
                 "unpaid"
             } else if refund.is_some_and(|r| r.full()) {
                 "refunded"
@@ -552,5 +551,39 @@ mod tests {
             "the most recent explains"
         );
         assert_eq!(why.billing_status, BillingStatus::PastDue);
+    }
+
+    /// A customer's deletion ends its subscriptions but not what it bought; a full refund does.
+    #[test]
+    fn a_purchase_outlives_its_customer_but_not_its_full_refund() {
+        use crate::domain::customer::RefundRecord;
+        use crate::domain::events::Purchase;
+        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let purchase = Purchase {
+            session: "cs_1".into(),
+            kind: PurchaseKind::Checkout,
+            payment_intent: Some("pi_1".into()),
+            product: Some(ProductId::new("prod_1")),
+            amount_total: Some(900),
+            currency: Some("eur".into()),
+            paid: true,
+        };
+        c.purchases.insert("cs_1".into(), purchase);
+        c.deleted = Some(Register {
+            version: Version::new(5, 3, "evt_del"),
+            value: (),
+        });
+        let [p] = purchase_access(&c).try_into().expect("one purchase");
+        assert_eq!((p.grants, p.reason.as_str()), (true, "paid"));
+        let refund = RefundRecord {
+            payment_intent: Some("pi_1".into()),
+            invoice: None,
+            amount: 900,
+            amount_refunded: 900,
+            refunded: false,
+        };
+        c.refunds.insert("ch_1".into(), refund);
+        let [p] = purchase_access(&c).try_into().expect("one purchase");
+        assert_eq!((p.grants, p.reason.as_str()), (false, "refunded"));
     }
 }
