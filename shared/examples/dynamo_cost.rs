@@ -290,6 +290,7 @@ async fn main() {
         ),
     ];
     cases.extend(catalogue_cases());
+    cases.extend(purchase_cases());
     cases.extend(customer_cases());
     println!("| delivery | outcome | round trips | read units | write units |");
     println!("|---|---|---|---|---|");
@@ -397,6 +398,56 @@ fn customer_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
                 "customer.deleted",
                 NOW + 60,
                 json!({"id": CUSTOMER, "object": "customer", "deleted": true}),
+            ),
+        ),
+    ]
+}
+
+/// One-time purchases of the linked customer (`cus_cost`): the purchase and its refunds live in
+/// the customer aggregate, and each changes the user's purchases (a feed message).
+fn purchase_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
+    let charge = |refunded: i64| {
+        json!({"id": "ch_cost", "object": "charge", "customer": "cus_cost",
+            "payment_intent": "pi_cost", "amount": 1500, "amount_refunded": refunded,
+            "refunded": refunded == 1500, "currency": "usd", "status": "succeeded"})
+    };
+    vec![
+        (
+            "applied: checkout.session.completed in payment mode (a purchase)",
+            false,
+            Family::Checkout,
+            event(
+                "evt_p1",
+                "checkout.session.completed",
+                NOW + 2,
+                json!({"id": "cs_cost_once", "object": "checkout.session", "mode": "payment",
+                    "customer": "cus_cost", "client_reference_id": "user_cost",
+                    "payment_intent": "pi_cost", "amount_total": 1500, "currency": "usd",
+                    "metadata": {"product_id": "prod_cost"}, "payment_status": "paid"}),
+            ),
+        ),
+        (
+            "applied: charge.refunded, partial",
+            false,
+            Family::Charge,
+            event("evt_p2", "charge.refunded", NOW + 3, charge(500)),
+        ),
+        (
+            "applied: charge.refunded, full (the purchase stops granting)",
+            false,
+            Family::Charge,
+            event("evt_p3", "charge.refunded", NOW + 4, charge(1500)),
+        ),
+        (
+            "ignored: charge.dispute.created (disputes not modelled yet)",
+            false,
+            Family::Charge,
+            event(
+                "evt_p4",
+                "charge.dispute.created",
+                NOW + 5,
+                json!({"id": "dp_cost", "object": "dispute", "charge": "ch_cost",
+                    "payment_intent": "pi_cost", "amount": 1500, "status": "needs_response"}),
             ),
         ),
     ]

@@ -6,7 +6,7 @@
 //! delivery is at least once and in any order, so a consumer keeps the highest `seq` per user.
 
 use crate::digest::sha256_hex;
-use crate::domain::access::{best_access, Access, SubscriptionAccess, TierPolicy};
+use crate::domain::access::{best_access, Access, PurchaseAccess, SubscriptionAccess, TierPolicy};
 use crate::domain::customer::CustomerBilling;
 use crate::domain::events::EventMeta;
 use crate::domain::ids::UserId;
@@ -23,6 +23,8 @@ pub struct AccessView {
     pub grants_paid_tier: bool,
     /// Every subscription of every source linked to the user.
     pub sources: Vec<SubscriptionAccess>,
+    /// Every one-time purchase of every source linked to the user, granting or not and why.
+    pub purchases: Vec<PurchaseAccess>,
     /// The `seq` of the newest change; a consumer holding it is up to date.
     pub feed_seq: u64,
     /// When the view last changed (`None`: an unknown user).
@@ -38,17 +40,21 @@ pub fn access_view(doc: Option<&UserAccessDoc>) -> AccessView {
         sources: doc.map_or_else(Vec::new, |d| {
             d.sources.values().flatten().cloned().collect()
         }),
+        purchases: doc.map_or_else(Vec::new, |d| {
+            d.purchases.values().flatten().cloned().collect()
+        }),
         feed_seq: doc.map_or(0, |d| d.feed_seq),
         updated_at: doc.map(|d| d.updated_at),
     }
 }
 
-/// What one source (a provider customer) gives its user: its subscriptions' access and its
-/// active features.
+/// What one source (a provider customer) gives its user: its subscriptions' access, its
+/// active features and its one-time purchases.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceAccess {
     pub subscriptions: Vec<SubscriptionAccess>,
     pub features: Vec<String>,
+    pub purchases: Vec<PurchaseAccess>,
 }
 
 /// Puts (or, with `None`, removes) one source's access in a user's document and recomputes
@@ -64,11 +70,15 @@ pub fn update_user(
 ) -> (UserAccessDoc, Option<(Access, Access)>) {
     let view_before = access_view(Some(&doc));
     doc.features.remove(source);
+    doc.purchases.remove(source);
     match given {
         Some(given) => {
             doc.sources.insert(source.to_owned(), given.subscriptions);
             if !given.features.is_empty() {
                 doc.features.insert(source.to_owned(), given.features);
+            }
+            if !given.purchases.is_empty() {
+                doc.purchases.insert(source.to_owned(), given.purchases);
             }
         }
         None => {
@@ -80,7 +90,13 @@ pub fn update_user(
     access.features = features.into_iter().cloned().collect();
     let previous = std::mem::replace(&mut doc.access, access.clone());
     let view_after = access_view(Some(&doc));
-    if (view_after.access, view_after.sources) == (view_before.access, view_before.sources) {
+    let unchanged = (view_after.access, view_after.sources, view_after.purchases)
+        == (
+            view_before.access,
+            view_before.sources,
+            view_before.purchases,
+        );
+    if unchanged {
         if doc.updated_at == 0 {
             // A new document: stamped when created, and not again until its view changes.
             doc.updated_at = now;
@@ -93,7 +109,7 @@ pub fn update_user(
 }
 
 /// Names of the access fields that differ (the feed's `changed`; empty when only a
-/// subscription in `sources` changed).
+/// subscription in `sources` or a purchase changed).
 fn changed_fields(a: &Access, b: &Access) -> Vec<&'static str> {
     [
         ("tier", a.tier != b.tier),
@@ -207,6 +223,7 @@ mod tests {
             user: UserId::new("u"),
             sources: Default::default(),
             features: Default::default(),
+            purchases: Default::default(),
             access: Access::none(),
             feed_seq: 0,
             updated_at: 0,
@@ -217,6 +234,7 @@ mod tests {
         Some(SourceAccess {
             subscriptions: Vec::new(),
             features: features.iter().map(|f| (*f).to_owned()).collect(),
+            purchases: Vec::new(),
         })
     }
 

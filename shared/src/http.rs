@@ -228,8 +228,8 @@ async fn user_events(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Strin
 /// Invoices a billing answer lists: the newest, over all the user's sources.
 pub const BILLING_INVOICES: usize = 24;
 
-/// `GET /users/{user_id}/billing`: the user's subscriptions (as in the access answer), purchases
-/// (none yet: one-time purchases are the next piece of the model) and newest invoices. Invoices
+/// `GET /users/{user_id}/billing`: the user's subscriptions and one-time purchases with their
+/// refund state (as in the access answer) and newest invoices. Invoices
 /// come from an index and may lag a just-applied event by a moment.
 async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<String>) -> Response {
     let user = UserId::new(user_id);
@@ -261,7 +261,7 @@ async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Stri
         "user_id": user,
         "known": known,
         "subscriptions": view.sources,
-        "purchases": [],
+        "purchases": view.purchases,
         "invoices": invoices,
     }))
     .into_response()

@@ -101,6 +101,9 @@ pub struct UserAccessDoc {
     /// Each source's active features (entitlement lookup keys), keyed like `sources`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub features: BTreeMap<String, Vec<String>>,
+    /// Each source's one-time purchases, keyed like `sources`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub purchases: BTreeMap<String, Vec<crate::domain::access::PurchaseAccess>>,
     pub access: Access,
     /// Number of access changes published so far; the feed's per-user sequence.
     pub feed_seq: u64,

@@ -28,6 +28,9 @@
 //!   `invoice_payment.paid` twins) each in every order, and two interleaved invoices in 400
 //!   random orders. Every final model also holds each invoice's whole record, which must be
 //!   the in-order one.
+//! - `purchases::purchases_and_refunds_match_the_true_order_in_every_order`: issue 9's
+//!   one-time purchases (the same product twice, one paid asynchronously) with partial and
+//!   full refunds of their charges, in all 720 orders.
 //!
 //! The service is built in one place, `new_service`; `true_object` answers what a Stripe API
 //! would for a subscription, and `ties_unresolved` reads the `TiesUnresolved` metric.
@@ -60,6 +63,10 @@ use std::sync::{Arc, Mutex};
 /// The same check for the catalogue (products, prices, plans), with these helpers.
 #[path = "permutations/catalogue.rs"]
 mod catalogue;
+
+/// One-time purchases and refunds in every order, with these helpers.
+#[path = "permutations/purchases.rs"]
+mod purchases;
 
 const SECRET: &str = "whsec_test";
 const CUSTOMER: &str = "cus_p";

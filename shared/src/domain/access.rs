@@ -14,10 +14,18 @@
 //! | canceled (not yet deleted)                 | no        | ended             | CANCELLED      |
 //! | incomplete_expired, paused, unknown status | no        | inactive          | INACTIVE       |
 //! | no subscription at all                     | no        | none              | REQUIRED       |
+//!
+//! A one-time purchase (beside the subscriptions, in `purchases`) grants its product:
+//!
+//! | purchase state                                   | grants | reason            |
+//! |--------------------------------------------------|--------|-------------------|
+//! | session paid, charge not or partly refunded      | yes    | paid              |
+//! | session paid, charge fully refunded              | no     | refunded          |
+//! | session completed unpaid (async payment pending) | no     | unpaid            |
 
 use super::customer::{CustomerBilling, SubscriptionRecord};
-use super::events::PaymentOutcome;
-use super::ids::{CustomerId, Provider, SubscriptionId};
+use super::events::{PaymentOutcome, PurchaseKind};
+use super::ids::{CustomerId, ProductId, Provider, SubscriptionId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -186,6 +194,58 @@ pub fn customer_access(state: &CustomerBilling, tiers: &TierPolicy) -> Vec<Subsc
                 access.cancellation_reason = Some(CUSTOMER_DELETED.into());
             }
             Some(access)
+        })
+        .collect()
+}
+
+/// What one one-time purchase gives (see the second table above).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseAccess {
+    pub provider: Provider,
+    pub customer: CustomerId,
+    /// The Checkout Session id, or the invoice id of a one-off invoice.
+    pub purchase: String,
+    pub kind: PurchaseKind,
+    pub product: Option<ProductId>,
+    pub amount_total: Option<i64>,
+    pub currency: Option<String>,
+    pub payment_intent: Option<String>,
+    pub grants: bool,
+    /// `paid`, `refunded` or `unpaid`.
+    pub reason: String,
+    /// Refunded so far from the charge that paid it (0: none).
+    pub amount_refunded: i64,
+}
+
+/// Every purchase's access for one customer, in session-id order.
+pub fn purchase_access(state: &CustomerBilling) -> Vec<PurchaseAccess> {
+    state
+        .purchases
+        .values()
+        .map(|p| {
+            let refund = state.refund_of(p);
+            // A deleted customer keeps what it bought: Stripe refunds nothing with the
+            // customer (its subscriptions end; a purchase has nothing left to bill).
+            let reason = if !p.paid {
+                "unpaid"
+            } else if refund.is_some_and(|r| r.full()) {
+                "refunded"
+            } else {
+                "paid"
+            };
+            PurchaseAccess {
+                provider: state.provider,
+                customer: state.customer.clone(),
+                purchase: p.session.clone(),
+                kind: p.kind,
+                product: p.product.clone(),
+                amount_total: p.amount_total,
+                currency: p.currency.clone(),
+                payment_intent: p.payment_intent.clone(),
+                grants: reason == "paid",
+                reason: reason.into(),
+                amount_refunded: refund.map_or(0, |r| r.amount_refunded),
+            }
         })
         .collect()
 }
@@ -491,5 +551,39 @@ mod tests {
             "the most recent explains"
         );
         assert_eq!(why.billing_status, BillingStatus::PastDue);
+    }
+
+    /// A customer's deletion ends its subscriptions but not what it bought; a full refund does.
+    #[test]
+    fn a_purchase_outlives_its_customer_but_not_its_full_refund() {
+        use crate::domain::customer::RefundRecord;
+        use crate::domain::events::Purchase;
+        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let purchase = Purchase {
+            session: "cs_1".into(),
+            kind: PurchaseKind::Checkout,
+            payment_intent: Some("pi_1".into()),
+            product: Some(ProductId::new("prod_1")),
+            amount_total: Some(900),
+            currency: Some("eur".into()),
+            paid: true,
+        };
+        c.purchases.insert("cs_1".into(), purchase);
+        c.deleted = Some(Register {
+            version: Version::new(5, 3, "evt_del"),
+            value: (),
+        });
+        let [p] = purchase_access(&c).try_into().expect("one purchase");
+        assert_eq!((p.grants, p.reason.as_str()), (true, "paid"));
+        let refund = RefundRecord {
+            payment_intent: Some("pi_1".into()),
+            invoice: None,
+            amount: 900,
+            amount_refunded: 900,
+            refunded: false,
+        };
+        c.refunds.insert("ch_1".into(), refund);
+        let [p] = purchase_access(&c).try_into().expect("one purchase");
+        assert_eq!((p.grants, p.reason.as_str()), (false, "refunded"));
     }
 }

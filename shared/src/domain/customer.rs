@@ -7,10 +7,11 @@
 //! and idempotent: any delivery order of the same events ends in the same aggregate.
 
 use super::events::{
-    BillingEvent, EntitlementSet, EventMeta, InvoiceChange, InvoicePayment, LinkSource,
-    OrderEvidence, PaymentOutcome, Settlement, SubscriptionChange, SubscriptionSnapshot,
+    BillingEvent, ChargeRefund, EntitlementSet, EventMeta, InvoiceChange, InvoiceEvent,
+    InvoicePayment, LinkSource, OrderEvidence, PaymentOutcome, Purchase, PurchaseKind, Settlement,
+    SubscriptionChange, SubscriptionSnapshot,
 };
-use super::ids::{CustomerId, InvoiceId, Provider, SubscriptionId, UserId};
+use super::ids::{CustomerId, InvoiceId, ProductId, Provider, SubscriptionId, UserId};
 use super::version::{offer, Offer, Register, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -372,6 +373,31 @@ pub struct CustomerBilling {
     /// order its own deletion arrives in, and the customer has no features left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Register<()>>,
+    /// One-time purchases by Checkout Session id, all kept (see [`Purchase`]; about 250 bytes
+    /// each, so a customer holds well over a thousand within DynamoDB's 400 KB item).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub purchases: BTreeMap<String, Purchase>,
+    /// Refunds by charge id: the most refunded of each charge (see [`RefundRecord`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refunds: BTreeMap<String, RefundRecord>,
+}
+
+/// How much of one charge was refunded: a join (maximum, or), so any order ends the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRecord {
+    pub payment_intent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice: Option<String>,
+    pub amount: i64,
+    pub amount_refunded: i64,
+    pub refunded: bool,
+}
+
+impl RefundRecord {
+    /// Fully refunded: Stripe says so, or the refunds reach the charge's amount.
+    pub fn full(&self) -> bool {
+        self.refunded || (self.amount > 0 && self.amount_refunded >= self.amount)
+    }
 }
 
 /// What applying one event did to the aggregate.
@@ -432,6 +458,91 @@ impl CustomerBilling {
             ended: BTreeMap::new(),
             entitlements: None,
             deleted: None,
+            purchases: BTreeMap::new(),
+            refunds: BTreeMap::new(),
+        }
+    }
+
+    /// The refund state of the charge that paid `purchase`: linked by the payment intent, or
+    /// for a one-off invoice by the invoice the charge names.
+    pub fn refund_of(&self, purchase: &Purchase) -> Option<&RefundRecord> {
+        let pi = purchase.payment_intent.as_ref();
+        let invoice = (purchase.kind == PurchaseKind::Invoice).then_some(&purchase.session);
+        self.refunds
+            .values()
+            .filter(|r| {
+                (pi.is_some() && r.payment_intent.as_ref() == pi)
+                    || (invoice.is_some() && r.invoice.as_ref() == invoice)
+            })
+            .max_by_key(|r| (r.full(), r.amount_refunded))
+    }
+
+    /// The purchase a paid invoice of no subscription records (`None` for any other).
+    fn invoice_purchase(invoice: &InvoiceEvent) -> Option<Purchase> {
+        let s = &invoice.snapshot;
+        let paid = invoice.payment().map(|p| p.change) == Some(InvoiceChange::Paid)
+            || s.status.as_deref() == Some("paid");
+        if s.subscription.is_some() || !paid {
+            return None;
+        }
+        Some(Purchase {
+            session: s.id.to_string(),
+            kind: PurchaseKind::Invoice,
+            payment_intent: None,
+            product: s
+                .lines
+                .iter()
+                .find_map(|l| l.product_id.clone())
+                .map(ProductId::new),
+            amount_total: s.amount_paid.or(s.total),
+            currency: s.currency.clone(),
+            paid: true,
+        })
+    }
+
+    /// Joins one session's event into its purchase: `paid` once any event says so; the other
+    /// facts are the session's own and the same in each of its events.
+    fn apply_purchase(&mut self, p: &Purchase) -> Offer {
+        let Some(current) = self.purchases.get_mut(&p.session) else {
+            self.purchases.insert(p.session.clone(), p.clone());
+            return Offer::Taken;
+        };
+        let before = current.clone();
+        current.paid |= p.paid;
+        current.payment_intent = current.payment_intent.take().or(p.payment_intent.clone());
+        current.product = current.product.take().or(p.product.clone());
+        current.amount_total = current.amount_total.or(p.amount_total);
+        current.currency = current.currency.take().or(p.currency.clone());
+        if *current == before {
+            Offer::Same
+        } else {
+            Offer::Taken
+        }
+    }
+
+    /// Joins one `charge.refunded` into its charge's record (refunds only grow).
+    fn apply_refund(&mut self, r: &ChargeRefund) -> Offer {
+        let new = RefundRecord {
+            payment_intent: r.payment_intent.clone(),
+            invoice: r.invoice.clone(),
+            amount: r.amount,
+            amount_refunded: r.amount_refunded,
+            refunded: r.refunded,
+        };
+        let Some(current) = self.refunds.get_mut(&r.charge) else {
+            self.refunds.insert(r.charge.clone(), new);
+            return Offer::Taken;
+        };
+        let before = current.clone();
+        current.payment_intent = current.payment_intent.take().or(new.payment_intent);
+        current.invoice = current.invoice.take().or(new.invoice);
+        current.amount = current.amount.max(new.amount);
+        current.amount_refunded = current.amount_refunded.max(new.amount_refunded);
+        current.refunded |= new.refunded;
+        if *current == before {
+            Offer::Older
+        } else {
+            Offer::Taken
         }
     }
 
@@ -456,15 +567,17 @@ impl CustomerBilling {
     pub fn apply(&mut self, meta: &EventMeta, event: &BillingEvent) -> Effect {
         let mut tally = Tally::default();
         match event {
-            BillingEvent::CheckoutCompleted { user, .. } => {
-                let Some(user) = user else {
-                    // A guest checkout names no user: nothing to link.
-                    return Effect::Ignored;
-                };
-                // Only the link: the subscription's own events bring its state (creating an
-                // empty record here would make the stored aggregate depend on arrival order).
-                tally.add(self.claim(LinkSource::CheckoutClientReference, meta, user));
+            BillingEvent::CheckoutCompleted { user, purchase, .. } => {
+                if let Some(p) = purchase {
+                    tally.add(self.apply_purchase(p));
+                }
+                // Otherwise only the link: the subscription's own events bring its state
+                // (creating an empty record here would make the aggregate depend on order).
+                if let Some(user) = user {
+                    tally.add(self.claim(LinkSource::CheckoutClientReference, meta, user));
+                }
             }
+            BillingEvent::ChargeRefunded(r) => tally.add(self.apply_refund(r)),
             BillingEvent::CustomerUpdated { user_claim, .. } => match user_claim {
                 Some(user) => tally.add(self.claim(LinkSource::CustomerMetadata, meta, user)),
                 None => return Effect::Ignored,
@@ -491,14 +604,17 @@ impl CustomerBilling {
                 None => return Effect::Ignored,
             },
             BillingEvent::Invoice(invoice) => {
-                // Only payment events move a subscription's standing; the invoice's own record
-                // (`domain::invoice`) keeps everything else, beside this aggregate.
-                match invoice
+                // Only payment events move a subscription's standing, and a paid one-off
+                // invoice is a purchase; the invoice's own record (`domain::invoice`) keeps
+                // everything else, beside this aggregate.
+                if let Some(p) = Self::invoice_purchase(invoice) {
+                    tally.add(self.apply_purchase(&p));
+                }
+                if let Some(offered) = invoice
                     .payment()
                     .and_then(|p| self.apply_standing(meta, &p))
                 {
-                    Some(offered) => tally.add(offered),
-                    None => return Effect::Ignored,
+                    tally.add(offered);
                 }
             }
             BillingEvent::Entitlements {

@@ -283,6 +283,55 @@ impl AggregateKey {
     }
 }
 
+/// A one-time purchase as a payment-mode Checkout Session shows it. The session's facts do not
+/// change between its events except `paid` (an asynchronous payment method completes the
+/// session unpaid and pays it later), so every event of one session joins into one purchase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchase {
+    /// The Checkout Session id, or the invoice id of a one-off invoice: a user may buy the same
+    /// product several times, each its own.
+    pub session: String,
+    /// Where it was bought.
+    #[serde(default)]
+    pub kind: PurchaseKind,
+    /// What links the purchase to its charge (and so to refunds).
+    pub payment_intent: Option<String>,
+    /// The product bought, when the payload names it (expanded line items, or the session's
+    /// `product_id` metadata); the session event carries no line items otherwise.
+    pub product: Option<ProductId>,
+    pub amount_total: Option<i64>,
+    pub currency: Option<String>,
+    /// `payment_status` was `paid` (or `no_payment_required`).
+    pub paid: bool,
+}
+
+/// Where a one-time purchase was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PurchaseKind {
+    /// A payment-mode Checkout Session.
+    #[default]
+    Checkout,
+    /// A paid invoice of no subscription.
+    Invoice,
+}
+
+/// A charge as `charge.refunded` shows it. `amount_refunded` only grows over a charge's life,
+/// so the largest seen is the newest, whatever order the events arrive in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeRefund {
+    pub customer: CustomerId,
+    pub charge: String,
+    pub payment_intent: Option<String>,
+    /// The invoice the charge paid (charges name it before API 2025-03-31.basil).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice: Option<String>,
+    pub amount: i64,
+    pub amount_refunded: i64,
+    /// Stripe's `refunded`: the whole charge was refunded.
+    pub refunded: bool,
+}
+
 /// The canonical event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -292,7 +341,12 @@ pub enum BillingEvent {
         customer: CustomerId,
         subscription: Option<SubscriptionId>,
         user: Option<UserId>,
+        /// A payment-mode session: the one-time purchase it records.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        purchase: Option<Purchase>,
     },
+    /// `charge.refunded`: how much of one charge has been refunded so far.
+    ChargeRefunded(ChargeRefund),
     Subscription {
         change: SubscriptionChange,
         snapshot: SubscriptionSnapshot,
@@ -338,6 +392,7 @@ impl BillingEvent {
             | BillingEvent::CustomerUpdated { customer, .. }
             | BillingEvent::CustomerDeleted { customer }
             | BillingEvent::Entitlements { customer, .. } => Some(customer),
+            BillingEvent::ChargeRefunded(r) => Some(&r.customer),
             BillingEvent::Subscription { snapshot, .. } => Some(&snapshot.customer),
             BillingEvent::InvoicePayment(p) => Some(&p.customer),
             BillingEvent::Invoice(e) => Some(&e.snapshot.customer),
@@ -374,6 +429,7 @@ impl BillingEvent {
             BillingEvent::InvoicePayment(p) => p.user_hint.as_ref(),
             BillingEvent::Invoice(e) => e.snapshot.user_hint.as_ref(),
             BillingEvent::CustomerDeleted { .. }
+            | BillingEvent::ChargeRefunded(_)
             | BillingEvent::Entitlements { .. }
             | BillingEvent::Catalogue(_)
             | BillingEvent::InvoicePaymentPaid(_)

@@ -2,10 +2,11 @@
 //! in the event's one consistent read and written in its one transaction (guarded by its own
 //! revision), so an invoice event still costs one read and one write round trip.
 //!
-//! An event that changes only its invoice (a snapshot such as `invoice.created`, any event of
-//! a one-off invoice, `invoice_payment.paid`) writes the ledger record, the invoice and an
+//! An event that changes only its invoice (a snapshot such as `invoice.created`, an unpaid
+//! one-off invoice's events, `invoice_payment.paid`) writes the ledger record, the invoice and an
 //! audit entry, and leaves the customer aggregate and the users alone: their access cannot
-//! have changed.
+//! have changed. A paid one-off invoice is a purchase, so its payment changes the aggregate
+//! too and is committed like any applied event, with its invoice.
 
 use super::record::{Attempted, Verified};
 use super::Pipeline;

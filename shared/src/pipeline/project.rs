@@ -3,7 +3,9 @@
 
 use super::record::Verified;
 use super::Pipeline;
-use crate::domain::access::{customer_access, Access, SubscriptionAccess};
+use crate::domain::access::{
+    customer_access, purchase_access, Access, PurchaseAccess, SubscriptionAccess,
+};
 use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::UserId;
 use crate::feed::{access_changed, customer_unlinked, summary, update_user, SourceAccess};
@@ -11,6 +13,7 @@ use crate::ports::{
     source_key, AuditRecord, Commit, LedgerGuard, LedgerState, OutboxMessage, StoreError, Stored,
     UserAccessDoc,
 };
+use serde_json::json;
 
 /// What the commit of an applied event is built from.
 pub(super) struct Projection<'a> {
@@ -44,7 +47,7 @@ impl Pipeline {
         {
             outbox.push(customer_unlinked(&after, &subs_after, &v.meta, now));
         }
-        let audit = AuditRecord {
+        let mut audit = AuditRecord {
             provider: after.provider,
             customer: after.customer.clone(),
             event_id: v.meta.id.clone(),
@@ -56,6 +59,15 @@ impl Pipeline {
             after: summary(after.user(), &subs_after, &subs_before),
             unresolved_ties: p.unresolved.clone(),
         };
+        // The purchases that changed, as the subscriptions are listed: only those, each side.
+        let (bought_before, bought_after) = (purchase_access(p.before), purchase_access(&after));
+        if bought_before != bought_after {
+            let changed = |a: &[PurchaseAccess], b: &[PurchaseAccess]| -> Vec<PurchaseAccess> {
+                a.iter().filter(|x| !b.contains(x)).cloned().collect()
+            };
+            audit.before["purchases"] = json!(changed(&bought_before, &bought_after));
+            audit.after["purchases"] = json!(changed(&bought_after, &bought_before));
+        }
         Ok(Commit {
             ledger: self.ledger_record(v, LedgerState::Applied, Some(after.customer.clone())),
             guard: p.guard,
@@ -104,6 +116,7 @@ impl Pipeline {
             let given = keeps_source.then(|| SourceAccess {
                 subscriptions: subs_after.to_vec(),
                 features: after.features(),
+                purchases: purchase_access(after),
             });
             let (doc, change) = update_user(doc, &source, given, &self.tiers, now);
             if let Some((previous, access)) = change {
@@ -126,6 +139,7 @@ fn empty_user_doc(user: &UserId) -> UserAccessDoc {
         user: user.clone(),
         sources: Default::default(),
         features: Default::default(),
+        purchases: Default::default(),
         access: Access::none(),
         feed_seq: 0,
         updated_at: 0,

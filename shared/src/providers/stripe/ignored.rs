@@ -59,23 +59,19 @@ pub const IGNORED: &[(&str, &str)] = &[
     ),
     (
         "charge.refund.updated",
-        "refunds are not modelled yet (issue 9, point 3)",
-    ),
-    (
-        "charge.refunded",
-        "refunds are not modelled yet (issue 9, point 3)",
+        "refund objects name no customer: not applied yet (charge.refunded carries refunds)",
     ),
     (
         "refund.created",
-        "refunds are not modelled yet (issue 9, point 3)",
+        "refund objects name no customer: not applied yet (charge.refunded carries refunds)",
     ),
     (
         "refund.updated",
-        "refunds are not modelled yet (issue 9, point 3)",
+        "refund objects name no customer: not applied yet (charge.refunded carries refunds)",
     ),
     (
         "refund.failed",
-        "refunds are not modelled yet (issue 9, point 3)",
+        "refund objects name no customer: not applied yet (charge.refunded carries refunds)",
     ),
     (
         "charge.dispute.created",

@@ -9,8 +9,9 @@
 use super::event::{as_bool, i64_field, id_field, metadata, str_field, Envelope};
 use super::invoice::{invoice_event, invoice_kind, invoice_payment_paid};
 use crate::domain::events::{
-    BillingEvent, CatalogueChange, CatalogueEvent, PriceBilling, PriceObject, PriceSnapshot,
-    ProductSnapshot, SubscriptionChange, SubscriptionSnapshot,
+    BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, PriceBilling, PriceObject,
+    PriceSnapshot, ProductSnapshot, Purchase, PurchaseKind, SubscriptionChange,
+    SubscriptionSnapshot,
 };
 use crate::domain::ids::{CustomerId, PriceId, ProductId, SubscriptionId, UserId};
 use crate::providers::evidence::{before_update, order_evidence, snapshot_evidence};
@@ -78,9 +79,23 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
                     customer: CustomerId::new(customer),
                     subscription: id_field(obj, "subscription").map(SubscriptionId::new),
                     user,
+                    purchase: purchase(obj),
                 },
             }
         }
+        "charge.refunded" => match id_field(obj, "customer") {
+            // A guest charge names no customer: no aggregate holds its purchase.
+            None => BillingEvent::Unsupported,
+            Some(customer) => BillingEvent::ChargeRefunded(ChargeRefund {
+                customer: CustomerId::new(customer),
+                charge: need("id", id_field(obj, "id"))?,
+                payment_intent: id_field(obj, "payment_intent"),
+                invoice: id_field(obj, "invoice"),
+                amount: i64_field(obj, "amount").unwrap_or_default(),
+                amount_refunded: i64_field(obj, "amount_refunded").unwrap_or_default(),
+                refunded: obj.get("refunded").and_then(as_bool).unwrap_or(false),
+            }),
+        },
         t if t.starts_with("customer.subscription.") => {
             let change = match &t["customer.subscription.".len()..] {
                 "created" => SubscriptionChange::Created,
@@ -123,6 +138,31 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
         _ => BillingEvent::Unsupported,
     };
     Ok(event)
+}
+
+/// The one-time purchase of a payment-mode session (`None` for subscription and setup mode).
+/// The product comes from expanded line items when present, else the `product_id` metadata.
+fn purchase(obj: &Value) -> Option<Purchase> {
+    if str_field(obj, "mode") != Some("payment") {
+        return None;
+    }
+    let line_product = obj
+        .pointer("/line_items/data/0/price")
+        .and_then(|price| id_field(price, "product"));
+    Some(Purchase {
+        session: id_field(obj, "id")?,
+        kind: PurchaseKind::Checkout,
+        payment_intent: id_field(obj, "payment_intent"),
+        product: line_product
+            .or_else(|| metadata(obj, "product_id"))
+            .map(ProductId::new),
+        amount_total: i64_field(obj, "amount_total"),
+        currency: str_field(obj, "currency").map(str::to_owned),
+        paid: matches!(
+            str_field(obj, "payment_status"),
+            Some("paid" | "no_payment_required")
+        ),
+    })
 }
 
 /// `product.*`, `price.*` and `plan.*` (created, updated, deleted). The evidence is taken per
