@@ -158,32 +158,9 @@ impl<T: Clone> Snapshots<T> {
 }
 
 /// The snapshots that end some order of all of `pool` (their evidence) in which each one may
-/// come right after the one before it. Subset dynamic programming: `pool` holds at most
-/// `MAX_CANDIDATES`.
+/// come right after the one before it (its `previous_attributes` are the other's values).
 pub(crate) fn path_ends(pool: &[&OrderEvidence]) -> Vec<usize> {
-    let n = pool.len();
-    if n <= 1 {
-        return (0..n).collect();
-    }
-    let full = (1usize << n) - 1;
-    // reach[mask][last]: some order of exactly the snapshots in `mask` ends at `last`.
-    let mut reach = vec![vec![false; n]; full + 1];
-    for (i, row) in (0..n).map(|i| (i, 1usize << i)) {
-        reach[row][i] = true;
-    }
-    for mask in 1..=full {
-        for last in 0..n {
-            if !reach[mask][last] {
-                continue;
-            }
-            for next in (0..n).filter(|&j| mask & (1 << j) == 0) {
-                if pool[next].follows(pool[last]) {
-                    reach[mask | (1 << next)][next] = true;
-                }
-            }
-        }
-    }
-    (0..n).filter(|&i| reach[full][i]).collect()
+    super::version::path_ends(pool.len(), |next, last| pool[next].follows(pool[last]))
 }
 
 /// What the events of one invoice of a subscription add up to.

@@ -119,7 +119,8 @@ impl<T> Newest<T> {
             .iter()
             .filter(|c| c.version.rank == top)
             .collect();
-        let ends = path_ends(&pool);
+        let ends =
+            super::version::path_ends(pool.len(), |next, last| pool[next].may_follow(pool[last]));
         let (stamped, resolved) = match ends.as_slice() {
             [one] => (pool[*one], true),
             [] => (
@@ -135,34 +136,6 @@ impl<T> Newest<T> {
         };
         Some(Pick { stamped, resolved })
     }
-}
-
-/// The snapshots that end some order of all of `pool` in which each may come right after the
-/// one before it. Subset dynamic programming over at most `MAX_CANDIDATES` snapshots.
-fn path_ends<T>(pool: &[&Stamped<T>]) -> Vec<usize> {
-    let n = pool.len();
-    if n <= 1 {
-        return (0..n).collect();
-    }
-    let full = (1usize << n) - 1;
-    // reach[mask][last]: some order of exactly the snapshots in `mask` ends at `last`.
-    let mut reach = vec![vec![false; n]; full + 1];
-    for i in 0..n {
-        reach[1 << i][i] = true;
-    }
-    for mask in 1..=full {
-        for last in 0..n {
-            if !reach[mask][last] {
-                continue;
-            }
-            for next in (0..n).filter(|&j| mask & (1 << j) == 0) {
-                if pool[next].may_follow(pool[last]) {
-                    reach[mask | (1 << next)][next] = true;
-                }
-            }
-        }
-    }
-    (0..n).filter(|&i| reach[full][i]).collect()
 }
 
 #[cfg(test)]

@@ -86,6 +86,34 @@ pub fn offer<T>(slot: &mut Option<Register<T>>, version: &Version, value: T) -> 
     }
 }
 
+/// The items that end some order of all `n` items in which each one may come right after the
+/// one before it (`may_follow(next, last)`): the candidates for the latest of one second's
+/// snapshots. Subset dynamic programming; `n` is small (at most 8 snapshots per second).
+pub fn path_ends(n: usize, may_follow: impl Fn(usize, usize) -> bool) -> Vec<usize> {
+    if n <= 1 {
+        return (0..n).collect();
+    }
+    let full = (1usize << n) - 1;
+    // reach[mask][last]: some order of exactly the items in `mask` ends at `last`.
+    let mut reach = vec![vec![false; n]; full + 1];
+    for i in 0..n {
+        reach[1 << i][i] = true;
+    }
+    for mask in 1..=full {
+        for last in 0..n {
+            if !reach[mask][last] {
+                continue;
+            }
+            for next in (0..n).filter(|&j| mask & (1 << j) == 0) {
+                if may_follow(next, last) {
+                    reach[mask | (1 << next)][next] = true;
+                }
+            }
+        }
+    }
+    (0..n).filter(|&i| reach[full][i]).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
