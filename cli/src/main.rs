@@ -5,6 +5,7 @@
 //! billing send FILE [--family F] [--url URL] [--secret whsec_…] [--at UNIX]
 //! billing replay (--all | EVENT_ID)   re-apply parked events through the same pipeline
 //! billing parked                      list parked events
+//! billing grant USER --days N --reason TEXT [--tier T] [--by NAME]   grant a system period
 //! billing relay [--once]              deliver pending outbox messages to BILLING_FEED_QUEUE_URL
 //! billing create-table                create BILLING_TABLE (local runs and tests)
 //! billing lambda-event FILE [--family F] [--secret S] [--at UNIX] [--base64]   print an API Gateway event
@@ -17,6 +18,7 @@
 
 mod dev;
 mod endpoints;
+mod grant;
 
 use billing::app::{with_deadline, App};
 use billing::config::Config;
@@ -61,6 +63,8 @@ enum Command {
     Replay(ReplayArgs),
     /// List parked events, oldest first, one JSON line each.
     Parked,
+    /// Grant USER a system period of N days from now (recorded, audited, announced).
+    Grant(grant::GrantArgs),
     /// Deliver pending outbox messages to BILLING_FEED_QUEUE_URL.
     Relay {
         /// Drain once and exit instead of polling every second.
@@ -133,6 +137,10 @@ async fn main() -> ExitCode {
         Command::Send { event, url } => send(&event, url).await,
         Command::Replay(args) => replay(args).await,
         Command::Parked => parked().await,
+        Command::Grant(args) => match build_app(Metrics::Off).await {
+            Ok(app) => grant::run(&app, &args).await,
+            Err(e) => Err(e),
+        },
         Command::Relay { once } => relay_cmd(once).await,
         Command::CreateTable => create_table().await,
         Command::Metrics => {
@@ -310,18 +318,23 @@ async fn send(event: &SignedEvent, url: Option<String>) -> CliResult {
 
 async fn replay(args: ReplayArgs) -> CliResult {
     let app = build_app(Metrics::Off).await?;
-    let ids: Vec<EventId> = match (args.all, args.event_id) {
+    let ids: Vec<(Provider, EventId)> = match (args.all, args.event_id) {
         (true, _) => {
             let parked = app.store.parked(1000).await.map_err(|e| e.to_string())?;
-            parked.into_iter().map(|r| r.event_id).collect()
+            parked
+                .into_iter()
+                .map(|r| (r.provider, r.event_id))
+                .collect()
         }
-        (false, Some(id)) => vec![EventId::new(id)],
+        // An operator's record is named by its own prefix.
+        (false, Some(id)) if id.starts_with("grant_") => vec![(Provider::System, EventId::new(id))],
+        (false, Some(id)) => vec![(Provider::Stripe, EventId::new(id))],
         // The argument group requires one of them; kept as an error, not a panic.
         (false, None) => return Err("replay takes --all or an EVENT_ID".into()),
     };
     let mut failures = 0;
-    for id in ids {
-        let outcome = app.service.replay(Provider::Stripe, &id).await;
+    for (provider, id) in ids {
+        let outcome = app.service.replay(provider, &id).await;
         let line = match &outcome {
             Outcome::Recorded { state, .. } => state.as_str().to_owned(),
             Outcome::Duplicate { .. } => "not parked (nothing to do)".to_owned(),

@@ -85,9 +85,7 @@ pub fn update_user(
             doc.sources.remove(source);
         }
     };
-    let mut access = best_access(doc.sources.values().flatten(), tiers);
-    let features: std::collections::BTreeSet<&String> = doc.features.values().flatten().collect();
-    access.features = features.into_iter().cloned().collect();
+    let access = current_access(&doc, tiers, now);
     let previous = std::mem::replace(&mut doc.access, access.clone());
     let view_after = access_view(Some(&doc));
     let unchanged = (view_after.access, view_after.sources, view_after.purchases)
@@ -106,6 +104,15 @@ pub fn update_user(
     doc.updated_at = now;
     doc.feed_seq += 1;
     (doc, Some((previous, access)))
+}
+
+/// A user's access from its document's sources at `now`. Stored with each change, and
+/// recomputed by the read routes, since a fixed period (a grant, a gift) lapses by itself.
+pub fn current_access(doc: &UserAccessDoc, tiers: &TierPolicy, now: i64) -> Access {
+    let mut access = best_access(doc.sources.values().flatten(), tiers, now);
+    let features: std::collections::BTreeSet<&String> = doc.features.values().flatten().collect();
+    access.features = features.into_iter().cloned().collect();
+    access
 }
 
 /// Names of the access fields that differ (the feed's `changed`; empty when only a

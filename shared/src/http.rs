@@ -8,7 +8,9 @@
 use crate::domain::ids::{EventId, ProductId, Provider, UserId};
 use crate::error::Rejection;
 use crate::pipeline::{Outcome, Pipeline};
-use crate::ports::{parse_source_key, AuditRecord, LedgerRecord, StoreError};
+use crate::ports::{
+    parse_source_key, AuditRecord, LedgerRecord, StoreError, Stored, UserAccessDoc,
+};
 use crate::routing::Family;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -105,7 +107,7 @@ pub fn webhook_router(service: Arc<Pipeline>, families: &[Family]) -> Router {
 pub const READ_ROUTES: [&str; 7] = [
     "/events/parked",
     "/outbox/unreadable",
-    "/events/stripe/{event_id}",
+    "/events/{provider}/{event_id}",
     "/users/{user_id}/access",
     "/users/{user_id}/events",
     "/products/{product_id}",
@@ -151,12 +153,19 @@ pub fn ledger_json(r: &LedgerRecord) -> serde_json::Value {
     })
 }
 
-async fn event_record(State(svc): State<Arc<Pipeline>>, Path(event_id): Path<String>) -> Response {
-    match svc
-        .store()
-        .ledger(Provider::Stripe, &EventId::new(event_id))
-        .await
-    {
+/// `GET /events/{provider}/{event_id}`: `stripe`, `paypal`, or `system` (the operator's).
+async fn event_record(
+    State(svc): State<Arc<Pipeline>>,
+    Path((provider, event_id)): Path<(String, String)>,
+) -> Response {
+    let Some(provider) = Provider::parse(&provider) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such provider"})),
+        )
+            .into_response();
+    };
+    match svc.store().ledger(provider, &EventId::new(event_id)).await {
         Ok(Some(r)) => Json(ledger_json(&r)).into_response(),
         Ok(None) => (
             StatusCode::NOT_FOUND,
@@ -187,7 +196,8 @@ async fn unreadable_outbox(State(svc): State<Arc<Pipeline>>) -> Response {
 async fn user_access(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<String>) -> Response {
     let user = UserId::new(user_id);
     match svc.store().load_user(&user).await {
-        Ok(doc) => {
+        Ok(mut doc) => {
+            refresh(&svc, doc.as_mut());
             // The same view every feed message carries (`feed::access_view`).
             let mut body = json!(crate::feed::access_view(doc.as_ref().map(|d| &d.value)));
             body["user_id"] = json!(user);
@@ -199,6 +209,22 @@ async fn user_access(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Strin
             Json(body).into_response()
         }
         Err(e) => store_failure(&e),
+    }
+}
+
+/// The access as of now: a fixed period that lapsed since the document was written no longer
+/// grants (no event marks its end).
+fn refresh(svc: &Pipeline, doc: Option<&mut Stored<UserAccessDoc>>) {
+    if let Some(d) = doc {
+        let now = svc.now();
+        for entry in d.value.sources.values_mut().flatten() {
+            if entry.grants && !entry.grants_at(now) {
+                entry.grants = false;
+                entry.standing = crate::domain::access::Standing::Ended;
+                entry.billing_status = crate::domain::access::BillingStatus::Cancelled;
+            }
+        }
+        d.value.access = crate::feed::current_access(&d.value, svc.tiers(), now);
     }
 }
 
@@ -233,10 +259,11 @@ pub const BILLING_INVOICES: usize = 24;
 /// come from an index and may lag a just-applied event by a moment.
 async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<String>) -> Response {
     let user = UserId::new(user_id);
-    let doc = match svc.store().load_user(&user).await {
+    let mut doc = match svc.store().load_user(&user).await {
         Ok(d) => d,
         Err(e) => return store_failure(&e),
     };
+    refresh(&svc, doc.as_mut());
     let known = doc.as_ref().is_some_and(|d| !d.value.sources.is_empty());
     let view = crate::feed::access_view(doc.as_ref().map(|d| &d.value));
     let mut invoices = Vec::new();
@@ -257,14 +284,43 @@ async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Stri
     invoices.truncate(BILLING_INVOICES);
     // Every source listed is linked to this user, so the link names the invoices' user.
     let invoices: Vec<_> = invoices.iter().map(|i| i.view(Some(&user))).collect();
+    let subscriptions = match with_periods(&svc, view.sources).await {
+        Ok(s) => s,
+        Err(e) => return store_failure(&e),
+    };
     Json(json!({
         "user_id": user,
         "known": known,
-        "subscriptions": view.sources,
+        "subscriptions": subscriptions,
         "purchases": view.purchases,
         "invoices": invoices,
     }))
     .into_response()
+}
+
+/// Each subscription's access with its periods (settled invoices and trial, start order),
+/// read from its customer's aggregate.
+async fn with_periods(
+    svc: &Pipeline,
+    subscriptions: Vec<crate::domain::access::SubscriptionAccess>,
+) -> Result<Vec<serde_json::Value>, crate::ports::StoreError> {
+    let mut aggregates = std::collections::BTreeMap::new();
+    let mut out = Vec::with_capacity(subscriptions.len());
+    for s in subscriptions {
+        let key = (s.provider, s.customer.clone());
+        if !aggregates.contains_key(&key) {
+            let found = svc.store().customer(s.provider, &s.customer).await?;
+            aggregates.insert(key.clone(), found.map(|f| f.value));
+        }
+        let periods = aggregates[&key]
+            .as_ref()
+            .map(|c| c.periods_of(&s.subscription))
+            .unwrap_or_default();
+        let mut value = json!(s);
+        value["periods"] = json!(periods);
+        out.push(value);
+    }
+    Ok(out)
 }
 
 /// A Stripe catalogue product with its prices (archived ones marked) and its newest changes

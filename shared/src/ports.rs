@@ -84,12 +84,7 @@ pub fn source_key(provider: Provider, customer: &CustomerId) -> String {
 /// The inverse of [`source_key`].
 pub fn parse_source_key(key: &str) -> Option<(Provider, CustomerId)> {
     let (provider, customer) = key.split_once(':')?;
-    let provider = match provider {
-        "stripe" => Provider::Stripe,
-        "paypal" => Provider::Paypal,
-        _ => return None,
-    };
-    Some((provider, CustomerId::new(customer)))
+    Some((Provider::parse(provider)?, CustomerId::new(customer)))
 }
 
 /// What the model keeps per user: each source's subscriptions and the access they add up to.
@@ -331,6 +326,19 @@ pub trait BillingStore: Send + Sync {
         invoice: &InvoiceId,
     ) -> Result<Loaded, StoreError>;
     async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError>;
+    /// A customer's aggregate alone (the billing answer's periods). The one read `load` makes,
+    /// with an event id no provider issues, so no ledger record is found.
+    async fn customer(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+    ) -> Result<Option<Stored<CustomerBilling>>, StoreError> {
+        let none = EventId::new("-");
+        Ok(self
+            .load(provider, &none, Some(customer), None)
+            .await?
+            .customer)
+    }
     /// One consistent read of a catalogue event's ledger record and its product aggregate.
     async fn load_product(
         &self,

@@ -11,9 +11,12 @@ pub enum Family {
     Subscription,
     Invoice,
     Charge,
+    /// Not a webhook endpoint: what an operator records (`billing grant`).
+    Operator,
 }
 
 impl Family {
+    /// The webhook endpoint families (every family but [`Family::Operator`]).
     pub const ALL: [Family; 4] = [
         Family::Checkout,
         Family::Subscription,
@@ -27,6 +30,7 @@ impl Family {
             Family::Subscription => "subscription",
             Family::Invoice => "invoice",
             Family::Charge => "charge",
+            Family::Operator => "operator",
         }
     }
 
@@ -37,6 +41,7 @@ impl Family {
             Family::Subscription => "SUBSCRIPTION",
             Family::Invoice => "INVOICE",
             Family::Charge => "CHARGE",
+            Family::Operator => "OPERATOR",
         }
     }
 }
@@ -52,6 +57,7 @@ impl FromStr for Family {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Family::ALL
             .into_iter()
+            .chain([Family::Operator])
             .find(|f| f.as_str() == s)
             .ok_or_else(|| format!("unknown family `{s}`"))
     }

@@ -38,6 +38,9 @@ pub enum Counter {
     OutboxUnreadable,
     Replayed,
     TiesUnresolved,
+    /// An applied event left a subscription Invalid (its periods overlap or leave a gap while
+    /// the provider says it runs) that was not before.
+    SubscriptionsInvalid,
 }
 
 /// The dimension every counter carries (`Family`), and its values besides the endpoint
@@ -50,7 +53,7 @@ pub const REPLAY_DIMENSION: &str = "replay";
 
 impl Counter {
     /// Every counter (a new one goes here too), so the dashboard check (`billing metrics`) can list what the code emits.
-    pub const ALL: [Counter; 15] = [
+    pub const ALL: [Counter; 16] = [
         Counter::Applied,
         Counter::Stale,
         Counter::Ignored,
@@ -66,6 +69,7 @@ impl Counter {
         Counter::OutboxUnreadable,
         Counter::Replayed,
         Counter::TiesUnresolved,
+        Counter::SubscriptionsInvalid,
     ];
 
     pub fn name(self) -> &'static str {
@@ -85,6 +89,7 @@ impl Counter {
             Counter::OutboxUnreadable => "OutboxUnreadable",
             Counter::Replayed => "EventsReplayed",
             Counter::TiesUnresolved => "TiesUnresolved",
+            Counter::SubscriptionsInvalid => "SubscriptionsInvalid",
         }
     }
 }
@@ -154,7 +159,11 @@ pub fn emitted() -> serde_json::Value {
         .iter()
         .map(|f| f.as_str())
         .collect();
-    values.extend([RELAY_DIMENSION, REPLAY_DIMENSION]);
+    values.extend([
+        crate::routing::Family::Operator.as_str(),
+        RELAY_DIMENSION,
+        REPLAY_DIMENSION,
+    ]);
     serde_json::json!({
         "default_namespace": DEFAULT_NAMESPACE,
         "dimension": DIMENSION,
@@ -189,11 +198,12 @@ mod tests {
                 "subscription",
                 "invoice",
                 "charge",
+                "operator",
                 "relay",
                 "replay"
             ]
         );
-        assert_eq!(e["metrics"].as_array().map(Vec::len), Some(15));
+        assert_eq!(e["metrics"].as_array().map(Vec::len), Some(16));
         assert_eq!(e["dimension"], "Family");
     }
 }

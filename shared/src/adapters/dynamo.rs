@@ -659,11 +659,9 @@ pub fn ledger_from_item(item: &Item) -> Result<LedgerRecord, StoreError> {
     let pk = get_s(item, "PK").ok_or_else(|| corrupt("ledger PK"))?;
     let mut parts = pk.splitn(3, '#');
     let (_, provider, event) = (parts.next(), parts.next(), parts.next());
-    let provider = match provider {
-        Some("stripe") => Provider::Stripe,
-        Some("paypal") => Provider::Paypal,
-        _ => return Err(corrupt("ledger provider")),
-    };
+    let provider = provider
+        .and_then(Provider::parse)
+        .ok_or_else(|| corrupt("ledger provider"))?;
     let parked = get_s(item, "raw_sha256").map(|sha| ParkedBody {
         gzip: item
             .get("raw_gzip")

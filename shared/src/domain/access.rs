@@ -108,6 +108,21 @@ pub struct SubscriptionAccess {
     pub invoice: Option<String>,
     /// `created` of the newest event behind this view (orders subscriptions that grant nothing).
     pub as_of: i64,
+    /// Set while the provider says the subscription runs but its periods overlap or leave a
+    /// gap (see [`super::periods`]); access still follows the provider's status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<super::periods::Invalid>,
+    /// A fixed period (granted by the operator, or a gift) that ends at this time without any
+    /// event: it grants only before it; see [`best_access`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<i64>,
+}
+
+impl SubscriptionAccess {
+    /// Whether it grants at `now`: a fixed period lapses by itself.
+    pub fn grants_at(&self, now: i64) -> bool {
+        self.grants && self.ends_at.is_none_or(|end| now < end)
+    }
 }
 
 /// The rule for one subscription. `None` while no snapshot of it has arrived.
@@ -150,6 +165,8 @@ pub fn subscription_access(
         payment,
         invoice: standing.map(|(_, invoice)| invoice.to_string()),
         as_of: record.as_of(),
+        invalid: record.invalid(),
+        ends_at: None,
     })
 }
 
@@ -182,21 +199,40 @@ fn rule(
 /// Every subscription's access for one customer, in subscription-id order. A deleted customer's
 /// subscriptions have all ended (the provider cancels them with the customer).
 pub fn customer_access(state: &CustomerBilling, tiers: &TierPolicy) -> Vec<SubscriptionAccess> {
-    state
-        .subscriptions
-        .iter()
-        .filter_map(|(id, rec)| {
-            let mut access = subscription_access(state.provider, &state.customer, id, rec, tiers)?;
-            if state.deleted.is_some() && access.standing != Standing::Ended {
-                access.grants = false;
-                access.standing = Standing::Ended;
-                access.billing_status = BillingStatus::Cancelled;
-                access.cancellation_reason = Some(CUSTOMER_DELETED.into());
-            }
-            Some(access)
-        })
-        .collect()
+    let granted = state.grants.iter().map(|(id, g)| SubscriptionAccess {
+        provider: state.provider,
+        customer: state.customer.clone(),
+        subscription: SubscriptionId::new(id.clone()),
+        grants: true,
+        tier: Some(g.tier.clone()),
+        status: GRANTED.into(),
+        standing: Standing::Good,
+        billing_status: BillingStatus::Done,
+        current_period_end: Some(g.end),
+        cancel_at_period_end: true,
+        trial_end: None,
+        cancellation_reason: None,
+        payment: None,
+        invoice: None,
+        as_of: g.start,
+        invalid: None,
+        ends_at: Some(g.end),
+    });
+    let subscribed = state.subscriptions.iter().filter_map(|(id, rec)| {
+        let mut access = subscription_access(state.provider, &state.customer, id, rec, tiers)?;
+        if state.deleted.is_some() && access.standing != Standing::Ended {
+            access.grants = false;
+            access.standing = Standing::Ended;
+            access.billing_status = BillingStatus::Cancelled;
+            access.cancellation_reason = Some(CUSTOMER_DELETED.into());
+        }
+        Some(access)
+    });
+    subscribed.chain(granted).collect()
 }
+
+/// The status of a period the operator granted (`billing grant`).
+pub const GRANTED: &str = "granted";
 
 /// What one one-time purchase gives (see the second table above).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,9 +333,10 @@ impl Access {
 pub fn best_access<'a>(
     subs: impl IntoIterator<Item = &'a SubscriptionAccess>,
     tiers: &TierPolicy,
+    now: i64,
 ) -> Access {
     let subs: Vec<&SubscriptionAccess> = subs.into_iter().collect();
-    let granting = subs.iter().filter(|s| s.grants).max_by(|a, b| {
+    let granting = subs.iter().filter(|s| s.grants_at(now)).max_by(|a, b| {
         (
             tiers.rank(a.tier.as_deref()),
             a.current_period_end,
@@ -317,6 +354,15 @@ pub fn best_access<'a>(
     });
     match chosen {
         None => Access::none(),
+        // A lapsed fixed period explains the answer as ended.
+        Some(s) if !s.grants_at(now) && s.ends_at.is_some() => Access {
+            status: Some(s.status.clone()),
+            standing: Standing::Ended,
+            billing_status: BillingStatus::Cancelled,
+            current_period_end: s.current_period_end,
+            subscription: Some(s.subscription.clone()),
+            ..Access::none()
+        },
         Some(s) => Access {
             tier: s.grants.then(|| s.tier.clone()).flatten(),
             status: Some(s.status.clone()),
@@ -358,6 +404,7 @@ mod tests {
             cancel_at_period_end: cancel,
             cancel_at: None,
             trial_end: None,
+            trial_start: None,
             cancellation_reason: None,
             user_claim: None,
         };
@@ -391,6 +438,7 @@ mod tests {
                 .map(|i| (InvoiceId::new("in"), i))
                 .into_iter()
                 .collect(),
+            periods: Default::default(),
         }
     }
 
@@ -490,7 +538,7 @@ mod tests {
             deleted.cancellation_reason.as_deref(),
             Some("payment_failed")
         );
-        assert_eq!(best_access([], &TierPolicy::default()), Access::none());
+        assert_eq!(best_access([], &TierPolicy::default(), 0), Access::none());
     }
 
     #[test]
@@ -524,6 +572,8 @@ mod tests {
                 payment: None,
                 invoice: None,
                 as_of,
+                invalid: None,
+                ends_at: None,
             }
         };
         let subs = [
@@ -532,7 +582,7 @@ mod tests {
             mk("sub_pro", Some("pro"), true, 100, 2),
             mk("sub_unlisted", Some("prod_x"), true, 999, 3),
         ];
-        let best = best_access(&subs, &tiers);
+        let best = best_access(&subs, &tiers, 0);
         assert_eq!(
             best.tier.as_deref(),
             Some("pro"),
@@ -543,7 +593,7 @@ mod tests {
             mk("a", Some("pro"), false, 1, 5),
             mk("b", Some("pro"), false, 1, 7),
         ];
-        let why = best_access(&none_grant, &tiers);
+        let why = best_access(&none_grant, &tiers, 0);
         assert_eq!(why.tier, None);
         assert_eq!(
             why.subscription,

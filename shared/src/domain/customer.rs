@@ -9,9 +9,10 @@
 use super::events::{
     BillingEvent, ChargeRefund, EntitlementSet, EventMeta, InvoiceChange, InvoiceEvent,
     InvoicePayment, LinkSource, OrderEvidence, PaymentOutcome, Purchase, PurchaseKind, Settlement,
-    SubscriptionChange, SubscriptionSnapshot,
+    SubscriptionChange, SubscriptionSnapshot, SystemGrant,
 };
 use super::ids::{CustomerId, InvoiceId, ProductId, Provider, SubscriptionId, UserId};
+use super::periods::{self, Invalid, InvoicePeriod, PeriodClaim, PeriodView, Span};
 use super::version::{offer, Offer, Register, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -215,6 +216,10 @@ pub struct SubscriptionRecord {
     /// Invoices not older than the newest paid one (older ones cannot change the standing).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub invoices: BTreeMap<InvoiceId, InvoiceRecord>,
+    /// The periods its settled invoices billed, by start (see [`super::periods`]); kept apart
+    /// from `invoices`, which forgets what can no longer change the standing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub periods: BTreeMap<i64, InvoicePeriod>,
 }
 
 impl SubscriptionRecord {
@@ -273,7 +278,56 @@ impl SubscriptionRecord {
             .unwrap_or_default()
     }
 
+    /// The subscription's periods (settled invoices and trial) in start order.
+    pub fn periods(&self) -> Vec<PeriodView> {
+        let trial = self.latest().and_then(|l| {
+            let s = &l.candidate.snapshot;
+            Some(Span {
+                start: s.trial_start?,
+                end: s.trial_end?,
+            })
+        });
+        periods::periods(&self.periods, trial)
+    }
+
+    /// Why the periods do not fit together while the provider says the subscription runs
+    /// (`None`: they fit, or it does not run, or it was deleted).
+    pub fn invalid(&self) -> Option<Invalid> {
+        if self.deletion.is_some() {
+            return None;
+        }
+        let status = &self.latest()?.candidate.snapshot.status;
+        periods::validity(status, &self.periods(), &self.periods)
+    }
+
+    /// Records the period a settled invoice billed.
+    fn apply_period(&mut self, p: &InvoicePayment) -> Offer {
+        let (Some(span), Some(settled)) = (p.period, p.change.settlement()) else {
+            return Offer::Same;
+        };
+        let claim = PeriodClaim {
+            span,
+            period: InvoicePeriod {
+                end: span.end,
+                invoice: p.invoice.clone(),
+                settled,
+                amount_paid: p.amount_paid,
+                billing_reason: p.billing_reason.clone(),
+            },
+        };
+        periods::join(&mut self.periods, &claim)
+    }
+
     fn apply_invoice(&mut self, meta: &EventMeta, p: &InvoicePayment) -> Offer {
+        if self.apply_period(p) == Offer::Taken {
+            // The standing may still take it too; either way the record moved.
+            let _ = self.apply_standing_of(meta, p);
+            return Offer::Taken;
+        }
+        self.apply_standing_of(meta, p)
+    }
+
+    fn apply_standing_of(&mut self, meta: &EventMeta, p: &InvoicePayment) -> Offer {
         let created = p.invoice_created.unwrap_or(meta.created);
         let exists = self.invoices.contains_key(&p.invoice);
         let dated = p.invoice_created.is_some();
@@ -357,6 +411,9 @@ pub struct CustomerBilling {
     /// Refunds by charge id: the most refunded of each charge (see [`RefundRecord`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub refunds: BTreeMap<String, RefundRecord>,
+    /// Periods the operator granted (an operator account only), by the grant's event id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub grants: BTreeMap<String, SystemGrant>,
 }
 
 /// How much of one charge was refunded: a join (maximum, or), so any order ends the same.
@@ -437,6 +494,7 @@ impl CustomerBilling {
             deleted: None,
             purchases: BTreeMap::new(),
             refunds: BTreeMap::new(),
+            grants: BTreeMap::new(),
         }
     }
 
@@ -521,6 +579,25 @@ impl CustomerBilling {
         } else {
             Offer::Taken
         }
+    }
+
+    /// The periods behind one entry of [`super::access::customer_access`]: a subscription's
+    /// (settled invoices, trial), or the one period of an operator's grant.
+    pub fn periods_of(&self, id: &SubscriptionId) -> Vec<PeriodView> {
+        if let Some(record) = self.subscriptions.get(id) {
+            return record.periods();
+        }
+        self.grants
+            .get(id.as_str())
+            .map(|g| PeriodView {
+                start: g.start,
+                end: g.end,
+                kind: periods::PeriodKind::System,
+                invoice: None,
+                note: Some(format!("{} (granted by {})", g.reason, g.by)),
+            })
+            .into_iter()
+            .collect()
     }
 
     /// The customer's active features (lookup keys), from the latest entitlement summary.
@@ -608,6 +685,17 @@ impl CustomerBilling {
                 };
                 let summaries = self.entitlements.get_or_insert_with(Snapshots::default);
                 tally.add(summaries.offer(candidate));
+            }
+            BillingEvent::Grant(grant) => {
+                tally.add(self.claim(LinkSource::Operator, meta, &grant.user));
+                // A grant's facts never change: its first record is its only one.
+                tally.add(match self.grants.entry(meta.id.to_string()) {
+                    std::collections::btree_map::Entry::Occupied(_) => Offer::Same,
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert(grant.clone());
+                        Offer::Taken
+                    }
+                });
             }
             BillingEvent::CustomerDeleted { .. } => {
                 let version = Version::new(meta.created, 3, meta.id.as_str());
@@ -760,6 +848,7 @@ mod tests {
             cancel_at_period_end: false,
             cancel_at: None,
             trial_end: None,
+            trial_start: None,
             cancellation_reason: None,
             user_claim: None,
         }
@@ -965,6 +1054,9 @@ mod tests {
             attempt: Some(attempt),
             hosted_invoice_url: None,
             user_hint: None,
+            period: None,
+            amount_paid: None,
+            billing_reason: None,
         })
     }
 

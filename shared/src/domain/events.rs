@@ -4,6 +4,7 @@
 use super::ids::{
     CustomerId, EventId, InvoiceId, PriceId, ProductId, Provider, SubscriptionId, UserId,
 };
+use super::periods::Span;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,6 +28,8 @@ pub enum LinkSource {
     SubscriptionMetadata = 1,
     CustomerMetadata = 2,
     CheckoutClientReference = 3,
+    /// `billing grant`: the operator named the user.
+    Operator = 4,
 }
 
 /// What kind of subscription event carried a snapshot (decides same-second precedence).
@@ -57,6 +60,8 @@ pub struct SubscriptionSnapshot {
     pub cancel_at_period_end: bool,
     pub cancel_at: Option<i64>,
     pub trial_end: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial_start: Option<i64>,
     pub cancellation_reason: Option<String>,
     /// User id from the subscription's metadata (configured key), if present.
     pub user_claim: Option<UserId>,
@@ -160,6 +165,14 @@ pub struct InvoicePayment {
     /// The user named by the subscription's metadata as copied onto the invoice. Only a hint
     /// for reading the user's item up front; links come from checkout, customer, subscription.
     pub user_hint: Option<UserId>,
+    /// The service period the invoice bills for its subscription (its subscription lines, no
+    /// prorations); a settled invoice makes it one of the subscription's periods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Span>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_paid: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_reason: Option<String>,
 }
 
 /// The features a customer is entitled to, as one summary event lists them (Stripe
@@ -332,6 +345,24 @@ pub struct ChargeRefund {
     pub refunded: bool,
 }
 
+/// A period the operator granted a user (`billing grant USER --days N --reason TEXT`):
+/// recorded, applied and audited like a provider event, in the user's own operator account
+/// (`system:<user>`), which is one more billing source of that user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemGrant {
+    /// The account the grant is kept in: named like the user.
+    pub account: CustomerId,
+    pub user: UserId,
+    /// `[start, end)`, Unix seconds.
+    pub start: i64,
+    pub end: i64,
+    pub tier: String,
+    /// Why, in the operator's words (shown in the audit trail and the billing answer).
+    pub reason: String,
+    /// Who granted it.
+    pub by: String,
+}
+
 /// The canonical event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -380,6 +411,8 @@ pub enum BillingEvent {
     },
     /// A product, price or plan changed: applied to the product's aggregate.
     Catalogue(CatalogueEvent),
+    /// The operator granted a user a period (see [`SystemGrant`]).
+    Grant(SystemGrant),
     /// A type this system records but does not model (yet): answered 200 as "ignored".
     Unsupported,
 }
@@ -396,6 +429,7 @@ impl BillingEvent {
             BillingEvent::Subscription { snapshot, .. } => Some(&snapshot.customer),
             BillingEvent::InvoicePayment(p) => Some(&p.customer),
             BillingEvent::Invoice(e) => Some(&e.snapshot.customer),
+            BillingEvent::Grant(g) => Some(&g.account),
             BillingEvent::InvoicePaymentPaid(_)
             | BillingEvent::Catalogue(_)
             | BillingEvent::Unsupported => None,
@@ -428,6 +462,7 @@ impl BillingEvent {
             BillingEvent::CustomerUpdated { user_claim, .. } => user_claim.as_ref(),
             BillingEvent::InvoicePayment(p) => p.user_hint.as_ref(),
             BillingEvent::Invoice(e) => e.snapshot.user_hint.as_ref(),
+            BillingEvent::Grant(g) => Some(&g.user),
             BillingEvent::CustomerDeleted { .. }
             | BillingEvent::ChargeRefunded(_)
             | BillingEvent::Entitlements { .. }
@@ -620,7 +655,32 @@ impl InvoiceEvent {
             attempt: s.attempt_count,
             hosted_invoice_url: s.hosted_invoice_url.clone(),
             user_hint: s.user_hint.clone(),
+            period: s.service_period(),
+            amount_paid: s.amount_paid,
+            billing_reason: s.billing_reason.clone(),
         })
+    }
+}
+
+impl InvoiceSnapshot {
+    /// The stretch its subscription lines bill: from the earliest start to the latest end of
+    /// the lines of its subscription that are not prorations (`None` for a one-off invoice, or
+    /// when no line names a period).
+    pub fn service_period(&self) -> Option<Span> {
+        let sub = self.subscription.as_ref()?;
+        let spans = self
+            .lines
+            .iter()
+            .filter(|l| !l.proration && l.subscription.as_ref().is_none_or(|s| s == sub));
+        let (mut start, mut end) = (None::<i64>, None::<i64>);
+        for line in spans {
+            if let (Some(s), Some(e)) = (line.period_start, line.period_end) {
+                start = Some(start.map_or(s, |x| x.min(s)));
+                end = Some(end.map_or(e, |x| x.max(e)));
+            }
+        }
+        let (start, end) = (start?, end?);
+        (end > start).then_some(Span { start, end })
     }
 }
 

@@ -62,14 +62,24 @@ id_type!(
 pub enum Provider {
     Stripe,
     Paypal,
+    /// The operator: periods granted by `billing grant`, recorded like provider events.
+    System,
 }
 
 impl Provider {
+    pub const ALL: [Provider; 3] = [Provider::Stripe, Provider::Paypal, Provider::System];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Stripe => "stripe",
             Provider::Paypal => "paypal",
+            Provider::System => "system",
         }
+    }
+
+    /// The inverse of [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
 

@@ -9,4 +9,5 @@ pub mod events;
 pub mod ids;
 pub mod invoice;
 pub mod newest;
+pub mod periods;
 pub mod version;

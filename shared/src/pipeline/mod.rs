@@ -91,9 +91,13 @@ impl Pipeline {
         metrics: Arc<Metrics>,
         tiers: TierPolicy,
     ) -> Self {
+        // The operator's records (`billing grant`) go through every pipeline, so they can be
+        // replayed wherever they were parked.
+        let operator: Arc<dyn WebhookProvider> =
+            Arc::new(crate::providers::operator::OperatorProvider);
         Self {
             store,
-            providers: BTreeMap::new(),
+            providers: BTreeMap::from([(Provider::System, operator)]),
             clock,
             metrics,
             tiers,
@@ -112,6 +116,10 @@ impl Pipeline {
 
     pub fn tiers(&self) -> &TierPolicy {
         &self.tiers
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     /// Handles one delivery at `family`'s endpoint of `provider`.
@@ -159,6 +167,29 @@ impl Pipeline {
         }
         self.translate_and_apply(&delivery, read, LedgerGuard::New)
             .await
+    }
+
+    /// Records an operator's command (a `billing grant` body) through the same second half as a
+    /// verified provider event: once per its id, applied, projected, audited, announced.
+    pub async fn record_operator(&self, body: &[u8]) -> Outcome {
+        let Some(operator) = self.providers.get(&Provider::System) else {
+            return Outcome::Rejected(Rejection::UnknownProvider(Provider::System.to_string()));
+        };
+        let delivery = Delivery {
+            provider: operator.as_ref(),
+            family: Family::Operator,
+            raw: body,
+            signed_at: self.clock.now(),
+        };
+        let outcome = match self.read_or_park(&delivery, LedgerGuard::New).await {
+            Ok(read) => {
+                self.translate_and_apply(&delivery, read, LedgerGuard::New)
+                    .await
+            }
+            Err(outcome) => outcome,
+        };
+        self.count(Family::Operator.as_str(), &outcome);
+        outcome
     }
 
     fn count(&self, dimension: &str, outcome: &Outcome) {

@@ -13,6 +13,7 @@ use crate::ports::{
     source_key, AuditRecord, Commit, LedgerGuard, LedgerState, OutboxMessage, StoreError, Stored,
     UserAccessDoc,
 };
+use crate::telemetry::Counter;
 use serde_json::json;
 
 /// What the commit of an applied event is built from.
@@ -40,6 +41,18 @@ impl Pipeline {
         let now = self.clock.now();
         let subs_before = customer_access(p.before, &self.tiers);
         let subs_after = customer_access(&after, &self.tiers);
+        let newly_invalid = subs_after.iter().filter(|s| {
+            s.invalid.is_some()
+                && !subs_before
+                    .iter()
+                    .any(|b| b.subscription == s.subscription && b.invalid.is_some())
+        });
+        for s in newly_invalid {
+            // Counted once per subscription when it becomes Invalid; visible in its access.
+            self.metrics
+                .incr(Counter::SubscriptionsInvalid, v.delivery.family.as_str());
+            tracing::warn!(subscription = %s.subscription, event_id = %v.meta.id, "subscription periods invalid");
+        }
         let (users, mut outbox) = self.project_users(&p, &after, &subs_after, now).await?;
         if after.user().is_none()
             && subs_after.iter().any(|s| s.grants)
@@ -59,6 +72,10 @@ impl Pipeline {
             after: summary(after.user(), &subs_after, &subs_before),
             unresolved_ties: p.unresolved.clone(),
         };
+        if let crate::domain::events::BillingEvent::Grant(grant) = &v.event {
+            // Who granted what, and why: the audit trail keeps the operator's words.
+            audit.after["grant"] = json!(grant);
+        }
         // The purchases that changed, as the subscriptions are listed: only those, each side.
         let (bought_before, bought_after) = (purchase_access(p.before), purchase_access(&after));
         if bought_before != bought_after {

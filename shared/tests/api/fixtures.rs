@@ -6,7 +6,7 @@ use billing::providers::stripe::translate::family_of;
 use http::StatusCode;
 use std::path::Path;
 
-fn stripe_fixtures() -> Vec<(String, Vec<u8>)> {
+pub fn stripe_fixtures() -> Vec<(String, Vec<u8>)> {
     let root = fixture_path("stripe");
     let mut out = Vec::new();
     for dir in std::fs::read_dir(&root).expect("fixtures dir") {

@@ -346,6 +346,7 @@ fn subscription_details(obj: &Value, map: &StripeMapping) -> SubscriptionSnapsho
             .unwrap_or(false),
         cancel_at: i64_field(obj, "cancel_at"),
         trial_end: i64_field(obj, "trial_end"),
+        trial_start: i64_field(obj, "trial_start"),
         cancellation_reason: obj
             .get("cancellation_details")
             .and_then(|c| str_field(c, "reason"))

@@ -1,0 +1,282 @@
+//! Subscription periods: every settled subscription invoice of every API version names the
+//! period it billed; the billing answer lists a subscription's periods, each with its invoice;
+//! a subscription whose periods leave a gap while Stripe says it runs is Invalid (counted,
+//! visible) until the missing invoice arrives.
+
+use crate::helpers::*;
+use billing::domain::events::BillingEvent;
+use billing::providers::stripe::event::Envelope;
+use billing::providers::stripe::translate::translate;
+use billing::telemetry::Counter;
+use http::StatusCode;
+use serde_json::Value;
+
+const MONTH: i64 = 2_592_000;
+const START: i64 = 1_756_720_800;
+
+/// The lifecycle's first paid invoice, renumbered as the `i`-th monthly invoice (period
+/// `[START + i·MONTH, START + (i+1)·MONTH)`).
+fn paid_invoice(i: i64) -> Vec<u8> {
+    let mut event: Value =
+        serde_json::from_slice(&fixture("stripe/lifecycle/03_invoice.paid.json")).expect("json");
+    let created = START + i * MONTH;
+    event["id"] = format!("evt_period_{i}").into();
+    event["created"] = (created + 7).into();
+    let object = &mut event["data"]["object"];
+    object["id"] = format!("in_period_{i}").into();
+    object["created"] = created.into();
+    object["billing_reason"] = if i == 0 {
+        "subscription_create"
+    } else {
+        "subscription_cycle"
+    }
+    .into();
+    let line = &mut object["lines"]["data"][0];
+    line["period"]["start"] = created.into();
+    line["period"]["end"] = (created + MONTH).into();
+    serde_json::to_vec(&event).expect("json")
+}
+
+async fn post_ok(app: &TestApp, family: billing::routing::Family, body: &[u8]) {
+    let (status, json) = app.post(family, body).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["state"], "applied", "{json}");
+}
+
+fn spans(billing: &Value) -> Vec<(i64, i64, String, String)> {
+    billing["subscriptions"][0]["periods"]
+        .as_array()
+        .expect("periods")
+        .iter()
+        .map(|p| {
+            (
+                p["start"].as_i64().unwrap_or_default(),
+                p["end"].as_i64().unwrap_or_default(),
+                p["kind"].as_str().unwrap_or_default().to_owned(),
+                p["invoice"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_gap_makes_the_subscription_invalid_until_the_missing_invoice_arrives() {
+    use billing::routing::Family::{Checkout, Invoice, Subscription};
+    let app = spawn_memory(false);
+    let checkout = fixture("stripe/lifecycle/01_checkout.session.completed.json");
+    let created = fixture("stripe/lifecycle/02_customer.subscription.created.json");
+    post_ok(&app, Checkout, &checkout).await;
+    post_ok(&app, Subscription, &created).await;
+    post_ok(&app, Invoice, &paid_invoice(0)).await;
+    post_ok(&app, Invoice, &paid_invoice(2)).await;
+
+    let (_, billing) = app.get("/users/user_42/billing").await;
+    let sub = &billing["subscriptions"][0];
+    assert_eq!(sub["invalid"]["reason"], "gap", "{billing}");
+    assert_eq!(sub["invalid"]["previous_end"], START + MONTH);
+    assert_eq!(sub["invalid"]["next_start"], START + 2 * MONTH);
+    assert_eq!(app.metrics.count(Counter::SubscriptionsInvalid), 1);
+    // The access answer shows it too, and access still follows Stripe's status.
+    let (_, access) = app.get("/users/user_42/access").await;
+    assert_eq!(access["sources"][0]["invalid"]["reason"], "gap");
+    assert_eq!(access["grants_paid_tier"], true);
+
+    post_ok(&app, Invoice, &paid_invoice(1)).await;
+    let (_, billing) = app.get("/users/user_42/billing").await;
+    assert_eq!(
+        billing["subscriptions"][0].get("invalid"),
+        None,
+        "{billing}"
+    );
+    let expected: Vec<(i64, i64, String, String)> = (0..3)
+        .map(|i| {
+            (
+                START + i * MONTH,
+                START + (i + 1) * MONTH,
+                "paid".to_owned(),
+                format!("in_period_{i}"),
+            )
+        })
+        .collect();
+    assert_eq!(spans(&billing), expected);
+    assert_eq!(app.metrics.count(Counter::SubscriptionsInvalid), 1);
+}
+
+#[tokio::test]
+async fn the_same_periods_in_every_order_of_their_invoices() {
+    use billing::routing::Family::{Checkout, Invoice, Subscription};
+    let mut answers = Vec::new();
+    for order in [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]] {
+        let app = spawn_memory(false);
+        post_ok(
+            &app,
+            Checkout,
+            &fixture("stripe/lifecycle/01_checkout.session.completed.json"),
+        )
+        .await;
+        post_ok(
+            &app,
+            Subscription,
+            &fixture("stripe/lifecycle/02_customer.subscription.created.json"),
+        )
+        .await;
+        for i in order {
+            post_ok(&app, Invoice, &paid_invoice(i)).await;
+        }
+        let (_, billing) = app.get("/users/user_42/billing").await;
+        assert_eq!(billing["subscriptions"][0].get("invalid"), None);
+        answers.push(spans(&billing));
+    }
+    assert_eq!(answers[0].len(), 4);
+    assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
+}
+
+/// Every settled subscription invoice we hold, 2018 to basil, names the period it billed:
+/// its subscription lines' period (the invoice's own `period_*` is the previous period).
+#[test]
+fn every_paid_subscription_invoice_fixture_names_its_period() {
+    let mut seen = 0;
+    for (rel, bytes) in crate::fixtures::stripe_fixtures() {
+        let env = Envelope::parse(&bytes).expect("an event");
+        if !matches!(
+            env.event_type.as_str(),
+            "invoice.paid" | "invoice.payment_succeeded"
+        ) {
+            continue;
+        }
+        let map = billing::providers::stripe::translate::StripeMapping::default();
+        let Ok(BillingEvent::Invoice(invoice)) = translate(&env, &map) else {
+            panic!("{rel}: not an invoice event");
+        };
+        let Some(payment) = invoice.payment() else {
+            panic!("{rel}: no payment");
+        };
+        if payment.subscription.is_none() {
+            continue;
+        }
+        let period = payment.period.unwrap_or_else(|| panic!("{rel}: no period"));
+        let line = invoice
+            .snapshot
+            .lines
+            .iter()
+            .find(|l| !l.proration)
+            .unwrap_or_else(|| panic!("{rel}: no line"));
+        assert_eq!(Some(period.start), line.period_start, "{rel}");
+        assert_eq!(Some(period.end), line.period_end, "{rel}");
+        assert!(period.end > period.start, "{rel}");
+        seen += 1;
+    }
+    assert!(seen >= 6, "only {seen} paid subscription invoices");
+}
+
+// ---------------------------------------------------------------------------------------------
+// System periods: `billing grant`
+// ---------------------------------------------------------------------------------------------
+
+use billing::pipeline::Outcome;
+use billing::ports::LedgerState;
+use billing::providers::operator::GrantCommand;
+
+const DAY: i64 = 86_400;
+
+async fn grant(app: &TestApp, user: &str, days: u32, tier: &str) -> GrantCommand {
+    let command = GrantCommand::new(user, days, tier, "outage credit", "ana", NOW).expect("valid");
+    let body = serde_json::to_vec(&command).expect("json");
+    let outcome = app.service.record_operator(&body).await;
+    assert!(
+        matches!(
+            &outcome,
+            Outcome::Recorded {
+                state: LedgerState::Applied,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    // The same command again (a retried CLI call) is recorded once.
+    let again = app.service.record_operator(&body).await;
+    assert!(matches!(again, Outcome::Duplicate { .. }), "{again:?}");
+    command
+}
+
+async fn a_grant_gives_its_tier_until_it_lapses(app: TestApp) {
+    let command = grant(&app, "user_grant", 30, "pro").await;
+    let (_, access) = app.get("/users/user_grant/access").await;
+    assert_eq!(access["known"], true, "{access}");
+    assert_eq!(access["tier"], "pro", "{access}");
+    assert_eq!(access["status"], "granted");
+    assert_eq!(access["current_period_end"], NOW + 30 * DAY);
+
+    let (_, billing) = app.get("/users/user_grant/billing").await;
+    let periods = &billing["subscriptions"][0]["periods"];
+    assert_eq!(periods[0]["kind"], "system", "{billing}");
+    assert_eq!(periods[0]["start"], NOW);
+    assert_eq!(periods[0]["end"], NOW + 30 * DAY);
+    assert_eq!(periods[0]["note"], "outage credit (granted by ana)");
+
+    // Recorded like a provider event: the ledger, and an audit entry that says who and why.
+    let (status, record) = app.get(&format!("/events/system/{}", command.id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(record["type"], "billing.grant");
+    assert_eq!(record["state"], "applied");
+    let (_, events) = app.get("/users/user_grant/events").await;
+    assert_eq!(
+        events["events"][0]["after"]["grant"]["by"], "ana",
+        "{events}"
+    );
+    assert_eq!(
+        events["events"][0]["after"]["grant"]["reason"],
+        "outage credit"
+    );
+
+    // No event marks its end: the answer lapses by itself.
+    app.clock.set(NOW + 30 * DAY);
+    let (_, access) = app.get("/users/user_grant/access").await;
+    assert_eq!(access["tier"], Value::Null, "{access}");
+    assert_eq!(access["standing"], "ended");
+    assert_eq!(access["grants_paid_tier"], false);
+    let (_, billing) = app.get("/users/user_grant/billing").await;
+    assert_eq!(billing["subscriptions"][0]["grants"], false);
+}
+
+#[tokio::test]
+async fn a_grant_gives_its_tier_until_it_lapses_in_memory() {
+    a_grant_gives_its_tier_until_it_lapses(spawn_memory(false)).await;
+}
+
+#[tokio::test]
+async fn moto_a_grant_gives_its_tier_until_it_lapses() {
+    a_grant_gives_its_tier_until_it_lapses(spawn_moto(false).await).await;
+}
+
+/// A grant beside a Stripe subscription: the best entitlement wins while both run, and the
+/// subscription explains the answer again once the grant lapsed.
+#[tokio::test]
+async fn a_grant_above_the_subscription_wins_and_then_gives_way() {
+    use billing::routing::Family::{Checkout, Subscription};
+    let app = spawn_memory(false);
+    post_ok(
+        &app,
+        Checkout,
+        &fixture("stripe/lifecycle/01_checkout.session.completed.json"),
+    )
+    .await;
+    post_ok(
+        &app,
+        Subscription,
+        &fixture("stripe/lifecycle/02_customer.subscription.created.json"),
+    )
+    .await;
+    let (_, before) = app.get("/users/user_42/access").await;
+    let paid_tier = before["tier"].clone();
+    assert_eq!(before["status"], "active");
+    // The same tier as the subscription, running longer: the later end wins the tie.
+    grant(&app, "user_42", 400, "pro").await;
+    let (_, access) = app.get("/users/user_42/access").await;
+    assert_eq!(access["status"], "granted", "{access}");
+    app.clock.set(NOW + 401 * DAY);
+    let (_, access) = app.get("/users/user_42/access").await;
+    assert_eq!(access["tier"], paid_tier, "{access}");
+    assert_eq!(access["standing"], "good");
+    assert_eq!(access["status"], "active");
+}
