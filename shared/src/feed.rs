@@ -62,29 +62,42 @@ pub struct SourceAccess {
 /// changed (the access or any subscription in it), which is when a message is due: a message
 /// carries the whole view, so a view that changed unannounced would leave consumers behind.
 pub fn update_user(
-    mut doc: UserAccessDoc,
+    doc: UserAccessDoc,
     source: &str,
     given: Option<SourceAccess>,
     tiers: &TierPolicy,
     now: i64,
 ) -> (UserAccessDoc, Option<(Access, Access)>) {
+    update_user_sources(doc, vec![(source.to_owned(), given)], tiers, now)
+}
+
+/// [`update_user`] for several sources of one event at once (a customer and the gifts it
+/// bought the same user): one document write, at most one message.
+pub fn update_user_sources(
+    mut doc: UserAccessDoc,
+    updates: Vec<(String, Option<SourceAccess>)>,
+    tiers: &TierPolicy,
+    now: i64,
+) -> (UserAccessDoc, Option<(Access, Access)>) {
     let view_before = access_view(Some(&doc));
-    doc.features.remove(source);
-    doc.purchases.remove(source);
-    match given {
-        Some(given) => {
-            doc.sources.insert(source.to_owned(), given.subscriptions);
-            if !given.features.is_empty() {
-                doc.features.insert(source.to_owned(), given.features);
+    for (source, given) in updates {
+        doc.features.remove(&source);
+        doc.purchases.remove(&source);
+        match given {
+            Some(given) => {
+                if !given.features.is_empty() {
+                    doc.features.insert(source.clone(), given.features);
+                }
+                if !given.purchases.is_empty() {
+                    doc.purchases.insert(source.clone(), given.purchases);
+                }
+                doc.sources.insert(source, given.subscriptions);
             }
-            if !given.purchases.is_empty() {
-                doc.purchases.insert(source.to_owned(), given.purchases);
+            None => {
+                doc.sources.remove(&source);
             }
         }
-        None => {
-            doc.sources.remove(source);
-        }
-    };
+    }
     let access = current_access(&doc, tiers, now);
     let previous = std::mem::replace(&mut doc.access, access.clone());
     let view_after = access_view(Some(&doc));

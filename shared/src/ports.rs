@@ -81,6 +81,12 @@ pub fn source_key(provider: Provider, customer: &CustomerId) -> String {
     format!("{provider}:{customer}")
 }
 
+/// The source under which a customer's gifts appear in their recipients' documents. It names
+/// no provider, so the recipient's audit trail and invoices never list the buyer's.
+pub fn gift_source_key(provider: Provider, customer: &CustomerId) -> String {
+    format!("gift:{provider}:{customer}")
+}
+
 /// The inverse of [`source_key`].
 pub fn parse_source_key(key: &str) -> Option<(Provider, CustomerId)> {
     let (provider, customer) = key.split_once(':')?;

@@ -22,10 +22,15 @@
 //! | session paid, charge not or partly refunded      | yes    | paid              |
 //! | session paid, charge fully refunded              | no     | refunded          |
 //! | session completed unpaid (async payment pending) | no     | unpaid            |
+//! | a gift (for its buyer), paid and not refunded    | no     | gift              |
+//!
+//! A gift (a purchase with gift metadata, see `events::Gift`) grants its recipient its tier for
+//! its period, under the source `gift:<provider>:<buyer>`, while the purchase would grant
+//! (paid, not refunded).
 
 use super::customer::{CustomerBilling, SubscriptionRecord};
 use super::events::{PaymentOutcome, PurchaseKind};
-use super::ids::{CustomerId, ProductId, Provider, SubscriptionId};
+use super::ids::{CustomerId, ProductId, Provider, SubscriptionId, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -266,6 +271,9 @@ pub fn purchase_access(state: &CustomerBilling) -> Vec<PurchaseAccess> {
                 "unpaid"
             } else if refund.is_some_and(|r| r.full()) {
                 "refunded"
+            } else if p.gift.is_some() {
+                // What it bought is the recipient's (see `gift_access`).
+                "gift"
             } else {
                 "paid"
             };
@@ -282,6 +290,53 @@ pub fn purchase_access(state: &CustomerBilling) -> Vec<PurchaseAccess> {
                 reason: reason.into(),
                 amount_refunded: refund.map_or(0, |r| r.amount_refunded),
             }
+        })
+        .collect()
+}
+
+/// The status of a gift period in the recipient's access.
+pub const GIFT: &str = "gift";
+
+/// Every gift the customer bought, as the access it gives its recipient (granting while the
+/// purchase is paid and not refunded), with the recipient; in session-id order.
+pub fn gift_access(state: &CustomerBilling) -> Vec<(UserId, SubscriptionAccess)> {
+    let bought = purchase_access(state);
+    state
+        .purchases
+        .values()
+        .filter_map(|p| {
+            let gift = p.gift.as_ref()?;
+            let grants = bought
+                .iter()
+                .any(|b| b.purchase == p.session && b.reason == GIFT);
+            let access = SubscriptionAccess {
+                provider: state.provider,
+                customer: state.customer.clone(),
+                subscription: SubscriptionId::new(format!("gift_{}", p.session)),
+                grants,
+                tier: Some(gift.tier.clone()),
+                status: GIFT.into(),
+                standing: if grants {
+                    Standing::Good
+                } else {
+                    Standing::Ended
+                },
+                billing_status: if grants {
+                    BillingStatus::Done
+                } else {
+                    BillingStatus::Cancelled
+                },
+                current_period_end: Some(gift.end),
+                cancel_at_period_end: true,
+                trial_end: None,
+                cancellation_reason: None,
+                payment: None,
+                invoice: None,
+                as_of: gift.start,
+                invalid: None,
+                ends_at: Some(gift.end),
+            };
+            Some((gift.recipient.clone(), access))
         })
         .collect()
 }

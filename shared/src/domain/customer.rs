@@ -532,6 +532,7 @@ impl CustomerBilling {
             amount_total: s.amount_paid.or(s.total),
             currency: s.currency.clone(),
             paid: true,
+            gift: None,
         })
     }
 
@@ -548,6 +549,7 @@ impl CustomerBilling {
         current.product = current.product.take().or(p.product.clone());
         current.amount_total = current.amount_total.or(p.amount_total);
         current.currency = current.currency.take().or(p.currency.clone());
+        current.gift = current.gift.take().or(p.gift.clone());
         if *current == before {
             Offer::Same
         } else {
@@ -581,11 +583,25 @@ impl CustomerBilling {
         }
     }
 
-    /// The periods behind one entry of [`super::access::customer_access`]: a subscription's
-    /// (settled invoices, trial), or the one period of an operator's grant.
+    /// The periods behind one entry of a user's access: a subscription's (settled invoices,
+    /// trial), a gift's, or an operator's grant.
     pub fn periods_of(&self, id: &SubscriptionId) -> Vec<PeriodView> {
         if let Some(record) = self.subscriptions.get(id) {
             return record.periods();
+        }
+        let gift = id
+            .as_str()
+            .strip_prefix("gift_")
+            .and_then(|session| self.purchases.get(session))
+            .and_then(|p| Some((p, p.gift.as_ref()?)));
+        if let Some((purchase, gift)) = gift {
+            return vec![PeriodView {
+                start: gift.start,
+                end: gift.end,
+                kind: periods::PeriodKind::Gift,
+                invoice: None,
+                note: Some(format!("bought in {}", purchase.session)),
+            }];
         }
         self.grants
             .get(id.as_str())

@@ -316,6 +316,22 @@ pub struct Purchase {
     pub currency: Option<String>,
     /// `payment_status` was `paid` (or `no_payment_required`).
     pub paid: bool,
+    /// Bought for someone else: the session's gift metadata (see [`Gift`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gift: Option<Gift>,
+}
+
+/// A period bought as a gift: a payment-mode Checkout Session whose metadata names the
+/// recipient (`gift_recipient_user_id`), the length (`gift_days`) and the tier (the tier
+/// metadata key, `tier` by default). The period starts when the session was created, so every
+/// event of the session says the same; it grants the recipient while the purchase is paid and
+/// not refunded or lost in a dispute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gift {
+    pub recipient: UserId,
+    pub tier: String,
+    pub start: i64,
+    pub end: i64,
 }
 
 /// Where a one-time purchase was made.

@@ -4,17 +4,18 @@
 use super::record::Verified;
 use super::Pipeline;
 use crate::domain::access::{
-    customer_access, purchase_access, Access, PurchaseAccess, SubscriptionAccess,
+    customer_access, gift_access, purchase_access, Access, PurchaseAccess, SubscriptionAccess,
 };
 use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::UserId;
-use crate::feed::{access_changed, customer_unlinked, summary, update_user, SourceAccess};
+use crate::feed::{access_changed, customer_unlinked, summary, update_user_sources, SourceAccess};
 use crate::ports::{
-    source_key, AuditRecord, Commit, LedgerGuard, LedgerState, OutboxMessage, StoreError, Stored,
-    UserAccessDoc,
+    gift_source_key, source_key, AuditRecord, Commit, LedgerGuard, LedgerState, OutboxMessage,
+    StoreError, Stored, UserAccessDoc,
 };
 use crate::telemetry::Counter;
 use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the commit of an applied event is built from.
 pub(super) struct Projection<'a> {
@@ -99,7 +100,8 @@ impl Pipeline {
     }
 
     /// The user documents the event changes and the feed messages that announce each change:
-    /// the user the customer belongs to now, and the one it belonged to when a link moved.
+    /// the user the customer belongs to now, the one it belonged to when a link moved, and
+    /// the recipients of the gifts it bought whose gift changed.
     async fn project_users(
         &self,
         p: &Projection<'_>,
@@ -107,15 +109,9 @@ impl Pipeline {
         subs_after: &[SubscriptionAccess],
         now: i64,
     ) -> Result<(Vec<(UserAccessDoc, Option<u64>)>, Vec<OutboxMessage>), StoreError> {
-        let source = source_key(after.provider, &after.customer);
-        let targets: Vec<(UserId, bool)> = match (p.before.user(), after.user()) {
-            (Some(old), Some(new)) if old != new => vec![(old.clone(), false), (new.clone(), true)],
-            (_, Some(new)) => vec![(new.clone(), true)],
-            (_, None) => vec![],
-        };
         let mut users = Vec::new();
         let mut outbox = Vec::new();
-        for (user, keeps_source) in targets {
+        for (user, updates) in self.user_updates(p.before, after, subs_after) {
             let stored = if p.hint.as_ref() == Some(&user) {
                 // The first read already asked for this user's item (absent means new user).
                 p.loaded_user.clone()
@@ -125,17 +121,12 @@ impl Pipeline {
             };
             let (doc, rev) = match stored {
                 Some(s) => (s.value, Some(s.rev)),
-                // A link moved away from a user that has no document: nothing to take away,
-                // and creating one would make that user's answer depend on arrival order.
-                None if !keeps_source => continue,
+                // Only taking away from a user that has no document: nothing to take, and
+                // creating one would make that user's answer depend on arrival order.
+                None if updates.iter().all(|(_, given)| given.is_none()) => continue,
                 None => (empty_user_doc(&user), None),
             };
-            let given = keeps_source.then(|| SourceAccess {
-                subscriptions: subs_after.to_vec(),
-                features: after.features(),
-                purchases: purchase_access(after),
-            });
-            let (doc, change) = update_user(doc, &source, given, &self.tiers, now);
+            let (doc, change) = update_user_sources(doc, updates, &self.tiers, now);
             if let Some((previous, access)) = change {
                 outbox.push(access_changed(
                     &doc,
@@ -148,6 +139,67 @@ impl Pipeline {
             users.push((doc, rev));
         }
         Ok((users, outbox))
+    }
+
+    /// What the event puts in (or takes out of) each user's document, by source: the
+    /// customer's own source for the user it belongs to (taken from the one a link moved away
+    /// from), and its gifts' source for each recipient whose gifts changed.
+    fn user_updates(
+        &self,
+        before: &CustomerBilling,
+        after: &CustomerBilling,
+        subs_after: &[SubscriptionAccess],
+    ) -> BTreeMap<UserId, Vec<(String, Option<SourceAccess>)>> {
+        let mut updates: BTreeMap<UserId, Vec<(String, Option<SourceAccess>)>> = BTreeMap::new();
+        let source = source_key(after.provider, &after.customer);
+        if let (Some(old), Some(new)) = (before.user(), after.user()) {
+            if old != new {
+                updates
+                    .entry(old.clone())
+                    .or_default()
+                    .push((source.clone(), None));
+            }
+        }
+        if let Some(user) = after.user() {
+            let given = SourceAccess {
+                subscriptions: subs_after.to_vec(),
+                features: after.features(),
+                purchases: purchase_access(after),
+            };
+            updates
+                .entry(user.clone())
+                .or_default()
+                .push((source, Some(given)));
+        }
+        let gifts_source = gift_source_key(after.provider, &after.customer);
+        let (gifts_before, gifts_after) = (gift_access(before), gift_access(after));
+        let recipients: BTreeSet<&UserId> = gifts_before
+            .iter()
+            .chain(&gifts_after)
+            .map(|(u, _)| u)
+            .collect();
+        for recipient in recipients {
+            let of = |gifts: &[(UserId, SubscriptionAccess)]| -> Vec<SubscriptionAccess> {
+                gifts
+                    .iter()
+                    .filter(|(u, _)| u == recipient)
+                    .map(|(_, a)| a.clone())
+                    .collect()
+            };
+            let now_given = of(&gifts_after);
+            if now_given == of(&gifts_before) {
+                continue;
+            }
+            let given = (!now_given.is_empty()).then(|| SourceAccess {
+                subscriptions: now_given,
+                ..SourceAccess::default()
+            });
+            updates
+                .entry(recipient.clone())
+                .or_default()
+                .push((gifts_source.clone(), given));
+        }
+        updates
     }
 }
 

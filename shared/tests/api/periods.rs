@@ -280,3 +280,139 @@ async fn a_grant_above_the_subscription_wins_and_then_gives_way() {
     assert_eq!(access["standing"], "good");
     assert_eq!(access["status"], "active");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Gift periods: bought through Checkout for another user
+// ---------------------------------------------------------------------------------------------
+
+fn gift_session(metadata: Value) -> Value {
+    serde_json::json!({
+        "id": "cs_gift1", "object": "checkout.session", "mode": "payment",
+        "customer": "cus_giver", "client_reference_id": "user_giver",
+        "payment_intent": "pi_gift1", "amount_total": 3000, "currency": "eur",
+        "created": NOW - 100, "metadata": metadata,
+        "payment_status": "paid", "status": "complete",
+    })
+}
+
+fn gift_metadata() -> Value {
+    serde_json::json!({"gift_recipient_user_id": "user_friend", "gift_days": "30", "tier": "pro"})
+}
+
+fn gift_refund(amount_refunded: i64) -> Value {
+    serde_json::json!({
+        "id": "ch_gift1", "object": "charge", "customer": "cus_giver",
+        "payment_intent": "pi_gift1", "amount": 3000, "amount_refunded": amount_refunded,
+        "refunded": amount_refunded == 3000, "currency": "eur", "status": "succeeded",
+    })
+}
+
+#[tokio::test]
+async fn a_gift_grants_its_recipient_not_its_buyer_until_refunded_in_either_order() {
+    use billing::routing::Family::{Charge, Checkout};
+    let checkout = event(
+        "evt_gift_co",
+        "checkout.session.completed",
+        NOW - 90,
+        gift_session(gift_metadata()),
+    );
+    let refund = event(
+        "evt_gift_rf",
+        "charge.refunded",
+        NOW - 50,
+        gift_refund(3000),
+    );
+    let mut finals = Vec::new();
+    for refund_first in [false, true] {
+        let app = spawn_memory(false);
+        if refund_first {
+            post_ok(&app, Charge, &refund).await;
+        }
+        post_ok(&app, Checkout, &checkout).await;
+        if !refund_first {
+            let (_, friend) = app.get("/users/user_friend/access").await;
+            assert_eq!(friend["tier"], "pro", "{friend}");
+            assert_eq!(friend["status"], "gift");
+            assert_eq!(friend["current_period_end"], NOW - 100 + 30 * DAY);
+            let (_, billing) = app.get("/users/user_friend/billing").await;
+            let period = &billing["subscriptions"][0]["periods"][0];
+            assert_eq!(period["kind"], "gift", "{billing}");
+            assert_eq!(period["end"], NOW - 100 + 30 * DAY);
+            // The recipient sees the gift, never the buyer's trail or invoices.
+            let (_, events) = app.get("/users/user_friend/events").await;
+            assert_eq!(events["events"], serde_json::json!([]), "{events}");
+            assert_eq!(billing["invoices"], serde_json::json!([]));
+            // The buyer bought it for someone else: no tier for the buyer.
+            let (_, buyer) = app.get("/users/user_giver/access").await;
+            assert_eq!(buyer["tier"], Value::Null, "{buyer}");
+            assert_eq!(buyer["purchases"][0]["reason"], "gift");
+            post_ok(&app, Charge, &refund).await;
+        }
+        let (_, friend) = app.get("/users/user_friend/access").await;
+        assert_eq!(friend["tier"], Value::Null, "{friend}");
+        assert_eq!(friend["grants_paid_tier"], false);
+        let (_, buyer) = app.get("/users/user_giver/access").await;
+        assert_eq!(buyer["purchases"][0]["reason"], "refunded");
+        let mut doc = app
+            .store
+            .load_user(&billing::domain::ids::UserId::new("user_friend"))
+            .await
+            .expect("read")
+            .map(|d| d.value);
+        if let Some(d) = doc.as_mut() {
+            // When each was written differs with the order; what they hold must not.
+            (d.updated_at, d.feed_seq) = (0, 0);
+        }
+        finals.push(doc);
+    }
+    assert_eq!(finals[0], finals[1]);
+}
+
+#[tokio::test]
+async fn a_gift_lapses_at_its_end() {
+    use billing::routing::Family::Checkout;
+    let app = spawn_memory(false);
+    let body = event(
+        "evt_gift_co",
+        "checkout.session.completed",
+        NOW - 90,
+        gift_session(gift_metadata()),
+    );
+    post_ok(&app, Checkout, &body).await;
+    app.clock.set(NOW - 100 + 30 * DAY);
+    let (_, friend) = app.get("/users/user_friend/access").await;
+    assert_eq!(friend["tier"], Value::Null, "{friend}");
+    assert_eq!(friend["standing"], "ended");
+}
+
+#[tokio::test]
+async fn a_gift_without_its_length_tier_or_buyer_is_parked_by_name() {
+    use billing::routing::Family::Checkout;
+    let no_days = serde_json::json!({"gift_recipient_user_id": "user_friend", "tier": "pro"});
+    let no_tier = serde_json::json!({"gift_recipient_user_id": "user_friend", "gift_days": "30"});
+    let bad_days =
+        serde_json::json!({"gift_recipient_user_id": "u", "gift_days": "0", "tier": "pro"});
+    let mut guest = gift_session(gift_metadata());
+    guest["customer"] = Value::Null;
+    let cases = [
+        (gift_session(no_days), "metadata.gift_days"),
+        (gift_session(no_tier), "metadata.tier"),
+        (gift_session(bad_days), "metadata.gift_days"),
+        (guest, "customer"),
+    ];
+    for (i, (session, field)) in cases.into_iter().enumerate() {
+        let app = spawn_memory(false);
+        let id = format!("evt_gift_bad{i}");
+        let body = event(&id, "checkout.session.completed", NOW - 90, session);
+        let (status, json) = app.post(Checkout, &body).await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        assert_eq!(json["state"], "parked", "{field}: {json}");
+        let (_, record) = app.get(&format!("/events/stripe/{id}")).await;
+        assert!(
+            record["detail"].as_str().is_some_and(|d| d.contains(field)),
+            "{field}: {record}"
+        );
+        let (_, friend) = app.get("/users/user_friend/access").await;
+        assert_eq!(friend["known"], false);
+    }
+}

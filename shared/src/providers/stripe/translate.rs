@@ -9,7 +9,7 @@
 use super::event::{as_bool, i64_field, id_field, metadata, str_field, Envelope};
 use super::invoice::{invoice_event, invoice_kind, invoice_payment_paid};
 use crate::domain::events::{
-    BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, PriceBilling, PriceObject,
+    BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, Gift, PriceBilling, PriceObject,
     PriceSnapshot, ProductSnapshot, Purchase, PurchaseKind, SubscriptionChange,
     SubscriptionSnapshot,
 };
@@ -72,14 +72,25 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(UserId::new);
+            let purchase = purchase(obj, map).map_err(|field| TranslateError {
+                event_type: env.event_type.clone(),
+                field,
+            })?;
             match id_field(obj, "customer") {
+                // A gift must be kept by its buyer's customer: parked, never dropped.
+                None if purchase.as_ref().is_some_and(|p| p.gift.is_some()) => {
+                    return Err(TranslateError {
+                        event_type: env.event_type.clone(),
+                        field: "customer",
+                    })
+                }
                 // A guest payment without a customer object: nothing to link.
                 None => BillingEvent::Unsupported,
                 Some(customer) => BillingEvent::CheckoutCompleted {
                     customer: CustomerId::new(customer),
                     subscription: id_field(obj, "subscription").map(SubscriptionId::new),
                     user,
-                    purchase: purchase(obj),
+                    purchase,
                 },
             }
         }
@@ -140,17 +151,48 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
     Ok(event)
 }
 
+/// Checkout Session metadata naming a gift's recipient (see [`crate::domain::events::Gift`]).
+pub const GIFT_RECIPIENT_KEY: &str = "gift_recipient_user_id";
+/// Checkout Session metadata: the gift's length in days.
+pub const GIFT_DAYS_KEY: &str = "gift_days";
+/// The longest gift (ten years).
+const MAX_GIFT_DAYS: i64 = 3650;
+
+/// The gift a payment-mode session's metadata describes; `Err(field)` for a gift whose
+/// metadata is incomplete (the event is parked with the field's name, nothing applied).
+fn gift(obj: &Value, map: &StripeMapping) -> Result<Option<Gift>, &'static str> {
+    let Some(recipient) = metadata(obj, GIFT_RECIPIENT_KEY) else {
+        return Ok(None);
+    };
+    let days = metadata(obj, GIFT_DAYS_KEY)
+        .and_then(|d| d.trim().parse::<i64>().ok())
+        .filter(|d| (1..=MAX_GIFT_DAYS).contains(d))
+        .ok_or("metadata.gift_days")?;
+    let tier = metadata(obj, &map.tier_metadata_key).ok_or("metadata.tier")?;
+    let start = i64_field(obj, "created").ok_or("created")?;
+    Ok(Some(Gift {
+        recipient: UserId::new(recipient),
+        tier,
+        start,
+        end: start + days * 86_400,
+    }))
+}
+
 /// The one-time purchase of a payment-mode session (`None` for subscription and setup mode).
 /// The product comes from expanded line items when present, else the `product_id` metadata.
-fn purchase(obj: &Value) -> Option<Purchase> {
+fn purchase(obj: &Value, map: &StripeMapping) -> Result<Option<Purchase>, &'static str> {
     if str_field(obj, "mode") != Some("payment") {
-        return None;
+        return Ok(None);
     }
+    let gift = gift(obj, map)?;
+    let Some(session) = id_field(obj, "id") else {
+        return Ok(None);
+    };
     let line_product = obj
         .pointer("/line_items/data/0/price")
         .and_then(|price| id_field(price, "product"));
-    Some(Purchase {
-        session: id_field(obj, "id")?,
+    Ok(Some(Purchase {
+        session,
         kind: PurchaseKind::Checkout,
         payment_intent: id_field(obj, "payment_intent"),
         product: line_product
@@ -162,7 +204,8 @@ fn purchase(obj: &Value) -> Option<Purchase> {
             str_field(obj, "payment_status"),
             Some("paid" | "no_payment_required")
         ),
-    })
+        gift,
+    }))
 }
 
 /// `product.*`, `price.*` and `plan.*` (created, updated, deleted). The evidence is taken per
