@@ -267,13 +267,16 @@ async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Stri
     let known = doc.as_ref().is_some_and(|d| !d.value.sources.is_empty());
     let view = crate::feed::access_view(doc.as_ref().map(|d| &d.value));
     let mut invoices = Vec::new();
-    let sources = doc
+    let customers: Vec<_> = doc
         .map(|d| d.value.sources.into_keys().collect::<Vec<_>>())
-        .unwrap_or_default();
-    for (provider, customer) in sources.iter().filter_map(|k| parse_source_key(k)) {
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|k| parse_source_key(k))
+        .collect();
+    for (provider, customer) in &customers {
         match svc
             .store()
-            .invoices(provider, &customer, BILLING_INVOICES)
+            .invoices(*provider, customer, BILLING_INVOICES)
             .await
         {
             Ok(mut found) => invoices.append(&mut found),
@@ -284,7 +287,7 @@ async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Stri
     invoices.truncate(BILLING_INVOICES);
     // Every source listed is linked to this user, so the link names the invoices' user.
     let invoices: Vec<_> = invoices.iter().map(|i| i.view(Some(&user))).collect();
-    let subscriptions = match with_periods(&svc, view.sources).await {
+    let (subscriptions, scheduled) = match with_periods(&svc, &customers, view.sources).await {
         Ok(s) => s,
         Err(e) => return store_failure(&e),
     };
@@ -292,27 +295,34 @@ async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Stri
         "user_id": user,
         "known": known,
         "subscriptions": subscriptions,
+        "scheduled": scheduled,
         "purchases": view.purchases,
         "invoices": invoices,
     }))
     .into_response()
 }
 
-/// Each subscription's access with its periods (settled invoices and trial, start order),
-/// read from its customer's aggregate.
+/// Each subscription's access with its periods (settled invoices, trial, gift, grant; start
+/// order), and the phases the sources' schedules have still to come, read from the aggregates
+/// of the sources the entries name.
 async fn with_periods(
     svc: &Pipeline,
+    sources: &[(Provider, crate::domain::ids::CustomerId)],
     subscriptions: Vec<crate::domain::access::SubscriptionAccess>,
-) -> Result<Vec<serde_json::Value>, crate::ports::StoreError> {
+) -> Result<(Vec<serde_json::Value>, Vec<serde_json::Value>), StoreError> {
     let mut aggregates = std::collections::BTreeMap::new();
+    let named = subscriptions
+        .iter()
+        .map(|s| (s.provider, s.customer.clone()));
+    for key in sources.iter().cloned().chain(named) {
+        if !aggregates.contains_key(&key) {
+            let found = svc.store().customer(key.0, &key.1).await?;
+            aggregates.insert(key, found.map(|f| f.value));
+        }
+    }
     let mut out = Vec::with_capacity(subscriptions.len());
     for s in subscriptions {
-        let key = (s.provider, s.customer.clone());
-        if !aggregates.contains_key(&key) {
-            let found = svc.store().customer(s.provider, &s.customer).await?;
-            aggregates.insert(key.clone(), found.map(|f| f.value));
-        }
-        let periods = aggregates[&key]
+        let periods = aggregates[&(s.provider, s.customer.clone())]
             .as_ref()
             .map(|c| c.periods_of(&s.subscription))
             .unwrap_or_default();
@@ -320,7 +330,20 @@ async fn with_periods(
         value["periods"] = json!(periods);
         out.push(value);
     }
-    Ok(out)
+    let scheduled = aggregates
+        .values()
+        .flatten()
+        .flat_map(|c| {
+            c.scheduled().into_values().map(|(schedule, phases)| {
+                json!({
+                    "schedule": schedule.id, "customer": schedule.customer,
+                    "subscription": schedule.subscription, "status": schedule.status,
+                    "periods": phases,
+                })
+            })
+        })
+        .collect();
+    Ok((out, scheduled))
 }
 
 /// A Stripe catalogue product with its prices (archived ones marked) and its newest changes

@@ -672,6 +672,7 @@ mod tests {
             amount_total: Some(900),
             currency: Some("eur".into()),
             paid: true,
+            gift: None,
         };
         c.purchases.insert("cs_1".into(), purchase);
         c.deleted = Some(Register {

@@ -8,8 +8,8 @@
 
 use super::events::{
     BillingEvent, ChargeRefund, EntitlementSet, EventMeta, InvoiceChange, InvoiceEvent,
-    InvoicePayment, LinkSource, OrderEvidence, PaymentOutcome, Purchase, PurchaseKind, Settlement,
-    SubscriptionChange, SubscriptionSnapshot, SystemGrant,
+    InvoicePayment, LinkSource, OrderEvidence, PaymentOutcome, Purchase, PurchaseKind,
+    ScheduleSnapshot, Settlement, SubscriptionChange, SubscriptionSnapshot, SystemGrant,
 };
 use super::ids::{CustomerId, InvoiceId, ProductId, Provider, SubscriptionId, UserId};
 use super::periods::{self, Invalid, InvoicePeriod, PeriodClaim, PeriodView, Span};
@@ -411,6 +411,10 @@ pub struct CustomerBilling {
     /// Refunds by charge id: the most refunded of each charge (see [`RefundRecord`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub refunds: BTreeMap<String, RefundRecord>,
+    /// Subscription schedules by id: the snapshots of the newest second of each (the latest
+    /// is its state, as for a subscription).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub schedules: BTreeMap<String, Snapshots<ScheduleSnapshot>>,
     /// Periods the operator granted (an operator account only), by the grant's event id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub grants: BTreeMap<String, SystemGrant>,
@@ -494,6 +498,7 @@ impl CustomerBilling {
             deleted: None,
             purchases: BTreeMap::new(),
             refunds: BTreeMap::new(),
+            schedules: BTreeMap::new(),
             grants: BTreeMap::new(),
         }
     }
@@ -616,6 +621,29 @@ impl CustomerBilling {
             .collect()
     }
 
+    /// The phases its schedules have still to come, as periods, by schedule id (schedules
+    /// with none left are not listed).
+    pub fn scheduled(&self) -> BTreeMap<&str, (&ScheduleSnapshot, Vec<PeriodView>)> {
+        self.schedules
+            .iter()
+            .filter_map(|(id, s)| {
+                let latest = &s.latest()?.candidate.snapshot;
+                let phases: Vec<PeriodView> = latest
+                    .scheduled()
+                    .into_iter()
+                    .map(|p| PeriodView {
+                        start: p.start,
+                        end: p.end,
+                        kind: periods::PeriodKind::Scheduled,
+                        invoice: None,
+                        note: p.price_id.as_ref().map(|price| format!("price {price}")),
+                    })
+                    .collect();
+                (!phases.is_empty()).then_some((id.as_str(), (latest, phases)))
+            })
+            .collect()
+    }
+
     /// The customer's active features (lookup keys), from the latest entitlement summary.
     pub fn features(&self) -> Vec<String> {
         if self.deleted.is_some() {
@@ -712,6 +740,19 @@ impl CustomerBilling {
                         Offer::Taken
                     }
                 });
+            }
+            BillingEvent::Schedule {
+                rank,
+                snapshot,
+                evidence,
+            } => {
+                let candidate = Candidate {
+                    version: Version::new(meta.created, *rank, meta.id.as_str()),
+                    snapshot: snapshot.clone(),
+                    evidence: evidence.clone(),
+                };
+                let snapshots = self.schedules.entry(snapshot.id.clone()).or_default();
+                tally.add(snapshots.offer(candidate));
             }
             BillingEvent::CustomerDeleted { .. } => {
                 let version = Version::new(meta.created, 3, meta.id.as_str());

@@ -379,6 +379,50 @@ pub struct SystemGrant {
     pub by: String,
 }
 
+/// A subscription schedule as one event shows it (`subscription_schedule.*`): the phases it
+/// will move its subscription through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleSnapshot {
+    pub id: String,
+    pub customer: CustomerId,
+    /// The subscription it manages (none before it starts; the released one after release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<SubscriptionId>,
+    /// `not_started`, `active`, `completed`, `released`, `canceled`, verbatim.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_phase: Option<Span>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<SchedulePhase>,
+}
+
+/// One phase of a schedule: from `start` to `end`, on `price` (its first item).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulePhase {
+    pub start: i64,
+    pub end: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial_end: Option<i64>,
+}
+
+impl ScheduleSnapshot {
+    /// The phases still to come: every phase of a schedule not started yet, the phases after
+    /// the current one of an active schedule, none once it was completed, released, canceled.
+    pub fn scheduled(&self) -> Vec<&SchedulePhase> {
+        match (self.status.as_str(), self.current_phase) {
+            ("not_started", _) => self.phases.iter().collect(),
+            ("active", Some(current)) => self
+                .phases
+                .iter()
+                .filter(|p| p.start >= current.end)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// The canonical event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -429,6 +473,14 @@ pub enum BillingEvent {
     Catalogue(CatalogueEvent),
     /// The operator granted a user a period (see [`SystemGrant`]).
     Grant(SystemGrant),
+    /// A subscription schedule changed (`subscription_schedule.*`); `rank` orders the events
+    /// of one second (created, updated, ended).
+    Schedule {
+        rank: u8,
+        snapshot: ScheduleSnapshot,
+        #[serde(default)]
+        evidence: OrderEvidence,
+    },
     /// A type this system records but does not model (yet): answered 200 as "ignored".
     Unsupported,
 }
@@ -446,6 +498,7 @@ impl BillingEvent {
             BillingEvent::InvoicePayment(p) => Some(&p.customer),
             BillingEvent::Invoice(e) => Some(&e.snapshot.customer),
             BillingEvent::Grant(g) => Some(&g.account),
+            BillingEvent::Schedule { snapshot, .. } => Some(&snapshot.customer),
             BillingEvent::InvoicePaymentPaid(_)
             | BillingEvent::Catalogue(_)
             | BillingEvent::Unsupported => None,
@@ -480,6 +533,7 @@ impl BillingEvent {
             BillingEvent::Invoice(e) => e.snapshot.user_hint.as_ref(),
             BillingEvent::Grant(g) => Some(&g.user),
             BillingEvent::CustomerDeleted { .. }
+            | BillingEvent::Schedule { .. }
             | BillingEvent::ChargeRefunded(_)
             | BillingEvent::Entitlements { .. }
             | BillingEvent::Catalogue(_)

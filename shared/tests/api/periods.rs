@@ -416,3 +416,99 @@ async fn a_gift_without_its_length_tier_or_buyer_is_parked_by_name() {
         assert_eq!(friend["known"], false);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Scheduled periods: `subscription_schedule.*`
+// ---------------------------------------------------------------------------------------------
+
+const SCHED: &str = "stripe/SYNTH-subscription-schedule";
+
+/// The user of `cus_sched1`, linked by a customer event.
+fn link_scheduled_customer() -> Vec<u8> {
+    event(
+        "evt_sched_link",
+        "customer.updated",
+        1_700_000_000,
+        serde_json::json!({"id": "cus_sched1", "object": "customer", "metadata": {"user_id": "user_sched"}}),
+    )
+}
+
+async fn scheduled_after(files: &[&str]) -> Value {
+    use billing::routing::Family::{Checkout, Subscription};
+    let app = spawn_memory(false);
+    let (status, json) = app.post(Checkout, &link_scheduled_customer()).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    for file in files {
+        let (status, json) = app
+            .post(Subscription, &fixture(&format!("{SCHED}/{file}.json")))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{file}: {json}");
+        assert!(
+            matches!(json["state"].as_str(), Some("applied" | "stale")),
+            "{file}: {json}"
+        );
+    }
+    let (_, billing) = app.get("/users/user_sched/billing").await;
+    billing["scheduled"].clone()
+}
+
+fn phase_starts(scheduled: &Value) -> Vec<i64> {
+    scheduled
+        .as_array()
+        .expect("a list")
+        .iter()
+        .flat_map(|s| s["periods"].as_array().cloned().unwrap_or_default())
+        .map(|p| p["start"].as_i64().unwrap_or_default())
+        .collect()
+}
+
+const T0: i64 = 1_767_225_600;
+
+#[tokio::test]
+async fn subscription_schedule_created_schedules_every_phase() {
+    let scheduled = scheduled_after(&["01_subscription_schedule.created"]).await;
+    assert_eq!(scheduled[0]["schedule"], "sub_sched_SYN1", "{scheduled}");
+    assert_eq!(scheduled[0]["status"], "not_started");
+    assert_eq!(phase_starts(&scheduled), [T0, T0 + MONTH]);
+    assert_eq!(scheduled[0]["periods"][0]["kind"], "scheduled");
+    assert_eq!(
+        scheduled[0]["periods"][1]["note"],
+        "price price_pro_monthly"
+    );
+}
+
+#[tokio::test]
+async fn subscription_schedule_updated_leaves_the_phases_after_the_current_one() {
+    let started = [
+        "01_subscription_schedule.created",
+        "02_subscription_schedule.updated",
+    ];
+    let scheduled = scheduled_after(&started).await;
+    assert_eq!(
+        scheduled[0]["subscription"], "sub_sched_sub1",
+        "{scheduled}"
+    );
+    assert_eq!(phase_starts(&scheduled), [T0 + MONTH]);
+    let last = [
+        "01_subscription_schedule.created",
+        "02_subscription_schedule.updated",
+        "03_subscription_schedule.updated",
+    ];
+    assert_eq!(scheduled_after(&last).await, serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn subscription_schedule_released_and_canceled_schedule_nothing_in_any_order() {
+    let released = [
+        "04_subscription_schedule.released",
+        "02_subscription_schedule.updated",
+        "01_subscription_schedule.created",
+    ];
+    assert_eq!(scheduled_after(&released).await, serde_json::json!([]));
+    let canceled = [
+        "05_subscription_schedule.canceled",
+        "01_subscription_schedule.created",
+        "02_subscription_schedule.updated",
+    ];
+    assert_eq!(scheduled_after(&canceled).await, serde_json::json!([]));
+}

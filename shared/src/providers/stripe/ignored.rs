@@ -171,34 +171,6 @@ pub const IGNORED: &[(&str, &str)] = &[
         "setup_intent.succeeded",
         "saving a payment method: payment details are not kept",
     ),
-    (
-        "subscription_schedule.aborted",
-        "scheduled periods are not modelled yet (issue 9, point 4)",
-    ),
-    (
-        "subscription_schedule.canceled",
-        "scheduled periods are not modelled yet (issue 9, point 4)",
-    ),
-    (
-        "subscription_schedule.completed",
-        "scheduled periods are not modelled yet (issue 9, point 4)",
-    ),
-    (
-        "subscription_schedule.created",
-        "scheduled periods are not modelled yet (issue 9, point 4)",
-    ),
-    (
-        "subscription_schedule.expiring",
-        "scheduled periods are not modelled yet (issue 9, point 4)",
-    ),
-    (
-        "subscription_schedule.released",
-        "scheduled periods are not modelled yet (issue 9, point 4)",
-    ),
-    (
-        "subscription_schedule.updated",
-        "scheduled periods are not modelled yet (issue 9, point 4)",
-    ),
 ];
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod event;
 pub mod ignored;
 pub mod invoice;
 pub mod provider;
+pub mod schedule;
 pub mod signature;
 pub mod translate;
 

@@ -143,6 +143,7 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
             customer: CustomerId::new(need("id", id_field(obj, "id"))?),
         },
         super::entitlements::SUMMARY_UPDATED => super::entitlements::summary(env)?,
+        t if t.starts_with(super::schedule::PREFIX) => super::schedule::schedule(env)?,
         t if t.starts_with("product.") || t.starts_with("price.") || t.starts_with("plan.") => {
             catalogue(env, map)?
         }
