@@ -109,3 +109,183 @@ pub fn payment_action_required(
         content: EmailContent::PaymentActionRequired(details),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::events::{EventMeta, InvoiceEvent, InvoiceEventKind, InvoiceSnapshot};
+    use crate::domain::ids::{CustomerId, EventId, InvoiceId, Provider};
+
+    fn snapshot(status: &str, reason: &str, email: Option<&str>) -> InvoiceSnapshot {
+        InvoiceSnapshot {
+            id: InvoiceId::new("in_1"),
+            customer: CustomerId::new("cus_1"),
+            subscription: None,
+            status: Some(status.into()),
+            number: Some("N-1".into()),
+            currency: Some("eur".into()),
+            amount_due: Some(2900),
+            amount_paid: Some(0),
+            amount_remaining: Some(2900),
+            total: Some(2900),
+            hosted_invoice_url: Some("https://invoice.stripe.com/i/1".into()),
+            invoice_pdf: None,
+            due_date: None,
+            next_payment_attempt: Some(1_762_261_200),
+            attempt_count: Some(1),
+            customer_email: email.map(EmailAddress::new),
+            billing_reason: Some(reason.into()),
+            created: Some(5),
+            period_start: None,
+            period_end: None,
+            lines: Vec::new(),
+            more_lines: false,
+            user_hint: None,
+        }
+    }
+
+    /// An invoice after `invoice.payment_action_required`, then `then` (if any).
+    fn invoice_with(s: InvoiceSnapshot, then: Option<(InvoiceEventKind, &str)>) -> Invoice {
+        let mut invoice = Invoice::new(Provider::Stripe, InvoiceId::new("in_1"));
+        let mut steps = vec![(InvoiceEventKind::ActionRequired, s.clone())];
+        if let Some((kind, status)) = then {
+            steps.push((
+                kind,
+                InvoiceSnapshot {
+                    status: Some(status.into()),
+                    ..s
+                },
+            ));
+        }
+        for (i, (kind, snapshot)) in steps.into_iter().enumerate() {
+            let meta = EventMeta {
+                provider: Provider::Stripe,
+                id: EventId::new(format!("evt_{i}")),
+                event_type: "invoice.x".into(),
+                created: 10 + i as i64,
+                livemode: false,
+                api_version: None,
+            };
+            invoice.apply(
+                &meta,
+                &InvoiceEvent {
+                    kind,
+                    snapshot,
+                    evidence: Default::default(),
+                },
+            );
+        }
+        invoice
+    }
+
+    fn cycle(email: Option<&str>) -> InvoiceSnapshot {
+        snapshot("open", "subscription_cycle", email)
+    }
+
+    const NOTHING: Surroundings<'static> = Surroundings {
+        subscription_status: None,
+        customer_email: None,
+    };
+
+    #[test]
+    fn an_owed_renewal_with_an_address_is_sent_with_its_details() {
+        let ctx = payment_action_required(&invoice_with(cycle(Some("a@example.com")), None), NOTHING)
+            .expect("send");
+        assert_eq!(ctx.kind(), crate::emails::kinds::EmailKind::PaymentActionRequired);
+        assert_eq!(ctx.object_id, "in_1");
+        assert_eq!(ctx.recipient.as_str(), "a@example.com");
+        let EmailContent::PaymentActionRequired(d) = &ctx.content else {
+            panic!("{:?}", ctx.content)
+        };
+        assert_eq!(d.amount_due.to_string(), "29.00 EUR");
+        assert_eq!(d.number, "N-1");
+    }
+
+    #[test]
+    fn a_settled_invoice_is_skipped_with_its_status() {
+        use InvoiceEventKind::*;
+        for (kind, status, want) in [
+            (Paid, "paid", "invoice_paid"),
+            (Voided, "void", "invoice_voided"),
+            (MarkedUncollectible, "uncollectible", "invoice_uncollectible"),
+            (Deleted, "draft", "invoice_deleted"),
+        ] {
+            let invoice = invoice_with(cycle(Some("a@example.com")), Some((kind, status)));
+            let skip = payment_action_required(&invoice, NOTHING).expect_err(status);
+            assert_eq!(skip.as_str(), want);
+        }
+        // A newer failed attempt leaves the invoice owed: still sent.
+        let invoice = invoice_with(cycle(Some("a@example.com")), Some((Failed, "open")));
+        assert!(payment_action_required(&invoice, NOTHING).is_ok());
+    }
+
+    #[test]
+    fn the_first_invoice_of_a_subscription_in_checkout_is_skipped() {
+        let first = invoice_with(
+            snapshot("open", "subscription_create", Some("a@example.com")),
+            None,
+        );
+        for status in [None, Some("incomplete")] {
+            let around = Surroundings {
+                subscription_status: status,
+                customer_email: None,
+            };
+            assert_eq!(
+                payment_action_required(&first, around).map(|_| ()),
+                Err(SkipReason::OpensSubscription),
+                "{status:?}"
+            );
+        }
+        let active = Surroundings {
+            subscription_status: Some("active"),
+            customer_email: None,
+        };
+        assert!(payment_action_required(&first, active).is_ok());
+        // A renewal is sent whatever the subscription's status.
+        let renewal = invoice_with(cycle(Some("a@example.com")), None);
+        let incomplete = Surroundings {
+            subscription_status: Some("incomplete"),
+            customer_email: None,
+        };
+        assert!(payment_action_required(&renewal, incomplete).is_ok());
+    }
+
+    #[test]
+    fn the_recipient_is_the_invoice_address_else_the_customer_record() {
+        let record = EmailAddress::new("record@example.com");
+        let around = Surroundings {
+            subscription_status: None,
+            customer_email: Some(&record),
+        };
+        let to = |email: Option<&str>, around| {
+            payment_action_required(&invoice_with(cycle(email), None), around)
+                .map(|c| c.recipient.as_str().to_owned())
+        };
+        assert_eq!(to(Some("inv@example.com"), around), Ok("inv@example.com".into()));
+        assert_eq!(to(None, around), Ok("record@example.com".into()));
+        // An invoice address that is no address falls back to the record.
+        assert_eq!(to(Some("not-an-address"), around), Ok("record@example.com".into()));
+        assert_eq!(to(None, NOTHING), Err(SkipReason::NoRecipient));
+        assert_eq!(to(Some("x@y"), NOTHING), Err(SkipReason::NoRecipient));
+        assert_eq!(SkipReason::NoRecipient.to_string(), "no_recipient");
+    }
+
+    #[test]
+    fn an_invoice_without_what_the_email_shows_is_skipped_naming_it() {
+        let cases: [(fn(&mut InvoiceSnapshot), &str); 4] = [
+            (|s| s.number = None, "missing_number"),
+            (|s| s.amount_due = None, "missing_amount_due"),
+            (|s| s.currency = Some("euro".into()), "missing_currency"),
+            (
+                |s| s.hosted_invoice_url = Some("javascript:alert(1)".into()),
+                "missing_hosted_invoice_url",
+            ),
+        ];
+        for (change, want) in cases {
+            let mut s = cycle(Some("a@example.com"));
+            change(&mut s);
+            let skip = payment_action_required(&invoice_with(s, None), NOTHING).expect_err(want);
+            assert_eq!(skip.as_str(), want);
+        }
+    }
+}
