@@ -189,9 +189,13 @@ mod tests {
 
     #[test]
     fn an_owed_renewal_with_an_address_is_sent_with_its_details() {
-        let ctx = payment_action_required(&invoice_with(cycle(Some("a@example.com")), None), NOTHING)
-            .expect("send");
-        assert_eq!(ctx.kind(), crate::emails::kinds::EmailKind::PaymentActionRequired);
+        let ctx =
+            payment_action_required(&invoice_with(cycle(Some("a@example.com")), None), NOTHING)
+                .expect("send");
+        assert_eq!(
+            ctx.kind(),
+            crate::emails::kinds::EmailKind::PaymentActionRequired
+        );
         assert_eq!(ctx.object_id, "in_1");
         assert_eq!(ctx.recipient.as_str(), "a@example.com");
         let EmailContent::PaymentActionRequired(d) = &ctx.content else {
@@ -207,7 +211,11 @@ mod tests {
         for (kind, status, want) in [
             (Paid, "paid", "invoice_paid"),
             (Voided, "void", "invoice_voided"),
-            (MarkedUncollectible, "uncollectible", "invoice_uncollectible"),
+            (
+                MarkedUncollectible,
+                "uncollectible",
+                "invoice_uncollectible",
+            ),
             (Deleted, "draft", "invoice_deleted"),
         ] {
             let invoice = invoice_with(cycle(Some("a@example.com")), Some((kind, status)));
@@ -261,10 +269,16 @@ mod tests {
             payment_action_required(&invoice_with(cycle(email), None), around)
                 .map(|c| c.recipient.as_str().to_owned())
         };
-        assert_eq!(to(Some("inv@example.com"), around), Ok("inv@example.com".into()));
+        assert_eq!(
+            to(Some("inv@example.com"), around),
+            Ok("inv@example.com".into())
+        );
         assert_eq!(to(None, around), Ok("record@example.com".into()));
         // An invoice address that is no address falls back to the record.
-        assert_eq!(to(Some("not-an-address"), around), Ok("record@example.com".into()));
+        assert_eq!(
+            to(Some("not-an-address"), around),
+            Ok("record@example.com".into())
+        );
         assert_eq!(to(None, NOTHING), Err(SkipReason::NoRecipient));
         assert_eq!(to(Some("x@y"), NOTHING), Err(SkipReason::NoRecipient));
         assert_eq!(SkipReason::NoRecipient.to_string(), "no_recipient");
