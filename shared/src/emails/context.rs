@@ -4,6 +4,7 @@
 
 use super::kinds::EmailKind;
 use super::money::{Currency, Money};
+use crate::domain::access::{Standing, SubscriptionAccess};
 use crate::domain::events::{EmailAddress, InvoiceLine};
 use crate::domain::invoice::Invoice;
 use serde::{Deserialize, Serialize};
@@ -155,6 +156,32 @@ impl CancellationReason {
     }
 }
 
+impl EmailContent {
+    /// The cancellation email for one subscription as the access rule sees it: an ended
+    /// subscription (deleted, or its customer deleted) says why; one cancelling at its period's
+    /// end also says when access ends. `None` while the subscription is not cancelled.
+    pub fn cancellation(access: &SubscriptionAccess, product_name: Option<String>) -> Option<Self> {
+        let reason = CancellationReason::from_model(access.cancellation_reason.as_deref());
+        let (reason, ends_at) = match access.standing {
+            Standing::Ended => (reason, None),
+            // Only the customer (or the merchant for them) schedules an end of period.
+            Standing::Cancelling => match reason {
+                CancellationReason::Unknown => (
+                    CancellationReason::CancellationRequested,
+                    access.current_period_end,
+                ),
+                known => (known, access.current_period_end),
+            },
+            _ => return None,
+        };
+        Some(EmailContent::SubscriptionCancelled {
+            reason,
+            product_name,
+            ends_at,
+        })
+    }
+}
+
 /// What the kind-specific part of an email shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -200,5 +227,76 @@ pub struct EmailContext {
 impl EmailContext {
     pub fn kind(&self) -> EmailKind {
         self.content.kind()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::access::BillingStatus;
+    use crate::domain::ids::{CustomerId, Provider, SubscriptionId};
+
+    fn access(standing: Standing, reason: Option<&str>) -> SubscriptionAccess {
+        SubscriptionAccess {
+            provider: Provider::Stripe,
+            customer: CustomerId::new("cus_1"),
+            subscription: SubscriptionId::new("sub_1"),
+            grants: standing == Standing::Cancelling,
+            tier: None,
+            status: "active".into(),
+            standing,
+            billing_status: BillingStatus::Done,
+            current_period_end: Some(1_764_590_400),
+            cancel_at_period_end: standing == Standing::Cancelling,
+            trial_end: None,
+            cancellation_reason: reason.map(str::to_owned),
+            payment: None,
+            invoice: None,
+            as_of: 1,
+        }
+    }
+
+    #[test]
+    fn a_cancellation_is_read_from_the_access_rule() {
+        use CancellationReason::*;
+        let content =
+            |standing, reason| EmailContent::cancellation(&access(standing, reason), None);
+        let ended = |reason, ends_at| {
+            Some(EmailContent::SubscriptionCancelled {
+                reason,
+                product_name: None,
+                ends_at,
+            })
+        };
+        assert_eq!(
+            content(Standing::Ended, Some("payment_failed")),
+            ended(PaymentFailed, None)
+        );
+        assert_eq!(
+            content(Standing::Ended, Some("customer_deleted")),
+            ended(CustomerDeleted, None)
+        );
+        assert_eq!(content(Standing::Ended, None), ended(Unknown, None));
+        assert_eq!(
+            content(Standing::Cancelling, None),
+            ended(CancellationRequested, Some(1_764_590_400))
+        );
+        for standing in [Standing::Good, Standing::Overdue, Standing::ActionRequired] {
+            assert_eq!(content(standing, Some("cancellation_requested")), None);
+        }
+    }
+
+    #[test]
+    fn a_job_serializes_without_surprises_and_debug_hides_the_recipient() {
+        let ctx = EmailContext {
+            object_id: "sub_1".into(),
+            recipient: EmailAddress::new("someone@example.com"),
+            content: EmailContent::Welcome { product_name: None },
+        };
+        let json = serde_json::to_value(&ctx).expect("json");
+        assert_eq!(json["content"]["kind"], "welcome");
+        let back: EmailContext = serde_json::from_value(json).expect("back");
+        assert_eq!(back, ctx);
+        assert!(!format!("{ctx:?}").contains("someone@"));
     }
 }
