@@ -286,7 +286,8 @@ mod tests {
 
     #[test]
     fn an_invoice_without_what_the_email_shows_is_skipped_naming_it() {
-        let cases: [(fn(&mut InvoiceSnapshot), &str); 4] = [
+        type Change = fn(&mut InvoiceSnapshot);
+        let cases: [(Change, &str); 4] = [
             (|s| s.number = None, "missing_number"),
             (|s| s.amount_due = None, "missing_amount_due"),
             (|s| s.currency = Some("euro".into()), "missing_currency"),
