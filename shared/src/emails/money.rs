@@ -10,7 +10,9 @@
 //! (<https://docs.stripe.com/currencies#zero-decimal> and `#three-decimal`): the zero-decimal
 //! list below is sent as whole units, the three-decimal list in thousandths, every other
 //! currency in hundredths — including ISK, HUF and TWD, which Stripe keeps at two decimals in
-//! the API for backwards compatibility (its "special cases") even where ISO gives none.
+//! the API for backwards compatibility (its "special cases"; for ISK: "an ISK amount of `100`
+//! will continue to represent 1 króna",
+//! <https://support.stripe.com/questions/deprecation-of-fractional-isk-charges-and-refunds>).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
