@@ -8,6 +8,7 @@ pub mod app;
 pub mod config;
 pub mod digest;
 pub mod domain;
+pub mod emails;
 pub mod error;
 pub mod feed;
 pub mod http;

@@ -6,6 +6,7 @@ mod concurrency;
 mod crashes;
 mod customers;
 mod dynamo;
+mod emails;
 mod entitlements;
 mod fixtures;
 mod helpers;

@@ -1,0 +1,306 @@
+//! Whether the "payment action required" email goes out, decided when the job runs (not when
+//! the event arrived) from the model as it is then. Pure: the caller reads the invoice, the
+//! subscription's status and the customer's address; a skip comes back with a typed reason
+//! for the sent-email record and the metrics.
+//!
+//! | the invoice, when the job runs                                  | decision                      |
+//! |-----------------------------------------------------------------|-------------------------------|
+//! | deleted, paid, voided or uncollectible                          | skip (`invoice_<status>`)     |
+//! | first of a subscription (`subscription_create`) whose status is `incomplete` or not yet known | skip (`opens_subscription`) |
+//! | no address on the invoice nor the customer, or not an address   | skip (`no_recipient`)         |
+//! | no number, amount, currency or https hosted page                | skip (`missing_<field>`)      |
+//! | otherwise                                                       | send                          |
+//!
+//! Uncollectible is a skip: the merchant (or the dunning settings) wrote the invoice off and
+//! stopped asking; an email asking the customer to confirm a payment would contradict that.
+//! Should it still be paid, `invoice.paid` says so and nothing is lost.
+//!
+//! The first invoice of a subscription is Checkout's: its page asks for the authentication
+//! itself. Such a subscription stays `incomplete` until that invoice is paid, so a status not
+//! yet known (the subscription's events not applied yet) is taken as `incomplete`; any other
+//! known status (an `active` one whose invoice is still open, which Stripe does not produce
+//! today) sends.
+
+use super::context::{EmailContent, EmailContext, InvoiceDetails, MissingDetail};
+use super::kinds::address_shape_ok;
+use crate::domain::events::EmailAddress;
+use crate::domain::invoice::{Invoice, InvoiceStatus};
+use std::fmt;
+
+/// Why an email was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The invoice no longer asks for a payment (its status: deleted, paid, voided,
+    /// uncollectible).
+    Settled(InvoiceStatus),
+    /// The first invoice of a subscription still in Checkout.
+    OpensSubscription,
+    /// No address, or one that is not an address.
+    NoRecipient,
+    /// The email could not say what it must.
+    Missing(MissingDetail),
+}
+
+impl SkipReason {
+    /// The reason's name in records and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Settled(InvoiceStatus::Deleted) => "invoice_deleted",
+            SkipReason::Settled(InvoiceStatus::Paid) => "invoice_paid",
+            SkipReason::Settled(InvoiceStatus::Voided) => "invoice_voided",
+            SkipReason::Settled(InvoiceStatus::Uncollectible) => "invoice_uncollectible",
+            // Not produced (pending and failed invoices are still owed); named for totality.
+            SkipReason::Settled(InvoiceStatus::Pending | InvoiceStatus::Failed) => "invoice_owed",
+            SkipReason::OpensSubscription => "opens_subscription",
+            SkipReason::NoRecipient => "no_recipient",
+            SkipReason::Missing(MissingDetail::Number) => "missing_number",
+            SkipReason::Missing(MissingDetail::AmountDue) => "missing_amount_due",
+            SkipReason::Missing(MissingDetail::Currency) => "missing_currency",
+            SkipReason::Missing(MissingDetail::HostedInvoiceUrl) => "missing_hosted_invoice_url",
+        }
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the decision reads besides the invoice.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Surroundings<'a> {
+    /// The status of the invoice's subscription as the model holds it (`None`: no
+    /// subscription, or none of its events applied yet).
+    pub subscription_status: Option<&'a str>,
+    /// The customer record's address: used when the invoice carries none.
+    pub customer_email: Option<&'a EmailAddress>,
+}
+
+/// The action-required email for `invoice`, or why not (the module's table, in its order).
+pub fn payment_action_required(
+    invoice: &Invoice,
+    around: Surroundings<'_>,
+) -> Result<EmailContext, SkipReason> {
+    let status = invoice.status();
+    if matches!(
+        status,
+        InvoiceStatus::Deleted
+            | InvoiceStatus::Paid
+            | InvoiceStatus::Voided
+            | InvoiceStatus::Uncollectible
+    ) {
+        return Err(SkipReason::Settled(status));
+    }
+    let in_checkout = around.subscription_status.is_none_or(|s| s == "incomplete");
+    if invoice.opens_subscription() && in_checkout {
+        return Err(SkipReason::OpensSubscription);
+    }
+    let usable = |a: &&EmailAddress| address_shape_ok(a.as_str());
+    let recipient = invoice
+        .customer_email()
+        .filter(usable)
+        .or(around.customer_email.filter(usable))
+        .ok_or(SkipReason::NoRecipient)?;
+    let details = InvoiceDetails::from_invoice(invoice).map_err(SkipReason::Missing)?;
+    Ok(EmailContext {
+        object_id: invoice.id.as_str().to_owned(),
+        recipient: recipient.clone(),
+        content: EmailContent::PaymentActionRequired(details),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::events::{EventMeta, InvoiceEvent, InvoiceEventKind, InvoiceSnapshot};
+    use crate::domain::ids::{CustomerId, EventId, InvoiceId, Provider};
+
+    fn snapshot(status: &str, reason: &str, email: Option<&str>) -> InvoiceSnapshot {
+        InvoiceSnapshot {
+            id: InvoiceId::new("in_1"),
+            customer: CustomerId::new("cus_1"),
+            subscription: None,
+            status: Some(status.into()),
+            number: Some("N-1".into()),
+            currency: Some("eur".into()),
+            amount_due: Some(2900),
+            amount_paid: Some(0),
+            amount_remaining: Some(2900),
+            total: Some(2900),
+            hosted_invoice_url: Some("https://invoice.stripe.com/i/1".into()),
+            invoice_pdf: None,
+            due_date: None,
+            next_payment_attempt: Some(1_762_261_200),
+            attempt_count: Some(1),
+            customer_email: email.map(EmailAddress::new),
+            billing_reason: Some(reason.into()),
+            created: Some(5),
+            period_start: None,
+            period_end: None,
+            lines: Vec::new(),
+            more_lines: false,
+            user_hint: None,
+        }
+    }
+
+    /// An invoice after `invoice.payment_action_required`, then `then` (if any).
+    fn invoice_with(s: InvoiceSnapshot, then: Option<(InvoiceEventKind, &str)>) -> Invoice {
+        let mut invoice = Invoice::new(Provider::Stripe, InvoiceId::new("in_1"));
+        let mut steps = vec![(InvoiceEventKind::ActionRequired, s.clone())];
+        if let Some((kind, status)) = then {
+            steps.push((
+                kind,
+                InvoiceSnapshot {
+                    status: Some(status.into()),
+                    ..s
+                },
+            ));
+        }
+        for (i, (kind, snapshot)) in steps.into_iter().enumerate() {
+            let meta = EventMeta {
+                provider: Provider::Stripe,
+                id: EventId::new(format!("evt_{i}")),
+                event_type: "invoice.x".into(),
+                created: 10 + i as i64,
+                livemode: false,
+                api_version: None,
+            };
+            invoice.apply(
+                &meta,
+                &InvoiceEvent {
+                    kind,
+                    snapshot,
+                    evidence: Default::default(),
+                },
+            );
+        }
+        invoice
+    }
+
+    fn cycle(email: Option<&str>) -> InvoiceSnapshot {
+        snapshot("open", "subscription_cycle", email)
+    }
+
+    const NOTHING: Surroundings<'static> = Surroundings {
+        subscription_status: None,
+        customer_email: None,
+    };
+
+    #[test]
+    fn an_owed_renewal_with_an_address_is_sent_with_its_details() {
+        let ctx =
+            payment_action_required(&invoice_with(cycle(Some("a@example.com")), None), NOTHING)
+                .expect("send");
+        assert_eq!(
+            ctx.kind(),
+            crate::emails::kinds::EmailKind::PaymentActionRequired
+        );
+        assert_eq!(ctx.object_id, "in_1");
+        assert_eq!(ctx.recipient.as_str(), "a@example.com");
+        let EmailContent::PaymentActionRequired(d) = &ctx.content else {
+            panic!("{:?}", ctx.content)
+        };
+        assert_eq!(d.amount_due.to_string(), "29.00 EUR");
+        assert_eq!(d.number, "N-1");
+    }
+
+    #[test]
+    fn a_settled_invoice_is_skipped_with_its_status() {
+        use InvoiceEventKind::*;
+        for (kind, status, want) in [
+            (Paid, "paid", "invoice_paid"),
+            (Voided, "void", "invoice_voided"),
+            (
+                MarkedUncollectible,
+                "uncollectible",
+                "invoice_uncollectible",
+            ),
+            (Deleted, "draft", "invoice_deleted"),
+        ] {
+            let invoice = invoice_with(cycle(Some("a@example.com")), Some((kind, status)));
+            let skip = payment_action_required(&invoice, NOTHING).expect_err(status);
+            assert_eq!(skip.as_str(), want);
+        }
+        // A newer failed attempt leaves the invoice owed: still sent.
+        let invoice = invoice_with(cycle(Some("a@example.com")), Some((Failed, "open")));
+        assert!(payment_action_required(&invoice, NOTHING).is_ok());
+    }
+
+    #[test]
+    fn the_first_invoice_of_a_subscription_in_checkout_is_skipped() {
+        let first = invoice_with(
+            snapshot("open", "subscription_create", Some("a@example.com")),
+            None,
+        );
+        for status in [None, Some("incomplete")] {
+            let around = Surroundings {
+                subscription_status: status,
+                customer_email: None,
+            };
+            assert_eq!(
+                payment_action_required(&first, around).map(|_| ()),
+                Err(SkipReason::OpensSubscription),
+                "{status:?}"
+            );
+        }
+        let active = Surroundings {
+            subscription_status: Some("active"),
+            customer_email: None,
+        };
+        assert!(payment_action_required(&first, active).is_ok());
+        // A renewal is sent whatever the subscription's status.
+        let renewal = invoice_with(cycle(Some("a@example.com")), None);
+        let incomplete = Surroundings {
+            subscription_status: Some("incomplete"),
+            customer_email: None,
+        };
+        assert!(payment_action_required(&renewal, incomplete).is_ok());
+    }
+
+    #[test]
+    fn the_recipient_is_the_invoice_address_else_the_customer_record() {
+        let record = EmailAddress::new("record@example.com");
+        let around = Surroundings {
+            subscription_status: None,
+            customer_email: Some(&record),
+        };
+        let to = |email: Option<&str>, around| {
+            payment_action_required(&invoice_with(cycle(email), None), around)
+                .map(|c| c.recipient.as_str().to_owned())
+        };
+        assert_eq!(
+            to(Some("inv@example.com"), around),
+            Ok("inv@example.com".into())
+        );
+        assert_eq!(to(None, around), Ok("record@example.com".into()));
+        // An invoice address that is no address falls back to the record.
+        assert_eq!(
+            to(Some("not-an-address"), around),
+            Ok("record@example.com".into())
+        );
+        assert_eq!(to(None, NOTHING), Err(SkipReason::NoRecipient));
+        assert_eq!(to(Some("x@y"), NOTHING), Err(SkipReason::NoRecipient));
+        assert_eq!(SkipReason::NoRecipient.to_string(), "no_recipient");
+    }
+
+    #[test]
+    fn an_invoice_without_what_the_email_shows_is_skipped_naming_it() {
+        type Change = fn(&mut InvoiceSnapshot);
+        let cases: [(Change, &str); 4] = [
+            (|s| s.number = None, "missing_number"),
+            (|s| s.amount_due = None, "missing_amount_due"),
+            (|s| s.currency = Some("euro".into()), "missing_currency"),
+            (
+                |s| s.hosted_invoice_url = Some("javascript:alert(1)".into()),
+                "missing_hosted_invoice_url",
+            ),
+        ];
+        for (change, want) in cases {
+            let mut s = cycle(Some("a@example.com"));
+            change(&mut s);
+            let skip = payment_action_required(&invoice_with(s, None), NOTHING).expect_err(want);
+            assert_eq!(skip.as_str(), want);
+        }
+    }
+}
