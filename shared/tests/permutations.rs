@@ -28,6 +28,9 @@
 //!   `invoice_payment.paid` twins) each in every order, and two interleaved invoices in 400
 //!   random orders. Every final model also holds each invoice's whole record, which must be
 //!   the in-order one.
+//! - `periods::gifts_schedules_and_periods_match_the_true_order_in_every_order`: issue 9's
+//!   gift (partly refunded), a subscription schedule moving phases within one second, and two
+//!   paid invoices' periods, in all 5040 orders.
 //! - `purchases::purchases_and_refunds_match_the_true_order_in_every_order`: issue 9's
 //!   one-time purchases (the same product twice, one paid asynchronously) with partial and
 //!   full refunds of their charges, in all 720 orders.
@@ -67,6 +70,10 @@ mod catalogue;
 /// One-time purchases and refunds in every order, with these helpers.
 #[path = "permutations/purchases.rs"]
 mod purchases;
+
+/// Gifts, schedules and a subscription's periods in every order, with these helpers.
+#[path = "permutations/periods.rs"]
+mod periods;
 
 const SECRET: &str = "whsec_test";
 const CUSTOMER: &str = "cus_p";
