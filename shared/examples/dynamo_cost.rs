@@ -291,14 +291,19 @@ async fn main() {
     ];
     cases.extend(catalogue_cases());
     cases.extend(purchase_cases());
+    cases.extend(period_cases());
     cases.extend(customer_cases());
     println!("| delivery | outcome | round trips | read units | write units |");
     println!("|---|---|---|---|---|");
     for (name, is_cold, family, body) in cases {
         let service = if is_cold { &cold } else { &warm };
         store.meter.take();
-        let header = sign(&body, &[WebhookSecret::new(SECRET)], NOW);
-        let outcome = service.receive_stripe(family, Some(&header), &body).await;
+        let outcome = if family == Family::Operator {
+            service.record_operator(&body).await
+        } else {
+            let header = sign(&body, &[WebhookSecret::new(SECRET)], NOW);
+            service.receive_stripe(family, Some(&header), &body).await
+        };
         let CapacityReading {
             requests,
             read_units,
@@ -399,6 +404,75 @@ fn customer_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
                 NOW + 60,
                 json!({"id": CUSTOMER, "object": "customer", "deleted": true}),
             ),
+        ),
+    ]
+}
+
+/// Periods other than a subscription's own: a gift bought by the linked customer for another
+/// user (the buyer's aggregate, the buyer's and the recipient's items, a message to each), a
+/// subscription schedule (the aggregate only changes what `/billing` lists: no user item, no
+/// message), and an operator's grant (the user's operator account, the user item, a message).
+fn period_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
+    let schedule = |status: &str, subscription: Option<&str>| {
+        json!({"id": "sub_sched_cost", "object": "subscription_schedule", "customer": CUSTOMER,
+            "status": status, "subscription": subscription,
+            "current_phase": subscription.map(|_| json!({"start_date": NOW, "end_date": NOW + 2_592_000})),
+            "phases": [
+                {"start_date": NOW, "end_date": NOW + 2_592_000, "items": [{"price": "price_basic"}]},
+                {"start_date": NOW + 2_592_000, "end_date": NOW + 5_184_000, "items": [{"price": "price_pro"}]}]})
+    };
+    let grant = billing::providers::operator::GrantCommand::new(
+        "user_cost",
+        30,
+        "pro",
+        "support credit",
+        "ops",
+        NOW,
+    )
+    .expect("a grant");
+    vec![
+        (
+            "applied: checkout.session.completed, a gift for another user",
+            false,
+            Family::Checkout,
+            event(
+                "evt_g1",
+                "checkout.session.completed",
+                NOW + 6,
+                json!({"id": "cs_cost_gift", "object": "checkout.session", "mode": "payment",
+                    "customer": CUSTOMER, "client_reference_id": "user_cost", "created": NOW,
+                    "payment_intent": "pi_cost_gift", "amount_total": 3000, "currency": "usd",
+                    "metadata": {"gift_recipient_user_id": "user_friend", "gift_days": "30",
+                        "tier": "pro"}, "payment_status": "paid"}),
+            ),
+        ),
+        (
+            "applied: subscription_schedule.created",
+            false,
+            Family::Subscription,
+            event(
+                "evt_s1",
+                "subscription_schedule.created",
+                NOW + 7,
+                schedule("not_started", None),
+            ),
+        ),
+        (
+            "applied: subscription_schedule.updated (it started)",
+            false,
+            Family::Subscription,
+            event(
+                "evt_s2",
+                "subscription_schedule.updated",
+                NOW + 8,
+                schedule("active", Some("sub_cost")),
+            ),
+        ),
+        (
+            "applied: billing grant (operator account, user item, feed)",
+            false,
+            Family::Operator,
+            serde_json::to_vec(&grant).expect("json"),
         ),
     ]
 }

@@ -78,7 +78,13 @@ fn lifecycle() -> Vec<PEv> {
     };
     vec![
         ev("evt_q_g", CHECKOUT, BASE, gift_session(), None),
-        ev("evt_q_f", "subscription_schedule.created", BASE + 1, schedule("not_started", None), None),
+        ev(
+            "evt_q_f",
+            "subscription_schedule.created",
+            BASE + 1,
+            schedule("not_started", None),
+            None,
+        ),
         ev(
             "evt_q_e",
             "subscription_schedule.updated",
@@ -92,11 +98,19 @@ fn lifecycle() -> Vec<PEv> {
             "subscription_schedule.updated",
             BASE + 2,
             schedule("active", Some(1)),
-            Some(json!({"current_phase": {"start_date": BASE + MONTH, "end_date": BASE + 2 * MONTH}})),
+            Some(
+                json!({"current_phase": {"start_date": BASE + MONTH, "end_date": BASE + 2 * MONTH}}),
+            ),
         ),
         ev("evt_q_d", PAID, BASE + 3, paid_invoice(2), None),
         ev("evt_q_c", PAID, BASE + 3, paid_invoice(1), None),
-        ev("evt_q_b", "charge.refunded", BASE + 4, gift_charge(400), None),
+        ev(
+            "evt_q_b",
+            "charge.refunded",
+            BASE + 4,
+            gift_charge(400),
+            None,
+        ),
     ]
 }
 
@@ -130,7 +144,12 @@ fn truth(events: &[PEv]) -> Seen {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|p| (p["start_date"].as_i64().unwrap_or(0), p["end_date"].as_i64().unwrap_or(0)))
+            .map(|p| {
+                (
+                    p["start_date"].as_i64().unwrap_or(0),
+                    p["end_date"].as_i64().unwrap_or(0),
+                )
+            })
             .filter(|(start, _)| current_end.is_none_or(|end| *start >= end))
             .collect()
     });
@@ -206,9 +225,20 @@ async fn run_periods(
     let periods = customer
         .periods_of(&SubscriptionId::new(SUBS[0]))
         .into_iter()
-        .map(|p| (p.start, p.end, json!(p.kind).as_str().unwrap_or_default().to_owned()))
+        .map(|p| {
+            (
+                p.start,
+                p.end,
+                json!(p.kind).as_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
-    let seen = (gift.grants, gift.ends_at.unwrap_or_default(), to_come, periods);
+    let seen = (
+        gift.grants,
+        gift.ends_at.unwrap_or_default(),
+        to_come,
+        periods,
+    );
     Ok((customers, seen))
 }
 
@@ -217,7 +247,10 @@ fn gifts_schedules_and_periods_match_the_true_order_in_every_order() {
     let rt = runtime();
     let events = lifecycle();
     let expected = truth(&events);
-    assert!(expected.0, "the gift is only partly refunded: it still grants");
+    assert!(
+        expected.0,
+        "the gift is only partly refunded: it still grants"
+    );
     assert_eq!(expected.2.len(), 1, "one phase still to come");
     assert_eq!(expected.3.len(), 2, "two periods");
     let signed = sign_periods(&events);
@@ -229,17 +262,17 @@ fn gifts_schedules_and_periods_match_the_true_order_in_every_order() {
     let orders = permutations(signed.len());
     for order in &orders {
         let deliveries = at_home(&signed, order);
-        let result = rt
-            .block_on(run_periods(&signed, &deliveries))
-            .and_then(|(customers, seen)| {
-                if seen != expected {
-                    return Err(format!("{seen:?}, true {expected:?}"));
-                }
-                if customers != in_order {
-                    return Err("the aggregate differs from the in-order one".into());
-                }
-                Ok(())
-            });
+        let result =
+            rt.block_on(run_periods(&signed, &deliveries))
+                .and_then(|(customers, seen)| {
+                    if seen != expected {
+                        return Err(format!("{seen:?}, true {expected:?}"));
+                    }
+                    if customers != in_order {
+                        return Err("the aggregate differs from the in-order one".into());
+                    }
+                    Ok(())
+                });
         if let Err(e) = result {
             failures.push(format!("[{}]: {e}", describe(&signed, &deliveries)));
         }
