@@ -315,9 +315,10 @@ async fn with_periods(
         .iter()
         .map(|s| (s.provider, s.customer.clone()));
     for key in sources.iter().cloned().chain(named) {
-        if !aggregates.contains_key(&key) {
-            let found = svc.store().customer(key.0, &key.1).await?;
-            aggregates.insert(key, found.map(|f| f.value));
+        if let std::collections::btree_map::Entry::Vacant(slot) = aggregates.entry(key) {
+            let (provider, customer) = slot.key();
+            let found = svc.store().customer(*provider, customer).await?;
+            slot.insert(found.map(|f| f.value));
         }
     }
     let mut out = Vec::with_capacity(subscriptions.len());

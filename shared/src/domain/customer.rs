@@ -701,59 +701,21 @@ impl CustomerBilling {
                 Some(offered) => tally.add(offered),
                 None => return Effect::Ignored,
             },
-            BillingEvent::Invoice(invoice) => {
-                // Only payment events move a subscription's standing, and a paid one-off
-                // invoice is a purchase; the invoice's own record (`domain::invoice`) keeps
-                // everything else, beside this aggregate.
-                if let Some(p) = Self::invoice_purchase(invoice) {
-                    tally.add(self.apply_purchase(&p));
-                }
-                if let Some(offered) = invoice
-                    .payment()
-                    .and_then(|p| self.apply_standing(meta, &p))
-                {
-                    tally.add(offered);
-                }
-            }
+            BillingEvent::Invoice(invoice) => self.apply_invoice_event(meta, invoice, &mut tally),
             BillingEvent::Entitlements {
                 entitlements,
                 evidence,
                 ..
-            } => {
-                // Every summary is the whole list: the latest one (by second, then evidence)
-                // is the state, exactly as for a subscription's snapshots.
-                let candidate = Candidate {
-                    version: Version::new(meta.created, 1, meta.id.as_str()),
-                    snapshot: entitlements.clone(),
-                    evidence: evidence.clone(),
-                };
-                let summaries = self.entitlements.get_or_insert_with(Snapshots::default);
-                tally.add(summaries.offer(candidate));
-            }
+            } => tally.add(self.apply_entitlements(meta, entitlements, evidence)),
             BillingEvent::Grant(grant) => {
                 tally.add(self.claim(LinkSource::Operator, meta, &grant.user));
-                // A grant's facts never change: its first record is its only one.
-                tally.add(match self.grants.entry(meta.id.to_string()) {
-                    std::collections::btree_map::Entry::Occupied(_) => Offer::Same,
-                    std::collections::btree_map::Entry::Vacant(slot) => {
-                        slot.insert(grant.clone());
-                        Offer::Taken
-                    }
-                });
+                tally.add(self.apply_grant(meta, grant));
             }
             BillingEvent::Schedule {
                 rank,
                 snapshot,
                 evidence,
-            } => {
-                let candidate = Candidate {
-                    version: Version::new(meta.created, *rank, meta.id.as_str()),
-                    snapshot: snapshot.clone(),
-                    evidence: evidence.clone(),
-                };
-                let snapshots = self.schedules.entry(snapshot.id.clone()).or_default();
-                tally.add(snapshots.offer(candidate));
-            }
+            } => tally.add(self.apply_schedule(meta, *rank, snapshot, evidence)),
             BillingEvent::CustomerDeleted { .. } => {
                 let version = Version::new(meta.created, 3, meta.id.as_str());
                 tally.add(offer(&mut self.deleted, &version, ()));
@@ -765,6 +727,67 @@ impl CustomerBilling {
         }
         self.normalise();
         tally.effect()
+    }
+
+    /// Only payment events move a subscription's standing, and a paid one-off invoice is a
+    /// purchase; the invoice's own record (`domain::invoice`) keeps everything else, beside
+    /// this aggregate.
+    fn apply_invoice_event(&mut self, meta: &EventMeta, invoice: &InvoiceEvent, tally: &mut Tally) {
+        if let Some(p) = Self::invoice_purchase(invoice) {
+            tally.add(self.apply_purchase(&p));
+        }
+        if let Some(offered) = invoice
+            .payment()
+            .and_then(|p| self.apply_standing(meta, &p))
+        {
+            tally.add(offered);
+        }
+    }
+
+    /// Every summary is the whole list: the latest one (by second, then evidence) is the
+    /// state, exactly as for a subscription's snapshots.
+    fn apply_entitlements(
+        &mut self,
+        meta: &EventMeta,
+        entitlements: &EntitlementSet,
+        evidence: &OrderEvidence,
+    ) -> Offer {
+        let candidate = Candidate {
+            version: Version::new(meta.created, 1, meta.id.as_str()),
+            snapshot: entitlements.clone(),
+            evidence: evidence.clone(),
+        };
+        self.entitlements
+            .get_or_insert_with(Snapshots::default)
+            .offer(candidate)
+    }
+
+    /// A grant's facts never change: its first record is its only one.
+    fn apply_grant(&mut self, meta: &EventMeta, grant: &SystemGrant) -> Offer {
+        match self.grants.entry(meta.id.to_string()) {
+            std::collections::btree_map::Entry::Occupied(_) => Offer::Same,
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(grant.clone());
+                Offer::Taken
+            }
+        }
+    }
+
+    /// Every schedule event carries the whole schedule: the latest is its state.
+    fn apply_schedule(
+        &mut self,
+        meta: &EventMeta,
+        rank: u8,
+        snapshot: &ScheduleSnapshot,
+        evidence: &OrderEvidence,
+    ) -> Offer {
+        let candidate = Candidate {
+            version: Version::new(meta.created, rank, meta.id.as_str()),
+            snapshot: snapshot.clone(),
+            evidence: evidence.clone(),
+        };
+        let id = snapshot.id.clone();
+        self.schedules.entry(id).or_default().offer(candidate)
     }
 
     /// What an invoice payment event says about its subscription's standing; `None` for a

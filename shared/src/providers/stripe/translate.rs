@@ -68,31 +68,7 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
     };
     let event = match env.event_type.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
-            let user = str_field(obj, "client_reference_id")
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(UserId::new);
-            let purchase = purchase(obj, map).map_err(|field| TranslateError {
-                event_type: env.event_type.clone(),
-                field,
-            })?;
-            match id_field(obj, "customer") {
-                // A gift must be kept by its buyer's customer: parked, never dropped.
-                None if purchase.as_ref().is_some_and(|p| p.gift.is_some()) => {
-                    return Err(TranslateError {
-                        event_type: env.event_type.clone(),
-                        field: "customer",
-                    })
-                }
-                // A guest payment without a customer object: nothing to link.
-                None => BillingEvent::Unsupported,
-                Some(customer) => BillingEvent::CheckoutCompleted {
-                    customer: CustomerId::new(customer),
-                    subscription: id_field(obj, "subscription").map(SubscriptionId::new),
-                    user,
-                    purchase,
-                },
-            }
+            checkout_completed(env, map)?
         }
         "charge.refunded" => match id_field(obj, "customer") {
             // A guest charge names no customer: no aggregate holds its purchase.
@@ -150,6 +126,35 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
         _ => BillingEvent::Unsupported,
     };
     Ok(event)
+}
+
+/// A completed (or asynchronously paid) Checkout Session: the link to the user and, in payment
+/// mode, the purchase (a gift among them).
+fn checkout_completed(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, TranslateError> {
+    let obj = &env.object;
+    let user = str_field(obj, "client_reference_id")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(UserId::new);
+    let purchase = purchase(obj, map).map_err(|field| TranslateError {
+        event_type: env.event_type.clone(),
+        field,
+    })?;
+    match id_field(obj, "customer") {
+        // A gift must be kept by its buyer's customer: parked, never dropped.
+        None if purchase.as_ref().is_some_and(|p| p.gift.is_some()) => Err(TranslateError {
+            event_type: env.event_type.clone(),
+            field: "customer",
+        }),
+        // A guest payment without a customer object: nothing to link.
+        None => Ok(BillingEvent::Unsupported),
+        Some(customer) => Ok(BillingEvent::CheckoutCompleted {
+            customer: CustomerId::new(customer),
+            subscription: id_field(obj, "subscription").map(SubscriptionId::new),
+            user,
+            purchase,
+        }),
+    }
 }
 
 /// Checkout Session metadata naming a gift's recipient (see [`crate::domain::events::Gift`]).
