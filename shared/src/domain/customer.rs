@@ -11,6 +11,7 @@ use super::events::{
     InvoicePayment, LinkSource, OrderEvidence, PaymentOutcome, Purchase, PurchaseKind, Settlement,
     SubscriptionChange, SubscriptionSnapshot,
 };
+use super::charge::Charge;
 use super::ids::{CustomerId, InvoiceId, ProductId, Provider, SubscriptionId, UserId};
 use super::version::{offer, Offer, Register, Version};
 use serde::{Deserialize, Serialize};
@@ -357,6 +358,11 @@ pub struct CustomerBilling {
     /// Refunds by charge id: the most refunded of each charge (see [`RefundRecord`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub refunds: BTreeMap<String, RefundRecord>,
+    /// The customer's refunded or disputed charges: copies of their own items
+    /// (`domain::charge`), carried over by whichever of the charge's events arrives once the
+    /// charge is bound to this customer. Charges with nothing to show are not copied.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub charges: BTreeMap<String, Charge>,
 }
 
 /// How much of one charge was refunded: a join (maximum, or), so any order ends the same.
@@ -437,7 +443,34 @@ impl CustomerBilling {
             deleted: None,
             purchases: BTreeMap::new(),
             refunds: BTreeMap::new(),
+            charges: BTreeMap::new(),
         }
+    }
+
+    /// Takes the joined state of one of this customer's charges from the charge's item. The
+    /// item only grows and every copy is taken from it, so the newest copy holds all the
+    /// others; a charge of another customer, or with nothing to show, is not kept.
+    pub fn absorb_charge(&mut self, charge: &Charge) -> Offer {
+        if charge.customer.as_ref() != Some(&self.customer) || !charge.has_news() {
+            return Offer::Older;
+        }
+        if self.charges.get(&charge.id) == Some(charge) {
+            return Offer::Same;
+        }
+        self.charges.insert(charge.id.clone(), charge.clone());
+        Offer::Taken
+    }
+
+    /// The charge that paid `purchase`, as far as this customer knows it (refunded or
+    /// disputed charges only): by the payment intent, or for a one-off invoice by the invoice
+    /// the charge names.
+    pub fn charge_of(&self, purchase: &Purchase) -> Option<&Charge> {
+        let pi = purchase.payment_intent.as_ref();
+        let invoice = (purchase.kind == PurchaseKind::Invoice).then_some(&purchase.session);
+        self.charges.values().find(|c| {
+            (pi.is_some() && c.payment_intent.as_ref() == pi)
+                || (invoice.is_some() && c.invoice.as_ref() == invoice)
+        })
     }
 
     /// The refund state of the charge that paid `purchase`: linked by the payment intent, or
@@ -555,6 +588,11 @@ impl CustomerBilling {
                 }
             }
             BillingEvent::ChargeRefunded(r) => tally.add(self.apply_refund(r)),
+            // The charge's own item joins these; its state reaches this aggregate through
+            // `absorb_charge`, in the same commit.
+            BillingEvent::ChargeBound(_) | BillingEvent::Dispute(_) | BillingEvent::Refund(_) => {
+                return Effect::Ignored
+            }
             BillingEvent::CustomerUpdated { user_claim, .. } => match user_claim {
                 Some(user) => tally.add(self.claim(LinkSource::CustomerMetadata, meta, user)),
                 None => return Effect::Ignored,

@@ -11,6 +11,7 @@
 //!   with their bytes (`park`), and replayed through the same second half.
 
 mod catalogue;
+mod charges;
 mod invoices;
 mod park;
 mod project;

@@ -6,6 +6,7 @@
 //! as the legacy plan object (`plan.*`: `amount`, `interval` on the object) beside `price.*`
 //! (`unit_amount`, `recurring.interval`): both become one price snapshot.
 
+use super::charges;
 use super::event::{as_bool, i64_field, id_field, metadata, str_field, Envelope};
 use super::invoice::{invoice_event, invoice_kind, invoice_payment_paid};
 use crate::domain::events::{
@@ -66,6 +67,13 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
             field,
         })
     };
+    // Disputes and refund objects name a charge, never a customer (`charges.rs`).
+    if let Some(change) = charges::dispute_change(&env.event_type) {
+        return charges::dispute(env, change);
+    }
+    if let Some(change) = charges::refund_change(&env.event_type) {
+        return charges::refund(env, change);
+    }
     let event = match env.event_type.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
             let user = str_field(obj, "client_reference_id")
@@ -96,6 +104,7 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
                 refunded: obj.get("refunded").and_then(as_bool).unwrap_or(false),
             }),
         },
+        "payment_intent.succeeded" => charges::binding(env),
         t if t.starts_with("customer.subscription.") => {
             let change = match &t["customer.subscription.".len()..] {
                 "created" => SubscriptionChange::Created,
