@@ -277,7 +277,8 @@ impl BillingStore for InMemoryBillingStore {
                 value: charge.clone(),
                 rev: rev.map_or(1, |r| r + 1),
             };
-            t.charges.insert((charge.provider, charge.id.clone()), stored);
+            t.charges
+                .insert((charge.provider, charge.id.clone()), stored);
         }
         for a in &c.audit {
             let key = (

@@ -55,7 +55,10 @@ impl<T> Phases<T> {
 
     /// The state now: the closed one if any, else the newest open one.
     pub fn current(&self) -> Option<&T> {
-        self.closed.as_ref().or(self.open.as_ref()).map(|r| &r.value)
+        self.closed
+            .as_ref()
+            .or(self.open.as_ref())
+            .map(|r| &r.value)
     }
 }
 
@@ -98,7 +101,10 @@ pub struct RefundState {
 
 /// A dispute status that ends the dispute: nothing reopens it.
 pub fn dispute_closed(status: &str) -> bool {
-    matches!(status, "won" | "lost" | "warning_closed" | "charge_refunded")
+    matches!(
+        status,
+        "won" | "lost" | "warning_closed" | "charge_refunded"
+    )
 }
 
 /// A refund status after which the refund never succeeds (it gives nothing back).
@@ -110,7 +116,9 @@ pub fn refund_closed(status: &str) -> bool {
 fn dispute_rank(change: DisputeChange) -> u8 {
     match change {
         DisputeChange::Created => 1,
-        DisputeChange::Updated | DisputeChange::FundsWithdrawn | DisputeChange::FundsReinstated => 2,
+        DisputeChange::Updated | DisputeChange::FundsWithdrawn | DisputeChange::FundsReinstated => {
+            2
+        }
         DisputeChange::Closed => 3,
     }
 }
@@ -272,7 +280,10 @@ impl Charge {
 
     /// Fully refunded: Stripe says so, or the refunds reach the charge's amount.
     pub fn fully_refunded(&self) -> bool {
-        self.refunded || self.amount.is_some_and(|a| a > 0 && self.refunded_total() >= a)
+        self.refunded
+            || self
+                .amount
+                .is_some_and(|a| a > 0 && self.refunded_total() >= a)
     }
 
     /// The dispute that decides what the charge's purchase grants: a lost one, else an open
@@ -374,10 +385,19 @@ mod tests {
     #[test]
     fn a_closed_dispute_stays_closed_in_every_order() {
         let events = [
-            (meta("evt_c", 10), dispute(DisputeChange::Created, "needs_response")),
-            (meta("evt_w", 11), dispute(DisputeChange::FundsWithdrawn, "needs_response")),
+            (
+                meta("evt_c", 10),
+                dispute(DisputeChange::Created, "needs_response"),
+            ),
+            (
+                meta("evt_w", 11),
+                dispute(DisputeChange::FundsWithdrawn, "needs_response"),
+            ),
             (meta("evt_x", 20), dispute(DisputeChange::Closed, "lost")),
-            (meta("evt_u", 21), dispute(DisputeChange::Updated, "under_review")),
+            (
+                meta("evt_u", 21),
+                dispute(DisputeChange::Updated, "under_review"),
+            ),
         ];
         let ends = every_order(&events);
         assert_eq!(ends.len(), 24);
@@ -391,9 +411,15 @@ mod tests {
     #[test]
     fn within_open_statuses_the_newer_event_wins() {
         let mut c = Charge::new(Provider::Stripe, "ch_1");
-        c.apply(&meta("evt_b", 12), &dispute(DisputeChange::Updated, "under_review"));
+        c.apply(
+            &meta("evt_b", 12),
+            &dispute(DisputeChange::Updated, "under_review"),
+        );
         assert_eq!(
-            c.apply(&meta("evt_a", 10), &dispute(DisputeChange::Created, "needs_response")),
+            c.apply(
+                &meta("evt_a", 10),
+                &dispute(DisputeChange::Created, "needs_response")
+            ),
             Offer::Older,
             "an older open status is stale"
         );
@@ -405,13 +431,25 @@ mod tests {
     #[test]
     fn a_failed_refund_does_not_count_in_any_order() {
         let events = [
-            (meta("evt_1", 10), refund(RefundChange::Created, "pending", 1000)),
-            (meta("evt_2", 11), refund(RefundChange::Updated, "succeeded", 1000)),
-            (meta("evt_3", 12), refund(RefundChange::Failed, "failed", 1000)),
+            (
+                meta("evt_1", 10),
+                refund(RefundChange::Created, "pending", 1000),
+            ),
+            (
+                meta("evt_2", 11),
+                refund(RefundChange::Updated, "succeeded", 1000),
+            ),
+            (
+                meta("evt_3", 12),
+                refund(RefundChange::Failed, "failed", 1000),
+            ),
         ];
         for c in every_order(&events) {
             assert_eq!(c.refunded_total(), 0);
-            assert_eq!(c.refunds["re_1"].current().map(|r| r.status.as_str()), Some("failed"));
+            assert_eq!(
+                c.refunds["re_1"].current().map(|r| r.status.as_str()),
+                Some("failed")
+            );
         }
         let mut c = Charge::new(Provider::Stripe, "ch_1");
         c.apply(&events[1].0, &events[1].1);

@@ -6,12 +6,12 @@
 //! version, a set of same-second candidates, a per-invoice maximum — so `apply` is commutative
 //! and idempotent: any delivery order of the same events ends in the same aggregate.
 
+use super::charge::Charge;
 use super::events::{
     BillingEvent, ChargeRefund, EntitlementSet, EventMeta, InvoiceChange, InvoiceEvent,
     InvoicePayment, LinkSource, OrderEvidence, PaymentOutcome, Purchase, PurchaseKind, Settlement,
     SubscriptionChange, SubscriptionSnapshot,
 };
-use super::charge::Charge;
 use super::ids::{CustomerId, InvoiceId, ProductId, Provider, SubscriptionId, UserId};
 use super::version::{offer, Offer, Register, Version};
 use serde::{Deserialize, Serialize};

@@ -108,7 +108,10 @@ impl Pipeline {
         customer: Option<&CustomerBilling>,
         customer_effect: Effect,
     ) -> Result<Attempted, StoreError> {
-        let state = with_charge(ledger_state(customer_effect, update.as_ref()), charge.as_ref());
+        let state = with_charge(
+            ledger_state(customer_effect, update.as_ref()),
+            charge.as_ref(),
+        );
         let customer_id: Option<CustomerId> = customer
             .map(|c| c.customer.clone())
             .or_else(|| update.as_ref().and_then(|u| u.after.customer.clone()))

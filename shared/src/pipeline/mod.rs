@@ -83,6 +83,10 @@ pub struct Pipeline {
     /// customer → user links seen before: lets the first read fetch the user item too.
     /// A link only ever names the user it was read with, since the commit checks revisions.
     links: Mutex<HashMap<CustomerId, UserId>>,
+    /// charge → customer bindings seen before: lets a dispute's or refund's first read fetch
+    /// the customer too. A charge never changes customer; a guess its item does not confirm is
+    /// dropped by the read that made it.
+    charges: Mutex<HashMap<String, CustomerId>>,
 }
 
 impl Pipeline {
@@ -99,6 +103,7 @@ impl Pipeline {
             metrics,
             tiers,
             links: Mutex::new(HashMap::new()),
+            charges: Mutex::new(HashMap::new()),
         }
     }
 
@@ -193,6 +198,21 @@ impl Pipeline {
 
     fn cached_link(&self, customer: &CustomerId) -> Option<UserId> {
         self.links.lock().ok()?.get(customer).cloned()
+    }
+
+    fn cached_charge(&self, v: &record::Verified<'_>) -> Option<CustomerId> {
+        let charge = v.event.charge()?;
+        self.charges.lock().ok()?.get(charge).cloned()
+    }
+
+    fn remember_charge(&self, charge: Option<&str>, customer: &CustomerId) {
+        let Some(charge) = charge else { return };
+        if let Ok(mut cache) = self.charges.lock() {
+            if cache.len() >= 10_000 {
+                cache.clear();
+            }
+            cache.insert(charge.to_owned(), customer.clone());
+        }
     }
 
     fn remember_link(&self, customer: &CustomerId, user: UserId) {

@@ -78,7 +78,8 @@ impl Pipeline {
                 Some(AggregateKey::Customer(customer_id)) => {
                     self.attempt(v, guard, Some(customer_id)).await
                 }
-                None => match self.attempt(v, guard, None).await {
+                // A warm instance may know the customer of the event's charge already.
+                None => match self.attempt(v, guard, self.cached_charge(v).as_ref()).await {
                     // A dispute or refund of a bound charge: its customer joins the read.
                     Ok(Attempted::Bound(customer)) => self.attempt(v, guard, Some(&customer)).await,
                     other => other,
@@ -195,9 +196,23 @@ impl Pipeline {
         }
         let invoice = invoice_update(v, loaded.invoice.clone());
         let charge = charge_update(v, loaded.charge.clone());
-        let Some(customer_id) = customer_id else {
-            if let Some(bound) = charge.as_ref().and_then(|c| c.after.customer.clone()) {
-                return Ok(Attempted::Bound(bound));
+        if let Some(c) = charge.as_ref().and_then(|c| c.after.customer.as_ref()) {
+            self.remember_charge(v.event.charge(), c);
+        }
+        // A customer-less event read with a customer its charge does not name (a stale guess)
+        // goes on without it.
+        let confirmed = customer_id.filter(|c| {
+            v.event.customer().is_some()
+                || charge.as_ref().and_then(|ch| ch.after.customer.as_ref()) == Some(*c)
+        });
+        let Some(customer_id) = confirmed else {
+            // Only a change needs the customer: every change of a bound charge was carried to
+            // its customer, so a stale event leaves the customer's copy as current as it was.
+            let changed = charge.as_ref().filter(|c| c.effect == Effect::Applied);
+            if let Some(bound) = changed.and_then(|c| c.after.customer.clone()) {
+                if customer_id != Some(&bound) {
+                    return Ok(Attempted::Bound(bound));
+                }
             }
             // Names only an invoice (`invoice_payment.paid`) or a charge not bound to a
             // customer yet: the event changes that item alone.

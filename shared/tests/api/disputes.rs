@@ -120,10 +120,17 @@ async fn dispute_updates_and_funds_movements_are_kept_per_dispute() {
     };
     for (id, ty, at, status) in [
         ("evt_u", "charge.dispute.updated", NOW - 50, "under_review"),
-        ("evt_w", "charge.dispute.funds_withdrawn", NOW - 60, "needs_response"),
+        (
+            "evt_w",
+            "charge.dispute.funds_withdrawn",
+            NOW - 60,
+            "needs_response",
+        ),
         ("evt_r", "charge.dispute.funds_reinstated", NOW - 10, "won"),
     ] {
-        let (_, json) = app.post(Family::Charge, &event(id, ty, at, dispute(status))).await;
+        let (_, json) = app
+            .post(Family::Charge, &event(id, ty, at, dispute(status)))
+            .await;
         assert_eq!(json["state"], "applied", "{ty}");
     }
     let charges = app.memory.as_ref().expect("memory").all_charges();
@@ -175,7 +182,9 @@ async fn refund_objects_record_their_status_and_only_succeeded_ones_count() {
         ("evt_f", "refund.failed", NOW - 10, "failed", "applied"),
         ("evt_u", "refund.updated", NOW - 20, "succeeded", "stale"),
     ] {
-        let (_, json) = app.post(Family::Charge, &event(id, ty, at, refund(status))).await;
+        let (_, json) = app
+            .post(Family::Charge, &event(id, ty, at, refund(status)))
+            .await;
         assert_eq!(json["state"], state, "{ty}");
     }
     let charges = app.memory.as_ref().expect("memory").all_charges();
@@ -235,10 +244,7 @@ async fn charge_refunded_binds_and_fills_its_charge_item() {
     let [item] = charges.as_slice() else {
         panic!("one charge item");
     };
-    assert_eq!(
-        item.customer,
-        Some(CustomerId::new("cus_J7Mkgr8mvbl1eK"))
-    );
+    assert_eq!(item.customer, Some(CustomerId::new("cus_J7Mkgr8mvbl1eK")));
     assert!(item.fully_refunded());
     assert_eq!(customers[0].charges.get(&item.id), Some(item));
 }
@@ -289,7 +295,7 @@ async fn shown(app: &TestApp, user: &str) -> (Value, Value, Value) {
 
 /// A dispute before the charge is bound, and one after: in either order the second event
 /// carries the joined state to the customer, and the routes show it. An open dispute still
-/// grants; a lost one does not.
+/// grants; a lost one (delivered to a cold instance) does not.
 #[tokio::test]
 async fn a_dispute_and_its_binding_join_in_either_order() {
     let checkout = event(
@@ -329,7 +335,9 @@ async fn a_dispute_and_its_binding_join_in_either_order() {
             NOW - 20,
             dispute_of("ch_j", None, "lost"),
         );
-        let (_, json) = app.post(Family::Charge, &lost).await;
+        // Through a cold instance, which has not seen the binding: it reads the charge, then
+        // the customer the charge names.
+        let (_, json) = spawn_beside(&app).post(Family::Charge, &lost).await;
         assert_eq!(json["state"], "applied");
         assert_eq!(
             shown(&app, "user_j").await,
@@ -418,10 +426,7 @@ async fn a_disputed_subscription_charge_leaves_the_subscription_access_alone() {
     }
     let customers = app.memory.as_ref().expect("memory").customers();
     let kept = &customers[0].charges["ch_s"];
-    assert_eq!(
-        kept.disputes["dp_join"].status(),
-        Some("needs_response")
-    );
+    assert_eq!(kept.disputes["dp_join"].status(), Some("needs_response"));
     assert_eq!(kept.refunded_total(), 100);
     let (_, after) = app.get("/users/user_s/access").await;
     assert_eq!(after["tier"], before["tier"]);
@@ -430,10 +435,13 @@ async fn a_disputed_subscription_charge_leaves_the_subscription_access_alone() {
 }
 
 /// Against moto: the dispute is applied on the charge item first (no customer known), the
-/// binding carries it to the customer in its one commit, and the close reaches both items.
+/// binding carries it to the customer in its one commit, and the close — through a second,
+/// cold instance that has not seen the binding — reaches both items.
 #[tokio::test]
 async fn moto_a_dispute_before_its_binding_joins_the_customer_through_the_charge_item() {
-    let app = spawn_moto(false).await;
+    let store = moto_store().await;
+    let app = spawn_on(store.clone(), false);
+    let cold = spawn_on(store, false);
     let customer = unique("cus_disp");
     let user = unique("user_disp");
     let ch = unique("ch_disp");
@@ -464,7 +472,8 @@ async fn moto_a_dispute_before_its_binding_joins_the_customer_through_the_charge
         ),
     ];
     for (i, (id, ty, at, object)) in steps.iter().enumerate() {
-        let (status, json) = app
+        let instance = if i == 3 { &cold } else { &app };
+        let (status, json) = instance
             .post(family_of(ty), &event(id, ty, *at, object.clone()))
             .await;
         assert_eq!(
@@ -506,5 +515,8 @@ async fn moto_a_dispute_before_its_binding_joins_the_customer_through_the_charge
     );
     // The stored customer aggregate holds the same charge as its item.
     let (_, trail) = app.get(&format!("/users/{user}/events")).await;
-    assert_eq!(trail["events"][0]["after"]["charge"]["disputes"]["dp_join"], "lost");
+    assert_eq!(
+        trail["events"][0]["after"]["charge"]["disputes"]["dp_join"],
+        "lost"
+    );
 }

@@ -214,20 +214,20 @@ fn every_order_matches_the_truth(closed: &'static str, expected_reason: &str) {
     let orders = permutations(signed.len());
     for order in &orders {
         let deliveries = at_home(&signed, order);
-        let result = rt
-            .block_on(run_disputes(&signed, &deliveries))
-            .and_then(|(c, ch, purchase)| {
-                if purchase != expected {
-                    return Err(format!("purchase {purchase:?}, true {expected:?}"));
-                }
-                if c != customers {
-                    return Err("the aggregate differs from the in-order one".into());
-                }
-                if ch != charges {
-                    return Err("the charge item differs from the in-order one".into());
-                }
-                Ok(())
-            });
+        let result =
+            rt.block_on(run_disputes(&signed, &deliveries))
+                .and_then(|(c, ch, purchase)| {
+                    if purchase != expected {
+                        return Err(format!("purchase {purchase:?}, true {expected:?}"));
+                    }
+                    if c != customers {
+                        return Err("the aggregate differs from the in-order one".into());
+                    }
+                    if ch != charges {
+                        return Err("the charge item differs from the in-order one".into());
+                    }
+                    Ok(())
+                });
         if let Err(e) = result {
             failures.push(format!("[{}]: {e}", describe(&signed, &deliveries)));
         }
