@@ -11,6 +11,17 @@ use crate::domain::events::{
 use crate::domain::ids::CustomerId;
 use serde_json::Value;
 
+/// The event if its type is one of this module's (`None`: not a charge event modelled here).
+pub fn translate(env: &Envelope) -> Option<Result<BillingEvent, TranslateError>> {
+    if let Some(change) = dispute_change(&env.event_type) {
+        return Some(dispute(env, change));
+    }
+    if let Some(change) = refund_change(&env.event_type) {
+        return Some(refund(env, change));
+    }
+    (env.event_type == "payment_intent.succeeded").then(|| Ok(binding(env)))
+}
+
 /// The dispute change a `charge.dispute.*` type reports (`None`: not a dispute type we model).
 pub fn dispute_change(event_type: &str) -> Option<DisputeChange> {
     Some(match event_type.strip_prefix("charge.dispute.")? {

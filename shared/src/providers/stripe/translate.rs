@@ -67,12 +67,9 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
             field,
         })
     };
-    // Disputes and refund objects name a charge, never a customer (`charges.rs`).
-    if let Some(change) = charges::dispute_change(&env.event_type) {
-        return charges::dispute(env, change);
-    }
-    if let Some(change) = charges::refund_change(&env.event_type) {
-        return charges::refund(env, change);
+    // Disputes, refund objects and the charge's binding to its customer (`charges.rs`).
+    if let Some(event) = charges::translate(env) {
+        return event;
     }
     let event = match env.event_type.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
@@ -104,7 +101,6 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
                 refunded: obj.get("refunded").and_then(as_bool).unwrap_or(false),
             }),
         },
-        "payment_intent.succeeded" => charges::binding(env),
         t if t.starts_with("customer.subscription.") => {
             let change = match &t["customer.subscription.".len()..] {
                 "created" => SubscriptionChange::Created,
