@@ -5,6 +5,7 @@
 //! failure → 503, so the provider retries. A body over [`MAX_WEBHOOK_BODY_BYTES`] → 413.
 //! Handlers never return `Err`.
 
+use crate::domain::charge::Charge;
 use crate::domain::ids::{EventId, ProductId, Provider, UserId};
 use crate::error::Rejection;
 use crate::pipeline::{Outcome, Pipeline};
@@ -229,7 +230,8 @@ async fn user_events(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Strin
 pub const BILLING_INVOICES: usize = 24;
 
 /// `GET /users/{user_id}/billing`: the user's subscriptions and one-time purchases with their
-/// refund state (as in the access answer) and newest invoices. Invoices
+/// refund and dispute state (as in the access answer), newest invoices, and refunded or
+/// disputed charges. Invoices
 /// come from an index and may lag a just-applied event by a moment.
 async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<String>) -> Response {
     let user = UserId::new(user_id);
@@ -243,6 +245,7 @@ async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Stri
     let sources = doc
         .map(|d| d.value.sources.into_keys().collect::<Vec<_>>())
         .unwrap_or_default();
+    let mut charges = Vec::new();
     for (provider, customer) in sources.iter().filter_map(|k| parse_source_key(k)) {
         match svc
             .store()
@@ -250,6 +253,16 @@ async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Stri
             .await
         {
             Ok(mut found) => invoices.append(&mut found),
+            Err(e) => return store_failure(&e),
+        }
+        // Refunded or disputed charges, those of subscription invoices included (which change
+        // no access, so the access answer does not list them).
+        match svc.store().customer(provider, &customer).await {
+            Ok(found) => charges.extend(
+                found
+                    .iter()
+                    .flat_map(|c| c.value.charges.values().map(Charge::view)),
+            ),
             Err(e) => return store_failure(&e),
         }
     }
@@ -263,6 +276,7 @@ async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Stri
         "subscriptions": view.sources,
         "purchases": view.purchases,
         "invoices": invoices,
+        "charges": charges,
     }))
     .into_response()
 }

@@ -346,6 +346,12 @@ pub trait BillingStore: Send + Sync {
         user: Option<&UserId>,
         charge: &str,
     ) -> Result<Loaded, StoreError>;
+    /// A customer's aggregate (strongly consistent; the billing route).
+    async fn customer(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+    ) -> Result<Option<Stored<CustomerBilling>>, StoreError>;
     /// A charge's item (strongly consistent).
     async fn charge(
         &self,

@@ -21,6 +21,7 @@ use super::capacity::{billed_write_units, CapacityMeter};
 use super::sdk_error::Describe;
 use crate::domain::catalogue::CatalogueEntry;
 use crate::domain::charge::Charge;
+use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
 use crate::ports::{
@@ -834,6 +835,23 @@ impl BillingStore for DynamoBillingStore {
         let mut keys = load_keys(provider, event, customer, user);
         keys.push(key(charge_pk(provider, charge), CHARGE_SK));
         self.batch_load(keys).await
+    }
+
+    async fn customer(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+    ) -> Result<Option<Stored<CustomerBilling>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(customer_pk(provider, customer), "STATE")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        out.item().map(|i| stored(i, "customer")).transpose()
     }
 
     async fn charge(

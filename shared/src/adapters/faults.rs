@@ -4,6 +4,7 @@
 
 use crate::domain::catalogue::CatalogueEntry;
 use crate::domain::charge::Charge;
+use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
 use crate::ports::{
@@ -215,6 +216,14 @@ impl BillingStore for FaultyStore {
         self.inner
             .load_with_charge(provider, event, customer, user, charge)
             .await
+    }
+
+    async fn customer(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+    ) -> Result<Option<Stored<CustomerBilling>>, StoreError> {
+        self.inner.customer(provider, customer).await
     }
 
     async fn charge(

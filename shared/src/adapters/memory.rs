@@ -177,6 +177,18 @@ impl BillingStore for InMemoryBillingStore {
         Ok(loaded)
     }
 
+    async fn customer(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+    ) -> Result<Option<Stored<CustomerBilling>>, StoreError> {
+        Ok(self
+            .lock()?
+            .customers
+            .get(&(provider, customer.clone()))
+            .cloned())
+    }
+
     async fn charge(
         &self,
         provider: Provider,

@@ -310,6 +310,53 @@ impl Charge {
     }
 }
 
+/// A charge as the billing route shows it: what was refunded and disputed, never card details
+/// (the item holds none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeView {
+    pub provider: Provider,
+    pub charge: String,
+    pub customer: Option<CustomerId>,
+    pub payment_intent: Option<String>,
+    /// The invoice the charge paid, when the charge names it (before basil).
+    pub invoice: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub amount_refunded: i64,
+    pub fully_refunded: bool,
+    /// Refund objects: id → status.
+    pub refunds: BTreeMap<String, String>,
+    /// Disputes: id → status.
+    pub disputes: BTreeMap<String, String>,
+}
+
+impl Charge {
+    pub fn view(&self) -> ChargeView {
+        let status = |s: Option<&str>| s.unwrap_or_default().to_owned();
+        ChargeView {
+            provider: self.provider,
+            charge: self.id.clone(),
+            customer: self.customer.clone(),
+            payment_intent: self.payment_intent.clone(),
+            invoice: self.invoice.clone(),
+            amount: self.amount,
+            currency: self.currency.clone(),
+            amount_refunded: self.refunded_total(),
+            fully_refunded: self.fully_refunded(),
+            refunds: self
+                .refunds
+                .iter()
+                .map(|(id, r)| (id.clone(), status(r.current().map(|r| r.status.as_str()))))
+                .collect(),
+            disputes: self
+                .disputes
+                .iter()
+                .map(|(id, d)| (id.clone(), status(d.status())))
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

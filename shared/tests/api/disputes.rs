@@ -432,6 +432,25 @@ async fn a_disputed_subscription_charge_leaves_the_subscription_access_alone() {
     assert_eq!(after["tier"], before["tier"]);
     assert_eq!(after["status"], before["status"]);
     assert_eq!(after["subscriptions"], before["subscriptions"]);
+    // Shown by the billing route beside the subscription.
+    let (_, billing) = app.get("/users/user_s/billing").await;
+    let [shown] = billing["charges"].as_array().expect("charges").as_slice() else {
+        panic!("one charge in {billing}");
+    };
+    assert_eq!(
+        (
+            &shown["charge"],
+            &shown["invoice"],
+            &shown["amount_refunded"],
+            &shown["disputes"]["dp_join"]
+        ),
+        (
+            &json!("ch_s"),
+            &json!("in_s"),
+            &json!(100),
+            &json!("needs_response")
+        )
+    );
 }
 
 /// Against moto: the dispute is applied on the charge item first (no customer known), the
