@@ -141,6 +141,9 @@ impl Pipeline {
             attach_charge(&mut commit, charge);
         }
         self.store.commit(&commit).await?;
+        if let Some((charge, _)) = &commit.charge {
+            self.remember_charge(charge);
+        }
         Ok(Attempted::Recorded(state))
     }
 }

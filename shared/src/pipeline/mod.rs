@@ -83,9 +83,9 @@ pub struct Pipeline {
     /// customer → user links seen before: lets the first read fetch the user item too.
     /// A link only ever names the user it was read with, since the commit checks revisions.
     links: Mutex<HashMap<CustomerId, UserId>>,
-    /// charge → customer bindings seen before: lets a dispute's or refund's first read fetch
-    /// the customer too. A charge never changes customer; a guess its item does not confirm is
-    /// dropped by the read that made it.
+    /// charge → customer bindings read or committed before: lets a dispute's or refund's first
+    /// read fetch the customer too. A charge never changes customer; a guess its item does not
+    /// confirm is dropped by the read that made it.
     charges: Mutex<HashMap<String, CustomerId>>,
 }
 
@@ -205,13 +205,16 @@ impl Pipeline {
         self.charges.lock().ok()?.get(charge).cloned()
     }
 
-    fn remember_charge(&self, charge: Option<&str>, customer: &CustomerId) {
-        let Some(charge) = charge else { return };
+    /// Remembers a stored (read or committed) charge's customer, once it is bound.
+    fn remember_charge(&self, charge: &crate::domain::charge::Charge) {
+        let Some(customer) = &charge.customer else {
+            return;
+        };
         if let Ok(mut cache) = self.charges.lock() {
             if cache.len() >= 10_000 {
                 cache.clear();
             }
-            cache.insert(charge.to_owned(), customer.clone());
+            cache.insert(charge.id.clone(), customer.clone());
         }
     }
 

@@ -196,8 +196,8 @@ impl Pipeline {
         }
         let invoice = invoice_update(v, loaded.invoice.clone());
         let charge = charge_update(v, loaded.charge.clone());
-        if let Some(c) = charge.as_ref().and_then(|c| c.after.customer.as_ref()) {
-            self.remember_charge(v.event.charge(), c);
+        if let Some(stored) = &loaded.charge {
+            self.remember_charge(&stored.value);
         }
         // A customer-less event read with a customer its charge does not name (a stale guess)
         // goes on without it.
@@ -256,6 +256,9 @@ impl Pipeline {
         attach_invoice(&mut commit, invoice);
         attach_charge(&mut commit, charge);
         self.store.commit(&commit).await?;
+        if let Some((charge, _)) = &commit.charge {
+            self.remember_charge(charge);
+        }
         if commit.audit.iter().any(|a| !a.unresolved_ties.is_empty()) {
             self.metrics
                 .incr(Counter::TiesUnresolved, v.delivery.family.as_str());
