@@ -213,9 +213,12 @@ impl BillingStore for FaultyStore {
         if self.plan.trips(Step::Load) {
             return Err(injected(Step::Load));
         }
-        self.inner
+        let loaded = self
+            .inner
             .load_with_charge(provider, event, customer, user, charge)
-            .await
+            .await;
+        self.plan.meet().await;
+        loaded
     }
 
     async fn customer(

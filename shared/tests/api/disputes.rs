@@ -539,3 +539,47 @@ async fn moto_a_dispute_before_its_binding_joins_the_customer_through_the_charge
         "lost"
     );
 }
+
+/// The binding and the dispute delivered at once, both reading the charge before either
+/// commits (the fault plan's meeting), many times: the charge item's revision makes one of them
+/// retry, and the customer always ends holding the dispute.
+#[tokio::test]
+async fn a_binding_and_a_dispute_delivered_at_once_still_join() {
+    for round in 0..10 {
+        let app = spawn_memory(false);
+        let checkout = event(
+            "evt_k1",
+            "checkout.session.completed",
+            NOW - 90,
+            session("cus_k", "user_k", "pi_k"),
+        );
+        let (_, json) = app.post(Family::Checkout, &checkout).await;
+        assert_eq!(json["state"], "applied");
+        let binding = event(
+            "evt_k2",
+            "payment_intent.succeeded",
+            NOW - 80,
+            intent("cus_k", "pi_k", "ch_k"),
+        );
+        let opened = event(
+            "evt_k3",
+            "charge.dispute.created",
+            NOW - 50,
+            dispute_of("ch_k", Some("pi_k"), "needs_response"),
+        );
+        app.faults.meet_after_load(2);
+        let ((_, a), (_, b)) = tokio::join!(
+            app.post(Family::Charge, &binding),
+            app.post(Family::Charge, &opened)
+        );
+        assert_eq!(
+            (&a["state"], &b["state"]),
+            (&json!("applied"), &json!("applied"))
+        );
+        assert_eq!(
+            shown(&app, "user_k").await,
+            (json!(true), json!("disputed"), json!("needs_response")),
+            "round {round}"
+        );
+    }
+}
