@@ -23,7 +23,7 @@
 //! | charge fully refunded                            | no     | refunded          |
 //! | a dispute of the charge lost                     | no     | dispute_lost      |
 //! | a dispute of the charge open (it may be won)     | yes    | disputed          |
-//! | paid; no dispute, or every dispute won or closed as an inquiry; not or partly refunded | yes | paid |
+//! | paid; no dispute, or every dispute won or closed otherwise (`warning_closed`, `prevented`); not or partly refunded | yes | paid |
 //!
 //! A purchase finds its charge by its payment intent (a one-off invoice's by the invoice the
 //! charge names). Disputes and refunds of a subscription invoice's charge are kept with the

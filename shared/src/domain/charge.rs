@@ -99,11 +99,12 @@ pub struct RefundState {
     pub amount: Option<i64>,
 }
 
-/// A dispute status that ends the dispute: nothing reopens it.
+/// A dispute status that ends the dispute: nothing reopens it. `prevented` (a dispute stopped
+/// before it became a chargeback) is in Stripe's current list; `charge_refunded` in older ones.
 pub fn dispute_closed(status: &str) -> bool {
     matches!(
         status,
-        "won" | "lost" | "warning_closed" | "charge_refunded"
+        "won" | "lost" | "warning_closed" | "charge_refunded" | "prevented"
     )
 }
 
@@ -502,6 +503,22 @@ mod tests {
         c.apply(&events[1].0, &events[1].1);
         c.amount = Some(1000);
         assert!(c.fully_refunded(), "a succeeded refund of the whole amount");
+    }
+
+    /// An inquiry stopped before it became a chargeback is closed: a later-stamped open status
+    /// does not reopen it.
+    #[test]
+    fn a_prevented_dispute_is_closed() {
+        let mut c = Charge::new(Provider::Stripe, "ch_1");
+        c.apply(
+            &meta("evt_p", 10),
+            &dispute(DisputeChange::Closed, "prevented"),
+        );
+        c.apply(
+            &meta("evt_u", 20),
+            &dispute(DisputeChange::Updated, "needs_response"),
+        );
+        assert_eq!(c.disputes["dp_1"].status(), Some("prevented"));
     }
 
     #[test]
