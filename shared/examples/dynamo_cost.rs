@@ -293,6 +293,8 @@ async fn main() {
     cases.extend(purchase_cases());
     cases.extend(period_cases());
     cases.extend(customer_cases());
+    // Last, so the rows above are measured on the same aggregate as before disputes existed.
+    cases.extend(dispute_cases());
     println!("| delivery | outcome | round trips | read units | write units |");
     println!("|---|---|---|---|---|");
     for (name, is_cold, family, body) in cases {
@@ -512,17 +514,95 @@ fn purchase_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
             Family::Charge,
             event("evt_p3", "charge.refunded", NOW + 4, charge(1500)),
         ),
+    ]
+}
+
+/// Disputes and refund objects (they name only their charge) and the binding of a charge to
+/// the linked customer: the charge's own item is read and written with each; once the charge
+/// is bound, a change of it also reads and writes the customer and the user (a second read).
+fn dispute_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
+    let dispute = |status: &str| {
+        json!({"id": "dp_cost", "object": "dispute", "charge": "ch_cost2",
+            "payment_intent": "pi_cost2", "amount": 1500, "currency": "usd",
+            "reason": "fraudulent", "status": status})
+    };
+    let refund = |id: &str, charge: &str| {
+        json!({"id": id, "object": "refund", "charge": charge, "amount": 200,
+            "currency": "usd", "status": "succeeded"})
+    };
+    let intent = |pi: &str, charge: &str| {
+        json!({"id": pi, "object": "payment_intent", "customer": "cus_cost", "amount": 1500,
+            "amount_received": 1500, "currency": "usd", "status": "succeeded",
+            "latest_charge": charge})
+    };
+    vec![
         (
-            "ignored: charge.dispute.created (disputes not modelled yet)",
+            "applied: checkout.session.completed in payment mode (a second purchase)",
+            false,
+            Family::Checkout,
+            event(
+                "evt_d0",
+                "checkout.session.completed",
+                NOW + 6,
+                json!({"id": "cs_cost_disp", "object": "checkout.session", "mode": "payment",
+                    "customer": "cus_cost", "client_reference_id": "user_cost",
+                    "payment_intent": "pi_cost2", "amount_total": 1500, "currency": "usd",
+                    "metadata": {"product_id": "prod_cost"}, "payment_status": "paid"}),
+            ),
+        ),
+        (
+            "applied: charge.dispute.created, charge not bound yet (its charge item only)",
             false,
             Family::Charge,
-            event(
-                "evt_p4",
-                "charge.dispute.created",
-                NOW + 5,
-                json!({"id": "dp_cost", "object": "dispute", "charge": "ch_cost",
-                    "payment_intent": "pi_cost", "amount": 1500, "status": "needs_response"}),
-            ),
+            event("evt_d1", "charge.dispute.created", NOW + 8, dispute("needs_response")),
+        ),
+        (
+            "applied: payment_intent.succeeded binding that charge (carries the dispute: aggregate, user, feed)",
+            false,
+            Family::Charge,
+            event("evt_d2", "payment_intent.succeeded", NOW + 7, intent("pi_cost2", "ch_cost2")),
+        ),
+        (
+            "applied: charge.dispute.funds_withdrawn, bound charge, binding not cached (cold instance: a second read with the customer)",
+            true,
+            Family::Charge,
+            event("evt_d3", "charge.dispute.funds_withdrawn", NOW + 9, dispute("needs_response")),
+        ),
+        (
+            "applied: refund.created, bound charge, binding cached (warm instance)",
+            false,
+            Family::Charge,
+            event("evt_d4", "refund.created", NOW + 10, refund("re_cost2", "ch_cost2")),
+        ),
+        (
+            "applied: charge.dispute.closed, lost (the purchase stops granting), warm instance",
+            false,
+            Family::Charge,
+            event("evt_d5", "charge.dispute.closed", NOW + 11, dispute("lost")),
+        ),
+        (
+            "stale: charge.dispute.updated older than the close",
+            false,
+            Family::Charge,
+            event("evt_d6", "charge.dispute.updated", NOW + 9, dispute("under_review")),
+        ),
+        (
+            "redelivered: charge.dispute.closed again",
+            false,
+            Family::Charge,
+            event("evt_d5", "charge.dispute.closed", NOW + 11, dispute("lost")),
+        ),
+        (
+            "applied: payment_intent.succeeded, nothing to carry (its charge item only)",
+            false,
+            Family::Charge,
+            event("evt_d7", "payment_intent.succeeded", NOW + 12, intent("pi_cost3", "ch_cost3")),
+        ),
+        (
+            "applied: refund.created of a charge never bound (its charge item only)",
+            false,
+            Family::Charge,
+            event("evt_d8", "refund.created", NOW + 13, refund("re_cost4", "ch_cost4")),
         ),
     ]
 }

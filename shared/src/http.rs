@@ -5,6 +5,7 @@
 //! failure → 503, so the provider retries. A body over [`MAX_WEBHOOK_BODY_BYTES`] → 413.
 //! Handlers never return `Err`.
 
+use crate::domain::charge::Charge;
 use crate::domain::ids::{EventId, ProductId, Provider, UserId};
 use crate::error::Rejection;
 use crate::pipeline::{Outcome, Pipeline};
@@ -255,7 +256,8 @@ async fn user_events(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Strin
 pub const BILLING_INVOICES: usize = 24;
 
 /// `GET /users/{user_id}/billing`: the user's subscriptions and one-time purchases with their
-/// refund state (as in the access answer) and newest invoices. Invoices
+/// refund and dispute state (as in the access answer), newest invoices, and refunded or
+/// disputed charges. Invoices
 /// come from an index and may lag a just-applied event by a moment.
 async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<String>) -> Response {
     let user = UserId::new(user_id);
@@ -287,7 +289,11 @@ async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Stri
     invoices.truncate(BILLING_INVOICES);
     // Every source listed is linked to this user, so the link names the invoices' user.
     let invoices: Vec<_> = invoices.iter().map(|i| i.view(Some(&user))).collect();
-    let (subscriptions, scheduled) = match with_periods(&svc, &customers, view.sources).await {
+    let BillingParts {
+        subscriptions,
+        scheduled,
+        charges,
+    } = match with_periods(&svc, &customers, view.sources).await {
         Ok(s) => s,
         Err(e) => return store_failure(&e),
     };
@@ -298,6 +304,7 @@ async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Stri
         "scheduled": scheduled,
         "purchases": view.purchases,
         "invoices": invoices,
+        "charges": charges,
     }))
     .into_response()
 }
@@ -309,7 +316,7 @@ async fn with_periods(
     svc: &Pipeline,
     sources: &[(Provider, crate::domain::ids::CustomerId)],
     subscriptions: Vec<crate::domain::access::SubscriptionAccess>,
-) -> Result<(Vec<serde_json::Value>, Vec<serde_json::Value>), StoreError> {
+) -> Result<BillingParts, StoreError> {
     let mut aggregates = std::collections::BTreeMap::new();
     let named = subscriptions
         .iter()
@@ -344,7 +351,27 @@ async fn with_periods(
             })
         })
         .collect();
-    Ok((out, scheduled))
+    // Refunded or disputed charges of the user's own customers (not of a gift's buyer), those
+    // of subscription invoices included (they change no access, so the access answer does
+    // not list them).
+    let charges = sources
+        .iter()
+        .filter_map(|key| aggregates.get(key).and_then(Option::as_ref))
+        .flat_map(|c| c.charges.values().map(Charge::view))
+        .map(|view| json!(view))
+        .collect();
+    Ok(BillingParts {
+        subscriptions: out,
+        scheduled,
+        charges,
+    })
+}
+
+/// What the billing answer reads from its sources' aggregates.
+struct BillingParts {
+    subscriptions: Vec<serde_json::Value>,
+    scheduled: Vec<serde_json::Value>,
+    charges: Vec<serde_json::Value>,
 }
 
 /// A Stripe catalogue product with its prices (archived ones marked) and its newest changes

@@ -3,6 +3,7 @@
 
 use crate::domain::access::{Access, SubscriptionAccess};
 use crate::domain::catalogue::CatalogueEntry;
+use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
@@ -241,6 +242,8 @@ pub struct Commit {
     pub product: Option<ProductWrite>,
     /// The event's invoice and the revision it was read at (`None`: must not exist yet).
     pub invoice: Option<(Invoice, Option<u64>)>,
+    /// The event's charge item and the revision it was read at (`None`: must not exist yet).
+    pub charge: Option<(Charge, Option<u64>)>,
 }
 
 impl Commit {
@@ -255,6 +258,7 @@ impl Commit {
             outbox: vec![],
             product: None,
             invoice: None,
+            charge: None,
         }
     }
 
@@ -265,6 +269,7 @@ impl Commit {
             && self.outbox.is_empty()
             && self.product.is_none()
             && self.invoice.is_none()
+            && self.charge.is_none()
     }
 }
 
@@ -276,6 +281,8 @@ pub struct Loaded {
     pub user: Option<Stored<UserAccessDoc>>,
     /// The event's invoice (`load_with_invoice` only).
     pub invoice: Option<Stored<Invoice>>,
+    /// The event's charge item (`load_with_charge` only).
+    pub charge: Option<Stored<Charge>>,
 }
 
 /// Store errors, each transient or permanent (`is_permanent`).
@@ -331,20 +338,28 @@ pub trait BillingStore: Send + Sync {
         user: Option<&UserId>,
         invoice: &InvoiceId,
     ) -> Result<Loaded, StoreError>;
-    async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError>;
-    /// A customer's aggregate alone (the billing answer's periods). The one read `load` makes,
-    /// with an event id no provider issues, so no ledger record is found.
+    /// `load`, plus the item of the charge the event names, in the same consistent read.
+    async fn load_with_charge(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+        charge: &str,
+    ) -> Result<Loaded, StoreError>;
+    /// A customer's aggregate (strongly consistent; the billing route).
     async fn customer(
         &self,
         provider: Provider,
         customer: &CustomerId,
-    ) -> Result<Option<Stored<CustomerBilling>>, StoreError> {
-        let none = EventId::new("-");
-        Ok(self
-            .load(provider, &none, Some(customer), None)
-            .await?
-            .customer)
-    }
+    ) -> Result<Option<Stored<CustomerBilling>>, StoreError>;
+    /// A charge's item (strongly consistent).
+    async fn charge(
+        &self,
+        provider: Provider,
+        charge: &str,
+    ) -> Result<Option<Stored<Charge>>, StoreError>;
+    async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError>;
     /// One consistent read of a catalogue event's ledger record and its product aggregate.
     async fn load_product(
         &self,

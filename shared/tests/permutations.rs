@@ -34,6 +34,8 @@
 //! - `purchases::purchases_and_refunds_match_the_true_order_in_every_order`: issue 9's
 //!   one-time purchases (the same product twice, one paid asynchronously) with partial and
 //!   full refunds of their charges, in all 720 orders.
+//! - `disputes::*`: a purchase's charge bound by `payment_intent.succeeded`, a refund object,
+//!   a dispute opened, its funds withdrawn and closed (lost; won), in all 720 orders each.
 //!
 //! The service is built in one place, `new_service`; `true_object` answers what a Stripe API
 //! would for a subscription, and `ties_unresolved` reads the `TiesUnresolved` metric.
@@ -70,6 +72,10 @@ mod catalogue;
 /// One-time purchases and refunds in every order, with these helpers.
 #[path = "permutations/purchases.rs"]
 mod purchases;
+
+/// Disputes and refund objects of a purchase's charge in every order, with these helpers.
+#[path = "permutations/disputes.rs"]
+mod disputes;
 
 /// Gifts, schedules and a subscription's periods in every order, with these helpers.
 #[path = "permutations/periods.rs"]

@@ -6,6 +6,7 @@
 //! | customer  | `CUS#{provider}#{customer}`| `STATE`                 | aggregate JSON `doc`, `rev`            |
 //! | user      | `USER#{user}`              | `ACCESS`                | access JSON `doc`, `rev`               |
 //! | invoice   | `INVOICE#{provider}#{inv}` | `INVOICE`               | invoice JSON `doc`, `rev`, `customer`  |
+//! | charge    | `CHARGE#{provider}#{charge}`| `CHARGE`               | charge JSON `doc`, `rev`, `customer`   |
 //! | audit     | `AUDIT#{provider}#{cust}`  | `{created:011}#{event}` | never expires                          |
 //! | outbox    | `OUTBOX#{id}`              | `OUTBOX`                | deleted once delivered                 |
 //! | product   | `PRODUCT#{provider}#{prod}`| `STATE`                 | catalogue aggregate JSON `doc`, `rev`  |
@@ -19,6 +20,8 @@
 use super::capacity::{billed_write_units, CapacityMeter};
 use super::sdk_error::Describe;
 use crate::domain::catalogue::CatalogueEntry;
+use crate::domain::charge::Charge;
+use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
 use crate::ports::{
@@ -149,6 +152,26 @@ fn invoice_pk(provider: Provider, invoice: &InvoiceId) -> String {
 }
 
 const INVOICE_SK: &str = "INVOICE";
+
+/// A charge is its own item, keyed by its id alone: disputes and refund objects name only the
+/// charge, and every event of it must find the same item.
+fn charge_pk(provider: Provider, charge: &str) -> String {
+    format!("CHARGE#{provider}#{charge}")
+}
+
+const CHARGE_SK: &str = "CHARGE";
+
+/// A charge's item; `customer` once a binding event named it (for operators reading the table).
+fn charge_item(charge: &Charge, rev: Option<u64>) -> Result<Item, StoreError> {
+    let mut item = key(charge_pk(charge.provider, &charge.id), CHARGE_SK);
+    item.insert("kind".into(), s("charge"));
+    item.insert("doc".into(), s(to_json(charge)?));
+    item.insert("rev".into(), n(rev.map_or(1, |r| r + 1)));
+    if let Some(customer) = &charge.customer {
+        item.insert("customer".into(), s(customer.as_str()));
+    }
+    Ok(item)
+}
 
 /// The index partition listing a customer's invoices (GSI1), newest last by `GSI1SK`.
 fn invoices_gsi_pk(provider: Provider, customer: &CustomerId) -> String {
@@ -465,6 +488,9 @@ impl DynamoBillingStore {
         if let Some((invoice, rev)) = &c.invoice {
             items.push(self.guarded_put(invoice_item(invoice, *rev)?, *rev)?);
         }
+        if let Some((charge, rev)) = &c.charge {
+            items.push(self.guarded_put(charge_item(charge, *rev)?, *rev)?);
+        }
         for a in &c.audit {
             let mut item = key(
                 format!("AUDIT#{}#{}", a.provider, a.customer),
@@ -762,6 +788,8 @@ impl DynamoBillingStore {
                 loaded.user = Some(stored(&item, "user")?);
             } else if pk.starts_with("INVOICE#") {
                 loaded.invoice = Some(stored(&item, "invoice")?);
+            } else if pk.starts_with("CHARGE#") {
+                loaded.charge = Some(stored(&item, "charge")?);
             }
         }
         Ok(loaded)
@@ -792,6 +820,53 @@ impl BillingStore for DynamoBillingStore {
         let mut keys = load_keys(provider, event, customer, user);
         keys.push(key(invoice_pk(provider, invoice), INVOICE_SK));
         self.batch_load(keys).await
+    }
+
+    async fn load_with_charge(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+        charge: &str,
+    ) -> Result<Loaded, StoreError> {
+        let mut keys = load_keys(provider, event, customer, user);
+        keys.push(key(charge_pk(provider, charge), CHARGE_SK));
+        self.batch_load(keys).await
+    }
+
+    async fn customer(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+    ) -> Result<Option<Stored<CustomerBilling>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(customer_pk(provider, customer), "STATE")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        out.item().map(|i| stored(i, "customer")).transpose()
+    }
+
+    async fn charge(
+        &self,
+        provider: Provider,
+        charge: &str,
+    ) -> Result<Option<Stored<Charge>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(charge_pk(provider, charge), CHARGE_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        out.item().map(|i| stored(i, "charge")).transpose()
     }
 
     async fn invoices(

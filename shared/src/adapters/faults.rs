@@ -3,6 +3,8 @@
 //! with the `testing` feature only (tests and examples), never into a production build.
 
 use crate::domain::catalogue::CatalogueEntry;
+use crate::domain::charge::Charge;
+use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
 use crate::ports::{
@@ -198,6 +200,41 @@ impl BillingStore for FaultyStore {
         self.inner
             .load_with_invoice(provider, event, customer, user, invoice)
             .await
+    }
+
+    async fn load_with_charge(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+        charge: &str,
+    ) -> Result<Loaded, StoreError> {
+        if self.plan.trips(Step::Load) {
+            return Err(injected(Step::Load));
+        }
+        let loaded = self
+            .inner
+            .load_with_charge(provider, event, customer, user, charge)
+            .await;
+        self.plan.meet().await;
+        loaded
+    }
+
+    async fn customer(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+    ) -> Result<Option<Stored<CustomerBilling>>, StoreError> {
+        self.inner.customer(provider, customer).await
+    }
+
+    async fn charge(
+        &self,
+        provider: Provider,
+        charge: &str,
+    ) -> Result<Option<Stored<Charge>>, StoreError> {
+        self.inner.charge(provider, charge).await
     }
 
     async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError> {

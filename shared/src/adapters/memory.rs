@@ -2,6 +2,7 @@
 //! for fast domain and pipeline tests. Not for production; the real store is `dynamo`.
 
 use crate::domain::catalogue::CatalogueEntry;
+use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
@@ -23,6 +24,7 @@ struct Tables {
     customers: HashMap<(Provider, CustomerId), Stored<CustomerBilling>>,
     users: HashMap<UserId, Stored<UserAccessDoc>>,
     invoices: HashMap<(Provider, InvoiceId), Stored<Invoice>>,
+    charges: HashMap<(Provider, String), Stored<Charge>>,
     /// Keyed like the DynamoDB sort key, so iteration order is the same.
     audit: BTreeMap<(Provider, CustomerId, i64, EventId), AuditRecord>,
     /// Keyed `(created_at, id)` like the pending index; the document is kept as stored text so
@@ -79,6 +81,16 @@ impl InMemoryBillingStore {
         all
     }
 
+    /// Every charge item, for tests that compare models (in key order).
+    pub fn all_charges(&self) -> Vec<Charge> {
+        let mut all: Vec<Charge> = self
+            .lock()
+            .map(|t| t.charges.values().map(|s| s.value.clone()).collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| (a.provider, &a.id).cmp(&(b.provider, &b.id)));
+        all
+    }
+
     pub fn user(&self, user: &UserId) -> Option<UserAccessDoc> {
         self.lock().ok()?.users.get(user).map(|s| s.value.clone())
     }
@@ -118,6 +130,12 @@ fn check_revisions(t: &Tables, c: &Commit) -> Result<(), StoreError> {
             return Err(StoreError::Contention("invoice revision moved".into()));
         }
     }
+    if let Some((charge, rev)) = &c.charge {
+        let current = t.charges.get(&(charge.provider, charge.id.clone()));
+        if !rev_matches(current, *rev) {
+            return Err(StoreError::Contention("charge revision moved".into()));
+        }
+    }
     if let Some(w) = &c.product {
         let current = t.products.get(&(w.entry.provider, w.entry.product.clone()));
         if !rev_matches(current, w.rev) {
@@ -142,7 +160,45 @@ impl BillingStore for InMemoryBillingStore {
             customer: customer.and_then(|c| t.customers.get(&(provider, c.clone())).cloned()),
             user: user.and_then(|u| t.users.get(u).cloned()),
             invoice: None,
+            charge: None,
         })
+    }
+
+    async fn load_with_charge(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        customer: Option<&CustomerId>,
+        user: Option<&UserId>,
+        charge: &str,
+    ) -> Result<Loaded, StoreError> {
+        let mut loaded = self.load(provider, event, customer, user).await?;
+        loaded.charge = self.charge(provider, charge).await?;
+        Ok(loaded)
+    }
+
+    async fn customer(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+    ) -> Result<Option<Stored<CustomerBilling>>, StoreError> {
+        Ok(self
+            .lock()?
+            .customers
+            .get(&(provider, customer.clone()))
+            .cloned())
+    }
+
+    async fn charge(
+        &self,
+        provider: Provider,
+        charge: &str,
+    ) -> Result<Option<Stored<Charge>>, StoreError> {
+        Ok(self
+            .lock()?
+            .charges
+            .get(&(provider, charge.to_owned()))
+            .cloned())
     }
 
     async fn load_with_invoice(
@@ -227,6 +283,14 @@ impl BillingStore for InMemoryBillingStore {
             };
             t.invoices
                 .insert((invoice.provider, invoice.id.clone()), stored);
+        }
+        if let Some((charge, rev)) = &c.charge {
+            let stored = Stored {
+                value: charge.clone(),
+                rev: rev.map_or(1, |r| r + 1),
+            };
+            t.charges
+                .insert((charge.provider, charge.id.clone()), stored);
         }
         for a in &c.audit {
             let key = (

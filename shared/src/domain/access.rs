@@ -17,18 +17,26 @@
 //!
 //! A one-time purchase (beside the subscriptions, in `purchases`) grants its product:
 //!
-//! | purchase state                                   | grants | reason            |
+//! | purchase state (first match wins)                | grants | reason            |
 //! |--------------------------------------------------|--------|-------------------|
-//! | session paid, charge not or partly refunded      | yes    | paid              |
-//! | session paid, charge fully refunded              | no     | refunded          |
 //! | session completed unpaid (async payment pending) | no     | unpaid            |
-//! | a gift (for its buyer), paid and not refunded    | no     | gift              |
+//! | charge fully refunded                            | no     | refunded          |
+//! | a dispute of the charge lost                     | no     | dispute_lost      |
+//! | a dispute of the charge open (it may be won)     | yes    | disputed          |
+//! | a gift, otherwise (for its buyer: its recipient has it) | no | gift         |
+//! | paid; no dispute, or every dispute won or closed otherwise (`warning_closed`, `prevented`); not or partly refunded | yes | paid |
+//!
+//! A purchase finds its charge by its payment intent (a one-off invoice's by the invoice the
+//! charge names). Disputes and refunds of a subscription invoice's charge are kept with the
+//! customer but never change the subscription's access: Stripe does not cancel a subscription
+//! over a dispute.
 //!
 //! A gift (a purchase with gift metadata, see `events::Gift`) grants its recipient its tier for
-//! its period, under the source `gift:<provider>:<buyer>`, while the purchase would grant
-//! (paid, not refunded).
+//! its period, under the source `gift:<provider>:<buyer>`, while its reason is `gift` (paid,
+//! not fully refunded, no dispute lost).
 
-use super::customer::{CustomerBilling, SubscriptionRecord};
+use super::charge::{dispute_closed, Charge};
+use super::customer::{CustomerBilling, RefundRecord, SubscriptionRecord};
 use super::events::{PaymentOutcome, PurchaseKind};
 use super::ids::{CustomerId, ProductId, Provider, SubscriptionId, UserId};
 use serde::{Deserialize, Serialize};
@@ -252,10 +260,57 @@ pub struct PurchaseAccess {
     pub currency: Option<String>,
     pub payment_intent: Option<String>,
     pub grants: bool,
-    /// `paid`, `refunded` or `unpaid`.
+    /// `paid`, `refunded`, `dispute_lost`, `disputed` or `unpaid`.
     pub reason: String,
     /// Refunded so far from the charge that paid it (0: none).
     pub amount_refunded: i64,
+    /// The charge's dispute that decides the reason (a lost one, else an open one, else the
+    /// last closed), if the charge was ever disputed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute: Option<PurchaseDispute>,
+}
+
+/// A dispute as the access answer and the billing route show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseDispute {
+    pub id: String,
+    /// Stripe's status (`needs_response`, `under_review`, `won`, `lost`, …).
+    pub status: String,
+    pub reason: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub funds_withdrawn: bool,
+    pub funds_reinstated: bool,
+}
+
+impl PurchaseDispute {
+    fn of(charge: &Charge) -> Option<Self> {
+        let (id, record) = charge.deciding_dispute()?;
+        let state = record.state.current()?;
+        Some(Self {
+            id: id.clone(),
+            status: state.status.clone(),
+            reason: state.reason.clone(),
+            amount: state.amount,
+            currency: state.currency.clone(),
+            funds_withdrawn: record.funds_withdrawn,
+            funds_reinstated: record.funds_reinstated,
+        })
+    }
+}
+
+/// The reason a paid purchase grants or not, from its charge (see the table above).
+fn paid_reason(refund: Option<&RefundRecord>, charge: Option<&Charge>) -> &'static str {
+    let dispute = charge.and_then(|c| c.deciding_dispute().and_then(|(_, d)| d.status()));
+    if refund.is_some_and(RefundRecord::full) || charge.is_some_and(Charge::fully_refunded) {
+        "refunded"
+    } else if dispute == Some("lost") {
+        "dispute_lost"
+    } else if dispute.is_some_and(|s| !dispute_closed(s)) {
+        "disputed"
+    } else {
+        "paid"
+    }
 }
 
 /// Every purchase's access for one customer, in session-id order.
@@ -265,17 +320,14 @@ pub fn purchase_access(state: &CustomerBilling) -> Vec<PurchaseAccess> {
         .values()
         .map(|p| {
             let refund = state.refund_of(p);
+            let charge = state.charge_of(p);
             // A deleted customer keeps what it bought: Stripe refunds nothing with the
             // customer (its subscriptions end; a purchase has nothing left to bill).
-            let reason = if !p.paid {
-                "unpaid"
-            } else if refund.is_some_and(|r| r.full()) {
-                "refunded"
-            } else if p.gift.is_some() {
-                // What it bought is the recipient's (see `gift_access`).
-                "gift"
-            } else {
-                "paid"
+            let reason = match (p.paid, paid_reason(refund, charge)) {
+                (false, _) => "unpaid",
+                // What a gift bought is its recipient's (see `gift_access`).
+                (true, "paid" | "disputed") if p.gift.is_some() => "gift",
+                (true, reason) => reason,
             };
             PurchaseAccess {
                 provider: state.provider,
@@ -286,9 +338,12 @@ pub fn purchase_access(state: &CustomerBilling) -> Vec<PurchaseAccess> {
                 amount_total: p.amount_total,
                 currency: p.currency.clone(),
                 payment_intent: p.payment_intent.clone(),
-                grants: reason == "paid",
+                grants: matches!(reason, "paid" | "disputed"),
                 reason: reason.into(),
-                amount_refunded: refund.map_or(0, |r| r.amount_refunded),
+                amount_refunded: refund
+                    .map_or(0, |r| r.amount_refunded)
+                    .max(charge.map_or(0, Charge::refunded_total)),
+                dispute: charge.and_then(PurchaseDispute::of),
             }
         })
         .collect()

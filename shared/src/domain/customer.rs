@@ -6,6 +6,7 @@
 //! version, a set of same-second candidates, a per-invoice maximum — so `apply` is commutative
 //! and idempotent: any delivery order of the same events ends in the same aggregate.
 
+use super::charge::Charge;
 use super::events::{
     BillingEvent, ChargeRefund, EntitlementSet, EventMeta, InvoiceChange, InvoiceEvent,
     InvoicePayment, LinkSource, OrderEvidence, PaymentOutcome, Purchase, PurchaseKind,
@@ -418,6 +419,11 @@ pub struct CustomerBilling {
     /// Periods the operator granted (an operator account only), by the grant's event id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub grants: BTreeMap<String, SystemGrant>,
+    /// The customer's refunded or disputed charges: copies of their own items
+    /// (`domain::charge`), carried over by whichever of the charge's events arrives once the
+    /// charge is bound to this customer. Charges with nothing to show are not copied.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub charges: BTreeMap<String, Charge>,
 }
 
 /// How much of one charge was refunded: a join (maximum, or), so any order ends the same.
@@ -500,7 +506,34 @@ impl CustomerBilling {
             refunds: BTreeMap::new(),
             schedules: BTreeMap::new(),
             grants: BTreeMap::new(),
+            charges: BTreeMap::new(),
         }
+    }
+
+    /// Takes the joined state of one of this customer's charges from the charge's item. The
+    /// item only grows and every copy is taken from it, so the newest copy holds all the
+    /// others; a charge of another customer, or with nothing to show, is not kept.
+    pub fn absorb_charge(&mut self, charge: &Charge) -> Offer {
+        if charge.customer.as_ref() != Some(&self.customer) || !charge.has_news() {
+            return Offer::Older;
+        }
+        if self.charges.get(&charge.id) == Some(charge) {
+            return Offer::Same;
+        }
+        self.charges.insert(charge.id.clone(), charge.clone());
+        Offer::Taken
+    }
+
+    /// The charge that paid `purchase`, as far as this customer knows it (refunded or
+    /// disputed charges only): by the payment intent, or for a one-off invoice by the invoice
+    /// the charge names.
+    pub fn charge_of(&self, purchase: &Purchase) -> Option<&Charge> {
+        let pi = purchase.payment_intent.as_ref();
+        let invoice = (purchase.kind == PurchaseKind::Invoice).then_some(&purchase.session);
+        self.charges.values().find(|c| {
+            (pi.is_some() && c.payment_intent.as_ref() == pi)
+                || (invoice.is_some() && c.invoice.as_ref() == invoice)
+        })
     }
 
     /// The refund state of the charge that paid `purchase`: linked by the payment intent, or
@@ -676,6 +709,11 @@ impl CustomerBilling {
                 }
             }
             BillingEvent::ChargeRefunded(r) => tally.add(self.apply_refund(r)),
+            // The charge's own item joins these; its state reaches this aggregate through
+            // `absorb_charge`, in the same commit.
+            BillingEvent::ChargeBound(_) | BillingEvent::Dispute(_) | BillingEvent::Refund(_) => {
+                return Effect::Ignored
+            }
             BillingEvent::CustomerUpdated { user_claim, .. } => match user_claim {
                 Some(user) => tally.add(self.claim(LinkSource::CustomerMetadata, meta, user)),
                 None => return Effect::Ignored,

@@ -423,6 +423,67 @@ impl ScheduleSnapshot {
     }
 }
 
+/// A charge bound to its customer by an event that names both (`payment_intent.succeeded`, whose
+/// `latest_charge` or succeeded `charges.data[]` entry is the charge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeBinding {
+    pub customer: CustomerId,
+    pub charge: String,
+    pub payment_intent: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+}
+
+/// Which `charge.dispute.*` event carried a dispute (decides same-second precedence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeChange {
+    Created,
+    Updated,
+    FundsWithdrawn,
+    FundsReinstated,
+    Closed,
+}
+
+/// A dispute as one `charge.dispute.*` event shows it. It names its charge (and, since about
+/// 2019, the payment intent) but never the customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisputeEvent {
+    pub change: DisputeChange,
+    pub dispute: String,
+    pub charge: String,
+    pub payment_intent: Option<String>,
+    /// Stripe's status verbatim (`needs_response`, `under_review`, `won`, `lost`, …).
+    pub status: String,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Which refund event carried a refund object (decides same-second precedence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundChange {
+    Created,
+    /// `refund.updated` and `charge.refund.updated`.
+    Updated,
+    Failed,
+}
+
+/// A refund object as one `refund.*` / `charge.refund.updated` event shows it: it names its
+/// charge but never the customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundEvent {
+    pub change: RefundChange,
+    pub refund: String,
+    pub charge: String,
+    pub payment_intent: Option<String>,
+    /// Stripe's status verbatim (`pending`, `requires_action`, `succeeded`, `failed`, `canceled`).
+    pub status: String,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+}
+
 /// The canonical event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -438,6 +499,12 @@ pub enum BillingEvent {
     },
     /// `charge.refunded`: how much of one charge has been refunded so far.
     ChargeRefunded(ChargeRefund),
+    /// An event naming a charge and its customer: binds the charge to the customer.
+    ChargeBound(ChargeBinding),
+    /// `charge.dispute.*`: names the charge only (its item joins it with the customer).
+    Dispute(DisputeEvent),
+    /// `refund.*`, `charge.refund.updated`: names the charge only.
+    Refund(RefundEvent),
     Subscription {
         change: SubscriptionChange,
         snapshot: SubscriptionSnapshot,
@@ -494,14 +561,28 @@ impl BillingEvent {
             | BillingEvent::CustomerDeleted { customer }
             | BillingEvent::Entitlements { customer, .. } => Some(customer),
             BillingEvent::ChargeRefunded(r) => Some(&r.customer),
+            BillingEvent::ChargeBound(b) => Some(&b.customer),
             BillingEvent::Subscription { snapshot, .. } => Some(&snapshot.customer),
             BillingEvent::InvoicePayment(p) => Some(&p.customer),
             BillingEvent::Invoice(e) => Some(&e.snapshot.customer),
             BillingEvent::Grant(g) => Some(&g.account),
             BillingEvent::Schedule { snapshot, .. } => Some(&snapshot.customer),
             BillingEvent::InvoicePaymentPaid(_)
+            | BillingEvent::Dispute(_)
+            | BillingEvent::Refund(_)
             | BillingEvent::Catalogue(_)
             | BillingEvent::Unsupported => None,
+        }
+    }
+
+    /// The charge whose own item this event changes, if any (read and written with it).
+    pub fn charge(&self) -> Option<&str> {
+        match self {
+            BillingEvent::ChargeRefunded(r) => Some(&r.charge),
+            BillingEvent::ChargeBound(b) => Some(&b.charge),
+            BillingEvent::Dispute(d) => Some(&d.charge),
+            BillingEvent::Refund(r) => Some(&r.charge),
+            _ => None,
         }
     }
 
@@ -535,6 +616,9 @@ impl BillingEvent {
             BillingEvent::CustomerDeleted { .. }
             | BillingEvent::Schedule { .. }
             | BillingEvent::ChargeRefunded(_)
+            | BillingEvent::ChargeBound(_)
+            | BillingEvent::Dispute(_)
+            | BillingEvent::Refund(_)
             | BillingEvent::Entitlements { .. }
             | BillingEvent::Catalogue(_)
             | BillingEvent::InvoicePaymentPaid(_)

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod catalogue;
+pub mod charge;
 pub mod customer;
 pub mod events;
 pub mod ids;

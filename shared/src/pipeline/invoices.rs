@@ -8,6 +8,7 @@
 //! have changed. A paid one-off invoice is a purchase, so its payment changes the aggregate
 //! too and is committed like any applied event, with its invoice.
 
+use super::charges::{attach_charge, with_charge, ChargeUpdate};
 use super::record::{Attempted, Verified};
 use super::Pipeline;
 use crate::domain::customer::{CustomerBilling, Effect};
@@ -97,29 +98,32 @@ pub(super) fn attach_invoice(commit: &mut Commit, update: Option<InvoiceUpdate>)
 
 impl Pipeline {
     /// Commits an event that left the customer aggregate as it was (`customer_effect`, or no
-    /// aggregate at all): the invoice alone when it moved, else only the ledger record.
+    /// aggregate at all): its own items (invoice, charge) when they moved, else only the
+    /// ledger record.
     pub(super) async fn commit_invoice_only(
         &self,
         v: &Verified<'_>,
         guard: LedgerGuard,
-        update: Option<InvoiceUpdate>,
+        (update, charge): (Option<InvoiceUpdate>, Option<ChargeUpdate>),
         customer: Option<&CustomerBilling>,
         customer_effect: Effect,
     ) -> Result<Attempted, StoreError> {
-        let state = ledger_state(customer_effect, update.as_ref());
+        let state = with_charge(
+            ledger_state(customer_effect, update.as_ref()),
+            charge.as_ref(),
+        );
         let customer_id: Option<CustomerId> = customer
             .map(|c| c.customer.clone())
-            .or_else(|| update.as_ref().and_then(|u| u.after.customer.clone()));
+            .or_else(|| update.as_ref().and_then(|u| u.after.customer.clone()))
+            .or_else(|| charge.as_ref().and_then(|c| c.after.customer.clone()));
         let record = self.ledger_record(v, state, customer_id.clone());
         let mut commit = Commit::ledger_only(record, guard);
-        if let Some(update) = update.filter(|_| state == LedgerState::Applied) {
+        if state == LedgerState::Applied {
             let user = customer.and_then(CustomerBilling::user);
             if let Some(customer) = customer_id {
                 // The user's access cannot have changed: the summary has no subscriptions.
-                let mut before = summary(user, &[], &[]);
-                let mut after = summary(user, &[], &[]);
-                before["invoice"] = audit_part(update.before.as_ref());
-                after["invoice"] = audit_part(Some(&update.after));
+                let before = summary(user, &[], &[]);
+                let after = summary(user, &[], &[]);
                 commit.audit.push(AuditRecord {
                     provider: v.meta.provider,
                     customer,
@@ -133,9 +137,13 @@ impl Pipeline {
                     unresolved_ties: Vec::new(),
                 });
             }
-            commit.invoice = Some((update.after, update.rev));
+            attach_invoice(&mut commit, update);
+            attach_charge(&mut commit, charge);
         }
         self.store.commit(&commit).await?;
+        if let Some((charge, _)) = &commit.charge {
+            self.remember_charge(charge);
+        }
         Ok(Attempted::Recorded(state))
     }
 }

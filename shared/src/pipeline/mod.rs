@@ -11,6 +11,7 @@
 //!   with their bytes (`park`), and replayed through the same second half.
 
 mod catalogue;
+mod charges;
 mod invoices;
 mod park;
 mod project;
@@ -82,6 +83,10 @@ pub struct Pipeline {
     /// customer → user links seen before: lets the first read fetch the user item too.
     /// A link only ever names the user it was read with, since the commit checks revisions.
     links: Mutex<HashMap<CustomerId, UserId>>,
+    /// charge → customer bindings read or committed before: lets a dispute's or refund's first
+    /// read fetch the customer too. A charge never changes customer; a guess its item does not
+    /// confirm is dropped by the read that made it.
+    charges: Mutex<HashMap<String, CustomerId>>,
 }
 
 impl Pipeline {
@@ -102,6 +107,7 @@ impl Pipeline {
             metrics,
             tiers,
             links: Mutex::new(HashMap::new()),
+            charges: Mutex::new(HashMap::new()),
         }
     }
 
@@ -223,6 +229,24 @@ impl Pipeline {
 
     fn cached_link(&self, customer: &CustomerId) -> Option<UserId> {
         self.links.lock().ok()?.get(customer).cloned()
+    }
+
+    fn cached_charge(&self, v: &record::Verified<'_>) -> Option<CustomerId> {
+        let charge = v.event.charge()?;
+        self.charges.lock().ok()?.get(charge).cloned()
+    }
+
+    /// Remembers a stored (read or committed) charge's customer, once it is bound.
+    fn remember_charge(&self, charge: &crate::domain::charge::Charge) {
+        let Some(customer) = &charge.customer else {
+            return;
+        };
+        if let Ok(mut cache) = self.charges.lock() {
+            if cache.len() >= 10_000 {
+                cache.clear();
+            }
+            cache.insert(charge.id.clone(), customer.clone());
+        }
     }
 
     fn remember_link(&self, customer: &CustomerId, user: UserId) {

@@ -96,6 +96,8 @@ impl Pipeline {
             product: None,
             // Added by the caller when the event's invoice changed too.
             invoice: None,
+            // Likewise its charge's item.
+            charge: None,
         })
     }
 

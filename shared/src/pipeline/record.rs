@@ -1,6 +1,7 @@
 //! Record once and apply: one consistent read, a pure decision, one conditional commit —
 //! retried on contention, parked on a permanent failure, answered 503 on a transient one.
 
+use super::charges::{attach_charge, charge_update};
 use super::invoices::{attach_invoice, invoice_update};
 use super::project::Projection;
 use super::{Delivery, DuplicateBy, Outcome, Pipeline, ReadEvent};
@@ -8,6 +9,7 @@ use crate::domain::customer::{CustomerBilling, Effect};
 use crate::domain::events::{AggregateKey, BillingEvent, EventMeta};
 use crate::domain::ids::CustomerId;
 use crate::domain::ids::UserId;
+use crate::domain::version::Offer;
 use crate::error::Error;
 use crate::ports::{Commit, LedgerGuard, LedgerRecord, LedgerState, Loaded, StoreError};
 use crate::telemetry::Counter;
@@ -20,6 +22,8 @@ pub(super) enum Attempted {
     Recorded(LedgerState),
     /// The read found the event already recorded: nothing written.
     SeenInLedger,
+    /// A customer-less event's charge is bound to this customer: read again with it.
+    Bound(CustomerId),
 }
 
 /// An event ready to apply: verified, read and translated.
@@ -56,7 +60,7 @@ impl Pipeline {
         // The aggregate the event changes; `invoice_payment.paid` has none (it changes only its
         // invoice's own record).
         let aggregate = v.event.aggregate();
-        if aggregate.is_none() && v.event.invoice().is_none() {
+        if aggregate.is_none() && v.event.invoice().is_none() && v.event.charge().is_none() {
             // Not modelled: one conditional write records it as ignored.
             let record = self.ledger_record(v, LedgerState::Ignored, None);
             let result = self.store.commit(&Commit::ledger_only(record, guard)).await;
@@ -74,7 +78,12 @@ impl Pipeline {
                 Some(AggregateKey::Customer(customer_id)) => {
                     self.attempt(v, guard, Some(customer_id)).await
                 }
-                None => self.attempt(v, guard, None).await,
+                // A warm instance may know the customer of the event's charge already.
+                None => match self.attempt(v, guard, self.cached_charge(v).as_ref()).await {
+                    // A dispute or refund of a bound charge: its customer joins the read.
+                    Ok(Attempted::Bound(customer)) => self.attempt(v, guard, Some(&customer)).await,
+                    other => other,
+                },
             };
             match attempted {
                 Err(StoreError::Contention(why)) => last_error = why,
@@ -91,6 +100,8 @@ impl Pipeline {
                     }
                 }
                 Ok(Attempted::Recorded(state)) => return self.finish(event_id, Ok(state)),
+                // Only a read without a customer answers this; the retry reads with it.
+                Ok(Attempted::Bound(customer)) => last_error = format!("bound to {customer}"),
                 Err(e) => return self.finish(event_id, Err(e)),
             }
         }
@@ -151,6 +162,12 @@ impl Pipeline {
         hint: Option<&UserId>,
     ) -> Result<Loaded, StoreError> {
         let (provider, id) = (v.meta.provider, &v.meta.id);
+        if let Some(charge) = v.event.charge() {
+            return self
+                .store
+                .load_with_charge(provider, id, customer_id, hint, charge)
+                .await;
+        }
         match v.event.invoice() {
             Some(invoice) => {
                 self.store
@@ -178,11 +195,29 @@ impl Pipeline {
             return Ok(Attempted::SeenInLedger);
         }
         let invoice = invoice_update(v, loaded.invoice.clone());
-        let Some(customer_id) = customer_id else {
-            // Names only an invoice (`invoice_payment.paid`): its customer's aggregate is not
-            // read, and the event changes the invoice alone.
+        let charge = charge_update(v, loaded.charge.clone());
+        if let Some(stored) = &loaded.charge {
+            self.remember_charge(&stored.value);
+        }
+        // A customer-less event read with a customer its charge does not name (a stale guess)
+        // goes on without it.
+        let confirmed = customer_id.filter(|c| {
+            v.event.customer().is_some()
+                || charge.as_ref().and_then(|ch| ch.after.customer.as_ref()) == Some(*c)
+        });
+        let Some(customer_id) = confirmed else {
+            // Only a change needs the customer: every change of a bound charge was carried to
+            // its customer, so a stale event leaves the customer's copy as current as it was.
+            let changed = charge.as_ref().filter(|c| c.effect == Effect::Applied);
+            if let Some(bound) = changed.and_then(|c| c.after.customer.clone()) {
+                if customer_id != Some(&bound) {
+                    return Ok(Attempted::Bound(bound));
+                }
+            }
+            // Names only an invoice (`invoice_payment.paid`) or a charge not bound to a
+            // customer yet: the event changes that item alone.
             return self
-                .commit_invoice_only(v, guard, invoice, None, Effect::Ignored)
+                .commit_invoice_only(v, guard, (invoice, charge), None, Effect::Ignored)
                 .await;
         };
         let (before, rev) = match loaded.customer {
@@ -193,11 +228,18 @@ impl Pipeline {
             ),
         };
         let mut after = before.clone();
-        let effect = after.apply(&v.meta, &v.event);
+        let mut effect = after.apply(&v.meta, &v.event);
+        if let Some(c) = &charge {
+            // The charge's joined state (a dispute or refund that came before its binding, or
+            // this event's own) reaches its customer in this commit.
+            if after.absorb_charge(&c.after) == Offer::Taken {
+                effect = Effect::Applied;
+            }
+        }
         if effect != Effect::Applied {
-            // The aggregate did not move: only the ledger record, and the invoice if it moved.
+            // The aggregate did not move: only the ledger record, and its own items if moved.
             return self
-                .commit_invoice_only(v, guard, invoice, Some(&before), effect)
+                .commit_invoice_only(v, guard, (invoice, charge), Some(&before), effect)
                 .await;
         }
         let unresolved = self.settle_ties(v, &mut after).await;
@@ -212,7 +254,11 @@ impl Pipeline {
         };
         let mut commit = self.applied_commit(projection, after).await?;
         attach_invoice(&mut commit, invoice);
+        attach_charge(&mut commit, charge);
         self.store.commit(&commit).await?;
+        if let Some((charge, _)) = &commit.charge {
+            self.remember_charge(charge);
+        }
         if commit.audit.iter().any(|a| !a.unresolved_ties.is_empty()) {
             self.metrics
                 .incr(Counter::TiesUnresolved, v.delivery.family.as_str());

@@ -94,6 +94,14 @@ pub fn spawn_memory(livemode: bool) -> TestApp {
     app
 }
 
+/// A second app (a cold instance: empty caches) on the in-memory store of `app`.
+pub fn spawn_beside(app: &TestApp) -> TestApp {
+    let memory = app.memory.clone().expect("an in-memory app");
+    let mut other = build(memory.clone(), false);
+    other.memory = Some(memory);
+    other
+}
+
 /// The emulator's endpoint; the suite refuses to pretend when it is missing.
 pub fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").expect(

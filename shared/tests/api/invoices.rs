@@ -402,7 +402,8 @@ async fn billing_lists_subscriptions_and_the_newest_invoices() {
     let (_, unknown) = app.get("/users/nobody/billing").await;
     assert_eq!(
         unknown,
-        json!({"user_id": "nobody", "known": false, "subscriptions": [], "scheduled": [], "purchases": [], "invoices": []})
+        json!({"user_id": "nobody", "known": false, "subscriptions": [], "scheduled": [], "purchases": [], "invoices": [],
+            "charges": []})
     );
 }
 

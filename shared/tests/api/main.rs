@@ -5,6 +5,7 @@ mod catalogue;
 mod concurrency;
 mod crashes;
 mod customers;
+mod disputes;
 mod dynamo;
 mod emails;
 mod entitlements;

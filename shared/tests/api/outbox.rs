@@ -38,6 +38,7 @@ fn probe_commit(event_id: &str, messages: Vec<OutboxMessage>) -> Commit {
         outbox: messages,
         product: None,
         invoice: None,
+        charge: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Stripe: signature verification, the lenient envelope, and translation to canonical events.
 //! Stripe's wire shapes never leave this folder.
 
+pub mod charges;
 pub mod enabled_events;
 pub mod entitlements;
 pub mod event;

@@ -6,6 +6,7 @@
 //! as the legacy plan object (`plan.*`: `amount`, `interval` on the object) beside `price.*`
 //! (`unit_amount`, `recurring.interval`): both become one price snapshot.
 
+use super::charges;
 use super::event::{as_bool, i64_field, id_field, metadata, str_field, Envelope};
 use super::invoice::{invoice_event, invoice_kind, invoice_payment_paid};
 use crate::domain::events::{
@@ -66,6 +67,10 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
             field,
         })
     };
+    // Disputes, refund objects and the charge's binding to its customer (`charges.rs`).
+    if let Some(event) = charges::translate(env) {
+        return event;
+    }
     let event = match env.event_type.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
             checkout_completed(env, map)?
