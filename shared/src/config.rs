@@ -5,6 +5,9 @@ use crate::adapters::dynamo::Retention;
 use crate::adapters::secrets_manager::{parse_secret_list, validate_secret_list, SecretSpec};
 use crate::adapters::stripe_api::{parse_base, StripeApiKey, DEFAULT_BASE};
 use crate::domain::access::TierPolicy;
+use crate::providers::paypal::api::{ClientSecret, DEFAULT_API_BASE as PAYPAL_DEFAULT_BASE};
+use crate::providers::paypal::cert_url::CertUrlPolicy;
+use crate::providers::paypal::certs::TrustRoots;
 use crate::providers::stripe::translate::StripeMapping;
 use crate::providers::stripe::Settings;
 use crate::routing::Family;
@@ -322,6 +325,109 @@ fn read_tiers(get: &impl Fn(&str) -> Option<String>) -> Result<TierPolicy, Confi
             .collect();
     }
     Ok(tiers)
+}
+
+/// PayPal verification (`PAYPAL_*`, read by [`read_paypal`]): our webhook id, the replay
+/// window on `PAYPAL-TRANSMISSION-TIME`, and how deliveries are checked.
+#[derive(Debug, Clone)]
+pub struct PaypalSettings {
+    pub webhook_id: String,
+    pub tolerance_secs: u64,
+    pub mode: PaypalMode,
+}
+
+/// `PAYPAL_VERIFICATION`: `offline` (the default, no call to PayPal once its certificate is
+/// cached) or `api`.
+#[derive(Debug, Clone)]
+pub enum PaypalMode {
+    Offline {
+        urls: CertUrlPolicy,
+        roots: TrustRoots,
+    },
+    Api(PaypalApiSettings),
+}
+
+/// PayPal's REST API for `PAYPAL_VERIFICATION=api`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaypalApiSettings {
+    pub base: String,
+    pub client_id: String,
+    pub secret: PaypalSecretSpec,
+}
+
+/// `PAYPAL_CLIENT_SECRET`, or a Secrets Manager secret holding it (`PAYPAL_CLIENT_SECRET_ARN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaypalSecretSpec {
+    Inline(ClientSecret),
+    Arn(String),
+}
+
+/// Reads the PayPal variables. `PAYPAL_WEBHOOK_ID` is required (letters and digits, as PayPal
+/// shows it); errors name the variable, never a secret.
+pub fn read_paypal(get: impl Fn(&str) -> Option<String>) -> Result<PaypalSettings, ConfigError> {
+    let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    const ID: &str = "PAYPAL_WEBHOOK_ID";
+    let webhook_id = get(ID).ok_or_else(|| ConfigError::Missing(ID.into()))?;
+    if webhook_id.len() > 64 || !webhook_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(malformed(ID, "expected the webhook id PayPal shows (letters and digits)"));
+    }
+    let tolerance_secs = number(&get, "PAYPAL_TRANSMISSION_TOLERANCE_SECS", 1..=86_400, "seconds", 300)?;
+    let mode = match get("PAYPAL_VERIFICATION").as_deref() {
+        None | Some("offline") => PaypalMode::Offline {
+            urls: match get("PAYPAL_CERT_URL_PREFIXES") {
+                None => CertUrlPolicy::default(),
+                Some(list) => CertUrlPolicy::parse(&list)
+                    .map_err(|why| malformed("PAYPAL_CERT_URL_PREFIXES", why))?,
+            },
+            roots: read_trust_roots(get("PAYPAL_TRUST_ROOTS"))?,
+        },
+        Some("api") => PaypalMode::Api(read_paypal_api(&get)?),
+        Some(_) => return Err(malformed("PAYPAL_VERIFICATION", "expected offline or api")),
+    };
+    Ok(PaypalSettings {
+        webhook_id,
+        tolerance_secs,
+        mode,
+    })
+}
+
+/// `PAYPAL_TRUST_ROOTS`: a PEM file, read now; the built-in DigiCert roots when unset.
+fn read_trust_roots(path: Option<String>) -> Result<TrustRoots, ConfigError> {
+    const NAME: &str = "PAYPAL_TRUST_ROOTS";
+    let Some(path) = path else {
+        return Ok(TrustRoots::built_in());
+    };
+    let pem = std::fs::read(&path)
+        .map_err(|e| malformed(NAME, format!("cannot read {path}: {}", e.kind())))?;
+    TrustRoots::from_pem(&pem).map_err(|why| malformed(NAME, format!("{path}: {why}")))
+}
+
+/// `PAYPAL_API_BASE`, `PAYPAL_CLIENT_ID` and one of `PAYPAL_CLIENT_SECRET` and `…_ARN`.
+fn read_paypal_api(get: &impl Fn(&str) -> Option<String>) -> Result<PaypalApiSettings, ConfigError> {
+    const SECRET: &str = "PAYPAL_CLIENT_SECRET";
+    const SECRET_ARN: &str = "PAYPAL_CLIENT_SECRET_ARN";
+    let base = get("PAYPAL_API_BASE").unwrap_or_else(|| PAYPAL_DEFAULT_BASE.into());
+    parse_base(&base).map_err(|why| malformed("PAYPAL_API_BASE", why))?;
+    let client_id = get("PAYPAL_CLIENT_ID").ok_or_else(|| ConfigError::Missing("PAYPAL_CLIENT_ID".into()))?;
+    let secret = match (get(SECRET), get(SECRET_ARN)) {
+        (Some(_), Some(_)) => return Err(ConfigError::Both(SECRET.into())),
+        (None, None) => return Err(ConfigError::Missing(format!("{SECRET} (or {SECRET_ARN})"))),
+        (Some(secret), None) => PaypalSecretSpec::Inline(ClientSecret::new(secret)),
+        (None, Some(arn)) if arn.starts_with("arn:") => PaypalSecretSpec::Arn(arn),
+        (None, Some(_)) => return Err(malformed(SECRET_ARN, "expected a Secrets Manager ARN")),
+    };
+    Ok(PaypalApiSettings {
+        base,
+        client_id,
+        secret,
+    })
+}
+
+impl PaypalSettings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        read_paypal(|k| std::env::var(k).ok())
+    }
 }
 
 impl Config {

@@ -1,4 +1,5 @@
 //! Providers: verify and translate each provider's wire format into `domain::events`.
 
 pub mod evidence;
+pub mod paypal;
 pub mod stripe;
