@@ -160,7 +160,13 @@ impl PaypalApi {
         let mut response = tokio::time::timeout(self.bounds.operation, request)
             .await
             .map_err(|_| unavailable("timeout"))?
-            .map_err(|e| unavailable(if e.is_timeout() { "timeout" } else { "no answer" }))?;
+            .map_err(|e| {
+                unavailable(if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "no answer"
+                })
+            })?;
         let status = response.status();
         let mut answer = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|_| unavailable("body"))? {
@@ -197,7 +203,10 @@ impl PaypalApi {
             .await?;
         if status != StatusCode::OK {
             // 401: PayPal refused our client id or secret; alarms, and PayPal retries.
-            return Err(unavailable(format!("token request answered {}", status.as_u16())));
+            return Err(unavailable(format!(
+                "token request answered {}",
+                status.as_u16()
+            )));
         }
         let access = json["access_token"].as_str().filter(|t| !t.is_empty());
         let expires_in = json["expires_in"].as_i64().unwrap_or(0);
@@ -215,13 +224,16 @@ impl PaypalApi {
     }
 
     /// Asks PayPal whether the delivery is authentic.
-    pub async fn verify(&self, t: &Transmission, webhook_id: &str, body: &[u8]) -> Result<(), Error> {
+    pub async fn verify(
+        &self,
+        t: &Transmission,
+        webhook_id: &str,
+        body: &[u8],
+    ) -> Result<(), Error> {
         let request = request_body(t, webhook_id, body).map_err(rejected)?;
         let bearer = self.bearer().await?;
         let url = self.url("v1/notifications/verify-webhook-signature")?;
-        let (status, json) = self
-            .post(url, bearer, "application/json", request)
-            .await?;
+        let (status, json) = self.post(url, bearer, "application/json", request).await?;
         match status {
             StatusCode::OK if json["verification_status"] == "SUCCESS" => Ok(()),
             StatusCode::OK => Err(rejected(PaypalRejection::ApiNotVerified)),

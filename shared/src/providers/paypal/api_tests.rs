@@ -59,10 +59,16 @@ async fn token(State(fake): State<Arc<FakePaypal>>, headers: HeaderMap, body: By
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{SECRET}"));
     let authorised = headers["authorization"] == format!("Basic {basic}").as_str();
     if !authorised || &body[..] != b"grant_type=client_credentials" {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
     }
-    Json(json!({"scope": "https://uri.paypal.com/services/applications/webhooks",
-        "access_token": TOKEN, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME}))
+    Json(
+        json!({"scope": "https://uri.paypal.com/services/applications/webhooks",
+        "access_token": TOKEN, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME}),
+    )
     .into_response()
 }
 
@@ -85,12 +91,18 @@ fn exact(fake: &FakePaypal, body: &[u8]) -> bool {
 async fn verify(State(fake): State<Arc<FakePaypal>>, headers: HeaderMap, body: Bytes) -> Response {
     fake.verify_calls.fetch_add(1, Ordering::SeqCst);
     if headers["authorization"] != format!("Bearer {TOKEN}").as_str() {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_token"})),
+        )
+            .into_response();
     }
     fake.exact.lock().expect("lock").push(exact(&fake, &body));
     match fake.answer {
         Answer::Status(s) => Json(json!({"verification_status": s})).into_response(),
-        Answer::Http(code) => (code, Json(json!({"name": "INTERNAL_SERVICE_ERROR"}))).into_response(),
+        Answer::Http(code) => {
+            (code, Json(json!({"name": "INTERNAL_SERVICE_ERROR"}))).into_response()
+        }
         Answer::Hang => std::future::pending().await,
     }
 }
@@ -103,7 +115,9 @@ async fn spawn(fake: Arc<FakePaypal>) -> String {
             axum::routing::post(verify),
         )
         .with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, router).await });
     format!("http://{addr}")
@@ -111,7 +125,10 @@ async fn spawn(fake: Arc<FakePaypal>) -> String {
 
 /// The real 2016 delivery's headers and body (PayPal's fake does not check the signature).
 fn delivery() -> (http::HeaderMap, Vec<u8>, i64) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/paypal/real-signed-2016");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/paypal/real-signed-2016"
+    );
     let doc: serde_json::Value = serde_json::from_slice(
         &std::fs::read(format!("{dir}/PAYMENT.SALE.COMPLETED.signed.json")).expect("fixture"),
     )
@@ -135,7 +152,14 @@ async fn api(fake: &Arc<FakePaypal>, clock: Arc<FixedClock>) -> PaypalApi {
         operation: Duration::from_millis(500),
         max_attempts: 1,
     };
-    PaypalApi::new(&base, CLIENT_ID.into(), ClientSecret::new(SECRET), bounds, clock).expect("client")
+    PaypalApi::new(
+        &base,
+        CLIENT_ID.into(),
+        ClientSecret::new(SECRET),
+        bounds,
+        clock,
+    )
+    .expect("client")
 }
 
 async fn verifier(fake: &Arc<FakePaypal>, clock: Arc<FixedClock>) -> PaypalVerifier {
@@ -161,7 +185,9 @@ async fn the_fake_tells_a_reserialised_event_from_the_received_one() {
     assert_ne!(reserialised, body);
     let fake = FakePaypal::new(Answer::Status("SUCCESS"), &body);
     let v = verifier(&fake, Arc::new(FixedClock::at(sent))).await;
-    v.verify(&headers, &reserialised).await.expect("the fake answers SUCCESS");
+    v.verify(&headers, &reserialised)
+        .await
+        .expect("the fake answers SUCCESS");
     assert_eq!(*fake.exact.lock().expect("lock"), vec![false]);
 }
 
@@ -171,7 +197,10 @@ async fn failure_is_a_rejection() {
     let fake = FakePaypal::new(Answer::Status("FAILURE"), &body);
     let v = verifier(&fake, Arc::new(FixedClock::at(sent))).await;
     let e = v.verify(&headers, &body).await.expect_err("not verified");
-    assert_eq!(e, Error::Rejected(Rejection::Paypal(PaypalRejection::ApiNotVerified)));
+    assert_eq!(
+        e,
+        Error::Rejected(Rejection::Paypal(PaypalRejection::ApiNotVerified))
+    );
     assert_eq!(e.kind(), ErrorKind::Rejected);
 }
 
@@ -247,8 +276,14 @@ async fn a_refused_client_secret_is_transient_and_never_shown() {
     let base = spawn(fake.clone()).await;
     let clock = Arc::new(FixedClock::at(sent));
     let wrong = "wrong-secret-DO-NOT-PRINT";
-    let api = PaypalApi::new(&base, CLIENT_ID.into(), ClientSecret::new(wrong), CallBounds::default(), clock.clone())
-        .expect("client");
+    let api = PaypalApi::new(
+        &base,
+        CLIENT_ID.into(),
+        ClientSecret::new(wrong),
+        CallBounds::default(),
+        clock.clone(),
+    )
+    .expect("client");
     assert!(!format!("{api:?}").contains(wrong));
     let v = PaypalVerifier::api(WEBHOOK_ID, 300, api, clock);
     let e = v.verify(&headers, &body).await.expect_err("refused");

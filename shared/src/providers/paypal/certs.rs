@@ -105,7 +105,8 @@ impl CertBundle {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), PaypalRejection> {
-        let leaf = EndEntityCert::try_from(&self.leaf).map_err(|_| PaypalRejection::CertUnreadable)?;
+        let leaf =
+            EndEntityCert::try_from(&self.leaf).map_err(|_| PaypalRejection::CertUnreadable)?;
         let time = UnixTime::since_unix_epoch(Duration::from_secs(now.max(0).unsigned_abs()));
         leaf.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
@@ -129,8 +130,9 @@ fn chain_rejection(e: webpki::Error) -> PaypalRejection {
     match e {
         // No issuer by name among the roots and intermediates, or one by name whose key did
         // not sign it (a rogue CA copying a trusted CA's name): either way no trusted chain.
-        webpki::Error::UnknownIssuer
-        | webpki::Error::InvalidSignatureForPublicKey => PaypalRejection::CertUntrusted,
+        webpki::Error::UnknownIssuer | webpki::Error::InvalidSignatureForPublicKey => {
+            PaypalRejection::CertUntrusted
+        }
         webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. } => {
             PaypalRejection::CertNotValidNow
         }
@@ -188,7 +190,9 @@ pub fn is_paypal_host(name: &str) -> bool {
         || sub.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -229,6 +233,9 @@ mod tests {
     fn the_built_in_roots_load() {
         assert_eq!(TrustRoots::built_in().len(), 4);
         assert!(TrustRoots::from_pem(b"").is_err());
-        assert!(TrustRoots::from_pem(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
+        assert!(TrustRoots::from_pem(
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+        )
+        .is_err());
     }
 }

@@ -123,3 +123,41 @@ impl CertCache {
         Ok(bundle)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fetcher builds with the platform's roots and never speaks plain http, even when
+    /// a URL got past the policy by mistake. No request leaves the machine.
+    #[tokio::test]
+    async fn the_https_fetcher_refuses_plain_http() {
+        let fetcher = HttpsCertFetcher::new(CallBounds::default()).expect("client");
+        let url = Url::parse("http://127.0.0.1:9/v1/notifications/certs/CERT-1").expect("url");
+        let e = fetcher.fetch(&url).await.expect_err("http refused");
+        assert!(e.0.starts_with("PayPal certificate fetch failed"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_document_that_is_not_a_certificate_is_refused_and_not_kept() {
+        struct Html(std::sync::atomic::AtomicUsize);
+        #[async_trait]
+        impl CertFetcher for Html {
+            async fn fetch(&self, _: &Url) -> Result<Vec<u8>, ApiError> {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(b"<html>not a certificate</html>".to_vec())
+            }
+        }
+        let fetcher = Arc::new(Html(Default::default()));
+        let cache = CertCache::new(fetcher.clone());
+        let url = Url::parse("https://api.paypal.com/v1/notifications/certs/X").expect("url");
+        for _ in 0..2 {
+            let e = cache.get(&url).await.expect_err("not PEM");
+            assert_eq!(
+                e,
+                Error::Rejected(Rejection::Paypal(PaypalRejection::CertUnreadable))
+            );
+        }
+        assert_eq!(fetcher.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+}

@@ -149,7 +149,10 @@ async fn real_2015_delivery_verifies_at_its_send_time() {
     let r = real(2015);
     assert_eq!(r.sent, 1_431_963_913); // 2015-05-18T15:45:13Z
     let (verifier, fetcher) = real_verifier(&r, real_chain()).await;
-    let verified = verifier.verify(&r.headers, &r.body).await.expect("authentic");
+    let verified = verifier
+        .verify(&r.headers, &r.body)
+        .await
+        .expect("authentic");
     assert_eq!(verified.signed_at, r.sent);
     assert_eq!(fetcher.fetches(), 0, "the certificate came from the cache");
 }
@@ -161,7 +164,10 @@ async fn real_2016_delivery_verifies_with_the_same_certificate() {
     let r = real(2016);
     assert_eq!(r.headers["PAYPAL-CERT-URL"], REAL_CERT_URL);
     let (verifier, _) = real_verifier(&r, real_chain()).await;
-    let verified = verifier.verify(&r.headers, &r.body).await.expect("authentic");
+    let verified = verifier
+        .verify(&r.headers, &r.body)
+        .await
+        .expect("authentic");
     assert_eq!(verified.signed_at, 1_474_495_246); // 2016-09-21T22:00:46Z
 }
 
@@ -204,7 +210,8 @@ const OUR_WEBHOOK_ID: &str = "8PT597110X687430LKGECATA";
 const NOW: i64 = 1_748_779_200;
 const NOW_TEXT: &str = "2025-06-01T12:00:00Z";
 const CERT_URL: &str = "https://api.paypal.com/v1/notifications/certs/CERT-test-0001";
-const BODY: &[u8] = br#"{"id":"WH-TEST-0WNFX","event_type":"PAYMENT.SALE.COMPLETED","resource":{"id":"S1"}}"#;
+const BODY: &[u8] =
+    br#"{"id":"WH-TEST-0WNFX","event_type":"PAYMENT.SALE.COMPLETED","resource":{"id":"S1"}}"#;
 const PAYPAL_CN: &str = "messageverificationcerts.paypal.com";
 
 /// A certificate authority: its parameters and key (ECDSA P-256: quick to make).
@@ -245,7 +252,9 @@ fn trusted_ca() -> &'static Ca {
 fn leaf(issuer: &Ca, cn: Option<&str>, years: (i32, i32)) -> String {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::OrganizationName, "PayPal, Inc.");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "PayPal, Inc.");
     if let Some(cn) = cn {
         params.distinguished_name.push(DnType::CommonName, cn);
     }
@@ -372,7 +381,11 @@ async fn a_certificate_from_a_rogue_root_is_refused() {
 
 #[tokio::test]
 async fn a_common_name_that_only_looks_like_paypal_is_refused() {
-    for cn in ["paypal.com.evil.example", "messageverificationcerts.paypal.com.evil.example", "evilpaypal.com"] {
+    for cn in [
+        "paypal.com.evil.example",
+        "messageverificationcerts.paypal.com.evil.example",
+        "evilpaypal.com",
+    ] {
         let pem = leaf(trusted_ca(), Some(cn), (2024, 2027));
         let got = paypal(check(&Delivery::default(), &pem).await);
         assert_eq!(got, PaypalRejection::CertNotPaypal, "{cn}");
@@ -442,8 +455,13 @@ async fn sha1_is_refused_before_anything_is_fetched() {
 #[tokio::test]
 async fn a_tampered_body_is_refused() {
     let (verifier, _) = verifier_serving(&good_leaf());
-    let tampered = br#"{"id":"WH-TEST-0WNFX","event_type":"PAYMENT.SALE.COMPLETED","resource":{"id":"S2"}}"#;
-    let got = paypal(verifier.verify(&Delivery::default().headers(), tampered).await);
+    let tampered =
+        br#"{"id":"WH-TEST-0WNFX","event_type":"PAYMENT.SALE.COMPLETED","resource":{"id":"S2"}}"#;
+    let got = paypal(
+        verifier
+            .verify(&Delivery::default().headers(), tampered)
+            .await,
+    );
     assert_eq!(got, PaypalRejection::SignatureMismatch);
 }
 
@@ -492,7 +510,10 @@ async fn the_certificate_is_fetched_once_per_url() {
         .expect("lock")
         .insert(other_url.to_owned(), pem.into_bytes());
     for _ in 0..3 {
-        assert!(verifier.verify(&Delivery::default().headers(), BODY).await.is_ok());
+        assert!(verifier
+            .verify(&Delivery::default().headers(), BODY)
+            .await
+            .is_ok());
     }
     assert_eq!(fetcher.fetches(), 1);
     let other = Delivery {

@@ -77,7 +77,10 @@ pub struct Transmission {
 }
 
 /// One header's value: present once, visible ASCII, not too long.
-fn header<'h>(headers: &'h http::HeaderMap, name: &'static str) -> Result<&'h str, PaypalRejection> {
+fn header<'h>(
+    headers: &'h http::HeaderMap,
+    name: &'static str,
+) -> Result<&'h str, PaypalRejection> {
     let mut values = headers.get_all(name).iter();
     let value = values.next().ok_or(PaypalRejection::MissingHeader(name))?;
     let malformed = PaypalRejection::MalformedHeader(name);
@@ -149,10 +152,9 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let digits = |from: usize, len: usize| -> Option<i64> {
         let part = b.get(from..from + len)?;
-        part.iter().all(u8::is_ascii_digit).then(|| {
-            part.iter()
-                .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'))
-        })
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
     };
     let sep = |at: usize, allowed: &[u8]| b.get(at).is_some_and(|c| allowed.contains(c));
     if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt") && sep(13, b":") && sep(16, b":")) {
@@ -220,12 +222,18 @@ mod tests {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("2015-05-18T15:45:13Z"), Some(1_431_963_913));
         assert_eq!(parse_rfc3339("2016-09-21T22:00:46Z"), Some(1_474_495_246));
-        assert_eq!(parse_rfc3339("2016-09-21T22:00:46.123Z"), Some(1_474_495_246));
+        assert_eq!(
+            parse_rfc3339("2016-09-21T22:00:46.123Z"),
+            Some(1_474_495_246)
+        );
         assert_eq!(
             parse_rfc3339("2016-09-22T00:00:46+02:00"),
             Some(1_474_495_246)
         );
-        assert_eq!(parse_rfc3339("2024-02-29T00:00:00-00:30"), Some(1_709_166_600));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00-00:30"),
+            Some(1_709_166_600)
+        );
         for bad in [
             "",
             "2016-09-21",
@@ -247,9 +255,18 @@ mod tests {
 
     #[test]
     fn algorithms_sha256_and_stronger_only() {
-        assert_eq!(AuthAlgo::parse("SHA256withRSA"), Ok(AuthAlgo::Sha256WithRsa));
-        assert_eq!(AuthAlgo::parse("sha512withrsa"), Ok(AuthAlgo::Sha512WithRsa));
-        assert_eq!(AuthAlgo::parse("SHA384withRSA"), Ok(AuthAlgo::Sha384WithRsa));
+        assert_eq!(
+            AuthAlgo::parse("SHA256withRSA"),
+            Ok(AuthAlgo::Sha256WithRsa)
+        );
+        assert_eq!(
+            AuthAlgo::parse("sha512withrsa"),
+            Ok(AuthAlgo::Sha512WithRsa)
+        );
+        assert_eq!(
+            AuthAlgo::parse("SHA384withRSA"),
+            Ok(AuthAlgo::Sha384WithRsa)
+        );
         assert_eq!(
             AuthAlgo::parse("SHA1withRSA"),
             Err(PaypalRejection::WeakAlgorithm)

@@ -71,33 +71,49 @@ impl PaypalVerifier {
         }
     }
 
-    /// As configured; a client secret held in Secrets Manager is read now (cold start).
+    /// As configured; a client secret held in Secrets Manager is read now (cold start). An
+    /// error here stops the cold start.
     pub async fn from_settings(
         settings: &PaypalSettings,
         bounds: CallBounds,
         secrets_manager: Option<&aws_sdk_secretsmanager::Client>,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, SecretsError> {
+    ) -> Result<Self, Error> {
         let id = settings.webhook_id.clone();
         let tolerance = settings.tolerance_secs;
         match &settings.mode {
             PaypalMode::Offline { urls, roots } => {
-                let fetcher = HttpsCertFetcher::new(bounds).map_err(|e| SecretsError(e.0))?;
-                Ok(Self::offline(id, tolerance, urls.clone(), roots.clone(), Arc::new(fetcher), clock))
+                let fetcher = HttpsCertFetcher::new(bounds)?;
+                Ok(Self::offline(
+                    id,
+                    tolerance,
+                    urls.clone(),
+                    roots.clone(),
+                    Arc::new(fetcher),
+                    clock,
+                ))
             }
             PaypalMode::Api(api) => {
                 let secret = match &api.secret {
                     PaypalSecretSpec::Inline(secret) => secret.clone(),
                     PaypalSecretSpec::Arn(arn) => {
                         let client = secrets_manager.ok_or_else(|| {
-                            SecretsError("no Secrets Manager client for PAYPAL_CLIENT_SECRET_ARN".into())
+                            SecretsError(
+                                "no Secrets Manager client for PAYPAL_CLIENT_SECRET_ARN".into(),
+                            )
                         })?;
-                        let raw = crate::adapters::secrets_manager::read_secret_string(client, arn).await?;
+                        let raw = crate::adapters::secrets_manager::read_secret_string(client, arn)
+                            .await?;
                         ClientSecret::new(raw.trim())
                     }
                 };
-                let client = PaypalApi::new(&api.base, api.client_id.clone(), secret, bounds, clock.clone())
-                    .map_err(|e| SecretsError(e.0))?;
+                let client = PaypalApi::new(
+                    &api.base,
+                    api.client_id.clone(),
+                    secret,
+                    bounds,
+                    clock.clone(),
+                )?;
                 Ok(Self::api(id, tolerance, client, clock))
             }
         }
