@@ -15,6 +15,7 @@ mod logs;
 mod model;
 mod outbox;
 mod pause;
+mod paypal_verify;
 mod purchases;
 mod replay;
 mod secrets;

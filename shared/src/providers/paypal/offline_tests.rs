@@ -203,6 +203,41 @@ async fn real_deliveries_refuse_a_changed_body_a_changed_id_and_an_unrelated_roo
     assert_eq!(got, PaypalRejection::CertUntrusted);
 }
 
+/// From configuration to verdict: `read_paypal` with the real chain as `PAYPAL_TRUST_ROOTS`,
+/// then `from_settings` (its https fetcher is never used: the certificate is seeded).
+#[tokio::test]
+async fn configured_offline_verifier_accepts_the_real_delivery() {
+    let path = chain_file();
+    let r = real(2015);
+    let vars = HashMap::from([
+        ("PAYPAL_WEBHOOK_ID", r.webhook_id.clone()),
+        ("PAYPAL_TRUST_ROOTS", path.clone()),
+    ]);
+    let settings = crate::config::read_paypal(|k| vars.get(k).cloned()).expect("settings");
+    let clock = Arc::new(FixedClock::at(r.sent));
+    let verifier =
+        PaypalVerifier::from_settings(&settings, crate::config::CallBounds::default(), None, clock)
+            .await
+            .expect("built");
+    let cert = read("real-signed-2015/CERT-360caa42-fca2a594-a5cafa77.pem");
+    let cache = verifier.cert_cache().expect("offline");
+    cache.seed(REAL_CERT_URL, &cert).await.expect("seed");
+    assert!(verifier.verify(&r.headers, &r.body).await.is_ok());
+    std::fs::remove_file(path).expect("clean up");
+}
+
+/// The real root and intermediate in one PEM file under the temp directory; its path.
+fn chain_file() -> String {
+    let path = std::env::temp_dir().join(format!("paypal-roots-{}.pem", std::process::id()));
+    let mut pem = read("real-signed-2015/DigiCertHighAssuranceEVRootCA.crt.pem");
+    pem.push(b'\n');
+    pem.extend(read(
+        "real-signed-2015/DigiCertSHA2ExtendedValidationServerCA.crt.pem",
+    ));
+    std::fs::write(&path, pem).expect("write");
+    path.to_string_lossy().into_owned()
+}
+
 // ---- A CA made here ------------------------------------------------------------------------
 
 const OUR_WEBHOOK_ID: &str = "8PT597110X687430LKGECATA";
