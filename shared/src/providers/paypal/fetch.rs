@@ -120,6 +120,8 @@ impl CertCache {
             entries.clear();
         }
         entries.insert(url.as_str().to_owned(), bundle.clone());
+        // Once per certificate URL per process; the URL itself is the sender's, not logged.
+        tracing::info!(cached = entries.len(), "PayPal certificate fetched");
         Ok(bundle)
     }
 }

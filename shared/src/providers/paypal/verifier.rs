@@ -104,6 +104,9 @@ impl PaypalVerifier {
                         })?;
                         let raw = crate::adapters::secrets_manager::read_secret_string(client, arn)
                             .await?;
+                        if raw.trim().is_empty() {
+                            return Err(SecretsError(format!("secret {arn} is empty")).into());
+                        }
                         ClientSecret::new(raw.trim())
                     }
                 };
