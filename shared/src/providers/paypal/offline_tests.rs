@@ -492,12 +492,15 @@ async fn a_tampered_body_is_refused() {
     let (verifier, _) = verifier_serving(&good_leaf());
     let tampered =
         br#"{"id":"WH-TEST-0WNFX","event_type":"PAYMENT.SALE.COMPLETED","resource":{"id":"S2"}}"#;
-    let got = paypal(
-        verifier
-            .verify(&Delivery::default().headers(), tampered)
-            .await,
+    let e = verifier
+        .verify(&Delivery::default().headers(), tampered)
+        .await;
+    // A rejection: answered 400, nothing stored.
+    assert_eq!(
+        e.as_ref().map_err(Error::kind).err(),
+        Some(ErrorKind::Rejected)
     );
-    assert_eq!(got, PaypalRejection::SignatureMismatch);
+    assert_eq!(paypal(e), PaypalRejection::SignatureMismatch);
 }
 
 /// Signed for another webhook (another PayPal app's listener): our id is in the signed
