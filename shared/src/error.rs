@@ -20,6 +20,9 @@ pub enum Rejection {
     /// The body could not be read from the connection.
     #[error("request body could not be read")]
     BodyUnreadable,
+    /// A PayPal delivery that failed verification: which check, never a value.
+    #[error("{0}")]
+    Paypal(crate::providers::paypal::PaypalRejection),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

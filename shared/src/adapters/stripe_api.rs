@@ -187,7 +187,7 @@ fn describe(e: reqwest::Error) -> String {
 
 /// The rustls configuration: the aws-lc-rs provider passed explicitly (reqwest would otherwise
 /// look for a process-wide default, or bring ring) and the system's roots, as the AWS SDK.
-fn tls_config(https: bool) -> Result<rustls::ClientConfig, ApiError> {
+pub(crate) fn tls_config(https: bool) -> Result<rustls::ClientConfig, ApiError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     // A loopback http base (tests) makes no TLS connection: no roots to load.

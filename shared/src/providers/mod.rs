@@ -2,4 +2,5 @@
 
 pub mod evidence;
 pub mod operator;
+pub mod paypal;
 pub mod stripe;

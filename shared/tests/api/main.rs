@@ -17,6 +17,7 @@ mod logs;
 mod model;
 mod outbox;
 mod pause;
+mod paypal_verify;
 mod periods;
 mod purchases;
 mod replay;

@@ -1,0 +1,153 @@
+//! [`PaypalVerifier`]: the one check `functions/paypal` calls, offline or through PayPal's API
+//! as configured.
+
+use super::api::{ClientSecret, PaypalApi};
+use super::cert_url::CertUrlPolicy;
+use super::certs::TrustRoots;
+use super::fetch::{CertCache, CertFetcher, HttpsCertFetcher};
+use super::transmission::Transmission;
+use super::PaypalRejection;
+use crate::config::{CallBounds, PaypalMode, PaypalSecretSpec, PaypalSettings};
+use crate::error::{Error, Rejection};
+use crate::pipeline::provider::Verified;
+use crate::ports::{Clock, SecretsError};
+use std::sync::Arc;
+
+enum Check {
+    Offline {
+        urls: CertUrlPolicy,
+        roots: TrustRoots,
+        cache: CertCache,
+    },
+    Api(PaypalApi),
+}
+
+/// Verifies PayPal deliveries for one webhook (`PAYPAL_WEBHOOK_ID`).
+pub struct PaypalVerifier {
+    webhook_id: String,
+    tolerance_secs: u64,
+    clock: Arc<dyn Clock>,
+    check: Check,
+}
+
+fn rejected(r: PaypalRejection) -> Error {
+    Error::Rejected(Rejection::Paypal(r))
+}
+
+impl PaypalVerifier {
+    /// Offline verification with certificates from `fetcher`.
+    pub fn offline(
+        webhook_id: impl Into<String>,
+        tolerance_secs: u64,
+        urls: CertUrlPolicy,
+        roots: TrustRoots,
+        fetcher: Arc<dyn CertFetcher>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            webhook_id: webhook_id.into(),
+            tolerance_secs,
+            clock,
+            check: Check::Offline {
+                urls,
+                roots,
+                cache: CertCache::new(fetcher),
+            },
+        }
+    }
+
+    /// Verification by PayPal's API.
+    pub fn api(
+        webhook_id: impl Into<String>,
+        tolerance_secs: u64,
+        api: PaypalApi,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            webhook_id: webhook_id.into(),
+            tolerance_secs,
+            clock,
+            check: Check::Api(api),
+        }
+    }
+
+    /// As configured; a client secret held in Secrets Manager is read now (cold start). An
+    /// error here stops the cold start.
+    pub async fn from_settings(
+        settings: &PaypalSettings,
+        bounds: CallBounds,
+        secrets_manager: Option<&aws_sdk_secretsmanager::Client>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let id = settings.webhook_id.clone();
+        let tolerance = settings.tolerance_secs;
+        match &settings.mode {
+            PaypalMode::Offline { urls, roots } => {
+                let fetcher = HttpsCertFetcher::new(bounds)?;
+                Ok(Self::offline(
+                    id,
+                    tolerance,
+                    urls.clone(),
+                    roots.clone(),
+                    Arc::new(fetcher),
+                    clock,
+                ))
+            }
+            PaypalMode::Api(api) => {
+                let secret = match &api.secret {
+                    PaypalSecretSpec::Inline(secret) => secret.clone(),
+                    PaypalSecretSpec::Arn(arn) => {
+                        let client = secrets_manager.ok_or_else(|| {
+                            SecretsError(
+                                "no Secrets Manager client for PAYPAL_CLIENT_SECRET_ARN".into(),
+                            )
+                        })?;
+                        let raw = crate::adapters::secrets_manager::read_secret_string(client, arn)
+                            .await?;
+                        if raw.trim().is_empty() {
+                            return Err(SecretsError(format!("secret {arn} is empty")).into());
+                        }
+                        ClientSecret::new(raw.trim())
+                    }
+                };
+                let client = PaypalApi::new(
+                    &api.base,
+                    api.client_id.clone(),
+                    secret,
+                    bounds,
+                    clock.clone(),
+                )?;
+                Ok(Self::api(id, tolerance, client, clock))
+            }
+        }
+    }
+
+    /// The certificate cache (offline mode), to pre-seed it.
+    pub fn cert_cache(&self) -> Option<&CertCache> {
+        match &self.check {
+            Check::Offline { cache, .. } => Some(cache),
+            Check::Api(_) => None,
+        }
+    }
+
+    /// Checks a delivery over its exact raw body. A rejection is answered 400; an
+    /// `Error::Api` (certificate or API unreachable) 503.
+    pub async fn verify(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Verified, Error> {
+        let t = Transmission::from_headers(headers).map_err(rejected)?;
+        let now = self.clock.now();
+        t.check_age(now, self.tolerance_secs).map_err(rejected)?;
+        match &self.check {
+            Check::Offline { urls, roots, cache } => {
+                let url = urls.check(&t.cert_url).map_err(rejected)?;
+                let cert = cache.get(&url).await?;
+                let message = t.signed_string(&self.webhook_id, body);
+                cert.verify(roots, now, t.algo, message.as_bytes(), &t.sig)
+                    .map_err(rejected)?;
+            }
+            Check::Api(api) => api.verify(&t, &self.webhook_id, body).await?,
+        }
+        Ok(Verified {
+            signed_at: t.time_unix,
+        })
+    }
+}
