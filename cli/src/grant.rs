@@ -1,9 +1,8 @@
 //! `billing grant USER --days N --reason TEXT`: a system period, recorded through the same
 //! pipeline as a provider's event (ledger, the user's operator account, access, audit, feed).
 
-use billing::app::App;
 use billing::domain::access::TierPolicy;
-use billing::pipeline::Outcome;
+use billing::pipeline::{Outcome, Pipeline};
 use billing::providers::operator::GrantCommand;
 use clap::Args;
 
@@ -42,8 +41,7 @@ pub fn command(args: &GrantArgs, tiers: &TierPolicy, now: i64) -> Result<GrantCo
     GrantCommand::new(&args.user, args.days, &tier, &args.reason, &by, now)
 }
 
-pub async fn run(app: &App, args: &GrantArgs) -> Result<(), String> {
-    let service = &app.service;
+pub async fn run(service: &Pipeline, args: &GrantArgs) -> Result<(), String> {
     let command = command(args, service.tiers(), service.now())?;
     let body = serde_json::to_vec(&command).map_err(|e| e.to_string())?;
     match service.record_operator(&body).await {
@@ -90,5 +88,46 @@ mod tests {
         assert_eq!(c.tier, "basic");
         let none = command(&args(None, Some("ana")), &TierPolicy::default(), 10);
         assert!(none.is_err_and(|e| e.contains("--tier")));
+    }
+
+    /// The command end to end on an in-memory table: the user gets the tier, the ledger holds
+    /// the grant; a refused command writes nothing.
+    #[tokio::test]
+    async fn a_grant_is_recorded_and_a_refused_one_writes_nothing() {
+        use billing::adapters::memory::{InMemoryBillingStore, StaticSecrets};
+        use billing::domain::ids::UserId;
+        use billing::ports::{BillingStore, FixedClock};
+        use billing::telemetry::Metrics;
+        use std::sync::Arc;
+        let store = Arc::new(InMemoryBillingStore::new());
+        let service = billing::providers::stripe::pipeline(
+            store.clone(),
+            Arc::new(StaticSecrets::everywhere(Vec::new())),
+            Arc::new(FixedClock::at(1_000)),
+            Arc::new(Metrics::Off),
+            Default::default(),
+        );
+        let mut refused = args(Some("pro"), Some("ana"));
+        refused.days = 0;
+        assert!(run(&service, &refused).await.is_err());
+        assert!(store
+            .load_user(&UserId::new("user_1"))
+            .await
+            .unwrap()
+            .is_none());
+
+        run(&service, &args(Some("pro"), Some("ana")))
+            .await
+            .expect("recorded");
+        let doc = store
+            .load_user(&UserId::new("user_1"))
+            .await
+            .unwrap()
+            .expect("the user's document");
+        assert_eq!(doc.value.access.tier.as_deref(), Some("pro"));
+        assert_eq!(
+            doc.value.access.current_period_end,
+            Some(1_000 + 30 * 86_400)
+        );
     }
 }

@@ -138,7 +138,7 @@ async fn main() -> ExitCode {
         Command::Replay(args) => replay(args).await,
         Command::Parked => parked().await,
         Command::Grant(args) => match build_app(Metrics::Off).await {
-            Ok(app) => grant::run(&app, &args).await,
+            Ok(app) => grant::run(&app.service, &args).await,
             Err(e) => Err(e),
         },
         Command::Relay { once } => relay_cmd(once).await,
