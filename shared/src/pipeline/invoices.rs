@@ -134,6 +134,7 @@ impl Pipeline {
                 });
             }
             commit.invoice = Some((update.after, update.rev));
+            self.add_email_jobs(v, &mut commit);
         }
         self.store.commit(&commit).await?;
         Ok(Attempted::Recorded(state))

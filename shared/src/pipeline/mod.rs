@@ -11,6 +11,7 @@
 //!   with their bytes (`park`), and replayed through the same second half.
 
 mod catalogue;
+mod emails;
 mod invoices;
 mod park;
 mod project;
@@ -25,7 +26,7 @@ use crate::routing::Family;
 use crate::telemetry::{Counter, Metrics};
 pub use park::MAX_PARKED_GZIP_BYTES;
 pub use provider::{ReadError, ReadEvent, Verified, WebhookProvider};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// What happened to one delivery; `http::respond` turns it into the status code.
@@ -82,6 +83,8 @@ pub struct Pipeline {
     /// customer → user links seen before: lets the first read fetch the user item too.
     /// A link only ever names the user it was read with, since the commit checks revisions.
     links: Mutex<HashMap<CustomerId, UserId>>,
+    /// The customer emails switched on (`BILLING_EMAILS`): their jobs join the commits.
+    email_kinds: BTreeSet<crate::emails::kinds::EmailKind>,
 }
 
 impl Pipeline {
@@ -102,7 +105,15 @@ impl Pipeline {
             metrics,
             tiers,
             links: Mutex::new(HashMap::new()),
+            email_kinds: BTreeSet::new(),
         }
+    }
+
+    /// Queues an email job with every applied change that calls for one of `kinds` (none by
+    /// default: only the processes that read the email settings pass them).
+    pub fn with_email_kinds(mut self, kinds: BTreeSet<crate::emails::kinds::EmailKind>) -> Self {
+        self.email_kinds = kinds;
+        self
     }
 
     pub fn with_provider(mut self, provider: Arc<dyn WebhookProvider>) -> Self {

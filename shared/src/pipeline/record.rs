@@ -212,6 +212,7 @@ impl Pipeline {
         };
         let mut commit = self.applied_commit(projection, after).await?;
         attach_invoice(&mut commit, invoice);
+        self.add_email_jobs(v, &mut commit);
         self.store.commit(&commit).await?;
         if commit.audit.iter().any(|a| !a.unresolved_ties.is_empty()) {
             self.metrics
