@@ -6,6 +6,7 @@ mod concurrency;
 mod crashes;
 mod customers;
 mod dynamo;
+mod email_send;
 mod emails;
 mod entitlements;
 mod fixtures;
