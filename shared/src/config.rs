@@ -385,7 +385,14 @@ pub fn read_email_settings(
 pub fn read_email_lease(get: impl Fn(&str) -> Option<String>) -> Result<i64, ConfigError> {
     let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
     let default = crate::emails::send::DEFAULT_LEASE_SECS as u64;
-    number(&get, "BILLING_EMAIL_LEASE_SECS", 30..=43_200, "seconds", default).map(|n| n as i64)
+    number(
+        &get,
+        "BILLING_EMAIL_LEASE_SECS",
+        30..=43_200,
+        "seconds",
+        default,
+    )
+    .map(|n| n as i64)
 }
 
 impl Config {

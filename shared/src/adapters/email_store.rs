@@ -128,7 +128,10 @@ impl DynamoEmailLedger {
     #[cfg(not(feature = "testing"))]
     fn count_read(&self, _c: Option<&aws_sdk_dynamodb::types::ConsumedCapacity>) {}
 
-    fn update(&self, key: &EmailKey) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    fn update(
+        &self,
+        key: &EmailKey,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -369,9 +372,10 @@ impl EmailLedger for InMemoryEmailLedger {
             attempts,
             updated_at: now,
         };
-        state
-            .emails
-            .insert(key.as_key(), (record, Some(token.to_owned()), now + lease_secs));
+        state.emails.insert(
+            key.as_key(),
+            (record, Some(token.to_owned()), now + lease_secs),
+        );
         Ok(Claim::Won { attempts })
     }
 
@@ -425,7 +429,11 @@ impl EmailLedger for InMemoryEmailLedger {
             .values()
             .map(|(r, _, _)| r.clone())
             .collect();
-        all.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.object.cmp(&a.object)));
+        all.sort_by(|a, b| {
+            b.updated_at
+                .cmp(&a.updated_at)
+                .then(b.object.cmp(&a.object))
+        });
         all.truncate(limit);
         Ok(all)
     }

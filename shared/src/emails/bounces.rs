@@ -84,8 +84,12 @@ pub async fn record_notification(
         }
         Err(_) => body.to_owned(),
     };
-    let event: SesEvent = serde_json::from_str(&inner)
-        .map_err(|e| format!("neither an email job nor an SES event ({:?} error)", e.classify()))?;
+    let event: SesEvent = serde_json::from_str(&inner).map_err(|e| {
+        format!(
+            "neither an email job nor an SES event ({:?} error)",
+            e.classify()
+        )
+    })?;
     let kind = event.kind.clone();
     let mut recorded = 0;
     for (address, reason) in suppressions(event) {

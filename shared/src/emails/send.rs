@@ -79,9 +79,15 @@ pub trait Mailer: Send + Sync {
 /// What one job came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
-    Sent { message_id: String },
-    Skipped { reason: String },
-    Rejected { code: String },
+    Sent {
+        message_id: String,
+    },
+    Skipped {
+        reason: String,
+    },
+    Rejected {
+        code: String,
+    },
     /// Another job (or an earlier delivery of this one) already finished the email.
     AlreadyDone(EmailState),
     /// Not finished: the queue message goes back (a batch item failure). Names why.
@@ -165,11 +171,7 @@ impl EmailSender {
                 tracing::warn!(email = %job.email, object = %job.object, error = %e, "reading the model failed; will retry");
                 return self.give_back(key, token, "store_unavailable").await;
             }
-            Ok(Err(reason)) => {
-                return self
-                    .finish(key, token, Finished::Skipped { reason })
-                    .await
-            }
+            Ok(Err(reason)) => return self.finish(key, token, Finished::Skipped { reason }).await,
             Ok(Ok(email)) => email,
         };
         match self.ledger.suppressed(&address_hash(&email.to)).await {
@@ -252,14 +254,16 @@ impl EmailSender {
         loop {
             match self.mailer.send(email).await {
                 Err(SendError::Throttled(code)) if attempt < self.policy.throttle_attempts => {
-                    self.metrics.incr(Counter::EmailsThrottled, EMAILS_DIMENSION);
+                    self.metrics
+                        .incr(Counter::EmailsThrottled, EMAILS_DIMENSION);
                     tracing::info!(kind = %email.kind, code = %code, attempt, "SES throttled; backing off");
                     tokio::time::sleep(wait).await;
                     wait *= 2;
                     attempt += 1;
                 }
                 Err(SendError::Throttled(code)) => {
-                    self.metrics.incr(Counter::EmailsThrottled, EMAILS_DIMENSION);
+                    self.metrics
+                        .incr(Counter::EmailsThrottled, EMAILS_DIMENSION);
                     return Err(SendError::Throttled(code));
                 }
                 other => return other,

@@ -187,7 +187,10 @@ async fn an_action_required_invoice_queues_one_job_in_its_commit_and_none_when_o
             "object": "in_jobonce", "customer": "cus_synmail_two_decimal_eur",
             "event_id": "evt_jobonce"})
     );
-    assert!(!jobs[0].body.to_string().contains('@'), "no address in a job");
+    assert!(
+        !jobs[0].body.to_string().contains('@'),
+        "no address in a job"
+    );
 
     let off = email_app(Arc::new(InMemoryBillingStore::new()), BTreeSet::new());
     assert_eq!(off.post(Family::Invoice, &body).await.0, StatusCode::OK);
@@ -214,7 +217,12 @@ async fn the_relay_sends_email_jobs_to_the_email_queue_and_the_rest_to_the_feed(
         .expect("drain");
     assert_eq!(report.failed, 0);
     let kinds = |q: &InMemoryQueue| -> Vec<String> {
-        q.sent.lock().expect("lock").iter().map(|m| m.kind.clone()).collect()
+        q.sent
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|m| m.kind.clone())
+            .collect()
     };
     assert_eq!(kinds(&emails), [EMAIL_JOB_KIND]);
     assert!(!kinds(&feed).is_empty());
@@ -249,7 +257,10 @@ async fn a_job_sent_again_or_asked_for_by_a_second_event_sends_one_email() {
     );
     // Stripe asks again for the same invoice (a second attempt): a second job, no second email.
     let (again, _) = action_required("dup", "_second");
-    assert_eq!(rig.app.post(Family::Invoice, &again).await.0, StatusCode::OK);
+    assert_eq!(
+        rig.app.post(Family::Invoice, &again).await.0,
+        StatusCode::OK
+    );
     let jobs = pending_jobs(rig.app.store.as_ref()).await;
     assert_eq!(jobs.len(), 2);
     for job in &jobs {
@@ -298,7 +309,11 @@ async fn a_consumer_that_died_after_claiming_is_taken_over_after_its_lease() {
     let rig = Rig::new("crash").await;
     // A consumer claimed at NOW and died before sending.
     let key = rig.job.key();
-    let claim = rig.ledger.claim(&key, "dead", NOW, 180).await.expect("claim");
+    let claim = rig
+        .ledger
+        .claim(&key, "dead", NOW, 180)
+        .await
+        .expect("claim");
     assert_eq!(claim, Claim::Won { attempts: 1 });
     let sender = rig.sender();
     assert_eq!(
@@ -318,13 +333,18 @@ async fn a_consumer_that_died_after_claiming_is_taken_over_after_its_lease() {
     let late = billing::emails::records::Finished::Skipped {
         reason: "late".into(),
     };
-    assert!(!rig.ledger.finish(&key, "dead", &late, NOW + 200).await.expect("finish"));
+    assert!(!rig
+        .ledger
+        .finish(&key, "dead", &late, NOW + 200)
+        .await
+        .expect("finish"));
 }
 
 #[tokio::test]
 async fn an_invoice_paid_before_the_job_runs_is_skipped_and_recorded() {
     let rig = Rig::new("paidfirst").await;
-    let mut paid: Value = serde_json::from_slice(&action_required("paidfirst", "_paid").0).expect("json");
+    let mut paid: Value =
+        serde_json::from_slice(&action_required("paidfirst", "_paid").0).expect("json");
     paid["type"] = json!("invoice.paid");
     paid["created"] = json!(paid["created"].as_i64().expect("created") + 60);
     paid["data"]["object"]["status"] = json!("paid");
@@ -351,24 +371,38 @@ async fn throttling_is_retried_with_backoff_then_returned_to_the_queue_then_sent
     let rig = Rig::new("throttle").await;
     let sender = rig.sender();
     // Throttled once: retried in place and sent.
-    rig.mailer
-        .fail_next(SendError::Throttled("service TooManyRequestsException".into()));
-    assert!(matches!(sender.handle(&rig.job).await, JobOutcome::Sent { .. }));
+    rig.mailer.fail_next(SendError::Throttled(
+        "service TooManyRequestsException".into(),
+    ));
+    assert!(matches!(
+        sender.handle(&rig.job).await,
+        JobOutcome::Sent { .. }
+    ));
     assert_eq!(rig.mailer.calls(), 2);
     assert_eq!(sender.metrics.count(Counter::EmailsThrottled), 1);
 
     let rig = Rig::new("throttle2").await;
     let sender = rig.sender();
     for _ in 0..3 {
-        rig.mailer
-            .fail_next(SendError::Throttled("service LimitExceededException".into()));
+        rig.mailer.fail_next(SendError::Throttled(
+            "service LimitExceededException".into(),
+        ));
     }
     // Throttled on every attempt: the message goes back and the claim is given back…
-    assert_eq!(sender.handle(&rig.job).await, JobOutcome::Retry("throttled"));
+    assert_eq!(
+        sender.handle(&rig.job).await,
+        JobOutcome::Retry("throttled")
+    );
     assert_eq!(rig.mailer.calls(), 3);
     // …so the redelivery sends at once, once.
-    assert!(matches!(sender.handle(&rig.job).await, JobOutcome::Sent { .. }));
-    assert_eq!(sender.handle(&rig.job).await, JobOutcome::AlreadyDone(EmailState::Sent));
+    assert!(matches!(
+        sender.handle(&rig.job).await,
+        JobOutcome::Sent { .. }
+    ));
+    assert_eq!(
+        sender.handle(&rig.job).await,
+        JobOutcome::AlreadyDone(EmailState::Sent)
+    );
     assert_eq!(rig.sent_to().len(), 1);
 }
 
@@ -399,10 +433,16 @@ async fn a_paused_account_leaves_the_job_queued_and_counts_it() {
     let sender = rig.sender();
     rig.mailer
         .fail_next(SendError::Paused("service SendingPausedException".into()));
-    assert_eq!(sender.handle(&rig.job).await, JobOutcome::Retry("sending_paused"));
+    assert_eq!(
+        sender.handle(&rig.job).await,
+        JobOutcome::Retry("sending_paused")
+    );
     assert_eq!(sender.metrics.count(Counter::EmailsSendingPaused), 1);
     // Sending resumes: the returned message sends.
-    assert!(matches!(sender.handle(&rig.job).await, JobOutcome::Sent { .. }));
+    assert!(matches!(
+        sender.handle(&rig.job).await,
+        JobOutcome::Sent { .. }
+    ));
 }
 
 #[tokio::test]
@@ -411,11 +451,20 @@ async fn no_answer_from_ses_keeps_the_claim_until_its_lease_ends() {
     let sender = rig.sender();
     rig.mailer
         .fail_next(SendError::Unavailable("timeout".into()));
-    assert_eq!(sender.handle(&rig.job).await, JobOutcome::Retry("ses_unavailable"));
+    assert_eq!(
+        sender.handle(&rig.job).await,
+        JobOutcome::Retry("ses_unavailable")
+    );
     // SES may have sent it: no second try before the lease ends.
-    assert_eq!(sender.handle(&rig.job).await, JobOutcome::Retry("claimed_elsewhere"));
+    assert_eq!(
+        sender.handle(&rig.job).await,
+        JobOutcome::Retry("claimed_elsewhere")
+    );
     rig.app.clock.set(NOW + 180);
-    assert!(matches!(sender.handle(&rig.job).await, JobOutcome::Sent { .. }));
+    assert!(matches!(
+        sender.handle(&rig.job).await,
+        JobOutcome::Sent { .. }
+    ));
 }
 
 /// An SES bounce event as SNS delivers it to SQS (modelled on the SES developer guide's
@@ -447,7 +496,10 @@ async fn a_permanently_bounced_address_is_suppressed_and_skipped() {
         .await;
     assert!(transient.batch_item_failures.is_empty());
     let permanent = sender
-        .handle_batch(&batch("p", sns_bounce(&rig.address.to_uppercase(), "Permanent")))
+        .handle_batch(&batch(
+            "p",
+            sns_bounce(&rig.address.to_uppercase(), "Permanent"),
+        ))
         .await;
     assert!(permanent.batch_item_failures.is_empty());
     assert_eq!(sender.metrics.count(Counter::EmailSuppressions), 1);
@@ -455,7 +507,11 @@ async fn a_permanently_bounced_address_is_suppressed_and_skipped() {
     assert_eq!(junk.batch_item_failures.len(), 1);
 
     let job = batch("job", serde_json::to_string(&rig.job).expect("json"));
-    assert!(sender.handle_batch(&job).await.batch_item_failures.is_empty());
+    assert!(sender
+        .handle_batch(&job)
+        .await
+        .batch_item_failures
+        .is_empty());
     assert!(rig.sent_to().is_empty());
     let record = &rig.ledger.records(1).await.expect("records")[0];
     assert_eq!(
@@ -502,7 +558,11 @@ async fn http_get(path: &str) -> String {
 
 /// Verifies the sender in moto's SES (v2 `CreateEmailIdentity`; an existing one is fine).
 async fn verify_sender(ses: &aws_sdk_sesv2::Client, identity: &str) {
-    let _ = ses.create_email_identity().email_identity(identity).send().await;
+    let _ = ses
+        .create_email_identity()
+        .email_identity(identity)
+        .send()
+        .await;
 }
 
 /// The product's pieces against moto: table, email ledger on it, SES v2, an email queue.
@@ -595,7 +655,10 @@ async fn moto_one_email_per_action_required_invoice_under_duplicate_events_jobs_
     assert_eq!(mails.len(), 1, "{ra:?} {rb:?}");
     assert!(mails[0].0.contains("SYN-MAIL-0001"), "{:?}", mails[0].0);
     let records = rig.ledger.records(100).await.expect("records");
-    let mine: Vec<_> = records.iter().filter(|r| r.object == format!("in_{tag}")).collect();
+    let mine: Vec<_> = records
+        .iter()
+        .filter(|r| r.object == format!("in_{tag}"))
+        .collect();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].state, EmailState::Sent);
     assert!(!serde_json::to_string(&records).expect("json").contains('@'));
@@ -611,7 +674,9 @@ async fn moto_a_throttled_send_is_retried_then_sent_once() {
     let batch = rig.relay_and_receive().await;
     let mailer = Arc::new(FaultyMailer::new(rig.ses.clone()));
     for _ in 0..3 {
-        mailer.fail_next(SendError::Throttled("service TooManyRequestsException".into()));
+        mailer.fail_next(SendError::Throttled(
+            "service TooManyRequestsException".into(),
+        ));
     }
     let sender = rig.sender(mailer.clone());
     let first = sender.handle_batch(&batch).await;
@@ -636,7 +701,11 @@ async fn moto_a_rejection_is_recorded_and_not_retried() {
     let mut sender = rig.sender(mailer.clone());
     sender.settings = email_settings("nobody@unverified.example");
     for _ in 0..2 {
-        assert!(sender.handle_batch(&batch).await.batch_item_failures.is_empty());
+        assert!(sender
+            .handle_batch(&batch)
+            .await
+            .batch_item_failures
+            .is_empty());
     }
     assert_eq!(mailer.calls(), 1, "not retried");
     assert!(moto_mails_to(&address).await.is_empty());
@@ -645,7 +714,11 @@ async fn moto_a_rejection_is_recorded_and_not_retried() {
         provider: "stripe".into(),
         object: format!("in_{tag}"),
     };
-    let claim = rig.ledger.claim(&key, "probe", i64::MAX / 2, 1).await.expect("claim");
+    let claim = rig
+        .ledger
+        .claim(&key, "probe", i64::MAX / 2, 1)
+        .await
+        .expect("claim");
     let Claim::Done(record) = claim else {
         panic!("{claim:?}")
     };
@@ -671,7 +744,11 @@ async fn moto_a_suppressed_address_is_skipped() {
         },
     );
     let sender = rig.sender(rig.ses.clone());
-    assert!(sender.handle_batch(&batch).await.batch_item_failures.is_empty());
+    assert!(sender
+        .handle_batch(&batch)
+        .await
+        .batch_item_failures
+        .is_empty());
     assert!(moto_mails_to(&address).await.is_empty());
     assert_eq!(sender.metrics.count(Counter::EmailsSkipped), 1);
 }
@@ -683,12 +760,18 @@ async fn moto_cost_of_one_email() {
     let rig = MotoRig::new().await;
     let tag = unique("cost");
     let (body, address) = action_required(&tag, "");
+    rig.dynamo.meter.take();
     rig.app.post(Family::Invoice, &body).await;
+    println!("delivery with its email job: {:?}", rig.dynamo.meter.take());
     let batch = rig.relay_and_receive().await;
     let sender = rig.sender(rig.ses.clone());
     rig.dynamo.meter.take();
     rig.ledger.meter.take();
-    assert!(sender.handle_batch(&batch).await.batch_item_failures.is_empty());
+    assert!(sender
+        .handle_batch(&batch)
+        .await
+        .batch_item_failures
+        .is_empty());
     let (store, ledger) = (rig.dynamo.meter.take(), rig.ledger.meter.take());
     println!("email cost: store {store:?} ledger {ledger:?}");
     // Read invoice and customer (one request), claim, suppression check, outcome.
