@@ -269,7 +269,7 @@ async fn a_job_sent_again_or_asked_for_by_a_second_event_sends_one_email() {
             JobOutcome::AlreadyDone(EmailState::Sent)
         );
     }
-    assert_eq!(rig.sent_to(), [rig.address.clone()]);
+    assert_eq!(rig.sent_to(), vec![rig.address.clone()]);
     let records = rig.ledger.records(10).await.expect("records");
     assert_eq!(records.len(), 1);
     assert_eq!(
