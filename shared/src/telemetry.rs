@@ -195,6 +195,7 @@ pub fn emitted() -> serde_json::Value {
         crate::routing::Family::Operator.as_str(),
         RELAY_DIMENSION,
         REPLAY_DIMENSION,
+        crate::emails::send::EMAILS_DIMENSION,
     ]);
     serde_json::json!({
         "default_namespace": DEFAULT_NAMESPACE,
