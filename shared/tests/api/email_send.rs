@@ -760,9 +760,18 @@ async fn moto_cost_of_one_email() {
     let rig = MotoRig::new().await;
     let tag = unique("cost");
     let (body, address) = action_required(&tag, "");
+    // The same delivery with emails off (another invoice, same table), then with its job.
+    let off = email_app(rig.dynamo.clone(), BTreeSet::new());
+    let (twin, _) = action_required(&unique("costoff"), "");
     rig.dynamo.meter.take();
+    off.post(Family::Invoice, &twin).await;
+    let without = rig.dynamo.meter.take();
     rig.app.post(Family::Invoice, &body).await;
-    println!("delivery with its email job: {:?}", rig.dynamo.meter.take());
+    let with = rig.dynamo.meter.take();
+    println!("delivery without its email job: {without:?}; with: {with:?}");
+    // The job is one more small item in the same transaction: 1 KB, doubled.
+    assert_eq!(with.requests, without.requests);
+    assert_eq!(with.write_units - without.write_units, 2.0);
     let batch = rig.relay_and_receive().await;
     let sender = rig.sender(rig.ses.clone());
     rig.dynamo.meter.take();
