@@ -233,7 +233,8 @@ mod tests {
                 "charge",
                 "operator",
                 "relay",
-                "replay"
+                "replay",
+                "emails"
             ]
         );
         assert_eq!(e["metrics"].as_array().map(Vec::len), Some(16));
