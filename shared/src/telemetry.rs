@@ -237,7 +237,7 @@ mod tests {
                 "emails"
             ]
         );
-        assert_eq!(e["metrics"].as_array().map(Vec::len), Some(16));
+        assert_eq!(e["metrics"].as_array().map(Vec::len), Some(24));
         assert_eq!(e["dimension"], "Family");
     }
 }
