@@ -38,19 +38,20 @@ fn classify(e: SdkError<SendEmailError, aws_sdk_sesv2::config::http::HttpRespons
             | SendEmailError::LimitExceededException(_) => SendError::Throttled(what),
             SendEmailError::SendingPausedException(_)
             | SendEmailError::AccountSuspendedException(_) => SendError::Paused(what),
-            SendEmailError::MessageRejected(_)
-            | SendEmailError::MailFromDomainNotVerifiedException(_)
-            | SendEmailError::BadRequestException(_)
-            | SendEmailError::NotFoundException(_) => SendError::Rejected(rejection_code(&what)),
+            // The record keeps the refusal's name, from the variant (a response's code may be
+            // missing from its metadata).
+            SendEmailError::MessageRejected(_) => SendError::Rejected("MessageRejected".into()),
+            SendEmailError::MailFromDomainNotVerifiedException(_) => {
+                SendError::Rejected("MailFromDomainNotVerifiedException".into())
+            }
+            SendEmailError::BadRequestException(_) => {
+                SendError::Rejected("BadRequestException".into())
+            }
+            SendEmailError::NotFoundException(_) => SendError::Rejected("NotFoundException".into()),
             _ => SendError::Unavailable(what),
         },
         _ => SendError::Unavailable(what),
     }
-}
-
-/// `service MessageRejected` → `MessageRejected`: the code is what the record keeps.
-fn rejection_code(what: &str) -> String {
-    what.strip_prefix("service ").unwrap_or(what).to_owned()
 }
 
 #[async_trait]
@@ -92,10 +93,56 @@ impl Mailer for SesMailer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_sesv2::config::http::HttpResponse;
+    use aws_sdk_sesv2::types::error as ses;
+
+    fn refused(e: SendEmailError) -> SendError {
+        let response = HttpResponse::new(400u16.try_into().expect("status"), "".into());
+        classify(SdkError::service_error(e, response))
+    }
 
     #[test]
-    fn the_record_keeps_the_code_of_a_rejection() {
-        assert_eq!(rejection_code("service MessageRejected"), "MessageRejected");
-        assert_eq!(rejection_code("construction"), "construction");
+    fn each_ses_refusal_is_classified_by_what_a_retry_can_change() {
+        use SendEmailError as E;
+        let cases = [
+            (
+                E::TooManyRequestsException(ses::TooManyRequestsException::builder().build()),
+                "throttled",
+            ),
+            (
+                E::LimitExceededException(ses::LimitExceededException::builder().build()),
+                "throttled",
+            ),
+            (
+                E::SendingPausedException(ses::SendingPausedException::builder().build()),
+                "paused",
+            ),
+            (
+                E::AccountSuspendedException(ses::AccountSuspendedException::builder().build()),
+                "paused",
+            ),
+            (
+                E::MessageRejected(ses::MessageRejected::builder().build()),
+                "rejected MessageRejected",
+            ),
+            (
+                E::MailFromDomainNotVerifiedException(
+                    ses::MailFromDomainNotVerifiedException::builder().build(),
+                ),
+                "rejected MailFromDomainNotVerifiedException",
+            ),
+        ];
+        for (error, want) in cases {
+            let got = match refused(error) {
+                SendError::Throttled(_) => "throttled".to_owned(),
+                SendError::Paused(_) => "paused".to_owned(),
+                SendError::Rejected(code) => format!("rejected {code}"),
+                SendError::Unavailable(what) => format!("unavailable {what}"),
+            };
+            assert_eq!(got, want);
+        }
+        // No answer: SES may have accepted it.
+        let timeout = classify(SdkError::timeout_error("operation timeout"));
+        assert_eq!(timeout, SendError::Unavailable("timeout".into()));
     }
 }
