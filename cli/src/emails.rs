@@ -169,3 +169,80 @@ pub async fn consume_forever(sender: EmailSender, sqs: aws_sdk_sqs::Client, url:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sqs::types::MessageAttributeValue;
+
+    async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        sqs.create_queue()
+            .queue_name(format!("{name}-{}-{t}", std::process::id()))
+            .send()
+            .await
+            .expect("create queue in moto")
+            .queue_url()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn moto_redrive_moves_every_message_back_with_its_attributes() {
+        assert!(
+            std::env::var("AWS_ENDPOINT_URL").is_ok(),
+            "AWS_ENDPOINT_URL is not set: run the suite with scripts/test (it starts moto)"
+        );
+        let sqs = aws_sdk_sqs::Client::new(&billing::app::aws_config().await);
+        let (dlq, jobs) = (
+            queue(&sqs, "redrive-dlq").await,
+            queue(&sqs, "redrive-jobs").await,
+        );
+        let kind = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value("email.job")
+            .build()
+            .expect("attribute");
+        for n in 0..13 {
+            sqs.send_message()
+                .queue_url(&dlq)
+                .message_body(format!("{{\"n\": {n}}}"))
+                .message_attributes("kind", kind.clone())
+                .send()
+                .await
+                .expect("send");
+        }
+        assert_eq!(redrive(&sqs, &dlq, &jobs).await, Ok(13));
+        let mut bodies = Vec::new();
+        loop {
+            let got = sqs
+                .receive_message()
+                .queue_url(&jobs)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .expect("receive");
+            if got.messages().is_empty() {
+                break;
+            }
+            for m in got.messages() {
+                let attr = m.message_attributes().and_then(|a| a.get("kind"));
+                assert_eq!(attr.and_then(|a| a.string_value()), Some("email.job"));
+                bodies.push(m.body().unwrap_or_default().to_owned());
+                sqs.delete_message()
+                    .queue_url(&jobs)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        bodies.sort();
+        bodies.dedup();
+        assert_eq!(bodies.len(), 13);
+        assert_eq!(redrive(&sqs, &dlq, &jobs).await, Ok(0), "the DLQ is empty");
+    }
+}
