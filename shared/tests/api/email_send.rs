@@ -787,3 +787,115 @@ async fn moto_cost_of_one_email() {
     assert_eq!((store.requests, ledger.requests), (1, 3));
     assert_eq!(moto_mails_to(&address).await.len(), 1);
 }
+
+/// A log sink the test reads back.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn the_consumer_logs_the_email_and_its_outcome_never_the_address_or_the_body() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .finish();
+    // The test's runtime is single-threaded: the guard covers every await below.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rig = Rig::new("privacy").await;
+    let sender = rig.sender();
+    rig.mailer.fail_next(SendError::Throttled(
+        "service TooManyRequestsException".into(),
+    ));
+    assert!(matches!(
+        sender.handle(&rig.job).await,
+        JobOutcome::Sent { .. }
+    ));
+    sender.handle(&rig.job).await;
+    let bounce = SqsEvent {
+        records: vec![SqsRecord {
+            message_id: "b".into(),
+            body: sns_bounce(&rig.address, "Permanent"),
+            ..Default::default()
+        }],
+    };
+    sender.handle_batch(&bounce).await;
+    let text = String::from_utf8(logs.0.lock().expect("log lock").clone()).expect("utf8");
+    assert!(
+        text.contains("in_privacy") && text.contains("sent mem-0"),
+        "{text}"
+    );
+    for secret in [
+        rig.address.as_str(),
+        "privacy@",
+        "https://invoice.stripe.com",
+        "29.00",
+    ] {
+        assert!(!text.contains(secret), "{secret} in the log:\n{text}");
+    }
+}
+
+/// The claim's conditions on DynamoDB: a live lease holds, an ended one is taken over (and
+/// counted), a dead consumer's late outcome is refused, a finished email stays finished.
+#[tokio::test]
+async fn moto_a_claim_is_held_by_its_lease_then_taken_over_once() {
+    let rig = MotoRig::new().await;
+    let key = EmailKey {
+        email: EmailKind::PaymentActionRequired,
+        provider: "stripe".into(),
+        object: unique("in_lease"),
+    };
+    let claim = |token: &'static str, at: i64| {
+        let (ledger, key) = (rig.ledger.clone(), key.clone());
+        async move { ledger.claim(&key, token, at, 180).await.expect("claim") }
+    };
+    assert_eq!(claim("dead", NOW).await, Claim::Won { attempts: 1 });
+    assert_eq!(
+        claim("other", NOW + 179).await,
+        Claim::Held { until: NOW + 180 }
+    );
+    assert_eq!(claim("next", NOW + 180).await, Claim::Won { attempts: 2 });
+    let late = billing::emails::records::Finished::Skipped {
+        reason: "late".into(),
+    };
+    assert!(!rig
+        .ledger
+        .finish(&key, "dead", &late, NOW + 181)
+        .await
+        .expect("finish"));
+    let sent = billing::emails::records::Finished::Sent {
+        message_id: "m-1".into(),
+    };
+    assert!(rig
+        .ledger
+        .finish(&key, "next", &sent, NOW + 182)
+        .await
+        .expect("finish"));
+    let Claim::Done(record) = claim("again", NOW + 10_000).await else {
+        panic!("a sent email is done")
+    };
+    assert_eq!(
+        (record.state, record.detail.as_deref(), record.attempts),
+        (EmailState::Sent, Some("m-1"), 2)
+    );
+    // Giving back a claim that is not ours changes nothing.
+    rig.ledger.release(&key, "dead").await.expect("release");
+    assert!(matches!(claim("again", NOW + 10_000).await, Claim::Done(_)));
+}
