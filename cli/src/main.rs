@@ -27,7 +27,7 @@ use billing::adapters::sqs::SqsQueue;
 use billing::app::{with_deadline, App};
 use billing::config::Config;
 use billing::domain::ids::{EventId, Provider};
-use billing::emails::kinds::EmailKind;
+use billing::emails::kinds::{EmailKind, EmailSettings};
 use billing::http::{ledger_json, local_router};
 use billing::pipeline::Outcome;
 use billing::ports::{BillingStore, Queue};
@@ -197,9 +197,27 @@ async fn build_app_with_emails(
     App::build_with_emails(config, metrics, email_kinds).await
 }
 
+/// The sender of the local run and the operator's commands when `BILLING_EMAIL_FROM` is unset
+/// (a development default, like the table's): `scripts/dev` verifies it in moto's SES.
+const DEV_EMAIL_FROM: &str = "billing@example.com";
+
+/// The email settings from the environment, with the development sender where none is set:
+/// the commands that apply events (`local`, `replay`) queue the jobs of the kinds switched on.
+fn email_settings() -> Result<EmailSettings, String> {
+    email_settings_from(|k| std::env::var(k).ok())
+}
+
+/// [`email_settings`] through `get` (tests pass a map).
+fn email_settings_from(get: impl Fn(&str) -> Option<String>) -> Result<EmailSettings, String> {
+    billing::config::read_email_settings(|k| {
+        get(k).or_else(|| (k == "BILLING_EMAIL_FROM").then(|| DEV_EMAIL_FROM.to_owned()))
+    })
+    .map_err(|e| e.to_string())
+}
+
 /// The local run's emails, when a kind is on: email jobs go to a local email queue, and the
 /// same consumer as the emails Lambda runs in-process on it, sending through moto's SES.
-async fn local_emails(app: &mut App) -> CliResult {
+async fn local_emails(app: &mut App, settings: EmailSettings) -> CliResult {
     let sdk = billing::app::sdk_loader(&app.config.bounds).load().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let url = match billing::app::email_queue_url() {
@@ -207,7 +225,7 @@ async fn local_emails(app: &mut App) -> CliResult {
         None => emails::local_email_queue(&sqs).await?,
     };
     println!("email queue: {url}");
-    let sender = billing::app::email_sender(&sdk, app)?;
+    let sender = billing::app::email_sender(&sdk, app, settings)?;
     if let Some(feed) = app.queue.take() {
         let emails: Arc<dyn Queue> = Arc::new(SqsQueue::new(sqs.clone(), url.clone()));
         app.queue = Some(Arc::new(RoutedQueue {
@@ -220,13 +238,13 @@ async fn local_emails(app: &mut App) -> CliResult {
 }
 
 async fn local() -> CliResult {
-    // Read first: a kind switched on without a sender stops the run here, by name.
-    let email_kinds = Config::emails_from_env().map_err(|e| e.to_string())?.kinds;
+    // Read first: a bad BILLING_EMAILS or sender stops the run here, by name.
+    let emails = email_settings()?;
     let mut app = build_app_with_emails(
         Metrics::Emf {
             namespace: "BillingWebhooksLocal".into(),
         },
-        email_kinds.clone(),
+        emails.kinds.clone(),
     )
     .await?;
     if app
@@ -242,8 +260,8 @@ async fn local() -> CliResult {
         println!("feed queue: {url}");
         app.queue = Some(queue);
     }
-    if !email_kinds.is_empty() {
-        local_emails(&mut app).await?;
+    if !emails.kinds.is_empty() {
+        local_emails(&mut app, emails).await?;
     }
     let addr = app.config.local_addr;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -381,7 +399,8 @@ async fn send(event: &SignedEvent, url: Option<String>) -> CliResult {
 }
 
 async fn replay(args: ReplayArgs) -> CliResult {
-    let app = build_app(Metrics::Off).await?;
+    // A replayed event queues its emails as on arrival (the invoice function's settings).
+    let app = build_app_with_emails(Metrics::Off, email_settings()?.kinds).await?;
     let ids: Vec<(Provider, EventId)> = match (args.all, args.event_id) {
         (true, _) => {
             let parked = app.store.parked(1000).await.map_err(|e| e.to_string())?;
@@ -645,6 +664,28 @@ mod tests {
         }
         let err = parse(&["send", "f.json", "--family", "paypal"]).expect_err("refused");
         assert!(err.to_string().contains("unknown family `paypal`"), "{err}");
+    }
+
+    #[test]
+    fn the_commands_that_apply_events_have_a_development_sender() {
+        // Only the sender has a default: BILLING_EMAILS' own default (the action-required
+        // email) stays on, so `local` and `replay` queue its jobs.
+        let settings = email_settings_from(|_| None).expect("settings");
+        let from = settings.from.map(|f| f.as_str().to_owned());
+        assert_eq!(from.as_deref(), Some(DEV_EMAIL_FROM));
+        assert_eq!(settings.kinds, [EmailKind::PaymentActionRequired].into());
+        // A sender that is set wins; a bad one stops the command by name.
+        let set =
+            |v: &'static str| move |k: &str| (k == "BILLING_EMAIL_FROM").then(|| v.to_owned());
+        let from = email_settings_from(set("ops@example.org"))
+            .expect("settings")
+            .from;
+        assert_eq!(
+            from.map(|f| f.as_str().to_owned()).as_deref(),
+            Some("ops@example.org")
+        );
+        let err = email_settings_from(set("not an address")).expect_err("refused");
+        assert!(err.contains("BILLING_EMAIL_FROM"), "{err}");
     }
 
     /// `billing send` panicked before its first request ("No provider set").

@@ -278,16 +278,16 @@ pub fn email_queue_url() -> Option<String> {
         .filter(|u| !u.trim().is_empty())
 }
 
-/// The email consumer on `app`'s table: the email settings and lease from the environment
-/// (a missing sender fails here, by name), SES v2 from `sdk`.
+/// The email consumer on `app`'s table with `settings` (the Lambda's from the environment, a
+/// missing sender failing there by name) and the lease from the environment; SES v2 from `sdk`.
 pub fn email_sender(
     sdk: &aws_config::SdkConfig,
     app: &App,
+    settings: crate::emails::kinds::EmailSettings,
 ) -> Result<crate::emails::send::EmailSender, String> {
     use crate::adapters::email_store::DynamoEmailLedger;
     use crate::adapters::ses::SesMailer;
     use crate::emails::send::{EmailSender, SendPolicy};
-    let settings = Config::emails_from_env().map_err(|e| e.to_string())?;
     let lease_secs =
         crate::config::read_email_lease(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
     Ok(EmailSender {
@@ -320,7 +320,8 @@ pub async fn run_emails_lambda() -> Result<(), lambda_http::Error> {
     let sdk = sdk_loader(&config.bounds).load().await;
     let app = App::with_sdk(&sdk, config, metrics).await?;
     app.warm_up().await;
-    let sender = Arc::new(email_sender(&sdk, &app)?);
+    let settings = Config::emails_from_env()?;
+    let sender = Arc::new(email_sender(&sdk, &app, settings)?);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let sender = sender.clone();
         async move { Ok::<_, lambda_http::Error>(sender.handle_batch(&event.payload).await) }

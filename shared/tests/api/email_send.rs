@@ -899,3 +899,21 @@ async fn moto_a_claim_is_held_by_its_lease_then_taken_over_once() {
     rig.ledger.release(&key, "dead").await.expect("release");
     assert!(matches!(claim("again", NOW + 10_000).await, Claim::Done(_)));
 }
+
+#[tokio::test]
+async fn a_parked_action_required_event_queues_its_job_when_replayed() {
+    use billing::adapters::faults::Step;
+    use billing::domain::ids::{EventId, Provider};
+    let app = email_app(Arc::new(InMemoryBillingStore::new()), on());
+    let (body, _) = action_required("replayed", "");
+    app.faults.fail_next(Step::CommitRefused);
+    let (status, json) = app.post(Family::Invoice, &body).await;
+    assert_eq!((status, json["state"].as_str()), (StatusCode::OK, Some("parked")));
+    assert!(pending_jobs(app.store.as_ref()).await.is_empty());
+    app.service
+        .replay(Provider::Stripe, &EventId::new("evt_replayed"))
+        .await;
+    let jobs = pending_jobs(app.store.as_ref()).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].object, "in_replayed");
+}
