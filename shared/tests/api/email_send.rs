@@ -908,7 +908,10 @@ async fn a_parked_action_required_event_queues_its_job_when_replayed() {
     let (body, _) = action_required("replayed", "");
     app.faults.fail_next(Step::CommitRefused);
     let (status, json) = app.post(Family::Invoice, &body).await;
-    assert_eq!((status, json["state"].as_str()), (StatusCode::OK, Some("parked")));
+    assert_eq!(
+        (status, json["state"].as_str()),
+        (StatusCode::OK, Some("parked"))
+    );
     assert!(pending_jobs(app.store.as_ref()).await.is_empty());
     app.service
         .replay(Provider::Stripe, &EventId::new("evt_replayed"))
