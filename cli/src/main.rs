@@ -12,29 +12,36 @@
 //! billing stripe-endpoints --base-url URL [--rotate | --finish-rotation] [--dry-run]
 //!                                     create or update the Stripe webhook endpoints
 //! billing lambda-event FILE --stream [--after FILE]… [--at UNIX]   print the relay's DynamoDB Streams event
+//! billing emails list [--limit N]     sent-email records, newest first (no addresses)
+//! billing emails redrive              move the email dead-letter queue back to the email queue
 //! ```
 
 #![warn(clippy::too_many_lines)]
 
 mod dev;
+mod emails;
 mod endpoints;
 mod grant;
 
+use billing::adapters::sqs::SqsQueue;
 use billing::app::{with_deadline, App};
 use billing::config::Config;
 use billing::domain::ids::{EventId, Provider};
+use billing::emails::kinds::{EmailKind, EmailSettings};
 use billing::http::{ledger_json, local_router};
 use billing::pipeline::Outcome;
-use billing::ports::BillingStore;
+use billing::ports::{BillingStore, Queue};
 use billing::providers::stripe::event::Envelope;
 use billing::providers::stripe::signature::{sign, WebhookSecret};
 use billing::providers::stripe::translate::family_of;
-use billing::relay;
+use billing::relay::{self, RoutedQueue};
 use billing::routing::Family;
 use billing::telemetry::Metrics;
 use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 type CliResult = Result<(), String>;
@@ -97,6 +104,11 @@ enum Command {
     /// Create or update the four Stripe webhook endpoints (STRIPE_ADMIN_KEY) and store their
     /// signing secrets in Secrets Manager (STRIPE_WEBHOOK_SECRETS_<FAMILY>_ARN).
     StripeEndpoints(endpoints::Args),
+    /// Customer emails: the sent-email records, and the dead-letter queue's redrive.
+    Emails {
+        #[command(subcommand)]
+        command: emails::EmailsCommand,
+    },
 }
 
 /// A Stripe event file to sign, and how.
@@ -155,6 +167,10 @@ async fn main() -> ExitCode {
         } => stream_event(&event, &after).await,
         Command::LambdaEvent { event, base64, .. } => lambda_event(&event, base64),
         Command::StripeEndpoints(args) => endpoints::command(args).await,
+        Command::Emails { command } => match build_app(Metrics::Off).await {
+            Ok(app) => emails::command(&app, command).await,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -167,16 +183,69 @@ async fn main() -> ExitCode {
 
 /// Builds the app from the environment, with development defaults where a variable is unset.
 async fn build_app(metrics: Metrics) -> Result<App, String> {
+    build_app_with_emails(metrics, BTreeSet::new()).await
+}
+
+/// [`build_app`], queueing the jobs of `email_kinds` (the local run).
+async fn build_app_with_emails(
+    metrics: Metrics,
+    email_kinds: BTreeSet<EmailKind>,
+) -> Result<App, String> {
     let defaults = dev::defaults()?;
     let config = Config::from_env(&Family::ALL, Some(&defaults)).map_err(|e| e.to_string())?;
     billing::telemetry::init(config.log_json);
-    App::build(config, metrics).await
+    App::build_with_emails(config, metrics, email_kinds).await
+}
+
+/// The sender of the local run and the operator's commands when `BILLING_EMAIL_FROM` is unset
+/// (a development default, like the table's): `scripts/dev` verifies it in moto's SES.
+const DEV_EMAIL_FROM: &str = "billing@example.com";
+
+/// The email settings from the environment, with the development sender where none is set:
+/// the commands that apply events (`local`, `replay`) queue the jobs of the kinds switched on.
+fn email_settings() -> Result<EmailSettings, String> {
+    email_settings_from(|k| std::env::var(k).ok())
+}
+
+/// [`email_settings`] through `get` (tests pass a map).
+fn email_settings_from(get: impl Fn(&str) -> Option<String>) -> Result<EmailSettings, String> {
+    billing::config::read_email_settings(|k| {
+        get(k).or_else(|| (k == "BILLING_EMAIL_FROM").then(|| DEV_EMAIL_FROM.to_owned()))
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// The local run's emails, when a kind is on: email jobs go to a local email queue, and the
+/// same consumer as the emails Lambda runs in-process on it, sending through moto's SES.
+async fn local_emails(app: &mut App, settings: EmailSettings) -> CliResult {
+    let sdk = billing::app::sdk_loader(&app.config.bounds).load().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url = match billing::app::email_queue_url() {
+        Some(url) => url,
+        None => emails::local_email_queue(&sqs).await?,
+    };
+    println!("email queue: {url}");
+    let sender = billing::app::email_sender(&sdk, app, settings)?;
+    if let Some(feed) = app.queue.take() {
+        let emails: Arc<dyn Queue> = Arc::new(SqsQueue::new(sqs.clone(), url.clone()));
+        app.queue = Some(Arc::new(RoutedQueue {
+            feed,
+            emails: Some(emails),
+        }));
+    }
+    tokio::spawn(emails::consume_forever(sender, sqs, url));
+    Ok(())
 }
 
 async fn local() -> CliResult {
-    let mut app = build_app(Metrics::Emf {
-        namespace: "BillingWebhooksLocal".into(),
-    })
+    // Read first: a bad BILLING_EMAILS or sender stops the run here, by name.
+    let emails = email_settings()?;
+    let mut app = build_app_with_emails(
+        Metrics::Emf {
+            namespace: "BillingWebhooksLocal".into(),
+        },
+        emails.kinds.clone(),
+    )
     .await?;
     if app
         .store
@@ -190,6 +259,9 @@ async fn local() -> CliResult {
         let (queue, url) = dev::local_queue().await?;
         println!("feed queue: {url}");
         app.queue = Some(queue);
+    }
+    if !emails.kinds.is_empty() {
+        local_emails(&mut app, emails).await?;
     }
     let addr = app.config.local_addr;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -282,6 +354,16 @@ fn signed_fixture(event: &SignedEvent) -> Result<Signed, String> {
     })
 }
 
+/// The client `send` posts with. reqwest is built with rustls but no crypto provider (the
+/// workspace picks aws-lc-rs once, explicitly), so the process installs it before the first
+/// client: without it `Client::new` panics ("No provider set").
+fn http_client() -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::builder()
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
 /// Signs a fixture file's exact bytes and posts it to a running endpoint.
 async fn send(event: &SignedEvent, url: Option<String>) -> CliResult {
     let Signed {
@@ -298,7 +380,7 @@ async fn send(event: &SignedEvent, url: Option<String>) -> CliResult {
             format!("http://{addr}/webhooks/stripe/{family}")
         }
     };
-    let response = reqwest::Client::new()
+    let response = http_client()?
         .post(&url)
         .header("content-type", "application/json")
         .header("stripe-signature", header)
@@ -317,7 +399,8 @@ async fn send(event: &SignedEvent, url: Option<String>) -> CliResult {
 }
 
 async fn replay(args: ReplayArgs) -> CliResult {
-    let app = build_app(Metrics::Off).await?;
+    // A replayed event queues its emails as on arrival (the invoice function's settings).
+    let app = build_app_with_emails(Metrics::Off, email_settings()?.kinds).await?;
     let ids: Vec<(Provider, EventId)> = match (args.all, args.event_id) {
         (true, _) => {
             let parked = app.store.parked(1000).await.map_err(|e| e.to_string())?;
@@ -498,6 +581,9 @@ mod tests {
                 "1700000000",
                 "--base64",
             ],
+            &["emails", "list"],
+            &["emails", "list", "--limit", "5"],
+            &["emails", "redrive"],
             &[
                 "lambda-event",
                 "b.json",
@@ -546,6 +632,15 @@ mod tests {
             (&["relay", "--once", "now"], ErrorKind::UnknownArgument),
             (&["stripe-endpoints"], ErrorKind::MissingRequiredArgument),
             (
+                &["emails"],
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand,
+            ),
+            (
+                &["emails", "list", "--limit", "0"],
+                ErrorKind::ValueValidation,
+            ),
+            (&["emails", "send"], ErrorKind::InvalidSubcommand),
+            (
                 &[
                     "stripe-endpoints",
                     "--base-url",
@@ -572,6 +667,34 @@ mod tests {
     }
 
     #[test]
+    fn the_commands_that_apply_events_have_a_development_sender() {
+        // Only the sender has a default: BILLING_EMAILS' own default (the action-required
+        // email) stays on, so `local` and `replay` queue its jobs.
+        let settings = email_settings_from(|_| None).expect("settings");
+        let from = settings.from.map(|f| f.as_str().to_owned());
+        assert_eq!(from.as_deref(), Some(DEV_EMAIL_FROM));
+        assert_eq!(settings.kinds, [EmailKind::PaymentActionRequired].into());
+        // A sender that is set wins; a bad one stops the command by name.
+        let set =
+            |v: &'static str| move |k: &str| (k == "BILLING_EMAIL_FROM").then(|| v.to_owned());
+        let from = email_settings_from(set("ops@example.org"))
+            .expect("settings")
+            .from;
+        assert_eq!(
+            from.map(|f| f.as_str().to_owned()).as_deref(),
+            Some("ops@example.org")
+        );
+        let err = email_settings_from(set("not an address")).expect_err("refused");
+        assert!(err.contains("BILLING_EMAIL_FROM"), "{err}");
+    }
+
+    /// `billing send` panicked before its first request ("No provider set").
+    #[test]
+    fn the_send_client_builds() {
+        assert!(http_client().is_ok());
+    }
+
+    #[test]
     fn every_command_has_help() {
         for name in [
             "local",
@@ -582,6 +705,7 @@ mod tests {
             "create-table",
             "lambda-event",
             "stripe-endpoints",
+            "emails",
         ] {
             let err = parse(&[name, "--help"]).expect_err("help is an early exit");
             assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{name}");

@@ -8,13 +8,16 @@ use crate::adapters::secrets_manager::{read_secret_string, ConfiguredSecrets};
 use crate::adapters::sqs::SqsQueue;
 use crate::adapters::stripe_api::{StripeApi, StripeApiKey};
 use crate::config::{ApiKeySpec, CallBounds, Config};
+use crate::emails::kinds::EmailKind;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{Clock, ProviderApi, Queue, SystemClock};
 use crate::providers::stripe::StripeProvider;
+use crate::relay::RoutedQueue;
 use crate::routing::Family;
 use crate::telemetry::Metrics;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,11 +122,32 @@ impl App {
         Self::with_sdk(&sdk, config, metrics).await
     }
 
-    /// Builds the clients from `sdk` (made by `sdk_loader`).
+    /// Builds the clients from `sdk` (made by `sdk_loader`); no email jobs are queued.
     pub async fn with_sdk(
         sdk: &aws_config::SdkConfig,
         config: Config,
         metrics: Metrics,
+    ) -> Result<Self, String> {
+        Self::with_sdk_and_emails(sdk, config, metrics, BTreeSet::new()).await
+    }
+
+    /// [`App::build`], queueing an email job with every applied change that calls for one of
+    /// `email_kinds` (the invoice family's Lambda and the local run).
+    pub async fn build_with_emails(
+        config: Config,
+        metrics: Metrics,
+        email_kinds: BTreeSet<EmailKind>,
+    ) -> Result<Self, String> {
+        let sdk = sdk_loader(&config.bounds).load().await;
+        Self::with_sdk_and_emails(&sdk, config, metrics, email_kinds).await
+    }
+
+    /// [`App::with_sdk`] with the email kinds whose jobs the pipeline queues.
+    pub async fn with_sdk_and_emails(
+        sdk: &aws_config::SdkConfig,
+        config: Config,
+        metrics: Metrics,
+        email_kinds: BTreeSet<EmailKind>,
     ) -> Result<Self, String> {
         let store = Arc::new(DynamoBillingStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
@@ -141,7 +165,12 @@ impl App {
         secrets.preload().await.map_err(|e| e.to_string())?;
         let api = stripe_api(&config, sm_client.as_ref()).await?;
         let queue: Option<Arc<dyn Queue>> = config.feed_queue_url.as_ref().map(|url| {
-            Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url.clone())) as Arc<dyn Queue>
+            let feed = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url.clone()));
+            // Email jobs leave the outbox for the email queue; the feed keeps everything else.
+            let emails = email_queue_url().map(|url| {
+                Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url)) as Arc<dyn Queue>
+            });
+            Arc::new(RoutedQueue { feed, emails }) as Arc<dyn Queue>
         });
         let metrics = Arc::new(metrics);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -152,7 +181,8 @@ impl App {
         }
         let service = Arc::new(
             Pipeline::new(store.clone(), clock, metrics.clone(), config.tiers.clone())
-                .with_provider(Arc::new(provider)),
+                .with_provider(Arc::new(provider))
+                .with_email_kinds(email_kinds),
         );
         Ok(Self {
             service,
@@ -196,7 +226,13 @@ async fn run_http_lambda(
         namespace: config.metrics_namespace.clone(),
     };
     let deadline = config.delivery_timeout;
-    let app = App::build(config, metrics).await?;
+    // Only the invoice family queues emails: only it needs (and checks) the email settings.
+    let email_kinds = if families.contains(&Family::Invoice) {
+        Config::emails_from_env()?.kinds
+    } else {
+        BTreeSet::new()
+    };
+    let app = App::build_with_emails(config, metrics, email_kinds).await?;
     app.warm_up().await;
     lambda_http::run(with_deadline(router(app.service.clone()), deadline)).await
 }
@@ -231,6 +267,64 @@ pub async fn run_relay_lambda() -> Result<(), lambda_http::Error> {
             .await;
             Ok::<_, lambda_http::Error>(response)
         }
+    }))
+    .await
+}
+
+/// `BILLING_EMAIL_QUEUE_URL`: where the relay sends email jobs.
+pub fn email_queue_url() -> Option<String> {
+    std::env::var("BILLING_EMAIL_QUEUE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// The email consumer on `app`'s table with `settings` (the Lambda's from the environment, a
+/// missing sender failing there by name) and the lease from the environment; SES v2 from `sdk`.
+pub fn email_sender(
+    sdk: &aws_config::SdkConfig,
+    app: &App,
+    settings: crate::emails::kinds::EmailSettings,
+) -> Result<crate::emails::send::EmailSender, String> {
+    use crate::adapters::email_store::DynamoEmailLedger;
+    use crate::adapters::ses::SesMailer;
+    use crate::emails::send::{EmailSender, SendPolicy};
+    let lease_secs =
+        crate::config::read_email_lease(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    Ok(EmailSender {
+        store: app.store.clone(),
+        ledger: Arc::new(DynamoEmailLedger::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            app.config.table.clone(),
+        )),
+        mailer: Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk))),
+        settings,
+        clock: Arc::new(SystemClock),
+        metrics: app.metrics.clone(),
+        policy: SendPolicy {
+            lease_secs,
+            ..SendPolicy::default()
+        },
+    })
+}
+
+/// The emails Lambda on the email queue and the bounce queue (SQS event source mappings with
+/// `ReportBatchItemFailures`): jobs are sent once, SES notifications recorded.
+pub async fn run_emails_lambda() -> Result<(), lambda_http::Error> {
+    use crate::emails::send::SqsEvent;
+    use lambda_http::lambda_runtime::{run, service_fn, LambdaEvent};
+    let config = Config::from_env(&[], None)?;
+    crate::telemetry::init(config.log_json);
+    let metrics = Metrics::Emf {
+        namespace: config.metrics_namespace.clone(),
+    };
+    let sdk = sdk_loader(&config.bounds).load().await;
+    let app = App::with_sdk(&sdk, config, metrics).await?;
+    app.warm_up().await;
+    let settings = Config::emails_from_env()?;
+    let sender = Arc::new(email_sender(&sdk, &app, settings)?);
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let sender = sender.clone();
+        async move { Ok::<_, lambda_http::Error>(sender.handle_batch(&event.payload).await) }
     }))
     .await
 }

@@ -501,6 +501,22 @@ impl PaypalSettings {
     }
 }
 
+/// `BILLING_EMAIL_LEASE_SECS`: how long a consumer's claim on an email holds (default: the
+/// email queue's visibility timeout in template.yaml). At least 30 s (a send's budget), at
+/// most 12 h (SQS's longest visibility timeout).
+pub fn read_email_lease(get: impl Fn(&str) -> Option<String>) -> Result<i64, ConfigError> {
+    let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    let default = crate::emails::send::DEFAULT_LEASE_SECS as u64;
+    number(
+        &get,
+        "BILLING_EMAIL_LEASE_SECS",
+        30..=43_200,
+        "seconds",
+        default,
+    )
+    .map(|n| n as i64)
+}
+
 impl Config {
     /// Reads the process environment for the given endpoint families.
     pub fn from_env(families: &[Family], dev: Option<&DevDefaults>) -> Result<Self, ConfigError> {

@@ -182,6 +182,29 @@ fn failure(sequence: String) -> DynamoDbBatchItemFailure {
     failure
 }
 
+/// Where the relay sends each message: email jobs (`email.job`) to the email queue, every
+/// other kind to the feed, untouched. Without an email queue an email job fails to send (and
+/// stays in the outbox, named in the log) rather than reach the feed's consumers.
+pub struct RoutedQueue {
+    pub feed: std::sync::Arc<dyn Queue>,
+    pub emails: Option<std::sync::Arc<dyn Queue>>,
+}
+
+#[async_trait::async_trait]
+impl Queue for RoutedQueue {
+    async fn send(&self, message: &OutboxMessage) -> Result<(), crate::ports::QueueError> {
+        if message.kind != crate::emails::job::EMAIL_JOB_KIND {
+            return self.feed.send(message).await;
+        }
+        match &self.emails {
+            Some(queue) => queue.send(message).await,
+            None => Err(crate::ports::QueueError(
+                "an email job, and BILLING_EMAIL_QUEUE_URL is not set".into(),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

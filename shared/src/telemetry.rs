@@ -41,6 +41,22 @@ pub enum Counter {
     /// An applied event left a subscription Invalid (its periods overlap or leave a gap while
     /// the provider says it runs) that was not before.
     SubscriptionsInvalid,
+    /// SES accepted a customer email.
+    EmailsSent,
+    /// A customer email decided against at send time (paid meanwhile, suppressed, …).
+    EmailsSkipped,
+    /// SES refused a customer email for good (`MessageRejected`, sender not verified).
+    EmailsRejected,
+    /// An email job whose email was already finished (a redelivery, a second event).
+    EmailsDuplicate,
+    /// An email job returned to its queue (throttled, paused, claimed elsewhere, no answer).
+    EmailsRetried,
+    /// SES throttled a send (each attempt).
+    EmailsThrottled,
+    /// SES refused to send because the account's sending is paused (an alarm watches it).
+    EmailsSendingPaused,
+    /// An address suppressed after a permanent bounce or a complaint.
+    EmailSuppressions,
 }
 
 /// The dimension every counter carries (`Family`), and its values besides the endpoint
@@ -53,7 +69,7 @@ pub const REPLAY_DIMENSION: &str = "replay";
 
 impl Counter {
     /// Every counter (a new one goes here too), so the dashboard check (`billing metrics`) can list what the code emits.
-    pub const ALL: [Counter; 16] = [
+    pub const ALL: [Counter; 24] = [
         Counter::Applied,
         Counter::Stale,
         Counter::Ignored,
@@ -70,6 +86,14 @@ impl Counter {
         Counter::Replayed,
         Counter::TiesUnresolved,
         Counter::SubscriptionsInvalid,
+        Counter::EmailsSent,
+        Counter::EmailsSkipped,
+        Counter::EmailsRejected,
+        Counter::EmailsDuplicate,
+        Counter::EmailsRetried,
+        Counter::EmailsThrottled,
+        Counter::EmailsSendingPaused,
+        Counter::EmailSuppressions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,6 +114,14 @@ impl Counter {
             Counter::Replayed => "EventsReplayed",
             Counter::TiesUnresolved => "TiesUnresolved",
             Counter::SubscriptionsInvalid => "SubscriptionsInvalid",
+            Counter::EmailsSent => "EmailsSent",
+            Counter::EmailsSkipped => "EmailsSkipped",
+            Counter::EmailsRejected => "EmailsRejected",
+            Counter::EmailsDuplicate => "EmailsDuplicate",
+            Counter::EmailsRetried => "EmailsRetried",
+            Counter::EmailsThrottled => "EmailsThrottled",
+            Counter::EmailsSendingPaused => "EmailsSendingPaused",
+            Counter::EmailSuppressions => "EmailSuppressions",
         }
     }
 }
@@ -163,6 +195,7 @@ pub fn emitted() -> serde_json::Value {
         crate::routing::Family::Operator.as_str(),
         RELAY_DIMENSION,
         REPLAY_DIMENSION,
+        crate::emails::send::EMAILS_DIMENSION,
     ]);
     serde_json::json!({
         "default_namespace": DEFAULT_NAMESPACE,
@@ -200,10 +233,11 @@ mod tests {
                 "charge",
                 "operator",
                 "relay",
-                "replay"
+                "replay",
+                "emails"
             ]
         );
-        assert_eq!(e["metrics"].as_array().map(Vec::len), Some(16));
+        assert_eq!(e["metrics"].as_array().map(Vec::len), Some(24));
         assert_eq!(e["dimension"], "Family");
     }
 }

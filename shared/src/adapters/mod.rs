@@ -5,10 +5,14 @@
 #[cfg(feature = "testing")]
 pub mod capacity;
 pub mod dynamo;
+pub mod email_store;
+#[cfg(feature = "testing")]
+pub mod email_testing;
 #[cfg(feature = "testing")]
 pub mod faults;
 pub mod memory;
 pub mod sdk_error;
 pub mod secrets_manager;
+pub mod ses;
 pub mod sqs;
 pub mod stripe_api;

@@ -139,6 +139,7 @@ impl Pipeline {
             }
             attach_invoice(&mut commit, update);
             attach_charge(&mut commit, charge);
+            self.add_email_jobs(v, &mut commit);
         }
         self.store.commit(&commit).await?;
         if let Some((charge, _)) = &commit.charge {

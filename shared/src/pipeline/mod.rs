@@ -12,6 +12,7 @@
 
 mod catalogue;
 mod charges;
+mod emails;
 mod invoices;
 mod park;
 mod project;
@@ -26,7 +27,7 @@ use crate::routing::Family;
 use crate::telemetry::{Counter, Metrics};
 pub use park::MAX_PARKED_GZIP_BYTES;
 pub use provider::{ReadError, ReadEvent, Verified, WebhookProvider};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// What happened to one delivery; `http::respond` turns it into the status code.
@@ -87,6 +88,8 @@ pub struct Pipeline {
     /// read fetch the customer too. A charge never changes customer; a guess its item does not
     /// confirm is dropped by the read that made it.
     charges: Mutex<HashMap<String, CustomerId>>,
+    /// The customer emails switched on (`BILLING_EMAILS`): their jobs join the commits.
+    email_kinds: BTreeSet<crate::emails::kinds::EmailKind>,
 }
 
 impl Pipeline {
@@ -108,7 +111,15 @@ impl Pipeline {
             tiers,
             links: Mutex::new(HashMap::new()),
             charges: Mutex::new(HashMap::new()),
+            email_kinds: BTreeSet::new(),
         }
+    }
+
+    /// Queues an email job with every applied change that calls for one of `kinds` (none by
+    /// default: only the processes that read the email settings pass them).
+    pub fn with_email_kinds(mut self, kinds: BTreeSet<crate::emails::kinds::EmailKind>) -> Self {
+        self.email_kinds = kinds;
+        self
     }
 
     pub fn with_provider(mut self, provider: Arc<dyn WebhookProvider>) -> Self {

@@ -255,6 +255,7 @@ impl Pipeline {
         let mut commit = self.applied_commit(projection, after).await?;
         attach_invoice(&mut commit, invoice);
         attach_charge(&mut commit, charge);
+        self.add_email_jobs(v, &mut commit);
         self.store.commit(&commit).await?;
         if let Some((charge, _)) = &commit.charge {
             self.remember_charge(charge);

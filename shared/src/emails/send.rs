@@ -1,0 +1,397 @@
+//! The email consumer (issue 10, points 2–4): takes a job from the email queue, claims its
+//! email, decides against the model as it is now, and sends through SES — at most once per
+//! email, never lost. The same code runs in the Lambda (`functions/emails`) and in-process in
+//! the local run.
+//!
+//! | SES says                                   | the email               | the queue message      |
+//! |--------------------------------------------|-------------------------|------------------------|
+//! | accepted (a message id)                    | `sent`                  | deleted                |
+//! | `MessageRejected`, `MailFromDomainNotVerified` | `rejected` (its code) | deleted (never retried) |
+//! | throttled (after the retries here)         | claim given back        | returned (item failure)|
+//! | sending paused (`SendingPaused`, `AccountSuspended`) | claim given back, `EmailsSendingPaused` counted | returned |
+//! | no answer (timeout, 5xx)                   | claim kept until its lease ends | returned    |
+//!
+//! "No answer" keeps the claim: SES may have accepted the email, so a retry must wait out the
+//! lease (as after a crash) rather than send again at once.
+
+use super::decide::{payment_action_required, Surroundings};
+use super::job::EmailJob;
+use super::kinds::{EmailKind, EmailSettings};
+use super::records::{address_hash, Claim, EmailKey, EmailLedger, EmailState, Finished};
+use super::render::{render, RenderedEmail};
+use crate::domain::events::EmailAddress;
+use crate::domain::ids::{EventId, InvoiceId};
+use crate::ports::{BillingStore, Clock, StoreError};
+use crate::telemetry::{Counter, Metrics};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The dimension of the email metrics.
+pub const EMAILS_DIMENSION: &str = "emails";
+
+/// One email as SES is asked to send it. `Debug` shows no address and no body.
+#[derive(Clone)]
+pub struct OutgoingEmail {
+    pub to: EmailAddress,
+    pub from: EmailAddress,
+    pub reply_to: Option<EmailAddress>,
+    pub configuration_set: Option<String>,
+    pub content: RenderedEmail,
+    /// The email's kind, as an SES message tag (what the configuration set's events carry).
+    pub kind: EmailKind,
+}
+
+impl std::fmt::Debug for OutgoingEmail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingEmail")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why SES did not send. Each string is SES's error code or the SDK's description of a
+/// failure, never the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// `TooManyRequestsException`, `LimitExceededException`: try again later.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// `MessageRejected`, `MailFromDomainNotVerifiedException`, a bad request: never retried.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// `SendingPausedException`, `AccountSuspendedException`: the account sends nothing.
+    #[error("sending paused: {0}")]
+    Paused(String),
+    /// No answer, a 5xx: SES may or may not have accepted it.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Sends one email; `Ok` is SES's message id.
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, SendError>;
+}
+
+/// What one job came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    Sent {
+        message_id: String,
+    },
+    Skipped {
+        reason: String,
+    },
+    Rejected {
+        code: String,
+    },
+    /// Another job (or an earlier delivery of this one) already finished the email.
+    AlreadyDone(EmailState),
+    /// Not finished: the queue message goes back (a batch item failure). Names why.
+    Retry(&'static str),
+}
+
+/// How long a claim holds and how throttling is retried in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendPolicy {
+    /// `BILLING_EMAIL_LEASE_SECS`: at least the email queue's visibility timeout, so a job
+    /// that comes back after a consumer died finds the lease ended.
+    pub lease_secs: i64,
+    /// Sends tried per job while SES throttles (then the message goes back to the queue).
+    pub throttle_attempts: u32,
+    /// The first wait between them; doubled after each.
+    pub backoff: Duration,
+}
+
+impl Default for SendPolicy {
+    fn default() -> Self {
+        Self {
+            lease_secs: DEFAULT_LEASE_SECS,
+            throttle_attempts: 3,
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// The email queue's visibility timeout in template.yaml (the function's 30 s timeout × 6).
+pub const DEFAULT_LEASE_SECS: i64 = 180;
+
+/// The consumer: what it reads, where it records, how it sends.
+pub struct EmailSender {
+    pub store: Arc<dyn BillingStore>,
+    pub ledger: Arc<dyn EmailLedger>,
+    pub mailer: Arc<dyn Mailer>,
+    pub settings: EmailSettings,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub policy: SendPolicy,
+}
+
+/// A claim token no other consumer holds.
+fn new_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes)
+}
+
+impl EmailSender {
+    /// Handles one job: claim, decide, send, record. Logs name the email (kind, object) and
+    /// the outcome, never the address or the body.
+    pub async fn handle(&self, job: &EmailJob) -> JobOutcome {
+        let key = job.key();
+        let token = new_token();
+        let now = self.clock.now();
+        let claim = self
+            .ledger
+            .claim(&key, &token, now, self.policy.lease_secs)
+            .await;
+        let outcome = match claim {
+            Err(e) => {
+                tracing::warn!(email = %job.email, object = %job.object, error = %e, "email claim failed; will retry");
+                JobOutcome::Retry("store_unavailable")
+            }
+            Ok(Claim::Held { until }) => {
+                tracing::info!(email = %job.email, object = %job.object, lease_until = until, "email claimed by another consumer; will retry");
+                JobOutcome::Retry("claimed_elsewhere")
+            }
+            Ok(Claim::Done(record)) => JobOutcome::AlreadyDone(record.state),
+            Ok(Claim::Won { .. }) => self.claimed(job, &key, &token).await,
+        };
+        self.count(&outcome);
+        tracing::info!(email = %job.email, object = %job.object, outcome = ?OutcomeLog(&outcome), "email job handled");
+        outcome
+    }
+
+    /// What follows a won claim.
+    async fn claimed(&self, job: &EmailJob, key: &EmailKey, token: &str) -> JobOutcome {
+        let email = match self.prepare(job).await {
+            Err(e) => {
+                tracing::warn!(email = %job.email, object = %job.object, error = %e, "reading the model failed; will retry");
+                return self.give_back(key, token, "store_unavailable").await;
+            }
+            Ok(Err(reason)) => return self.finish(key, token, Finished::Skipped { reason }).await,
+            Ok(Ok(email)) => email,
+        };
+        match self.ledger.suppressed(&address_hash(&email.to)).await {
+            Err(_) => return self.give_back(key, token, "store_unavailable").await,
+            Ok(true) => {
+                let reason = "suppressed".to_owned();
+                return self.finish(key, token, Finished::Skipped { reason }).await;
+            }
+            Ok(false) => {}
+        }
+        match self.send_with_backoff(&email).await {
+            Ok(message_id) => self.finish(key, token, Finished::Sent { message_id }).await,
+            Err(SendError::Rejected(code)) => {
+                self.finish(key, token, Finished::Rejected { code }).await
+            }
+            Err(SendError::Throttled(_)) => self.give_back(key, token, "throttled").await,
+            Err(SendError::Paused(_)) => {
+                self.metrics
+                    .incr(Counter::EmailsSendingPaused, EMAILS_DIMENSION);
+                self.give_back(key, token, "sending_paused").await
+            }
+            // SES may have accepted it: the claim stays until its lease ends.
+            Err(SendError::Unavailable(_)) => JobOutcome::Retry("ses_unavailable"),
+        }
+    }
+
+    /// The email to send, or why none (the decision's reason), from the model as it is now.
+    async fn prepare(&self, job: &EmailJob) -> Result<Result<OutgoingEmail, String>, StoreError> {
+        if !self.settings.enabled(job.email) {
+            return Ok(Err("kind_off".into()));
+        }
+        let Some(from) = self.settings.from.clone() else {
+            return Ok(Err("kind_off".into()));
+        };
+        // Only the action-required email is queued so far (`pipeline::emails`).
+        if job.email != EmailKind::PaymentActionRequired {
+            return Ok(Err("kind_unsupported".into()));
+        }
+        let loaded = self
+            .store
+            .load_with_invoice(
+                job.provider,
+                &EventId::new("-"),
+                job.customer.as_ref(),
+                None,
+                &InvoiceId::new(&job.object),
+            )
+            .await?;
+        let Some(invoice) = loaded.invoice else {
+            return Ok(Err("no_invoice".into()));
+        };
+        let status = invoice
+            .value
+            .latest()
+            .and_then(|s| s.subscription.as_ref())
+            .and_then(|id| loaded.customer.as_ref()?.value.subscriptions.get(id))
+            .and_then(|record| record.latest())
+            .map(|latest| latest.candidate.snapshot.status.clone());
+        let around = Surroundings {
+            subscription_status: status.as_deref(),
+            customer_email: None,
+        };
+        Ok(match payment_action_required(&invoice.value, around) {
+            Err(skip) => Err(skip.as_str().to_owned()),
+            Ok(ctx) => Ok(OutgoingEmail {
+                content: render(&ctx),
+                kind: ctx.kind(),
+                to: ctx.recipient,
+                from,
+                reply_to: self.settings.reply_to.clone(),
+                configuration_set: self.settings.configuration_set.clone(),
+            }),
+        })
+    }
+
+    /// Sends, retrying throttling here `throttle_attempts` times with a doubling wait.
+    async fn send_with_backoff(&self, email: &OutgoingEmail) -> Result<String, SendError> {
+        let mut wait = self.policy.backoff;
+        let mut attempt = 1;
+        loop {
+            match self.mailer.send(email).await {
+                Err(SendError::Throttled(code)) if attempt < self.policy.throttle_attempts => {
+                    self.metrics
+                        .incr(Counter::EmailsThrottled, EMAILS_DIMENSION);
+                    tracing::info!(kind = %email.kind, code = %code, attempt, "SES throttled; backing off");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    attempt += 1;
+                }
+                Err(SendError::Throttled(code)) => {
+                    self.metrics
+                        .incr(Counter::EmailsThrottled, EMAILS_DIMENSION);
+                    return Err(SendError::Throttled(code));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Records the outcome. A record that cannot be written after SES accepted the email is
+    /// logged, not retried: the job is done, and a retry would send it again.
+    async fn finish(&self, key: &EmailKey, token: &str, outcome: Finished) -> JobOutcome {
+        match self
+            .ledger
+            .finish(key, token, &outcome, self.clock.now())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(email = %key.email, object = %key.object, "email lease ended before its outcome was recorded")
+            }
+            Err(e) => {
+                tracing::error!(email = %key.email, object = %key.object, error = %e, "email outcome not recorded")
+            }
+        }
+        match outcome {
+            Finished::Sent { message_id } => JobOutcome::Sent { message_id },
+            Finished::Rejected { code } => JobOutcome::Rejected { code },
+            Finished::Skipped { reason } => JobOutcome::Skipped { reason },
+        }
+    }
+
+    /// Gives the claim back (nothing was sent) and asks for the message to be retried.
+    async fn give_back(&self, key: &EmailKey, token: &str, why: &'static str) -> JobOutcome {
+        if let Err(e) = self.ledger.release(key, token).await {
+            // The lease ends by itself: the retry only waits longer.
+            tracing::warn!(email = %key.email, object = %key.object, error = %e, "email claim not released");
+        }
+        JobOutcome::Retry(why)
+    }
+
+    fn count(&self, outcome: &JobOutcome) {
+        let counter = match outcome {
+            JobOutcome::Sent { .. } => Counter::EmailsSent,
+            JobOutcome::Skipped { .. } => Counter::EmailsSkipped,
+            JobOutcome::Rejected { .. } => Counter::EmailsRejected,
+            JobOutcome::AlreadyDone(_) => Counter::EmailsDuplicate,
+            JobOutcome::Retry(_) => Counter::EmailsRetried,
+        };
+        self.metrics.incr(counter, EMAILS_DIMENSION);
+    }
+}
+
+/// An outcome as logged: the SES message id and skip reasons are safe; nothing else is there.
+struct OutcomeLog<'a>(&'a JobOutcome);
+
+impl std::fmt::Debug for OutcomeLog<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            JobOutcome::Sent { message_id } => write!(f, "sent {message_id}"),
+            JobOutcome::Skipped { reason } => write!(f, "skipped {reason}"),
+            JobOutcome::Rejected { code } => write!(f, "rejected {code}"),
+            JobOutcome::AlreadyDone(state) => write!(f, "already {}", state.as_str()),
+            JobOutcome::Retry(why) => write!(f, "retry {why}"),
+        }
+    }
+}
+
+/// An SQS event as Lambda delivers it: only what the consumer reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SqsEvent {
+    #[serde(rename = "Records", default)]
+    pub records: Vec<SqsRecord>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SqsRecord {
+    #[serde(rename = "messageId")]
+    pub message_id: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(rename = "messageAttributes", default)]
+    pub attributes: HashMap<String, serde_json::Value>,
+}
+
+/// The partial batch response (`ReportBatchItemFailures`): the messages to return.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SqsBatchResponse {
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<SqsItemFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SqsItemFailure {
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
+impl EmailSender {
+    /// One batch from the email queue or the bounce queue: jobs are handled, SES notifications
+    /// recorded; a message that is neither is returned (it reaches the dead-letter queue after
+    /// the queue's receive count, for an operator).
+    pub async fn handle_batch(&self, event: &SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for record in &event.records {
+            let done = match EmailJob::from_body(&record.body) {
+                Ok(job) => !matches!(self.handle(&job).await, JobOutcome::Retry(_)),
+                Err(not_a_job) => {
+                    match super::bounces::record_notification(
+                        self.ledger.as_ref(),
+                        &self.metrics,
+                        &record.body,
+                        self.clock.now(),
+                    )
+                    .await
+                    {
+                        Ok(_) => true,
+                        Err(e) => {
+                            tracing::warn!(message_id = %record.message_id, job = %not_a_job, error = %e, "email queue message not handled");
+                            false
+                        }
+                    }
+                }
+            };
+            if !done {
+                response.batch_item_failures.push(SqsItemFailure {
+                    item_identifier: record.message_id.clone(),
+                });
+            }
+        }
+        response
+    }
+}
