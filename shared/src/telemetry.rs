@@ -160,6 +160,7 @@ pub fn emitted() -> serde_json::Value {
         .map(|f| f.as_str())
         .collect();
     values.extend([
+        crate::routing::Family::Paypal.as_str(),
         crate::routing::Family::Operator.as_str(),
         RELAY_DIMENSION,
         REPLAY_DIMENSION,
@@ -198,6 +199,7 @@ mod tests {
                 "subscription",
                 "invoice",
                 "charge",
+                "paypal",
                 "operator",
                 "relay",
                 "replay"
