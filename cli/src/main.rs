@@ -170,7 +170,13 @@ async fn build_app(metrics: Metrics) -> Result<App, String> {
     let defaults = dev::defaults()?;
     let config = Config::from_env(&Family::ALL, Some(&defaults)).map_err(|e| e.to_string())?;
     billing::telemetry::init(config.log_json);
-    App::build(config, metrics).await
+    // PayPal when configured; otherwise its recorded events can still be read (a replay).
+    match billing::config::PaypalSettings::from_env_if_set().map_err(|e| e.to_string())? {
+        Some(paypal) => App::build_with_paypal(config, &paypal, metrics).await,
+        None => App::build(config, metrics).await?.with_provider(std::sync::Arc::new(
+            billing::providers::paypal::PaypalProvider::read_only(),
+        )),
+    }
 }
 
 async fn local() -> CliResult {
@@ -328,6 +334,8 @@ async fn replay(args: ReplayArgs) -> CliResult {
         }
         // An operator's record is named by its own prefix.
         (false, Some(id)) if id.starts_with("grant_") => vec![(Provider::System, EventId::new(id))],
+        // PayPal's event ids start with `WH-`; Stripe's with `evt_`.
+        (false, Some(id)) if id.starts_with("WH-") => vec![(Provider::Paypal, EventId::new(id))],
         (false, Some(id)) => vec![(Provider::Stripe, EventId::new(id))],
         // The argument group requires one of them; kept as an error, not a panic.
         (false, None) => return Err("replay takes --all or an EVENT_ID".into()),

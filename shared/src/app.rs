@@ -173,7 +173,7 @@ impl App {
     ) -> Result<Self, String> {
         let sdk = sdk_loader(&config.bounds).load().await;
         let bounds = config.bounds;
-        let mut app = Self::with_sdk(&sdk, config, metrics).await?;
+        let app = Self::with_sdk(&sdk, config, metrics).await?;
         let sm_client = matches!(
             &settings.mode,
             PaypalMode::Api(api) if matches!(api.secret, PaypalSecretSpec::Arn(_))
@@ -187,12 +187,18 @@ impl App {
         )
         .await
         .map_err(|e| format!("PayPal verification: {e}"))?;
-        let provider = Arc::new(PaypalProvider::new(verifier));
-        // Just built: this is the only reference to the pipeline.
-        let pipeline = Arc::try_unwrap(app.service)
+        app.with_provider(Arc::new(PaypalProvider::new(verifier)))
+    }
+
+    /// Adds a provider to a just-built app's pipeline (before anything shares it).
+    pub fn with_provider(
+        mut self,
+        provider: Arc<dyn crate::pipeline::WebhookProvider>,
+    ) -> Result<Self, String> {
+        let pipeline = Arc::try_unwrap(self.service)
             .map_err(|_| "the pipeline is already shared".to_owned())?;
-        app.service = Arc::new(pipeline.with_provider(provider));
-        Ok(app)
+        self.service = Arc::new(pipeline.with_provider(provider));
+        Ok(self)
     }
 
     /// Opens the DynamoDB connection now (a Lambda's init), never failing: see

@@ -6,6 +6,7 @@
 use crate::helpers::*;
 use crate::paypal_support as pp;
 use axum::body::Body;
+use billing::adapters::faults::{FaultPlan, FaultyStore, Step};
 use billing::adapters::memory::InMemoryBillingStore;
 use billing::domain::access::TierPolicy;
 use billing::domain::events::BillingEvent;
@@ -23,6 +24,8 @@ use std::sync::Arc;
 struct PaypalApp {
     router: axum::Router,
     clock: Arc<FixedClock>,
+    service: Arc<billing::pipeline::Pipeline>,
+    faults: Arc<FaultPlan>,
 }
 
 impl PaypalApp {
@@ -43,17 +46,24 @@ impl PaypalApp {
             .into(),
             order: vec!["basic".into(), "pro".into()],
         };
-        let service = pp::pipeline_with_paypal(
-            Arc::new(InMemoryBillingStore::new()),
+        let faults = Arc::new(FaultPlan::default());
+        let store = Arc::new(FaultyStore {
+            inner: Arc::new(InMemoryBillingStore::new()),
+            plan: faults.clone(),
+        });
+        let service = Arc::new(pp::pipeline_with_paypal(
+            store,
             clock.clone(),
             Arc::new(Metrics::memory()),
             settings,
             SECRET,
             verifier,
-        );
+        ));
         Self {
-            router: local_router(Arc::new(service)),
+            router: local_router(service.clone()),
             clock,
+            service,
+            faults,
         }
     }
 
@@ -319,4 +329,49 @@ async fn a_user_with_a_paypal_and_a_stripe_subscription_gets_the_best() {
     app.post(&suspended).await;
     let (_, access) = app.get(&format!("/users/{user}/access")).await;
     assert_eq!(access["grants_paid_tier"], false, "{access}");
+}
+
+#[tokio::test]
+async fn a_parked_paypal_event_is_listed_and_replayed() {
+    let app = PaypalApp::new(NOW).await;
+    let user = "user_parked";
+    let body = paypal_sub("WH-0WNFX-PARK-1", "BILLING.SUBSCRIPTION.ACTIVATED", "2024-12-31T10:00:00.100Z", "ACTIVE", user);
+    app.faults.fail_next(Step::CommitRefused);
+    let (status, answer) = app.post(&body).await;
+    assert_eq!((status, &answer["state"]), (StatusCode::OK, &json!("parked")), "{answer}");
+    let (_, listed) = app.get("/events/parked").await;
+    assert_eq!(listed["parked"][0]["provider"], "paypal", "{listed}");
+    assert_eq!(listed["parked"][0]["event_id"], "WH-0WNFX-PARK-1", "{listed}");
+    let (_, access) = app.get(&format!("/users/{user}/access")).await;
+    assert_eq!(access["grants_paid_tier"], false, "{access}");
+    // The replay reads the kept bytes with PayPal's reader and applies them.
+    let id = billing::domain::ids::EventId::new("WH-0WNFX-PARK-1");
+    let outcome = app
+        .service
+        .replay(billing::domain::ids::Provider::Paypal, &id)
+        .await;
+    assert!(
+        matches!(&outcome, billing::pipeline::Outcome::Recorded { state, .. } if state.as_str() == "applied"),
+        "{outcome:?}"
+    );
+    let (_, access) = app.get(&format!("/users/{user}/access")).await;
+    assert_eq!(access["grants_paid_tier"], true, "{access}");
+    // Replayed once: the delivery again is a duplicate.
+    let (_, again) = app.post(&body).await;
+    assert_eq!(again["state"], "duplicate", "{again}");
+}
+
+#[tokio::test]
+async fn a_paypal_delivery_to_a_pipeline_without_paypal_is_refused() {
+    let app = spawn_memory(false);
+    let body = paypal_sub("WH-0WNFX-NONE-1", "BILLING.SUBSCRIPTION.ACTIVATED", "2024-12-31T10:00:00Z", "ACTIVE", "u");
+    let mut req = Request::post("/webhooks/paypal");
+    for (name, value) in &pp::headers(&body, NOW) {
+        req = req.header(name, value);
+    }
+    let (status, answer) =
+        call_router(&app.router, req.body(Body::from(body)).expect("request")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, _) = app.get("/events/paypal/WH-0WNFX-NONE-1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
