@@ -173,9 +173,11 @@ async fn build_app(metrics: Metrics) -> Result<App, String> {
     // PayPal when configured; otherwise its recorded events can still be read (a replay).
     match billing::config::PaypalSettings::from_env_if_set().map_err(|e| e.to_string())? {
         Some(paypal) => App::build_with_paypal(config, &paypal, metrics).await,
-        None => App::build(config, metrics).await?.with_provider(std::sync::Arc::new(
-            billing::providers::paypal::PaypalProvider::read_only(),
-        )),
+        None => App::build(config, metrics)
+            .await?
+            .with_provider(std::sync::Arc::new(
+                billing::providers::paypal::PaypalProvider::read_only(),
+            )),
     }
 }
 

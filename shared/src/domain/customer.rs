@@ -727,8 +727,7 @@ impl CustomerBilling {
                 if let Some(user) = &snapshot.user_claim {
                     tally.add(self.claim(LinkSource::SubscriptionMetadata, meta, user));
                 }
-                let version =
-                    Version::of(meta, subscription_rank(*change));
+                let version = Version::of(meta, subscription_rank(*change));
                 let candidate = Candidate {
                     version,
                     snapshot: snapshot.clone(),

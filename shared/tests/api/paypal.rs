@@ -36,7 +36,10 @@ impl PaypalApp {
         Self::with_verifier(clock, verifier)
     }
 
-    fn with_verifier(clock: Arc<FixedClock>, verifier: billing::providers::paypal::PaypalVerifier) -> Self {
+    fn with_verifier(
+        clock: Arc<FixedClock>,
+        verifier: billing::providers::paypal::PaypalVerifier,
+    ) -> Self {
         let mut settings = settings(false);
         settings.tiers = TierPolicy {
             price_tiers: [
@@ -72,7 +75,11 @@ impl PaypalApp {
         for (name, value) in &headers {
             req = req.header(name, value);
         }
-        call_router(&self.router, req.body(Body::from(body.to_vec())).expect("request")).await
+        call_router(
+            &self.router,
+            req.body(Body::from(body.to_vec())).expect("request"),
+        )
+        .await
     }
 
     /// POSTs `body` signed now under the suite's CA.
@@ -90,7 +97,11 @@ impl PaypalApp {
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        call_router(&self.router, Request::get(path).body(Body::empty()).expect("request")).await
+        call_router(
+            &self.router,
+            Request::get(path).body(Body::empty()).expect("request"),
+        )
+        .await
     }
 }
 
@@ -103,7 +114,9 @@ async fn mapped(body: &[u8]) -> Value {
 }
 
 /// `(fixture, ledger state, JSON pointers into the canonical event and their values)`.
-fn expectations() -> Vec<(&'static str, &'static str, Vec<(&'static str, Value)>)> {
+type Expectation = (&'static str, &'static str, Vec<(&'static str, Value)>);
+
+fn expectations() -> Vec<Expectation> {
     let sub = |change: &str, status: &str, id: &str| {
         vec![
             ("/kind", json!("subscription")),
@@ -135,44 +148,128 @@ fn expectations() -> Vec<(&'static str, &'static str, Vec<(&'static str, Value)>
     let v1 = "I-PE7JWXKGVN0R";
     let v2 = "I-0WNFX2024SUB";
     vec![
-        ("BILLING.SUBSCRIPTION.CANCELLED__dj-paypal.json", "applied", sub("deleted", "canceled", v1)),
-        ("BILLING.SUBSCRIPTION.CANCELLED__v2-subscriptions__own.json", "applied", {
-            let mut s = sub("deleted", "canceled", v2);
-            s.push(("/snapshot/price_id", json!("P-0WNFIXTUREPLAN000000000")));
-            s
-        }),
-        ("BILLING.SUBSCRIPTION.CREATED__dj-paypal.json", "applied", sub("created", "incomplete", v1)),
-        ("BILLING.SUBSCRIPTION.PAYMENT.FAILED__v2-subscriptions__own.json", "applied", vec![
-            ("/kind", json!("invoice_payment")),
-            ("/change", json!("failed")),
-            ("/customer", json!(v2)),
-            ("/subscription", json!(v2)),
-            ("/attempt", json!(1)),
-        ]),
-        ("BILLING.SUBSCRIPTION.RE-ACTIVATED__dj-paypal.json", "applied", sub("resumed", "active", v1)),
-        ("BILLING.SUBSCRIPTION.SUSPENDED__dj-paypal.json", "applied", sub("paused", "paused", v1)),
-        ("BILLING.SUBSCRIPTION.UPDATED__dj-paypal.json", "applied", sub("updated", "paused", v1)),
-        ("CUSTOMER.DISPUTE.CREATED__2018__own.json", "applied", dispute("created", "0WNFX00000SELLER1", "needs_response", 1250)),
-        ("CUSTOMER.DISPUTE.CREATED__2019-11__dj-paypal.json", "applied", dispute("created", "45V487086B989905H", "under_review", 1156)),
-        ("CUSTOMER.DISPUTE.CREATED__dj-paypal.json", "applied", dispute("created", "45V487086B989905H", "needs_response", 1156)),
-        ("CUSTOMER.DISPUTE.CREATED__ppra214__dj-paypal.json", "applied", dispute("created", "45V487086B989905H", "under_review", 1156)),
-        ("CUSTOMER.DISPUTE.RESOLVED__dj-paypal.json", "applied", dispute("closed", "6C589962JJ4368547", "lost", 998)),
-        ("PAYMENT.CAPTURE.COMPLETED__dj-paypal.json", "ignored", unsupported()),
-        ("PAYMENT.CAPTURE.DENIED__dj-paypal.json", "ignored", unsupported()),
-        ("PAYMENT.CAPTURE.REFUNDED__dj-paypal.json", "applied", refund("5LK72275CG489890D", 15)),
-        ("PAYMENT.CAPTURE.REVERSED__dj-paypal.json", "ignored", unsupported()),
-        ("PAYMENT.SALE.COMPLETED__dj-paypal.json", "ignored", unsupported()),
-        ("PAYMENT.SALE.COMPLETED__from-subscription__dj-paypal.json", "applied", vec![
-            ("/kind", json!("invoice_payment")),
-            ("/change", json!("paid")),
-            ("/invoice", json!("7D51924877811803R")),
-            ("/customer", json!("I-W0Y05RHBK9VG")),
-            ("/subscription", json!("I-W0Y05RHBK9VG")),
-            ("/amount_paid", json!(499)),
-        ]),
-        ("PAYMENT.SALE.DENIED__dj-paypal.json", "ignored", unsupported()),
-        ("PAYMENT.SALE.REFUNDED__dj-paypal.json", "applied", refund("9T0916710M1105906", 2)),
-        ("PAYMENT.SALE.REVERSED__dj-paypal.json", "ignored", unsupported()),
+        (
+            "BILLING.SUBSCRIPTION.CANCELLED__dj-paypal.json",
+            "applied",
+            sub("deleted", "canceled", v1),
+        ),
+        (
+            "BILLING.SUBSCRIPTION.CANCELLED__v2-subscriptions__own.json",
+            "applied",
+            {
+                let mut s = sub("deleted", "canceled", v2);
+                s.push(("/snapshot/price_id", json!("P-0WNFIXTUREPLAN000000000")));
+                s
+            },
+        ),
+        (
+            "BILLING.SUBSCRIPTION.CREATED__dj-paypal.json",
+            "applied",
+            sub("created", "incomplete", v1),
+        ),
+        (
+            "BILLING.SUBSCRIPTION.PAYMENT.FAILED__v2-subscriptions__own.json",
+            "applied",
+            vec![
+                ("/kind", json!("invoice_payment")),
+                ("/change", json!("failed")),
+                ("/customer", json!(v2)),
+                ("/subscription", json!(v2)),
+                ("/attempt", json!(1)),
+            ],
+        ),
+        (
+            "BILLING.SUBSCRIPTION.RE-ACTIVATED__dj-paypal.json",
+            "applied",
+            sub("resumed", "active", v1),
+        ),
+        (
+            "BILLING.SUBSCRIPTION.SUSPENDED__dj-paypal.json",
+            "applied",
+            sub("paused", "paused", v1),
+        ),
+        (
+            "BILLING.SUBSCRIPTION.UPDATED__dj-paypal.json",
+            "applied",
+            sub("updated", "paused", v1),
+        ),
+        (
+            "CUSTOMER.DISPUTE.CREATED__2018__own.json",
+            "applied",
+            dispute("created", "0WNFX00000SELLER1", "needs_response", 1250),
+        ),
+        (
+            "CUSTOMER.DISPUTE.CREATED__2019-11__dj-paypal.json",
+            "applied",
+            dispute("created", "45V487086B989905H", "under_review", 1156),
+        ),
+        (
+            "CUSTOMER.DISPUTE.CREATED__dj-paypal.json",
+            "applied",
+            dispute("created", "45V487086B989905H", "needs_response", 1156),
+        ),
+        (
+            "CUSTOMER.DISPUTE.CREATED__ppra214__dj-paypal.json",
+            "applied",
+            dispute("created", "45V487086B989905H", "under_review", 1156),
+        ),
+        (
+            "CUSTOMER.DISPUTE.RESOLVED__dj-paypal.json",
+            "applied",
+            dispute("closed", "6C589962JJ4368547", "lost", 998),
+        ),
+        (
+            "PAYMENT.CAPTURE.COMPLETED__dj-paypal.json",
+            "ignored",
+            unsupported(),
+        ),
+        (
+            "PAYMENT.CAPTURE.DENIED__dj-paypal.json",
+            "ignored",
+            unsupported(),
+        ),
+        (
+            "PAYMENT.CAPTURE.REFUNDED__dj-paypal.json",
+            "applied",
+            refund("5LK72275CG489890D", 15),
+        ),
+        (
+            "PAYMENT.CAPTURE.REVERSED__dj-paypal.json",
+            "ignored",
+            unsupported(),
+        ),
+        (
+            "PAYMENT.SALE.COMPLETED__dj-paypal.json",
+            "ignored",
+            unsupported(),
+        ),
+        (
+            "PAYMENT.SALE.COMPLETED__from-subscription__dj-paypal.json",
+            "applied",
+            vec![
+                ("/kind", json!("invoice_payment")),
+                ("/change", json!("paid")),
+                ("/invoice", json!("7D51924877811803R")),
+                ("/customer", json!("I-W0Y05RHBK9VG")),
+                ("/subscription", json!("I-W0Y05RHBK9VG")),
+                ("/amount_paid", json!(499)),
+            ],
+        ),
+        (
+            "PAYMENT.SALE.DENIED__dj-paypal.json",
+            "ignored",
+            unsupported(),
+        ),
+        (
+            "PAYMENT.SALE.REFUNDED__dj-paypal.json",
+            "applied",
+            refund("9T0916710M1105906", 2),
+        ),
+        (
+            "PAYMENT.SALE.REVERSED__dj-paypal.json",
+            "ignored",
+            unsupported(),
+        ),
     ]
 }
 
@@ -190,7 +287,11 @@ async fn every_paypal_fixture_is_accepted_and_mapped_as_its_type_says() {
         let body = fixture(&format!("paypal/{file}"));
         let event = mapped(&body).await;
         for (pointer, want) in &pointers {
-            assert_eq!(event.pointer(pointer), Some(want), "{file} {pointer}: {event}");
+            assert_eq!(
+                event.pointer(pointer),
+                Some(want),
+                "{file} {pointer}: {event}"
+            );
         }
         // Some fixtures share an event id: each goes to its own app.
         let app = PaypalApp::new(NOW).await;
@@ -207,16 +308,21 @@ async fn every_paypal_fixture_is_accepted_and_mapped_as_its_type_says() {
         assert_eq!(record["state"], state, "{file}: {record}");
         // Once per event id: a redelivery (a new transmission of the same event) changes nothing.
         let (status, again) = app.post(&body).await;
-        assert_eq!((status, &again["state"]), (StatusCode::OK, &json!("duplicate")), "{file}");
+        assert_eq!(
+            (status, &again["state"]),
+            (StatusCode::OK, &json!("duplicate")),
+            "{file}"
+        );
     }
 }
 
 /// One of PayPal's real signed deliveries: headers, exact body, webhook id, send time.
 fn real(year: u16) -> (http::HeaderMap, Vec<u8>, String, i64) {
     let dir = format!("paypal/real-signed-{year}");
-    let doc: Value =
-        serde_json::from_slice(&fixture(&format!("{dir}/PAYMENT.SALE.COMPLETED.signed.json")))
-            .expect("JSON");
+    let doc: Value = serde_json::from_slice(&fixture(&format!(
+        "{dir}/PAYMENT.SALE.COMPLETED.signed.json"
+    )))
+    .expect("JSON");
     let body = fixture(&format!("{dir}/PAYMENT.SALE.COMPLETED.body.json"));
     let mut headers = http::HeaderMap::new();
     for (k, v) in doc["headers"].as_object().expect("headers") {
@@ -244,7 +350,10 @@ async fn the_real_signed_deliveries_go_through_the_whole_pipeline() {
     for year in [2015, 2016] {
         let (headers, body, webhook_id, sent) = real(year);
         let clock = Arc::new(FixedClock::at(sent));
-        let url = headers["paypal-cert-url"].to_str().expect("ascii").to_owned();
+        let url = headers["paypal-cert-url"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
         let verifier = pp::verifier(
             &webhook_id,
             TrustRoots::from_pem(&chain).expect("DigiCert"),
@@ -274,7 +383,10 @@ async fn the_real_signed_deliveries_go_through_the_whole_pipeline() {
         // PayPal's sandbox links: not live.
         assert_eq!(record["livemode"], false);
         let (status, again) = app.post_headers(headers, &body).await;
-        assert_eq!((status, &again["state"]), (StatusCode::OK, &json!("duplicate")));
+        assert_eq!(
+            (status, &again["state"]),
+            (StatusCode::OK, &json!("duplicate"))
+        );
     }
 }
 
@@ -295,9 +407,19 @@ fn paypal_sub(event_id: &str, event_type: &str, time: &str, status: &str, user: 
 async fn a_user_with_a_paypal_and_a_stripe_subscription_gets_the_best() {
     let app = PaypalApp::new(NOW).await;
     let user = "user_both";
-    let activated = paypal_sub("WH-0WNFX-BOTH-1", "BILLING.SUBSCRIPTION.ACTIVATED", "2024-12-31T10:00:00.100Z", "ACTIVE", user);
+    let activated = paypal_sub(
+        "WH-0WNFX-BOTH-1",
+        "BILLING.SUBSCRIPTION.ACTIVATED",
+        "2024-12-31T10:00:00.100Z",
+        "ACTIVE",
+        user,
+    );
     let (status, answer) = app.post(&activated).await;
-    assert_eq!((status, &answer["state"]), (StatusCode::OK, &json!("applied")), "{answer}");
+    assert_eq!(
+        (status, &answer["state"]),
+        (StatusCode::OK, &json!("applied")),
+        "{answer}"
+    );
     let (_, access) = app.get(&format!("/users/{user}/access")).await;
     assert_eq!(access["tier"], "basic", "{access}");
     assert_eq!(access["billing_status"], "DONE", "{access}");
@@ -312,7 +434,11 @@ async fn a_user_with_a_paypal_and_a_stripe_subscription_gets_the_best() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     let (_, access) = app.get(&format!("/users/{user}/access")).await;
     assert_eq!(access["tier"], "pro", "{access}");
-    assert_eq!(access["sources"].as_array().map(Vec::len), Some(2), "{access}");
+    assert_eq!(
+        access["sources"].as_array().map(Vec::len),
+        Some(2),
+        "{access}"
+    );
     // The Stripe one ends: the PayPal one still grants its tier.
     let deleted = event(
         "evt_both_2",
@@ -325,7 +451,13 @@ async fn a_user_with_a_paypal_and_a_stripe_subscription_gets_the_best() {
     assert_eq!(access["tier"], "basic", "{access}");
     assert_eq!(access["grants_paid_tier"], true, "{access}");
     // Suspended in PayPal (later in the same second): nothing grants any more.
-    let suspended = paypal_sub("WH-0WNFX-BOTH-0", "BILLING.SUBSCRIPTION.SUSPENDED", "2024-12-31T10:00:00.900Z", "SUSPENDED", user);
+    let suspended = paypal_sub(
+        "WH-0WNFX-BOTH-0",
+        "BILLING.SUBSCRIPTION.SUSPENDED",
+        "2024-12-31T10:00:00.900Z",
+        "SUSPENDED",
+        user,
+    );
     app.post(&suspended).await;
     let (_, access) = app.get(&format!("/users/{user}/access")).await;
     assert_eq!(access["grants_paid_tier"], false, "{access}");
@@ -335,13 +467,26 @@ async fn a_user_with_a_paypal_and_a_stripe_subscription_gets_the_best() {
 async fn a_parked_paypal_event_is_listed_and_replayed() {
     let app = PaypalApp::new(NOW).await;
     let user = "user_parked";
-    let body = paypal_sub("WH-0WNFX-PARK-1", "BILLING.SUBSCRIPTION.ACTIVATED", "2024-12-31T10:00:00.100Z", "ACTIVE", user);
+    let body = paypal_sub(
+        "WH-0WNFX-PARK-1",
+        "BILLING.SUBSCRIPTION.ACTIVATED",
+        "2024-12-31T10:00:00.100Z",
+        "ACTIVE",
+        user,
+    );
     app.faults.fail_next(Step::CommitRefused);
     let (status, answer) = app.post(&body).await;
-    assert_eq!((status, &answer["state"]), (StatusCode::OK, &json!("parked")), "{answer}");
+    assert_eq!(
+        (status, &answer["state"]),
+        (StatusCode::OK, &json!("parked")),
+        "{answer}"
+    );
     let (_, listed) = app.get("/events/parked").await;
     assert_eq!(listed["parked"][0]["provider"], "paypal", "{listed}");
-    assert_eq!(listed["parked"][0]["event_id"], "WH-0WNFX-PARK-1", "{listed}");
+    assert_eq!(
+        listed["parked"][0]["event_id"], "WH-0WNFX-PARK-1",
+        "{listed}"
+    );
     let (_, access) = app.get(&format!("/users/{user}/access")).await;
     assert_eq!(access["grants_paid_tier"], false, "{access}");
     // The replay reads the kept bytes with PayPal's reader and applies them.
@@ -364,7 +509,13 @@ async fn a_parked_paypal_event_is_listed_and_replayed() {
 #[tokio::test]
 async fn a_paypal_delivery_to_a_pipeline_without_paypal_is_refused() {
     let app = spawn_memory(false);
-    let body = paypal_sub("WH-0WNFX-NONE-1", "BILLING.SUBSCRIPTION.ACTIVATED", "2024-12-31T10:00:00Z", "ACTIVE", "u");
+    let body = paypal_sub(
+        "WH-0WNFX-NONE-1",
+        "BILLING.SUBSCRIPTION.ACTIVATED",
+        "2024-12-31T10:00:00Z",
+        "ACTIVE",
+        "u",
+    );
     let mut req = Request::post("/webhooks/paypal");
     for (name, value) in &pp::headers(&body, NOW) {
         req = req.header(name, value);

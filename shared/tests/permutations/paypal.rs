@@ -55,15 +55,45 @@ fn body(e: &PpEv) -> Vec<u8> {
 fn lifecycle(cancelled: bool) -> Vec<PpEv> {
     let ev = |id, ty, at, status| PpEv { id, ty, at, status };
     let mut events = vec![
-        ev("WH-0WNFX-P9", "BILLING.SUBSCRIPTION.CREATED", (0, 100), "APPROVAL_PENDING"),
-        ev("WH-0WNFX-P8", "BILLING.SUBSCRIPTION.ACTIVATED", (0, 350), "ACTIVE"),
+        ev(
+            "WH-0WNFX-P9",
+            "BILLING.SUBSCRIPTION.CREATED",
+            (0, 100),
+            "APPROVAL_PENDING",
+        ),
+        ev(
+            "WH-0WNFX-P8",
+            "BILLING.SUBSCRIPTION.ACTIVATED",
+            (0, 350),
+            "ACTIVE",
+        ),
         ev("WH-0WNFX-P7", "PAYMENT.SALE.COMPLETED", (0, 900), ""),
-        ev("WH-0WNFX-P6", "BILLING.SUBSCRIPTION.SUSPENDED", (1, 200), "SUSPENDED"),
-        ev("WH-0WNFX-P5", "BILLING.SUBSCRIPTION.RE-ACTIVATED", (1, 700), "ACTIVE"),
-        ev("WH-0WNFX-P4", "BILLING.SUBSCRIPTION.PAYMENT.FAILED", (2, 50), "ACTIVE"),
+        ev(
+            "WH-0WNFX-P6",
+            "BILLING.SUBSCRIPTION.SUSPENDED",
+            (1, 200),
+            "SUSPENDED",
+        ),
+        ev(
+            "WH-0WNFX-P5",
+            "BILLING.SUBSCRIPTION.RE-ACTIVATED",
+            (1, 700),
+            "ACTIVE",
+        ),
+        ev(
+            "WH-0WNFX-P4",
+            "BILLING.SUBSCRIPTION.PAYMENT.FAILED",
+            (2, 50),
+            "ACTIVE",
+        ),
     ];
     if cancelled {
-        events.push(ev("WH-0WNFX-P3", "BILLING.SUBSCRIPTION.CANCELLED", (2, 999), "CANCELLED"));
+        events.push(ev(
+            "WH-0WNFX-P3",
+            "BILLING.SUBSCRIPTION.CANCELLED",
+            (2, 999),
+            "CANCELLED",
+        ));
     }
     events
 }
@@ -129,7 +159,12 @@ async fn run_paypal(
     // Once per event id: the first event again changes nothing.
     let first = &signed[order[0]];
     let again = service
-        .receive(Provider::Paypal, Family::Paypal, &first.headers, &first.body)
+        .receive(
+            Provider::Paypal,
+            Family::Paypal,
+            &first.headers,
+            &first.body,
+        )
         .await;
     if !matches!(again, Outcome::Duplicate { .. }) {
         return Err(format!("redelivery of {}: {again:?}", first.id));
@@ -141,7 +176,12 @@ async fn run_paypal(
     let [one] = sources.as_slice() else {
         return Err(format!("{} sources", sources.len()));
     };
-    let seen = (one.grants, one.standing, one.billing_status, one.status.clone());
+    let seen = (
+        one.grants,
+        one.standing,
+        one.billing_status,
+        one.status.clone(),
+    );
     Ok((store.customers(), seen))
 }
 
@@ -168,15 +208,17 @@ fn check_every_order(cancelled: bool) {
     let orders = permutations(signed.len());
     let mut failures = Vec::new();
     for order in &orders {
-        let result = rt.block_on(run_paypal(&signed, order)).and_then(|(model, seen)| {
-            if seen != expected {
-                return Err(format!("access {seen:?}, true {expected:?}"));
-            }
-            if model != reference {
-                return Err("the aggregate differs from the in-order one".into());
-            }
-            Ok(())
-        });
+        let result = rt
+            .block_on(run_paypal(&signed, order))
+            .and_then(|(model, seen)| {
+                if seen != expected {
+                    return Err(format!("access {seen:?}, true {expected:?}"));
+                }
+                if model != reference {
+                    return Err("the aggregate differs from the in-order one".into());
+                }
+                Ok(())
+            });
         if let Err(e) = result {
             let ids: Vec<&str> = order.iter().map(|&i| signed[i].id).collect();
             failures.push(format!("{ids:?}: {e}"));
@@ -203,7 +245,12 @@ fn paypal_lifecycle_cancelled_matches_the_true_order_in_every_order() {
 fn paypal_lifecycle_overdue_matches_the_true_order_in_every_order() {
     assert_eq!(
         truth(&lifecycle(false)),
-        (false, Standing::Overdue, BillingStatus::PastDue, "active".to_owned())
+        (
+            false,
+            Standing::Overdue,
+            BillingStatus::PastDue,
+            "active".to_owned()
+        )
     );
     check_every_order(false);
 }

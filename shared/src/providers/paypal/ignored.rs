@@ -115,7 +115,11 @@ mod tests {
         for t in MODELLED {
             assert!(seen.insert(*t), "{t} listed twice");
             let event = translate_rich(t).expect("translated");
-            assert_ne!(event, BillingEvent::Unsupported, "{t} is listed as modelled");
+            assert_ne!(
+                event,
+                BillingEvent::Unsupported,
+                "{t} is listed as modelled"
+            );
         }
         for (t, why) in IGNORED {
             assert!(seen.insert(*t), "{t} listed twice");

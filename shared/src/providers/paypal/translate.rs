@@ -247,8 +247,8 @@ pub fn translate(envelope: &Envelope) -> Result<BillingEvent, TranslateError> {
 fn payment_failed(envelope: &Envelope) -> Option<BillingEvent> {
     let r = &envelope.resource;
     let id = str_at(r, &["id"])?;
-    let failed_at = time_at(r, &["billing_info", "last_failed_payment", "time"])
-        .unwrap_or(envelope.created);
+    let failed_at =
+        time_at(r, &["billing_info", "last_failed_payment", "time"]).unwrap_or(envelope.created);
     Some(BillingEvent::InvoicePayment(InvoicePayment {
         // One record per failed payment: each retry that fails again is dated anew.
         invoice: InvoiceId::new(format!("{id}:failed:{failed_at}")),
@@ -432,7 +432,10 @@ mod tests {
     fn an_envelope_without_its_facts_is_not_an_event() {
         let ok = br#"{"id":"WH-1","event_type":"X","create_time":"2020-01-01T00:00:00.250Z","resource":{}}"#;
         let e = Envelope::parse(ok).expect("event");
-        assert_eq!((e.created, e.millis, e.livemode), (1_577_836_800, 250, true));
+        assert_eq!(
+            (e.created, e.millis, e.livemode),
+            (1_577_836_800, 250, true)
+        );
         for bad in [
             &b"not json"[..],
             br#"{"event_type":"X","create_time":"2020-01-01T00:00:00Z","resource":{}}"#,
