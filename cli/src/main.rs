@@ -99,6 +99,16 @@ enum Command {
     StripeEndpoints(endpoints::Args),
 }
 
+/// One of Stripe's endpoint families (`paypal` and `operator` are families too, not Stripe's).
+fn stripe_family(s: &str) -> Result<Family, String> {
+    Family::ALL
+        .into_iter()
+        .find(|f| f.as_str() == s)
+        .ok_or_else(|| {
+            format!("unknown family `{s}` (Stripe's: checkout, subscription, invoice, charge)")
+        })
+}
+
 /// A Stripe event file to sign, and how.
 #[derive(Debug, Args)]
 struct SignedEvent {
@@ -106,7 +116,7 @@ struct SignedEvent {
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// checkout, subscription, invoice or charge (default: the family of the event's type).
-    #[arg(long, value_name = "FAMILY")]
+    #[arg(long, value_name = "FAMILY", value_parser = stripe_family)]
     family: Option<Family>,
     /// The signing secret (default: the first of STRIPE_WEBHOOK_SECRETS_<FAMILY>, else the
     /// generated development secret).

@@ -40,6 +40,15 @@ impl PaypalApp {
         clock: Arc<FixedClock>,
         verifier: billing::providers::paypal::PaypalVerifier,
     ) -> Self {
+        Self::on(Arc::new(InMemoryBillingStore::new()), clock, verifier)
+    }
+
+    /// On `store` (in memory, or a table in moto).
+    fn on(
+        store: Arc<dyn billing::ports::BillingStore>,
+        clock: Arc<FixedClock>,
+        verifier: billing::providers::paypal::PaypalVerifier,
+    ) -> Self {
         let mut settings = settings(false);
         settings.tiers = TierPolicy {
             price_tiers: [
@@ -51,7 +60,7 @@ impl PaypalApp {
         };
         let faults = Arc::new(FaultPlan::default());
         let store = Arc::new(FaultyStore {
-            inner: Arc::new(InMemoryBillingStore::new()),
+            inner: store,
             plan: faults.clone(),
         });
         let service = Arc::new(pp::pipeline_with_paypal(
@@ -525,4 +534,47 @@ async fn a_paypal_delivery_to_a_pipeline_without_paypal_is_refused() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     let (status, _) = app.get("/events/paypal/WH-0WNFX-NONE-1").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// In DynamoDB: the ledger item is `EVT#paypal#WH-…`, written once.
+#[tokio::test]
+async fn moto_a_paypal_event_is_recorded_once_under_its_paypal_key() {
+    let store = moto_store().await;
+    let clock = Arc::new(FixedClock::at(NOW));
+    let verifier = pp::suite_verifier(clock.clone()).await;
+    let app = PaypalApp::on(store.clone(), clock, verifier);
+    let body = fixture("paypal/PAYMENT.SALE.COMPLETED__from-subscription__dj-paypal.json");
+    let (status, answer) = app.post(&body).await;
+    assert_eq!(
+        (status, &answer["state"]),
+        (StatusCode::OK, &json!("applied")),
+        "{answer}"
+    );
+    let id = "WH-2HB96170UN4612531-6PJ1555491044161R";
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config());
+    let item = client
+        .get_item()
+        .table_name(store.table())
+        .key(
+            "PK",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("EVT#paypal#{id}")),
+        )
+        .key(
+            "SK",
+            aws_sdk_dynamodb::types::AttributeValue::S("EVT".into()),
+        )
+        .send()
+        .await
+        .expect("get")
+        .item;
+    assert!(
+        item.is_some(),
+        "the ledger item is keyed by provider and id"
+    );
+    let (status, again) = app.post(&body).await;
+    assert_eq!(
+        (status, &again["state"]),
+        (StatusCode::OK, &json!("duplicate")),
+        "{again}"
+    );
 }
