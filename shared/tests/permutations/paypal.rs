@@ -5,7 +5,7 @@
 //! chosen to disagree with the true order, so an order that fell back on them would be wrong.
 //! Each delivery is signed once (PayPal's offline check, under the suite's CA) and delivered
 //! to a fresh service in each order; the user's access must be the oracle's (`truth`), the
-//! aggregate the in-order one, and a redelivery a duplicate.
+//! aggregate the in-order one, a redelivery a duplicate, and no tie counted unresolved.
 
 use super::paypal_support as pp;
 use super::*;
@@ -139,10 +139,11 @@ async fn run_paypal(
     let store = Arc::new(InMemoryBillingStore::new());
     let clock = Arc::new(FixedClock::at(SIGNED_AT));
     let verifier = pp::suite_verifier(clock.clone()).await;
+    let metrics = Arc::new(Metrics::memory());
     let service = pp::pipeline_with_paypal(
         store.clone(),
         clock,
-        Arc::new(Metrics::memory()),
+        metrics.clone(),
         settings(),
         SECRET,
         verifier,
@@ -168,6 +169,11 @@ async fn run_paypal(
         .await;
     if !matches!(again, Outcome::Duplicate { .. }) {
         return Err(format!("redelivery of {}: {again:?}", first.id));
+    }
+    // The milliseconds order one second's snapshots: no tie is left for an API to settle.
+    let ties = ties_unresolved(&metrics);
+    if ties > 0 {
+        return Err(format!("{ties} same-second ties counted unresolved"));
     }
     let doc = store
         .user(&UserId::new(PP_USER))
