@@ -334,6 +334,18 @@ async fn send(event: &SignedEvent, url: Option<String>) -> CliResult {
     }
 }
 
+/// The provider a single event id belongs to: the operator's records and PayPal's events are
+/// named by their own prefixes (`grant_`, `WH-`); any other id is Stripe's (`evt_…`).
+fn provider_of(id: &str) -> Provider {
+    if id.starts_with("grant_") {
+        Provider::System
+    } else if id.starts_with("WH-") {
+        Provider::Paypal
+    } else {
+        Provider::Stripe
+    }
+}
+
 async fn replay(args: ReplayArgs) -> CliResult {
     let app = build_app(Metrics::Off).await?;
     let ids: Vec<(Provider, EventId)> = match (args.all, args.event_id) {
@@ -344,11 +356,7 @@ async fn replay(args: ReplayArgs) -> CliResult {
                 .map(|r| (r.provider, r.event_id))
                 .collect()
         }
-        // An operator's record is named by its own prefix.
-        (false, Some(id)) if id.starts_with("grant_") => vec![(Provider::System, EventId::new(id))],
-        // PayPal's event ids start with `WH-`; Stripe's with `evt_`.
-        (false, Some(id)) if id.starts_with("WH-") => vec![(Provider::Paypal, EventId::new(id))],
-        (false, Some(id)) => vec![(Provider::Stripe, EventId::new(id))],
+        (false, Some(id)) => vec![(provider_of(&id), EventId::new(id))],
         // The argument group requires one of them; kept as an error, not a panic.
         (false, None) => return Err("replay takes --all or an EVENT_ID".into()),
     };
@@ -589,6 +597,16 @@ mod tests {
         }
         let err = parse(&["send", "f.json", "--family", "paypal"]).expect_err("refused");
         assert!(err.to_string().contains("unknown family `paypal`"), "{err}");
+    }
+
+    #[test]
+    fn a_replayed_id_names_its_provider() {
+        assert_eq!(provider_of("grant_00ff"), Provider::System);
+        assert_eq!(
+            provider_of("WH-2HB96170UN4612531-6PJ1555491044161R"),
+            Provider::Paypal
+        );
+        assert_eq!(provider_of("evt_1"), Provider::Stripe);
     }
 
     #[test]

@@ -428,6 +428,82 @@ mod tests {
         }
     }
 
+    fn translated(event_type: &str, resource: serde_json::Value) -> BillingEvent {
+        let body = serde_json::json!({
+            "id": "WH-1", "event_type": event_type,
+            "create_time": "2024-01-01T00:00:00.5Z", "resource": resource,
+        });
+        let envelope = Envelope::parse(body.to_string().as_bytes()).expect("envelope");
+        translate(&envelope).expect("translated")
+    }
+
+    #[test]
+    fn a_denied_sale_of_a_subscription_is_a_failed_payment_and_of_none_is_ignored() {
+        let denied = |agreement: Option<&str>| {
+            translated(
+                "PAYMENT.SALE.DENIED",
+                serde_json::json!({"id": "S-1", "state": "denied", "billing_agreement_id": agreement,
+                    "amount": {"total": "5.00", "currency": "EUR"}, "create_time": "2024-01-01T00:00:00Z"}),
+            )
+        };
+        let BillingEvent::InvoicePayment(p) = denied(Some("I-1")) else {
+            panic!("a payment");
+        };
+        assert_eq!(p.change, InvoiceChange::Failed);
+        assert_eq!(p.subscription, Some(SubscriptionId::new("I-1")));
+        assert_eq!(p.invoice_created, Some(1_704_067_200));
+        assert_eq!(p.amount_paid, None);
+        assert_eq!(denied(None), BillingEvent::Unsupported);
+    }
+
+    #[test]
+    fn a_v2_refund_names_its_capture_by_its_up_link() {
+        let event = translated(
+            "PAYMENT.CAPTURE.REFUNDED",
+            serde_json::json!({"id": "R-1", "status": "COMPLETED",
+                "amount": {"value": "1234", "currency_code": "JPY"},
+                "links": [{"rel": "self", "href": "https://api.paypal.com/v2/payments/refunds/R-1"},
+                          {"rel": "up", "href": "https://api.paypal.com/v2/payments/captures/C-9"}]}),
+        );
+        let BillingEvent::Refund(r) = event else {
+            panic!("a refund");
+        };
+        assert_eq!((r.charge.as_str(), r.status.as_str()), ("C-9", "succeeded"));
+        assert_eq!((r.amount, r.currency.as_deref()), (Some(1234), Some("jpy")));
+    }
+
+    #[test]
+    fn a_resolved_dispute_takes_its_outcome() {
+        for (outcome, want) in [
+            ("RESOLVED_BUYER_FAVOUR", "lost"),
+            ("RESOLVED_SELLER_FAVOUR", "won"),
+            ("CANCELED_BY_BUYER", "won"),
+            ("SOMETHING_ELSE", "warning_closed"),
+        ] {
+            let event = translated(
+                "CUSTOMER.DISPUTE.RESOLVED",
+                serde_json::json!({"dispute_id": "PP-1", "status": "RESOLVED",
+                    "dispute_outcome": {"outcome_code": outcome},
+                    "disputed_transactions": [{"seller_transaction_id": "S-1"}]}),
+            );
+            let BillingEvent::Dispute(d) = event else {
+                panic!("a dispute");
+            };
+            assert_eq!(
+                (d.status.as_str(), d.change),
+                (want, DisputeChange::Closed),
+                "{outcome}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_subscription_event_without_its_id_cannot_be_translated() {
+        let body = br#"{"id":"WH-1","event_type":"BILLING.SUBSCRIPTION.ACTIVATED","create_time":"2024-01-01T00:00:00Z","resource":{"status":"ACTIVE"}}"#;
+        let envelope = Envelope::parse(body).expect("envelope");
+        assert!(translate(&envelope).is_err(), "parked, not applied");
+    }
+
     #[test]
     fn an_envelope_without_its_facts_is_not_an_event() {
         let ok = br#"{"id":"WH-1","event_type":"X","create_time":"2020-01-01T00:00:00.250Z","resource":{}}"#;
