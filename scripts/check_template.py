@@ -12,7 +12,11 @@
 4. Each webhook function serves POST /webhooks/stripe/<its family> without authorisation, reads
    exactly its own signing secret through `STRIPE_WEBHOOK_SECRETS_<FAMILY>_ARN`, and may read
    only that secret (and the optional API key); every other route is IAM-authorised.
-5. No environment variable carries a secret value (only `..._ARN` references; an inline
+   The PayPal function serves POST /webhooks/paypal without authorisation, takes its webhook id
+   from the PaypalWebhookId parameter, and may read no Stripe signing secret.
+6. The parked-events and rejected-signature alarms sum every webhook family (the four Stripe
+   ones and `paypal`); the throttle alarm every function.
+7. No environment variable carries a secret value (only `..._ARN` references; an inline
    secret variable may be declared empty, so `sam local invoke --env-vars` can set it).
 
 Prints one line per problem and exits 1 if there is any.
@@ -37,6 +41,8 @@ SERVICE_METRICS = {
     ),
 }
 FAMILIES = ["checkout", "subscription", "invoice", "charge"]
+# Every webhook family's dimension value: the Stripe families and PayPal's one endpoint.
+WEBHOOK_FAMILIES = FAMILIES + ["paypal"]
 PSEUDO = {"AWS::Region", "AWS::StackName", "AWS::AccountId", "AWS::Partition", "AWS::URLSuffix"}
 
 problems = []
@@ -149,6 +155,7 @@ def check_functions(template):
         others = [s for s in resources if s.endswith("WebhookSecret") and s != secret and s in readable]
         if others or secret not in readable:
             problem(f"{logical}: must read its own secret {secret} only (also reads {others})")
+    check_paypal_function(resources)
     api = template["Resources"]["HttpApi"]["Properties"]["Auth"]
     if api != {"EnableIamAuthorizer": True, "DefaultAuthorizer": "AWS_IAM"}:
         problem(f"HttpApi: read routes must default to AWS_IAM, auth is {api}")
@@ -167,6 +174,36 @@ def check_functions(template):
                 problem(f"{logical}: {k} holds what looks like a secret")
 
 
+def check_paypal_function(resources):
+    props = resources["PaypalFunction"]["Properties"]
+    env = props["Environment"]["Variables"]
+    if env.get("PAYPAL_WEBHOOK_ID") != {"Ref": "PaypalWebhookId"}:
+        problem("PaypalFunction: PAYPAL_WEBHOOK_ID must be !Ref PaypalWebhookId")
+    events = list(props["Events"].values())
+    routes = [(e["Properties"]["Method"], e["Properties"]["Path"], e["Properties"].get("Auth")) for e in events]
+    if routes != [("POST", "/webhooks/paypal", {"Authorizer": "NONE"})]:
+        problem(f"PaypalFunction: routes {routes}, expected only POST /webhooks/paypal without authoriser")
+    readable = json.dumps(props["Policies"])
+    stripe = [s for s in resources if s.endswith("WebhookSecret") and s in readable]
+    if stripe:
+        problem(f"PaypalFunction: must read no Stripe signing secret (reads {stripe})")
+
+
+def check_alarm_coverage(template):
+    """The summed alarms leave no webhook family (or function) out."""
+    resources = template["Resources"]
+    for logical, metric in [("ParkedEventsAlarm", "EventsParked"), ("SignatureRejectionAlarm", "SignatureRejected")]:
+        seen = {d["Value"] for ns, name, dims in alarm_metrics(resources[logical]["Properties"]) if name == metric for d in dims}
+        missing = [f for f in WEBHOOK_FAMILIES if f not in seen]
+        if missing:
+            problem(f"{logical}: {metric} of {missing} is not summed")
+    functions = [k for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
+    seen = {json.dumps(d["Value"]) for _, _, dims in alarm_metrics(resources["LambdaThrottleAlarm"]["Properties"]) for d in dims}
+    missing = [f for f in functions if json.dumps({"Ref": f}) not in seen]
+    if missing:
+        problem(f"LambdaThrottleAlarm: throttles of {missing} are not summed")
+
+
 def main():
     path, metrics_path, out_path = sys.argv[1:4]
     template, matches = decode(path)
@@ -179,6 +216,7 @@ def main():
     check_functions(template)
     dashboard = check_dashboard(template, emitted)
     alarms = check_alarms(template, emitted)
+    check_alarm_coverage(template)
     translated = translate(json.loads(json.dumps(template, default=str)), out_path)
     kinds = sorted({r["Type"] for r in translated["Resources"].values()})
     print(f"check_template: {dashboard} dashboard metrics and {alarms} alarm metrics checked; "

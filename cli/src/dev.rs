@@ -90,7 +90,8 @@ pub fn print_banner(config: &Config, addr: SocketAddr) -> Result<(), String> {
         };
         println!("  POST http://{addr}/webhooks/stripe/{family:<12}  secret {shown}");
     }
-    println!("  GET  http://{addr}/events/{{stripe|system}}/{{event_id}}");
+    println!("  POST http://{addr}/webhooks/paypal              (PAYPAL_WEBHOOK_ID to verify)");
+    println!("  GET  http://{addr}/events/{{stripe|paypal|system}}/{{event_id}}");
     println!("  GET  http://{addr}/users/{{user_id}}/access");
     println!("  GET  http://{addr}/users/{{user_id}}/billing");
     println!("  GET  http://{addr}/users/{{user_id}}/events");

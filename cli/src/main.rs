@@ -111,6 +111,16 @@ enum Command {
     },
 }
 
+/// One of Stripe's endpoint families (`paypal` and `operator` are families too, not Stripe's).
+fn stripe_family(s: &str) -> Result<Family, String> {
+    Family::ALL
+        .into_iter()
+        .find(|f| f.as_str() == s)
+        .ok_or_else(|| {
+            format!("unknown family `{s}` (Stripe's: checkout, subscription, invoice, charge)")
+        })
+}
+
 /// A Stripe event file to sign, and how.
 #[derive(Debug, Args)]
 struct SignedEvent {
@@ -118,7 +128,7 @@ struct SignedEvent {
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// checkout, subscription, invoice or charge (default: the family of the event's type).
-    #[arg(long, value_name = "FAMILY")]
+    #[arg(long, value_name = "FAMILY", value_parser = stripe_family)]
     family: Option<Family>,
     /// The signing secret (default: the first of STRIPE_WEBHOOK_SECRETS_<FAMILY>, else the
     /// generated development secret).
@@ -194,7 +204,14 @@ async fn build_app_with_emails(
     let defaults = dev::defaults()?;
     let config = Config::from_env(&Family::ALL, Some(&defaults)).map_err(|e| e.to_string())?;
     billing::telemetry::init(config.log_json);
-    App::build_with_emails(config, metrics, email_kinds).await
+    let app = App::build_with_emails(config, metrics, email_kinds).await?;
+    // PayPal when configured; otherwise its recorded events can still be read (a replay).
+    match billing::config::PaypalSettings::from_env_if_set().map_err(|e| e.to_string())? {
+        Some(paypal) => app.with_paypal(&paypal).await,
+        None => app.with_provider(std::sync::Arc::new(
+            billing::providers::paypal::PaypalProvider::read_only(),
+        )),
+    }
 }
 
 /// The sender of the local run and the operator's commands when `BILLING_EMAIL_FROM` is unset
@@ -398,6 +415,18 @@ async fn send(event: &SignedEvent, url: Option<String>) -> CliResult {
     }
 }
 
+/// The provider a single event id belongs to: the operator's records and PayPal's events are
+/// named by their own prefixes (`grant_`, `WH-`); any other id is Stripe's (`evt_…`).
+fn provider_of(id: &str) -> Provider {
+    if id.starts_with("grant_") {
+        Provider::System
+    } else if id.starts_with("WH-") {
+        Provider::Paypal
+    } else {
+        Provider::Stripe
+    }
+}
+
 async fn replay(args: ReplayArgs) -> CliResult {
     // A replayed event queues its emails as on arrival (the invoice function's settings).
     let app = build_app_with_emails(Metrics::Off, email_settings()?.kinds).await?;
@@ -409,9 +438,7 @@ async fn replay(args: ReplayArgs) -> CliResult {
                 .map(|r| (r.provider, r.event_id))
                 .collect()
         }
-        // An operator's record is named by its own prefix.
-        (false, Some(id)) if id.starts_with("grant_") => vec![(Provider::System, EventId::new(id))],
-        (false, Some(id)) => vec![(Provider::Stripe, EventId::new(id))],
+        (false, Some(id)) => vec![(provider_of(&id), EventId::new(id))],
         // The argument group requires one of them; kept as an error, not a panic.
         (false, None) => return Err("replay takes --all or an EVENT_ID".into()),
     };
@@ -695,12 +722,23 @@ mod tests {
     }
 
     #[test]
+    fn a_replayed_id_names_its_provider() {
+        assert_eq!(provider_of("grant_00ff"), Provider::System);
+        assert_eq!(
+            provider_of("WH-2HB96170UN4612531-6PJ1555491044161R"),
+            Provider::Paypal
+        );
+        assert_eq!(provider_of("evt_1"), Provider::Stripe);
+    }
+
+    #[test]
     fn every_command_has_help() {
         for name in [
             "local",
             "send",
             "replay",
             "parked",
+            "grant",
             "relay",
             "create-table",
             "lambda-event",

@@ -7,10 +7,11 @@ use crate::adapters::dynamo::DynamoBillingStore;
 use crate::adapters::secrets_manager::{read_secret_string, ConfiguredSecrets};
 use crate::adapters::sqs::SqsQueue;
 use crate::adapters::stripe_api::{StripeApi, StripeApiKey};
-use crate::config::{ApiKeySpec, CallBounds, Config};
+use crate::config::{ApiKeySpec, CallBounds, Config, PaypalMode, PaypalSecretSpec, PaypalSettings};
 use crate::emails::kinds::EmailKind;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{Clock, ProviderApi, Queue, SystemClock};
+use crate::providers::paypal::{PaypalProvider, PaypalVerifier};
 use crate::providers::stripe::StripeProvider;
 use crate::relay::RoutedQueue;
 use crate::routing::Family;
@@ -193,6 +194,51 @@ impl App {
         })
     }
 
+    /// Builds the clients, and PayPal (`settings`) beside Stripe in the pipeline: the PayPal
+    /// Lambda and the local run. A client secret in Secrets Manager is read now.
+    pub async fn build_with_paypal(
+        config: Config,
+        settings: &PaypalSettings,
+        metrics: Metrics,
+    ) -> Result<Self, String> {
+        Self::build(config, metrics)
+            .await?
+            .with_paypal(settings)
+            .await
+    }
+
+    /// Adds PayPal (`settings`) beside Stripe to a just-built app's pipeline.
+    pub async fn with_paypal(self, settings: &PaypalSettings) -> Result<Self, String> {
+        let bounds = self.config.bounds;
+        let sdk = sdk_loader(&bounds).load().await;
+        let app = self;
+        let sm_client = matches!(
+            &settings.mode,
+            PaypalMode::Api(api) if matches!(api.secret, PaypalSecretSpec::Arn(_))
+        )
+        .then(|| aws_sdk_secretsmanager::Client::new(&sdk));
+        let verifier = PaypalVerifier::from_settings(
+            settings,
+            bounds,
+            sm_client.as_ref(),
+            Arc::new(SystemClock),
+        )
+        .await
+        .map_err(|e| format!("PayPal verification: {e}"))?;
+        app.with_provider(Arc::new(PaypalProvider::new(verifier)))
+    }
+
+    /// Adds a provider to a just-built app's pipeline (before anything shares it).
+    pub fn with_provider(
+        mut self,
+        provider: Arc<dyn crate::pipeline::WebhookProvider>,
+    ) -> Result<Self, String> {
+        let pipeline = Arc::try_unwrap(self.service)
+            .map_err(|_| "the pipeline is already shared".to_owned())?;
+        self.service = Arc::new(pipeline.with_provider(provider));
+        Ok(self)
+    }
+
     /// Opens the DynamoDB connection now (a Lambda's init), never failing: see
     /// `DynamoBillingStore::warm_up`.
     pub async fn warm_up(&self) {
@@ -206,6 +252,22 @@ pub async fn run_stripe_lambda(family: Family) -> Result<(), lambda_http::Error>
         crate::http::webhook_router(service, &[family])
     })
     .await
+}
+
+/// The body of the PayPal Lambda's `main` (`POST /webhooks/paypal`): the shared configuration
+/// without Stripe secrets, PayPal's (`PAYPAL_*`), the clients, the router.
+pub async fn run_paypal_lambda() -> Result<(), lambda_http::Error> {
+    let config = Config::from_env(&[], None)?;
+    let paypal = PaypalSettings::from_env()?;
+    crate::telemetry::init(config.log_json);
+    let metrics = Metrics::Emf {
+        namespace: config.metrics_namespace.clone(),
+    };
+    let deadline = config.delivery_timeout;
+    let app = App::build_with_paypal(config, &paypal, metrics).await?;
+    app.warm_up().await;
+    let router = crate::http::paypal_router(app.service.clone());
+    lambda_http::run(with_deadline(router, deadline)).await
 }
 
 /// The read API's Lambda (`GET /users/…`, `/events/…`, `/products/…`, `/outbox/unreadable`),

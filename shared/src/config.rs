@@ -499,6 +499,14 @@ impl PaypalSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
         read_paypal(|k| std::env::var(k).ok())
     }
+
+    /// `None` when `PAYPAL_WEBHOOK_ID` is unset (the CLI and the local run without PayPal).
+    pub fn from_env_if_set() -> Result<Option<Self>, ConfigError> {
+        match std::env::var("PAYPAL_WEBHOOK_ID") {
+            Ok(_) => Self::from_env().map(Some),
+            Err(_) => Ok(None),
+        }
+    }
 }
 
 /// `BILLING_EMAIL_LEASE_SECS`: how long a consumer's claim on an email holds (default: the

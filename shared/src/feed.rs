@@ -280,6 +280,7 @@ mod tests {
             id: EventId::new("evt_1"),
             event_type: "entitlements.active_entitlement_summary.updated".into(),
             created: 6,
+            millis: 0,
             livemode: false,
             api_version: None,
         };

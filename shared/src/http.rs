@@ -104,6 +104,34 @@ pub fn webhook_router(service: Arc<Pipeline>, families: &[Family]) -> Router {
         .with_state(service)
 }
 
+/// PayPal's one webhook route: every PayPal type arrives here.
+pub const PAYPAL_ROUTE: &str = "/webhooks/paypal";
+
+/// `POST /webhooks/paypal` (the PayPal Lambda; the local run too). A pipeline without a PayPal
+/// provider answers 400 (unknown provider), nothing stored.
+pub fn paypal_router(service: Arc<Pipeline>) -> Router {
+    Router::new()
+        .route(
+            PAYPAL_ROUTE,
+            post(
+                |State(svc): State<Arc<Pipeline>>,
+                 headers: HeaderMap,
+                 body: Result<Bytes, BytesRejection>| async move {
+                    let body = match body {
+                        Ok(body) => body,
+                        Err(rejection) => return unreadable_body(&rejection),
+                    };
+                    let outcome = svc
+                        .receive(Provider::Paypal, Family::Paypal, &headers, &body)
+                        .await;
+                    respond(&outcome)
+                },
+            ),
+        )
+        .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY_BYTES))
+        .with_state(service)
+}
+
 /// The read routes' paths, as template.yaml's API events name them.
 pub const READ_ROUTES: [&str; 7] = [
     "/events/parked",
@@ -131,7 +159,9 @@ pub fn read_router(service: Arc<Pipeline>) -> Router {
 
 /// Everything on one address: the local run.
 pub fn local_router(service: Arc<Pipeline>) -> Router {
-    webhook_router(service.clone(), &Family::ALL).merge(read_router(service))
+    webhook_router(service.clone(), &Family::ALL)
+        .merge(paypal_router(service.clone()))
+        .merge(read_router(service))
 }
 
 pub fn ledger_json(r: &LedgerRecord) -> serde_json::Value {

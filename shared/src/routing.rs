@@ -11,6 +11,9 @@ pub enum Family {
     Subscription,
     Invoice,
     Charge,
+    /// PayPal's one endpoint (`POST /webhooks/paypal`): every PayPal type. Not in [`Family::ALL`],
+    /// which lists Stripe's endpoints (their secrets and enabled events).
+    Paypal,
     /// Not a webhook endpoint: what an operator records (`billing grant`).
     Operator,
 }
@@ -30,6 +33,7 @@ impl Family {
             Family::Subscription => "subscription",
             Family::Invoice => "invoice",
             Family::Charge => "charge",
+            Family::Paypal => "paypal",
             Family::Operator => "operator",
         }
     }
@@ -41,6 +45,7 @@ impl Family {
             Family::Subscription => "SUBSCRIPTION",
             Family::Invoice => "INVOICE",
             Family::Charge => "CHARGE",
+            Family::Paypal => "PAYPAL",
             Family::Operator => "OPERATOR",
         }
     }
@@ -57,7 +62,7 @@ impl FromStr for Family {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Family::ALL
             .into_iter()
-            .chain([Family::Operator])
+            .chain([Family::Paypal, Family::Operator])
             .find(|f| f.as_str() == s)
             .ok_or_else(|| format!("unknown family `{s}`"))
     }

@@ -192,6 +192,7 @@ pub fn emitted() -> serde_json::Value {
         .map(|f| f.as_str())
         .collect();
     values.extend([
+        crate::routing::Family::Paypal.as_str(),
         crate::routing::Family::Operator.as_str(),
         RELAY_DIMENSION,
         REPLAY_DIMENSION,
@@ -231,6 +232,7 @@ mod tests {
                 "subscription",
                 "invoice",
                 "charge",
+                "paypal",
                 "operator",
                 "relay",
                 "replay",

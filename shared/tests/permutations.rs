@@ -28,6 +28,9 @@
 //!   `invoice_payment.paid` twins) each in every order, and two interleaved invoices in 400
 //!   random orders. Every final model also holds each invoice's whole record, which must be
 //!   the in-order one.
+//! - `paypal::*`: a PayPal subscription created, activated, paid, suspended, re-activated,
+//!   overdue and cancelled, several events per second ordered by their milliseconds, in all
+//!   5040 (and 720) orders.
 //! - `periods::gifts_schedules_and_periods_match_the_true_order_in_every_order`: issue 9's
 //!   gift (partly refunded), a subscription schedule moving phases within one second, and two
 //!   paid invoices' periods, in all 5040 orders.
@@ -76,6 +79,14 @@ mod purchases;
 /// Disputes and refund objects of a purchase's charge in every order, with these helpers.
 #[path = "permutations/disputes.rs"]
 mod disputes;
+
+/// A PayPal subscription's lifecycle in every order (milliseconds order one second's events).
+#[path = "permutations/paypal.rs"]
+mod paypal;
+
+/// Signed PayPal deliveries and a pipeline with PayPal, shared with the `api` suite.
+#[path = "support/paypal.rs"]
+mod paypal_support;
 
 /// Gifts, schedules and a subscription's periods in every order, with these helpers.
 #[path = "permutations/periods.rs"]

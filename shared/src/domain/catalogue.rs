@@ -174,7 +174,7 @@ fn stamp<T: Clone>(
     evidence: &OrderEvidence,
 ) -> Stamped<T> {
     Stamped {
-        version: Version::new(meta.created, rank(change), meta.id.as_str()),
+        version: Version::of(meta, rank(change)),
         value: value.clone(),
         evidence: evidence.clone(),
     }
@@ -298,6 +298,7 @@ mod tests {
             id: EventId::new(id),
             event_type: "price.updated".into(),
             created,
+            millis: 0,
             livemode: false,
             api_version: None,
         }

@@ -233,7 +233,7 @@ impl Charge {
 
     fn apply_dispute(&mut self, meta: &EventMeta, d: &DisputeEvent) {
         join_fact(&mut self.payment_intent, d.payment_intent.as_ref());
-        let version = Version::new(meta.created, dispute_rank(d.change), meta.id.as_str());
+        let version = Version::of(meta, dispute_rank(d.change));
         let record = self.disputes.entry(d.dispute.clone()).or_default();
         let state = DisputeState {
             status: d.status.clone(),
@@ -254,7 +254,7 @@ impl Charge {
     fn apply_refund(&mut self, meta: &EventMeta, r: &RefundEvent) {
         join_fact(&mut self.payment_intent, r.payment_intent.as_ref());
         join_fact(&mut self.currency, r.currency.as_ref());
-        let version = Version::new(meta.created, refund_rank(r.change), meta.id.as_str());
+        let version = Version::of(meta, refund_rank(r.change));
         let state = RefundState {
             status: r.status.clone(),
             amount: r.amount,
@@ -369,6 +369,7 @@ mod tests {
             id: EventId::new(id),
             event_type: "charge.dispute.updated".into(),
             created,
+            millis: 0,
             livemode: false,
             api_version: None,
         }

@@ -96,9 +96,10 @@ impl<T: Clone> Snapshots<T> {
 
     /// Adds a snapshot: a newer second replaces the set, the same second joins it.
     pub(crate) fn offer(&mut self, candidate: Candidate<T>) -> Offer {
-        match self.second() {
-            Some(s) if candidate.version.created < s => Offer::Older,
-            Some(s) if candidate.version.created == s => {
+        // By instant: PayPal's events of one second are ordered by their milliseconds.
+        match self.candidates.first().map(|c| c.version.instant()) {
+            Some(s) if candidate.version.instant() < s => Offer::Older,
+            Some(s) if candidate.version.instant() == s => {
                 let id = &candidate.version.event_id;
                 if self.candidates.iter().any(|c| &c.version.event_id == id) {
                     return Offer::Same;
@@ -362,7 +363,7 @@ impl SubscriptionRecord {
             inv.attempt = Some(Attempt::merge(inv.attempt, new));
         }
         if let Some(url) = &p.hosted_invoice_url {
-            let version = Version::new(meta.created, 0, meta.id.as_str());
+            let version = Version::of(meta, 0);
             offer(&mut inv.hosted_invoice_url, &version, url.clone());
         }
         let changed = before.as_ref() != self.invoices.get(&p.invoice);
@@ -726,8 +727,7 @@ impl CustomerBilling {
                 if let Some(user) = &snapshot.user_claim {
                     tally.add(self.claim(LinkSource::SubscriptionMetadata, meta, user));
                 }
-                let version =
-                    Version::new(meta.created, subscription_rank(*change), meta.id.as_str());
+                let version = Version::of(meta, subscription_rank(*change));
                 let candidate = Candidate {
                     version,
                     snapshot: snapshot.clone(),
@@ -755,7 +755,7 @@ impl CustomerBilling {
                 evidence,
             } => tally.add(self.apply_schedule(meta, *rank, snapshot, evidence)),
             BillingEvent::CustomerDeleted { .. } => {
-                let version = Version::new(meta.created, 3, meta.id.as_str());
+                let version = Version::of(meta, 3);
                 tally.add(offer(&mut self.deleted, &version, ()));
             }
             // Names no customer: it changes the invoice's own record only.
@@ -791,7 +791,7 @@ impl CustomerBilling {
         evidence: &OrderEvidence,
     ) -> Offer {
         let candidate = Candidate {
-            version: Version::new(meta.created, 1, meta.id.as_str()),
+            version: Version::of(meta, 1),
             snapshot: entitlements.clone(),
             evidence: evidence.clone(),
         };
@@ -820,7 +820,7 @@ impl CustomerBilling {
         evidence: &OrderEvidence,
     ) -> Offer {
         let candidate = Candidate {
-            version: Version::new(meta.created, rank, meta.id.as_str()),
+            version: Version::of(meta, rank),
             snapshot: snapshot.clone(),
             evidence: evidence.clone(),
         };
@@ -927,7 +927,7 @@ impl CustomerBilling {
     }
 
     fn claim(&mut self, source: LinkSource, meta: &EventMeta, user: &UserId) -> Offer {
-        let version = Version::new(meta.created, 0, meta.id.as_str());
+        let version = Version::of(meta, 0);
         let mut slot = self.links.remove(&source);
         let result = offer(&mut slot, &version, user.clone());
         if let Some(register) = slot {
@@ -948,6 +948,7 @@ mod tests {
             id: EventId::new(id),
             event_type: "customer.subscription.updated".into(),
             created,
+            millis: 0,
             livemode: false,
             api_version: None,
         }

@@ -17,8 +17,16 @@ pub struct EventMeta {
     pub event_type: String,
     /// Provider timestamp, Unix seconds.
     pub created: i64,
+    /// Milliseconds within `created` (PayPal's `create_time` has them; Stripe's `created` does
+    /// not: 0). Only the order of events uses them ([`super::version::Version::of`]).
+    #[serde(default, skip_serializing_if = "is_zero_millis")]
+    pub millis: u16,
     pub livemode: bool,
     pub api_version: Option<String>,
+}
+
+fn is_zero_millis(n: &u16) -> bool {
+    *n == 0
 }
 
 /// How a user id claim was found; a higher kind wins over a lower one.

@@ -216,7 +216,7 @@ impl Invoice {
         if let Some(created) = s.created {
             self.created = Some(self.created.map_or(created, |c| c.min(created)));
         }
-        let version = Version::new(meta.created, event.kind.rank(), meta.id.as_str());
+        let version = Version::of(meta, event.kind.rank());
         for (slot, value) in [
             (&mut self.number, &s.number),
             (&mut self.hosted_invoice_url, &s.hosted_invoice_url),
@@ -400,6 +400,7 @@ mod tests {
             id: EventId::new(id),
             event_type: "invoice.updated".into(),
             created,
+            millis: 0,
             livemode: false,
             api_version: None,
         }

@@ -85,9 +85,10 @@ impl<T> Newest<T> {
     /// Adds a snapshot: a newer second replaces the set, the same second joins it. Which ones
     /// are kept depends only on the set offered (the greatest versions of the newest second).
     pub fn offer(&mut self, candidate: Stamped<T>) -> Offer {
-        match self.second() {
-            Some(s) if candidate.version.created < s => Offer::Older,
-            Some(s) if candidate.version.created == s => {
+        // By instant: PayPal's events of one second are ordered by their milliseconds.
+        match self.candidates.first().map(|c| c.version.instant()) {
+            Some(s) if candidate.version.instant() < s => Offer::Older,
+            Some(s) if candidate.version.instant() == s => {
                 if self
                     .candidates
                     .iter()

@@ -8,30 +8,55 @@
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
-/// Total order on events for one piece of state: Stripe's `created` (one-second resolution),
-/// then a per-type precedence that breaks same-second ties, then the event id so that two
+/// Total order on events for one piece of state: the provider's `created` second, then its
+/// milliseconds (PayPal stamps `create_time` to the millisecond; Stripe events have none, so
+/// 0), then a per-type precedence that breaks same-instant ties, then the event id so that two
 /// different events never compare equal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
     pub created: i64,
+    /// Milliseconds within `created` (0–999). Absent from items stored before it existed, and
+    /// never written when 0, so Stripe's stored versions are unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub millis: u16,
     pub rank: u8,
     pub event_id: String,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
 }
 
 impl Version {
     pub fn new(created: i64, rank: u8, event_id: impl Into<String>) -> Self {
         Self {
             created,
+            millis: 0,
             rank,
             event_id: event_id.into(),
         }
+    }
+
+    /// The version of the event `meta` describes, at precedence `rank`.
+    pub fn of(meta: &crate::domain::events::EventMeta, rank: u8) -> Self {
+        Self {
+            millis: meta.millis,
+            ..Self::new(meta.created, rank, meta.id.as_str())
+        }
+    }
+
+    /// When the event was stamped: the second and its milliseconds. Snapshots of one instant
+    /// are ordered by rank and evidence; of different instants, by the instant.
+    pub fn instant(&self) -> (i64, u16) {
+        (self.created, self.millis)
     }
 }
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.created, self.rank, self.event_id.as_str()).cmp(&(
+        (self.created, self.millis, self.rank, self.event_id.as_str()).cmp(&(
             other.created,
+            other.millis,
             other.rank,
             other.event_id.as_str(),
         ))
@@ -138,6 +163,25 @@ mod tests {
             Offer::Taken
         );
         assert_eq!(slot.map(|r| r.value), Some("a"));
+    }
+
+    #[test]
+    fn milliseconds_order_events_of_one_second_before_rank() {
+        let early = Version {
+            millis: 120,
+            ..Version::new(5, 9, "WH-z")
+        };
+        let late = Version {
+            millis: 121,
+            ..Version::new(5, 0, "WH-a")
+        };
+        assert!(early < late);
+        assert!(late < Version::new(6, 0, "WH-a"));
+        // A version stored before milliseconds existed reads as 0, and 0 is not written.
+        let stored: Version =
+            serde_json::from_str(r#"{"created":5,"rank":1,"event_id":"evt_1"}"#).unwrap();
+        assert_eq!(stored, Version::new(5, 1, "evt_1"));
+        assert!(!serde_json::to_string(&stored).unwrap().contains("millis"));
     }
 
     #[test]

@@ -163,6 +163,7 @@ mod tests {
                 id: EventId::new(format!("evt_{i}")),
                 event_type: "invoice.x".into(),
                 created: 10 + i as i64,
+                millis: 0,
                 livemode: false,
                 api_version: None,
             };

@@ -29,6 +29,7 @@ impl Pipeline {
                     id: unparsed_id(delivery.raw),
                     event_type: "unknown".into(),
                     created: 0,
+                    millis: 0,
                     livemode: false,
                     api_version: None,
                 };

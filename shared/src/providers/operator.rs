@@ -124,6 +124,7 @@ impl WebhookProvider for OperatorProvider {
             event_type: GRANT_TYPE.into(),
             created: command.created,
             // Operator records belong to no provider mode.
+            millis: 0,
             livemode: false,
             api_version: None,
         };

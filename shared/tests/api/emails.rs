@@ -74,6 +74,7 @@ fn invoice_from(body: &[u8]) -> Result<Invoice, String> {
         id: EventId::new(env.id.clone()),
         event_type: env.event_type.clone(),
         created: env.created,
+        millis: 0,
         livemode: env.livemode.unwrap_or(false),
         api_version: env.api_version.clone(),
     };

@@ -18,6 +18,9 @@ mod logs;
 mod model;
 mod outbox;
 mod pause;
+mod paypal;
+#[path = "../support/paypal.rs"]
+mod paypal_support;
 mod paypal_verify;
 mod periods;
 mod purchases;

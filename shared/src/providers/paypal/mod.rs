@@ -9,11 +9,17 @@
 //! now and names a `paypal.com` host as its subject CN; and the RSA signature over
 //! `transmission_id|transmission_time|webhook_id|crc32(body)` verifies with its key. The
 //! `webhook_id` is ours (`PAYPAL_WEBHOOK_ID`), never taken from the delivery.
+//!
+//! A verified delivery is read and mapped onto the model by [`PaypalProvider`] (`translate`,
+//! the ignored types in `ignored`).
 
 pub mod api;
 pub mod cert_url;
 pub mod certs;
 pub mod fetch;
+pub mod ignored;
+mod provider;
+pub mod translate;
 pub mod transmission;
 mod verifier;
 
@@ -22,6 +28,7 @@ mod api_tests;
 #[cfg(test)]
 mod offline_tests;
 
+pub use provider::PaypalProvider;
 pub use verifier::PaypalVerifier;
 
 /// Why a PayPal delivery was refused (answered 400). Messages name the failed check only:

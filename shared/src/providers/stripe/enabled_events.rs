@@ -128,8 +128,8 @@ pub fn enabled_events(family: Family) -> &'static [&'static str] {
         Family::Subscription => SUBSCRIPTION,
         Family::Invoice => INVOICE,
         Family::Charge => CHARGE,
-        // No Stripe endpoint: operator records never come from Stripe.
-        Family::Operator => &[],
+        // No Stripe endpoint: operator records and PayPal deliveries never come from Stripe.
+        Family::Paypal | Family::Operator => &[],
     }
 }
 

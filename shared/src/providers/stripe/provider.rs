@@ -172,6 +172,7 @@ impl WebhookProvider for StripeProvider {
             id: EventId::new(envelope.id.clone()),
             event_type: envelope.event_type.clone(),
             created: envelope.created,
+            millis: 0,
             livemode: envelope.livemode.unwrap_or(configured),
             api_version: envelope.api_version.clone(),
         };
