@@ -8,6 +8,7 @@
 
 use super::charge::Charge;
 use super::events::{
+    EmailAddress,
     BillingEvent, ChargeRefund, EntitlementSet, EventMeta, InvoiceChange, InvoiceEvent,
     InvoicePayment, LinkSource, OrderEvidence, PaymentOutcome, Purchase, PurchaseKind,
     ScheduleSnapshot, Settlement, SubscriptionChange, SubscriptionSnapshot, SystemGrant,
@@ -392,6 +393,11 @@ pub struct CustomerBilling {
     /// One register per way of learning the user; the strongest source present wins.
     #[serde(default)]
     pub links: BTreeMap<LinkSource, Register<UserId>>,
+    /// The customer record's address (`customer.*`'s `email`, Checkout's): the newest event
+    /// naming one wins. Read only by the email consumer; never in a view, an audit entry or a
+    /// feed message (`Debug` is redacted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Register<EmailAddress>>,
     #[serde(default)]
     pub subscriptions: BTreeMap<SubscriptionId, SubscriptionRecord>,
     /// Long-ended subscriptions, reduced to the version of their deletion: later events about
@@ -499,6 +505,7 @@ impl CustomerBilling {
             provider,
             customer,
             links: BTreeMap::new(),
+            email: None,
             subscriptions: BTreeMap::new(),
             ended: BTreeMap::new(),
             entitlements: None,
@@ -699,7 +706,15 @@ impl CustomerBilling {
     pub fn apply(&mut self, meta: &EventMeta, event: &BillingEvent) -> Effect {
         let mut tally = Tally::default();
         match event {
-            BillingEvent::CheckoutCompleted { user, purchase, .. } => {
+            BillingEvent::CheckoutCompleted {
+                user,
+                purchase,
+                email,
+                ..
+            } => {
+                if let Some(email) = email {
+                    tally.add(offer(&mut self.email, &Version::of(meta, 0), email.clone()));
+                }
                 if let Some(p) = purchase {
                     tally.add(self.apply_purchase(p));
                 }
@@ -715,10 +730,19 @@ impl CustomerBilling {
             BillingEvent::ChargeBound(_) | BillingEvent::Dispute(_) | BillingEvent::Refund(_) => {
                 return Effect::Ignored
             }
-            BillingEvent::CustomerUpdated { user_claim, .. } => match user_claim {
-                Some(user) => tally.add(self.claim(LinkSource::CustomerMetadata, meta, user)),
-                None => return Effect::Ignored,
-            },
+            BillingEvent::CustomerUpdated {
+                user_claim, email, ..
+            } => {
+                if user_claim.is_none() && email.is_none() {
+                    return Effect::Ignored;
+                }
+                if let Some(user) = user_claim {
+                    tally.add(self.claim(LinkSource::CustomerMetadata, meta, user));
+                }
+                if let Some(email) = email {
+                    tally.add(offer(&mut self.email, &Version::of(meta, 0), email.clone()));
+                }
+            }
             BillingEvent::Subscription {
                 change,
                 snapshot,

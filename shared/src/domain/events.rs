@@ -504,6 +504,10 @@ pub enum BillingEvent {
         /// A payment-mode session: the one-time purchase it records.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         purchase: Option<Purchase>,
+        /// The address the customer gave at Checkout (`customer_details.email`, else
+        /// `customer_email`): the customer record's address for the emails.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<EmailAddress>,
     },
     /// `charge.refunded`: how much of one charge has been refunded so far.
     ChargeRefunded(ChargeRefund),
@@ -531,6 +535,9 @@ pub enum BillingEvent {
     CustomerUpdated {
         customer: CustomerId,
         user_claim: Option<UserId>,
+        /// The customer object's `email`: the customer record's address for the emails.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<EmailAddress>,
     },
     /// The customer was deleted: its subscriptions end (the provider cancels them too).
     CustomerDeleted {

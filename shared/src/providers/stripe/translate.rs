@@ -10,7 +10,7 @@ use super::charges;
 use super::event::{as_bool, i64_field, id_field, metadata, str_field, Envelope};
 use super::invoice::{invoice_event, invoice_kind, invoice_payment_paid};
 use crate::domain::events::{
-    BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, Gift, PriceBilling, PriceObject,
+    BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, EmailAddress, Gift, PriceBilling, PriceObject,
     PriceSnapshot, ProductSnapshot, Purchase, PurchaseKind, SubscriptionChange,
     SubscriptionSnapshot,
 };
@@ -119,6 +119,7 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
         "customer.created" | "customer.updated" => BillingEvent::CustomerUpdated {
             customer: CustomerId::new(need("id", id_field(obj, "id"))?),
             user_claim: metadata(obj, &map.user_metadata_key).map(UserId::new),
+            email: email_field(obj.get("email")),
         },
         "customer.deleted" => BillingEvent::CustomerDeleted {
             customer: CustomerId::new(need("id", id_field(obj, "id"))?),
@@ -158,8 +159,20 @@ fn checkout_completed(env: &Envelope, map: &StripeMapping) -> Result<BillingEven
             subscription: id_field(obj, "subscription").map(SubscriptionId::new),
             user,
             purchase,
+            email: email_field(obj.get("customer_details").and_then(|d| d.get("email")))
+                .or_else(|| email_field(obj.get("customer_email"))),
         }),
     }
+}
+
+/// An address field as the customer record keeps it: a non-empty string (its shape is checked
+/// when an email is sent, so a bad one is never mailed but the newest value still wins).
+fn email_field(value: Option<&Value>) -> Option<EmailAddress> {
+    value
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(EmailAddress::new)
 }
 
 /// Checkout Session metadata naming a gift's recipient (see [`crate::domain::events::Gift`]).
