@@ -120,6 +120,9 @@ impl Default for SendPolicy {
     }
 }
 
+/// The retry reason of a welcome whose subscription the model does not know yet.
+pub const NOT_YET_KNOWN: &str = "not_yet_known";
+
 /// The email queue's visibility timeout in template.yaml (the function's 30 s timeout × 6).
 pub const DEFAULT_LEASE_SECS: i64 = 180;
 
@@ -174,6 +177,10 @@ impl EmailSender {
             Err(e) => {
                 tracing::warn!(email = %job.email, object = %job.object, error = %e, "reading the model failed; will retry");
                 return self.give_back(key, token, "store_unavailable").await;
+            }
+            // The welcome's subscription whose own events have not arrived yet: wait for them.
+            Ok(Err(reason)) if reason == NOT_YET_KNOWN => {
+                return self.give_back(key, token, NOT_YET_KNOWN).await
             }
             Ok(Err(reason)) => return self.finish(key, token, Finished::Skipped { reason }).await,
             Ok(Ok(email)) => email,
@@ -296,7 +303,9 @@ impl EmailSender {
                 .find(|p| p.purchase == job.object)
             {
                 Some(purchase) => welcome(&job.object, purchase.grants, address),
-                None => return Ok(Err("no_subscription".into())),
+                // Checkout linked a subscription the aggregate has no event of yet (they
+                // arrive in any order): retried, not skipped, so the welcome is not lost.
+                None => return Ok(Err(NOT_YET_KNOWN.into())),
             },
         };
         Ok(decided.map_err(|skip| skip.as_str().to_owned()))
