@@ -8,10 +8,10 @@
 
 use super::charge::Charge;
 use super::events::{
-    EmailAddress,
-    BillingEvent, ChargeRefund, EntitlementSet, EventMeta, InvoiceChange, InvoiceEvent,
-    InvoicePayment, LinkSource, OrderEvidence, PaymentOutcome, Purchase, PurchaseKind,
-    ScheduleSnapshot, Settlement, SubscriptionChange, SubscriptionSnapshot, SystemGrant,
+    BillingEvent, ChargeRefund, EmailAddress, EntitlementSet, EventMeta, InvoiceChange,
+    InvoiceEvent, InvoicePayment, LinkSource, OrderEvidence, PaymentOutcome, Purchase,
+    PurchaseKind, ScheduleSnapshot, Settlement, SubscriptionChange, SubscriptionSnapshot,
+    SystemGrant,
 };
 use super::ids::{CustomerId, InvoiceId, ProductId, Provider, SubscriptionId, UserId};
 use super::periods::{self, Invalid, InvoicePeriod, PeriodClaim, PeriodView, Span};

@@ -379,4 +379,84 @@ mod tests {
             assert_eq!(skip.as_str(), want);
         }
     }
+
+    fn access(standing: crate::domain::access::Standing, grants: bool) -> SubscriptionAccess {
+        use crate::domain::access::BillingStatus;
+        use crate::domain::ids::SubscriptionId;
+        SubscriptionAccess {
+            provider: Provider::Stripe,
+            customer: CustomerId::new("cus_1"),
+            subscription: SubscriptionId::new("sub_1"),
+            grants,
+            tier: None,
+            status: "canceled".into(),
+            standing,
+            billing_status: BillingStatus::Done,
+            current_period_end: Some(1_764_590_400),
+            cancel_at_period_end: false,
+            trial_end: None,
+            cancellation_reason: Some("payment_failed".into()),
+            payment: None,
+            invoice: None,
+            as_of: 1,
+            invalid: None,
+            ends_at: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_payment_follows_the_action_required_table_with_its_own_content() {
+        let ctx = payment_failed(&invoice_with(cycle(Some("a@example.com")), None), NOTHING)
+            .expect("send");
+        assert!(matches!(ctx.content, EmailContent::PaymentFailed(_)));
+        let paid = invoice_with(
+            cycle(Some("a@example.com")),
+            Some((InvoiceEventKind::Paid, "paid")),
+        );
+        assert_eq!(
+            payment_failed(&paid, NOTHING).map(|_| ()),
+            Err(SkipReason::Settled(InvoiceStatus::Paid))
+        );
+    }
+
+    #[test]
+    fn a_cancellation_goes_out_only_for_an_ended_subscription_with_an_address() {
+        use crate::domain::access::Standing;
+        let record = EmailAddress::new("r@example.com");
+        let ended =
+            subscription_cancelled(&access(Standing::Ended, false), Some(&record)).expect("send");
+        assert_eq!(ended.recipient.as_str(), "r@example.com");
+        assert_eq!(ended.object_id, "sub_1");
+        assert!(matches!(
+            ended.content,
+            EmailContent::SubscriptionCancelled {
+                reason: crate::emails::context::CancellationReason::PaymentFailed,
+                ..
+            }
+        ));
+        for standing in [Standing::Good, Standing::Cancelling, Standing::Overdue] {
+            let skip = subscription_cancelled(&access(standing, true), Some(&record));
+            assert_eq!(skip.map(|_| ()), Err(SkipReason::NotEnded), "{standing:?}");
+        }
+        let nobody = subscription_cancelled(&access(Standing::Ended, false), None);
+        assert_eq!(nobody.map(|_| ()), Err(SkipReason::NoRecipient));
+        assert_eq!(SkipReason::NotEnded.as_str(), "subscription_not_ended");
+    }
+
+    #[test]
+    fn a_welcome_goes_out_only_while_something_grants() {
+        let record = EmailAddress::new("r@example.com");
+        let sent = welcome("sub_1", true, Some(&record)).expect("send");
+        assert_eq!(sent.content, EmailContent::Welcome { product_name: None });
+        assert_eq!(
+            welcome("sub_1", false, Some(&record)).map(|_| ()),
+            Err(SkipReason::NothingGranted)
+        );
+        let bad = EmailAddress::new("nope");
+        assert_eq!(
+            welcome("cs_1", true, Some(&bad)).map(|_| ()),
+            Err(SkipReason::NoRecipient)
+        );
+        assert_eq!(SkipReason::NothingGranted.as_str(), "nothing_granted");
+    }
 }

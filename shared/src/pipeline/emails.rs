@@ -27,7 +27,10 @@ use crate::ports::Commit;
 
 /// The email an applied event asks for: its kind, object and customer, given what the commit
 /// writes (an invoice email only when the commit writes the invoice).
-fn email_of(event: &BillingEvent, commit: &Commit) -> Option<(EmailKind, String, Option<CustomerId>)> {
+fn email_of(
+    event: &BillingEvent,
+    commit: &Commit,
+) -> Option<(EmailKind, String, Option<CustomerId>)> {
     match event {
         BillingEvent::Invoice(e) => {
             let kind = match e.kind {
@@ -36,7 +39,11 @@ fn email_of(event: &BillingEvent, commit: &Commit) -> Option<(EmailKind, String,
                 _ => return None,
             };
             let (invoice, _) = commit.invoice.as_ref()?;
-            Some((kind, invoice.id.as_str().to_owned(), invoice.customer.clone()))
+            Some((
+                kind,
+                invoice.id.as_str().to_owned(),
+                invoice.customer.clone(),
+            ))
         }
         BillingEvent::Subscription {
             change: SubscriptionChange::Deleted,

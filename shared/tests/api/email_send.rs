@@ -1009,7 +1009,11 @@ async fn each_other_kind_switched_on_sends_one_email_under_duplicate_events() {
     let mailbox = Arc::new(InMemoryMailer::default());
     let sender = memory_consumer(&app, mailbox.clone());
     let mut seen = Vec::new();
-    let sent = |o: &[JobOutcome]| o.iter().filter(|o| matches!(o, JobOutcome::Sent { .. })).count();
+    let sent = |o: &[JobOutcome]| {
+        o.iter()
+            .filter(|o| matches!(o, JobOutcome::Sent { .. }))
+            .count()
+    };
     // Checkout, then its subscription: the welcome (to Checkout's address: the record's).
     post_twice(
         &app,
@@ -1025,10 +1029,7 @@ async fn each_other_kind_switched_on_sends_one_email_under_duplicate_events() {
     assert_eq!(sent(&handle_new_jobs(&app, &sender, &mut seen).await), 1);
     post_twice(&app, "k1", &["08_customer.subscription.deleted"]).await;
     assert_eq!(sent(&handle_new_jobs(&app, &sender, &mut seen).await), 1);
-    let jobs: Vec<_> = seen
-        .iter()
-        .map(|j| (j.email, j.object.as_str()))
-        .collect();
+    let jobs: Vec<_> = seen.iter().map(|j| (j.email, j.object.as_str())).collect();
     assert_eq!(
         jobs,
         [
@@ -1086,11 +1087,16 @@ async fn an_invoice_without_an_address_is_mailed_to_the_customer_record_newest_f
         ("evt_fb_new", NOW - 10, "record-new@example.com"),
         ("evt_fb_old", NOW - 20, "record-old@example.com"),
     ] {
-        let (status, json) = app.post(Family::Checkout, &customer(id, created, email)).await;
+        let (status, json) = app
+            .post(Family::Checkout, &customer(id, created, email))
+            .await;
         assert_eq!(status, StatusCode::OK, "{json}");
     }
     let outcomes = handle_new_jobs(&app, &sender, &mut Vec::new()).await;
-    assert!(matches!(outcomes[..], [JobOutcome::Sent { .. }]), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[..], [JobOutcome::Sent { .. }]),
+        "{outcomes:?}"
+    );
     let to: Vec<_> = mailbox.sent().into_iter().map(|(to, _)| to).collect();
     assert_eq!(to, ["record-new@example.com"]);
 }
@@ -1191,7 +1197,10 @@ async fn the_customer_record_address_is_in_no_read_route_audit_entry_or_feed_mes
         json!({"id": "cus_priv", "object": "customer", "email": "priv@example.com",
             "metadata": {"user_id": "user_priv"}}),
     );
-    assert_eq!(app.post(Family::Checkout, &customer).await.0, StatusCode::OK);
+    assert_eq!(
+        app.post(Family::Checkout, &customer).await.0,
+        StatusCode::OK
+    );
     post_twice(
         &app,
         "priv",

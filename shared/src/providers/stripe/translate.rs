@@ -10,8 +10,8 @@ use super::charges;
 use super::event::{as_bool, i64_field, id_field, metadata, str_field, Envelope};
 use super::invoice::{invoice_event, invoice_kind, invoice_payment_paid};
 use crate::domain::events::{
-    BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, EmailAddress, Gift, PriceBilling, PriceObject,
-    PriceSnapshot, ProductSnapshot, Purchase, PurchaseKind, SubscriptionChange,
+    BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, EmailAddress, Gift, PriceBilling,
+    PriceObject, PriceSnapshot, ProductSnapshot, Purchase, PurchaseKind, SubscriptionChange,
     SubscriptionSnapshot,
 };
 use crate::domain::ids::{CustomerId, PriceId, ProductId, SubscriptionId, UserId};
@@ -439,6 +439,44 @@ mod tests {
             BillingEvent::Invoice(invoice) => invoice.payment().expect("a payment event"),
             other => panic!("not an invoice payment: {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_customer_address_comes_from_customer_events_and_checkout() {
+        let email = |event_type: &str, object: Value| match translate(
+            &env(event_type, object),
+            &StripeMapping::default(),
+        )
+        .expect("ok")
+        {
+            BillingEvent::CustomerUpdated { email, .. }
+            | BillingEvent::CheckoutCompleted { email, .. } => email.map(|e| e.as_str().to_owned()),
+            other => panic!("{other:?}"),
+        };
+        let customer = |e: Value| json!({"id": "cus_1", "object": "customer", "email": e});
+        assert_eq!(
+            email("customer.created", customer(json!("a@example.com"))),
+            Some("a@example.com".into())
+        );
+        assert_eq!(email("customer.updated", customer(Value::Null)), None);
+        assert_eq!(email("customer.updated", customer(json!("  "))), None);
+        let session = |details: Value, fallback: Value| {
+            json!({"id": "cs_1", "customer": "cus_1", "mode": "subscription",
+                "subscription": "sub_1", "customer_details": details, "customer_email": fallback})
+        };
+        let completed = "checkout.session.completed";
+        assert_eq!(
+            email(
+                completed,
+                session(json!({"email": "d@example.com"}), json!("f@example.com"))
+            ),
+            Some("d@example.com".into())
+        );
+        assert_eq!(
+            email(completed, session(Value::Null, json!("f@example.com"))),
+            Some("f@example.com".into())
+        );
+        assert_eq!(email(completed, session(json!({}), Value::Null)), None);
     }
 
     #[test]
