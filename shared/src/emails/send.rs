@@ -282,7 +282,12 @@ impl EmailSender {
         let Some(customer) = job.customer.as_ref() else {
             return Ok(Err("no_customer".into()));
         };
-        let Some(stored) = self.store.customer(job.provider, customer).await? else {
+        // The same consistent read as the invoice emails' (a ledger key no event has).
+        let loaded = self
+            .store
+            .load(job.provider, &EventId::new("-"), Some(customer), None)
+            .await?;
+        let Some(stored) = loaded.customer else {
             return Ok(Err("no_customer".into()));
         };
         let state = &stored.value;

@@ -1242,3 +1242,53 @@ async fn the_customer_record_address_is_in_no_read_route_audit_entry_or_feed_mes
         assert!(!message.body.to_string().contains('@'), "{}", message.kind);
     }
 }
+
+/// Against moto: each of the three kinds, its event delivered twice and its job handled twice,
+/// is one email in SES's `data.json`, to the customer record's address for the two
+/// subscription kinds; prints what the consumer read and wrote per email (README's cost).
+#[tokio::test]
+async fn moto_one_email_of_each_other_kind_under_duplicate_events_and_its_cost() {
+    let rig = MotoRig::with_kinds(all_kinds()).await;
+    let tag = unique("kinds");
+    let address = format!("{tag}@example.com");
+    let stages: [(&[&str], EmailKind); 3] = [
+        (
+            &[
+                "01_checkout.session.completed",
+                "02_customer.subscription.created",
+            ],
+            EmailKind::Welcome,
+        ),
+        (&["04_invoice.payment_failed"], EmailKind::PaymentFailed),
+        (
+            &["08_customer.subscription.deleted"],
+            EmailKind::SubscriptionCancelled,
+        ),
+    ];
+    let sender = rig.sender(rig.ses.clone());
+    for (names, kind) in stages {
+        post_twice(&rig.app, &tag, names).await;
+        let batch = rig.relay_and_receive().await;
+        assert_eq!(batch.records.len(), 1, "{kind}: one job");
+        rig.dynamo.meter.take();
+        rig.ledger.meter.take();
+        let first = sender.handle_batch(&batch).await;
+        let (store, ledger) = (rig.dynamo.meter.take(), rig.ledger.meter.take());
+        println!("{kind} email cost: store {store:?} ledger {ledger:?}");
+        // One read of the model; claim, suppression check, outcome.
+        assert_eq!((store.requests, ledger.requests), (1, 3), "{kind}");
+        let again = sender.handle_batch(&batch).await;
+        assert!(first.batch_item_failures.is_empty(), "{first:?}");
+        assert!(again.batch_item_failures.is_empty(), "{again:?}");
+    }
+    let mails = moto_mails_to(&address).await;
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    assert!(mails[1].0.contains("LIFE-0002"), "{:?}", mails[1].0);
+    let records = rig.ledger.records(100).await.expect("records");
+    let sent: Vec<_> = records
+        .iter()
+        .filter(|r| r.object.ends_with(&tag) && r.state == EmailState::Sent)
+        .collect();
+    assert_eq!(sent.len(), 3, "{records:?}");
+    drop(rig.dynamo);
+}
