@@ -394,10 +394,11 @@ pub struct CustomerBilling {
     #[serde(default)]
     pub links: BTreeMap<LinkSource, Register<UserId>>,
     /// The customer record's address (`customer.*`'s `email`, Checkout's): the newest event
-    /// naming one wins. Read only by the email consumer; never in a view, an audit entry or a
+    /// that says anything about it wins (`None` inside: a customer object without an address).
+    /// Read only by the email consumer ([`Self::email`]); never in a view, an audit entry or a
     /// feed message (`Debug` is redacted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<Register<EmailAddress>>,
+    pub email: Option<Register<Option<EmailAddress>>>,
     #[serde(default)]
     pub subscriptions: BTreeMap<SubscriptionId, SubscriptionRecord>,
     /// Long-ended subscriptions, reduced to the version of their deletion: later events about
@@ -702,6 +703,11 @@ impl CustomerBilling {
         self.links.values().next_back().map(|r| &r.value)
     }
 
+    /// The customer record's address, if the newest event about it gave one.
+    pub fn email(&self) -> Option<&EmailAddress> {
+        self.email.as_ref()?.value.as_ref()
+    }
+
     /// Applies one event. Pure: no clock, no I/O; the result depends only on the set of events.
     pub fn apply(&mut self, meta: &EventMeta, event: &BillingEvent) -> Effect {
         let mut tally = Tally::default();
@@ -713,7 +719,8 @@ impl CustomerBilling {
                 ..
             } => {
                 if let Some(email) = email {
-                    tally.add(offer(&mut self.email, &Version::of(meta, 0), email.clone()));
+                    let version = Version::of(meta, 0);
+                    tally.add(offer(&mut self.email, &version, Some(email.clone())));
                 }
                 if let Some(p) = purchase {
                     tally.add(self.apply_purchase(p));
@@ -739,8 +746,9 @@ impl CustomerBilling {
                 if let Some(user) = user_claim {
                     tally.add(self.claim(LinkSource::CustomerMetadata, meta, user));
                 }
-                if let Some(email) = email {
-                    tally.add(offer(&mut self.email, &Version::of(meta, 0), email.clone()));
+                if let Some(change) = email {
+                    let address = change.address().cloned();
+                    tally.add(offer(&mut self.email, &Version::of(meta, 0), address));
                 }
             }
             BillingEvent::Subscription {

@@ -264,7 +264,7 @@ impl EmailSender {
             .map(|latest| latest.candidate.snapshot.status.clone());
         let around = Surroundings {
             subscription_status: status.as_deref(),
-            customer_email: customer.and_then(|c| c.email.as_ref()).map(|r| &r.value),
+            customer_email: customer.and_then(|c| c.email()),
         };
         let decide = match job.email {
             EmailKind::PaymentFailed => payment_failed,
@@ -291,7 +291,7 @@ impl EmailSender {
             return Ok(Err("no_customer".into()));
         };
         let state = &stored.value;
-        let address = state.email.as_ref().map(|r| &r.value);
+        let address = state.email();
         // Tiers only name what is granted; whether it is granted does not depend on them.
         let subscriptions = customer_access(state, &TierPolicy::default());
         let subscription = subscriptions

@@ -1222,7 +1222,7 @@ async fn the_customer_record_address_is_in_no_read_route_audit_entry_or_feed_mes
         .expect("read")
         .expect("customer");
     assert_eq!(
-        stored.value.email.as_ref().map(|r| r.value.as_str()),
+        stored.value.email().map(|a| a.as_str()),
         Some("priv@example.com")
     );
     for path in [
@@ -1291,4 +1291,40 @@ async fn moto_one_email_of_each_other_kind_under_duplicate_events_and_its_cost()
         .collect();
     assert_eq!(sent.len(), 3, "{records:?}");
     drop(rig.dynamo);
+}
+
+#[tokio::test]
+async fn a_customer_whose_address_was_removed_is_not_mailed_at_the_old_one() {
+    let app = email_app(Arc::new(InMemoryBillingStore::new()), all_kinds());
+    let mailbox = Arc::new(InMemoryMailer::default());
+    let sender = memory_consumer(&app, mailbox.clone());
+    let (body, family) = life("gone", "04_invoice.payment_failed");
+    let mut failed: Value = serde_json::from_slice(&body).expect("json");
+    failed["data"]["object"]["customer_email"] = Value::Null;
+    let body = serde_json::to_vec(&failed).expect("json");
+    assert_eq!(app.post(family, &body).await.0, StatusCode::OK);
+    // The removal is the newer event; it arrives first.
+    for (id, created, email) in [
+        ("evt_gone_removed", NOW - 10, Value::Null),
+        ("evt_gone_set", NOW - 20, json!("gone-old@example.com")),
+    ] {
+        let customer = crate::helpers::event(
+            id,
+            "customer.updated",
+            created,
+            json!({"id": "cus_gone", "object": "customer", "email": email, "metadata": {}}),
+        );
+        assert_eq!(
+            app.post(Family::Checkout, &customer).await.0,
+            StatusCode::OK
+        );
+    }
+    let outcomes = handle_new_jobs(&app, &sender, &mut Vec::new()).await;
+    assert_eq!(
+        outcomes,
+        [JobOutcome::Skipped {
+            reason: "no_recipient".into()
+        }]
+    );
+    assert!(mailbox.sent().is_empty());
 }

@@ -10,9 +10,9 @@ use super::charges;
 use super::event::{as_bool, i64_field, id_field, metadata, str_field, Envelope};
 use super::invoice::{invoice_event, invoice_kind, invoice_payment_paid};
 use crate::domain::events::{
-    BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, EmailAddress, Gift, PriceBilling,
-    PriceObject, PriceSnapshot, ProductSnapshot, Purchase, PurchaseKind, SubscriptionChange,
-    SubscriptionSnapshot,
+    AddressChange, BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, EmailAddress, Gift,
+    PriceBilling, PriceObject, PriceSnapshot, ProductSnapshot, Purchase, PurchaseKind,
+    SubscriptionChange, SubscriptionSnapshot,
 };
 use crate::domain::ids::{CustomerId, PriceId, ProductId, SubscriptionId, UserId};
 use crate::providers::evidence::{before_update, order_evidence, snapshot_evidence};
@@ -119,7 +119,11 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
         "customer.created" | "customer.updated" => BillingEvent::CustomerUpdated {
             customer: CustomerId::new(need("id", id_field(obj, "id"))?),
             user_claim: metadata(obj, &map.user_metadata_key).map(UserId::new),
-            email: email_field(obj.get("email")),
+            // A customer object always has `email`; null or empty: no address any more.
+            email: obj.get("email").map(|v| match email_field(Some(v)) {
+                Some(address) => AddressChange::Set(address),
+                None => AddressChange::Removed,
+            }),
         },
         "customer.deleted" => BillingEvent::CustomerDeleted {
             customer: CustomerId::new(need("id", id_field(obj, "id"))?),
@@ -443,23 +447,40 @@ mod tests {
 
     #[test]
     fn the_customer_address_comes_from_customer_events_and_checkout() {
-        let email = |event_type: &str, object: Value| match translate(
-            &env(event_type, object),
-            &StripeMapping::default(),
-        )
-        .expect("ok")
-        {
-            BillingEvent::CustomerUpdated { email, .. }
-            | BillingEvent::CheckoutCompleted { email, .. } => email.map(|e| e.as_str().to_owned()),
-            other => panic!("{other:?}"),
+        let email = |event_type: &str, object: Value| {
+            let event = translate(&env(event_type, object), &StripeMapping::default());
+            match event.expect("ok") {
+                BillingEvent::CustomerUpdated { email, .. } => email.map(|e| {
+                    e.address()
+                        .map_or("removed".to_owned(), |a| a.as_str().to_owned())
+                }),
+                BillingEvent::CheckoutCompleted { email, .. } => {
+                    email.map(|e| e.as_str().to_owned())
+                }
+                other => panic!("{other:?}"),
+            }
         };
         let customer = |e: Value| json!({"id": "cus_1", "object": "customer", "email": e});
         assert_eq!(
             email("customer.created", customer(json!("a@example.com"))),
             Some("a@example.com".into())
         );
-        assert_eq!(email("customer.updated", customer(Value::Null)), None);
-        assert_eq!(email("customer.updated", customer(json!("  "))), None);
+        assert_eq!(
+            email("customer.updated", customer(Value::Null)),
+            Some("removed".into())
+        );
+        assert_eq!(
+            email("customer.updated", customer(json!("  "))),
+            Some("removed".into())
+        );
+        // No `email` field at all (a trimmed payload): says nothing about the address.
+        assert_eq!(
+            email(
+                "customer.updated",
+                json!({"id": "cus_1", "object": "customer"})
+            ),
+            None
+        );
         let session = |details: Value, fallback: Value| {
             json!({"id": "cs_1", "customer": "cus_1", "mode": "subscription",
                 "subscription": "sub_1", "customer_details": details, "customer_email": fallback})
