@@ -12,6 +12,9 @@
 //! | `checkout.session.completed` with a subscription | `welcome`                | the subscription  |
 //! | the same, paid purchase (payment mode)          | `welcome`                 | the session       |
 //!
+//! (`checkout.session.async_payment_succeeded` is read as a completed session: a purchase paid
+//! later is welcomed then, under the same object.)
+//!
 //! The welcome's object is the subscription when there is one: what is welcomed is the access
 //! it grants, and a subscription's events (not the session's) tell the consumer whether it
 //! still grants; a later checkout for another subscription is a new welcome. A purchase has
