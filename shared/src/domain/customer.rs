@@ -719,8 +719,7 @@ impl CustomerBilling {
                 ..
             } => {
                 if let Some(email) = email {
-                    let version = Version::of(meta, 0);
-                    tally.add(offer(&mut self.email, &version, Some(email.clone())));
+                    tally.add(self.offer_email(meta, Some(email.clone())));
                 }
                 if let Some(p) = purchase {
                     tally.add(self.apply_purchase(p));
@@ -747,8 +746,7 @@ impl CustomerBilling {
                     tally.add(self.claim(LinkSource::CustomerMetadata, meta, user));
                 }
                 if let Some(change) = email {
-                    let address = change.address().cloned();
-                    tally.add(offer(&mut self.email, &Version::of(meta, 0), address));
+                    tally.add(self.offer_email(meta, change.address().cloned()));
                 }
             }
             BillingEvent::Subscription {
@@ -956,6 +954,11 @@ impl CustomerBilling {
             self.subscriptions.remove(&id);
             self.ended.insert(id, version);
         }
+    }
+
+    /// The record's address register, versioned like the user links.
+    fn offer_email(&mut self, meta: &EventMeta, address: Option<EmailAddress>) -> Offer {
+        offer(&mut self.email, &Version::of(meta, 0), address)
     }
 
     fn claim(&mut self, source: LinkSource, meta: &EventMeta, user: &UserId) -> Offer {
