@@ -989,6 +989,59 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_record_address_is_a_register_the_newest_customer_or_checkout_event_wins() {
+        use super::super::events::AddressChange;
+        let customer = |email: Option<AddressChange>| BillingEvent::CustomerUpdated {
+            customer: CustomerId::new("cus"),
+            user_claim: None,
+            email,
+        };
+        let set = |a: &str| Some(AddressChange::Set(EmailAddress::new(a)));
+        let checkout = BillingEvent::CheckoutCompleted {
+            customer: CustomerId::new("cus"),
+            subscription: None,
+            user: None,
+            purchase: None,
+            email: Some(EmailAddress::new("checkout@example.com")),
+        };
+        let events = [
+            (meta("evt_1", 10), customer(set("old@example.com"))),
+            (meta("evt_2", 20), checkout),
+            (meta("evt_3", 30), customer(Some(AddressChange::Removed))),
+            (meta("evt_4", 40), customer(set("new@example.com"))),
+        ];
+        // Every order of the first n events ends at the newest of them.
+        let want = [
+            Some("old@example.com"),
+            Some("checkout@example.com"),
+            None,
+            Some("new@example.com"),
+        ];
+        for n in 1..=events.len() {
+            for reversed in [false, true] {
+                let mut state = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+                let mut order: Vec<_> = events[..n].iter().collect();
+                if reversed {
+                    order.reverse();
+                }
+                for (m, e) in order {
+                    state.apply(m, e);
+                }
+                assert_eq!(state.email().map(EmailAddress::as_str), want[n - 1], "{n}");
+            }
+        }
+        // An address alone applies; its redelivery is stale; no field at all is ignored.
+        let mut state = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let (m, e) = &events[0];
+        assert_eq!(state.apply(m, e), Effect::Applied);
+        assert_eq!(state.apply(m, e), Effect::Stale);
+        assert_eq!(
+            state.apply(&meta("evt_9", 50), &customer(None)),
+            Effect::Ignored
+        );
+    }
+
     fn snapshot(sub: &str, status: &str) -> SubscriptionSnapshot {
         SubscriptionSnapshot {
             id: SubscriptionId::new(sub),
