@@ -288,8 +288,10 @@ async fn run_http_lambda(
         namespace: config.metrics_namespace.clone(),
     };
     let deadline = config.delivery_timeout;
-    // Only the invoice family queues emails: only it needs (and checks) the email settings.
-    let email_kinds = if families.contains(&Family::Invoice) {
+    // The families whose events queue emails (invoice: the invoice emails; checkout: the
+    // welcome; subscription: the cancellation) need (and check) the email settings.
+    let queues_emails = [Family::Invoice, Family::Checkout, Family::Subscription];
+    let email_kinds = if families.iter().any(|f| queues_emails.contains(f)) {
         Config::emails_from_env()?.kinds
     } else {
         BTreeSet::new()

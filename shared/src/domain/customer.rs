@@ -8,9 +8,10 @@
 
 use super::charge::Charge;
 use super::events::{
-    BillingEvent, ChargeRefund, EntitlementSet, EventMeta, InvoiceChange, InvoiceEvent,
-    InvoicePayment, LinkSource, OrderEvidence, PaymentOutcome, Purchase, PurchaseKind,
-    ScheduleSnapshot, Settlement, SubscriptionChange, SubscriptionSnapshot, SystemGrant,
+    BillingEvent, ChargeRefund, EmailAddress, EntitlementSet, EventMeta, InvoiceChange,
+    InvoiceEvent, InvoicePayment, LinkSource, OrderEvidence, PaymentOutcome, Purchase,
+    PurchaseKind, ScheduleSnapshot, Settlement, SubscriptionChange, SubscriptionSnapshot,
+    SystemGrant,
 };
 use super::ids::{CustomerId, InvoiceId, ProductId, Provider, SubscriptionId, UserId};
 use super::periods::{self, Invalid, InvoicePeriod, PeriodClaim, PeriodView, Span};
@@ -392,6 +393,12 @@ pub struct CustomerBilling {
     /// One register per way of learning the user; the strongest source present wins.
     #[serde(default)]
     pub links: BTreeMap<LinkSource, Register<UserId>>,
+    /// The customer record's address (`customer.*`'s `email`, Checkout's): the newest event
+    /// that says anything about it wins (`None` inside: a customer object without an address).
+    /// Read only by the email consumer ([`Self::email`]); never in a view, an audit entry or a
+    /// feed message (`Debug` is redacted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Register<Option<EmailAddress>>>,
     #[serde(default)]
     pub subscriptions: BTreeMap<SubscriptionId, SubscriptionRecord>,
     /// Long-ended subscriptions, reduced to the version of their deletion: later events about
@@ -499,6 +506,7 @@ impl CustomerBilling {
             provider,
             customer,
             links: BTreeMap::new(),
+            email: None,
             subscriptions: BTreeMap::new(),
             ended: BTreeMap::new(),
             entitlements: None,
@@ -695,11 +703,24 @@ impl CustomerBilling {
         self.links.values().next_back().map(|r| &r.value)
     }
 
+    /// The customer record's address, if the newest event about it gave one.
+    pub fn email(&self) -> Option<&EmailAddress> {
+        self.email.as_ref()?.value.as_ref()
+    }
+
     /// Applies one event. Pure: no clock, no I/O; the result depends only on the set of events.
     pub fn apply(&mut self, meta: &EventMeta, event: &BillingEvent) -> Effect {
         let mut tally = Tally::default();
         match event {
-            BillingEvent::CheckoutCompleted { user, purchase, .. } => {
+            BillingEvent::CheckoutCompleted {
+                user,
+                purchase,
+                email,
+                ..
+            } => {
+                if let Some(email) = email {
+                    tally.add(self.offer_email(meta, Some(email.clone())));
+                }
                 if let Some(p) = purchase {
                     tally.add(self.apply_purchase(p));
                 }
@@ -715,10 +736,19 @@ impl CustomerBilling {
             BillingEvent::ChargeBound(_) | BillingEvent::Dispute(_) | BillingEvent::Refund(_) => {
                 return Effect::Ignored
             }
-            BillingEvent::CustomerUpdated { user_claim, .. } => match user_claim {
-                Some(user) => tally.add(self.claim(LinkSource::CustomerMetadata, meta, user)),
-                None => return Effect::Ignored,
-            },
+            BillingEvent::CustomerUpdated {
+                user_claim, email, ..
+            } => {
+                if user_claim.is_none() && email.is_none() {
+                    return Effect::Ignored;
+                }
+                if let Some(user) = user_claim {
+                    tally.add(self.claim(LinkSource::CustomerMetadata, meta, user));
+                }
+                if let Some(change) = email {
+                    tally.add(self.offer_email(meta, change.address().cloned()));
+                }
+            }
             BillingEvent::Subscription {
                 change,
                 snapshot,
@@ -926,6 +956,11 @@ impl CustomerBilling {
         }
     }
 
+    /// The record's address register, versioned like the user links.
+    fn offer_email(&mut self, meta: &EventMeta, address: Option<EmailAddress>) -> Offer {
+        offer(&mut self.email, &Version::of(meta, 0), address)
+    }
+
     fn claim(&mut self, source: LinkSource, meta: &EventMeta, user: &UserId) -> Offer {
         let version = Version::of(meta, 0);
         let mut slot = self.links.remove(&source);
@@ -952,6 +987,59 @@ mod tests {
             livemode: false,
             api_version: None,
         }
+    }
+
+    #[test]
+    fn the_record_address_is_a_register_the_newest_customer_or_checkout_event_wins() {
+        use super::super::events::AddressChange;
+        let customer = |email: Option<AddressChange>| BillingEvent::CustomerUpdated {
+            customer: CustomerId::new("cus"),
+            user_claim: None,
+            email,
+        };
+        let set = |a: &str| Some(AddressChange::Set(EmailAddress::new(a)));
+        let checkout = BillingEvent::CheckoutCompleted {
+            customer: CustomerId::new("cus"),
+            subscription: None,
+            user: None,
+            purchase: None,
+            email: Some(EmailAddress::new("checkout@example.com")),
+        };
+        let events = [
+            (meta("evt_1", 10), customer(set("old@example.com"))),
+            (meta("evt_2", 20), checkout),
+            (meta("evt_3", 30), customer(Some(AddressChange::Removed))),
+            (meta("evt_4", 40), customer(set("new@example.com"))),
+        ];
+        // Every order of the first n events ends at the newest of them.
+        let want = [
+            Some("old@example.com"),
+            Some("checkout@example.com"),
+            None,
+            Some("new@example.com"),
+        ];
+        for n in 1..=events.len() {
+            for reversed in [false, true] {
+                let mut state = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+                let mut order: Vec<_> = events[..n].iter().collect();
+                if reversed {
+                    order.reverse();
+                }
+                for (m, e) in order {
+                    state.apply(m, e);
+                }
+                assert_eq!(state.email().map(EmailAddress::as_str), want[n - 1], "{n}");
+            }
+        }
+        // An address alone applies; its redelivery is stale; no field at all is ignored.
+        let mut state = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let (m, e) = &events[0];
+        assert_eq!(state.apply(m, e), Effect::Applied);
+        assert_eq!(state.apply(m, e), Effect::Stale);
+        assert_eq!(
+            state.apply(&meta("evt_9", 50), &customer(None)),
+            Effect::Ignored
+        );
     }
 
     fn snapshot(sub: &str, status: &str) -> SubscriptionSnapshot {

@@ -504,6 +504,10 @@ pub enum BillingEvent {
         /// A payment-mode session: the one-time purchase it records.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         purchase: Option<Purchase>,
+        /// The address the customer gave at Checkout (`customer_details.email`, else
+        /// `customer_email`): the customer record's address for the emails.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<EmailAddress>,
     },
     /// `charge.refunded`: how much of one charge has been refunded so far.
     ChargeRefunded(ChargeRefund),
@@ -531,6 +535,10 @@ pub enum BillingEvent {
     CustomerUpdated {
         customer: CustomerId,
         user_claim: Option<UserId>,
+        /// The customer object's `email` (the customer record's address for the emails):
+        /// `None` when the payload has no `email` field.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<AddressChange>,
     },
     /// The customer was deleted: its subscriptions end (the provider cancels them too).
     CustomerDeleted {
@@ -631,6 +639,24 @@ impl BillingEvent {
             | BillingEvent::Catalogue(_)
             | BillingEvent::InvoicePaymentPaid(_)
             | BillingEvent::Unsupported => None,
+        }
+    }
+}
+
+/// What a customer object says about its address: one is given, or the field is empty (the
+/// address was removed, so none is mailed any more).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressChange {
+    Set(EmailAddress),
+    Removed,
+}
+
+impl AddressChange {
+    pub fn address(&self) -> Option<&EmailAddress> {
+        match self {
+            AddressChange::Set(a) => Some(a),
+            AddressChange::Removed => None,
         }
     }
 }

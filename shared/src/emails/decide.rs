@@ -1,4 +1,4 @@
-//! Whether the "payment action required" email goes out, decided when the job runs (not when
+//! Whether an email goes out, decided when the job runs (not when
 //! the event arrived) from the model as it is then. Pure: the caller reads the invoice, the
 //! subscription's status and the customer's address; a skip comes back with a typed reason
 //! for the sent-email record and the metrics.
@@ -10,6 +10,11 @@
 //! | no address on the invoice nor the customer, or not an address   | skip (`no_recipient`)         |
 //! | no number, amount, currency or https hosted page                | skip (`missing_<field>`)      |
 //! | otherwise                                                       | send                          |
+//!
+//! The payment-failed email follows the same table. The cancellation email goes out only for a
+//! subscription that has ended when the job runs (`subscription_not_ended` otherwise), the
+//! welcome only while its subscription or purchase grants access (`nothing_granted`); both go
+//! to the customer record's address (`no_recipient` without one).
 //!
 //! Uncollectible is a skip: the merchant (or the dunning settings) wrote the invoice off and
 //! stopped asking; an email asking the customer to confirm a payment would contradict that.
@@ -23,6 +28,7 @@
 
 use super::context::{EmailContent, EmailContext, InvoiceDetails, MissingDetail};
 use super::kinds::address_shape_ok;
+use crate::domain::access::{Standing, SubscriptionAccess};
 use crate::domain::events::EmailAddress;
 use crate::domain::invoice::{Invoice, InvoiceStatus};
 use std::fmt;
@@ -39,6 +45,12 @@ pub enum SkipReason {
     NoRecipient,
     /// The email could not say what it must.
     Missing(MissingDetail),
+    /// A cancellation email for a subscription that has not ended (it was restored, or its
+    /// deletion is not the newest state).
+    NotEnded,
+    /// A welcome for a subscription or purchase that grants nothing now (unpaid, refunded,
+    /// ended).
+    NothingGranted,
 }
 
 impl SkipReason {
@@ -57,6 +69,8 @@ impl SkipReason {
             SkipReason::Missing(MissingDetail::AmountDue) => "missing_amount_due",
             SkipReason::Missing(MissingDetail::Currency) => "missing_currency",
             SkipReason::Missing(MissingDetail::HostedInvoiceUrl) => "missing_hosted_invoice_url",
+            SkipReason::NotEnded => "subscription_not_ended",
+            SkipReason::NothingGranted => "nothing_granted",
         }
     }
 }
@@ -82,6 +96,37 @@ pub fn payment_action_required(
     invoice: &Invoice,
     around: Surroundings<'_>,
 ) -> Result<EmailContext, SkipReason> {
+    invoice_email(invoice, around, EmailContent::PaymentActionRequired)
+}
+
+/// The payment-failed email for `invoice`: the same table as the action-required email (a
+/// settled invoice needs no new card; Checkout's own page reports the first invoice's
+/// failure).
+pub fn payment_failed(
+    invoice: &Invoice,
+    around: Surroundings<'_>,
+) -> Result<EmailContext, SkipReason> {
+    invoice_email(invoice, around, EmailContent::PaymentFailed)
+}
+
+/// The recipient: the invoice's address, else the customer record's, each only if it has the
+/// shape of an address.
+fn recipient<'a>(
+    invoice_email: Option<&'a EmailAddress>,
+    record: Option<&'a EmailAddress>,
+) -> Result<&'a EmailAddress, SkipReason> {
+    let usable = |a: &&EmailAddress| address_shape_ok(a.as_str());
+    invoice_email
+        .filter(usable)
+        .or(record.filter(usable))
+        .ok_or(SkipReason::NoRecipient)
+}
+
+fn invoice_email(
+    invoice: &Invoice,
+    around: Surroundings<'_>,
+    content: fn(InvoiceDetails) -> EmailContent,
+) -> Result<EmailContext, SkipReason> {
     let status = invoice.status();
     if matches!(
         status,
@@ -96,17 +141,47 @@ pub fn payment_action_required(
     if invoice.opens_subscription() && in_checkout {
         return Err(SkipReason::OpensSubscription);
     }
-    let usable = |a: &&EmailAddress| address_shape_ok(a.as_str());
-    let recipient = invoice
-        .customer_email()
-        .filter(usable)
-        .or(around.customer_email.filter(usable))
-        .ok_or(SkipReason::NoRecipient)?;
+    let recipient = recipient(invoice.customer_email(), around.customer_email)?;
     let details = InvoiceDetails::from_invoice(invoice).map_err(SkipReason::Missing)?;
     Ok(EmailContext {
         object_id: invoice.id.as_str().to_owned(),
         recipient: recipient.clone(),
-        content: EmailContent::PaymentActionRequired(details),
+        content: content(details),
+    })
+}
+
+/// The cancellation email for a subscription as the access rule sees it now: only an ended
+/// one (`customer.subscription.deleted` queued it; a cancellation at the period's end is not
+/// an end yet), to the customer record's address.
+pub fn subscription_cancelled(
+    access: &SubscriptionAccess,
+    customer_email: Option<&EmailAddress>,
+) -> Result<EmailContext, SkipReason> {
+    if access.standing != Standing::Ended {
+        return Err(SkipReason::NotEnded);
+    }
+    let content = EmailContent::cancellation(access, None).ok_or(SkipReason::NotEnded)?;
+    Ok(EmailContext {
+        object_id: access.subscription.as_str().to_owned(),
+        recipient: recipient(None, customer_email)?.clone(),
+        content,
+    })
+}
+
+/// The welcome for what a checkout bought (`object`: its subscription or its session), if it
+/// grants access now, to the customer record's address.
+pub fn welcome(
+    object: &str,
+    grants: bool,
+    customer_email: Option<&EmailAddress>,
+) -> Result<EmailContext, SkipReason> {
+    if !grants {
+        return Err(SkipReason::NothingGranted);
+    }
+    Ok(EmailContext {
+        object_id: object.to_owned(),
+        recipient: recipient(None, customer_email)?.clone(),
+        content: EmailContent::Welcome { product_name: None },
     })
 }
 
@@ -303,5 +378,85 @@ mod tests {
             let skip = payment_action_required(&invoice_with(s, None), NOTHING).expect_err(want);
             assert_eq!(skip.as_str(), want);
         }
+    }
+
+    fn access(standing: crate::domain::access::Standing, grants: bool) -> SubscriptionAccess {
+        use crate::domain::access::BillingStatus;
+        use crate::domain::ids::SubscriptionId;
+        SubscriptionAccess {
+            provider: Provider::Stripe,
+            customer: CustomerId::new("cus_1"),
+            subscription: SubscriptionId::new("sub_1"),
+            grants,
+            tier: None,
+            status: "canceled".into(),
+            standing,
+            billing_status: BillingStatus::Done,
+            current_period_end: Some(1_764_590_400),
+            cancel_at_period_end: false,
+            trial_end: None,
+            cancellation_reason: Some("payment_failed".into()),
+            payment: None,
+            invoice: None,
+            as_of: 1,
+            invalid: None,
+            ends_at: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_payment_follows_the_action_required_table_with_its_own_content() {
+        let ctx = payment_failed(&invoice_with(cycle(Some("a@example.com")), None), NOTHING)
+            .expect("send");
+        assert!(matches!(ctx.content, EmailContent::PaymentFailed(_)));
+        let paid = invoice_with(
+            cycle(Some("a@example.com")),
+            Some((InvoiceEventKind::Paid, "paid")),
+        );
+        assert_eq!(
+            payment_failed(&paid, NOTHING).map(|_| ()),
+            Err(SkipReason::Settled(InvoiceStatus::Paid))
+        );
+    }
+
+    #[test]
+    fn a_cancellation_goes_out_only_for_an_ended_subscription_with_an_address() {
+        use crate::domain::access::Standing;
+        let record = EmailAddress::new("r@example.com");
+        let ended =
+            subscription_cancelled(&access(Standing::Ended, false), Some(&record)).expect("send");
+        assert_eq!(ended.recipient.as_str(), "r@example.com");
+        assert_eq!(ended.object_id, "sub_1");
+        assert!(matches!(
+            ended.content,
+            EmailContent::SubscriptionCancelled {
+                reason: crate::emails::context::CancellationReason::PaymentFailed,
+                ..
+            }
+        ));
+        for standing in [Standing::Good, Standing::Cancelling, Standing::Overdue] {
+            let skip = subscription_cancelled(&access(standing, true), Some(&record));
+            assert_eq!(skip.map(|_| ()), Err(SkipReason::NotEnded), "{standing:?}");
+        }
+        let nobody = subscription_cancelled(&access(Standing::Ended, false), None);
+        assert_eq!(nobody.map(|_| ()), Err(SkipReason::NoRecipient));
+        assert_eq!(SkipReason::NotEnded.as_str(), "subscription_not_ended");
+    }
+
+    #[test]
+    fn a_welcome_goes_out_only_while_something_grants() {
+        let record = EmailAddress::new("r@example.com");
+        let sent = welcome("sub_1", true, Some(&record)).expect("send");
+        assert_eq!(sent.content, EmailContent::Welcome { product_name: None });
+        assert_eq!(
+            welcome("sub_1", false, Some(&record)).map(|_| ()),
+            Err(SkipReason::NothingGranted)
+        );
+        let bad = EmailAddress::new("nope");
+        assert_eq!(
+            welcome("cs_1", true, Some(&bad)).map(|_| ()),
+            Err(SkipReason::NoRecipient)
+        );
+        assert_eq!(SkipReason::NothingGranted.as_str(), "nothing_granted");
     }
 }

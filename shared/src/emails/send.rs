@@ -14,11 +14,15 @@
 //! "No answer" keeps the claim: SES may have accepted the email, so a retry must wait out the
 //! lease (as after a crash) rather than send again at once.
 
-use super::decide::{payment_action_required, Surroundings};
+use super::context::EmailContext;
+use super::decide::{
+    payment_action_required, payment_failed, subscription_cancelled, welcome, Surroundings,
+};
 use super::job::EmailJob;
 use super::kinds::{EmailKind, EmailSettings};
 use super::records::{address_hash, Claim, EmailKey, EmailLedger, EmailState, Finished};
 use super::render::{render, RenderedEmail};
+use crate::domain::access::{customer_access, purchase_access, TierPolicy};
 use crate::domain::events::EmailAddress;
 use crate::domain::ids::{EventId, InvoiceId};
 use crate::ports::{BillingStore, Clock, StoreError};
@@ -116,6 +120,9 @@ impl Default for SendPolicy {
     }
 }
 
+/// The retry reason of a welcome whose subscription the model does not know yet.
+pub const NOT_YET_KNOWN: &str = "not_yet_known";
+
 /// The email queue's visibility timeout in template.yaml (the function's 30 s timeout × 6).
 pub const DEFAULT_LEASE_SECS: i64 = 180;
 
@@ -171,6 +178,10 @@ impl EmailSender {
                 tracing::warn!(email = %job.email, object = %job.object, error = %e, "reading the model failed; will retry");
                 return self.give_back(key, token, "store_unavailable").await;
             }
+            // The welcome's subscription whose own events have not arrived yet: wait for them.
+            Ok(Err(reason)) if reason == NOT_YET_KNOWN => {
+                return self.give_back(key, token, NOT_YET_KNOWN).await
+            }
             Ok(Err(reason)) => return self.finish(key, token, Finished::Skipped { reason }).await,
             Ok(Ok(email)) => email,
         };
@@ -206,10 +217,30 @@ impl EmailSender {
         let Some(from) = self.settings.from.clone() else {
             return Ok(Err("kind_off".into()));
         };
-        // Only the action-required email is queued so far (`pipeline::emails`).
-        if job.email != EmailKind::PaymentActionRequired {
-            return Ok(Err("kind_unsupported".into()));
-        }
+        let decided = match job.email {
+            EmailKind::PaymentActionRequired | EmailKind::PaymentFailed => {
+                self.invoice_email(job).await?
+            }
+            EmailKind::SubscriptionCancelled | EmailKind::Welcome => {
+                self.customer_email(job).await?
+            }
+        };
+        Ok(decided.map(|ctx| OutgoingEmail {
+            content: render(&ctx),
+            kind: ctx.kind(),
+            to: ctx.recipient,
+            from,
+            reply_to: self.settings.reply_to.clone(),
+            configuration_set: self.settings.configuration_set.clone(),
+        }))
+    }
+
+    /// An invoice email: the invoice and its customer in one consistent read; the recipient is
+    /// the invoice's address, else the customer record's.
+    async fn invoice_email(
+        &self,
+        job: &EmailJob,
+    ) -> Result<Result<EmailContext, String>, StoreError> {
         let loaded = self
             .store
             .load_with_invoice(
@@ -223,28 +254,66 @@ impl EmailSender {
         let Some(invoice) = loaded.invoice else {
             return Ok(Err("no_invoice".into()));
         };
+        let customer = loaded.customer.as_ref().map(|c| &c.value);
         let status = invoice
             .value
             .latest()
             .and_then(|s| s.subscription.as_ref())
-            .and_then(|id| loaded.customer.as_ref()?.value.subscriptions.get(id))
+            .and_then(|id| customer?.subscriptions.get(id))
             .and_then(|record| record.latest())
             .map(|latest| latest.candidate.snapshot.status.clone());
         let around = Surroundings {
             subscription_status: status.as_deref(),
-            customer_email: None,
+            customer_email: customer.and_then(|c| c.email()),
         };
-        Ok(match payment_action_required(&invoice.value, around) {
-            Err(skip) => Err(skip.as_str().to_owned()),
-            Ok(ctx) => Ok(OutgoingEmail {
-                content: render(&ctx),
-                kind: ctx.kind(),
-                to: ctx.recipient,
-                from,
-                reply_to: self.settings.reply_to.clone(),
-                configuration_set: self.settings.configuration_set.clone(),
-            }),
-        })
+        let decide = match job.email {
+            EmailKind::PaymentFailed => payment_failed,
+            _ => payment_action_required,
+        };
+        Ok(decide(&invoice.value, around).map_err(|skip| skip.as_str().to_owned()))
+    }
+
+    /// A subscription's cancellation or a checkout's welcome: read from the customer's
+    /// aggregate as the access rule sees it now, to the customer record's address.
+    async fn customer_email(
+        &self,
+        job: &EmailJob,
+    ) -> Result<Result<EmailContext, String>, StoreError> {
+        let Some(customer) = job.customer.as_ref() else {
+            return Ok(Err("no_customer".into()));
+        };
+        // The same consistent read as the invoice emails' (a ledger key no event has).
+        let loaded = self
+            .store
+            .load(job.provider, &EventId::new("-"), Some(customer), None)
+            .await?;
+        let Some(stored) = loaded.customer else {
+            return Ok(Err("no_customer".into()));
+        };
+        let state = &stored.value;
+        let address = state.email();
+        // Tiers only name what is granted; whether it is granted does not depend on them.
+        let subscriptions = customer_access(state, &TierPolicy::default());
+        let subscription = subscriptions
+            .iter()
+            .find(|a| a.subscription.as_str() == job.object);
+        let decided = match (job.email, subscription) {
+            (EmailKind::SubscriptionCancelled, Some(access)) => {
+                subscription_cancelled(access, address)
+            }
+            (EmailKind::SubscriptionCancelled, None) => return Ok(Err("no_subscription".into())),
+            (_, Some(access)) => welcome(&job.object, access.grants, address),
+            (_, None) => match purchase_access(state)
+                .iter()
+                .find(|p| p.purchase == job.object)
+            {
+                Some(purchase) => welcome(&job.object, purchase.grants, address),
+                // Checkout linked a subscription the aggregate has no event of yet (they
+                // arrive in any order): retried, not skipped, so the welcome is not lost.
+                None => return Ok(Err(NOT_YET_KNOWN.into())),
+            },
+        };
+        Ok(decided.map_err(|skip| skip.as_str().to_owned()))
     }
 
     /// Sends, retrying throttling here `throttle_attempts` times with a doubling wait.

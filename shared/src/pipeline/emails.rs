@@ -3,40 +3,92 @@
 //! the job exists exactly when the change does. Only "is this kind switched on" is decided
 //! here; whether the email goes out is decided by the consumer against the model at send
 //! time (`emails::decide`).
+//!
+//! | applied event                                   | email                     | object            |
+//! |-------------------------------------------------|---------------------------|-------------------|
+//! | `invoice.payment_action_required` (invoice moved) | `payment_action_required` | the invoice     |
+//! | `invoice.payment_failed` (invoice moved)        | `payment_failed`          | the invoice       |
+//! | `customer.subscription.deleted`                 | `subscription_cancelled`  | the subscription  |
+//! | `checkout.session.completed` with a subscription | `welcome`                | the subscription  |
+//! | the same, paid purchase (payment mode)          | `welcome`                 | the session       |
+//!
+//! (`checkout.session.async_payment_succeeded` is read as a completed session: a purchase paid
+//! later is welcomed then, under the same object.)
+//!
+//! The welcome's object is the subscription when there is one: what is welcomed is the access
+//! it grants, and a subscription's events (not the session's) tell the consumer whether it
+//! still grants; a later checkout for another subscription is a new welcome. A purchase has
+//! no subscription, so its session (the purchase's key in the aggregate) is the object.
 
 use super::record::Verified;
 use super::Pipeline;
-use crate::domain::events::{BillingEvent, InvoiceEventKind};
+use crate::domain::events::{BillingEvent, InvoiceEventKind, SubscriptionChange};
+use crate::domain::ids::CustomerId;
 use crate::emails::job::EmailJob;
 use crate::emails::kinds::EmailKind;
 use crate::ports::Commit;
 
-/// The email an event asks for, if any: only the action-required email has its decision and
-/// template so far.
-fn email_of(event: &BillingEvent) -> Option<EmailKind> {
+/// The email an applied event asks for: its kind, object and customer, given what the commit
+/// writes (an invoice email only when the commit writes the invoice).
+fn email_of(
+    event: &BillingEvent,
+    commit: &Commit,
+) -> Option<(EmailKind, String, Option<CustomerId>)> {
     match event {
-        BillingEvent::Invoice(e) if e.kind == InvoiceEventKind::ActionRequired => {
-            Some(EmailKind::PaymentActionRequired)
+        BillingEvent::Invoice(e) => {
+            let kind = match e.kind {
+                InvoiceEventKind::ActionRequired => EmailKind::PaymentActionRequired,
+                InvoiceEventKind::Failed => EmailKind::PaymentFailed,
+                _ => return None,
+            };
+            let (invoice, _) = commit.invoice.as_ref()?;
+            Some((
+                kind,
+                invoice.id.as_str().to_owned(),
+                invoice.customer.clone(),
+            ))
+        }
+        BillingEvent::Subscription {
+            change: SubscriptionChange::Deleted,
+            snapshot,
+            ..
+        } if commit.customer.is_some() => Some((
+            EmailKind::SubscriptionCancelled,
+            snapshot.id.as_str().to_owned(),
+            Some(snapshot.customer.clone()),
+        )),
+        BillingEvent::CheckoutCompleted {
+            customer,
+            subscription,
+            purchase,
+            ..
+        } if commit.customer.is_some() => {
+            let object = match (subscription, purchase) {
+                (Some(sub), _) => sub.as_str().to_owned(),
+                (None, Some(p)) if p.paid => p.session.clone(),
+                _ => return None,
+            };
+            Some((EmailKind::Welcome, object, Some(customer.clone())))
         }
         _ => None,
     }
 }
 
 impl Pipeline {
-    /// Adds the event's email job to `commit` when the event changed its invoice (the commit
-    /// writes it) and the email's kind is on.
+    /// Adds the event's email job to `commit` when the email's kind is on (the commit writes
+    /// the state the email is about).
     pub(super) fn add_email_jobs(&self, v: &Verified<'_>, commit: &mut Commit) {
-        let Some((invoice, _)) = &commit.invoice else {
+        let Some((kind, object, customer)) = email_of(&v.event, commit) else {
             return;
         };
-        let Some(kind) = email_of(&v.event).filter(|k| self.email_kinds.contains(k)) else {
+        if !self.email_kinds.contains(&kind) {
             return;
-        };
+        }
         let job = EmailJob {
             email: kind,
-            provider: invoice.provider,
-            object: invoice.id.as_str().to_owned(),
-            customer: invoice.customer.clone(),
+            provider: v.meta.provider,
+            object,
+            customer,
             event_id: v.meta.id.clone(),
         };
         commit.outbox.push(job.outbox_message(self.clock.now()));

@@ -71,6 +71,16 @@ fn on() -> BTreeSet<EmailKind> {
     [EmailKind::PaymentActionRequired].into()
 }
 
+fn all_kinds() -> BTreeSet<EmailKind> {
+    [
+        EmailKind::PaymentActionRequired,
+        EmailKind::PaymentFailed,
+        EmailKind::SubscriptionCancelled,
+        EmailKind::Welcome,
+    ]
+    .into()
+}
+
 /// The EUR action-required fixture under new ids (`tag`): its own event, invoice and address,
 /// so tests sharing moto's one SES never read each other's emails. Returns body and address.
 fn action_required(tag: &str, event_suffix: &str) -> (Vec<u8>, String) {
@@ -95,7 +105,8 @@ async fn pending_jobs(store: &dyn BillingStore) -> Vec<EmailJob> {
 
 fn email_settings(from: &str) -> EmailSettings {
     EmailSettings {
-        kinds: on(),
+        // The consumer sends every kind its jobs name; the pipeline decides which are queued.
+        kinds: all_kinds(),
         from: Some(EmailAddress::new(from)),
         reply_to: None,
         configuration_set: None,
@@ -577,8 +588,12 @@ struct MotoRig {
 
 impl MotoRig {
     async fn new() -> Self {
+        Self::with_kinds(on()).await
+    }
+
+    async fn with_kinds(kinds: BTreeSet<EmailKind>) -> Self {
         let dynamo = moto_store().await;
-        let app = email_app(dynamo.clone(), on());
+        let app = email_app(dynamo.clone(), kinds);
         let sdk = sdk_config();
         let ses_client = aws_sdk_sesv2::Client::new(&sdk);
         verify_sender(&ses_client, SENDER).await;
@@ -820,6 +835,9 @@ async fn the_consumer_logs_the_email_and_its_outcome_never_the_address_or_the_bo
     // The test's runtime is single-threaded: the guard covers every await below.
     let _guard = tracing::subscriber::set_default(subscriber);
     let rig = Rig::new("privacy").await;
+    // Another test's thread may have registered the consumer's log sites while no subscriber
+    // was set and cached "never" for them: recompute now that this one is.
+    tracing::callsite::rebuild_interest_cache();
     let sender = rig.sender();
     rig.mailer.fail_next(SendError::Throttled(
         "service TooManyRequestsException".into(),
@@ -919,4 +937,394 @@ async fn a_parked_action_required_event_queues_its_job_when_replayed() {
     let jobs = pending_jobs(app.store.as_ref()).await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].object, "in_replayed");
+}
+
+// --- the other three kinds and the customer record's address --------------------------------
+
+const LIFE: &str = "stripe/lifecycle";
+const LIFE_ADDRESS: &str = "user42@example.com";
+
+/// A lifecycle fixture (`name` without `.json`) under ids of its own (`tag`): customer,
+/// subscription, invoice, session, user, the address and the event id, so tests sharing
+/// moto's one SES never read each other's emails. Returns the body and its family.
+fn life(tag: &str, name: &str) -> (Vec<u8>, Family) {
+    let text = String::from_utf8(fixture(&format!("{LIFE}/{name}.json"))).expect("utf-8");
+    let text = text
+        .replace("cus_life1", &format!("cus_{tag}"))
+        .replace("sub_life1", &format!("sub_{tag}"))
+        .replace("in_life2", &format!("in_{tag}"))
+        .replace("cs_test_life1", &format!("cs_{tag}"))
+        .replace("\"user_42\"", &format!("\"user_{tag}\""))
+        .replace(LIFE_ADDRESS, &format!("{tag}@example.com"))
+        .replace("\"evt_life_", &format!("\"evt_{tag}_"));
+    let env = billing::providers::stripe::event::Envelope::parse(text.as_bytes()).expect("env");
+    let family = billing::providers::stripe::translate::family_of(&env.event_type);
+    (text.into_bytes(), family)
+}
+
+/// Posts lifecycle fixtures, each twice (the second a redelivery).
+async fn post_twice(app: &TestApp, tag: &str, names: &[&str]) {
+    for name in names {
+        let (body, family) = life(tag, name);
+        for _ in 0..2 {
+            let (status, json) = app.post(family, &body).await;
+            assert_eq!(status, StatusCode::OK, "{name}: {json}");
+        }
+    }
+}
+
+/// Handles every job in the outbox not handled yet, each twice (a redelivered job).
+async fn handle_new_jobs(
+    app: &TestApp,
+    sender: &EmailSender,
+    seen: &mut Vec<EmailJob>,
+) -> Vec<JobOutcome> {
+    let mut outcomes = Vec::new();
+    for job in pending_jobs(app.store.as_ref()).await {
+        if seen.contains(&job) {
+            continue;
+        }
+        outcomes.push(sender.handle(&job).await);
+        assert!(matches!(
+            sender.handle(&job).await,
+            JobOutcome::AlreadyDone(_)
+        ));
+        seen.push(job);
+    }
+    outcomes
+}
+
+fn memory_consumer(app: &TestApp, mailbox: Arc<InMemoryMailer>) -> EmailSender {
+    consumer(
+        app.store.clone(),
+        Arc::new(InMemoryEmailLedger::default()),
+        mailbox,
+        app.clock.clone(),
+    )
+}
+
+#[tokio::test]
+async fn each_other_kind_switched_on_sends_one_email_under_duplicate_events() {
+    let app = email_app(Arc::new(InMemoryBillingStore::new()), all_kinds());
+    let mailbox = Arc::new(InMemoryMailer::default());
+    let sender = memory_consumer(&app, mailbox.clone());
+    let mut seen = Vec::new();
+    let sent = |o: &[JobOutcome]| {
+        o.iter()
+            .filter(|o| matches!(o, JobOutcome::Sent { .. }))
+            .count()
+    };
+    // Checkout, then its subscription: the welcome (to Checkout's address: the record's).
+    post_twice(
+        &app,
+        "k1",
+        &[
+            "01_checkout.session.completed",
+            "02_customer.subscription.created",
+        ],
+    )
+    .await;
+    assert_eq!(sent(&handle_new_jobs(&app, &sender, &mut seen).await), 1);
+    post_twice(&app, "k1", &["04_invoice.payment_failed"]).await;
+    assert_eq!(sent(&handle_new_jobs(&app, &sender, &mut seen).await), 1);
+    post_twice(&app, "k1", &["08_customer.subscription.deleted"]).await;
+    assert_eq!(sent(&handle_new_jobs(&app, &sender, &mut seen).await), 1);
+    let jobs: Vec<_> = seen.iter().map(|j| (j.email, j.object.as_str())).collect();
+    assert_eq!(
+        jobs,
+        [
+            (EmailKind::Welcome, "sub_k1"),
+            (EmailKind::PaymentFailed, "in_k1"),
+            (EmailKind::SubscriptionCancelled, "sub_k1"),
+        ]
+    );
+    let mails = mailbox.sent();
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    assert!(mails.iter().all(|(to, _)| to == "k1@example.com"));
+    let subjects: Vec<_> = mails.iter().map(|(_, subject)| subject.clone()).collect();
+    assert!(subjects[1].contains("LIFE-0002"), "{subjects:?}");
+}
+
+#[tokio::test]
+async fn kinds_switched_off_queue_nothing() {
+    for kinds in [BTreeSet::new(), on()] {
+        let app = email_app(Arc::new(InMemoryBillingStore::new()), kinds);
+        post_twice(
+            &app,
+            "off",
+            &[
+                "01_checkout.session.completed",
+                "02_customer.subscription.created",
+                "04_invoice.payment_failed",
+                "08_customer.subscription.deleted",
+            ],
+        )
+        .await;
+        assert!(pending_jobs(app.store.as_ref()).await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn an_invoice_without_an_address_is_mailed_to_the_customer_record_newest_first() {
+    let app = email_app(Arc::new(InMemoryBillingStore::new()), all_kinds());
+    let mailbox = Arc::new(InMemoryMailer::default());
+    let sender = memory_consumer(&app, mailbox.clone());
+    let (body, family) = life("fb", "04_invoice.payment_failed");
+    let mut failed: Value = serde_json::from_slice(&body).expect("json");
+    failed["data"]["object"]["customer_email"] = Value::Null;
+    let body = serde_json::to_vec(&failed).expect("json");
+    assert_eq!(app.post(family, &body).await.0, StatusCode::OK);
+    let customer = |id: &str, created: i64, email: &str| {
+        crate::helpers::event(
+            id,
+            "customer.updated",
+            created,
+            json!({"id": "cus_fb", "object": "customer", "email": email, "metadata": {}}),
+        )
+    };
+    // The newer address arrives first; the older one must not replace it.
+    for (id, created, email) in [
+        ("evt_fb_new", NOW - 10, "record-new@example.com"),
+        ("evt_fb_old", NOW - 20, "record-old@example.com"),
+    ] {
+        let (status, json) = app
+            .post(Family::Checkout, &customer(id, created, email))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+    }
+    let outcomes = handle_new_jobs(&app, &sender, &mut Vec::new()).await;
+    assert!(
+        matches!(outcomes[..], [JobOutcome::Sent { .. }]),
+        "{outcomes:?}"
+    );
+    let to: Vec<_> = mailbox.sent().into_iter().map(|(to, _)| to).collect();
+    assert_eq!(to, ["record-new@example.com"]);
+}
+
+#[tokio::test]
+async fn without_the_record_an_invoice_without_an_address_is_skipped_no_recipient() {
+    let app = email_app(Arc::new(InMemoryBillingStore::new()), all_kinds());
+    let sender = memory_consumer(&app, Arc::new(InMemoryMailer::default()));
+    let (body, family) = life("norec", "04_invoice.payment_failed");
+    let mut failed: Value = serde_json::from_slice(&body).expect("json");
+    failed["data"]["object"]["customer_email"] = Value::Null;
+    let body = serde_json::to_vec(&failed).expect("json");
+    assert_eq!(app.post(family, &body).await.0, StatusCode::OK);
+    let outcomes = handle_new_jobs(&app, &sender, &mut Vec::new()).await;
+    assert_eq!(
+        outcomes,
+        [JobOutcome::Skipped {
+            reason: "no_recipient".into()
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_invoice_paid_before_its_job_runs_is_skipped() {
+    let app = email_app(Arc::new(InMemoryBillingStore::new()), all_kinds());
+    let sender = memory_consumer(&app, Arc::new(InMemoryMailer::default()));
+    let (body, family) = life("paidfail", "04_invoice.payment_failed");
+    assert_eq!(app.post(family, &body).await.0, StatusCode::OK);
+    let mut paid: Value = serde_json::from_slice(&body).expect("json");
+    paid["id"] = json!("evt_paidfail_paid");
+    paid["type"] = json!("invoice.paid");
+    paid["created"] = json!(paid["created"].as_i64().expect("created") + 60);
+    paid["data"]["object"]["status"] = json!("paid");
+    paid["data"]["object"]["amount_paid"] = paid["data"]["object"]["amount_due"].clone();
+    paid["data"]["object"]["amount_remaining"] = json!(0);
+    let paid = serde_json::to_vec(&paid).expect("json");
+    assert_eq!(app.post(family, &paid).await.0, StatusCode::OK);
+    let outcomes = handle_new_jobs(&app, &sender, &mut Vec::new()).await;
+    assert_eq!(
+        outcomes,
+        [JobOutcome::Skipped {
+            reason: "invoice_paid".into()
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_welcome_waits_for_its_subscription_and_is_skipped_once_nothing_grants() {
+    let app = email_app(Arc::new(InMemoryBillingStore::new()), all_kinds());
+    let mailbox = Arc::new(InMemoryMailer::default());
+    let sender = memory_consumer(&app, mailbox.clone());
+    post_twice(&app, "wait", &["01_checkout.session.completed"]).await;
+    let jobs = pending_jobs(app.store.as_ref()).await;
+    assert_eq!(jobs.len(), 1);
+    // The subscription's own events have not arrived: the job goes back to the queue.
+    assert_eq!(
+        sender.handle(&jobs[0]).await,
+        JobOutcome::Retry("not_yet_known")
+    );
+    post_twice(&app, "wait", &["02_customer.subscription.created"]).await;
+    assert!(matches!(
+        sender.handle(&jobs[0]).await,
+        JobOutcome::Sent { .. }
+    ));
+    // A checkout whose subscription ended before its job ran: no welcome.
+    let late = email_app(Arc::new(InMemoryBillingStore::new()), all_kinds());
+    let sender = memory_consumer(&late, Arc::new(InMemoryMailer::default()));
+    post_twice(
+        &late,
+        "late",
+        &[
+            "01_checkout.session.completed",
+            "02_customer.subscription.created",
+            "08_customer.subscription.deleted",
+        ],
+    )
+    .await;
+    let jobs = pending_jobs(late.store.as_ref()).await;
+    let welcome = jobs
+        .iter()
+        .find(|j| j.email == EmailKind::Welcome)
+        .expect("welcome job");
+    assert_eq!(
+        sender.handle(welcome).await,
+        JobOutcome::Skipped {
+            reason: "nothing_granted".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_customer_record_address_is_in_no_read_route_audit_entry_or_feed_message() {
+    let app = email_app(Arc::new(InMemoryBillingStore::new()), all_kinds());
+    let customer = crate::helpers::event(
+        "evt_priv_cus",
+        "customer.updated",
+        NOW - 5,
+        json!({"id": "cus_priv", "object": "customer", "email": "priv@example.com",
+            "metadata": {"user_id": "user_priv"}}),
+    );
+    assert_eq!(
+        app.post(Family::Checkout, &customer).await.0,
+        StatusCode::OK
+    );
+    post_twice(
+        &app,
+        "priv",
+        &[
+            "01_checkout.session.completed",
+            "02_customer.subscription.created",
+            "04_invoice.payment_failed",
+        ],
+    )
+    .await;
+    // The record holds it (else this test would prove nothing).
+    let stored = app
+        .store
+        .customer(
+            billing::domain::ids::Provider::Stripe,
+            &billing::domain::ids::CustomerId::new("cus_priv"),
+        )
+        .await
+        .expect("read")
+        .expect("customer");
+    assert_eq!(
+        stored.value.email().map(|a| a.as_str()),
+        Some("priv@example.com")
+    );
+    for path in [
+        "/users/user_priv/access",
+        "/users/user_priv/billing",
+        "/users/user_priv/events",
+        "/events/stripe/evt_priv_cus",
+        "/events/stripe/evt_priv_01_checkout_completed",
+    ] {
+        let (status, json) = app.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {json}");
+        assert!(!json.to_string().contains("example.com"), "{path}: {json}");
+    }
+    let outbox = app.store.pending_outbox(100).await.expect("outbox");
+    assert!(outbox.len() > 1, "feed messages and jobs: {outbox:?}");
+    for message in outbox.iter().filter_map(|m| m.as_ref().ok()) {
+        assert!(!message.body.to_string().contains('@'), "{}", message.kind);
+    }
+}
+
+/// Against moto: each of the three kinds, its event delivered twice and its job handled twice,
+/// is one email in SES's `data.json`, to the customer record's address for the two
+/// subscription kinds; prints what the consumer read and wrote per email (README's cost).
+#[tokio::test]
+async fn moto_one_email_of_each_other_kind_under_duplicate_events_and_its_cost() {
+    let rig = MotoRig::with_kinds(all_kinds()).await;
+    let tag = unique("kinds");
+    let address = format!("{tag}@example.com");
+    let stages: [(&[&str], EmailKind); 3] = [
+        (
+            &[
+                "01_checkout.session.completed",
+                "02_customer.subscription.created",
+            ],
+            EmailKind::Welcome,
+        ),
+        (&["04_invoice.payment_failed"], EmailKind::PaymentFailed),
+        (
+            &["08_customer.subscription.deleted"],
+            EmailKind::SubscriptionCancelled,
+        ),
+    ];
+    let sender = rig.sender(rig.ses.clone());
+    for (names, kind) in stages {
+        post_twice(&rig.app, &tag, names).await;
+        let batch = rig.relay_and_receive().await;
+        assert_eq!(batch.records.len(), 1, "{kind}: one job");
+        rig.dynamo.meter.take();
+        rig.ledger.meter.take();
+        let first = sender.handle_batch(&batch).await;
+        let (store, ledger) = (rig.dynamo.meter.take(), rig.ledger.meter.take());
+        println!("{kind} email cost: store {store:?} ledger {ledger:?}");
+        // One read of the model; claim, suppression check, outcome.
+        assert_eq!((store.requests, ledger.requests), (1, 3), "{kind}");
+        let again = sender.handle_batch(&batch).await;
+        assert!(first.batch_item_failures.is_empty(), "{first:?}");
+        assert!(again.batch_item_failures.is_empty(), "{again:?}");
+    }
+    let mails = moto_mails_to(&address).await;
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    assert!(mails[1].0.contains("LIFE-0002"), "{:?}", mails[1].0);
+    let records = rig.ledger.records(100).await.expect("records");
+    let sent: Vec<_> = records
+        .iter()
+        .filter(|r| r.object.ends_with(&tag) && r.state == EmailState::Sent)
+        .collect();
+    assert_eq!(sent.len(), 3, "{records:?}");
+    drop(rig.dynamo);
+}
+
+#[tokio::test]
+async fn a_customer_whose_address_was_removed_is_not_mailed_at_the_old_one() {
+    let app = email_app(Arc::new(InMemoryBillingStore::new()), all_kinds());
+    let mailbox = Arc::new(InMemoryMailer::default());
+    let sender = memory_consumer(&app, mailbox.clone());
+    let (body, family) = life("gone", "04_invoice.payment_failed");
+    let mut failed: Value = serde_json::from_slice(&body).expect("json");
+    failed["data"]["object"]["customer_email"] = Value::Null;
+    let body = serde_json::to_vec(&failed).expect("json");
+    assert_eq!(app.post(family, &body).await.0, StatusCode::OK);
+    // The removal is the newer event; it arrives first.
+    for (id, created, email) in [
+        ("evt_gone_removed", NOW - 10, Value::Null),
+        ("evt_gone_set", NOW - 20, json!("gone-old@example.com")),
+    ] {
+        let customer = crate::helpers::event(
+            id,
+            "customer.updated",
+            created,
+            json!({"id": "cus_gone", "object": "customer", "email": email, "metadata": {}}),
+        );
+        assert_eq!(
+            app.post(Family::Checkout, &customer).await.0,
+            StatusCode::OK
+        );
+    }
+    let outcomes = handle_new_jobs(&app, &sender, &mut Vec::new()).await;
+    assert_eq!(
+        outcomes,
+        [JobOutcome::Skipped {
+            reason: "no_recipient".into()
+        }]
+    );
+    assert!(mailbox.sent().is_empty());
 }

@@ -10,9 +10,9 @@ use super::charges;
 use super::event::{as_bool, i64_field, id_field, metadata, str_field, Envelope};
 use super::invoice::{invoice_event, invoice_kind, invoice_payment_paid};
 use crate::domain::events::{
-    BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, Gift, PriceBilling, PriceObject,
-    PriceSnapshot, ProductSnapshot, Purchase, PurchaseKind, SubscriptionChange,
-    SubscriptionSnapshot,
+    AddressChange, BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, EmailAddress, Gift,
+    PriceBilling, PriceObject, PriceSnapshot, ProductSnapshot, Purchase, PurchaseKind,
+    SubscriptionChange, SubscriptionSnapshot,
 };
 use crate::domain::ids::{CustomerId, PriceId, ProductId, SubscriptionId, UserId};
 use crate::providers::evidence::{before_update, order_evidence, snapshot_evidence};
@@ -119,6 +119,11 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
         "customer.created" | "customer.updated" => BillingEvent::CustomerUpdated {
             customer: CustomerId::new(need("id", id_field(obj, "id"))?),
             user_claim: metadata(obj, &map.user_metadata_key).map(UserId::new),
+            // A customer object always has `email`; null or empty: no address any more.
+            email: obj.get("email").map(|v| match email_field(Some(v)) {
+                Some(address) => AddressChange::Set(address),
+                None => AddressChange::Removed,
+            }),
         },
         "customer.deleted" => BillingEvent::CustomerDeleted {
             customer: CustomerId::new(need("id", id_field(obj, "id"))?),
@@ -158,8 +163,20 @@ fn checkout_completed(env: &Envelope, map: &StripeMapping) -> Result<BillingEven
             subscription: id_field(obj, "subscription").map(SubscriptionId::new),
             user,
             purchase,
+            email: email_field(obj.get("customer_details").and_then(|d| d.get("email")))
+                .or_else(|| email_field(obj.get("customer_email"))),
         }),
     }
+}
+
+/// An address field as the customer record keeps it: a non-empty string (its shape is checked
+/// when an email is sent, so a bad one is never mailed but the newest value still wins).
+fn email_field(value: Option<&Value>) -> Option<EmailAddress> {
+    value
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(EmailAddress::new)
 }
 
 /// Checkout Session metadata naming a gift's recipient (see [`crate::domain::events::Gift`]).
@@ -426,6 +443,61 @@ mod tests {
             BillingEvent::Invoice(invoice) => invoice.payment().expect("a payment event"),
             other => panic!("not an invoice payment: {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_customer_address_comes_from_customer_events_and_checkout() {
+        let email = |event_type: &str, object: Value| {
+            let event = translate(&env(event_type, object), &StripeMapping::default());
+            match event.expect("ok") {
+                BillingEvent::CustomerUpdated { email, .. } => email.map(|e| {
+                    e.address()
+                        .map_or("removed".to_owned(), |a| a.as_str().to_owned())
+                }),
+                BillingEvent::CheckoutCompleted { email, .. } => {
+                    email.map(|e| e.as_str().to_owned())
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        let customer = |e: Value| json!({"id": "cus_1", "object": "customer", "email": e});
+        assert_eq!(
+            email("customer.created", customer(json!("a@example.com"))),
+            Some("a@example.com".into())
+        );
+        assert_eq!(
+            email("customer.updated", customer(Value::Null)),
+            Some("removed".into())
+        );
+        assert_eq!(
+            email("customer.updated", customer(json!("  "))),
+            Some("removed".into())
+        );
+        // No `email` field at all (a trimmed payload): says nothing about the address.
+        assert_eq!(
+            email(
+                "customer.updated",
+                json!({"id": "cus_1", "object": "customer"})
+            ),
+            None
+        );
+        let session = |details: Value, fallback: Value| {
+            json!({"id": "cs_1", "customer": "cus_1", "mode": "subscription",
+                "subscription": "sub_1", "customer_details": details, "customer_email": fallback})
+        };
+        let completed = "checkout.session.completed";
+        assert_eq!(
+            email(
+                completed,
+                session(json!({"email": "d@example.com"}), json!("f@example.com"))
+            ),
+            Some("d@example.com".into())
+        );
+        assert_eq!(
+            email(completed, session(Value::Null, json!("f@example.com"))),
+            Some("f@example.com".into())
+        );
+        assert_eq!(email(completed, session(json!({}), Value::Null)), None);
     }
 
     #[test]
