@@ -291,6 +291,26 @@ fn refused(e: &impl ProvideErrorMetadata) -> StoreError {
 }
 
 impl DynamoBillingStore {
+    /// One strongly consistent `GetItem` of a versioned item (`doc` and `rev`): a customer
+    /// aggregate, a charge, a product.
+    async fn get_stored<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: &str,
+        what: &str,
+    ) -> Result<Option<Stored<T>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        out.item().map(|i| stored(i, what)).transpose()
+    }
+
     pub fn new(client: Client, table: impl Into<String>, retention: Retention) -> Self {
         Self {
             client,
@@ -840,16 +860,8 @@ impl BillingStore for DynamoBillingStore {
         provider: Provider,
         customer: &CustomerId,
     ) -> Result<Option<Stored<CustomerBilling>>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(customer_pk(provider, customer), "STATE")))
-            .consistent_read(true)
-            .send()
+        self.get_stored(customer_pk(provider, customer), "STATE", "customer")
             .await
-            .map_err(failed)?;
-        out.item().map(|i| stored(i, "customer")).transpose()
     }
 
     async fn charge(
@@ -857,16 +869,8 @@ impl BillingStore for DynamoBillingStore {
         provider: Provider,
         charge: &str,
     ) -> Result<Option<Stored<Charge>>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(charge_pk(provider, charge), CHARGE_SK)))
-            .consistent_read(true)
-            .send()
+        self.get_stored(charge_pk(provider, charge), CHARGE_SK, "charge")
             .await
-            .map_err(failed)?;
-        out.item().map(|i| stored(i, "charge")).transpose()
     }
 
     async fn invoices(
@@ -920,16 +924,8 @@ impl BillingStore for DynamoBillingStore {
         provider: Provider,
         product: &ProductId,
     ) -> Result<Option<Stored<CatalogueEntry>>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(product_pk(provider, product), "STATE")))
-            .consistent_read(true)
-            .send()
+        self.get_stored(product_pk(provider, product), "STATE", "product")
             .await
-            .map_err(failed)?;
-        out.item().map(|i| stored(i, "product")).transpose()
     }
 
     async fn product_audit(
