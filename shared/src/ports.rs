@@ -273,15 +273,24 @@ impl Commit {
     }
 }
 
+/// The item of its own an event names beside its customer (an invoice, a charge), read in the
+/// event's one consistent read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beside<'a> {
+    Nothing,
+    Invoice(&'a InvoiceId),
+    Charge(&'a str),
+}
+
 /// What a single consistent read returns.
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {
     pub ledger: Option<LedgerRecord>,
     pub customer: Option<Stored<CustomerBilling>>,
     pub user: Option<Stored<UserAccessDoc>>,
-    /// The event's invoice (`load_with_invoice` only).
+    /// The event's invoice (`Beside::Invoice` only).
     pub invoice: Option<Stored<Invoice>>,
-    /// The event's charge item (`load_with_charge` only).
+    /// The event's charge item (`Beside::Charge` only).
     pub charge: Option<Stored<Charge>>,
 }
 
@@ -321,31 +330,15 @@ pub struct ApiError(pub String);
 /// The authoritative store: ledger, aggregates, user access, audit trail and outbox.
 #[async_trait]
 pub trait BillingStore: Send + Sync {
-    /// One consistent read of the event's ledger record, its customer and (if named) a user.
+    /// One consistent read of the event's ledger record, its customer, (if named) a user, and
+    /// the item `beside` names.
     async fn load(
         &self,
         provider: Provider,
         event: &EventId,
         customer: Option<&CustomerId>,
         user: Option<&UserId>,
-    ) -> Result<Loaded, StoreError>;
-    /// `load`, plus the item of the invoice the event names, in the same consistent read.
-    async fn load_with_invoice(
-        &self,
-        provider: Provider,
-        event: &EventId,
-        customer: Option<&CustomerId>,
-        user: Option<&UserId>,
-        invoice: &InvoiceId,
-    ) -> Result<Loaded, StoreError>;
-    /// `load`, plus the item of the charge the event names, in the same consistent read.
-    async fn load_with_charge(
-        &self,
-        provider: Provider,
-        event: &EventId,
-        customer: Option<&CustomerId>,
-        user: Option<&UserId>,
-        charge: &str,
+        beside: Beside<'_>,
     ) -> Result<Loaded, StoreError>;
     /// A customer's aggregate (strongly consistent; the billing route).
     async fn customer(

@@ -16,7 +16,6 @@
 //! (`OUTBOX`) and outbox items set aside as unreadable (`OUTBOX_UNREADABLE`), each ordered by time,
 //! and each customer's invoices (`INVOICES#{provider}#{customer}`, by the invoice's `created`).
 
-#[cfg(feature = "testing")]
 use super::capacity::{billed_write_units, CapacityMeter};
 use super::sdk_error::Describe;
 use crate::domain::catalogue::CatalogueEntry;
@@ -24,6 +23,8 @@ use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
+#[cfg(feature = "testing")]
+use crate::ports::Beside;
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
     LedgerState, Loaded, LoadedProduct, OutboxMessage, ParkedBody, PendingOutbox, ProductWrite,
@@ -824,34 +825,14 @@ impl BillingStore for DynamoBillingStore {
         event: &EventId,
         customer: Option<&CustomerId>,
         user: Option<&UserId>,
-    ) -> Result<Loaded, StoreError> {
-        self.batch_load(load_keys(provider, event, customer, user))
-            .await
-    }
-
-    async fn load_with_invoice(
-        &self,
-        provider: Provider,
-        event: &EventId,
-        customer: Option<&CustomerId>,
-        user: Option<&UserId>,
-        invoice: &InvoiceId,
+        beside: Beside<'_>,
     ) -> Result<Loaded, StoreError> {
         let mut keys = load_keys(provider, event, customer, user);
-        keys.push(key(invoice_pk(provider, invoice), INVOICE_SK));
-        self.batch_load(keys).await
-    }
-
-    async fn load_with_charge(
-        &self,
-        provider: Provider,
-        event: &EventId,
-        customer: Option<&CustomerId>,
-        user: Option<&UserId>,
-        charge: &str,
-    ) -> Result<Loaded, StoreError> {
-        let mut keys = load_keys(provider, event, customer, user);
-        keys.push(key(charge_pk(provider, charge), CHARGE_SK));
+        match beside {
+            Beside::Nothing => {}
+            Beside::Invoice(invoice) => keys.push(key(invoice_pk(provider, invoice), INVOICE_SK)),
+            Beside::Charge(charge) => keys.push(key(charge_pk(provider, charge), CHARGE_SK)),
+        }
         self.batch_load(keys).await
     }
 

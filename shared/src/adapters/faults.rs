@@ -5,8 +5,9 @@
 use crate::domain::catalogue::CatalogueEntry;
 use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
-use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
+use crate::domain::ids::{CustomerId, EventId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
+use crate::ports::Beside;
 use crate::ports::{
     AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerRecord, Loaded, LoadedProduct,
     OutboxMessage, PendingOutbox, Queue, QueueError, SetAsideOutbox, StoreError, Stored,
@@ -146,11 +147,15 @@ impl BillingStore for FaultyStore {
         event: &EventId,
         customer: Option<&CustomerId>,
         user: Option<&UserId>,
+        beside: Beside<'_>,
     ) -> Result<Loaded, StoreError> {
         if self.plan.trips(Step::Load) {
             return Err(injected(Step::Load));
         }
-        let loaded = self.inner.load(provider, event, customer, user).await;
+        let loaded = self
+            .inner
+            .load(provider, event, customer, user, beside)
+            .await;
         self.plan.meet().await;
         loaded
     }
@@ -184,41 +189,6 @@ impl BillingStore for FaultyStore {
         limit: usize,
     ) -> Result<Vec<CatalogueAudit>, StoreError> {
         self.inner.product_audit(provider, product, limit).await
-    }
-
-    async fn load_with_invoice(
-        &self,
-        provider: Provider,
-        event: &EventId,
-        customer: Option<&CustomerId>,
-        user: Option<&UserId>,
-        invoice: &InvoiceId,
-    ) -> Result<Loaded, StoreError> {
-        if self.plan.trips(Step::Load) {
-            return Err(injected(Step::Load));
-        }
-        self.inner
-            .load_with_invoice(provider, event, customer, user, invoice)
-            .await
-    }
-
-    async fn load_with_charge(
-        &self,
-        provider: Provider,
-        event: &EventId,
-        customer: Option<&CustomerId>,
-        user: Option<&UserId>,
-        charge: &str,
-    ) -> Result<Loaded, StoreError> {
-        if self.plan.trips(Step::Load) {
-            return Err(injected(Step::Load));
-        }
-        let loaded = self
-            .inner
-            .load_with_charge(provider, event, customer, user, charge)
-            .await;
-        self.plan.meet().await;
-        loaded
     }
 
     async fn customer(

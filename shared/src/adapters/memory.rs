@@ -6,6 +6,7 @@ use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
+use crate::ports::Beside;
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
     LedgerState, Loaded, LoadedProduct, OutboxMessage, PendingOutbox, Queue, QueueError,
@@ -153,28 +154,23 @@ impl BillingStore for InMemoryBillingStore {
         event: &EventId,
         customer: Option<&CustomerId>,
         user: Option<&UserId>,
+        beside: Beside<'_>,
     ) -> Result<Loaded, StoreError> {
+        // One lock: the twin reads everything at one instant, as DynamoDB's consistent read does.
         let t = self.lock()?;
         Ok(Loaded {
             ledger: t.ledger.get(&(provider, event.clone())).cloned(),
             customer: customer.and_then(|c| t.customers.get(&(provider, c.clone())).cloned()),
             user: user.and_then(|u| t.users.get(u).cloned()),
-            invoice: None,
-            charge: None,
+            invoice: match beside {
+                Beside::Invoice(i) => t.invoices.get(&(provider, i.clone())).cloned(),
+                _ => None,
+            },
+            charge: match beside {
+                Beside::Charge(c) => t.charges.get(&(provider, c.to_owned())).cloned(),
+                _ => None,
+            },
         })
-    }
-
-    async fn load_with_charge(
-        &self,
-        provider: Provider,
-        event: &EventId,
-        customer: Option<&CustomerId>,
-        user: Option<&UserId>,
-        charge: &str,
-    ) -> Result<Loaded, StoreError> {
-        let mut loaded = self.load(provider, event, customer, user).await?;
-        loaded.charge = self.charge(provider, charge).await?;
-        Ok(loaded)
     }
 
     async fn customer(
@@ -199,23 +195,6 @@ impl BillingStore for InMemoryBillingStore {
             .charges
             .get(&(provider, charge.to_owned()))
             .cloned())
-    }
-
-    async fn load_with_invoice(
-        &self,
-        provider: Provider,
-        event: &EventId,
-        customer: Option<&CustomerId>,
-        user: Option<&UserId>,
-        invoice: &InvoiceId,
-    ) -> Result<Loaded, StoreError> {
-        let mut loaded = self.load(provider, event, customer, user).await?;
-        loaded.invoice = self
-            .lock()?
-            .invoices
-            .get(&(provider, invoice.clone()))
-            .cloned();
-        Ok(loaded)
     }
 
     async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError> {

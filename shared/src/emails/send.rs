@@ -25,6 +25,7 @@ use super::render::{render, RenderedEmail};
 use crate::domain::access::{customer_access, purchase_access, TierPolicy};
 use crate::domain::events::EmailAddress;
 use crate::domain::ids::{EventId, InvoiceId};
+use crate::ports::Beside;
 use crate::ports::{BillingStore, Clock, StoreError};
 use crate::telemetry::{Counter, Metrics};
 use async_trait::async_trait;
@@ -243,12 +244,12 @@ impl EmailSender {
     ) -> Result<Result<EmailContext, String>, StoreError> {
         let loaded = self
             .store
-            .load_with_invoice(
+            .load(
                 job.provider,
                 &EventId::new("-"),
                 job.customer.as_ref(),
                 None,
-                &InvoiceId::new(&job.object),
+                Beside::Invoice(&InvoiceId::new(&job.object)),
             )
             .await?;
         let Some(invoice) = loaded.invoice else {
@@ -285,7 +286,13 @@ impl EmailSender {
         // The same consistent read as the invoice emails' (a ledger key no event has).
         let loaded = self
             .store
-            .load(job.provider, &EventId::new("-"), Some(customer), None)
+            .load(
+                job.provider,
+                &EventId::new("-"),
+                Some(customer),
+                None,
+                Beside::Nothing,
+            )
             .await?;
         let Some(stored) = loaded.customer else {
             return Ok(Err("no_customer".into()));

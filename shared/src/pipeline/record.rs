@@ -11,6 +11,7 @@ use crate::domain::ids::CustomerId;
 use crate::domain::ids::UserId;
 use crate::domain::version::Offer;
 use crate::error::Error;
+use crate::ports::Beside;
 use crate::ports::{Commit, LedgerGuard, LedgerRecord, LedgerState, Loaded, StoreError};
 use crate::telemetry::Counter;
 
@@ -162,20 +163,14 @@ impl Pipeline {
         hint: Option<&UserId>,
     ) -> Result<Loaded, StoreError> {
         let (provider, id) = (v.meta.provider, &v.meta.id);
-        if let Some(charge) = v.event.charge() {
-            return self
-                .store
-                .load_with_charge(provider, id, customer_id, hint, charge)
-                .await;
-        }
-        match v.event.invoice() {
-            Some(invoice) => {
-                self.store
-                    .load_with_invoice(provider, id, customer_id, hint, invoice)
-                    .await
-            }
-            None => self.store.load(provider, id, customer_id, hint).await,
-        }
+        let beside = match (v.event.charge(), v.event.invoice()) {
+            (Some(charge), _) => Beside::Charge(charge),
+            (None, Some(invoice)) => Beside::Invoice(invoice),
+            (None, None) => Beside::Nothing,
+        };
+        self.store
+            .load(provider, id, customer_id, hint, beside)
+            .await
     }
 
     /// One read-decide-commit attempt.
