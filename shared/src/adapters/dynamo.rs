@@ -16,6 +16,7 @@
 //! (`OUTBOX`) and outbox items set aside as unreadable (`OUTBOX_UNREADABLE`), each ordered by time,
 //! and each customer's invoices (`INVOICES#{provider}#{customer}`, by the invoice's `created`).
 
+#[cfg(feature = "testing")]
 use super::capacity::{billed_write_units, CapacityMeter};
 use super::sdk_error::Describe;
 use crate::domain::catalogue::CatalogueEntry;
@@ -23,7 +24,6 @@ use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
-#[cfg(feature = "testing")]
 use crate::ports::Beside;
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
