@@ -512,3 +512,55 @@ async fn subscription_schedule_released_and_canceled_schedule_nothing_in_any_ord
     ];
     assert_eq!(scheduled_after(&canceled).await, serde_json::json!([]));
 }
+
+/// Against DynamoDB: a gift writes the buyer's aggregate and both users' items in one
+/// transaction, and a schedule's phases read back from the stored aggregate.
+#[tokio::test]
+async fn moto_a_gift_and_a_schedule_read_back_through_the_routes() {
+    use billing::routing::Family::{Checkout, Subscription};
+    let app = spawn_moto(false).await;
+    let mut session = gift_session(gift_metadata());
+    let (customer, buyer, friend) = (
+        unique("cus_gift"),
+        unique("user_giver"),
+        unique("user_friend"),
+    );
+    session["customer"] = customer.clone().into();
+    session["client_reference_id"] = buyer.clone().into();
+    session["metadata"]["gift_recipient_user_id"] = friend.clone().into();
+    let body = event(
+        &unique("evt_gift"),
+        "checkout.session.completed",
+        NOW - 90,
+        session,
+    );
+    post_ok(&app, Checkout, &body).await;
+    let (_, access) = app.get(&format!("/users/{friend}/access")).await;
+    assert_eq!(
+        (access["tier"].as_str(), access["status"].as_str()),
+        (Some("pro"), Some("gift")),
+        "{access}"
+    );
+    let (_, bought) = app.get(&format!("/users/{buyer}/access")).await;
+    assert_eq!(bought["purchases"][0]["reason"], "gift", "{bought}");
+    assert_eq!(bought["tier"], Value::Null);
+
+    let mut schedule: Value = serde_json::from_slice(&fixture(&format!(
+        "{SCHED}/01_subscription_schedule.created.json"
+    )))
+    .expect("json");
+    schedule["id"] = unique("evt_sched").into();
+    schedule["data"]["object"]["customer"] = customer.clone().into();
+    post_ok(
+        &app,
+        Subscription,
+        &serde_json::to_vec(&schedule).expect("json"),
+    )
+    .await;
+    let (_, billing) = app.get(&format!("/users/{buyer}/billing")).await;
+    assert_eq!(
+        phase_starts(&billing["scheduled"]),
+        [T0, T0 + MONTH],
+        "{billing}"
+    );
+}
