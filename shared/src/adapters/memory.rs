@@ -1,6 +1,7 @@
 //! In-memory twins of the ports, with the same conditional semantics as the DynamoDB adapter:
 //! for fast domain and pipeline tests. Not for production; the real store is `dynamo`.
 
+use super::dynamo::MAX_ITEM_BYTES;
 use crate::domain::catalogue::CatalogueEntry;
 use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
@@ -106,6 +107,21 @@ impl InMemoryBillingStore {
             t.outbox.insert((created_at, id.to_owned()), item);
         }
     }
+}
+
+/// DynamoDB refuses an item over 400 KB. The twin keeps documents, not items, so it measures
+/// the `doc` of each versioned item it is asked to put (the attribute that grows) and refuses
+/// what DynamoDB would: an in-memory run meets the same cliff as the table.
+fn fits(kind: &str, doc: &impl serde::Serialize) -> Result<(), StoreError> {
+    let size = serde_json::to_vec(doc)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        .len();
+    if size > MAX_ITEM_BYTES {
+        return Err(StoreError::Refused(format!(
+            "{kind} item is {size} bytes, over DynamoDB's item limit of {MAX_ITEM_BYTES}"
+        )));
+    }
+    Ok(())
 }
 
 fn rev_matches<T>(current: Option<&Stored<T>>, expected: Option<u64>) -> bool {
@@ -232,6 +248,9 @@ impl BillingStore for InMemoryBillingStore {
             return Err(StoreError::AlreadyRecorded);
         }
         check_revisions(&t, c)?;
+        if let Some(w) = &c.product {
+            fits("product", &w.entry)?;
+        }
         // Encoded before anything is written, so a failure leaves nothing behind.
         let outbox = c
             .outbox
