@@ -401,3 +401,42 @@ async fn a_product_with_a_thousand_prices_keeps_every_event_applied() {
         "{first}"
     );
 }
+
+/// The same product against DynamoDB. Its 1,000 prices are made in memory and seeded straight
+/// into the table (one by one through moto would take minutes); then a new price, an update of
+/// an old one and the product's own event apply, and the route pages through every price.
+#[tokio::test]
+async fn moto_a_product_with_a_thousand_prices_keeps_every_event_applied() {
+    let memory = spawn_memory(false);
+    for i in 0..1000 {
+        let id = format!("evt_many_{i:04}");
+        post_applied(&memory, &id, "price.created", NOW, many_price(i, true)).await;
+    }
+    let [entry] = memory.memory.as_ref().expect("memory").products().try_into().expect("one");
+    let app = spawn_moto(false).await;
+    let dynamo = app.dynamo.as_ref().expect("dynamo");
+    dynamo.seed_product(&entry).await.expect("seeded");
+    dynamo.meter.take();
+    post_applied(&app, "evt_many_new", "price.created", NOW + 1, many_price(1000, true)).await;
+    post_applied(&app, "evt_many_off", "price.updated", NOW + 1, many_price(0, false)).await;
+    let product = json!({"id": MANY, "object": "product", "active": true, "name": "Many",
+                         "metadata": {}});
+    post_applied(&app, "evt_many_product", "product.created", NOW + 1, product).await;
+    // Three reads and three commits: no event read or wrote more than its own pieces.
+    let spent = dynamo.meter.take();
+    assert_eq!(spent.requests, 6, "{spent:?}");
+    assert!(spent.write_units <= 3.0 * 8.0, "{spent:?}");
+    let (ids, pages) = every_price(&app, MANY, 100).await;
+    assert_eq!((ids.len(), pages), (1001, 11));
+    let (_, first) = app.get(&format!("/products/{MANY}?limit=2")).await;
+    assert_eq!(
+        (&first["name"], &first["kind"]),
+        (&json!("Many"), &json!("subscription")),
+        "{first}"
+    );
+    assert_eq!(first["prices"]["price_1QxYzAbCdEfGhIjK0000"]["active"], false);
+    let (status, json) = app.get(&format!("/products/{MANY}?cursor=zz")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    let (status, _) = app.get(&format!("/products/{MANY}?limit=101")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
