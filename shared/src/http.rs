@@ -10,8 +10,7 @@ use crate::domain::ids::{EventId, PriceId, ProductId, Provider, UserId};
 use crate::error::Rejection;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{
-    parse_source_key, AuditRecord, LedgerRecord, StoreError, Stored, UserAccessDoc,
-    MAX_PRICE_PAGE,
+    parse_source_key, AuditRecord, LedgerRecord, StoreError, Stored, UserAccessDoc, MAX_PRICE_PAGE,
 };
 use crate::routing::Family;
 use axum::body::Bytes;
@@ -464,7 +463,11 @@ fn price_cursor(last: &PriceId) -> String {
 /// `cursor` and `limit` of a price page; a clear reason for anything else.
 fn price_page_query(query: Option<&str>) -> Result<(Option<PriceId>, usize), String> {
     let (mut after, mut limit) = (None, DEFAULT_PRICE_PAGE);
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
             "cursor" => {

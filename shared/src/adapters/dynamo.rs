@@ -29,8 +29,7 @@ use crate::ports::Beside;
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
     LedgerState, Loaded, LoadedProduct, OutboxMessage, ParkedBody, PendingOutbox, PricePage,
-    ProductWrite,
-    SetAsideOutbox, StoreError, Stored, UnreadableOutbox, UserAccessDoc,
+    ProductWrite, SetAsideOutbox, StoreError, Stored, UnreadableOutbox, UserAccessDoc,
 };
 use crate::routing::Family;
 use async_trait::async_trait;
@@ -1024,7 +1023,9 @@ impl BillingStore for DynamoBillingStore {
         }
         // A page cut short by DynamoDB's 1 MB per query also continues after its last price.
         let more = out.items().len() > limit || out.last_evaluated_key().is_some();
-        let next = more.then(|| prices.last().map(|(id, _)| id.clone())).flatten();
+        let next = more
+            .then(|| prices.last().map(|(id, _)| id.clone()))
+            .flatten();
         Ok(PricePage { prices, next })
     }
 

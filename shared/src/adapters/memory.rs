@@ -11,9 +11,8 @@ use crate::ports::Beside;
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
     LedgerState, Loaded, LoadedProduct, OutboxMessage, PendingOutbox, PricePage, ProductWrite,
-    Queue, QueueError,
-    SecretSource, SecretsError, SetAsideOutbox, StoreError, Stored, UnreadableOutbox,
-    UserAccessDoc,
+    Queue, QueueError, SecretSource, SecretsError, SetAsideOutbox, StoreError, Stored,
+    UnreadableOutbox, UserAccessDoc,
 };
 use crate::routing::Family;
 use crate::secret::WebhookSecret;
@@ -409,7 +408,9 @@ impl BillingStore for InMemoryBillingStore {
             .collect();
         let more = prices.len() > limit;
         prices.truncate(limit);
-        let next = more.then(|| prices.last().map(|(id, _)| id.clone())).flatten();
+        let next = more
+            .then(|| prices.last().map(|(id, _)| id.clone()))
+            .flatten();
         Ok(PricePage { prices, next })
     }
 

@@ -215,7 +215,10 @@ impl ProductRecord {
 
     /// The product as the read route shows it, with `prices` (one page of them, or all); its
     /// kind comes from the counts, so it is the whole product's whichever page is shown.
-    pub fn view<'a>(&self, prices: impl IntoIterator<Item = (&'a PriceId, &'a PriceRecord)>) -> Product {
+    pub fn view<'a>(
+        &self,
+        prices: impl IntoIterator<Item = (&'a PriceId, &'a PriceRecord)>,
+    ) -> Product {
         let archived = self.deleted.is_some();
         let details = self
             .details
@@ -751,11 +754,19 @@ pub(crate) mod tests {
     fn counts_follow_every_order_of_creations_and_deletions() {
         let mut e = entry();
         for (n, id) in ["price_a", "price_b", "price_c"].into_iter().enumerate() {
-            let billing = if n == 1 { PriceBilling::OneTime } else { monthly() };
+            let billing = if n == 1 {
+                PriceBilling::OneTime
+            } else {
+                monthly()
+            };
             let created = price(id, billing, true);
             e.apply(
                 &meta(&format!("evt_c{n}"), 10),
-                &price_event(CatalogueChange::Created, PriceObject::Price, created.clone()),
+                &price_event(
+                    CatalogueChange::Created,
+                    PriceObject::Price,
+                    created.clone(),
+                ),
             );
             e.apply(
                 &meta(&format!("evt_d{n}"), 20 + n as i64),
@@ -768,7 +779,10 @@ pub(crate) mod tests {
         assert_eq!(e.product.view(&e.prices).kind, e.view().kind);
         let gone = product_event(CatalogueChange::Deleted, product("Pro", false));
         e.apply(&meta("evt_gone", 30), &gone);
-        assert_eq!(e.product.view(&e.prices).kind, Some(ProductKind::Subscription));
+        assert_eq!(
+            e.product.view(&e.prices).kind,
+            Some(ProductKind::Subscription)
+        );
     }
 
     /// The bound README states: every catalogue item under 64 KB, whatever the number of prices
@@ -783,13 +797,22 @@ pub(crate) mod tests {
             s.description = Some(long('d'));
             s.tier = Some(long('t'));
             let event = product_event(CatalogueChange::Updated, s);
-            e.apply(&meta(&format!("evt_1QxYzAbCdEfGhIjKlMnO{n:04}"), 1_760_000_000), &event);
+            e.apply(
+                &meta(&format!("evt_1QxYzAbCdEfGhIjKlMnO{n:04}"), 1_760_000_000),
+                &event,
+            );
         }
         let price_id = PriceId::new("price_1QxYzAbCdEfGhIjKlMnOpQrS");
         let record = fullest_price(price_id.as_str());
         let own = product_item(&e.product, Some(u64::MAX - 1)).expect("item");
-        let one = price_item(Provider::Stripe, &e.product.product, &price_id, &record, Some(1))
-            .expect("item");
+        let one = price_item(
+            Provider::Stripe,
+            &e.product.product,
+            &price_id,
+            &record,
+            Some(1),
+        )
+        .expect("item");
         let (own, one) = (item_size(&own), item_size(&one));
         eprintln!("largest items: product record {own} bytes, price {one} bytes");
         assert!(own < 64 * 1024 && one < 64 * 1024, "{own}, {one}");

@@ -338,7 +338,9 @@ fn many_price(i: usize, active: bool) -> Value {
 }
 
 async fn post_applied(app: &TestApp, id: &str, kind: &str, created: i64, object: Value) {
-    let (status, json) = app.post(Family::Charge, &event(id, kind, created, object)).await;
+    let (status, json) = app
+        .post(Family::Charge, &event(id, kind, created, object))
+        .await;
     assert_eq!(
         (status, json["state"].as_str()),
         (StatusCode::OK, Some("applied")),
@@ -378,10 +380,24 @@ async fn a_product_with_a_thousand_prices_keeps_every_event_applied() {
         post_applied(&app, &id, "price.created", NOW, many_price(i, true)).await;
     }
     // Later events of the product and of its first price still apply.
-    post_applied(&app, "evt_many_off", "price.updated", NOW + 1, many_price(0, false)).await;
+    post_applied(
+        &app,
+        "evt_many_off",
+        "price.updated",
+        NOW + 1,
+        many_price(0, false),
+    )
+    .await;
     let product = json!({"id": MANY, "object": "product", "active": true, "name": "Many",
                          "metadata": {}});
-    post_applied(&app, "evt_many_product", "product.created", NOW + 1, product).await;
+    post_applied(
+        &app,
+        "evt_many_product",
+        "product.created",
+        NOW + 1,
+        product,
+    )
+    .await;
     let (ids, pages) = every_price(&app, MANY, 100).await;
     assert_eq!(ids.len(), 1000);
     assert_eq!(pages, 10);
@@ -396,8 +412,7 @@ async fn a_product_with_a_thousand_prices_keeps_every_event_applied() {
         "{first}"
     );
     assert_eq!(
-        first["prices"]["price_1QxYzAbCdEfGhIjK0000"]["active"],
-        false,
+        first["prices"]["price_1QxYzAbCdEfGhIjK0000"]["active"], false,
         "{first}"
     );
 }
@@ -412,16 +427,43 @@ async fn moto_a_product_with_a_thousand_prices_keeps_every_event_applied() {
         let id = format!("evt_many_{i:04}");
         post_applied(&memory, &id, "price.created", NOW, many_price(i, true)).await;
     }
-    let [entry] = memory.memory.as_ref().expect("memory").products().try_into().expect("one");
+    let [entry] = memory
+        .memory
+        .as_ref()
+        .expect("memory")
+        .products()
+        .try_into()
+        .expect("one");
     let app = spawn_moto(false).await;
     let dynamo = app.dynamo.as_ref().expect("dynamo");
     dynamo.seed_product(&entry).await.expect("seeded");
     dynamo.meter.take();
-    post_applied(&app, "evt_many_new", "price.created", NOW + 1, many_price(1000, true)).await;
-    post_applied(&app, "evt_many_off", "price.updated", NOW + 1, many_price(0, false)).await;
+    post_applied(
+        &app,
+        "evt_many_new",
+        "price.created",
+        NOW + 1,
+        many_price(1000, true),
+    )
+    .await;
+    post_applied(
+        &app,
+        "evt_many_off",
+        "price.updated",
+        NOW + 1,
+        many_price(0, false),
+    )
+    .await;
     let product = json!({"id": MANY, "object": "product", "active": true, "name": "Many",
                          "metadata": {}});
-    post_applied(&app, "evt_many_product", "product.created", NOW + 1, product).await;
+    post_applied(
+        &app,
+        "evt_many_product",
+        "product.created",
+        NOW + 1,
+        product,
+    )
+    .await;
     // Three reads and three commits: no event read or wrote more than its own pieces.
     let spent = dynamo.meter.take();
     assert_eq!(spent.requests, 6, "{spent:?}");
@@ -434,7 +476,10 @@ async fn moto_a_product_with_a_thousand_prices_keeps_every_event_applied() {
         (&json!("Many"), &json!("subscription")),
         "{first}"
     );
-    assert_eq!(first["prices"]["price_1QxYzAbCdEfGhIjK0000"]["active"], false);
+    assert_eq!(
+        first["prices"]["price_1QxYzAbCdEfGhIjK0000"]["active"],
+        false
+    );
     let (status, json) = app.get(&format!("/products/{MANY}?cursor=zz")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
     let (status, _) = app.get(&format!("/products/{MANY}?limit=101")).await;
