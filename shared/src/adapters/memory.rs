@@ -192,6 +192,29 @@ fn check_product(t: &Tables, w: &ProductWrite) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Puts a catalogue write's pieces and audit entry (after `check_product`).
+fn put_product(t: &mut Tables, w: &ProductWrite) {
+    let key = (w.provider, w.product.clone());
+    if let Some((own, rev)) = &w.own {
+        let stored = Stored {
+            value: own.clone(),
+            rev: rev.map_or(1, |r| r + 1),
+        };
+        t.products.insert(key.clone(), stored);
+    }
+    if let Some(p) = &w.price {
+        let stored = Stored {
+            value: p.record.clone(),
+            rev: p.rev.map_or(1, |r| r + 1),
+        };
+        t.prices
+            .insert((key.0, key.1.clone(), p.id.clone()), stored);
+    }
+    let a = &w.audit;
+    t.product_audit
+        .insert((key.0, key.1, a.created, a.event_id.clone()), a.clone());
+}
+
 #[async_trait]
 impl BillingStore for InMemoryBillingStore {
     async fn load(
@@ -334,25 +357,7 @@ impl BillingStore for InMemoryBillingStore {
             t.outbox.insert(key, item);
         }
         if let Some(w) = &c.product {
-            let key = (w.provider, w.product.clone());
-            if let Some((own, rev)) = &w.own {
-                let stored = Stored {
-                    value: own.clone(),
-                    rev: rev.map_or(1, |r| r + 1),
-                };
-                t.products.insert(key.clone(), stored);
-            }
-            if let Some(p) = &w.price {
-                let stored = Stored {
-                    value: p.record.clone(),
-                    rev: p.rev.map_or(1, |r| r + 1),
-                };
-                t.prices
-                    .insert((key.0, key.1.clone(), p.id.clone()), stored);
-            }
-            let a = &w.audit;
-            t.product_audit
-                .insert((key.0, key.1, a.created, a.event_id.clone()), a.clone());
+            put_product(&mut t, w);
         }
         Ok(())
     }
