@@ -155,6 +155,18 @@ fn price_sk(price: &PriceId) -> String {
 }
 
 /// A product's own record as its item.
+/// A product's own record. An item of the layout before prices were items of their own holds
+/// them all in its `doc` (a top-level `prices` map; a quote inside a string is escaped, so only
+/// that key matches): it is refused as corrupt rather than read without its prices.
+pub(crate) fn product_record(item: &Item) -> Result<Stored<ProductRecord>, StoreError> {
+    if get_s(item, "doc").is_some_and(|d| d.contains("\"prices\":{")) {
+        return Err(corrupt(
+            "product item in the layout before prices were items of their own",
+        ));
+    }
+    stored(item, "product")
+}
+
 pub(crate) fn product_item(own: &ProductRecord, rev: Option<u64>) -> Result<Item, StoreError> {
     let mut item = key(product_pk(own.provider, &own.product), "STATE");
     item.insert("kind".into(), s("product"));
@@ -327,7 +339,7 @@ fn refused(e: &impl ProvideErrorMetadata) -> StoreError {
 
 impl DynamoBillingStore {
     /// One strongly consistent `GetItem` of a versioned item (`doc` and `rev`): a customer
-    /// aggregate, a charge, a product.
+    /// aggregate, a charge.
     async fn get_stored<T: DeserializeOwned>(
         &self,
         pk: String,
@@ -974,7 +986,7 @@ impl BillingStore for DynamoBillingStore {
             } else if sk.starts_with(PRICE_PREFIX) {
                 loaded.price = Some(stored(&item, "price")?);
             } else if pk.starts_with("PRODUCT#") {
-                loaded.product = Some(stored(&item, "product")?);
+                loaded.product = Some(product_record(&item)?);
             }
         }
         Ok(loaded)
@@ -985,8 +997,16 @@ impl BillingStore for DynamoBillingStore {
         provider: Provider,
         product: &ProductId,
     ) -> Result<Option<Stored<ProductRecord>>, StoreError> {
-        self.get_stored(product_pk(provider, product), "STATE", "product")
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(product_pk(provider, product), "STATE")))
+            .consistent_read(true)
+            .send()
             .await
+            .map_err(failed)?;
+        out.item().map(product_record).transpose()
     }
 
     async fn product_prices(

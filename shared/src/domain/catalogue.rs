@@ -817,4 +817,33 @@ pub(crate) mod tests {
         eprintln!("largest items: product record {own} bytes, price {one} bytes");
         assert!(own < 64 * 1024 && one < 64 * 1024, "{own}, {one}");
     }
+
+    /// A product item of the layout before prices were items of their own (every price in its
+    /// `doc`) is refused as corrupt, never read as a product without prices.
+    #[test]
+    fn a_product_item_of_the_old_layout_is_refused() {
+        use crate::adapters::dynamo::{product_item, product_record};
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut e = entry();
+        e.apply(
+            &meta("evt_1", 10),
+            &price_event(
+                CatalogueChange::Created,
+                PriceObject::Price,
+                price("price_a", monthly(), true),
+            ),
+        );
+        let mut item = product_item(&e.product, None).expect("item");
+        assert_eq!(
+            product_record(&item).map(|s| s.value),
+            Ok(e.product.clone())
+        );
+        let old = serde_json::json!({"provider": "stripe", "product": PRODUCT,
+                                     "prices": {"price_a": e.prices[&PriceId::new("price_a")]}});
+        item.insert("doc".into(), AttributeValue::S(old.to_string()));
+        assert!(matches!(
+            product_record(&item),
+            Err(crate::ports::StoreError::Corrupt(_))
+        ));
+    }
 }

@@ -485,3 +485,44 @@ async fn moto_a_product_with_a_thousand_prices_keeps_every_event_applied() {
     let (status, _) = app.get(&format!("/products/{MANY}?limit=101")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// Events of two known prices of one product touch only their own price items: concurrent,
+/// both commit at the first attempt (two reads, two commits), where one item per product made
+/// one of them read and commit again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moto_concurrent_updates_of_two_known_prices_do_not_contend() {
+    let app = Arc::new(spawn_moto(false).await);
+    for i in 0..2 {
+        let id = format!("evt_known_{i}");
+        post_applied(&app, &id, "price.created", NOW, many_price(i, true)).await;
+    }
+    app.dynamo.as_ref().expect("dynamo").meter.take();
+    app.faults.meet_after_load(2);
+    let tasks: Vec<_> = (0..2)
+        .map(|i| {
+            let app = app.clone();
+            let body = event(
+                &format!("evt_known_off_{i}"),
+                "price.updated",
+                NOW + 1,
+                many_price(i, false),
+            );
+            tokio::spawn(async move { app.post(Family::Charge, &body).await })
+        })
+        .collect();
+    for task in tasks {
+        let (status, json) = task.await.expect("task");
+        assert_eq!(
+            (status, json["state"].as_str()),
+            (StatusCode::OK, Some("applied")),
+            "{json}"
+        );
+    }
+    let spent = app.dynamo.as_ref().expect("dynamo").meter.take();
+    assert_eq!(spent.requests, 4, "{spent:?}");
+    let p = product(&app, MANY).await;
+    for i in 0..2 {
+        let id = format!("price_1QxYzAbCdEfGhIjK{i:04}");
+        assert_eq!(p["prices"][&id]["active"], false, "{p}");
+    }
+}
