@@ -6,16 +6,16 @@
 //! Handlers never return `Err`.
 
 use crate::domain::charge::Charge;
-use crate::domain::ids::{EventId, ProductId, Provider, UserId};
+use crate::domain::ids::{EventId, PriceId, ProductId, Provider, UserId};
 use crate::error::Rejection;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{
-    parse_source_key, AuditRecord, LedgerRecord, StoreError, Stored, UserAccessDoc,
+    parse_source_key, AuditRecord, LedgerRecord, StoreError, Stored, UserAccessDoc, MAX_PRICE_PAGE,
 };
 use crate::routing::Family;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -404,15 +404,21 @@ struct BillingParts {
     charges: Vec<serde_json::Value>,
 }
 
-/// A Stripe catalogue product with its prices (archived ones marked) and its newest changes
-/// (the audit entries of its product, price and plan events, newest first).
+/// A Stripe catalogue product with one page of its prices (archived ones marked), the cursor
+/// of the next page, and its newest changes (the audit entries of its product, price and plan
+/// events, newest first).
 async fn catalogue_product(
     State(svc): State<Arc<Pipeline>>,
     Path(product_id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     const CHANGES: usize = 20;
     let id = ProductId::new(product_id);
-    let entry = match svc.store().product(Provider::Stripe, &id).await {
+    let (after, limit) = match price_page_query(query.as_deref()) {
+        Ok(page) => page,
+        Err(why) => return (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response(),
+    };
+    let own = match svc.store().product(Provider::Stripe, &id).await {
         Ok(Some(stored)) => stored.value,
         Ok(None) => {
             return (
@@ -423,18 +429,66 @@ async fn catalogue_product(
         }
         Err(e) => return store_failure(&e),
     };
+    let page = match svc
+        .store()
+        .product_prices(Provider::Stripe, &id, after.as_ref(), limit)
+        .await
+    {
+        Ok(page) => page,
+        Err(e) => return store_failure(&e),
+    };
     match svc
         .store()
         .product_audit(Provider::Stripe, &id, CHANGES)
         .await
     {
         Ok(changes) => {
-            let mut body = json!(entry.view());
+            let mut body = json!(own.view(page.prices.iter().map(|(id, p)| (id, p))));
+            body["next_cursor"] = json!(page.next.as_ref().map(price_cursor));
             body["changes"] = json!(changes);
             Json(body).into_response()
         }
         Err(e) => store_failure(&e),
     }
+}
+
+/// Prices per page of `GET /products/{id}` unless `limit` says otherwise.
+const DEFAULT_PRICE_PAGE: usize = 100;
+
+/// The cursor after a price: opaque to clients (the hex of its id, so it needs no escaping).
+fn price_cursor(last: &PriceId) -> String {
+    hex::encode(last.as_str())
+}
+
+/// `cursor` and `limit` of a price page; a clear reason for anything else.
+fn price_page_query(query: Option<&str>) -> Result<(Option<PriceId>, usize), String> {
+    let (mut after, mut limit) = (None, DEFAULT_PRICE_PAGE);
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "cursor" => {
+                let id = hex::decode(value)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .filter(|id| !id.is_empty())
+                    .ok_or("cursor is not one this route gave")?;
+                after = Some(PriceId::new(id));
+            }
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=MAX_PRICE_PAGE).contains(l))
+                    .ok_or(format!("limit must be a number from 1 to {MAX_PRICE_PAGE}"))?;
+            }
+            _ => {}
+        }
+    }
+    Ok((after, limit))
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 //! cross them. Adapters (DynamoDB, SQS, Secrets Manager, in-memory twins) implement these.
 
 use crate::domain::access::{Access, SubscriptionAccess};
-use crate::domain::catalogue::CatalogueEntry;
+use crate::domain::catalogue::{PriceRecord, ProductRecord};
 use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
-use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
+use crate::domain::ids::{CustomerId, EventId, InvoiceId, PriceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
 use crate::routing::Family;
 use crate::secret::WebhookSecret;
@@ -149,21 +149,45 @@ pub struct CatalogueAudit {
     pub unresolved_ties: Vec<String>,
 }
 
-/// A product aggregate to write, the revision it was read at (`None`: it must not exist yet)
-/// and the audit entry of the change.
+/// What a catalogue event writes: the product's own record when the event changed it (a
+/// product event; a price event that moves the price counts), the one price it changed, each
+/// with the revision it was read at (`None`: it must not exist yet), and the audit entry.
 #[derive(Debug, Clone)]
 pub struct ProductWrite {
-    pub entry: CatalogueEntry,
-    pub rev: Option<u64>,
+    pub provider: Provider,
+    pub product: ProductId,
+    pub own: Option<(ProductRecord, Option<u64>)>,
+    pub price: Option<PriceWrite>,
     pub audit: CatalogueAudit,
 }
 
-/// What the consistent read of a catalogue event returns.
+/// One price's record to write, with the revision it was read at.
+#[derive(Debug, Clone)]
+pub struct PriceWrite {
+    pub id: PriceId,
+    pub record: PriceRecord,
+    pub rev: Option<u64>,
+}
+
+/// What the consistent read of a catalogue event returns: its ledger record, the product's own
+/// record and, for a price event, that price's record.
 #[derive(Debug, Clone, Default)]
 pub struct LoadedProduct {
     pub ledger: Option<LedgerRecord>,
-    pub product: Option<Stored<CatalogueEntry>>,
+    pub product: Option<Stored<ProductRecord>>,
+    pub price: Option<Stored<PriceRecord>>,
 }
+
+/// One page of a product's prices, in id order; `next` is the last id of the page when more
+/// may follow (the cursor of the next page).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PricePage {
+    pub prices: Vec<(PriceId, PriceRecord)>,
+    pub next: Option<PriceId>,
+}
+
+/// Most prices one page holds.
+pub const MAX_PRICE_PAGE: usize = 100;
 
 /// A side effect written with the state change that causes it; a relay delivers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,7 +262,7 @@ pub struct Commit {
     pub users: Vec<(UserAccessDoc, Option<u64>)>,
     pub audit: Vec<AuditRecord>,
     pub outbox: Vec<OutboxMessage>,
-    /// A catalogue event's product aggregate, with its audit entry.
+    /// A catalogue event's product pieces, with its audit entry.
     pub product: Option<ProductWrite>,
     /// The event's invoice and the revision it was read at (`None`: must not exist yet).
     pub invoice: Option<(Invoice, Option<u64>)>,
@@ -353,19 +377,30 @@ pub trait BillingStore: Send + Sync {
         charge: &str,
     ) -> Result<Option<Stored<Charge>>, StoreError>;
     async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError>;
-    /// One consistent read of a catalogue event's ledger record and its product aggregate.
+    /// One consistent read of a catalogue event's ledger record, its product's own record and
+    /// (a price event) the record of `price`.
     async fn load_product(
         &self,
         provider: Provider,
         event: &EventId,
         product: &ProductId,
+        price: Option<&PriceId>,
     ) -> Result<LoadedProduct, StoreError>;
-    /// A product aggregate (the read route).
+    /// A product's own record (the read route).
     async fn product(
         &self,
         provider: Provider,
         product: &ProductId,
-    ) -> Result<Option<Stored<CatalogueEntry>>, StoreError>;
+    ) -> Result<Option<Stored<ProductRecord>>, StoreError>;
+    /// Up to `limit` (at most [`MAX_PRICE_PAGE`]) of a product's prices, in id order, those
+    /// after `after` (the cursor of the previous page).
+    async fn product_prices(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+        after: Option<&PriceId>,
+        limit: usize,
+    ) -> Result<PricePage, StoreError>;
     /// Audit entries of one product, newest first.
     async fn product_audit(
         &self,

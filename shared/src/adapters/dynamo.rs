@@ -9,7 +9,8 @@
 //! | charge    | `CHARGE#{provider}#{charge}`| `CHARGE`               | charge JSON `doc`, `rev`, `customer`   |
 //! | audit     | `AUDIT#{provider}#{cust}`  | `{created:011}#{event}` | never expires                          |
 //! | outbox    | `OUTBOX#{id}`              | `OUTBOX`                | deleted once delivered                 |
-//! | product   | `PRODUCT#{provider}#{prod}`| `STATE`                 | catalogue aggregate JSON `doc`, `rev`  |
+//! | product   | `PRODUCT#{provider}#{prod}`| `STATE`                 | product's own record `doc`, `rev`      |
+//! | price     | `PRODUCT#{provider}#{prod}`| `PRICE#{price}`         | one price's record `doc`, `rev`        |
 //! | product audit | `PRODUCT#{provider}#{prod}` | `AUDIT#{created:011}#{event}` | never expires             |
 //!
 //! GSI1 (`GSI1PK`, `GSI1SK`) is sparse: parked events (`PARKED`), pending outbox messages
@@ -19,16 +20,16 @@
 #[cfg(feature = "testing")]
 use super::capacity::{billed_write_units, CapacityMeter};
 use super::sdk_error::Describe;
-use crate::domain::catalogue::CatalogueEntry;
+use crate::domain::catalogue::{PriceRecord, ProductRecord};
 use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
-use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
+use crate::domain::ids::{CustomerId, EventId, InvoiceId, PriceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
 use crate::ports::Beside;
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
-    LedgerState, Loaded, LoadedProduct, OutboxMessage, ParkedBody, PendingOutbox, ProductWrite,
-    SetAsideOutbox, StoreError, Stored, UnreadableOutbox, UserAccessDoc,
+    LedgerState, Loaded, LoadedProduct, OutboxMessage, ParkedBody, PendingOutbox, PricePage,
+    ProductWrite, SetAsideOutbox, StoreError, Stored, UnreadableOutbox, UserAccessDoc,
 };
 use crate::routing::Family;
 use async_trait::async_trait;
@@ -139,9 +140,54 @@ fn user_pk(user: &UserId) -> String {
     format!("USER#{user}")
 }
 
-/// A catalogue product's partition: its aggregate (`STATE`) and its audit entries.
+/// A catalogue product's partition: its own record (`STATE`), one item per price
+/// (`PRICE#{price}`) and its audit entries.
 fn product_pk(provider: Provider, product: &ProductId) -> String {
     format!("PRODUCT#{provider}#{product}")
+}
+
+/// Sort-key prefix of a product's price items: `PRICE#{price}`, so a query lists them in id
+/// order.
+const PRICE_PREFIX: &str = "PRICE#";
+
+fn price_sk(price: &PriceId) -> String {
+    format!("{PRICE_PREFIX}{price}")
+}
+
+/// A product's own record as its item.
+/// A product's own record. An item of the layout before prices were items of their own holds
+/// them all in its `doc` (a top-level `prices` map; a quote inside a string is escaped, so only
+/// that key matches): it is refused as corrupt rather than read without its prices.
+pub(crate) fn product_record(item: &Item) -> Result<Stored<ProductRecord>, StoreError> {
+    if get_s(item, "doc").is_some_and(|d| d.contains("\"prices\":{")) {
+        return Err(corrupt(
+            "product item in the layout before prices were items of their own",
+        ));
+    }
+    stored(item, "product")
+}
+
+pub(crate) fn product_item(own: &ProductRecord, rev: Option<u64>) -> Result<Item, StoreError> {
+    let mut item = key(product_pk(own.provider, &own.product), "STATE");
+    item.insert("kind".into(), s("product"));
+    item.insert("doc".into(), s(to_json(own)?));
+    item.insert("rev".into(), n(rev.map_or(1, |r| r + 1)));
+    Ok(item)
+}
+
+/// One price's record as its item, in its product's partition.
+pub(crate) fn price_item(
+    provider: Provider,
+    product: &ProductId,
+    price: &PriceId,
+    record: &PriceRecord,
+    rev: Option<u64>,
+) -> Result<Item, StoreError> {
+    let mut item = key(product_pk(provider, product), &price_sk(price));
+    item.insert("kind".into(), s("price"));
+    item.insert("doc".into(), s(to_json(record)?));
+    item.insert("rev".into(), n(rev.map_or(1, |r| r + 1)));
+    Ok(item)
 }
 
 /// Sort-key prefix of a product's audit entries: `AUDIT#{created:011}#{event}`.
@@ -293,7 +339,7 @@ fn refused(e: &impl ProvideErrorMetadata) -> StoreError {
 
 impl DynamoBillingStore {
     /// One strongly consistent `GetItem` of a versioned item (`doc` and `rev`): a customer
-    /// aggregate, a charge, a product.
+    /// aggregate, a charge.
     async fn get_stored<T: DeserializeOwned>(
         &self,
         pk: String,
@@ -530,23 +576,24 @@ impl DynamoBillingStore {
         Ok(items)
     }
 
-    /// A catalogue event's product aggregate (conditional on the revision it was read at, like
-    /// a customer's) and its audit entry, both in the product's partition.
-    fn product_items(&self, w: &ProductWrite) -> Result<[TransactWriteItem; 2], StoreError> {
-        let pk = product_pk(w.entry.provider, &w.entry.product);
-        let mut item = key(pk.clone(), "STATE");
-        item.insert("kind".into(), s("product"));
-        item.insert("doc".into(), s(to_json(&w.entry)?));
-        item.insert("rev".into(), n(w.rev.map_or(1, |r| r + 1)));
+    /// A catalogue event's pieces (each conditional on the revision it was read at, like a
+    /// customer's aggregate) and its audit entry, all in the product's partition.
+    fn product_items(&self, w: &ProductWrite) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut items = Vec::with_capacity(3);
+        if let Some((own, rev)) = &w.own {
+            items.push(self.guarded_put(product_item(own, *rev)?, *rev)?);
+        }
+        if let Some(p) = &w.price {
+            let item = price_item(w.provider, &w.product, &p.id, &p.record, p.rev)?;
+            items.push(self.guarded_put(item, p.rev)?);
+        }
         let a = &w.audit;
         let sk = format!("{PRODUCT_AUDIT_PREFIX}{:011}#{}", a.created, a.event_id);
-        let mut audit = key(pk, &sk);
+        let mut audit = key(product_pk(w.provider, &w.product), &sk);
         audit.insert("kind".into(), s("product_audit"));
         audit.insert("doc".into(), s(to_json(a)?));
-        Ok([
-            self.guarded_put(item, w.rev)?,
-            self.put(audit, "attribute_not_exists(PK)", None)?,
-        ])
+        items.push(self.put(audit, "attribute_not_exists(PK)", None)?);
+        Ok(items)
     }
 
     /// Creates the table (and its TTL) if it does not exist. For local runs and tests; in AWS
@@ -637,6 +684,44 @@ impl DynamoBillingStore {
 
     fn checks_sizes(&self) -> bool {
         self.check_sizes
+    }
+
+    /// Writes a whole product (its own record and every price, at revision 1) straight into
+    /// the table, 25 items a request: tests and benchmarks of large catalogues, which would
+    /// otherwise apply each price through the pipeline.
+    pub async fn seed_product(
+        &self,
+        entry: &crate::domain::catalogue::CatalogueEntry,
+    ) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let own = &entry.product;
+        let mut items = vec![product_item(own, None)?];
+        for (id, record) in &entry.prices {
+            items.push(price_item(own.provider, &own.product, id, record, None)?);
+        }
+        for chunk in items.chunks(25) {
+            let requests = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .map_err(unavailable)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(failed)?;
+            if out.unprocessed_items().is_some_and(|u| !u.is_empty()) {
+                return Err(StoreError::Unavailable("seed: unprocessed items".into()));
+            }
+        }
+        Ok(())
     }
 
     fn count_read<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
@@ -883,18 +968,25 @@ impl BillingStore for DynamoBillingStore {
         provider: Provider,
         event: &EventId,
         product: &ProductId,
+        price: Option<&PriceId>,
     ) -> Result<LoadedProduct, StoreError> {
-        let keys = vec![
+        let mut keys = vec![
             key(ledger_pk(provider, event), "EVT"),
             key(product_pk(provider, product), "STATE"),
         ];
+        if let Some(p) = price {
+            keys.push(key(product_pk(provider, product), &price_sk(p)));
+        }
         let mut loaded = LoadedProduct::default();
         for item in self.batch_get(keys).await? {
             let pk = get_s(&item, "PK").unwrap_or_default();
+            let sk = get_s(&item, "SK").unwrap_or_default();
             if pk.starts_with("EVT#") {
                 loaded.ledger = Some(ledger_from_item(&item)?);
+            } else if sk.starts_with(PRICE_PREFIX) {
+                loaded.price = Some(stored(&item, "price")?);
             } else if pk.starts_with("PRODUCT#") {
-                loaded.product = Some(stored(&item, "product")?);
+                loaded.product = Some(product_record(&item)?);
             }
         }
         Ok(loaded)
@@ -904,9 +996,57 @@ impl BillingStore for DynamoBillingStore {
         &self,
         provider: Provider,
         product: &ProductId,
-    ) -> Result<Option<Stored<CatalogueEntry>>, StoreError> {
-        self.get_stored(product_pk(provider, product), "STATE", "product")
+    ) -> Result<Option<Stored<ProductRecord>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(product_pk(provider, product), "STATE")))
+            .consistent_read(true)
+            .send()
             .await
+            .map_err(failed)?;
+        out.item().map(product_record).transpose()
+    }
+
+    async fn product_prices(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+        after: Option<&PriceId>,
+        limit: usize,
+    ) -> Result<PricePage, StoreError> {
+        let limit = limit.clamp(1, crate::ports::MAX_PRICE_PAGE);
+        let pk = product_pk(provider, product);
+        // One more than the page, so that `next` is set only when a price follows.
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :price)")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .expression_attribute_values(":price", s(PRICE_PREFIX))
+            .set_exclusive_start_key(after.map(|a| key(pk, &price_sk(a))))
+            .limit(limit as i32 + 1)
+            .consistent_read(true)
+            .set_return_consumed_capacity(capacity_report())
+            .send()
+            .await
+            .map_err(failed)?;
+        self.count_read(out.consumed_capacity());
+        let mut prices = Vec::with_capacity(limit);
+        for item in out.items().iter().take(limit) {
+            let id = get_s(item, "SK")
+                .and_then(|sk| sk.strip_prefix(PRICE_PREFIX))
+                .ok_or_else(|| corrupt("price SK"))?;
+            prices.push((PriceId::new(id), doc(item, "price")?));
+        }
+        // A page cut short by DynamoDB's 1 MB per query also continues after its last price.
+        let more = out.items().len() > limit || out.last_evaluated_key().is_some();
+        let next = more
+            .then(|| prices.last().map(|(id, _)| id.clone()))
+            .flatten();
+        Ok(PricePage { prices, next })
     }
 
     async fn product_audit(

@@ -2,15 +2,15 @@
 //! effect, to prove that a crash at any point loses nothing and duplicates nothing. Compiled
 //! with the `testing` feature only (tests and examples), never into a production build.
 
-use crate::domain::catalogue::CatalogueEntry;
+use crate::domain::catalogue::ProductRecord;
 use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
-use crate::domain::ids::{CustomerId, EventId, ProductId, Provider, UserId};
+use crate::domain::ids::{CustomerId, EventId, PriceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
 use crate::ports::Beside;
 use crate::ports::{
     AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerRecord, Loaded, LoadedProduct,
-    OutboxMessage, PendingOutbox, Queue, QueueError, SetAsideOutbox, StoreError, Stored,
+    OutboxMessage, PendingOutbox, PricePage, Queue, QueueError, SetAsideOutbox, StoreError, Stored,
     UnreadableOutbox, UserAccessDoc,
 };
 use async_trait::async_trait;
@@ -165,11 +165,15 @@ impl BillingStore for FaultyStore {
         provider: Provider,
         event: &EventId,
         product: &ProductId,
+        price: Option<&PriceId>,
     ) -> Result<LoadedProduct, StoreError> {
         if self.plan.trips(Step::Load) {
             return Err(injected(Step::Load));
         }
-        let loaded = self.inner.load_product(provider, event, product).await;
+        let loaded = self
+            .inner
+            .load_product(provider, event, product, price)
+            .await;
         self.plan.meet().await;
         loaded
     }
@@ -178,8 +182,20 @@ impl BillingStore for FaultyStore {
         &self,
         provider: Provider,
         product: &ProductId,
-    ) -> Result<Option<Stored<CatalogueEntry>>, StoreError> {
+    ) -> Result<Option<Stored<ProductRecord>>, StoreError> {
         self.inner.product(provider, product).await
+    }
+
+    async fn product_prices(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+        after: Option<&PriceId>,
+        limit: usize,
+    ) -> Result<PricePage, StoreError> {
+        self.inner
+            .product_prices(provider, product, after, limit)
+            .await
     }
 
     async fn product_audit(

@@ -1,17 +1,18 @@
 //! In-memory twins of the ports, with the same conditional semantics as the DynamoDB adapter:
 //! for fast domain and pipeline tests. Not for production; the real store is `dynamo`.
 
-use crate::domain::catalogue::CatalogueEntry;
+use super::dynamo::MAX_ITEM_BYTES;
+use crate::domain::catalogue::{CatalogueEntry, PriceRecord, ProductRecord};
 use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
-use crate::domain::ids::{CustomerId, EventId, InvoiceId, ProductId, Provider, UserId};
+use crate::domain::ids::{CustomerId, EventId, InvoiceId, PriceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
 use crate::ports::Beside;
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
-    LedgerState, Loaded, LoadedProduct, OutboxMessage, PendingOutbox, Queue, QueueError,
-    SecretSource, SecretsError, SetAsideOutbox, StoreError, Stored, UnreadableOutbox,
-    UserAccessDoc,
+    LedgerState, Loaded, LoadedProduct, OutboxMessage, PendingOutbox, PricePage, ProductWrite,
+    Queue, QueueError, SecretSource, SecretsError, SetAsideOutbox, StoreError, Stored,
+    UnreadableOutbox, UserAccessDoc,
 };
 use crate::routing::Family;
 use crate::secret::WebhookSecret;
@@ -31,7 +32,9 @@ struct Tables {
     /// Keyed `(created_at, id)` like the pending index; the document is kept as stored text so
     /// an unreadable one can exist here too.
     outbox: BTreeMap<(i64, String), OutboxItem>,
-    products: HashMap<(Provider, ProductId), Stored<CatalogueEntry>>,
+    /// Each product's own record, and each price's, keyed (like the sort key) in id order.
+    products: HashMap<(Provider, ProductId), Stored<ProductRecord>>,
+    prices: BTreeMap<(Provider, ProductId, PriceId), Stored<PriceRecord>>,
     /// Keyed like the DynamoDB sort key within the product's partition.
     product_audit: BTreeMap<(Provider, ProductId, i64, EventId), CatalogueAudit>,
 }
@@ -65,11 +68,23 @@ impl InMemoryBillingStore {
             .unwrap_or_default()
     }
 
-    /// Every product aggregate, for tests that compare models.
+    /// Every product with all its prices, for tests that compare models.
     pub fn products(&self) -> Vec<CatalogueEntry> {
-        self.lock()
-            .map(|t| t.products.values().map(|s| s.value.clone()).collect())
-            .unwrap_or_default()
+        let Ok(t) = self.lock() else {
+            return vec![];
+        };
+        t.products
+            .iter()
+            .map(|((provider, product), own)| CatalogueEntry {
+                product: own.value.clone(),
+                prices: t
+                    .prices
+                    .iter()
+                    .filter(|((p, id, _), _)| p == provider && id == product)
+                    .map(|((_, _, price), s)| (price.clone(), s.value.clone()))
+                    .collect(),
+            })
+            .collect()
     }
 
     /// Every invoice, for tests that compare models (in key order).
@@ -108,6 +123,21 @@ impl InMemoryBillingStore {
     }
 }
 
+/// DynamoDB refuses an item over 400 KB. The twin keeps documents, not items, so it measures
+/// the `doc` of each versioned item it is asked to put (the attribute that grows) and refuses
+/// what DynamoDB would: an in-memory run meets the same cliff as the table.
+fn fits(kind: &str, doc: &impl serde::Serialize) -> Result<(), StoreError> {
+    let size = serde_json::to_vec(doc)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        .len();
+    if size > MAX_ITEM_BYTES {
+        return Err(StoreError::Refused(format!(
+            "{kind} item is {size} bytes, over DynamoDB's item limit of {MAX_ITEM_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
 fn rev_matches<T>(current: Option<&Stored<T>>, expected: Option<u64>) -> bool {
     current.map(|s| s.rev) == expected
 }
@@ -138,12 +168,51 @@ fn check_revisions(t: &Tables, c: &Commit) -> Result<(), StoreError> {
         }
     }
     if let Some(w) = &c.product {
-        let current = t.products.get(&(w.entry.provider, w.entry.product.clone()));
-        if !rev_matches(current, w.rev) {
-            return Err(StoreError::Contention("product revision moved".into()));
-        }
+        check_product(t, w)?;
     }
     Ok(())
+}
+
+/// A catalogue write's pieces must be at the revisions they were read at, and fit in an item.
+fn check_product(t: &Tables, w: &ProductWrite) -> Result<(), StoreError> {
+    let key = (w.provider, w.product.clone());
+    if let Some((own, rev)) = &w.own {
+        if !rev_matches(t.products.get(&key), *rev) {
+            return Err(StoreError::Contention("product revision moved".into()));
+        }
+        fits("product", own)?;
+    }
+    if let Some(p) = &w.price {
+        let current = t.prices.get(&(key.0, key.1, p.id.clone()));
+        if !rev_matches(current, p.rev) {
+            return Err(StoreError::Contention("price revision moved".into()));
+        }
+        fits("price", &p.record)?;
+    }
+    Ok(())
+}
+
+/// Puts a catalogue write's pieces and audit entry (after `check_product`).
+fn put_product(t: &mut Tables, w: &ProductWrite) {
+    let key = (w.provider, w.product.clone());
+    if let Some((own, rev)) = &w.own {
+        let stored = Stored {
+            value: own.clone(),
+            rev: rev.map_or(1, |r| r + 1),
+        };
+        t.products.insert(key.clone(), stored);
+    }
+    if let Some(p) = &w.price {
+        let stored = Stored {
+            value: p.record.clone(),
+            rev: p.rev.map_or(1, |r| r + 1),
+        };
+        t.prices
+            .insert((key.0, key.1.clone(), p.id.clone()), stored);
+    }
+    let a = &w.audit;
+    t.product_audit
+        .insert((key.0, key.1, a.created, a.event_id.clone()), a.clone());
 }
 
 #[async_trait]
@@ -288,15 +357,7 @@ impl BillingStore for InMemoryBillingStore {
             t.outbox.insert(key, item);
         }
         if let Some(w) = &c.product {
-            let key = (w.entry.provider, w.entry.product.clone());
-            let stored = Stored {
-                value: w.entry.clone(),
-                rev: w.rev.map_or(1, |r| r + 1),
-            };
-            t.products.insert(key.clone(), stored);
-            let a = &w.audit;
-            t.product_audit
-                .insert((key.0, key.1, a.created, a.event_id.clone()), a.clone());
+            put_product(&mut t, w);
         }
         Ok(())
     }
@@ -306,11 +367,17 @@ impl BillingStore for InMemoryBillingStore {
         provider: Provider,
         event: &EventId,
         product: &ProductId,
+        price: Option<&PriceId>,
     ) -> Result<LoadedProduct, StoreError> {
         let t = self.lock()?;
         Ok(LoadedProduct {
             ledger: t.ledger.get(&(provider, event.clone())).cloned(),
             product: t.products.get(&(provider, product.clone())).cloned(),
+            price: price.and_then(|p| {
+                t.prices
+                    .get(&(provider, product.clone(), p.clone()))
+                    .cloned()
+            }),
         })
     }
 
@@ -318,12 +385,38 @@ impl BillingStore for InMemoryBillingStore {
         &self,
         provider: Provider,
         product: &ProductId,
-    ) -> Result<Option<Stored<CatalogueEntry>>, StoreError> {
+    ) -> Result<Option<Stored<ProductRecord>>, StoreError> {
         Ok(self
             .lock()?
             .products
             .get(&(provider, product.clone()))
             .cloned())
+    }
+
+    async fn product_prices(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+        after: Option<&PriceId>,
+        limit: usize,
+    ) -> Result<PricePage, StoreError> {
+        let limit = limit.clamp(1, crate::ports::MAX_PRICE_PAGE);
+        let t = self.lock()?;
+        let mut prices: Vec<(PriceId, PriceRecord)> = t
+            .prices
+            .iter()
+            .filter(|((p, id, price), _)| {
+                *p == provider && id == product && after.is_none_or(|a| price > a)
+            })
+            .take(limit + 1)
+            .map(|((_, _, price), s)| (price.clone(), s.value.clone()))
+            .collect();
+        let more = prices.len() > limit;
+        prices.truncate(limit);
+        let next = more
+            .then(|| prices.last().map(|(id, _)| id.clone()))
+            .flatten();
+        Ok(PricePage { prices, next })
     }
 
     async fn product_audit(

@@ -1,16 +1,17 @@
 //! The catalogue: one product with its prices, and how one product, price or plan event
 //! changes it.
 //!
-//! A product is an aggregate of its own (catalogue events name no customer): the unit of one
-//! consistent read and one conditional commit, like a customer. Each piece is versioned by
-//! itself, so events of a product and of its prices may arrive in any order: the product's own
-//! fields, and per price the snapshots from `price.*` and from `plan.*` (Stripe's legacy object
-//! for the same recurring price, sent beside it), each a [`Newest`] second of snapshots; and a
-//! deletion register per piece, which is final. A price event for a product not seen yet
-//! creates the aggregate with only that price known.
+//! A product is kept as pieces, each read and committed by itself so that nothing grows with
+//! the number of prices: the product's own record ([`ProductRecord`]: its fields, its deletion
+//! and how many prices of each kind it has) and one [`PriceRecord`] per price (the snapshots
+//! from `price.*` and from `plan.*`, Stripe's legacy object for the same recurring price, each
+//! a [`Newest`] second of snapshots, and a deletion register, which is final). An event reads
+//! the product's record and, for a price event, that one price ([`Pieces`]); a price event
+//! writes the product's record only when it moves the price counts (a new price, a deletion).
+//! A price event for a product not seen yet creates the product with only that price known.
 //!
-//! The state is a join of the events seen, and [`CatalogueEntry::view`] a pure function of it,
-//! so any delivery order of the same events gives the same view.
+//! Every piece is a join of the events seen, and the views pure functions of the pieces, so
+//! any delivery order of the same events gives the same pieces and the same view.
 
 use super::customer::Effect;
 use super::events::{
@@ -38,6 +39,52 @@ pub struct PriceRecord {
 }
 
 impl PriceRecord {
+    /// Offers one `price.*` or `plan.*` snapshot (and, for a deletion, the deletion register).
+    fn offer(
+        &mut self,
+        meta: &EventMeta,
+        change: CatalogueChange,
+        object: PriceObject,
+        snapshot: &PriceSnapshot,
+        evidence: &OrderEvidence,
+    ) -> Effect {
+        let shape = match object {
+            PriceObject::Price => &mut self.price,
+            PriceObject::Plan => &mut self.plan,
+        };
+        offer_piece(
+            shape,
+            &mut self.deleted,
+            change,
+            stamp(meta, change, snapshot, evidence),
+        )
+    }
+
+    /// The count this price adds to (`None` while no snapshot of it is known).
+    pub fn bucket(&self) -> Option<Bucket> {
+        let (s, _) = self.current()?;
+        Some(Bucket {
+            recurring: matches!(s.billing, PriceBilling::Recurring { .. }),
+            deleted: self.deleted.is_some(),
+        })
+    }
+
+    /// The price as the read route shows it; `product_deleted` archives it too.
+    pub fn view(&self, id: &PriceId, product_deleted: bool) -> Option<Price> {
+        let (s, _) = self.current()?;
+        Some(Price {
+            id: id.clone(),
+            active: s.active,
+            archived: product_deleted || self.deleted.is_some(),
+            currency: s.currency,
+            unit_amount: s.unit_amount,
+            billing: s.billing,
+            tier: s.tier,
+            nickname: s.nickname,
+            lookup_key: s.lookup_key,
+        })
+    }
+
     /// The price's current snapshot: the newer of the two shapes by (second, rank), the price
     /// object on a tie (it is the fuller one). A plan has no lookup key, so a plan snapshot
     /// keeps the one the price events gave.
@@ -58,9 +105,91 @@ impl PriceRecord {
     }
 }
 
-/// Everything the model knows about one catalogue product.
+/// Which of a product's price counts one price adds to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    pub recurring: bool,
+    pub deleted: bool,
+}
+
+/// How many prices of each kind a product has, live and deleted: all its kind needs, kept in
+/// the product's own record so that no read or write has to see every price.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceCounts {
+    /// Live (not deleted) recurring prices.
+    #[serde(default)]
+    pub recurring: u32,
+    /// Live one-time prices.
+    #[serde(default)]
+    pub one_time: u32,
+    #[serde(default)]
+    pub deleted_recurring: u32,
+    #[serde(default)]
+    pub deleted_one_time: u32,
+}
+
+impl PriceCounts {
+    /// The counts of `prices`, each by its [`PriceRecord::bucket`].
+    pub fn of<'a>(prices: impl IntoIterator<Item = &'a PriceRecord>) -> Self {
+        let mut counts = Self::default();
+        for p in prices {
+            counts.shift(None, p.bucket());
+        }
+        counts
+    }
+
+    fn slot(&mut self, b: Bucket) -> &mut u32 {
+        match (b.recurring, b.deleted) {
+            (true, false) => &mut self.recurring,
+            (false, false) => &mut self.one_time,
+            (true, true) => &mut self.deleted_recurring,
+            (false, true) => &mut self.deleted_one_time,
+        }
+    }
+
+    /// Moves one price from the count `before` to the count `after`.
+    pub fn shift(&mut self, before: Option<Bucket>, after: Option<Bucket>) {
+        if before == after {
+            return;
+        }
+        if let Some(b) = before {
+            let slot = self.slot(b);
+            *slot = slot.saturating_sub(1);
+        }
+        if let Some(a) = after {
+            *self.slot(a) += 1;
+        }
+    }
+
+    /// [`kind_of`] from the counts alone: a deleted product archives every price.
+    pub fn kind(&self, product_deleted: bool) -> Option<ProductKind> {
+        let live = if product_deleted {
+            (0, 0)
+        } else {
+            (self.recurring, self.one_time)
+        };
+        let (recurring, one_time) = if live.0 + live.1 > 0 {
+            live
+        } else {
+            (
+                self.recurring + self.deleted_recurring,
+                self.one_time + self.deleted_one_time,
+            )
+        };
+        if recurring > 0 {
+            Some(ProductKind::Subscription)
+        } else if one_time > 0 {
+            Some(ProductKind::OneTime)
+        } else {
+            None
+        }
+    }
+}
+
+/// The product's own record: its fields, its deletion, and its price counts. Its size does not
+/// depend on how many prices the product has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CatalogueEntry {
+pub struct ProductRecord {
     pub provider: Provider,
     pub product: ProductId,
     /// From `product.*` events; absent while only prices of it have arrived.
@@ -69,6 +198,137 @@ pub struct CatalogueEntry {
     /// `product.deleted`: final.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Version>,
+    #[serde(default)]
+    pub price_counts: PriceCounts,
+}
+
+impl ProductRecord {
+    pub fn new(provider: Provider, product: ProductId) -> Self {
+        Self {
+            provider,
+            product,
+            details: None,
+            deleted: None,
+            price_counts: PriceCounts::default(),
+        }
+    }
+
+    /// The product as the read route shows it, with `prices` (one page of them, or all); its
+    /// kind comes from the counts, so it is the whole product's whichever page is shown.
+    pub fn view<'a>(
+        &self,
+        prices: impl IntoIterator<Item = (&'a PriceId, &'a PriceRecord)>,
+    ) -> Product {
+        let archived = self.deleted.is_some();
+        let details = self
+            .details
+            .as_ref()
+            .and_then(Newest::latest)
+            .map(|p| &p.stamped.value);
+        Product {
+            provider: self.provider,
+            id: self.product.clone(),
+            name: details.and_then(|d| d.name.clone()),
+            description: details.and_then(|d| d.description.clone()),
+            active: details.map(|d| d.active),
+            archived,
+            kind: self.price_counts.kind(archived),
+            tier: details.and_then(|d| d.tier.clone()),
+            prices: prices
+                .into_iter()
+                .filter_map(|(id, record)| Some((id.clone(), record.view(id, archived)?)))
+                .collect(),
+        }
+    }
+}
+
+/// What one catalogue event reads and may change: the product's own record and, for a price
+/// event, that price's record (a default one while the price is unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pieces {
+    pub product: ProductRecord,
+    pub price: Option<(PriceId, PriceRecord)>,
+}
+
+impl Pieces {
+    /// The pieces `event` addresses, from the records read (`price`: the event's price's).
+    pub fn for_event(
+        product: ProductRecord,
+        price: Option<PriceRecord>,
+        event: &CatalogueEvent,
+    ) -> Self {
+        let price = match event {
+            CatalogueEvent::Product { .. } => None,
+            CatalogueEvent::Price { snapshot, .. } => {
+                Some((snapshot.id.clone(), price.unwrap_or_default()))
+            }
+        };
+        Self { product, price }
+    }
+
+    /// Applies one catalogue event. Pure: each piece depends only on the set of events seen.
+    /// An event about another product or price is ignored (the pipeline never sends one).
+    pub fn apply(&mut self, meta: &EventMeta, event: &CatalogueEvent) -> Effect {
+        if event.product() != &self.product.product {
+            return Effect::Ignored;
+        }
+        match (event, &mut self.price) {
+            (
+                CatalogueEvent::Product {
+                    change,
+                    snapshot,
+                    evidence,
+                },
+                _,
+            ) => offer_piece(
+                &mut self.product.details,
+                &mut self.product.deleted,
+                *change,
+                stamp(meta, *change, snapshot, evidence),
+            ),
+            (
+                CatalogueEvent::Price {
+                    change,
+                    object,
+                    snapshot,
+                    evidence,
+                },
+                Some((id, record)),
+            ) if *id == snapshot.id => {
+                let before = record.bucket();
+                let effect = record.offer(meta, *change, *object, snapshot, evidence);
+                self.product.price_counts.shift(before, record.bucket());
+                effect
+            }
+            (CatalogueEvent::Price { .. }, _) => Effect::Ignored,
+        }
+    }
+
+    /// The piece `event` addresses when the events of its newest second could not order
+    /// themselves: its id (the state chosen is deterministic, but may not be the provider's).
+    pub fn unresolved(&self, event: &CatalogueEvent) -> Option<String> {
+        let resolved = match event {
+            CatalogueEvent::Product { .. } => self.product.details.as_ref()?.latest()?.resolved,
+            CatalogueEvent::Price { .. } => self.price.as_ref()?.1.current()?.1,
+        };
+        (!resolved).then(|| match event {
+            CatalogueEvent::Product { snapshot, .. } => snapshot.id.to_string(),
+            CatalogueEvent::Price { snapshot, .. } => snapshot.id.to_string(),
+        })
+    }
+
+    /// The product (with the event's price, if any) as the read route shows it.
+    pub fn view(&self) -> Product {
+        self.product
+            .view(self.price.iter().map(|(id, record)| (id, record)))
+    }
+}
+
+/// Everything the model knows about one catalogue product, every price included: what tests
+/// compare (the store keeps it as [`Pieces`]' items, never as one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogueEntry {
+    pub product: ProductRecord,
     #[serde(default)]
     pub prices: BTreeMap<PriceId, PriceRecord>,
 }
@@ -183,110 +443,52 @@ fn stamp<T: Clone>(
 impl CatalogueEntry {
     pub fn new(provider: Provider, product: ProductId) -> Self {
         Self {
-            provider,
-            product,
-            details: None,
-            deleted: None,
+            product: ProductRecord::new(provider, product),
             prices: BTreeMap::new(),
         }
     }
 
-    /// Applies one catalogue event. Pure: the result depends only on the set of events seen.
-    /// An event about another product is ignored (the pipeline never sends one).
+    /// Applies one catalogue event to the pieces it addresses, as the pipeline does.
     pub fn apply(&mut self, meta: &EventMeta, event: &CatalogueEvent) -> Effect {
-        if event.product() != &self.product {
-            return Effect::Ignored;
-        }
-        match event {
-            CatalogueEvent::Product {
-                change,
-                snapshot,
-                evidence,
-            } => offer_piece(
-                &mut self.details,
-                &mut self.deleted,
-                *change,
-                stamp(meta, *change, snapshot, evidence),
-            ),
-            CatalogueEvent::Price {
-                change,
-                object,
-                snapshot,
-                evidence,
-            } => {
-                let record = self.prices.entry(snapshot.id.clone()).or_default();
-                let shape = match object {
-                    PriceObject::Price => &mut record.price,
-                    PriceObject::Plan => &mut record.plan,
-                };
-                offer_piece(
-                    shape,
-                    &mut record.deleted,
-                    *change,
-                    stamp(meta, *change, snapshot, evidence),
-                )
+        let price = match event {
+            CatalogueEvent::Price { snapshot, .. } => self.prices.get(&snapshot.id).cloned(),
+            CatalogueEvent::Product { .. } => None,
+        };
+        let mut pieces = Pieces::for_event(self.product.clone(), price, event);
+        let effect = pieces.apply(meta, event);
+        if effect == Effect::Applied {
+            self.product = pieces.product;
+            if let Some((id, record)) = pieces.price {
+                self.prices.insert(id, record);
             }
         }
+        effect
     }
 
-    /// The piece `event` addresses when the events of its newest second could not order
-    /// themselves: its id (the state chosen is deterministic, but may not be the provider's).
     pub fn unresolved(&self, event: &CatalogueEvent) -> Option<String> {
-        let resolved = match event {
-            CatalogueEvent::Product { .. } => self.details.as_ref()?.latest()?.resolved,
-            CatalogueEvent::Price { snapshot, .. } => self.prices.get(&snapshot.id)?.current()?.1,
+        let price = match event {
+            CatalogueEvent::Price { snapshot, .. } => self.prices.get(&snapshot.id).cloned(),
+            CatalogueEvent::Product { .. } => None,
         };
-        (!resolved).then(|| match event {
-            CatalogueEvent::Product { snapshot, .. } => snapshot.id.to_string(),
-            CatalogueEvent::Price { snapshot, .. } => snapshot.id.to_string(),
-        })
+        Pieces::for_event(self.product.clone(), price, event).unresolved(event)
     }
 
-    /// The product as the model answers it.
+    /// The product with every price; its kind by [`kind_of`] over the prices themselves (not
+    /// the counts, so that a test comparing the two checks the counts).
     pub fn view(&self) -> Product {
-        let archived = self.deleted.is_some();
-        let details = self
-            .details
-            .as_ref()
-            .and_then(Newest::latest)
-            .map(|p| &p.stamped.value);
-        let prices: BTreeMap<PriceId, Price> = self
-            .prices
-            .iter()
-            .filter_map(|(id, record)| {
-                let (s, _) = record.current()?;
-                Some((
-                    id.clone(),
-                    Price {
-                        id: id.clone(),
-                        active: s.active,
-                        archived: archived || record.deleted.is_some(),
-                        currency: s.currency,
-                        unit_amount: s.unit_amount,
-                        billing: s.billing,
-                        tier: s.tier,
-                        nickname: s.nickname,
-                        lookup_key: s.lookup_key,
-                    },
-                ))
-            })
-            .collect();
-        Product {
-            provider: self.provider,
-            id: self.product.clone(),
-            name: details.and_then(|d| d.name.clone()),
-            description: details.and_then(|d| d.description.clone()),
-            active: details.map(|d| d.active),
-            archived,
-            kind: kind_of(prices.values()),
-            tier: details.and_then(|d| d.tier.clone()),
-            prices,
-        }
+        let mut view = self.product.view(&self.prices);
+        view.kind = kind_of(view.prices.values());
+        view
+    }
+
+    /// Whether the product's counts are those of its prices.
+    pub fn counts_agree(&self) -> bool {
+        self.product.price_counts == PriceCounts::of(self.prices.values())
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::ids::EventId;
 
@@ -518,29 +720,130 @@ mod tests {
         assert_eq!(e, before);
     }
 
-    /// Every catalogue event rewrites its product's item: what a product with many prices
-    /// costs (README quotes the figure). 100 recurring prices, each with its plan twin.
-    #[test]
-    fn a_product_with_a_hundred_twinned_prices_fits_in_one_item() {
-        let mut e = entry();
-        for i in 0..100 {
-            for (object, prefix) in [(PriceObject::Price, "evt_p"), (PriceObject::Plan, "evt_q")] {
-                let mut s = price(&format!("price_1QxYzAbCdEfGhIjK{i:04}"), monthly(), true);
-                s.nickname = Some("Pro monthly".into());
-                s.tier = Some("pro".into());
-                let evidence = crate::providers::evidence::snapshot_evidence(&s, None);
-                let event = CatalogueEvent::Price {
-                    change: CatalogueChange::Created,
+    /// A product's pieces do not grow with its prices: each price's record at its fullest (8
+    /// snapshots of each shape in one second, text fields at 500 characters) is a few tens of
+    /// KB, and the product's own record only counts its prices (dynamo.rs measures the items).
+    pub(crate) fn fullest_price(id: &str) -> PriceRecord {
+        let long = |c: char| std::iter::repeat_n(c, 500).collect::<String>();
+        let mut record = PriceRecord::default();
+        for n in 0..8 {
+            for object in [PriceObject::Price, PriceObject::Plan] {
+                let mut s = price(id, monthly(), n % 2 == 0);
+                s.nickname = Some(long('n'));
+                s.tier = Some(long('t'));
+                s.lookup_key = Some(long('k'));
+                s.unit_amount = Some(i64::MAX - n);
+                let previous = price(id, monthly(), n % 2 == 1);
+                let evidence = crate::providers::evidence::snapshot_evidence(&s, Some(&previous));
+                let event_id = format!("evt_1QxYzAbCdEfGhIjKlMnO{n:04}{object:?}");
+                let effect = record.offer(
+                    &meta(&event_id, 1_760_000_000),
+                    CatalogueChange::Updated,
                     object,
-                    snapshot: s,
-                    evidence,
-                };
-                let id = format!("{prefix}_1QxYzAbCdEfGhIjKlMnO{i:04}");
-                assert_eq!(e.apply(&meta(&id, 1_760_000_000), &event), Effect::Applied);
+                    &s,
+                    &evidence,
+                );
+                assert_eq!(effect, Effect::Applied);
             }
         }
-        let bytes = serde_json::to_vec(&e).expect("json").len();
-        eprintln!("a product with 100 twinned prices: {bytes} bytes");
-        assert!(bytes < 200 * 1024, "{bytes} bytes");
+        assert_eq!(record.price.as_ref().map(|p| p.candidates.len()), Some(8));
+        record
+    }
+
+    #[test]
+    fn counts_follow_every_order_of_creations_and_deletions() {
+        let mut e = entry();
+        for (n, id) in ["price_a", "price_b", "price_c"].into_iter().enumerate() {
+            let billing = if n == 1 {
+                PriceBilling::OneTime
+            } else {
+                monthly()
+            };
+            let created = price(id, billing, true);
+            e.apply(
+                &meta(&format!("evt_c{n}"), 10),
+                &price_event(
+                    CatalogueChange::Created,
+                    PriceObject::Price,
+                    created.clone(),
+                ),
+            );
+            e.apply(
+                &meta(&format!("evt_d{n}"), 20 + n as i64),
+                &price_event(CatalogueChange::Deleted, PriceObject::Price, created),
+            );
+            assert!(e.counts_agree(), "{:?}", e.product.price_counts);
+        }
+        let counts = e.product.price_counts;
+        assert_eq!((counts.deleted_recurring, counts.deleted_one_time), (2, 1));
+        assert_eq!(e.product.view(&e.prices).kind, e.view().kind);
+        let gone = product_event(CatalogueChange::Deleted, product("Pro", false));
+        e.apply(&meta("evt_gone", 30), &gone);
+        assert_eq!(
+            e.product.view(&e.prices).kind,
+            Some(ProductKind::Subscription)
+        );
+    }
+
+    /// The bound README states: every catalogue item under 64 KB, whatever the number of prices
+    /// (measured as DynamoDB sizes items).
+    #[test]
+    fn every_catalogue_item_stays_under_64_kb() {
+        use crate::adapters::dynamo::{item_size, price_item, product_item};
+        let long = |c: char| std::iter::repeat_n(c, 500).collect::<String>();
+        let mut e = entry();
+        for n in 0..8 {
+            let mut s = product(&long('n'), n % 2 == 0);
+            s.description = Some(long('d'));
+            s.tier = Some(long('t'));
+            let event = product_event(CatalogueChange::Updated, s);
+            e.apply(
+                &meta(&format!("evt_1QxYzAbCdEfGhIjKlMnO{n:04}"), 1_760_000_000),
+                &event,
+            );
+        }
+        let price_id = PriceId::new("price_1QxYzAbCdEfGhIjKlMnOpQrS");
+        let record = fullest_price(price_id.as_str());
+        let own = product_item(&e.product, Some(u64::MAX - 1)).expect("item");
+        let one = price_item(
+            Provider::Stripe,
+            &e.product.product,
+            &price_id,
+            &record,
+            Some(1),
+        )
+        .expect("item");
+        let (own, one) = (item_size(&own), item_size(&one));
+        eprintln!("largest items: product record {own} bytes, price {one} bytes");
+        assert!(own < 64 * 1024 && one < 64 * 1024, "{own}, {one}");
+    }
+
+    /// A product item of the layout before prices were items of their own (every price in its
+    /// `doc`) is refused as corrupt, never read as a product without prices.
+    #[test]
+    fn a_product_item_of_the_old_layout_is_refused() {
+        use crate::adapters::dynamo::{product_item, product_record};
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut e = entry();
+        e.apply(
+            &meta("evt_1", 10),
+            &price_event(
+                CatalogueChange::Created,
+                PriceObject::Price,
+                price("price_a", monthly(), true),
+            ),
+        );
+        let mut item = product_item(&e.product, None).expect("item");
+        assert_eq!(
+            product_record(&item).map(|s| s.value),
+            Ok(e.product.clone())
+        );
+        let old = serde_json::json!({"provider": "stripe", "product": PRODUCT,
+                                     "prices": {"price_a": e.prices[&PriceId::new("price_a")]}});
+        item.insert("doc".into(), AttributeValue::S(old.to_string()));
+        assert!(matches!(
+            product_record(&item),
+            Err(crate::ports::StoreError::Corrupt(_))
+        ));
     }
 }

@@ -1,14 +1,19 @@
-//! Record once and apply, for a catalogue event: the product's aggregate in place of a
-//! customer's, with the same single consistent read and single conditional commit (ledger
-//! record, aggregate at the revision it was read at, audit entry). A catalogue change belongs to
-//! no user, so it writes no user document and no feed message.
+//! Record once and apply, for a catalogue event: the product's pieces in place of a customer's
+//! aggregate, with the same single consistent read (ledger record, the product's own record,
+//! the event's price) and single conditional commit (ledger record, each piece it changed at
+//! the revision it was read at, audit entry). A price event writes one price, and the product's
+//! own record only when the price counts move, so its cost does not grow with the product's
+//! prices. A catalogue change belongs to no user, so it writes no user document and no feed
+//! message.
 
 use super::record::{ledger_state, seen, Attempted, Verified};
 use super::Pipeline;
-use crate::domain::catalogue::CatalogueEntry;
+use crate::domain::catalogue::{Pieces, ProductRecord};
 use crate::domain::events::{BillingEvent, CatalogueEvent};
 use crate::domain::ids::ProductId;
-use crate::ports::{CatalogueAudit, Commit, LedgerGuard, LedgerState, ProductWrite, StoreError};
+use crate::ports::{
+    CatalogueAudit, Commit, LedgerGuard, LedgerState, PriceWrite, ProductWrite, StoreError,
+};
 use crate::telemetry::Counter;
 use serde_json::{json, Value};
 
@@ -25,17 +30,23 @@ impl Pipeline {
             return Err(StoreError::Refused("not a catalogue event".into()));
         };
         let provider = v.meta.provider;
+        let price = match event {
+            CatalogueEvent::Price { snapshot, .. } => Some(&snapshot.id),
+            CatalogueEvent::Product { .. } => None,
+        };
         let loaded = self
             .store
-            .load_product(provider, &v.meta.id, product)
+            .load_product(provider, &v.meta.id, product, price)
             .await?;
         if seen(loaded.ledger.as_ref(), guard) {
             return Ok(Attempted::SeenInLedger);
         }
-        let (before, rev) = match loaded.product {
+        let (own, own_rev) = match loaded.product {
             Some(s) => (s.value, Some(s.rev)),
-            None => (CatalogueEntry::new(provider, product.clone()), None),
+            None => (ProductRecord::new(provider, product.clone()), None),
         };
+        let price_rev = loaded.price.as_ref().map(|s| s.rev);
+        let before = Pieces::for_event(own, loaded.price.map(|s| s.value), event);
         let mut after = before.clone();
         let state = ledger_state(after.apply(&v.meta, event));
         if state != LedgerState::Applied {
@@ -61,10 +72,20 @@ impl Pipeline {
             unresolved_ties: unresolved,
         };
         let ties = !audit.unresolved_ties.is_empty();
+        // The product's own record is written (and its revision checked) only when it moved:
+        // price events that keep the counts never contend on it.
+        let own = (after.product != before.product).then(|| (after.product.clone(), own_rev));
+        let price = after.price.map(|(id, record)| PriceWrite {
+            id,
+            record,
+            rev: price_rev,
+        });
         let commit = Commit {
             product: Some(ProductWrite {
-                entry: after,
-                rev,
+                provider,
+                product: product.clone(),
+                own,
+                price,
                 audit,
             }),
             ..Commit::ledger_only(self.ledger_record(v, LedgerState::Applied, None), guard)
@@ -80,8 +101,8 @@ impl Pipeline {
 
 /// The piece of the product an event addresses, as the read route shows it: the product's own
 /// fields, or the one price (`null` while unknown).
-fn addressed(entry: &CatalogueEntry, event: &CatalogueEvent) -> Value {
-    let view = entry.view();
+fn addressed(pieces: &Pieces, event: &CatalogueEvent) -> Value {
+    let view = pieces.view();
     match event {
         CatalogueEvent::Product { .. } => json!({
             "name": view.name,

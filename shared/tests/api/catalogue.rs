@@ -324,3 +324,205 @@ async fn moto_concurrent_price_events_of_one_product_both_apply() {
     assert_eq!(prices, ["price_race_a", "price_race_b"], "{p}");
     assert_eq!(p["changes"].as_array().map(Vec::len), Some(2), "{p}");
 }
+
+const MANY: &str = "prod_many";
+
+/// Price `i` of `prod_many`: a recurring price as `price.*` events carry it.
+fn many_price(i: usize, active: bool) -> Value {
+    json!({"id": format!("price_1QxYzAbCdEfGhIjK{i:04}"), "object": "price", "active": active,
+           "billing_scheme": "per_unit", "currency": "usd",
+           "lookup_key": format!("pro_monthly_{i:04}"), "metadata": {"tier": "pro"},
+           "nickname": "Pro monthly", "product": MANY,
+           "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"},
+           "type": "recurring", "unit_amount": 1500, "unit_amount_decimal": "1500"})
+}
+
+async fn post_applied(app: &TestApp, id: &str, kind: &str, created: i64, object: Value) {
+    let (status, json) = app
+        .post(Family::Charge, &event(id, kind, created, object))
+        .await;
+    assert_eq!(
+        (status, json["state"].as_str()),
+        (StatusCode::OK, Some("applied")),
+        "{id}: {json}"
+    );
+}
+
+/// Every price id of a product, read page by page through the route's cursor.
+async fn every_price(app: &TestApp, id: &str, limit: usize) -> (Vec<String>, usize) {
+    let (mut ids, mut pages, mut cursor) = (Vec::new(), 0, None::<String>);
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/products/{id}?limit={limit}&cursor={c}"),
+            None => format!("/products/{id}?limit={limit}"),
+        };
+        let (status, page) = app.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {page}");
+        let prices = page["prices"].as_object().expect("prices");
+        assert!(prices.len() <= limit, "{path}: {} prices", prices.len());
+        ids.extend(prices.keys().cloned());
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return (ids, pages),
+        }
+    }
+}
+
+/// Issue 17: the product item held every price, so past about 650 prices (320 announced with
+/// their plan twins) each price event made an item over DynamoDB's 400 KB and was parked, and
+/// so was every later event of the product. Each price is now an item of its own.
+#[tokio::test]
+async fn a_product_with_a_thousand_prices_keeps_every_event_applied() {
+    let app = spawn_memory(false);
+    for i in 0..1000 {
+        let id = format!("evt_many_{i:04}");
+        post_applied(&app, &id, "price.created", NOW, many_price(i, true)).await;
+    }
+    // Later events of the product and of its first price still apply.
+    post_applied(
+        &app,
+        "evt_many_off",
+        "price.updated",
+        NOW + 1,
+        many_price(0, false),
+    )
+    .await;
+    let product = json!({"id": MANY, "object": "product", "active": true, "name": "Many",
+                         "metadata": {}});
+    post_applied(
+        &app,
+        "evt_many_product",
+        "product.created",
+        NOW + 1,
+        product,
+    )
+    .await;
+    let (ids, pages) = every_price(&app, MANY, 100).await;
+    assert_eq!(ids.len(), 1000);
+    assert_eq!(pages, 10);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, ids, "each price once, in id order");
+    let (_, first) = app.get(&format!("/products/{MANY}?limit=1")).await;
+    assert_eq!(
+        (&first["name"], &first["kind"]),
+        (&json!("Many"), &json!("subscription")),
+        "{first}"
+    );
+    assert_eq!(
+        first["prices"]["price_1QxYzAbCdEfGhIjK0000"]["active"], false,
+        "{first}"
+    );
+}
+
+/// The same product against DynamoDB. Its 1,000 prices are made in memory and seeded straight
+/// into the table (one by one through moto would take minutes); then a new price, an update of
+/// an old one and the product's own event apply, and the route pages through every price.
+#[tokio::test]
+async fn moto_a_product_with_a_thousand_prices_keeps_every_event_applied() {
+    let memory = spawn_memory(false);
+    for i in 0..1000 {
+        let id = format!("evt_many_{i:04}");
+        post_applied(&memory, &id, "price.created", NOW, many_price(i, true)).await;
+    }
+    let [entry] = memory
+        .memory
+        .as_ref()
+        .expect("memory")
+        .products()
+        .try_into()
+        .expect("one");
+    let app = spawn_moto(false).await;
+    let dynamo = app.dynamo.as_ref().expect("dynamo");
+    dynamo.seed_product(&entry).await.expect("seeded");
+    dynamo.meter.take();
+    post_applied(
+        &app,
+        "evt_many_new",
+        "price.created",
+        NOW + 1,
+        many_price(1000, true),
+    )
+    .await;
+    post_applied(
+        &app,
+        "evt_many_off",
+        "price.updated",
+        NOW + 1,
+        many_price(0, false),
+    )
+    .await;
+    let product = json!({"id": MANY, "object": "product", "active": true, "name": "Many",
+                         "metadata": {}});
+    post_applied(
+        &app,
+        "evt_many_product",
+        "product.created",
+        NOW + 1,
+        product,
+    )
+    .await;
+    // Three reads and three commits: no event read or wrote more than its own pieces.
+    let spent = dynamo.meter.take();
+    assert_eq!(spent.requests, 6, "{spent:?}");
+    assert!(spent.write_units <= 3.0 * 8.0, "{spent:?}");
+    let (ids, pages) = every_price(&app, MANY, 100).await;
+    assert_eq!((ids.len(), pages), (1001, 11));
+    let (_, first) = app.get(&format!("/products/{MANY}?limit=2")).await;
+    assert_eq!(
+        (&first["name"], &first["kind"]),
+        (&json!("Many"), &json!("subscription")),
+        "{first}"
+    );
+    assert_eq!(
+        first["prices"]["price_1QxYzAbCdEfGhIjK0000"]["active"],
+        false
+    );
+    let (status, json) = app.get(&format!("/products/{MANY}?cursor=zz")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    let (status, _) = app.get(&format!("/products/{MANY}?limit=101")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// Events of two known prices of one product touch only their own price items: concurrent,
+/// both commit at the first attempt (two reads, two commits), where one item per product made
+/// one of them read and commit again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moto_concurrent_updates_of_two_known_prices_do_not_contend() {
+    let app = Arc::new(spawn_moto(false).await);
+    for i in 0..2 {
+        let id = format!("evt_known_{i}");
+        post_applied(&app, &id, "price.created", NOW, many_price(i, true)).await;
+    }
+    app.dynamo.as_ref().expect("dynamo").meter.take();
+    app.faults.meet_after_load(2);
+    let tasks: Vec<_> = (0..2)
+        .map(|i| {
+            let app = app.clone();
+            let body = event(
+                &format!("evt_known_off_{i}"),
+                "price.updated",
+                NOW + 1,
+                many_price(i, false),
+            );
+            tokio::spawn(async move { app.post(Family::Charge, &body).await })
+        })
+        .collect();
+    for task in tasks {
+        let (status, json) = task.await.expect("task");
+        assert_eq!(
+            (status, json["state"].as_str()),
+            (StatusCode::OK, Some("applied")),
+            "{json}"
+        );
+    }
+    let spent = app.dynamo.as_ref().expect("dynamo").meter.take();
+    assert_eq!(spent.requests, 4, "{spent:?}");
+    let p = product(&app, MANY).await;
+    for i in 0..2 {
+        let id = format!("price_1QxYzAbCdEfGhIjK{i:04}");
+        assert_eq!(p["prices"][&id]["active"], false, "{p}");
+    }
+}

@@ -714,6 +714,14 @@ fn judge_catalogue(c: &Catalogue, truth: &Product, run: &CatRun) -> Result<(), S
             run.entries.len()
         ));
     };
+    // The route's view takes the kind from the counts in the product's own record: they must
+    // be its prices' in every order.
+    if !entry.counts_agree() || entry.product.view(&entry.prices) != entry.view() {
+        return Err(format!(
+            "the product's price counts are not its prices': {:?}",
+            entry.product.price_counts
+        ));
+    }
     let seen = entry.view();
     if &seen == truth || (c.ambiguous() && run.ties > 0) {
         return Ok(());
