@@ -427,7 +427,8 @@ pub struct SecretsError(pub String);
 pub enum RefreshOutcome {
     /// Nothing was re-read: the last read is too recent, or the secrets are fixed (inline).
     NotDue,
-    /// Re-read; the secrets in use are the same (or the new value was invalid and ignored).
+    /// Re-read; the secrets in use are the same (or the new value was invalid, or could not be
+    /// read, and the previous secrets stay).
     Unchanged,
     /// Re-read; the secrets in use changed.
     Changed,
