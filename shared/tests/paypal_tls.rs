@@ -82,7 +82,7 @@ async fn the_fetcher_trusts_the_roots_named_by_ssl_cert_file() {
     std::env::set_var("SSL_CERT_FILE", unrelated);
     let fetcher = HttpsCertFetcher::new(CallBounds::default()).expect("client");
     let e = fetcher.fetch(&url).await.expect_err("untrusted server");
-    assert!(e.0.contains("certificate fetch failed"), "{e}");
+    assert!(e.to_string().contains("certificate fetch failed"), "{e}");
 
     // The test CA in the file: the same server is trusted and its document read.
     std::env::set_var("SSL_CERT_FILE", &ours);
