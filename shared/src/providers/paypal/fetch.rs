@@ -249,6 +249,57 @@ mod tests {
         );
     }
 
+    /// Serves `pem` at one URL; every other is PayPal's 404. Counts fetches per URL.
+    struct OneCert {
+        url: &'static str,
+        pem: Vec<u8>,
+        fetches: std::sync::Mutex<HashMap<String, usize>>,
+    }
+
+    #[async_trait]
+    impl CertFetcher for OneCert {
+        async fn fetch(&self, url: &Url) -> Result<Vec<u8>, CertFetchError> {
+            let mut fetches = self.fetches.lock().expect("lock");
+            *fetches.entry(url.as_str().to_owned()).or_default() += 1;
+            if url.as_str() == self.url {
+                Ok(self.pem.clone())
+            } else {
+                Err(CertFetchError::NotFound(404))
+            }
+        }
+    }
+
+    /// Failures past the bound make room by going themselves: the known certificate stays.
+    #[tokio::test]
+    async fn a_flood_of_missing_urls_does_not_evict_a_known_certificate() {
+        let real = "https://api.paypal.com/v1/notifications/certs/CERT-real";
+        let pem = rcgen::generate_simple_self_signed(vec!["paypal.com".into()])
+            .expect("certificate")
+            .cert
+            .pem();
+        let fetcher = Arc::new(OneCert {
+            url: real,
+            pem: pem.into_bytes(),
+            fetches: Default::default(),
+        });
+        let cache = CertCache::new(fetcher.clone());
+        let real_url = Url::parse(real).expect("url");
+        assert!(cache.get(&real_url).await.is_ok());
+        for n in 0..3 * MAX_CACHED_URLS {
+            let url = format!("https://api.paypal.com/v1/notifications/certs/CERT-{n}");
+            let e = cache.get(&Url::parse(&url).expect("url")).await;
+            assert_eq!(
+                e.err(),
+                Some(Error::Rejected(Rejection::Paypal(
+                    PaypalRejection::CertNotFound
+                )))
+            );
+        }
+        assert!(cache.get(&real_url).await.is_ok());
+        assert_eq!(fetcher.fetches.lock().expect("lock")[real], 1);
+        assert!(cache.slots.lock().expect("lock").len() <= MAX_CACHED_URLS);
+    }
+
     #[tokio::test]
     async fn a_document_that_is_not_a_certificate_is_refused_and_remembered() {
         struct Html(std::sync::atomic::AtomicUsize);
