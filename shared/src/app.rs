@@ -4,6 +4,7 @@
 //! during init so the first delivery does not pay the TLS handshake.
 
 use crate::adapters::dynamo::DynamoBillingStore;
+use crate::adapters::paypal_transmissions::DynamoTransmissionGuard;
 use crate::adapters::secrets_manager::{read_secret_string, ConfiguredSecrets};
 use crate::adapters::sqs::SqsQueue;
 use crate::adapters::stripe_api::{StripeApi, StripeApiKey};
@@ -224,7 +225,13 @@ impl App {
             Arc::new(SystemClock),
         )
         .await
-        .map_err(|e| format!("PayPal verification: {e}"))?;
+        .map_err(|e| format!("PayPal verification: {e}"))?
+        // Transmission ids are claimed on the billing table, so a replay is refused by every
+        // instance, not only the one that saw the first delivery.
+        .with_transmissions(Arc::new(DynamoTransmissionGuard::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            app.config.table.clone(),
+        )));
         app.with_provider(Arc::new(PaypalProvider::new(verifier)))
     }
 

@@ -1047,7 +1047,7 @@ mod tests {
         };
         assert_eq!(roots.len(), 1);
         assert!(urls
-            .check("https://api.paypal.com/v1/notifications/certs/C")
+            .check("https://api.paypal.com/v1/notifications/certs/CERT-C")
             .is_ok());
         assert!(urls
             .check("https://api.paypal.com/v1/oauth2/token")

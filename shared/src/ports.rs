@@ -462,7 +462,8 @@ pub struct SecretsError(pub String);
 pub enum RefreshOutcome {
     /// Nothing was re-read: the last read is too recent, or the secrets are fixed (inline).
     NotDue,
-    /// Re-read; the secrets in use are the same (or the new value was invalid and ignored).
+    /// Re-read; the secrets in use are the same (or the new value was invalid, or could not be
+    /// read, and the previous secrets stay).
     Unchanged,
     /// Re-read; the secrets in use changed.
     Changed,
@@ -474,6 +475,30 @@ pub trait SecretSource: Send + Sync {
     async fn secrets(&self, family: Family) -> Result<Arc<Vec<WebhookSecret>>, SecretsError>;
     /// Re-reads after a signature miss (a rotation), unless a read was recent.
     async fn refresh(&self, family: Family) -> Result<RefreshOutcome, SecretsError>;
+}
+
+/// What claiming a PayPal transmission id found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransmissionClaim {
+    /// New, expired, or held by the same body (a redelivery): go on.
+    Accepted,
+    /// Held, unexpired, by another body: refuse.
+    OtherBody,
+}
+
+/// PayPal transmission ids accepted within the tolerance window (a conditional write with
+/// an expiry on DynamoDB; a map in memory).
+#[async_trait]
+pub trait TransmissionGuard: Send + Sync {
+    /// Claims `id` for the body whose SHA-256 (hex) is `body_sha256`, until `expires_at` (Unix
+    /// seconds); an existing claim whose `expires_at` is before `now` counts as absent.
+    async fn claim(
+        &self,
+        id: &str,
+        body_sha256: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<TransmissionClaim, StoreError>;
 }
 
 /// A provider's REST API, read-only: an object's current state as JSON (`Ok(None)`: no such

@@ -3,7 +3,7 @@
 //! environment variable that no other test may read meanwhile.
 
 use billing::config::CallBounds;
-use billing::providers::paypal::fetch::{CertFetcher, HttpsCertFetcher};
+use billing::providers::paypal::fetch::{CertFetchError, CertFetcher, HttpsCertFetcher};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use reqwest::Url;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -50,10 +50,19 @@ fn serve() -> (String, u16) {
             if tls.read(&mut request).is_err() {
                 continue;
             }
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{DOCUMENT}",
-                DOCUMENT.len()
-            );
+            // `CERT-missing`: PayPal's 404; `CERT-broken`: a 503; anything else the document.
+            let line = String::from_utf8_lossy(&request);
+            let answer = if line.contains("/CERT-missing ") {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+            } else if line.contains("/CERT-broken ") {
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .into()
+            } else {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{DOCUMENT}",
+                    DOCUMENT.len()
+                )
+            };
             let _ = tls.write_all(answer.as_bytes());
             let _ = tls.flush();
             tls.conn.send_close_notify();
@@ -82,13 +91,29 @@ async fn the_fetcher_trusts_the_roots_named_by_ssl_cert_file() {
     std::env::set_var("SSL_CERT_FILE", unrelated);
     let fetcher = HttpsCertFetcher::new(CallBounds::default()).expect("client");
     let e = fetcher.fetch(&url).await.expect_err("untrusted server");
-    assert!(e.0.contains("certificate fetch failed"), "{e}");
+    assert!(e.to_string().contains("certificate fetch failed"), "{e}");
 
     // The test CA in the file: the same server is trusted and its document read.
     std::env::set_var("SSL_CERT_FILE", &ours);
     let fetcher = HttpsCertFetcher::new(CallBounds::default()).expect("client");
     let document = fetcher.fetch(&url).await.expect("trusted server");
     assert_eq!(document, DOCUMENT.as_bytes());
+
+    // PayPal's 404 is told apart (the sender's fault: 400); a 503 is transient.
+    let at = |name: &str| {
+        Url::parse(&format!(
+            "https://127.0.0.1:{port}/v1/notifications/certs/{name}"
+        ))
+        .expect("url")
+    };
+    assert_eq!(
+        fetcher.fetch(&at("CERT-missing")).await,
+        Err(CertFetchError::NotFound(404))
+    );
+    assert!(matches!(
+        fetcher.fetch(&at("CERT-broken")).await,
+        Err(CertFetchError::Unavailable(_))
+    ));
     std::env::remove_var("SSL_CERT_FILE");
     std::fs::remove_file(ours).expect("clean up");
 }

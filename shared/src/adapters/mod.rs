@@ -11,6 +11,7 @@ pub mod email_testing;
 #[cfg(feature = "testing")]
 pub mod faults;
 pub mod memory;
+pub mod paypal_transmissions;
 pub mod sdk_error;
 pub mod secrets_manager;
 pub mod ses;

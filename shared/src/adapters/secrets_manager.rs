@@ -1,11 +1,13 @@
 //! Endpoint secrets from AWS Secrets Manager: read at cold start, re-read after a signature
-//! miss (at most once per `min_refresh`), so rotating a Stripe secret needs no redeploy.
+//! miss (at most once per `min_refresh`, whatever the re-read's outcome), so rotating a Stripe
+//! secret needs no redeploy, and a Secrets Manager outage costs one read per interval while
+//! deliveries are decided on the cached secrets.
 //!
 //! The secret string is either a JSON array of `whsec_…` strings or a comma/newline-separated
 //! list; during a rotation it holds both the old and the new secret. It is validated like the
 //! inline variables ([`validate_secret_list`]): an invalid value stops the cold start, and an
-//! invalid value met on a re-read is logged (never the value) while the previous secrets stay
-//! in use.
+//! invalid value or a failed read met on a re-read is logged (never the value) while the
+//! previous secrets stay in use.
 
 use super::sdk_error::Describe;
 use crate::ports::{RefreshOutcome, SecretSource, SecretsError};
@@ -33,9 +35,23 @@ struct Cached {
     fetched: Option<Instant>,
 }
 
+/// Where an ARN's secret string is read: Secrets Manager in AWS and against moto, a twin in
+/// tests that make it fail.
+#[async_trait]
+pub trait SecretReader: Send + Sync {
+    async fn read(&self, arn: &str) -> Result<String, SecretsError>;
+}
+
+#[async_trait]
+impl SecretReader for Client {
+    async fn read(&self, arn: &str) -> Result<String, SecretsError> {
+        read_secret_string(self, arn).await
+    }
+}
+
 /// Inline secrets are served as configured; ARN secrets are fetched and cached.
 pub struct ConfiguredSecrets {
-    client: Option<Client>,
+    reader: Option<Arc<dyn SecretReader>>,
     specs: HashMap<Family, SecretSpec>,
     cache: Mutex<HashMap<Family, Cached>>,
     min_refresh: Duration,
@@ -114,6 +130,16 @@ impl ConfiguredSecrets {
         specs: HashMap<Family, SecretSpec>,
         min_refresh: Duration,
     ) -> Self {
+        let reader = client.map(|c| Arc::new(c) as Arc<dyn SecretReader>);
+        Self::with_reader(reader, specs, min_refresh)
+    }
+
+    /// As [`ConfiguredSecrets::new`], reading ARNs through `reader` (`None`: no ARN can be read).
+    pub fn with_reader(
+        reader: Option<Arc<dyn SecretReader>>,
+        specs: HashMap<Family, SecretSpec>,
+        min_refresh: Duration,
+    ) -> Self {
         // Inline secrets never change: cached once, so a request only clones an `Arc`.
         let cache = specs
             .iter()
@@ -129,7 +155,7 @@ impl ConfiguredSecrets {
             })
             .collect();
         Self {
-            client,
+            reader,
             specs,
             cache: Mutex::new(cache),
             min_refresh,
@@ -138,11 +164,11 @@ impl ConfiguredSecrets {
 
     /// The secret's string as stored; `Err` when Secrets Manager cannot be read.
     async fn read(&self, arn: &str) -> Result<String, SecretsError> {
-        let client = self
-            .client
+        let reader = self
+            .reader
             .as_ref()
             .ok_or_else(|| SecretsError("no Secrets Manager client".into()))?;
-        read_secret_string(client, arn).await
+        reader.read(arn).await
     }
 
     /// Loads every ARN-backed family now (cold start), so a bad ARN fails at start-up.
@@ -180,40 +206,49 @@ impl SecretSource for ConfiguredSecrets {
         let Some(SecretSpec::Arn(arn)) = self.specs.get(&family) else {
             return Ok(RefreshOutcome::NotDue);
         };
-        let mut cache = self.cache.lock().await;
-        let recent = cache
-            .get(&family)
-            .and_then(|c| c.fetched)
-            .is_some_and(|t| t.elapsed() < self.min_refresh);
-        if recent {
-            // Bad signatures must not turn into a stream of Secrets Manager calls.
-            return Ok(RefreshOutcome::NotDue);
-        }
-        let raw = self.read(arn).await?;
-        let fetched = Some(Instant::now());
-        let fresh = match (checked(family, arn, &raw), cache.get_mut(&family)) {
-            (Ok(fresh), _) => Arc::new(fresh),
-            (Err(e), Some(previous)) => {
-                // A mistyped rotation must not stop the endpoint: the previous secrets, which
-                // were valid, stay; the re-read still counts, so the next one waits as usual.
-                tracing::error!(%family, error = %e.0, "invalid secret value; keeping the previous secrets");
-                previous.fetched = fetched;
-                return Ok(RefreshOutcome::Unchanged);
+        {
+            let mut cache = self.cache.lock().await;
+            if let Some(c) = cache.get_mut(&family) {
+                if c.fetched.is_some_and(|t| t.elapsed() < self.min_refresh) {
+                    // Bad signatures must not turn into a stream of Secrets Manager calls.
+                    return Ok(RefreshOutcome::NotDue);
+                }
+                // Claimed before the read, whatever its outcome: concurrent misses and those
+                // that follow a failed read wait for the next interval too.
+                c.fetched = Some(Instant::now());
             }
-            (Err(e), None) => return Err(e),
+        }
+        // No lock across the read (up to the operation bound): other deliveries keep using the
+        // cached secrets meanwhile.
+        let read = match self.read(arn).await {
+            Ok(raw) => checked(family, arn, &raw),
+            Err(e) => Err(e),
         };
-        let changed = cache.get(&family).is_none_or(|c| c.secrets != fresh);
-        cache.insert(
-            family,
-            Cached {
-                secrets: fresh,
-                fetched,
-            },
-        );
-        Ok(if changed {
-            RefreshOutcome::Changed
-        } else {
-            RefreshOutcome::Unchanged
-        })
+        let mut cache = self.cache.lock().await;
+        match (read, cache.get_mut(&family)) {
+            (Ok(fresh), Some(previous)) => {
+                let changed = *previous.secrets != fresh;
+                previous.secrets = Arc::new(fresh);
+                Ok(if changed {
+                    RefreshOutcome::Changed
+                } else {
+                    RefreshOutcome::Unchanged
+                })
+            }
+            (Ok(fresh), None) => {
+                let fetched = Some(Instant::now());
+                let secrets = Arc::new(fresh);
+                cache.insert(family, Cached { secrets, fetched });
+                Ok(RefreshOutcome::Changed)
+            }
+            (Err(e), Some(_)) => {
+                // Unreadable (Secrets Manager failing) or invalid (a mistyped rotation): the
+                // previous secrets, which were valid, decide the delivery; the error names the
+                // variable and the secret id, never a value.
+                tracing::error!(%family, error = %e.0, "secrets re-read failed; keeping the previous secrets");
+                Ok(RefreshOutcome::Unchanged)
+            }
+            (Err(e), None) => Err(e),
+        }
     }
 }

@@ -578,3 +578,75 @@ async fn moto_a_paypal_event_is_recorded_once_under_its_paypal_key() {
         "{again}"
     );
 }
+
+/// In DynamoDB: a transmission id is claimed as `PAYPAL_TX#{id}` with the body's SHA-256 and an
+/// expiry. A captured signature carrying another body of the same CRC-32 is refused (400, nothing
+/// stored); PayPal's redelivery of the same body still reaches the ledger (a duplicate).
+#[tokio::test]
+async fn moto_a_transmission_id_is_accepted_once_per_body() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use billing::adapters::paypal_transmissions::DynamoTransmissionGuard;
+    use billing::providers::paypal::transmission::crc32_suffix;
+    let store = moto_store().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config());
+    let clock = Arc::new(FixedClock::at(NOW));
+    let verifier = pp::suite_verifier(clock.clone())
+        .await
+        .with_transmissions(Arc::new(DynamoTransmissionGuard::new(
+            client.clone(),
+            store.table(),
+        )));
+    let app = PaypalApp::on(store.clone(), clock, verifier);
+    let body = fixture("paypal/PAYMENT.SALE.COMPLETED__from-subscription__dj-paypal.json");
+    let headers = pp::headers(&body, NOW);
+    let mut forged = body.clone();
+    forged.extend(crc32_suffix(&body, crc32fast::hash(&body)));
+    assert_eq!(crc32fast::hash(&forged), crc32fast::hash(&body));
+
+    let (status, answer) = app.post_headers(headers.clone(), &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = app.post_headers(headers.clone(), &forged).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, answer) = app.post_headers(headers.clone(), &body).await;
+    assert_eq!(
+        (status, &answer["state"]),
+        (StatusCode::OK, &json!("duplicate")),
+        "{answer}"
+    );
+
+    let id = headers["paypal-transmission-id"].to_str().expect("ascii");
+    let item = client
+        .get_item()
+        .table_name(store.table())
+        .key("PK", AttributeValue::S(format!("PAYPAL_TX#{id}")))
+        .key("SK", AttributeValue::S("PAYPAL_TX".into()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("the transmission item");
+    assert_eq!(
+        item["body_sha256"],
+        AttributeValue::S(billing::digest::sha256_hex(&body))
+    );
+    assert_eq!(
+        item["expires_at"],
+        AttributeValue::N((NOW + 300).to_string())
+    );
+}
+
+/// The claim's condition in DynamoDB itself: another body under a live id is refused, and an
+/// expired item that TTL has not removed yet counts as absent.
+#[tokio::test]
+async fn moto_an_expired_transmission_item_frees_its_id() {
+    use billing::adapters::paypal_transmissions::DynamoTransmissionGuard;
+    use billing::ports::{TransmissionClaim, TransmissionGuard};
+    let store = moto_store().await;
+    let guard =
+        DynamoTransmissionGuard::new(aws_sdk_dynamodb::Client::new(&sdk_config()), store.table());
+    let claim = |hash, now| guard.claim("tx-moto-1", hash, now, 1_000);
+    assert_eq!(claim("aa", 700).await, Ok(TransmissionClaim::Accepted));
+    assert_eq!(claim("bb", 800).await, Ok(TransmissionClaim::OtherBody));
+    assert_eq!(claim("aa", 900).await, Ok(TransmissionClaim::Accepted));
+    assert_eq!(claim("bb", 1_001).await, Ok(TransmissionClaim::Accepted));
+}

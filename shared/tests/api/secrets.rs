@@ -268,3 +268,64 @@ async fn moto_several_misses_within_the_interval_count_one_refresh() {
         Ok(RefreshOutcome::NotDue)
     );
 }
+
+/// Secrets Manager as a twin: serves `whsec_only_one` until told to fail, counting every read.
+#[derive(Default)]
+struct FailingReader {
+    reads: std::sync::atomic::AtomicUsize,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl billing::adapters::secrets_manager::SecretReader for FailingReader {
+    async fn read(&self, _arn: &str) -> Result<String, billing::ports::SecretsError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.reads.fetch_add(1, SeqCst);
+        if self.failing.load(SeqCst) {
+            return Err(billing::ports::SecretsError("service unavailable".into()));
+        }
+        Ok("whsec_only_one".into())
+    }
+}
+
+/// While Secrets Manager fails, forged deliveries are decided on the cached secrets (400), and
+/// the failed re-read counts like any other: at most one read per interval, whatever the outcome.
+#[tokio::test]
+async fn a_failing_secret_store_is_read_once_per_interval_and_forgeries_get_400() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let reader = Arc::new(FailingReader::default());
+    let specs = HashMap::from([(Family::Charge, SecretSpec::Arn("arn:twin".into()))]);
+    let secrets = Arc::new(ConfiguredSecrets::with_reader(
+        Some(reader.clone()),
+        specs,
+        Duration::from_secs(30),
+    ));
+    secrets.preload().await.expect("cold start read");
+    let svc = service(secrets.clone());
+    reader.failing.store(true, SeqCst);
+    let forged = |n: u32| {
+        let svc = &svc;
+        async move {
+            let (body, header) = delivery(&format!("evt_forged_{n}"), "whsec_forged");
+            svc.receive_stripe(Family::Charge, Some(&header), &body)
+                .await
+        }
+    };
+    for interval in 1..=2 {
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(31)).await;
+        tokio::time::resume();
+        for n in 0..20 {
+            let outcome = forged(interval * 100 + n).await;
+            assert!(matches!(outcome, Outcome::Rejected(_)), "{outcome:?}");
+        }
+        // The cold-start read, then one re-read per interval.
+        assert_eq!(reader.reads.load(SeqCst), 1 + interval as usize);
+    }
+    // The cached secrets still serve genuine deliveries.
+    let (body, header) = delivery("evt_genuine_during_outage", "whsec_only_one");
+    let outcome = svc
+        .receive_stripe(Family::Charge, Some(&header), &body)
+        .await;
+    assert!(matches!(outcome, Outcome::Recorded { .. }), "{outcome:?}");
+}

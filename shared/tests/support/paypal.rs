@@ -10,7 +10,7 @@ use billing::pipeline::Pipeline;
 use billing::ports::{ApiError, BillingStore, FixedClock};
 use billing::providers::paypal::cert_url::CertUrlPolicy;
 use billing::providers::paypal::certs::TrustRoots;
-use billing::providers::paypal::fetch::CertFetcher;
+use billing::providers::paypal::fetch::{CertFetchError, CertFetcher};
 use billing::providers::paypal::{PaypalProvider, PaypalVerifier};
 use billing::providers::stripe::signature::WebhookSecret;
 use billing::providers::stripe::{Settings, StripeProvider};
@@ -121,8 +121,8 @@ struct NoFetch;
 
 #[async_trait]
 impl CertFetcher for NoFetch {
-    async fn fetch(&self, _url: &reqwest::Url) -> Result<Vec<u8>, ApiError> {
-        Err(ApiError("tests fetch nothing".into()))
+    async fn fetch(&self, _url: &reqwest::Url) -> Result<Vec<u8>, CertFetchError> {
+        Err(ApiError("tests fetch nothing".into()).into())
     }
 }
 

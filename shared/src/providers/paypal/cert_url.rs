@@ -1,8 +1,11 @@
-//! Where a certificate may be fetched from: `PAYPAL-CERT-URL` must be https and under one of
-//! the allowed prefixes (`PAYPAL_CERT_URL_PREFIXES`). Both sides are parsed as URLs and
-//! compared by scheme, host, port and path, never as strings, so neither
-//! `https://api.paypal.com.evil.example/` nor `https://api.paypal.com@evil.example/` passes
-//! for `https://api.paypal.com/`.
+//! Where a certificate may be fetched from: `PAYPAL-CERT-URL` must be PayPal's certificate
+//! path, `https://{host}/v1/notifications/certs/CERT-…` (as in PayPal's signed deliveries, e.g.
+//! `https://api.sandbox.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-a5cafa77`), on
+//! port 443, with no user, query or fragment, under one of the allowed prefixes
+//! (`PAYPAL_CERT_URL_PREFIXES`). Both sides are parsed as URLs and compared by scheme, host,
+//! port and path, never as strings, so neither `https://api.paypal.com.evil.example/` nor
+//! `https://api.paypal.com@evil.example/` passes for `https://api.paypal.com/`. The parsed URL is
+//! the normalised form the certificate cache is keyed by: one key per certificate.
 
 use super::PaypalRejection;
 use reqwest::Url;
@@ -59,8 +62,8 @@ impl CertUrlPolicy {
         Ok(Self { prefixes })
     }
 
-    /// The certificate URL, parsed (and normalised: `..` segments resolved, host lower-cased),
-    /// when it may be fetched.
+    /// The certificate URL, parsed (and normalised: `..` segments resolved, host lower-cased,
+    /// `:443` dropped), when it may be fetched.
     pub fn check(&self, raw: &str) -> Result<Url, PaypalRejection> {
         let url = Url::parse(raw)
             .map_err(|_| PaypalRejection::MalformedHeader(super::transmission::CERT_URL))?;
@@ -68,7 +71,14 @@ impl CertUrlPolicy {
             return Err(PaypalRejection::CertUrlNotHttps);
         }
         let plain = url.username().is_empty() && url.password().is_none();
-        if !plain || url.fragment().is_some() {
+        // A query or fragment names the same document under another key: refused, so variants
+        // neither cost a fetch each nor crowd the real certificate out of the cache.
+        if !plain
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || url.port_or_known_default() != Some(443)
+            || !is_certificate_path(url.path())
+        {
             return Err(PaypalRejection::CertUrlNotAllowed);
         }
         let under = |prefix: &Url| {
@@ -82,6 +92,21 @@ impl CertUrlPolicy {
             Err(PaypalRejection::CertUrlNotAllowed)
         }
     }
+}
+
+/// PayPal's certificate path: `/v1/notifications/certs/CERT-` and one segment of ASCII letters,
+/// digits and hyphens (no `%`-escapes, so one certificate has one spelling).
+const CERT_PATH: &str = "/v1/notifications/certs/CERT-";
+
+/// Longest certificate name accepted after `CERT-` (PayPal's are about 30 characters).
+const MAX_CERT_NAME: usize = 128;
+
+fn is_certificate_path(path: &str) -> bool {
+    path.strip_prefix(CERT_PATH).is_some_and(|name| {
+        !name.is_empty()
+            && name.len() <= MAX_CERT_NAME
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    })
 }
 
 #[cfg(test)]
@@ -158,6 +183,41 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn only_paypals_certificate_path_is_allowed() {
+        let policy = CertUrlPolicy::default();
+        let url = policy
+            .check("https://API.PayPal.com:443/v1/notifications/certs/CERT-1")
+            .expect("allowed");
+        assert_eq!(
+            url.as_str(),
+            "https://api.paypal.com/v1/notifications/certs/CERT-1",
+            "the normalised key"
+        );
+        for bad in [
+            "https://api.paypal.com/v1/oauth2/token",
+            "https://api.paypal.com/v1/notifications/certs/",
+            "https://api.paypal.com/v1/notifications/certs/CERT-",
+            "https://api.paypal.com/v1/notifications/certs/CERT-1/",
+            "https://api.paypal.com/v1/notifications/certs/CERT-1?",
+            "https://api.paypal.com/v1/notifications/certs/CERT-1?a=b",
+            "https://api.paypal.com/v1/notifications/certs/%43ERT-1",
+            "https://api.paypal.com/v1/notifications/certs/CERT-1%2F..",
+            "https://api.paypal.com/v1/notifications/webhooks/CERT-1",
+        ] {
+            assert_eq!(
+                policy.check(bad),
+                Err(PaypalRejection::CertUrlNotAllowed),
+                "{bad}"
+            );
+        }
+        let long = format!(
+            "https://api.paypal.com/v1/notifications/certs/CERT-{}",
+            "a".repeat(MAX_CERT_NAME + 1)
+        );
+        assert_eq!(policy.check(&long), Err(PaypalRejection::CertUrlNotAllowed));
     }
 
     #[test]

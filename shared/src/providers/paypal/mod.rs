@@ -1,14 +1,17 @@
 //! PayPal webhooks: verification of a delivery, offline (PayPal's certificate, checked here) or
 //! through PayPal's verify-webhook-signature API (`PAYPAL_VERIFICATION=api`).
 //!
-//! Offline, a delivery is accepted only when, in this order (the first failure is the answer):
-//! the five `PAYPAL-*` transmission headers are present and well formed; `PAYPAL-AUTH-ALGO`
-//! names SHA-256 or stronger with RSA; `PAYPAL-TRANSMISSION-TIME` is within the tolerance of the
-//! clock; `PAYPAL-CERT-URL` is https under an allowed prefix; the certificate it serves (fetched
-//! once per URL, then cached for the life of the process) chains to a trusted root, is valid
-//! now and names a `paypal.com` host as its subject CN; and the RSA signature over
-//! `transmission_id|transmission_time|webhook_id|crc32(body)` verifies with its key. The
-//! `webhook_id` is ours (`PAYPAL_WEBHOOK_ID`), never taken from the delivery.
+//! Offline, a delivery is accepted only when, in this order (the first failure is the answer;
+//! everything before the certificate needs no call): the five `PAYPAL-*` transmission headers
+//! are present and well formed (a signature as long as an RSA key); `PAYPAL-AUTH-ALGO` names
+//! SHA-256 or stronger with RSA; `PAYPAL-TRANSMISSION-TIME` is within the tolerance of the
+//! clock; a webhook id is configured; `PAYPAL-CERT-URL` is PayPal's certificate path under an
+//! allowed prefix (`cert_url`); the certificate it serves (`fetch`: once per URL, kept for the
+//! life of the process, a failure for 30 s) chains to a trusted root, is valid now and names a
+//! `paypal.com` host as its subject CN; the RSA signature over
+//! `transmission_id|transmission_time|webhook_id|crc32(body)` verifies with its key; and the
+//! transmission id is new or was accepted with this same body (the signature covers only the
+//! body's CRC-32). The `webhook_id` is ours (`PAYPAL_WEBHOOK_ID`), never taken from the delivery.
 //!
 //! A verified delivery is read and mapped onto the model by [`PaypalProvider`] (`translate`,
 //! the ignored types in `ignored`).
@@ -48,8 +51,12 @@ pub enum PaypalRejection {
     OutsideTolerance { age_secs: i64 },
     #[error("certificate URL is not https")]
     CertUrlNotHttps,
-    #[error("certificate URL is not under an allowed prefix")]
+    #[error("certificate URL is not PayPal's certificate path under an allowed prefix")]
     CertUrlNotAllowed,
+    /// PayPal answered that no certificate is at the URL (404, 410): the sender named one that
+    /// does not exist.
+    #[error("PayPal has no certificate at the certificate URL")]
+    CertNotFound,
     #[error("certificate could not be read")]
     CertUnreadable,
     #[error("certificate does not chain to a trusted root")]
@@ -66,6 +73,13 @@ pub enum PaypalRejection {
     CertNotPaypal,
     #[error("signature does not match")]
     SignatureMismatch,
+    /// No `PAYPAL_WEBHOOK_ID`: no delivery can be for us, and nothing is fetched to find out.
+    #[error("no webhook id configured")]
+    NoWebhookId,
+    /// The transmission id was accepted before with another body. The signature covers the
+    /// body's CRC-32 only, so a captured signature could otherwise carry a body made to match it.
+    #[error("transmission id already used with another body")]
+    TransmissionReused,
     /// API mode: the body must be a JSON object to be passed on as `webhook_event`.
     #[error("body is not a JSON object")]
     BodyNotJsonObject,

@@ -3,7 +3,7 @@
 
 use super::cert_url::CertUrlPolicy;
 use super::certs::TrustRoots;
-use super::fetch::CertFetcher;
+use super::fetch::{CertFetchError, CertFetcher};
 use super::{PaypalRejection, PaypalVerifier};
 use crate::error::{Error, ErrorKind, Rejection};
 use crate::ports::{ApiError, FixedClock};
@@ -22,10 +22,12 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/payp
 const REAL_CERT_URL: &str =
     "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-a5cafa77";
 
-/// Serves fixed documents by URL and counts every fetch; an unknown URL is a failure.
+/// Serves fixed documents by URL and counts every fetch; an unknown URL is PayPal's 404.
 #[derive(Default)]
 struct CountingFetcher {
     documents: Mutex<HashMap<String, Vec<u8>>>,
+    /// URLs whose fetch fails as if PayPal could not be reached.
+    down: Mutex<Vec<String>>,
     fetches: AtomicUsize,
 }
 
@@ -47,13 +49,22 @@ impl CountingFetcher {
 
 #[async_trait]
 impl CertFetcher for CountingFetcher {
-    async fn fetch(&self, url: &Url) -> Result<Vec<u8>, ApiError> {
+    async fn fetch(&self, url: &Url) -> Result<Vec<u8>, CertFetchError> {
         self.fetches.fetch_add(1, Ordering::SeqCst);
+        if self
+            .down
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|u| u == url.as_str())
+        {
+            return Err(ApiError("connect".into()).into());
+        }
         let documents = self.documents.lock().expect("lock");
         documents
             .get(url.as_str())
             .cloned()
-            .ok_or_else(|| ApiError("status 404".into()))
+            .ok_or(CertFetchError::NotFound(404))
     }
 }
 
@@ -565,23 +576,6 @@ async fn the_certificate_is_fetched_once_per_url() {
 }
 
 #[tokio::test]
-async fn an_unreachable_certificate_is_transient_and_not_cached() {
-    let (verifier, fetcher) = verifier_serving(&good_leaf());
-    let elsewhere = Delivery {
-        cert_url: "https://api.paypal.com/v1/notifications/certs/CERT-missing",
-        ..Delivery::default()
-    };
-    for attempt in 1..=2 {
-        let e = verifier
-            .verify(&elsewhere.headers(), BODY)
-            .await
-            .expect_err("no certificate");
-        assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
-        assert_eq!(fetcher.fetches(), attempt);
-    }
-}
-
-#[tokio::test]
 async fn missing_or_malformed_headers_are_named() {
     let (verifier, fetcher) = verifier_serving(&good_leaf());
     let full = Delivery::default().headers();
@@ -622,4 +616,246 @@ fn static_lower(name: &str) -> &'static str {
         "PAYPAL-CERT-URL" => "paypal-cert-url",
         _ => "paypal-auth-algo",
     }
+}
+
+// ---- What a forgery costs (issue 17, point 5) ----------------------------------------------
+
+use super::transmission::crc32_suffix;
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+#[test]
+fn the_crc32_suffix_collides() {
+    let mut forged = BODY.to_vec();
+    forged.extend(crc32_suffix(BODY, crc32fast::hash(BODY)));
+    assert_ne!(forged, BODY);
+    assert_eq!(crc32fast::hash(&forged), crc32fast::hash(BODY));
+}
+
+/// The signature covers the body's CRC-32 only: a captured signature with another body of the
+/// same CRC-32 verifies. The transmission id is accepted once per body: the forgery is refused,
+/// while PayPal's own redelivery of the same body still passes (the ledger dedupes it).
+#[tokio::test]
+async fn a_transmission_id_carries_one_body_only() {
+    let (verifier, _) = verifier_serving(&good_leaf());
+    let headers = Delivery::default().headers();
+    let mut forged = BODY.to_vec();
+    forged.extend(crc32_suffix(BODY, crc32fast::hash(BODY)));
+    assert!(verifier.verify(&headers, BODY).await.is_ok());
+    let e = verifier.verify(&headers, &forged).await;
+    assert_eq!(
+        e.as_ref().map_err(Error::kind).err(),
+        Some(ErrorKind::Rejected),
+        "{e:?}"
+    );
+    assert!(
+        verifier.verify(&headers, BODY).await.is_ok(),
+        "a redelivery"
+    );
+}
+
+#[tokio::test]
+async fn a_cert_url_off_paypals_certificate_path_is_refused_without_a_fetch() {
+    for url in [
+        "https://api.paypal.com/v1/oauth2/token",
+        "https://api.paypal.com/",
+        "https://api.paypal.com/v1/notifications/certs/",
+        "https://api.paypal.com/v1/notifications/certs/CERT-test-0001/more",
+        "https://api.paypal.com/v1/notifications/certs/NOT-A-CERT",
+        "https://api.paypal.com/v1/notifications/certs/%43ERT-test-0001",
+        "https://api.paypal.com/x/v1/notifications/certs/CERT-test-0001",
+        "https://api.paypal.com/v1/notifications/certs/CERT-test-0001?v=1",
+        "https://api.paypal.com/v1/notifications/certs/CERT-test-0001?",
+    ] {
+        let (verifier, fetcher) = verifier_serving(&good_leaf());
+        let delivery = Delivery {
+            cert_url: url,
+            ..Delivery::default()
+        };
+        let got = paypal(verifier.verify(&delivery.headers(), BODY).await);
+        assert_eq!(got, PaypalRejection::CertUrlNotAllowed, "{url}");
+        assert_eq!(fetcher.fetches(), 0, "{url}");
+    }
+}
+
+/// Query variants once each cost a fetch and, past 64 of them, evicted the real certificate.
+#[tokio::test]
+async fn query_variants_neither_cost_a_fetch_nor_evict_the_certificate() {
+    let (verifier, fetcher) = verifier_serving(&good_leaf());
+    assert!(verifier
+        .verify(&Delivery::default().headers(), BODY)
+        .await
+        .is_ok());
+    for n in 0..100 {
+        let variant = Delivery {
+            cert_url: leak(format!("{CERT_URL}?v={n}")),
+            ..Delivery::default()
+        };
+        assert!(verifier.verify(&variant.headers(), BODY).await.is_err());
+    }
+    assert!(verifier
+        .verify(&Delivery::default().headers(), BODY)
+        .await
+        .is_ok());
+    assert_eq!(fetcher.fetches(), 1);
+}
+
+/// A signature shorter than any RSA key PayPal could use is refused before a fetch.
+#[tokio::test]
+async fn a_signature_too_short_for_rsa_is_refused_without_a_fetch() {
+    let (verifier, fetcher) = verifier_serving(&good_leaf());
+    let mut headers = Delivery::default().headers();
+    headers.insert(
+        "paypal-transmission-sig",
+        http::HeaderValue::from_static("c2hvcnQ="),
+    );
+    let got = paypal(verifier.verify(&headers, BODY).await);
+    assert_eq!(
+        got,
+        PaypalRejection::MalformedHeader("PAYPAL-TRANSMISSION-SIG")
+    );
+    assert_eq!(fetcher.fetches(), 0);
+}
+
+#[tokio::test]
+async fn without_a_webhook_id_nothing_is_fetched() {
+    let fetcher = CountingFetcher::serving(CERT_URL, &good_leaf());
+    let roots = TrustRoots::from_pem(trusted_ca().pem.as_bytes()).expect("test CA");
+    let verifier = PaypalVerifier::offline(
+        "",
+        300,
+        CertUrlPolicy::default(),
+        roots,
+        fetcher.clone(),
+        Arc::new(FixedClock::at(NOW)),
+    );
+    let e = verifier.verify(&Delivery::default().headers(), BODY).await;
+    assert!(matches!(e, Err(Error::Rejected(_))), "{e:?}");
+    assert_eq!(fetcher.fetches(), 0);
+}
+
+/// A certificate PayPal says does not exist is the sender's fault: 400, remembered for the
+/// failure period, then asked again.
+#[tokio::test]
+async fn a_certificate_paypal_does_not_have_is_400_and_remembered_briefly() {
+    let (verifier, fetcher) = verifier_serving(&good_leaf());
+    let missing = Delivery {
+        cert_url: "https://api.paypal.com/v1/notifications/certs/CERT-missing",
+        ..Delivery::default()
+    };
+    for _ in 0..3 {
+        let e = verifier.verify(&missing.headers(), BODY).await;
+        assert_eq!(
+            e.as_ref().map_err(Error::kind).err(),
+            Some(ErrorKind::Rejected),
+            "{e:?}"
+        );
+    }
+    assert_eq!(fetcher.fetches(), 1);
+    tokio::time::pause();
+    tokio::time::advance(std::time::Duration::from_secs(31)).await;
+    tokio::time::resume();
+    assert!(verifier.verify(&missing.headers(), BODY).await.is_err());
+    assert_eq!(fetcher.fetches(), 2);
+}
+
+/// PayPal unreachable is transient (503), and remembered for the failure period too, so a
+/// flood of deliveries makes one call per period.
+#[tokio::test]
+async fn an_unreachable_certificate_is_503_and_remembered_briefly() {
+    let (verifier, fetcher) = verifier_serving(&good_leaf());
+    let down = "https://api.paypal.com/v1/notifications/certs/CERT-down";
+    fetcher.down.lock().expect("lock").push(down.to_owned());
+    let delivery = Delivery {
+        cert_url: down,
+        ..Delivery::default()
+    };
+    for _ in 0..3 {
+        let e = verifier
+            .verify(&delivery.headers(), BODY)
+            .await
+            .expect_err("unreachable");
+        assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    }
+    assert_eq!(fetcher.fetches(), 1);
+    tokio::time::pause();
+    tokio::time::advance(std::time::Duration::from_secs(31)).await;
+    tokio::time::resume();
+    let e = verifier.verify(&delivery.headers(), BODY).await;
+    assert_eq!(e.map_err(|e| e.kind()).err(), Some(ErrorKind::Transient));
+    assert_eq!(fetcher.fetches(), 2);
+}
+
+/// Serves `pem` at every URL, each fetch waiting for a permit; counts fetches.
+struct GatedFetcher {
+    pem: Vec<u8>,
+    gate: tokio::sync::Semaphore,
+    fetches: AtomicUsize,
+}
+
+#[async_trait]
+impl CertFetcher for GatedFetcher {
+    async fn fetch(&self, _url: &Url) -> Result<Vec<u8>, CertFetchError> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        let _permit = self.gate.acquire().await.expect("gate open");
+        Ok(self.pem.clone())
+    }
+}
+
+/// Deliveries naming one new certificate wait for one fetch; a delivery whose certificate is
+/// known is not held up by it.
+#[tokio::test]
+async fn one_fetch_per_url_and_no_lock_held_across_it() {
+    let fetcher = Arc::new(GatedFetcher {
+        pem: good_leaf().into_bytes(),
+        gate: tokio::sync::Semaphore::new(0),
+        fetches: AtomicUsize::new(0),
+    });
+    let roots = TrustRoots::from_pem(trusted_ca().pem.as_bytes()).expect("test CA");
+    let verifier = Arc::new(PaypalVerifier::offline(
+        OUR_WEBHOOK_ID,
+        300,
+        CertUrlPolicy::default(),
+        roots,
+        fetcher.clone(),
+        Arc::new(FixedClock::at(NOW)),
+    ));
+    let known = "https://api.paypal.com/v1/notifications/certs/CERT-known";
+    let cache = verifier.cert_cache().expect("offline");
+    cache
+        .seed(known, good_leaf().as_bytes())
+        .await
+        .expect("seed");
+    let waiting: Vec<_> = (0..5)
+        .map(|_| {
+            let verifier = verifier.clone();
+            tokio::spawn(async move {
+                let headers = Delivery::default().headers();
+                verifier.verify(&headers, BODY).await.map(|_| ())
+            })
+        })
+        .collect();
+    while fetcher.fetches.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let other = Delivery {
+        id: "5d1d8a30-1f3c-11f0-9a4e-0WNFX0000002",
+        cert_url: known,
+        ..Delivery::default()
+    };
+    // A hang guard, not a timing assertion: with the cache locked across the fetch this
+    // delivery would wait for the gate, which opens only after it.
+    let quick = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        verifier.verify(&other.headers(), BODY),
+    )
+    .await;
+    assert!(matches!(quick, Ok(Ok(_))), "{quick:?}");
+    fetcher.gate.add_permits(10);
+    for task in waiting {
+        assert_eq!(task.await.expect("joined"), Ok(()));
+    }
+    assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 1);
 }

@@ -15,6 +15,14 @@ pub const AUTH_ALGO: &str = "PAYPAL-AUTH-ALGO";
 /// a 4096-bit RSA signature is 684 base64 characters.
 const MAX_HEADER_LEN: usize = 2048;
 
+/// Longest transmission id accepted: PayPal's schema says 50 characters; it becomes a DynamoDB
+/// key (`PAYPAL_TX#{id}`), so it is kept well under the key's 2,048 bytes.
+const MAX_TRANSMISSION_ID_LEN: usize = 255;
+
+/// An RSA PKCS#1 signature is as long as the key's modulus: 2048 to 8192 bits (the range the
+/// verifier accepts). Anything else cannot verify, so it is refused before any fetch.
+const RSA_SIGNATURE_BYTES: std::ops::RangeInclusive<usize> = 256..=1024;
+
 /// The algorithms `PAYPAL-AUTH-ALGO` may name: RSA PKCS#1 v1.5 with SHA-256 or stronger.
 /// `SHA1withRSA` (and anything else) is refused before a certificate is fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +108,7 @@ impl Transmission {
     pub fn from_headers(headers: &http::HeaderMap) -> Result<Self, PaypalRejection> {
         let id = header(headers, TRANSMISSION_ID)?;
         // `|` separates the signed fields: an id holding one could shift them.
-        if id.contains('|') {
+        if id.contains('|') || id.len() > MAX_TRANSMISSION_ID_LEN {
             return Err(PaypalRejection::MalformedHeader(TRANSMISSION_ID));
         }
         let time = header(headers, TRANSMISSION_TIME)?;
@@ -109,7 +117,9 @@ impl Transmission {
         let sig_base64 = header(headers, TRANSMISSION_SIG)?;
         let sig = base64::engine::general_purpose::STANDARD
             .decode(sig_base64)
-            .map_err(|_| PaypalRejection::MalformedHeader(TRANSMISSION_SIG))?;
+            .ok()
+            .filter(|sig| RSA_SIGNATURE_BYTES.contains(&sig.len()))
+            .ok_or(PaypalRejection::MalformedHeader(TRANSMISSION_SIG))?;
         let cert_url = header(headers, CERT_URL)?;
         let algo = AuthAlgo::parse(header(headers, AUTH_ALGO)?)?;
         Ok(Self {
@@ -144,6 +154,45 @@ impl Transmission {
             crc32fast::hash(body)
         )
     }
+}
+
+/// Four bytes that, appended to `prefix`, give the CRC-32 `target`: how a forger makes a body
+/// match a captured signature (tests and fuzzing). CRC-32 is affine over GF(2) for a fixed
+/// length, so the suffix solves 32 linear equations.
+#[cfg(any(test, feature = "testing"))]
+pub fn crc32_suffix(prefix: &[u8], target: u32) -> [u8; 4] {
+    let crc = |x: u32| {
+        let mut h = crc32fast::Hasher::new();
+        h.update(prefix);
+        h.update(&x.to_le_bytes());
+        h.finalize()
+    };
+    let base = crc(0);
+    // basis[b]: (effect on the CRC with leading bit b, suffix bits that produce it)
+    let mut basis: [Option<(u32, u32)>; 32] = [None; 32];
+    for i in 0..32 {
+        let (mut effect, mut bits) = (crc(1 << i) ^ base, 1u32 << i);
+        for b in (0..32).rev() {
+            if effect >> b & 1 == 0 {
+                continue;
+            }
+            match basis[b] {
+                Some((e, c)) => (effect, bits) = (effect ^ e, bits ^ c),
+                None => {
+                    basis[b] = Some((effect, bits));
+                    break;
+                }
+            }
+        }
+    }
+    let (mut want, mut suffix) = (target ^ base, 0u32);
+    for b in (0..32).rev() {
+        if want >> b & 1 == 1 {
+            let (e, c) = basis[b].expect("four free bytes reach every CRC-32");
+            (want, suffix) = (want ^ e, suffix ^ c);
+        }
+    }
+    suffix.to_le_bytes()
 }
 
 /// An RFC 3339 date-time (`2016-09-21T22:00:46Z`, fractions and `±hh:mm` offsets allowed) in

@@ -7,10 +7,11 @@ use super::certs::TrustRoots;
 use super::fetch::{CertCache, CertFetcher, HttpsCertFetcher};
 use super::transmission::Transmission;
 use super::PaypalRejection;
+use crate::adapters::paypal_transmissions::InMemoryTransmissionGuard;
 use crate::config::{CallBounds, PaypalMode, PaypalSecretSpec, PaypalSettings};
 use crate::error::{Error, Rejection};
 use crate::pipeline::provider::Verified;
-use crate::ports::{Clock, SecretsError};
+use crate::ports::{Clock, SecretsError, StoreError, TransmissionClaim, TransmissionGuard};
 use std::sync::Arc;
 
 enum Check {
@@ -28,6 +29,7 @@ pub struct PaypalVerifier {
     tolerance_secs: u64,
     clock: Arc<dyn Clock>,
     check: Check,
+    transmissions: Arc<dyn TransmissionGuard>,
 }
 
 fn rejected(r: PaypalRejection) -> Error {
@@ -53,6 +55,7 @@ impl PaypalVerifier {
                 roots,
                 cache: CertCache::new(fetcher),
             },
+            transmissions: Arc::new(InMemoryTransmissionGuard::default()),
         }
     }
 
@@ -68,6 +71,7 @@ impl PaypalVerifier {
             tolerance_secs,
             clock,
             check: Check::Api(api),
+            transmissions: Arc::new(InMemoryTransmissionGuard::default()),
         }
     }
 
@@ -122,6 +126,14 @@ impl PaypalVerifier {
         }
     }
 
+    /// Where accepted transmission ids are claimed (the billing table in AWS); without this,
+    /// in this process only.
+    #[must_use]
+    pub fn with_transmissions(mut self, transmissions: Arc<dyn TransmissionGuard>) -> Self {
+        self.transmissions = transmissions;
+        self
+    }
+
     /// The certificate cache (offline mode), to pre-seed it.
     pub fn cert_cache(&self) -> Option<&CertCache> {
         match &self.check {
@@ -130,24 +142,50 @@ impl PaypalVerifier {
         }
     }
 
-    /// Checks a delivery over its exact raw body. A rejection is answered 400; an
-    /// `Error::Api` (certificate or API unreachable) 503.
+    /// Checks a delivery over its exact raw body. Every check that needs no call comes first
+    /// (headers, algorithm, signature length, transmission time, our webhook id, the
+    /// certificate URL), then the certificate (cached, or fetched once) or PayPal's API, then
+    /// the transmission id is claimed for this body. A rejection is answered 400; an
+    /// `Error::Api` (certificate or API unreachable) or a failed claim 503.
     pub async fn verify(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Verified, Error> {
         let t = Transmission::from_headers(headers).map_err(rejected)?;
         let now = self.clock.now();
         t.check_age(now, self.tolerance_secs).map_err(rejected)?;
+        if self.webhook_id.is_empty() {
+            return Err(rejected(PaypalRejection::NoWebhookId));
+        }
         match &self.check {
             Check::Offline { urls, roots, cache } => {
                 let url = urls.check(&t.cert_url).map_err(rejected)?;
-                let cert = cache.get(&url).await?;
                 let message = t.signed_string(&self.webhook_id, body);
+                let cert = cache.get(&url).await?;
                 cert.verify(roots, now, t.algo, message.as_bytes(), &t.sig)
                     .map_err(rejected)?;
             }
             Check::Api(api) => api.verify(&t, &self.webhook_id, body).await?,
         }
+        self.claim(&t, body, now).await?;
         Ok(Verified {
             signed_at: t.time_unix,
         })
+    }
+
+    /// Accepts the transmission id once per body within the window. Claimed only once the
+    /// signature verified, so a forgery can neither write nor block the genuine delivery's id.
+    async fn claim(&self, t: &Transmission, body: &[u8], now: i64) -> Result<(), Error> {
+        // Past the window the transmission time is refused anyway: the claim need not outlive it.
+        let window = i64::try_from(self.tolerance_secs).unwrap_or(i64::MAX);
+        let expires_at = t.time_unix.saturating_add(window);
+        let hash = crate::digest::sha256_hex(body);
+        match self
+            .transmissions
+            .claim(&t.id, &hash, now, expires_at)
+            .await
+        {
+            Ok(TransmissionClaim::Accepted) => Ok(()),
+            Ok(TransmissionClaim::OtherBody) => Err(rejected(PaypalRejection::TransmissionReused)),
+            // Even a permanent refusal is answered 503: the delivery itself may be genuine.
+            Err(e) => Err(Error::Store(StoreError::Unavailable(e.to_string()))),
+        }
     }
 }
