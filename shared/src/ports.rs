@@ -406,11 +406,36 @@ pub trait BillingStore: Send + Sync {
     async fn set_aside_outbox(&self, item: &UnreadableOutbox, at: i64) -> Result<(), StoreError>;
     /// Items set aside, oldest first: id, reason and time only.
     async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError>;
+    /// Puts a set-aside item back in the pending outbox (as pending since `at`), whole, for the
+    /// relay to send again. `Ok(false)`: no set-aside item has this id (never set aside, already
+    /// requeued, or deleted).
+    async fn requeue_outbox(&self, id: &str, at: i64) -> Result<bool, StoreError>;
 }
 
+/// Why a send failed: worth another try, or refused for good.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("queue unavailable: {0}")]
-pub struct QueueError(pub String);
+pub enum QueueError {
+    /// Throttling, a timeout, a network error, a 5xx, or a queue that is missing or closed to us
+    /// (every message would fail alike): the message stays pending and is sent again later.
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    /// The queue refuses this message as it is and would refuse it again (SQS's code, e.g.
+    /// `InvalidParameterValue` for a body over the queue's size limit): retrying cannot help.
+    /// `what` names the part refused in our words; SQS's own text is never kept, since it can
+    /// quote the refused value (a user id).
+    #[error("refused by SQS: {code}{}", what.map(|w| format!(" ({w})")).unwrap_or_default())]
+    Refused {
+        code: String,
+        what: Option<&'static str>,
+    },
+}
+
+impl QueueError {
+    /// Whether sending the same message again can never succeed (it is set aside instead).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, QueueError::Refused { .. })
+    }
+}
 
 /// Where outbox messages go (SQS in AWS and against moto).
 #[async_trait]
