@@ -176,8 +176,9 @@ pub struct OutboxMessage {
     pub created_at: i64,
 }
 
-/// An outbox item whose `doc` cannot be read as a message: set aside, never sent. The reason
-/// names what is wrong without quoting the document (it holds user data).
+/// An outbox item to set aside: its `doc` cannot be read as a message, or the queue refused it
+/// for good. Never sent again unless requeued. The reason names what is wrong without quoting
+/// the document (it holds user data).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnreadableOutbox {
     pub id: String,
@@ -401,7 +402,8 @@ pub trait BillingStore: Send + Sync {
     async fn pending_outbox(&self, limit: usize) -> Result<Vec<PendingOutbox>, StoreError>;
     /// Forget a delivered message. Deleting one that is already gone is not an error.
     async fn delete_outbox(&self, id: &str) -> Result<(), StoreError>;
-    /// Moves an unreadable item out of the pending outbox, keeping it whole for an operator.
+    /// Moves an unreadable (or refused) item out of the pending outbox, keeping it whole for an
+    /// operator.
     /// Setting aside one that is already gone is not an error.
     async fn set_aside_outbox(&self, item: &UnreadableOutbox, at: i64) -> Result<(), StoreError>;
     /// Items set aside, oldest first: id, reason and time only.

@@ -3,7 +3,9 @@
 //! A message is deleted only after the queue accepted it, so a crash between the two sends it
 //! again: consumers deduplicate by the message id and need no order (README, "Change feed").
 //! An item whose document cannot be read is set aside — out of the pending outbox, kept whole
-//! for an operator, counted as `OutboxUnreadable` — so it never holds up the others. In AWS the
+//! for an operator, counted as `OutboxUnreadable` — so it never holds up the others; so is a
+//! message the queue refuses for good (`QueueError::Refused`: too large, an invalid character),
+//! counted as `OutboxRefused`. `requeue` puts set-aside items back once fixed. In AWS the
 //! relay runs on the table's DynamoDB Stream (`handle_stream_batch`); locally and in tests
 //! `drain` polls the outbox index. Both send through the same `deliver`.
 
@@ -49,8 +51,19 @@ impl RelayReport {
     }
 }
 
+/// What became of one message.
+enum Delivered {
+    Sent,
+    /// Still pending: the send or the delete failed, or the queue refused it and setting it
+    /// aside failed.
+    Failed,
+    /// The queue refused it for good; it is set aside.
+    Refused,
+}
+
 /// Sends each message and deletes it once sent. A message whose send or delete fails counts
-/// as failed and stays in the outbox for the next pass; the others go on.
+/// as failed and stays in the outbox for the next pass; one the queue refuses for good is set
+/// aside (`refused`); the others go on.
 pub async fn deliver(
     store: &dyn BillingStore,
     queue: &dyn Queue,
@@ -59,27 +72,67 @@ pub async fn deliver(
 ) -> RelayReport {
     let mut report = RelayReport::default();
     for m in messages {
-        if deliver_one(store, queue, m).await {
-            metrics.incr(Counter::OutboxDelivered, METRIC_DIMENSION);
-            report.sent += 1;
-        } else {
-            metrics.incr(Counter::OutboxFailed, METRIC_DIMENSION);
-            report.failed += 1;
+        match deliver_one(store, queue, metrics, m).await {
+            Delivered::Sent => {
+                metrics.incr(Counter::OutboxDelivered, METRIC_DIMENSION);
+                report.sent += 1;
+            }
+            Delivered::Failed => {
+                metrics.incr(Counter::OutboxFailed, METRIC_DIMENSION);
+                report.failed += 1;
+            }
+            Delivered::Refused => report.refused += 1,
         }
     }
     report
 }
 
-async fn deliver_one(store: &dyn BillingStore, queue: &dyn Queue, m: &OutboxMessage) -> bool {
-    if let Err(e) = queue.send(m).await {
-        tracing::warn!(message_id = %m.id, error = %e, "outbox send failed; will retry");
-        return false;
+async fn deliver_one(
+    store: &dyn BillingStore,
+    queue: &dyn Queue,
+    metrics: &Metrics,
+    m: &OutboxMessage,
+) -> Delivered {
+    match queue.send(m).await {
+        Ok(()) => {}
+        Err(e) if e.is_permanent() => return refused(store, metrics, m, &e).await,
+        Err(e) => {
+            tracing::warn!(message_id = %m.id, error = %e, "outbox send failed; will retry");
+            return Delivered::Failed;
+        }
     }
     if let Err(e) = store.delete_outbox(&m.id).await {
         tracing::warn!(message_id = %m.id, error = %e, "outbox delete failed; message will be sent again");
-        return false;
+        return Delivered::Failed;
     }
-    true
+    Delivered::Sent
+}
+
+/// Sets aside a message the queue refused for good, kept whole with the refusal as its reason
+/// (`refused by SQS: CODE (part)`), and counts it (`OutboxRefused`): sending it again as it is
+/// could never succeed, and it must not hold up the shard or the sweep. `billing outbox
+/// requeue` puts it back once the cause is fixed.
+async fn refused(
+    store: &dyn BillingStore,
+    metrics: &Metrics,
+    m: &OutboxMessage,
+    refusal: &crate::ports::QueueError,
+) -> Delivered {
+    let item = UnreadableOutbox {
+        id: m.id.clone(),
+        reason: refusal.to_string(),
+    };
+    match store.set_aside_outbox(&item, SystemClock.now()).await {
+        Ok(()) => {
+            metrics.incr(Counter::OutboxRefused, METRIC_DIMENSION);
+            tracing::error!(message_id = %m.id, kind = %m.kind, reason = %item.reason, "outbox message refused by the queue; set aside");
+            Delivered::Refused
+        }
+        Err(e) => {
+            tracing::warn!(message_id = %m.id, error = %e, "setting aside a refused message failed; will retry");
+            Delivered::Failed
+        }
+    }
 }
 
 /// Moves an unreadable item out of the pending outbox and counts it. The log names the id and
@@ -124,7 +177,9 @@ pub async fn drain(
     Ok(report)
 }
 
-/// `billing relay --once`: one pass over the pending outbox (TODAY: a single pass).
+/// `billing relay --once`: passes of `batch` items until one is not full (the outbox is empty)
+/// or a failure, which leaves its messages pending. Refused and unreadable items are set aside
+/// in their pass, so whatever sits at the head of the outbox, every pass moves on.
 pub async fn sweep(
     store: &dyn BillingStore,
     queue: &dyn Queue,
@@ -132,10 +187,13 @@ pub async fn sweep(
     batch: usize,
 ) -> Result<RelayReport, StoreError> {
     let mut total = RelayReport::default();
-    let pass = drain(store, queue, metrics, batch).await?;
-    total.add(pass);
-    let _ = pass.handled();
-    Ok(total)
+    loop {
+        let pass = drain(store, queue, metrics, batch).await?;
+        total.add(pass);
+        if pass.failed > 0 || pass.handled() < batch.max(1) {
+            return Ok(total);
+        }
+    }
 }
 
 /// What `billing outbox requeue` puts back.
@@ -209,8 +267,8 @@ pub fn outbox_insert(record: &EventRecord) -> Option<(String, PendingOutbox)> {
 
 /// Handles one stream batch: delivers every inserted outbox message and sets aside unreadable
 /// ones, and answers the partial batch response naming the records to retry. A failed send is
-/// retried; an unreadable document is not (it would block the shard and never read): only a
-/// failure to set it aside (the store unavailable) is.
+/// retried; an unreadable document or a message the queue refuses for good is not (it would
+/// block the shard and never succeed): only a failure to set it aside (the store unavailable) is.
 ///
 /// The first failure ends the pass: it and every later record are reported, none of them tried.
 /// A stream's event source mapping resumes from the lowest reported record, so a later record

@@ -52,7 +52,11 @@ fn is_sqs_id(s: &str) -> bool {
 /// group. A user id that happens to spell another's hash form shares its group: that only
 /// orders their messages together.
 pub fn sqs_id(raw: &str) -> Cow<'_, str> {
-    Cow::Borrowed(raw)
+    if is_sqs_id(raw) {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(format!("h-{}", crate::digest::sha256_hex(raw.as_bytes())))
+    }
 }
 
 /// The FIFO group of a message: its user (or customer), so each user's feed keeps its order.
