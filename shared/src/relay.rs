@@ -720,7 +720,9 @@ mod tests {
             "already pending"
         );
         // Fixed: the queue now takes it. The unreadable one stays aside.
-        let report = sweep(&store, inner.as_ref(), &metrics, 10).await.expect("sweep");
+        let report = sweep(&store, inner.as_ref(), &metrics, 10)
+            .await
+            .expect("sweep");
         assert_eq!((report.sent, report.refused, report.set_aside), (1, 0, 0));
         assert_eq!(inner.sent_ids(), ["huge"]);
         assert_eq!(
@@ -731,7 +733,9 @@ mod tests {
         let all = requeue(&store, &Requeue::All, 20).await;
         assert_eq!(all, Ok(vec!["bad".to_owned()]));
         assert!(store.unreadable_outbox(10).await.expect("list").is_empty());
-        let report = sweep(&store, inner.as_ref(), &metrics, 10).await.expect("sweep");
+        let report = sweep(&store, inner.as_ref(), &metrics, 10)
+            .await
+            .expect("sweep");
         assert_eq!((report.sent, report.set_aside), (0, 1));
     }
 

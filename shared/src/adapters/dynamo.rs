@@ -1067,7 +1067,9 @@ impl BillingStore for DynamoBillingStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(format!("OUTBOX#{id}"), "OUTBOX")))
-            .update_expression("SET GSI1PK = :pk, GSI1SK = :sk REMOVE unreadable_reason, set_aside_at")
+            .update_expression(
+                "SET GSI1PK = :pk, GSI1SK = :sk REMOVE unreadable_reason, set_aside_at",
+            )
             .condition_expression("attribute_exists(set_aside_at)")
             .expression_attribute_values(":pk", s(OUTBOX))
             .expression_attribute_values(":sk", s(format!("{at:011}#{id}")))

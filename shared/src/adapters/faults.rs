@@ -290,7 +290,9 @@ impl Queue for FaultyQueue {
         }
         self.inner.send(message).await?;
         if self.plan.trips(Step::SendAfter) {
-            return Err(QueueError::Unavailable("injected fault at SendAfter".into()));
+            return Err(QueueError::Unavailable(
+                "injected fault at SendAfter".into(),
+            ));
         }
         Ok(())
     }

@@ -245,9 +245,14 @@ mod tests {
         ] {
             let e = send_error(&failed(code, "x"));
             assert!(!e.is_permanent(), "{code}");
-            assert!(e.to_string().starts_with("queue unavailable: service "), "{e}");
+            assert!(
+                e.to_string().starts_with("queue unavailable: service "),
+                "{e}"
+            );
         }
         let timeout: SdkError<SendMessageError, HttpResponse> = SdkError::timeout_error("slow");
-        assert!(matches!(send_error(&timeout), QueueError::Unavailable(t) if t.starts_with("timeout")));
+        assert!(
+            matches!(send_error(&timeout), QueueError::Unavailable(t) if t.starts_with("timeout"))
+        );
     }
 }

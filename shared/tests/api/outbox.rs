@@ -285,7 +285,11 @@ async fn moto_a_message_sqs_refuses_is_set_aside_the_rest_flow_and_it_is_sent_af
         body: json!({"hello": "x".repeat(2000)}),
         ..ping("msg_big", NOW)
     };
-    let messages = vec![ping("msg_small_1", NOW - 1), big, ping("msg_small_2", NOW + 1)];
+    let messages = vec![
+        ping("msg_small_1", NOW - 1),
+        big,
+        ping("msg_small_2", NOW + 1),
+    ];
     store
         .commit(&probe_commit("evt_refused_probe", messages))
         .await
@@ -401,7 +405,10 @@ async fn moto_a_fifo_feed_gets_a_valid_group_for_any_user_id_one_per_user() {
                 .all(|c| c.is_ascii_alphanumeric() || c.is_ascii_punctuation());
         assert!(valid, "{id}: {group:?}");
     }
-    assert_eq!(groups["m_long_1"], groups["m_long_2"], "one user, one group");
+    assert_eq!(
+        groups["m_long_1"], groups["m_long_2"],
+        "one user, one group"
+    );
     assert_eq!(groups["m_plain"], "user_42", "a valid user id is kept");
     let distinct: std::collections::BTreeSet<_> = groups.values().collect();
     assert_eq!(distinct.len(), 4, "{groups:?}");
