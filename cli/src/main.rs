@@ -7,6 +7,8 @@
 //! billing parked                      list parked events
 //! billing grant USER --days N --reason TEXT [--tier T] [--by NAME]   grant a system period
 //! billing relay [--once]              deliver pending outbox messages to BILLING_FEED_QUEUE_URL
+//! billing outbox list                 outbox items set aside (unreadable, or refused by SQS)
+//! billing outbox requeue (--all | ID) put set-aside items back for the relay
 //! billing create-table                create BILLING_TABLE (local runs and tests)
 //! billing lambda-event FILE [--family F] [--secret S] [--at UNIX] [--base64]   print an API Gateway event
 //! billing stripe-endpoints --base-url URL [--rotate | --finish-rotation] [--dry-run]
@@ -22,6 +24,7 @@ mod dev;
 mod emails;
 mod endpoints;
 mod grant;
+mod outbox;
 
 use billing::adapters::sqs::SqsQueue;
 use billing::app::{with_deadline, App};
@@ -74,9 +77,14 @@ enum Command {
     Grant(grant::GrantArgs),
     /// Deliver pending outbox messages to BILLING_FEED_QUEUE_URL.
     Relay {
-        /// Drain once and exit instead of polling every second.
+        /// Drain the outbox (every item pending now) and exit instead of polling every second.
         #[arg(long)]
         once: bool,
+    },
+    /// Outbox items the relay set aside (unreadable, or refused by SQS), and their requeue.
+    Outbox {
+        #[command(subcommand)]
+        command: outbox::OutboxCommand,
     },
     /// Create BILLING_TABLE if it does not exist (local runs and tests).
     CreateTable,
@@ -164,6 +172,10 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Relay { once } => relay_cmd(once).await,
+        Command::Outbox { command } => match build_app(Metrics::Off).await {
+            Ok(app) => outbox::command(&app, command).await,
+            Err(e) => Err(e),
+        },
         Command::CreateTable => create_table().await,
         Command::Metrics => {
             println!("{:#}", billing::telemetry::emitted());
@@ -477,11 +489,21 @@ async fn relay_cmd(once: bool) -> CliResult {
         .clone()
         .ok_or("BILLING_FEED_QUEUE_URL is not set")?;
     loop {
-        let report = relay::drain(app.store.as_ref(), queue.as_ref(), &app.metrics, 100)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (store, queue) = (app.store.as_ref(), queue.as_ref());
+        let report = if once {
+            relay::sweep(store, queue, &app.metrics, 100).await
+        } else {
+            relay::drain(store, queue, &app.metrics, 100).await
+        }
+        .map_err(|e| e.to_string())?;
         if report.sent + report.failed > 0 {
             println!("sent {} failed {}", report.sent, report.failed);
+        }
+        if report.set_aside + report.refused > 0 {
+            println!(
+                "set aside {} unreadable, {} refused by SQS (billing outbox list)",
+                report.set_aside, report.refused
+            );
         }
         if once {
             return if report.failed == 0 {
@@ -611,6 +633,9 @@ mod tests {
             &["emails", "list"],
             &["emails", "list", "--limit", "5"],
             &["emails", "redrive"],
+            &["outbox", "list"],
+            &["outbox", "requeue", "--all"],
+            &["outbox", "requeue", "chg_1"],
             &[
                 "lambda-event",
                 "b.json",
@@ -667,6 +692,11 @@ mod tests {
                 ErrorKind::ValueValidation,
             ),
             (&["emails", "send"], ErrorKind::InvalidSubcommand),
+            (&["outbox", "requeue"], ErrorKind::MissingRequiredArgument),
+            (
+                &["outbox", "requeue", "--all", "chg_1"],
+                ErrorKind::ArgumentConflict,
+            ),
             (
                 &[
                     "stripe-endpoints",
@@ -744,6 +774,7 @@ mod tests {
             "lambda-event",
             "stripe-endpoints",
             "emails",
+            "outbox",
         ] {
             let err = parse(&[name, "--help"]).expect_err("help is an early exit");
             assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{name}");

@@ -200,8 +200,9 @@ pub struct OutboxMessage {
     pub created_at: i64,
 }
 
-/// An outbox item whose `doc` cannot be read as a message: set aside, never sent. The reason
-/// names what is wrong without quoting the document (it holds user data).
+/// An outbox item to set aside: its `doc` cannot be read as a message, or the queue refused it
+/// for good. Never sent again unless requeued. The reason names what is wrong without quoting
+/// the document (it holds user data).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnreadableOutbox {
     pub id: String,
@@ -436,16 +437,42 @@ pub trait BillingStore: Send + Sync {
     async fn pending_outbox(&self, limit: usize) -> Result<Vec<PendingOutbox>, StoreError>;
     /// Forget a delivered message. Deleting one that is already gone is not an error.
     async fn delete_outbox(&self, id: &str) -> Result<(), StoreError>;
-    /// Moves an unreadable item out of the pending outbox, keeping it whole for an operator.
+    /// Moves an unreadable (or refused) item out of the pending outbox, keeping it whole for an
+    /// operator.
     /// Setting aside one that is already gone is not an error.
     async fn set_aside_outbox(&self, item: &UnreadableOutbox, at: i64) -> Result<(), StoreError>;
     /// Items set aside, oldest first: id, reason and time only.
     async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError>;
+    /// Puts a set-aside item back in the pending outbox (as pending since `at`), whole, for the
+    /// relay to send again. `Ok(false)`: no set-aside item has this id (never set aside, already
+    /// requeued, or deleted).
+    async fn requeue_outbox(&self, id: &str, at: i64) -> Result<bool, StoreError>;
 }
 
+/// Why a send failed: worth another try, or refused for good.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("queue unavailable: {0}")]
-pub struct QueueError(pub String);
+pub enum QueueError {
+    /// Throttling, a timeout, a network error, a 5xx, or a queue that is missing or closed to us
+    /// (every message would fail alike): the message stays pending and is sent again later.
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    /// The queue refuses this message as it is and would refuse it again (SQS's code, e.g.
+    /// `InvalidParameterValue` for a body over the queue's size limit): retrying cannot help.
+    /// `what` names the part refused in our words; SQS's own text is never kept, since it can
+    /// quote the refused value (a user id).
+    #[error("refused by SQS: {code}{}", what.map(|w| format!(" ({w})")).unwrap_or_default())]
+    Refused {
+        code: String,
+        what: Option<&'static str>,
+    },
+}
+
+impl QueueError {
+    /// Whether sending the same message again can never succeed (it is set aside instead).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, QueueError::Refused { .. })
+    }
+}
 
 /// Where outbox messages go (SQS in AWS and against moto).
 #[async_trait]

@@ -3,7 +3,9 @@
 //! A message is deleted only after the queue accepted it, so a crash between the two sends it
 //! again: consumers deduplicate by the message id and need no order (README, "Change feed").
 //! An item whose document cannot be read is set aside — out of the pending outbox, kept whole
-//! for an operator, counted as `OutboxUnreadable` — so it never holds up the others. In AWS the
+//! for an operator, counted as `OutboxUnreadable` — so it never holds up the others; so is a
+//! message the queue refuses for good (`QueueError::Refused`: too large, an invalid character),
+//! counted as `OutboxRefused`. `requeue` puts set-aside items back once fixed. In AWS the
 //! relay runs on the table's DynamoDB Stream (`handle_stream_batch`); locally and in tests
 //! `drain` polls the outbox index. Both send through the same `deliver`.
 
@@ -31,10 +33,37 @@ pub struct RelayReport {
     pub failed: usize,
     /// Unreadable items moved out of the pending outbox.
     pub set_aside: usize,
+    /// Messages the queue refused for good, moved out of the pending outbox.
+    pub refused: usize,
+}
+
+impl RelayReport {
+    fn add(&mut self, other: RelayReport) {
+        self.sent += other.sent;
+        self.failed += other.failed;
+        self.set_aside += other.set_aside;
+        self.refused += other.refused;
+    }
+
+    /// Items this pass took out of the pending outbox, or tried to.
+    fn handled(&self) -> usize {
+        self.sent + self.failed + self.set_aside + self.refused
+    }
+}
+
+/// What became of one message.
+enum Delivered {
+    Sent,
+    /// Still pending: the send or the delete failed, or the queue refused it and setting it
+    /// aside failed.
+    Failed,
+    /// The queue refused it for good; it is set aside.
+    Refused,
 }
 
 /// Sends each message and deletes it once sent. A message whose send or delete fails counts
-/// as failed and stays in the outbox for the next pass; the others go on.
+/// as failed and stays in the outbox for the next pass; one the queue refuses for good is set
+/// aside (`refused`); the others go on.
 pub async fn deliver(
     store: &dyn BillingStore,
     queue: &dyn Queue,
@@ -43,27 +72,67 @@ pub async fn deliver(
 ) -> RelayReport {
     let mut report = RelayReport::default();
     for m in messages {
-        if deliver_one(store, queue, m).await {
-            metrics.incr(Counter::OutboxDelivered, METRIC_DIMENSION);
-            report.sent += 1;
-        } else {
-            metrics.incr(Counter::OutboxFailed, METRIC_DIMENSION);
-            report.failed += 1;
+        match deliver_one(store, queue, metrics, m).await {
+            Delivered::Sent => {
+                metrics.incr(Counter::OutboxDelivered, METRIC_DIMENSION);
+                report.sent += 1;
+            }
+            Delivered::Failed => {
+                metrics.incr(Counter::OutboxFailed, METRIC_DIMENSION);
+                report.failed += 1;
+            }
+            Delivered::Refused => report.refused += 1,
         }
     }
     report
 }
 
-async fn deliver_one(store: &dyn BillingStore, queue: &dyn Queue, m: &OutboxMessage) -> bool {
-    if let Err(e) = queue.send(m).await {
-        tracing::warn!(message_id = %m.id, error = %e, "outbox send failed; will retry");
-        return false;
+async fn deliver_one(
+    store: &dyn BillingStore,
+    queue: &dyn Queue,
+    metrics: &Metrics,
+    m: &OutboxMessage,
+) -> Delivered {
+    match queue.send(m).await {
+        Ok(()) => {}
+        Err(e) if e.is_permanent() => return refused(store, metrics, m, &e).await,
+        Err(e) => {
+            tracing::warn!(message_id = %m.id, error = %e, "outbox send failed; will retry");
+            return Delivered::Failed;
+        }
     }
     if let Err(e) = store.delete_outbox(&m.id).await {
         tracing::warn!(message_id = %m.id, error = %e, "outbox delete failed; message will be sent again");
-        return false;
+        return Delivered::Failed;
     }
-    true
+    Delivered::Sent
+}
+
+/// Sets aside a message the queue refused for good, kept whole with the refusal as its reason
+/// (`refused by SQS: CODE (part)`), and counts it (`OutboxRefused`): sending it again as it is
+/// could never succeed, and it must not hold up the shard or the sweep. `billing outbox
+/// requeue` puts it back once the cause is fixed.
+async fn refused(
+    store: &dyn BillingStore,
+    metrics: &Metrics,
+    m: &OutboxMessage,
+    refusal: &crate::ports::QueueError,
+) -> Delivered {
+    let item = UnreadableOutbox {
+        id: m.id.clone(),
+        reason: refusal.to_string(),
+    };
+    match store.set_aside_outbox(&item, SystemClock.now()).await {
+        Ok(()) => {
+            metrics.incr(Counter::OutboxRefused, METRIC_DIMENSION);
+            tracing::error!(message_id = %m.id, kind = %m.kind, reason = %item.reason, "outbox message refused by the queue; set aside");
+            Delivered::Refused
+        }
+        Err(e) => {
+            tracing::warn!(message_id = %m.id, error = %e, "setting aside a refused message failed; will retry");
+            Delivered::Failed
+        }
+    }
 }
 
 /// Moves an unreadable item out of the pending outbox and counts it. The log names the id and
@@ -102,13 +171,78 @@ pub async fn drain(
             },
         }
     }
-    let sent = deliver(store, queue, metrics, &messages).await;
-    Ok(RelayReport {
-        sent: sent.sent,
-        failed: sent.failed + failed,
-        set_aside: set_aside_count,
-    })
+    let mut report = deliver(store, queue, metrics, &messages).await;
+    report.failed += failed;
+    report.set_aside += set_aside_count;
+    Ok(report)
 }
+
+/// `billing relay --once`: passes of `batch` items until one is not full (the outbox is empty)
+/// or a failure, which leaves its messages pending. Refused and unreadable items are set aside
+/// in their pass, so whatever sits at the head of the outbox, every pass moves on.
+pub async fn sweep(
+    store: &dyn BillingStore,
+    queue: &dyn Queue,
+    metrics: &Metrics,
+    batch: usize,
+) -> Result<RelayReport, StoreError> {
+    let mut total = RelayReport::default();
+    loop {
+        let pass = drain(store, queue, metrics, batch).await?;
+        total.add(pass);
+        if pass.failed > 0 || pass.handled() < batch.max(1) {
+            return Ok(total);
+        }
+    }
+}
+
+/// What `billing outbox requeue` puts back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requeue {
+    All,
+    One(String),
+}
+
+/// Puts set-aside items back in the pending outbox for the relay to send again (after the
+/// cause is fixed); returns the ids requeued. Items are listed again until a listing brings no
+/// id not seen yet, so the index's pages and its lag cannot hide one or repeat one.
+pub async fn requeue(
+    store: &dyn BillingStore,
+    which: &Requeue,
+    at: i64,
+) -> Result<Vec<String>, StoreError> {
+    let mut requeued = Vec::new();
+    match which {
+        Requeue::One(id) => {
+            if store.requeue_outbox(id, at).await? {
+                requeued.push(id.clone());
+            }
+        }
+        Requeue::All => {
+            let mut seen = std::collections::BTreeSet::new();
+            loop {
+                let listed = store.unreadable_outbox(REQUEUE_PAGE).await?;
+                let fresh: Vec<String> = listed
+                    .into_iter()
+                    .map(|item| item.id)
+                    .filter(|id| seen.insert(id.clone()))
+                    .collect();
+                if fresh.is_empty() {
+                    break;
+                }
+                for id in fresh {
+                    if store.requeue_outbox(&id, at).await? {
+                        requeued.push(id);
+                    }
+                }
+            }
+        }
+    }
+    Ok(requeued)
+}
+
+/// Set-aside items listed per round of `requeue --all`.
+const REQUEUE_PAGE: usize = 1000;
 
 fn string<'a>(item: &'a serde_dynamo::Item, name: &str) -> Option<&'a str> {
     match item.get(name)? {
@@ -133,8 +267,8 @@ pub fn outbox_insert(record: &EventRecord) -> Option<(String, PendingOutbox)> {
 
 /// Handles one stream batch: delivers every inserted outbox message and sets aside unreadable
 /// ones, and answers the partial batch response naming the records to retry. A failed send is
-/// retried; an unreadable document is not (it would block the shard and never read): only a
-/// failure to set it aside (the store unavailable) is.
+/// retried; an unreadable document or a message the queue refuses for good is not (it would
+/// block the shard and never succeed): only a failure to set it aside (the store unavailable) is.
 ///
 /// The first failure ends the pass: it and every later record are reported, none of them tried.
 /// A stream's event source mapping resumes from the lowest reported record, so a later record
@@ -198,7 +332,7 @@ impl Queue for RoutedQueue {
         }
         match &self.emails {
             Some(queue) => queue.send(message).await,
-            None => Err(crate::ports::QueueError(
+            None => Err(crate::ports::QueueError::Unavailable(
                 "an email job, and BILLING_EMAIL_QUEUE_URL is not set".into(),
             )),
         }
@@ -399,6 +533,210 @@ mod tests {
         let again = drain(&store, &queue, &metrics, 100).await.expect("drain");
         assert_eq!(again, RelayReport::default());
         assert_eq!(metrics.count(Counter::OutboxUnreadable), 2);
+    }
+
+    /// A queue that refuses the named messages for good, as SQS refuses a body over its size
+    /// limit, on every attempt; the others go on to `inner`.
+    struct RefusingQueue {
+        inner: Arc<dyn Queue>,
+        refused: Vec<&'static str>,
+    }
+
+    #[async_trait::async_trait]
+    impl Queue for RefusingQueue {
+        async fn send(&self, message: &OutboxMessage) -> Result<(), crate::ports::QueueError> {
+            if self.refused.contains(&message.id.as_str()) {
+                return Err(crate::ports::QueueError::Refused {
+                    code: "InvalidParameterValue".into(),
+                    what: Some("message too large"),
+                });
+            }
+            self.inner.send(message).await
+        }
+    }
+
+    fn aside_ids(aside: &[crate::ports::SetAsideOutbox]) -> Vec<&str> {
+        aside.iter().map(|a| a.id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_message_the_queue_refuses_is_set_aside_and_the_rest_flow_in_the_same_pass() {
+        let store = InMemoryBillingStore::new();
+        let metrics = Metrics::memory();
+        let inner = Arc::new(InMemoryQueue::default());
+        let queue = RefusingQueue {
+            inner: inner.clone(),
+            refused: vec!["huge"],
+        };
+        for (i, id) in ["a", "huge", "b"].into_iter().enumerate() {
+            store.put_raw_outbox(id, i as i64, &doc(&message(id, i as i64)));
+        }
+        let report = drain(&store, &queue, &metrics, 100).await.expect("drain");
+        assert_eq!(
+            report,
+            RelayReport {
+                sent: 2,
+                failed: 0,
+                set_aside: 0,
+                refused: 1
+            }
+        );
+        assert_eq!(inner.sent_ids(), ["a", "b"]);
+        let aside = store.unreadable_outbox(10).await.expect("list");
+        assert_eq!(aside_ids(&aside), ["huge"]);
+        assert_eq!(
+            aside[0].reason,
+            "refused by SQS: InvalidParameterValue (message too large)"
+        );
+        assert_eq!(metrics.count(Counter::OutboxRefused), 1);
+        assert_eq!(metrics.count(Counter::OutboxFailed), 0);
+        // Not retried: the next pass finds an empty outbox.
+        let again = drain(&store, &queue, &metrics, 100).await.expect("drain");
+        assert_eq!(again, RelayReport::default());
+    }
+
+    /// A refused record is not a batch failure; a transient failure after it still ends the
+    /// pass and is retried, and nothing is lost.
+    #[tokio::test]
+    async fn a_stream_batch_sets_aside_a_refused_message_and_retries_only_transient_failures() {
+        let store = InMemoryBillingStore::new();
+        let metrics = Metrics::memory();
+        let inner = Arc::new(InMemoryQueue::default());
+        let plan = Arc::new(FaultPlan::default());
+        let queue = RefusingQueue {
+            inner: Arc::new(FaultyQueue {
+                inner: inner.clone(),
+                plan: plan.clone(),
+            }),
+            refused: vec!["huge"],
+        };
+        let (m1, huge, m2, m3) = (
+            message("m1", 1),
+            message("huge", 2),
+            message("m2", 3),
+            message("m3", 4),
+        );
+        for m in [&m1, &huge, &m2, &m3] {
+            store.put_raw_outbox(&m.id, m.created_at, &doc(m));
+        }
+        let event = stream_event(vec![
+            record("INSERT", "100", "OUTBOX#m1", Some(&doc(&m1))),
+            record("INSERT", "101", "OUTBOX#huge", Some(&doc(&huge))),
+            record("INSERT", "102", "OUTBOX#m2", Some(&doc(&m2))),
+            record("INSERT", "103", "OUTBOX#m3", Some(&doc(&m3))),
+        ]);
+        let whole = handle_stream_batch(&store, &queue, &metrics, &event).await;
+        assert!(whole.batch_item_failures.is_empty(), "{whole:?}");
+        assert_eq!(inner.sent_ids(), ["m1", "m2", "m3"]);
+        assert_eq!(
+            aside_ids(&store.unreadable_outbox(10).await.expect("list")),
+            ["huge"]
+        );
+        assert!(store.pending_outbox(10).await.expect("pending").is_empty());
+
+        // The same shape with the queue failing (a timeout) at m2: m2 and m3 are retried.
+        let (n1, big, n2, n3) = (
+            message("n1", 5),
+            message("huge2", 6),
+            message("n2", 7),
+            message("n3", 8),
+        );
+        for m in [&n1, &big, &n2, &n3] {
+            store.put_raw_outbox(&m.id, m.created_at, &doc(m));
+        }
+        let queue = RefusingQueue {
+            refused: vec!["huge2"],
+            ..queue
+        };
+        let event = stream_event(vec![
+            record("INSERT", "200", "OUTBOX#huge2", Some(&doc(&big))),
+            record("INSERT", "201", "OUTBOX#n1", Some(&doc(&n1))),
+            record("INSERT", "202", "OUTBOX#n2", Some(&doc(&n2))),
+            record("INSERT", "203", "OUTBOX#n3", Some(&doc(&n3))),
+        ]);
+        plan.fail_next(Step::SendAfter);
+        let partial = handle_stream_batch(&store, &queue, &metrics, &event).await;
+        let reported: Vec<_> = partial
+            .batch_item_failures
+            .iter()
+            .filter_map(|f| f.item_identifier.as_deref())
+            .collect();
+        assert_eq!(reported, ["201", "202", "203"]);
+        assert_eq!(
+            store.pending_outbox(10).await.expect("pending"),
+            vec![Ok(n1), Ok(n2), Ok(n3)]
+        );
+        assert_eq!(
+            aside_ids(&store.unreadable_outbox(10).await.expect("list")),
+            ["huge", "huge2"]
+        );
+        assert_eq!(metrics.count(Counter::OutboxRefused), 2);
+    }
+
+    /// `billing relay --once` goes on past a full batch, so one refused message (or a hundred)
+    /// at the head of the outbox holds nothing up.
+    #[tokio::test]
+    async fn a_sweep_delivers_every_batch_past_refused_messages() {
+        let store = InMemoryBillingStore::new();
+        let metrics = Metrics::memory();
+        let inner = Arc::new(InMemoryQueue::default());
+        let queue = RefusingQueue {
+            inner: inner.clone(),
+            refused: vec!["m000", "m001", "m002"],
+        };
+        for i in 0..25 {
+            let id = format!("m{i:03}");
+            store.put_raw_outbox(&id, i, &doc(&message(&id, i)));
+        }
+        let report = sweep(&store, &queue, &metrics, 3).await.expect("sweep");
+        assert_eq!((report.sent, report.refused, report.failed), (22, 3, 0));
+        assert_eq!(inner.sent_ids().len(), 22);
+        assert!(store.pending_outbox(100).await.expect("pending").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_requeued_item_is_pending_again_and_sent_once_the_cause_is_fixed() {
+        let store = InMemoryBillingStore::new();
+        let metrics = Metrics::memory();
+        let inner = Arc::new(InMemoryQueue::default());
+        let refusing = RefusingQueue {
+            inner: inner.clone(),
+            refused: vec!["huge"],
+        };
+        store.put_raw_outbox("huge", 1, &doc(&message("huge", 1)));
+        store.put_raw_outbox("bad", 2, "{\"id\": \"bad\"");
+        sweep(&store, &refusing, &metrics, 10).await.expect("sweep");
+        assert_eq!(
+            aside_ids(&store.unreadable_outbox(10).await.expect("list")),
+            ["bad", "huge"]
+        );
+        let none = requeue(&store, &Requeue::One("nope".into()), 10).await;
+        assert_eq!(none, Ok(vec![]));
+        let one = requeue(&store, &Requeue::One("huge".into()), 10).await;
+        assert_eq!(one, Ok(vec!["huge".to_owned()]));
+        assert_eq!(
+            requeue(&store, &Requeue::One("huge".into()), 10).await,
+            Ok(vec![]),
+            "already pending"
+        );
+        // Fixed: the queue now takes it. The unreadable one stays aside.
+        let report = sweep(&store, inner.as_ref(), &metrics, 10)
+            .await
+            .expect("sweep");
+        assert_eq!((report.sent, report.refused, report.set_aside), (1, 0, 0));
+        assert_eq!(inner.sent_ids(), ["huge"]);
+        assert_eq!(
+            aside_ids(&store.unreadable_outbox(10).await.expect("list")),
+            ["bad"]
+        );
+        // --all puts back every item; an unreadable one is set aside again by the next pass.
+        let all = requeue(&store, &Requeue::All, 20).await;
+        assert_eq!(all, Ok(vec!["bad".to_owned()]));
+        assert!(store.unreadable_outbox(10).await.expect("list").is_empty());
+        let report = sweep(&store, inner.as_ref(), &metrics, 10)
+            .await
+            .expect("sweep");
+        assert_eq!((report.sent, report.set_aside), (0, 1));
     }
 
     /// The subset of Lambda's filter rule syntax the pattern uses: nested objects, and leaves

@@ -36,6 +36,9 @@ pub enum Counter {
     OutboxDelivered,
     OutboxFailed,
     OutboxUnreadable,
+    /// The queue refused an outbox message for good (too large, an invalid character): set
+    /// aside like an unreadable one.
+    OutboxRefused,
     Replayed,
     TiesUnresolved,
     /// An applied event left a subscription Invalid (its periods overlap or leave a gap while
@@ -69,7 +72,7 @@ pub const REPLAY_DIMENSION: &str = "replay";
 
 impl Counter {
     /// Every counter (a new one goes here too), so the dashboard check (`billing metrics`) can list what the code emits.
-    pub const ALL: [Counter; 24] = [
+    pub const ALL: [Counter; 25] = [
         Counter::Applied,
         Counter::Stale,
         Counter::Ignored,
@@ -83,6 +86,7 @@ impl Counter {
         Counter::OutboxDelivered,
         Counter::OutboxFailed,
         Counter::OutboxUnreadable,
+        Counter::OutboxRefused,
         Counter::Replayed,
         Counter::TiesUnresolved,
         Counter::SubscriptionsInvalid,
@@ -111,6 +115,7 @@ impl Counter {
             Counter::OutboxDelivered => "OutboxDelivered",
             Counter::OutboxFailed => "OutboxFailed",
             Counter::OutboxUnreadable => "OutboxUnreadable",
+            Counter::OutboxRefused => "OutboxRefused",
             Counter::Replayed => "EventsReplayed",
             Counter::TiesUnresolved => "TiesUnresolved",
             Counter::SubscriptionsInvalid => "SubscriptionsInvalid",
@@ -239,7 +244,7 @@ mod tests {
                 "emails"
             ]
         );
-        assert_eq!(e["metrics"].as_array().map(Vec::len), Some(24));
+        assert_eq!(e["metrics"].as_array().map(Vec::len), Some(25));
         assert_eq!(e["dimension"], "Family");
     }
 }

@@ -1199,6 +1199,33 @@ impl BillingStore for DynamoBillingStore {
         }
     }
 
+    async fn requeue_outbox(&self, id: &str, at: i64) -> Result<bool, StoreError> {
+        // Re-tagged in place, the inverse of `set_aside_outbox`: only an item set aside, so a
+        // second requeue (or one of an item deleted meanwhile) changes nothing.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("OUTBOX#{id}"), "OUTBOX")))
+            .update_expression(
+                "SET GSI1PK = :pk, GSI1SK = :sk REMOVE unreadable_reason, set_aside_at",
+            )
+            .condition_expression("attribute_exists(set_aside_at)")
+            .expression_attribute_values(":pk", s(OUTBOX))
+            .expression_attribute_values(":sk", s(format!("{at:011}#{id}")))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(failed(e)),
+        }
+    }
+
     async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError> {
         let items = self.query_gsi(OUTBOX_UNREADABLE, limit).await?;
         Ok(items

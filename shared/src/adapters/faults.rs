@@ -281,6 +281,10 @@ impl BillingStore for FaultyStore {
         self.inner.unreadable_outbox(limit).await
     }
 
+    async fn requeue_outbox(&self, id: &str, at: i64) -> Result<bool, StoreError> {
+        self.inner.requeue_outbox(id, at).await
+    }
+
     async fn delete_outbox(&self, id: &str) -> Result<(), StoreError> {
         if self.plan.trips(Step::DeleteOutbox) {
             return Err(injected(Step::DeleteOutbox));
@@ -298,11 +302,13 @@ pub struct FaultyQueue {
 impl Queue for FaultyQueue {
     async fn send(&self, message: &OutboxMessage) -> Result<(), QueueError> {
         if self.plan.trips(Step::Send) {
-            return Err(QueueError("injected fault at Send".into()));
+            return Err(QueueError::Unavailable("injected fault at Send".into()));
         }
         self.inner.send(message).await?;
         if self.plan.trips(Step::SendAfter) {
-            return Err(QueueError("injected fault at SendAfter".into()));
+            return Err(QueueError::Unavailable(
+                "injected fault at SendAfter".into(),
+            ));
         }
         Ok(())
     }

@@ -41,7 +41,7 @@ struct Tables {
 
 struct OutboxItem {
     doc: String,
-    /// `(reason, when)` once the relay set it aside as unreadable.
+    /// `(reason, when)` once the relay set it aside (unreadable, or refused by the queue).
     set_aside: Option<(String, i64)>,
 }
 
@@ -496,6 +496,25 @@ impl BillingStore for InMemoryBillingStore {
         Ok(())
     }
 
+    async fn requeue_outbox(&self, id: &str, at: i64) -> Result<bool, StoreError> {
+        let mut t = self.lock()?;
+        let key = t
+            .outbox
+            .iter()
+            .find(|((_, k), item)| k == id && item.set_aside.is_some())
+            .map(|(key, _)| key.clone());
+        let Some(item) = key.and_then(|key| t.outbox.remove(&key)) else {
+            return Ok(false);
+        };
+        // Pending again from `at`, as the table's index orders it.
+        let item = OutboxItem {
+            doc: item.doc,
+            set_aside: None,
+        };
+        t.outbox.insert((at, id.to_owned()), item);
+        Ok(true)
+    }
+
     async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError> {
         let t = self.lock()?;
         let mut aside: Vec<SetAsideOutbox> = t
@@ -537,7 +556,7 @@ impl Queue for InMemoryQueue {
     async fn send(&self, message: &OutboxMessage) -> Result<(), QueueError> {
         self.sent
             .lock()
-            .map_err(|_| QueueError("queue lock poisoned".into()))?
+            .map_err(|_| QueueError::Unavailable("queue lock poisoned".into()))?
             .push(message.clone());
         Ok(())
     }

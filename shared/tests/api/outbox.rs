@@ -239,3 +239,177 @@ async fn moto_an_unreadable_outbox_item_is_set_aside_and_the_rest_reach_sqs_in_o
         .expect("the raw item is kept");
     assert!(kept.contains_key("doc"));
 }
+
+/// A fresh moto queue with these attributes (`.fifo` queues: a name ending in `.fifo`).
+async fn moto_queue_with(
+    name: String,
+    attributes: &[(aws_sdk_sqs::types::QueueAttributeName, &str)],
+) -> (aws_sdk_sqs::Client, String) {
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config());
+    let mut create = sqs.create_queue().queue_name(name);
+    for (name, value) in attributes {
+        create = create.attributes(name.clone(), *value);
+    }
+    let url = create
+        .send()
+        .await
+        .expect("create queue in moto")
+        .queue_url
+        .expect("queue url");
+    (sqs, url)
+}
+
+fn listed_unreadable(json: &Value) -> Vec<(String, String)> {
+    json["unreadable"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|i| {
+            let text = |k: &str| i[k].as_str().unwrap_or_default().to_owned();
+            (text("id"), text("reason"))
+        })
+        .collect()
+}
+
+/// `billing relay --once` (`relay::sweep`) against a queue that refuses one message for good
+/// (moto refuses a body over the queue's `MaximumMessageSize` as SQS does, with
+/// `InvalidParameterValue`): the pass finishes, the others reach SQS, the refused one is listed
+/// and counted; once the limit is raised, `billing outbox requeue --all` and the next sweep send it.
+#[tokio::test]
+async fn moto_a_message_sqs_refuses_is_set_aside_the_rest_flow_and_it_is_sent_after_a_fix() {
+    use aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize;
+    let app = spawn_moto(false).await;
+    let store = app.dynamo.clone().expect("dynamo");
+    let (sqs, url) = moto_queue_with(unique("refusing"), &[(MaximumMessageSize, "1024")]).await;
+    let big = OutboxMessage {
+        body: json!({"hello": "x".repeat(2000)}),
+        ..ping("msg_big", NOW)
+    };
+    let messages = vec![
+        ping("msg_small_1", NOW - 1),
+        big,
+        ping("msg_small_2", NOW + 1),
+    ];
+    store
+        .commit(&probe_commit("evt_refused_probe", messages))
+        .await
+        .expect("commit");
+    let queue = SqsQueue::new(sqs.clone(), url.clone());
+    let report = relay::sweep(store.as_ref(), &queue, &app.metrics, 10)
+        .await
+        .expect("the pass finishes");
+    assert_eq!((report.sent, report.failed, report.refused), (2, 0, 1));
+    let mut ids: Vec<String> = receive_all(&sqs, &url)
+        .await
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["msg_small_1", "msg_small_2"]);
+    let (status, listed) = app.get("/outbox/unreadable").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        listed_unreadable(&listed),
+        [(
+            "msg_big".to_owned(),
+            "refused by SQS: InvalidParameterValue (message too large)".to_owned()
+        )]
+    );
+    assert_eq!(app.metrics.count(Counter::OutboxRefused), 1);
+    let again = relay::sweep(store.as_ref(), &queue, &app.metrics, 10)
+        .await
+        .expect("sweep");
+    assert_eq!(again, relay::RelayReport::default(), "not retried");
+
+    // The fix: the queue takes larger messages. Requeued, the next sweep sends it, whole.
+    sqs.set_queue_attributes()
+        .queue_url(&url)
+        .attributes(MaximumMessageSize, "262144")
+        .send()
+        .await
+        .expect("raise the limit");
+    let requeued = relay::requeue(store.as_ref(), &relay::Requeue::All, NOW + 60).await;
+    assert_eq!(requeued, Ok(vec!["msg_big".to_owned()]));
+    let report = relay::sweep(store.as_ref(), &queue, &app.metrics, 10)
+        .await
+        .expect("sweep");
+    assert_eq!((report.sent, report.failed, report.refused), (1, 0, 0));
+    let got = receive_all(&sqs, &url).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, "msg_big");
+    assert_eq!(got[0].2["hello"].as_str().map(str::len), Some(2000));
+    let (_, listed) = app.get("/outbox/unreadable").await;
+    assert!(listed_unreadable(&listed).is_empty(), "{listed}");
+}
+
+/// SQS takes a FIFO group id of 1 to 128 ASCII letters, digits and punctuation; the group is
+/// the user id, which the application chooses. (moto does not check group ids, so the test
+/// reads back the groups the relay sent and checks them itself.)
+#[tokio::test]
+async fn moto_a_fifo_feed_gets_a_valid_group_for_any_user_id_one_per_user() {
+    use aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId;
+    use aws_sdk_sqs::types::QueueAttributeName::FifoQueue;
+    let store = moto_store().await;
+    let name = format!("{}.fifo", unique("feed"));
+    let (sqs, url) = moto_queue_with(name, &[(FifoQueue, "true")]).await;
+    let for_user = |id: &str, user: &str, at: i64| OutboxMessage {
+        body: json!({"user_id": user}),
+        ..ping(id, at)
+    };
+    let long = "u".repeat(200);
+    let messages = vec![
+        for_user("m_long_1", &long, NOW),
+        for_user("m_long_2", &long, NOW + 1),
+        for_user("m_unicode", "ユーザー 42", NOW + 2),
+        for_user("m_space", "user 42", NOW + 3),
+        for_user("m_plain", "user_42", NOW + 4),
+    ];
+    store
+        .commit(&probe_commit("evt_fifo_probe", messages))
+        .await
+        .expect("commit");
+    let queue = SqsQueue::new(sqs.clone(), url.clone());
+    let report = relay::sweep(store.as_ref(), &queue, &Metrics::Off, 10)
+        .await
+        .expect("sweep");
+    assert_eq!((report.sent, report.failed, report.refused), (5, 0, 0));
+    let mut groups = BTreeMap::new();
+    for _ in 0..10 {
+        let batch = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageGroupId)
+            .send()
+            .await
+            .expect("receive");
+        for m in batch.messages() {
+            let id = m.message_attributes().and_then(|a| a.get("message_id"));
+            let id = id.and_then(|v| v.string_value()).expect("message_id");
+            let group = m.attributes().and_then(|a| a.get(&MessageGroupId));
+            groups.insert(id.to_owned(), group.cloned().expect("group id"));
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    assert_eq!(groups.len(), 5, "{groups:?}");
+    for (id, group) in &groups {
+        let valid = (1..=128).contains(&group.len())
+            && group
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c.is_ascii_punctuation());
+        assert!(valid, "{id}: {group:?}");
+    }
+    assert_eq!(
+        groups["m_long_1"], groups["m_long_2"],
+        "one user, one group"
+    );
+    assert_eq!(groups["m_plain"], "user_42", "a valid user id is kept");
+    let distinct: std::collections::BTreeSet<_> = groups.values().collect();
+    assert_eq!(distinct.len(), 4, "{groups:?}");
+}
