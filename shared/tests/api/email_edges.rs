@@ -409,3 +409,248 @@ async fn moto_a_pause_longer_than_the_receive_budget_leaves_the_job_queued_then_
     // Nothing is left to send: the queue is empty.
     assert_eq!(lambda_pass(&sqs, &url, &arn, &sender).await, 0);
 }
+
+// --- the same, on a queue twin under a clock twin (the template's numbers) ------------------
+
+/// SQS as the emails function sees it, on the test's clock: visibility, receive counts, the
+/// redrive to a dead-letter queue after `max_receives`, and `ChangeMessageVisibility`.
+struct QueueTwin {
+    clock: Arc<billing::ports::FixedClock>,
+    visibility: i64,
+    max_receives: u32,
+    state: std::sync::Mutex<TwinState>,
+}
+
+#[derive(Default)]
+struct TwinState {
+    /// (message id, body, receives, visible at, receipt handle)
+    queue: Vec<(String, String, u32, i64, String)>,
+    dlq: Vec<String>,
+    receipts: u64,
+}
+
+impl QueueTwin {
+    fn new(clock: Arc<billing::ports::FixedClock>, visibility: i64, max_receives: u32) -> Self {
+        Self {
+            clock,
+            visibility,
+            max_receives,
+            state: Default::default(),
+        }
+    }
+
+    fn send(&self, id: &str, body: String) {
+        let now = self.clock.now();
+        let mut state = self.state.lock().expect("lock");
+        state
+            .queue
+            .push((id.to_owned(), body, 0, now, String::new()));
+    }
+
+    /// A receive of every visible message; one received `max_receives` times already goes to
+    /// the dead-letter queue instead.
+    fn receive(&self) -> Vec<SqsRecord> {
+        let now = self.clock.now();
+        let mut state = self.state.lock().expect("lock");
+        let (max, visibility) = (self.max_receives, self.visibility);
+        let (dead, live): (Vec<_>, Vec<_>) = std::mem::take(&mut state.queue)
+            .into_iter()
+            .partition(|m| m.3 <= now && m.2 >= max);
+        state.dlq.extend(dead.into_iter().map(|m| m.0));
+        state.queue = live;
+        let mut records = Vec::new();
+        for i in 0..state.queue.len() {
+            if state.queue[i].3 > now {
+                continue;
+            }
+            state.receipts += 1;
+            let receipt = format!("rh-{}", state.receipts);
+            let m = &mut state.queue[i];
+            m.2 += 1;
+            m.3 = now + visibility;
+            m.4 = receipt.clone();
+            records.push(SqsRecord {
+                message_id: m.0.clone(),
+                body: m.1.clone(),
+                receipt_handle: receipt,
+                system: SqsSystemAttributes {
+                    approximate_receive_count: Some(m.2.to_string()),
+                },
+                ..Default::default()
+            });
+        }
+        records
+    }
+
+    fn delete(&self, id: &str) {
+        self.state.lock().expect("lock").queue.retain(|m| m.0 != id);
+    }
+
+    fn next_visible(&self) -> Option<i64> {
+        let state = self.state.lock().expect("lock");
+        state.queue.iter().map(|m| m.3).min()
+    }
+
+    /// (visible at, receives) of the one message queued.
+    fn only(&self) -> (i64, u32) {
+        let state = self.state.lock().expect("lock");
+        assert_eq!(state.queue.len(), 1);
+        (state.queue[0].3, state.queue[0].2)
+    }
+
+    fn dead(&self) -> usize {
+        self.state.lock().expect("lock").dlq.len()
+    }
+}
+
+#[async_trait::async_trait]
+impl billing::emails::send::Visibility for QueueTwin {
+    async fn return_after(&self, record: &SqsRecord, secs: i64) -> Result<(), String> {
+        let now = self.clock.now();
+        let mut state = self.state.lock().expect("lock");
+        let m = state
+            .queue
+            .iter_mut()
+            .find(|m| m.4 == record.receipt_handle)
+            .ok_or("ReceiptHandleIsInvalid")?;
+        m.3 = now + secs;
+        Ok(())
+    }
+}
+
+/// SES paused until the clock reaches `until`, then the in-memory mailbox.
+struct PausedUntilClock {
+    clock: Arc<billing::ports::FixedClock>,
+    until: i64,
+    inner: Arc<InMemoryMailer>,
+}
+
+#[async_trait::async_trait]
+impl Mailer for PausedUntilClock {
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, SendError> {
+        if self.clock.now() < self.until {
+            return Err(SendError::Paused("service SendingPausedException".into()));
+        }
+        self.inner.send(email).await
+    }
+}
+
+/// An action-required job on a queue twin with the template's numbers (visibility 180 s,
+/// 100 receives), and a consumer on the same clock whose SES is `mailer`.
+async fn twin_rig(
+    tag: &str,
+    mailer: impl FnOnce(Arc<billing::ports::FixedClock>) -> Arc<dyn Mailer>,
+) -> (TestApp, Arc<QueueTwin>, EmailSender) {
+    let app = email_app(
+        Arc::new(InMemoryBillingStore::new()),
+        [EmailKind::PaymentActionRequired].into(),
+    );
+    let (body, _) = action_required(tag, "");
+    post(&app, &body).await;
+    let job = pending_jobs(app.store.as_ref()).await.remove(0);
+    let queue = Arc::new(QueueTwin::new(app.clock.clone(), 180, 100));
+    queue.send("m1", serde_json::to_string(&job).expect("json"));
+    let mut sender = consumer(
+        app.store.clone(),
+        Arc::new(billing::adapters::email_store::InMemoryEmailLedger::default()),
+        mailer(app.clock.clone()),
+        app.clock.clone(),
+    );
+    sender.visibility = Some(queue.clone());
+    (app, queue, sender)
+}
+
+/// Lambda's polling on the twin: at each time a message is visible, one batch, the finished
+/// messages deleted; until the queue is empty or `limit`.
+async fn poll_until_empty(app: &TestApp, queue: &QueueTwin, sender: &EmailSender, limit: i64) {
+    while let Some(at) = queue.next_visible() {
+        if at > limit {
+            return;
+        }
+        app.clock.set(at.max(app.clock.now()));
+        let records = queue.receive();
+        let response = sender
+            .handle_batch(&SqsEvent {
+                records: records.clone(),
+            })
+            .await;
+        for r in &records {
+            if response
+                .batch_item_failures
+                .iter()
+                .all(|f| f.item_identifier != r.message_id)
+            {
+                queue.delete(&r.message_id);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_three_day_pause_keeps_the_job_out_of_the_dead_letter_queue_then_sends_it_once() {
+    let mailbox = Arc::new(InMemoryMailer::default());
+    let resume = NOW + 3 * 24 * 3600;
+    let inner = mailbox.clone();
+    let (app, queue, sender) = twin_rig("twinpause", move |clock| {
+        Arc::new(PausedUntilClock {
+            clock,
+            until: resume,
+            inner,
+        })
+    })
+    .await;
+    poll_until_empty(&app, &queue, &sender, NOW + 30 * 24 * 3600).await;
+    assert_eq!(queue.dead(), 0);
+    assert_eq!(mailbox.sent().len(), 1);
+    // Sent within the longest wait (an hour) of the resume.
+    assert!(
+        app.clock.now() - resume <= 3600,
+        "{}",
+        app.clock.now() - resume
+    );
+    // Without returning waiting jobs later, the same pause empties the job into the DLQ after
+    // 100 receives × 180 s = 5 hours.
+    let mailbox = Arc::new(InMemoryMailer::default());
+    let inner = mailbox.clone();
+    let (app, queue, mut sender) = twin_rig("twinold", move |clock| {
+        Arc::new(PausedUntilClock {
+            clock,
+            until: resume,
+            inner,
+        })
+    })
+    .await;
+    sender.visibility = None;
+    poll_until_empty(&app, &queue, &sender, NOW + 30 * 24 * 3600).await;
+    assert_eq!(queue.dead(), 1);
+    assert!(mailbox.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_kept_claim_and_its_message_return_at_the_same_moment() {
+    let mailbox = Arc::new(InMemoryMailer::default());
+    let flaky = Arc::new(billing::adapters::email_testing::FaultyMailer::new(
+        mailbox.clone(),
+    ));
+    flaky.fail_next(SendError::Unavailable("timeout".into()));
+    let faulty = flaky.clone();
+    let (app, queue, sender) = twin_rig("twinlease", move |_| faulty).await;
+    // The batch is handled 40 s after the receive (a slow batch): the lease starts then.
+    app.clock.set(NOW);
+    let records = queue.receive();
+    app.clock.set(NOW + 40);
+    let response = sender.handle_batch(&SqsEvent { records }).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    let (visible_at, receives) = queue.only();
+    assert_eq!(
+        visible_at,
+        NOW + 40 + 180,
+        "the lease's end, not the receive's"
+    );
+    // The message comes back exactly when the claim can be taken over: sent on that receive.
+    poll_until_empty(&app, &queue, &sender, NOW + 3600).await;
+    assert_eq!(receives, 1);
+    assert_eq!(app.clock.now(), visible_at);
+    assert_eq!(mailbox.sent().len(), 1);
+    assert_eq!(flaky.calls(), 2);
+}
