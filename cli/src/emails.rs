@@ -1,10 +1,11 @@
 //! `billing emails list|redrive`, and the local run's in-process email consumer: the same
 //! `EmailSender` the emails Lambda runs, fed from the local email queue in moto.
 
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use billing::adapters::email_store::DynamoEmailLedger;
 use billing::app::App;
 use billing::emails::records::EmailLedger;
-use billing::emails::send::{EmailSender, SqsEvent, SqsRecord};
+use billing::emails::send::{EmailSender, SqsEvent, SqsRecord, SqsSystemAttributes};
 use clap::Subcommand;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -106,6 +107,7 @@ pub async fn consume_once(
         .queue_url(url)
         .max_number_of_messages(10)
         .wait_time_seconds(1)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .send()
         .await
         .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
@@ -122,6 +124,13 @@ pub async fn consume_once(
             SqsRecord {
                 message_id: id,
                 body: m.body().unwrap_or_default().to_owned(),
+                receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
+                system: SqsSystemAttributes {
+                    approximate_receive_count: m
+                        .attributes()
+                        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                        .cloned(),
+                },
                 ..Default::default()
             }
         })

@@ -254,7 +254,11 @@ async fn local_emails(app: &mut App, settings: EmailSettings) -> CliResult {
         None => emails::local_email_queue(&sqs).await?,
     };
     println!("email queue: {url}");
-    let sender = billing::app::email_sender(&sdk, app, settings)?;
+    let mut sender = billing::app::email_sender(&sdk, app, settings)?;
+    // Local records carry no queue ARN: waiting jobs are returned on this queue.
+    sender.visibility = Some(Arc::new(
+        billing::adapters::email_queue::SqsVisibility::for_queue(sqs.clone(), url.clone()),
+    ));
     if let Some(feed) = app.queue.take() {
         let emails: Arc<dyn Queue> = Arc::new(SqsQueue::new(sqs.clone(), url.clone()));
         app.queue = Some(Arc::new(RoutedQueue {

@@ -375,6 +375,10 @@ pub fn email_sender(
             lease_secs,
             ..SendPolicy::default()
         },
+        // Waiting jobs come back when they should (sending paused, a decision not settled).
+        visibility: Some(Arc::new(crate::adapters::email_queue::SqsVisibility::new(
+            aws_sdk_sqs::Client::new(sdk),
+        ))),
     })
 }
 

@@ -5,6 +5,7 @@
 #[cfg(feature = "testing")]
 pub mod capacity;
 pub mod dynamo;
+pub mod email_queue;
 pub mod email_store;
 #[cfg(feature = "testing")]
 pub mod email_testing;

@@ -11,10 +11,23 @@
 //! | no number, amount, currency or https hosted page                | skip (`missing_<field>`)      |
 //! | otherwise                                                       | send                          |
 //!
-//! The payment-failed email follows the same table. The cancellation email goes out only for a
-//! subscription that has ended when the job runs (`subscription_not_ended` otherwise), the
-//! welcome only while its subscription or purchase grants access (`nothing_granted`); both go
-//! to the customer record's address (`no_recipient` without one).
+//! The payment-failed email follows the same table, and goes only for an attempt that needs no
+//! authentication: Stripe sends `invoice.payment_failed` and `invoice.payment_action_required`
+//! for one off-session attempt that needs it, in either order, and that attempt's email is the
+//! action-required one (`action_required_instead`, whether that kind is on or not). Until
+//! [`SCA_SETTLE_SECS`] after the invoice's newest event, a failed attempt whose
+//! action-required event has not arrived may still get one, so the decision waits.
+//!
+//! The cancellation email goes out only for a subscription that has ended when the job runs
+//! (`subscription_not_ended` otherwise), the welcome only while its subscription or purchase
+//! grants access (`nothing_granted`); both go to the customer record's address (`no_recipient`
+//! without one). A subscription still `incomplete` (basil creates Checkout's subscriptions so,
+//! then updates them to `active` or `trialing` once the first payment succeeds) may still
+//! grant: its welcome waits, until [`INCOMPLETE_HORIZON_SECS`] after the newest word about it
+//! (Stripe expires an incomplete subscription 23 hours after its creation), then is skipped
+//! `incomplete_expired`.
+//!
+//! A decision that waits is [`SkipReason::Unsettled`]: never recorded, the job comes back.
 //!
 //! Uncollectible is a skip: the merchant (or the dunning settings) wrote the invoice off and
 //! stopped asking; an email asking the customer to confirm a payment would contradict that.
@@ -32,6 +45,14 @@ use crate::domain::access::{Standing, SubscriptionAccess};
 use crate::domain::events::EmailAddress;
 use crate::domain::invoice::{Invoice, InvoiceStatus};
 use std::fmt;
+
+/// How long a failed attempt waits for its `invoice.payment_action_required` (Stripe sends
+/// both at once; an hour covers Stripe's first redeliveries of a webhook we failed).
+pub const SCA_SETTLE_SECS: i64 = 3600;
+
+/// How long a welcome waits for a subscription still `incomplete`, after the newest word about
+/// it: Stripe's 23 hours to `incomplete_expired`, plus an hour for a late webhook.
+pub const INCOMPLETE_HORIZON_SECS: i64 = 24 * 3600;
 
 /// Why an email was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +72,13 @@ pub enum SkipReason {
     /// A welcome for a subscription or purchase that grants nothing now (unpaid, refunded,
     /// ended).
     NothingGranted,
+    /// A payment-failed email for an attempt that needs authentication: its email is the
+    /// action-required one.
+    ActionRequiredInstead,
+    /// A welcome for a subscription still `incomplete` past [`INCOMPLETE_HORIZON_SECS`].
+    IncompleteExpired,
+    /// Not final: the decision may change before `until` (the job waits, nothing is recorded).
+    Unsettled { why: &'static str, until: i64 },
 }
 
 impl SkipReason {
@@ -71,6 +99,9 @@ impl SkipReason {
             SkipReason::Missing(MissingDetail::HostedInvoiceUrl) => "missing_hosted_invoice_url",
             SkipReason::NotEnded => "subscription_not_ended",
             SkipReason::NothingGranted => "nothing_granted",
+            SkipReason::ActionRequiredInstead => "action_required_instead",
+            SkipReason::IncompleteExpired => "incomplete_expired",
+            SkipReason::Unsettled { why, .. } => why,
         }
     }
 }
@@ -89,6 +120,8 @@ pub struct Surroundings<'a> {
     pub subscription_status: Option<&'a str>,
     /// The customer record's address: used when the invoice carries none.
     pub customer_email: Option<&'a EmailAddress>,
+    /// When the job runs (the clock's seconds): what waits, waits until a time.
+    pub now: i64,
 }
 
 /// The action-required email for `invoice`, or why not (the module's table, in its order).
@@ -106,7 +139,16 @@ pub fn payment_failed(
     invoice: &Invoice,
     around: Surroundings<'_>,
 ) -> Result<EmailContext, SkipReason> {
-    invoice_email(invoice, around, EmailContent::PaymentFailed)
+    let ctx = invoice_email(invoice, around, EmailContent::PaymentFailed)?;
+    // Per attempt: the newest attempt's events are gathered in `attempt`, in any order.
+    match invoice.attempt {
+        Some(a) if a.action_required => Err(SkipReason::ActionRequiredInstead),
+        _ if around.now < invoice.last_event + SCA_SETTLE_SECS => Err(SkipReason::Unsettled {
+            why: "awaiting_action_required",
+            until: invoice.last_event + SCA_SETTLE_SECS,
+        }),
+        _ => Ok(ctx),
+    }
 }
 
 /// The recipient: the invoice's address, else the customer record's, each only if it has the
@@ -185,6 +227,28 @@ pub fn welcome(
     })
 }
 
+/// The welcome for a subscription as the access rule sees it now: a subscription still
+/// `incomplete` waits (its first payment may still succeed) until the horizon, then is
+/// skipped `incomplete_expired`; otherwise [`welcome`].
+pub fn subscription_welcome(
+    access: &SubscriptionAccess,
+    customer_email: Option<&EmailAddress>,
+    now: i64,
+) -> Result<EmailContext, SkipReason> {
+    if !access.grants && access.status == "incomplete" {
+        let until = access.as_of + INCOMPLETE_HORIZON_SECS;
+        return Err(if now < until {
+            SkipReason::Unsettled {
+                why: "subscription_incomplete",
+                until,
+            }
+        } else {
+            SkipReason::IncompleteExpired
+        });
+    }
+    welcome(access.subscription.as_str(), access.grants, customer_email)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +325,7 @@ mod tests {
     const NOTHING: Surroundings<'static> = Surroundings {
         subscription_status: None,
         customer_email: None,
+        now: 0,
     };
 
     #[test]
@@ -313,6 +378,7 @@ mod tests {
             let around = Surroundings {
                 subscription_status: status,
                 customer_email: None,
+                now: 0,
             };
             assert_eq!(
                 payment_action_required(&first, around).map(|_| ()),
@@ -323,6 +389,7 @@ mod tests {
         let active = Surroundings {
             subscription_status: Some("active"),
             customer_email: None,
+            now: 0,
         };
         assert!(payment_action_required(&first, active).is_ok());
         // A renewal is sent whatever the subscription's status.
@@ -330,6 +397,7 @@ mod tests {
         let incomplete = Surroundings {
             subscription_status: Some("incomplete"),
             customer_email: None,
+            now: 0,
         };
         assert!(payment_action_required(&renewal, incomplete).is_ok());
     }
@@ -340,6 +408,7 @@ mod tests {
         let around = Surroundings {
             subscription_status: None,
             customer_email: Some(&record),
+            now: 0,
         };
         let to = |email: Option<&str>, around| {
             payment_action_required(&invoice_with(cycle(email), None), around)
@@ -404,18 +473,116 @@ mod tests {
         }
     }
 
+    /// An invoice after one `invoice.payment_failed` (created 10), then `then` (if any).
+    fn failed_invoice(then: Option<InvoiceEventKind>) -> Invoice {
+        let mut invoice = Invoice::new(Provider::Stripe, InvoiceId::new("in_1"));
+        let kinds = std::iter::once(InvoiceEventKind::Failed).chain(then);
+        for (i, kind) in kinds.enumerate() {
+            let meta = EventMeta {
+                provider: Provider::Stripe,
+                id: EventId::new(format!("evt_f{i}")),
+                event_type: "invoice.x".into(),
+                created: 10 + i as i64,
+                millis: 0,
+                livemode: false,
+                api_version: None,
+            };
+            let snapshot = cycle(Some("a@example.com"));
+            let (kind, snapshot) = match kind {
+                InvoiceEventKind::Paid => (
+                    kind,
+                    InvoiceSnapshot {
+                        status: Some("paid".into()),
+                        ..snapshot
+                    },
+                ),
+                _ => (kind, snapshot),
+            };
+            let event = InvoiceEvent {
+                kind,
+                snapshot,
+                evidence: Default::default(),
+            };
+            invoice.apply(&meta, &event);
+        }
+        invoice
+    }
+
+    fn at(now: i64) -> Surroundings<'static> {
+        Surroundings { now, ..NOTHING }
+    }
+
     #[test]
     fn a_failed_payment_follows_the_action_required_table_with_its_own_content() {
-        let ctx = payment_failed(&invoice_with(cycle(Some("a@example.com")), None), NOTHING)
-            .expect("send");
+        let settled = at(10 + SCA_SETTLE_SECS);
+        let ctx = payment_failed(&failed_invoice(None), settled).expect("send");
         assert!(matches!(ctx.content, EmailContent::PaymentFailed(_)));
-        let paid = invoice_with(
+        let paid = failed_invoice(Some(InvoiceEventKind::Paid));
+        assert_eq!(
+            payment_failed(&paid, settled).map(|_| ()),
+            Err(SkipReason::Settled(InvoiceStatus::Paid))
+        );
+    }
+
+    #[test]
+    fn a_failed_attempt_that_needs_authentication_gets_no_payment_failed_email() {
+        // The action-required event first, or after: either way, per attempt.
+        let asked_first = invoice_with(
             cycle(Some("a@example.com")),
-            Some((InvoiceEventKind::Paid, "paid")),
+            Some((InvoiceEventKind::Failed, "open")),
+        );
+        let asked_after = failed_invoice(Some(InvoiceEventKind::ActionRequired));
+        for invoice in [&asked_first, &asked_after] {
+            for now in [0, 10 + SCA_SETTLE_SECS] {
+                assert_eq!(
+                    payment_failed(invoice, at(now)).map(|_| ()),
+                    Err(SkipReason::ActionRequiredInstead)
+                );
+                assert!(payment_action_required(invoice, at(now)).is_ok());
+            }
+        }
+        // Only the failure so far: the decision waits until the settle time, then sends.
+        let alone = failed_invoice(None);
+        let until = 10 + SCA_SETTLE_SECS;
+        assert_eq!(
+            payment_failed(&alone, at(until - 1)).map(|_| ()),
+            Err(SkipReason::Unsettled {
+                why: "awaiting_action_required",
+                until
+            })
+        );
+        assert!(payment_failed(&alone, at(until)).is_ok());
+        assert_eq!(
+            SkipReason::ActionRequiredInstead.as_str(),
+            "action_required_instead"
+        );
+    }
+
+    #[test]
+    fn a_welcome_for_an_incomplete_subscription_waits_until_the_horizon() {
+        use crate::domain::access::Standing;
+        let record = EmailAddress::new("r@example.com");
+        let mut incomplete = access(Standing::Overdue, false);
+        incomplete.status = "incomplete".into();
+        let until = incomplete.as_of + INCOMPLETE_HORIZON_SECS;
+        assert_eq!(
+            subscription_welcome(&incomplete, Some(&record), until - 1).map(|_| ()),
+            Err(SkipReason::Unsettled {
+                why: "subscription_incomplete",
+                until
+            })
         );
         assert_eq!(
-            payment_failed(&paid, NOTHING).map(|_| ()),
-            Err(SkipReason::Settled(InvoiceStatus::Paid))
+            subscription_welcome(&incomplete, Some(&record), until).map(|_| ()),
+            Err(SkipReason::IncompleteExpired)
+        );
+        let mut active = access(Standing::Good, true);
+        active.status = "active".into();
+        assert!(subscription_welcome(&active, Some(&record), 0).is_ok());
+        let ended = access(Standing::Ended, false);
+        assert_eq!(
+            subscription_welcome(&ended, Some(&record), 0).map(|_| ()),
+            Err(SkipReason::NothingGranted)
         );
     }
 

@@ -8,15 +8,23 @@
 //! | accepted (a message id)                    | `sent`                  | deleted                |
 //! | `MessageRejected`, `MailFromDomainNotVerified` | `rejected` (its code) | deleted (never retried) |
 //! | throttled (after the retries here)         | claim given back        | returned (item failure)|
-//! | sending paused (`SendingPaused`, `AccountSuspended`) | claim given back, `EmailsSendingPaused` counted | returned |
-//! | no answer (timeout, 5xx)                   | claim kept until its lease ends | returned    |
+//! | sending paused (`SendingPaused`, `AccountSuspended`) | claim given back, `EmailsSendingPaused` counted | waits (below) |
+//! | no answer (timeout, 5xx)                   | claim kept until its lease ends | waits until the lease ends |
 //!
 //! "No answer" keeps the claim: SES may have accepted the email, so a retry must wait out the
 //! lease (as after a crash) rather than send again at once.
+//!
+//! A job that waits ([`JobOutcome::Wait`]: sending paused, a decision not settled yet, a claim
+//! held elsewhere) is returned with its message's visibility set ([`Visibility`]) to when it
+//! should come back: the end of the lease, measured from the instant the claim was taken (one
+//! clock reading for both), or the decision's own time, or, for a pause, the lease doubled on
+//! each receive up to [`SendPolicy::max_wait_secs`], so a long pause spends few of the queue's
+//! receives (`maxReceiveCount`) instead of reaching the dead-letter queue.
 
 use super::context::EmailContext;
 use super::decide::{
-    payment_action_required, payment_failed, subscription_cancelled, welcome, Surroundings,
+    payment_action_required, payment_failed, subscription_cancelled, subscription_welcome, welcome,
+    SkipReason, Surroundings,
 };
 use super::job::EmailJob;
 use super::kinds::{EmailKind, EmailSettings};
@@ -97,6 +105,12 @@ pub enum JobOutcome {
     AlreadyDone(EmailState),
     /// Not finished: the queue message goes back (a batch item failure). Names why.
     Retry(&'static str),
+    /// Not finished, and not to be retried before `until` (the clock's seconds; `None`: after
+    /// the growing wait of the message's receive count). Names why.
+    Wait {
+        why: &'static str,
+        until: Option<i64>,
+    },
 }
 
 /// How long a claim holds and how throttling is retried in place.
@@ -109,6 +123,9 @@ pub struct SendPolicy {
     pub throttle_attempts: u32,
     /// The first wait between them; doubled after each.
     pub backoff: Duration,
+    /// The longest wait of a job with no time of its own (sending paused, a subscription not
+    /// known yet): the lease, doubled per receive, up to this.
+    pub max_wait_secs: i64,
 }
 
 impl Default for SendPolicy {
@@ -117,8 +134,33 @@ impl Default for SendPolicy {
             lease_secs: DEFAULT_LEASE_SECS,
             throttle_attempts: 3,
             backoff: Duration::from_millis(200),
+            max_wait_secs: DEFAULT_MAX_WAIT_SECS,
         }
     }
+}
+
+/// An hour: how late a job may be after sending resumes.
+pub const DEFAULT_MAX_WAIT_SECS: i64 = 3600;
+
+/// SQS's longest visibility, less a margin for the batch's time since the receive (SQS counts
+/// its 12 hours from the receive).
+const MAX_VISIBILITY_SECS: i64 = 43_200 - 300;
+
+impl SendPolicy {
+    /// How long a job with no time of its own waits after its `receive_count`th receive.
+    pub fn wait_secs(&self, receive_count: u32) -> i64 {
+        let doublings = receive_count.saturating_sub(1).min(30);
+        self.lease_secs
+            .saturating_mul(1_i64 << doublings)
+            .min(self.max_wait_secs)
+            .max(1)
+    }
+}
+
+/// Returns a received queue message later: its visibility set to `secs` from now.
+#[async_trait]
+pub trait Visibility: Send + Sync {
+    async fn return_after(&self, record: &SqsRecord, secs: i64) -> Result<(), String>;
 }
 
 /// The retry reason of a welcome whose subscription the model does not know yet.
@@ -136,6 +178,27 @@ pub struct EmailSender {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub policy: SendPolicy,
+    /// Where waiting jobs' messages are returned later (`None`: at the queue's visibility).
+    pub visibility: Option<Arc<dyn Visibility>>,
+}
+
+/// Why a job sends nothing now: a final reason (recorded), or a wait (nothing recorded).
+enum NotSent {
+    Skip(String),
+    Wait(&'static str, Option<i64>),
+}
+
+impl From<SkipReason> for NotSent {
+    fn from(skip: SkipReason) -> Self {
+        match skip {
+            SkipReason::Unsettled { why, until } => NotSent::Wait(why, Some(until)),
+            other => NotSent::Skip(other.as_str().to_owned()),
+        }
+    }
+}
+
+fn skip(reason: &str) -> NotSent {
+    NotSent::Skip(reason.to_owned())
 }
 
 /// A claim token no other consumer holds.
@@ -162,28 +225,46 @@ impl EmailSender {
             }
             Ok(Claim::Held { until }) => {
                 tracing::info!(email = %job.email, object = %job.object, lease_until = until, "email claimed by another consumer; will retry");
-                JobOutcome::Retry("claimed_elsewhere")
+                JobOutcome::Wait {
+                    why: "claimed_elsewhere",
+                    until: Some(until),
+                }
             }
             Ok(Claim::Done(record)) => JobOutcome::AlreadyDone(record.state),
-            Ok(Claim::Won { .. }) => self.claimed(job, &key, &token).await,
+            // The lease's end, from the same clock reading as the claim's condition.
+            Ok(Claim::Won { .. }) => {
+                let lease_until = now + self.policy.lease_secs;
+                self.claimed(job, &key, &token, now, lease_until).await
+            }
         };
         self.count(&outcome);
         tracing::info!(email = %job.email, object = %job.object, outcome = ?OutcomeLog(&outcome), "email job handled");
         outcome
     }
 
-    /// What follows a won claim.
-    async fn claimed(&self, job: &EmailJob, key: &EmailKey, token: &str) -> JobOutcome {
-        let email = match self.prepare(job).await {
+    /// What follows a won claim (taken at `now`, held until `lease_until`).
+    async fn claimed(
+        &self,
+        job: &EmailJob,
+        key: &EmailKey,
+        token: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> JobOutcome {
+        let email = match self.prepare(job, now).await {
             Err(e) => {
                 tracing::warn!(email = %job.email, object = %job.object, error = %e, "reading the model failed; will retry");
                 return self.give_back(key, token, "store_unavailable").await;
             }
-            // The welcome's subscription whose own events have not arrived yet: wait for them.
-            Ok(Err(reason)) if reason == NOT_YET_KNOWN => {
-                return self.give_back(key, token, NOT_YET_KNOWN).await
+            // A decision that may still change (a welcome's subscription not known yet or
+            // still incomplete, a failed attempt whose action-required event may follow).
+            Ok(Err(NotSent::Wait(why, until))) => {
+                self.give_back(key, token, why).await;
+                return JobOutcome::Wait { why, until };
             }
-            Ok(Err(reason)) => return self.finish(key, token, Finished::Skipped { reason }).await,
+            Ok(Err(NotSent::Skip(reason))) => {
+                return self.finish(key, token, Finished::Skipped { reason }).await
+            }
             Ok(Ok(email)) => email,
         };
         match self.ledger.suppressed(&address_hash(&email.to)).await {
@@ -203,27 +284,39 @@ impl EmailSender {
             Err(SendError::Paused(_)) => {
                 self.metrics
                     .incr(Counter::EmailsSendingPaused, EMAILS_DIMENSION);
-                self.give_back(key, token, "sending_paused").await
+                self.give_back(key, token, "sending_paused").await;
+                JobOutcome::Wait {
+                    why: "sending_paused",
+                    until: None,
+                }
             }
-            // SES may have accepted it: the claim stays until its lease ends.
-            Err(SendError::Unavailable(_)) => JobOutcome::Retry("ses_unavailable"),
+            // SES may have accepted it: the claim stays until its lease ends, and the message
+            // comes back then (not before: it would find the claim held).
+            Err(SendError::Unavailable(_)) => JobOutcome::Wait {
+                why: "ses_unavailable",
+                until: Some(lease_until),
+            },
         }
     }
 
     /// The email to send, or why none (the decision's reason), from the model as it is now.
-    async fn prepare(&self, job: &EmailJob) -> Result<Result<OutgoingEmail, String>, StoreError> {
+    async fn prepare(
+        &self,
+        job: &EmailJob,
+        now: i64,
+    ) -> Result<Result<OutgoingEmail, NotSent>, StoreError> {
         if !self.settings.enabled(job.email) {
-            return Ok(Err("kind_off".into()));
+            return Ok(Err(skip("kind_off")));
         }
         let Some(from) = self.settings.from.clone() else {
-            return Ok(Err("kind_off".into()));
+            return Ok(Err(skip("kind_off")));
         };
         let decided = match job.email {
             EmailKind::PaymentActionRequired | EmailKind::PaymentFailed => {
-                self.invoice_email(job).await?
+                self.invoice_email(job, now).await?
             }
             EmailKind::SubscriptionCancelled | EmailKind::Welcome => {
-                self.customer_email(job).await?
+                self.customer_email(job, now).await?
             }
         };
         Ok(decided.map(|ctx| OutgoingEmail {
@@ -241,7 +334,8 @@ impl EmailSender {
     async fn invoice_email(
         &self,
         job: &EmailJob,
-    ) -> Result<Result<EmailContext, String>, StoreError> {
+        now: i64,
+    ) -> Result<Result<EmailContext, NotSent>, StoreError> {
         let loaded = self
             .store
             .load(
@@ -253,7 +347,7 @@ impl EmailSender {
             )
             .await?;
         let Some(invoice) = loaded.invoice else {
-            return Ok(Err("no_invoice".into()));
+            return Ok(Err(skip("no_invoice")));
         };
         let customer = loaded.customer.as_ref().map(|c| &c.value);
         let status = invoice
@@ -266,12 +360,13 @@ impl EmailSender {
         let around = Surroundings {
             subscription_status: status.as_deref(),
             customer_email: customer.and_then(|c| c.email()),
+            now,
         };
         let decide = match job.email {
             EmailKind::PaymentFailed => payment_failed,
             _ => payment_action_required,
         };
-        Ok(decide(&invoice.value, around).map_err(|skip| skip.as_str().to_owned()))
+        Ok(decide(&invoice.value, around).map_err(NotSent::from))
     }
 
     /// A subscription's cancellation or a checkout's welcome: read from the customer's
@@ -279,9 +374,10 @@ impl EmailSender {
     async fn customer_email(
         &self,
         job: &EmailJob,
-    ) -> Result<Result<EmailContext, String>, StoreError> {
+        now: i64,
+    ) -> Result<Result<EmailContext, NotSent>, StoreError> {
         let Some(customer) = job.customer.as_ref() else {
-            return Ok(Err("no_customer".into()));
+            return Ok(Err(skip("no_customer")));
         };
         // The same consistent read as the invoice emails' (a ledger key no event has).
         let loaded = self
@@ -295,7 +391,7 @@ impl EmailSender {
             )
             .await?;
         let Some(stored) = loaded.customer else {
-            return Ok(Err("no_customer".into()));
+            return Ok(Err(skip("no_customer")));
         };
         let state = &stored.value;
         let address = state.email();
@@ -308,8 +404,8 @@ impl EmailSender {
             (EmailKind::SubscriptionCancelled, Some(access)) => {
                 subscription_cancelled(access, address)
             }
-            (EmailKind::SubscriptionCancelled, None) => return Ok(Err("no_subscription".into())),
-            (_, Some(access)) => welcome(&job.object, access.grants, address),
+            (EmailKind::SubscriptionCancelled, None) => return Ok(Err(skip("no_subscription"))),
+            (_, Some(access)) => subscription_welcome(access, address, now),
             (_, None) => match purchase_access(state)
                 .iter()
                 .find(|p| p.purchase == job.object)
@@ -317,10 +413,10 @@ impl EmailSender {
                 Some(purchase) => welcome(&job.object, purchase.grants, address),
                 // Checkout linked a subscription the aggregate has no event of yet (they
                 // arrive in any order): retried, not skipped, so the welcome is not lost.
-                None => return Ok(Err(NOT_YET_KNOWN.into())),
+                None => return Ok(Err(NotSent::Wait(NOT_YET_KNOWN, None))),
             },
         };
-        Ok(decided.map_err(|skip| skip.as_str().to_owned()))
+        Ok(decided.map_err(NotSent::from))
     }
 
     /// Sends, retrying throttling here `throttle_attempts` times with a doubling wait.
@@ -385,7 +481,7 @@ impl EmailSender {
             JobOutcome::Skipped { .. } => Counter::EmailsSkipped,
             JobOutcome::Rejected { .. } => Counter::EmailsRejected,
             JobOutcome::AlreadyDone(_) => Counter::EmailsDuplicate,
-            JobOutcome::Retry(_) => Counter::EmailsRetried,
+            JobOutcome::Retry(_) | JobOutcome::Wait { .. } => Counter::EmailsRetried,
         };
         self.metrics.incr(counter, EMAILS_DIMENSION);
     }
@@ -402,6 +498,7 @@ impl std::fmt::Debug for OutcomeLog<'_> {
             JobOutcome::Rejected { code } => write!(f, "rejected {code}"),
             JobOutcome::AlreadyDone(state) => write!(f, "already {}", state.as_str()),
             JobOutcome::Retry(why) => write!(f, "retry {why}"),
+            JobOutcome::Wait { why, until } => write!(f, "wait {why} until {until:?}"),
         }
     }
 }
@@ -421,6 +518,36 @@ pub struct SqsRecord {
     pub body: String,
     #[serde(rename = "messageAttributes", default)]
     pub attributes: HashMap<String, serde_json::Value>,
+    /// What returns the message later (`ChangeMessageVisibility`).
+    #[serde(rename = "receiptHandle", default)]
+    pub receipt_handle: String,
+    /// The queue it came from (`arn:aws:sqs:{region}:{account}:{name}`).
+    #[serde(rename = "eventSourceARN", default)]
+    pub event_source_arn: String,
+    /// SQS's own attributes: only the receive count is read.
+    #[serde(rename = "attributes", default)]
+    pub system: SqsSystemAttributes,
+}
+
+/// The SQS system attributes Lambda passes with each record.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SqsSystemAttributes {
+    /// How many times SQS has handed the message out, this time included (a string in the
+    /// event).
+    #[serde(rename = "ApproximateReceiveCount", default)]
+    pub approximate_receive_count: Option<String>,
+}
+
+impl SqsRecord {
+    /// The receive count, 1 when absent or unreadable.
+    pub fn receive_count(&self) -> u32 {
+        self.system
+            .approximate_receive_count
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1)
+            .max(1)
+    }
 }
 
 /// The partial batch response (`ReportBatchItemFailures`): the messages to return.
@@ -444,7 +571,14 @@ impl EmailSender {
         let mut response = SqsBatchResponse::default();
         for record in &event.records {
             let done = match EmailJob::from_body(&record.body) {
-                Ok(job) => !matches!(self.handle(&job).await, JobOutcome::Retry(_)),
+                Ok(job) => match self.handle(&job).await {
+                    JobOutcome::Retry(_) => false,
+                    JobOutcome::Wait { until, .. } => {
+                        self.return_later(record, until).await;
+                        false
+                    }
+                    _ => true,
+                },
                 Err(not_a_job) => {
                     match super::bounces::record_notification(
                         self.ledger.as_ref(),
@@ -469,5 +603,19 @@ impl EmailSender {
             }
         }
         response
+    }
+
+    /// Sets a waiting job's message to come back at `until` (or after the wait its receive
+    /// count earns). A failure only returns it sooner, at the queue's visibility timeout.
+    async fn return_later(&self, record: &SqsRecord, until: Option<i64>) {
+        let Some(visibility) = &self.visibility else {
+            return;
+        };
+        let now = self.clock.now();
+        let until = until.unwrap_or_else(|| now + self.policy.wait_secs(record.receive_count()));
+        let secs = (until - now).clamp(0, MAX_VISIBILITY_SECS);
+        if let Err(e) = visibility.return_after(record, secs).await {
+            tracing::warn!(message_id = %record.message_id, error = %e, "email job's return not delayed");
+        }
     }
 }

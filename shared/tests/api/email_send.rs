@@ -31,11 +31,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-const SENDER: &str = "billing@example.com";
+pub(crate) const SENDER: &str = "billing@example.com";
 const EUR: &str = "stripe/SYNTH-emails/invoice.payment_action_required__two_decimal_eur.json";
 
 /// A test app whose pipeline queues the action-required email (`kinds` on).
-fn email_app(store: Arc<dyn BillingStore>, kinds: BTreeSet<EmailKind>) -> TestApp {
+pub(crate) fn email_app(store: Arc<dyn BillingStore>, kinds: BTreeSet<EmailKind>) -> TestApp {
     let faults = Arc::new(FaultPlan::default());
     let faulty: Arc<dyn BillingStore> = Arc::new(FaultyStore {
         inner: store,
@@ -67,11 +67,11 @@ fn email_app(store: Arc<dyn BillingStore>, kinds: BTreeSet<EmailKind>) -> TestAp
     }
 }
 
-fn on() -> BTreeSet<EmailKind> {
+pub(crate) fn on() -> BTreeSet<EmailKind> {
     [EmailKind::PaymentActionRequired].into()
 }
 
-fn all_kinds() -> BTreeSet<EmailKind> {
+pub(crate) fn all_kinds() -> BTreeSet<EmailKind> {
     [
         EmailKind::PaymentActionRequired,
         EmailKind::PaymentFailed,
@@ -83,7 +83,7 @@ fn all_kinds() -> BTreeSet<EmailKind> {
 
 /// The EUR action-required fixture under new ids (`tag`): its own event, invoice and address,
 /// so tests sharing moto's one SES never read each other's emails. Returns body and address.
-fn action_required(tag: &str, event_suffix: &str) -> (Vec<u8>, String) {
+pub(crate) fn action_required(tag: &str, event_suffix: &str) -> (Vec<u8>, String) {
     let mut event: Value = serde_json::from_slice(&fixture(EUR)).expect("fixture json");
     let address = format!("{tag}@example.com");
     event["id"] = json!(format!("evt_{tag}{event_suffix}"));
@@ -93,7 +93,7 @@ fn action_required(tag: &str, event_suffix: &str) -> (Vec<u8>, String) {
 }
 
 /// The email jobs waiting in the outbox.
-async fn pending_jobs(store: &dyn BillingStore) -> Vec<EmailJob> {
+pub(crate) async fn pending_jobs(store: &dyn BillingStore) -> Vec<EmailJob> {
     let pending = store.pending_outbox(100).await.expect("outbox");
     pending
         .into_iter()
@@ -114,7 +114,7 @@ fn email_settings(from: &str) -> EmailSettings {
 }
 
 /// A consumer over `store`, with a short backoff so throttling tests stay quick.
-fn consumer(
+pub(crate) fn consumer(
     store: Arc<dyn BillingStore>,
     ledger: Arc<dyn EmailLedger>,
     mailer: Arc<dyn Mailer>,
@@ -131,7 +131,9 @@ fn consumer(
             lease_secs: 180,
             throttle_attempts: 3,
             backoff: Duration::from_millis(1),
+            ..SendPolicy::default()
         },
+        visibility: None,
     }
 }
 
@@ -304,7 +306,10 @@ async fn racing_consumers_send_one_email() {
         .count();
     assert_eq!(sent, 1, "{outcomes:?}");
     assert!(
-        outcomes.contains(&JobOutcome::Retry("claimed_elsewhere")),
+        outcomes.contains(&JobOutcome::Wait {
+            why: "claimed_elsewhere",
+            until: Some(NOW + 180)
+        }),
         "{outcomes:?}"
     );
     assert_eq!(rig.sent_to().len(), 1);
@@ -329,7 +334,10 @@ async fn a_consumer_that_died_after_claiming_is_taken_over_after_its_lease() {
     let sender = rig.sender();
     assert_eq!(
         sender.handle(&rig.job).await,
-        JobOutcome::Retry("claimed_elsewhere")
+        JobOutcome::Wait {
+            why: "claimed_elsewhere",
+            until: Some(NOW + 180)
+        }
     );
     assert!(rig.sent_to().is_empty());
     // The queue returns the message after its visibility timeout (= the lease).
@@ -446,7 +454,10 @@ async fn a_paused_account_leaves_the_job_queued_and_counts_it() {
         .fail_next(SendError::Paused("service SendingPausedException".into()));
     assert_eq!(
         sender.handle(&rig.job).await,
-        JobOutcome::Retry("sending_paused")
+        JobOutcome::Wait {
+            why: "sending_paused",
+            until: None
+        }
     );
     assert_eq!(sender.metrics.count(Counter::EmailsSendingPaused), 1);
     // Sending resumes: the returned message sends.
@@ -464,12 +475,18 @@ async fn no_answer_from_ses_keeps_the_claim_until_its_lease_ends() {
         .fail_next(SendError::Unavailable("timeout".into()));
     assert_eq!(
         sender.handle(&rig.job).await,
-        JobOutcome::Retry("ses_unavailable")
+        JobOutcome::Wait {
+            why: "ses_unavailable",
+            until: Some(NOW + 180)
+        }
     );
     // SES may have sent it: no second try before the lease ends.
     assert_eq!(
         sender.handle(&rig.job).await,
-        JobOutcome::Retry("claimed_elsewhere")
+        JobOutcome::Wait {
+            why: "claimed_elsewhere",
+            until: Some(NOW + 180)
+        }
     );
     rig.app.clock.set(NOW + 180);
     assert!(matches!(
@@ -534,7 +551,7 @@ async fn a_permanently_bounced_address_is_suppressed_and_skipped() {
 // --- against moto: SQS, DynamoDB and SES ---------------------------------------------------
 
 /// The messages moto's SES accepted for `address`: (subject, body).
-async fn moto_mails_to(address: &str) -> Vec<(String, String)> {
+pub(crate) async fn moto_mails_to(address: &str) -> Vec<(String, String)> {
     let data: Value = serde_json::from_str(&http_get("/moto-api/data.json").await).expect("json");
     data["ses"]["Message"]
         .as_array()
@@ -549,7 +566,7 @@ async fn moto_mails_to(address: &str) -> Vec<(String, String)> {
 }
 
 /// GET `path` from moto (plain HTTP/1.0: the whole body, then the connection closes).
-async fn http_get(path: &str) -> String {
+pub(crate) async fn http_get(path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let endpoint = crate::helpers::endpoint();
     let host = endpoint
@@ -568,7 +585,7 @@ async fn http_get(path: &str) -> String {
 }
 
 /// Verifies the sender in moto's SES (v2 `CreateEmailIdentity`; an existing one is fine).
-async fn verify_sender(ses: &aws_sdk_sesv2::Client, identity: &str) {
+pub(crate) async fn verify_sender(ses: &aws_sdk_sesv2::Client, identity: &str) {
     let _ = ses
         .create_email_identity()
         .email_identity(identity)
@@ -943,11 +960,14 @@ async fn a_parked_action_required_event_queues_its_job_when_replayed() {
 
 const LIFE: &str = "stripe/lifecycle";
 const LIFE_ADDRESS: &str = "user42@example.com";
+/// When the lifecycle's failed attempt (`04`, created 1759316402) has waited out
+/// `emails::decide::SCA_SETTLE_SECS` for an action-required event.
+const LIFE_FAILURE_SETTLED: i64 = 1_759_316_402 + billing::emails::decide::SCA_SETTLE_SECS;
 
 /// A lifecycle fixture (`name` without `.json`) under ids of its own (`tag`): customer,
 /// subscription, invoice, session, user, the address and the event id, so tests sharing
 /// moto's one SES never read each other's emails. Returns the body and its family.
-fn life(tag: &str, name: &str) -> (Vec<u8>, Family) {
+pub(crate) fn life(tag: &str, name: &str) -> (Vec<u8>, Family) {
     let text = String::from_utf8(fixture(&format!("{LIFE}/{name}.json"))).expect("utf-8");
     let text = text
         .replace("cus_life1", &format!("cus_{tag}"))
@@ -994,7 +1014,7 @@ async fn handle_new_jobs(
     outcomes
 }
 
-fn memory_consumer(app: &TestApp, mailbox: Arc<InMemoryMailer>) -> EmailSender {
+pub(crate) fn memory_consumer(app: &TestApp, mailbox: Arc<InMemoryMailer>) -> EmailSender {
     consumer(
         app.store.clone(),
         Arc::new(InMemoryEmailLedger::default()),
@@ -1026,7 +1046,10 @@ async fn each_other_kind_switched_on_sends_one_email_under_duplicate_events() {
     .await;
     assert_eq!(sent(&handle_new_jobs(&app, &sender, &mut seen).await), 1);
     post_twice(&app, "k1", &["04_invoice.payment_failed"]).await;
+    // A failed attempt's email waits for a possible action-required event first.
+    app.clock.set(LIFE_FAILURE_SETTLED);
     assert_eq!(sent(&handle_new_jobs(&app, &sender, &mut seen).await), 1);
+    app.clock.set(NOW);
     post_twice(&app, "k1", &["08_customer.subscription.deleted"]).await;
     assert_eq!(sent(&handle_new_jobs(&app, &sender, &mut seen).await), 1);
     let jobs: Vec<_> = seen.iter().map(|j| (j.email, j.object.as_str())).collect();
@@ -1092,6 +1115,7 @@ async fn an_invoice_without_an_address_is_mailed_to_the_customer_record_newest_f
             .await;
         assert_eq!(status, StatusCode::OK, "{json}");
     }
+    app.clock.set(LIFE_FAILURE_SETTLED);
     let outcomes = handle_new_jobs(&app, &sender, &mut Vec::new()).await;
     assert!(
         matches!(outcomes[..], [JobOutcome::Sent { .. }]),
@@ -1154,7 +1178,10 @@ async fn a_welcome_waits_for_its_subscription_and_is_skipped_once_nothing_grants
     // The subscription's own events have not arrived: the job goes back to the queue.
     assert_eq!(
         sender.handle(&jobs[0]).await,
-        JobOutcome::Retry("not_yet_known")
+        JobOutcome::Wait {
+            why: "not_yet_known",
+            until: None
+        }
     );
     post_twice(&app, "wait", &["02_customer.subscription.created"]).await;
     assert!(matches!(

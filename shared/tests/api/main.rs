@@ -7,6 +7,7 @@ mod crashes;
 mod customers;
 mod disputes;
 mod dynamo;
+mod email_edges;
 mod email_send;
 mod emails;
 mod entitlements;
