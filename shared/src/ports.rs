@@ -103,9 +103,16 @@ pub struct UserAccessDoc {
     /// Each source's active features (entitlement lookup keys), keyed like `sources`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub features: BTreeMap<String, Vec<String>>,
-    /// Each source's one-time purchases, keyed like `sources`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub purchases: BTreeMap<String, Vec<crate::domain::access::PurchaseAccess>>,
+    /// Each source's one-time purchases, keyed like `sources`: exact totals and the newest
+    /// few, never the whole list, so the item does not grow with the customer's history. (An
+    /// item written before kept the whole list under `purchases`: that field is ignored, and
+    /// the summary is written by the source's next event.)
+    #[serde(
+        default,
+        rename = "purchase_summary",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub purchases: BTreeMap<String, crate::domain::access::PurchaseSummary>,
     pub access: Access,
     /// Number of access changes published so far; the feed's per-user sequence.
     pub feed_seq: u64,

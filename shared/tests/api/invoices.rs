@@ -403,7 +403,7 @@ async fn billing_lists_subscriptions_and_the_newest_invoices() {
     assert_eq!(
         unknown,
         json!({"user_id": "nobody", "known": false, "subscriptions": [], "scheduled": [], "purchases": [], "invoices": [],
-            "charges": []})
+            "charges": [], "next_cursor": null})
     );
 }
 
