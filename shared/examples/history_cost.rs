@@ -4,15 +4,23 @@
 //! the customer item, the user item and the feed message, and the write units of each event.
 //!
 //! `cargo run --release -p billing --example history_cost` (with moto running:
-//! scripts/start-moto). The history is built in memory (moto copies the table on every
-//! transaction, so 5,000 events through it would take hours) and written to DynamoDB as the
-//! pipeline itself writes it, in one commit; the measured events then go through DynamoDB.
+//! scripts/start-moto). The history is applied to the aggregate in memory (moto copies the
+//! table on every transaction, so 5,000 events through it would take hours) and written to
+//! DynamoDB as the pipeline writes it, in one commit; the measured events then go through
+//! DynamoDB.
 
 use billing::adapters::dynamo::{DynamoBillingStore, Retention, MAX_ITEM_BYTES};
 use billing::adapters::memory::{InMemoryBillingStore, StaticSecrets};
-use billing::domain::ids::{CustomerId, EventId, Provider, UserId};
+use billing::domain::access::{customer_access, purchase_access, TierPolicy};
+use billing::domain::customer::CustomerBilling;
+use billing::domain::events::{BillingEvent, EventMeta, Purchase, PurchaseKind};
+use billing::domain::ids::{CustomerId, EventId, ProductId, Provider, UserId};
+use billing::feed::{update_user, SourceAccess};
 use billing::pipeline::{Outcome, Pipeline};
-use billing::ports::{BillingStore, Commit, FixedClock, LedgerGuard, LedgerRecord, LedgerState};
+use billing::ports::{
+    source_key, BillingStore, Commit, FixedClock, LedgerGuard, LedgerRecord, LedgerState,
+    UserAccessDoc,
+};
 use billing::providers::stripe::signature::{sign, WebhookSecret};
 use billing::providers::stripe::{pipeline, Settings, StripeDelivery};
 use billing::routing::Family;
@@ -72,8 +80,9 @@ async fn deliver(service: &Pipeline, family: Family, body: &[u8]) -> String {
     }
 }
 
-/// The subscription and `n` purchases, applied in memory.
-async fn history(n: usize) -> Arc<InMemoryBillingStore> {
+/// The subscription (through the pipeline, in memory) and `n` purchases (applied to the
+/// aggregate directly, which is what the pipeline would do one event at a time, and fast).
+async fn history(n: usize) -> (CustomerBilling, UserAccessDoc) {
     let memory = Arc::new(InMemoryBillingStore::new());
     let svc = service(memory.clone());
     let created = event(
@@ -83,16 +92,57 @@ async fn history(n: usize) -> Arc<InMemoryBillingStore> {
         subscription("active"),
     );
     deliver(&svc, Family::Subscription, &created).await;
+    let mut customer = memory.customers().pop().expect("the customer");
+    let user = UserId::new("user_history");
     for i in 0..n {
-        deliver(&svc, Family::Checkout, &purchase(i)).await;
+        let at = NOW - 100_000 + i as i64;
+        let meta = EventMeta {
+            provider: Provider::Stripe,
+            id: EventId::new(format!("evt_p{i}")),
+            event_type: "checkout.session.completed".into(),
+            created: at,
+            millis: 0,
+            livemode: false,
+            api_version: None,
+        };
+        let bought = Purchase {
+            session: format!("cs_live_a1{i:0>56}"),
+            kind: PurchaseKind::Checkout,
+            payment_intent: Some(format!("pi_3Kl36gJDPojXS6LN{i:0>8}")),
+            product: Some(ProductId::new(format!("prod_book_{}", i % 7))),
+            amount_total: Some(1900),
+            currency: Some("eur".into()),
+            paid: true,
+            gift: None,
+            created: Some(at),
+        };
+        let event = BillingEvent::CheckoutCompleted {
+            customer: customer.customer.clone(),
+            subscription: None,
+            user: Some(user.clone()),
+            purchase: Some(bought),
+            email: None,
+        };
+        customer.apply(&meta, &event);
     }
-    memory
+    let tiers = TierPolicy::default();
+    let given = SourceAccess {
+        subscriptions: customer_access(&customer, &tiers),
+        features: customer.features(),
+        purchases: purchase_access(&customer),
+    };
+    let doc = memory.user(&user).expect("the user");
+    let source = source_key(Provider::Stripe, &customer.customer);
+    let (doc, _) = update_user(doc, &source, Some(given), &tiers, NOW);
+    (customer, doc)
 }
 
-/// Writes the customer and user items of `memory` to DynamoDB, as one commit would.
-async fn seed(memory: &InMemoryBillingStore, store: &DynamoBillingStore) -> Result<(), String> {
-    let customer = memory.customers().pop().ok_or("no customer")?;
-    let user = memory.user(&UserId::new("user_history")).ok_or("no user")?;
+/// Writes the customer and user items to DynamoDB, as one commit would.
+async fn seed(
+    customer: CustomerBilling,
+    user: UserAccessDoc,
+    store: &DynamoBillingStore,
+) -> Result<(), String> {
     let ledger = LedgerRecord {
         provider: Provider::Stripe,
         event_id: EventId::new("evt_seed"),
@@ -146,14 +196,14 @@ async fn main() {
     println!("| purchases before | event | outcome | customer item | user item | feed message | write units |");
     println!("|---|---|---|---|---|---|---|");
     for n in [1usize, 100, 1_000, 5_000] {
-        let memory = history(n - 1).await;
+        let (customer, user) = history(n - 1).await;
         let store = Arc::new(DynamoBillingStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             format!("billing-history-{}-{n}", std::process::id()),
             Retention::default(),
         ));
         store.create_table_if_missing().await.expect("table");
-        if let Err(e) = seed(&memory, &store).await {
+        if let Err(e) = seed(customer, user, &store).await {
             println!("| {} | (seed) | {e} | | | | |", n - 1);
             continue;
         }

@@ -6,8 +6,18 @@
 
 use crate::helpers::*;
 use billing::adapters::memory::InMemoryBillingStore;
-use billing::domain::ids::UserId;
-use billing::providers::stripe::translate::family_of;
+use billing::domain::access::{customer_access, purchase_access};
+use billing::domain::customer::CustomerBilling;
+use billing::domain::events::EventMeta;
+use billing::domain::ids::{EventId, Provider, UserId};
+use billing::feed::{update_user, SourceAccess};
+use billing::ports::{
+    source_key, BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState, UserAccessDoc,
+};
+use billing::providers::stripe::event::Envelope;
+use billing::providers::stripe::translate::{family_of, translate};
+use billing::providers::stripe::Settings;
+use billing::routing::Family;
 use http::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -143,4 +153,92 @@ async fn page_through_every_purchase(app: &TestApp) {
         let (status, body) = app.get(&format!("/users/user_heavy/billing?{bad}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
+}
+
+/// The customer `cus_heavy` with its subscription and `n` purchases, and the user item it
+/// gives `user_heavy`: applied to the aggregate directly (what the pipeline does one event at a
+/// time), so a large history can be written to moto in one commit.
+async fn seeded_history(n: usize) -> (CustomerBilling, UserAccessDoc) {
+    let memory = Arc::new(InMemoryBillingStore::new());
+    let app = spawn_on_memory(memory.clone());
+    let sub = subscription("sub_heavy", "cus_heavy", "active", Some("user_heavy"));
+    deliver(&app, "evt_h0", "customer.subscription.created", NOW - 9_000, sub).await;
+    let mut customer = memory.customers().pop().expect("the customer");
+    for i in 0..n {
+        let at = NOW - 8_000 + i as i64;
+        let body = event(&format!("evt_hp{i}"), "checkout.session.completed", at, purchase(i, at));
+        let envelope = Envelope::parse(&body).expect("an event");
+        let event = translate(&envelope, &Settings::default().mapping).expect("a purchase");
+        let meta = EventMeta {
+            provider: Provider::Stripe,
+            id: EventId::new(envelope.id.clone()),
+            event_type: envelope.event_type.clone(),
+            created: envelope.created,
+            millis: 0,
+            livemode: false,
+            api_version: envelope.api_version.clone(),
+        };
+        customer.apply(&meta, &event);
+    }
+    let tiers = settings(false).tiers;
+    let given = SourceAccess {
+        subscriptions: customer_access(&customer, &tiers),
+        features: customer.features(),
+        purchases: purchase_access(&customer),
+    };
+    let user = memory.user(&UserId::new("user_heavy")).expect("the user");
+    let source = source_key(Provider::Stripe, &customer.customer);
+    let (user, _) = update_user(user, &source, Some(given), &tiers, NOW);
+    (customer, user)
+}
+
+/// Against moto: a customer seeded with 1,000 purchases; its subscription's deletion is applied
+/// through DynamoDB, revokes access, and writes a user item and a feed message under the bound.
+#[tokio::test]
+async fn moto_a_late_subscription_deletion_after_a_thousand_purchases_revokes_access() {
+    let dynamo = moto_store().await;
+    let app = spawn_on(dynamo.clone(), false);
+    let (customer, user) = seeded_history(PURCHASES).await;
+    let ledger = LedgerRecord {
+        provider: Provider::Stripe,
+        event_id: EventId::new("evt_seed"),
+        event_type: "seed".into(),
+        created: NOW,
+        livemode: false,
+        state: LedgerState::Applied,
+        family: Family::Checkout,
+        received_at: NOW,
+        customer: Some(customer.customer.clone()),
+        detail: None,
+        parked: None,
+    };
+    let mut seed = Commit::ledger_only(ledger, LedgerGuard::New);
+    seed.customer = Some((customer, None));
+    seed.users = vec![(user, None)];
+    dynamo.commit(&seed).await.expect("the seeded history fits");
+    let (_, access) = app.get("/users/user_heavy/access").await;
+    assert_eq!(access["grants_paid_tier"], true, "{access}");
+    assert_eq!(access["purchase_totals"]["count"], 1_000, "{access}");
+
+    let mut ended = subscription("sub_heavy", "cus_heavy", "canceled", Some("user_heavy"));
+    ended["status"] = json!("canceled");
+    let deleted = deliver(&app, "evt_hd", "customer.subscription.deleted", NOW - 10, ended).await;
+    assert_eq!(deleted["state"], "applied", "{deleted}");
+    let (_, access) = app.get("/users/user_heavy/access").await;
+    assert_eq!(access["grants_paid_tier"], false, "{access}");
+    let user = dynamo
+        .load_user(&UserId::new("user_heavy"))
+        .await
+        .expect("read")
+        .expect("the user's item");
+    let size = serde_json::to_string(&user.value).expect("json").len();
+    assert!(size <= BOUND, "user item {size} bytes");
+    let pending = dynamo.pending_outbox(10).await.expect("outbox");
+    let [message] = pending.as_slice() else {
+        panic!("one message, got {}", pending.len());
+    };
+    let message = message.as_ref().expect("readable");
+    let size = serde_json::to_string(&message.body).expect("json").len();
+    assert!(size <= BOUND, "feed message {size} bytes");
+    assert_eq!(message.body["access"]["purchases"].as_array().map(Vec::len), Some(10));
 }
