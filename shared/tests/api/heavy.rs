@@ -162,11 +162,23 @@ async fn seeded_history(n: usize) -> (CustomerBilling, UserAccessDoc) {
     let memory = Arc::new(InMemoryBillingStore::new());
     let app = spawn_on_memory(memory.clone());
     let sub = subscription("sub_heavy", "cus_heavy", "active", Some("user_heavy"));
-    deliver(&app, "evt_h0", "customer.subscription.created", NOW - 9_000, sub).await;
+    deliver(
+        &app,
+        "evt_h0",
+        "customer.subscription.created",
+        NOW - 9_000,
+        sub,
+    )
+    .await;
     let mut customer = memory.customers().pop().expect("the customer");
     for i in 0..n {
         let at = NOW - 8_000 + i as i64;
-        let body = event(&format!("evt_hp{i}"), "checkout.session.completed", at, purchase(i, at));
+        let body = event(
+            &format!("evt_hp{i}"),
+            "checkout.session.completed",
+            at,
+            purchase(i, at),
+        );
         let envelope = Envelope::parse(&body).expect("an event");
         let event = translate(&envelope, &Settings::default().mapping).expect("a purchase");
         let meta = EventMeta {
@@ -222,7 +234,14 @@ async fn moto_a_late_subscription_deletion_after_a_thousand_purchases_revokes_ac
 
     let mut ended = subscription("sub_heavy", "cus_heavy", "canceled", Some("user_heavy"));
     ended["status"] = json!("canceled");
-    let deleted = deliver(&app, "evt_hd", "customer.subscription.deleted", NOW - 10, ended).await;
+    let deleted = deliver(
+        &app,
+        "evt_hd",
+        "customer.subscription.deleted",
+        NOW - 10,
+        ended,
+    )
+    .await;
     assert_eq!(deleted["state"], "applied", "{deleted}");
     let (_, access) = app.get("/users/user_heavy/access").await;
     assert_eq!(access["grants_paid_tier"], false, "{access}");
@@ -240,5 +259,8 @@ async fn moto_a_late_subscription_deletion_after_a_thousand_purchases_revokes_ac
     let message = message.as_ref().expect("readable");
     let size = serde_json::to_string(&message.body).expect("json").len();
     assert!(size <= BOUND, "feed message {size} bytes");
-    assert_eq!(message.body["access"]["purchases"].as_array().map(Vec::len), Some(10));
+    assert_eq!(
+        message.body["access"]["purchases"].as_array().map(Vec::len),
+        Some(10)
+    );
 }
