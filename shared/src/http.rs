@@ -309,25 +309,17 @@ async fn user_billing(
     refresh(&svc, doc.as_mut());
     let known = doc.as_ref().is_some_and(|d| !d.value.sources.is_empty());
     let view = crate::feed::access_view(doc.as_ref().map(|d| &d.value));
-    let mut invoices = Vec::new();
     let customers: Vec<_> = doc
         .map(|d| d.value.sources.into_keys().collect::<Vec<_>>())
         .unwrap_or_default()
         .iter()
         .filter_map(|k| parse_source_key(k))
         .collect();
-    for (provider, customer) in &customers {
-        match svc
-            .store()
-            .invoices(*provider, customer, BILLING_INVOICES)
-            .await
-        {
-            Ok(mut found) => invoices.append(&mut found),
-            Err(e) => return store_failure(&e),
-        }
-    }
-    invoices.sort_by(|a, b| (b.sort_time(), &b.id).cmp(&(a.sort_time(), &a.id)));
-    invoices.truncate(BILLING_INVOICES);
+    let (invoices, more_invoices) = match page.invoices(&svc, &customers).await {
+        Ok(found) => found,
+        Err(e) => return store_failure(&e),
+    };
+    let last_invoice = invoices.last().map(invoice_key);
     // Every source listed is linked to this user, so the link names the invoices' user.
     let invoices: Vec<_> = invoices.iter().map(|i| i.view(Some(&user))).collect();
     let BillingParts {
@@ -339,7 +331,8 @@ async fn user_billing(
         Ok(s) => s,
         Err(e) => return store_failure(&e),
     };
-    let (purchases, charges, next_cursor) = page.cut(purchases, charges);
+    let (purchases, charges, next_cursor) =
+        page.cut(purchases, charges, (more_invoices, last_invoice));
     Json(json!({
         "user_id": user,
         "known": known,
@@ -369,13 +362,21 @@ struct BillingCursor {
     /// The last charge listed: its customer and id (in that order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     c: Option<(String, String)>,
+    /// The last invoice listed: its `created` (see `Invoice::sort_time`) and id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    i: Option<(i64, String)>,
 }
 
 /// One request's page of the billing answer.
 #[derive(Debug)]
 struct BillingPage {
     after: BillingCursor,
-    limit: usize,
+    /// `None`: the defaults ([`BILLING_PAGE`]; invoices [`BILLING_INVOICES`]).
+    limit: Option<usize>,
+}
+
+fn invoice_key(i: &crate::domain::invoice::Invoice) -> (i64, String) {
+    (i.sort_time().max(0), i.id.to_string())
 }
 
 fn purchase_key(p: &PurchaseAccess) -> (Option<i64>, String, String) {
@@ -393,16 +394,17 @@ impl BillingPage {
         use base64::Engine as _;
         let mut page = Self {
             after: BillingCursor::default(),
-            limit: BILLING_PAGE,
+            limit: None,
         };
         for pair in query.unwrap_or_default().split('&') {
             match pair.split_once('=') {
                 Some(("limit", v)) => {
-                    page.limit = v
+                    let limit = v
                         .parse()
                         .ok()
                         .filter(|n| (1..=BILLING_PAGE_MAX).contains(n))
                         .ok_or(format!("limit must be 1 to {BILLING_PAGE_MAX}"))?;
+                    page.limit = Some(limit);
                 }
                 Some(("cursor", v)) => {
                     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -417,12 +419,39 @@ impl BillingPage {
         Ok(page)
     }
 
+    /// This page of the invoices of every source, newest first, and whether there are more:
+    /// from each source the newest after the cursor, merged.
+    async fn invoices(
+        &self,
+        svc: &Pipeline,
+        customers: &[(Provider, crate::domain::ids::CustomerId)],
+    ) -> Result<(Vec<crate::domain::invoice::Invoice>, bool), StoreError> {
+        let limit = self.limit.unwrap_or(BILLING_INVOICES);
+        let after = self.after.i.as_ref();
+        let after_id = after.map(|(_, id)| crate::domain::ids::InvoiceId::new(id.as_str()));
+        let older_than = after.zip(after_id.as_ref()).map(|((at, _), id)| (*at, id));
+        let mut invoices = Vec::new();
+        for (provider, customer) in customers {
+            let mut found = svc
+                .store()
+                .invoices(*provider, customer, limit + 1, older_than)
+                .await?;
+            invoices.append(&mut found);
+        }
+        invoices.sort_by(|a, b| (b.sort_time(), &b.id).cmp(&(a.sort_time(), &a.id)));
+        let more = invoices.len() > limit;
+        invoices.truncate(limit);
+        Ok((invoices, more))
+    }
+
     /// This page of each list (sorted: purchases newest first, charges by customer and id),
-    /// and the cursor of the next page when any list has more.
+    /// and the cursor of the next page when any list (invoices too: whether there are more,
+    /// and the last listed) has more.
     fn cut(
         &self,
         purchases: Vec<PurchaseAccess>,
         mut charges: Vec<crate::domain::charge::ChargeView>,
+        (more_invoices, last_invoice): (bool, Option<(i64, String)>),
     ) -> (
         Vec<PurchaseAccess>,
         Vec<crate::domain::charge::ChargeView>,
@@ -438,13 +467,15 @@ impl BillingPage {
             .into_iter()
             .filter(|c| self.after.c.as_ref().is_none_or(|k| &charge_key(c) > k))
             .collect();
-        let more = purchases.len() > self.limit || charges.len() > self.limit;
-        let purchases: Vec<_> = purchases.into_iter().take(self.limit).collect();
-        let charges: Vec<_> = charges.into_iter().take(self.limit).collect();
+        let limit = self.limit.unwrap_or(BILLING_PAGE);
+        let more = purchases.len() > limit || charges.len() > limit || more_invoices;
+        let purchases: Vec<_> = purchases.into_iter().take(limit).collect();
+        let charges: Vec<_> = charges.into_iter().take(limit).collect();
         let next = more.then(|| {
             let cursor = BillingCursor {
                 p: purchases.last().map(purchase_key).or(self.after.p.clone()),
                 c: charges.last().map(charge_key).or(self.after.c.clone()),
+                i: last_invoice.or(self.after.i.clone()),
             };
             let json = serde_json::to_vec(&cursor).unwrap_or_default();
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)

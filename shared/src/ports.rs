@@ -380,13 +380,15 @@ pub trait BillingStore: Send + Sync {
         product: &ProductId,
         limit: usize,
     ) -> Result<Vec<CatalogueAudit>, StoreError>;
-    /// A customer's newest invoices (by the invoice's own `created`), newest first. May lag a
-    /// just-committed change by a moment (an index read).
+    /// A customer's newest invoices (by the invoice's own `created`, then id), newest first;
+    /// with `older_than`, only those after that position (the billing route's next page). May
+    /// lag a just-committed change by a moment (an index read).
     async fn invoices(
         &self,
         provider: Provider,
         customer: &CustomerId,
         limit: usize,
+        older_than: Option<(i64, &InvoiceId)>,
     ) -> Result<Vec<Invoice>, StoreError>;
     /// One atomic write of everything an event changes.
     async fn commit(&self, commit: &Commit) -> Result<(), StoreError>;

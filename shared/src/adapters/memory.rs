@@ -252,12 +252,14 @@ impl BillingStore for InMemoryBillingStore {
         provider: Provider,
         customer: &CustomerId,
         limit: usize,
+        older_than: Option<(i64, &InvoiceId)>,
     ) -> Result<Vec<Invoice>, StoreError> {
         let t = self.lock()?;
         let mut found: Vec<Invoice> = t
             .invoices
             .values()
             .filter(|s| s.value.provider == provider && s.value.customer.as_ref() == Some(customer))
+            .filter(|s| older_than.is_none_or(|at| (s.value.sort_time().max(0), &s.value.id) < at))
             .map(|s| s.value.clone())
             .collect();
         // Newest first, like the index the DynamoDB store reads.
