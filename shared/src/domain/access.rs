@@ -292,7 +292,8 @@ pub struct PurchaseTotals {
     /// [`PRODUCTS_SHOWN`] product ids in id order.
     #[serde(default)]
     pub products: std::collections::BTreeMap<String, u64>,
-    /// How many more products have granting purchases than `products` names.
+    /// How many more products have granting purchases than `products` names (over several
+    /// sources, each source's count added: a product past the cap in two counts twice).
     #[serde(default)]
     pub more_products: u64,
 }
