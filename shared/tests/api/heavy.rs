@@ -55,7 +55,8 @@ async fn deliver(app: &TestApp, id: &str, kind: &str, created: i64, object: Valu
 }
 
 #[tokio::test]
-async fn a_user_with_thousands_of_purchases_still_loses_access_when_the_subscription_ends() {
+async fn a_user_with_a_thousand_purchases_keeps_small_items_and_loses_access_when_the_subscription_ends(
+) {
     let memory = Arc::new(InMemoryBillingStore::with_item_limit());
     let app = spawn_on_memory(memory.clone());
     let sub = subscription("sub_heavy", "cus_heavy", "active", Some("user_heavy"));
