@@ -6,7 +6,10 @@
 //! delivery is at least once and in any order, so a consumer keeps the highest `seq` per user.
 
 use crate::digest::sha256_hex;
-use crate::domain::access::{best_access, Access, PurchaseAccess, SubscriptionAccess, TierPolicy};
+use crate::domain::access::{
+    best_access, Access, PurchaseAccess, PurchaseSummary, PurchaseTotals, SubscriptionAccess,
+    TierPolicy,
+};
 use crate::domain::customer::CustomerBilling;
 use crate::domain::events::EventMeta;
 use crate::domain::ids::UserId;
@@ -23,8 +26,11 @@ pub struct AccessView {
     pub grants_paid_tier: bool,
     /// Every subscription of every source linked to the user.
     pub sources: Vec<SubscriptionAccess>,
-    /// Every one-time purchase of every source linked to the user, granting or not and why.
+    /// The newest one-time purchases of the sources linked to the user (at most
+    /// `PURCHASES_SHOWN`), granting or not and why; the billing route pages through all.
     pub purchases: Vec<PurchaseAccess>,
+    /// Exact counts over every purchase of those sources (what is granted, per product).
+    pub purchase_totals: PurchaseTotals,
     /// The `seq` of the newest change; a consumer holding it is up to date.
     pub feed_seq: u64,
     /// When the view last changed (`None`: an unknown user).
@@ -34,15 +40,17 @@ pub struct AccessView {
 /// The access view of a user's document (`None`: a user we know nothing about).
 pub fn access_view(doc: Option<&UserAccessDoc>) -> AccessView {
     let access = doc.map_or_else(Access::none, |d| d.access.clone());
+    let bought = doc.map_or_else(PurchaseSummary::default, |d| {
+        PurchaseSummary::merge(d.purchases.values())
+    });
     AccessView {
         grants_paid_tier: access.grants_paid_tier(),
         access,
         sources: doc.map_or_else(Vec::new, |d| {
             d.sources.values().flatten().cloned().collect()
         }),
-        purchases: doc.map_or_else(Vec::new, |d| {
-            d.purchases.values().flatten().cloned().collect()
-        }),
+        purchases: bought.newest,
+        purchase_totals: bought.totals,
         feed_seq: doc.map_or(0, |d| d.feed_seq),
         updated_at: doc.map(|d| d.updated_at),
     }
@@ -89,7 +97,8 @@ pub fn update_user_sources(
                     doc.features.insert(source.clone(), given.features);
                 }
                 if !given.purchases.is_empty() {
-                    doc.purchases.insert(source.clone(), given.purchases);
+                    let summary = PurchaseSummary::of(&given.purchases);
+                    doc.purchases.insert(source.clone(), summary);
                 }
                 doc.sources.insert(source, given.subscriptions);
             }
@@ -101,12 +110,19 @@ pub fn update_user_sources(
     let access = current_access(&doc, tiers, now);
     let previous = std::mem::replace(&mut doc.access, access.clone());
     let view_after = access_view(Some(&doc));
-    let unchanged = (view_after.access, view_after.sources, view_after.purchases)
-        == (
-            view_before.access,
-            view_before.sources,
-            view_before.purchases,
-        );
+    // A change of a purchase outside the newest that moves no total is not announced: the
+    // message would carry nothing new (it is in the audit trail and the billing route).
+    let unchanged = (
+        view_after.access,
+        view_after.sources,
+        view_after.purchases,
+        view_after.purchase_totals,
+    ) == (
+        view_before.access,
+        view_before.sources,
+        view_before.purchases,
+        view_before.purchase_totals,
+    );
     if unchanged {
         if doc.updated_at == 0 {
             // A new document: stamped when created, and not again until its view changes.

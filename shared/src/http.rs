@@ -5,6 +5,7 @@
 //! failure → 503, so the provider retries. A body over [`MAX_WEBHOOK_BODY_BYTES`] → 413.
 //! Handlers never return `Err`.
 
+use crate::domain::access::{newest_first, purchase_access, PurchaseAccess};
 use crate::domain::charge::Charge;
 use crate::domain::ids::{EventId, PriceId, ProductId, Provider, UserId};
 use crate::error::Rejection;
@@ -289,7 +290,17 @@ pub const BILLING_INVOICES: usize = 24;
 /// refund and dispute state (as in the access answer), newest invoices, and refunded or
 /// disputed charges. Invoices
 /// come from an index and may lag a just-applied event by a moment.
-async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<String>) -> Response {
+async fn user_billing(
+    State(svc): State<Arc<Pipeline>>,
+    Path(user_id): Path<String>,
+    uri: axum::http::Uri,
+) -> Response {
+    let page = match BillingPage::parse(uri.query()) {
+        Ok(page) => page,
+        Err(reason) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": reason}))).into_response()
+        }
+    };
     let user = UserId::new(user_id);
     let mut doc = match svc.store().load_user(&user).await {
         Ok(d) => d,
@@ -298,45 +309,179 @@ async fn user_billing(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<Stri
     refresh(&svc, doc.as_mut());
     let known = doc.as_ref().is_some_and(|d| !d.value.sources.is_empty());
     let view = crate::feed::access_view(doc.as_ref().map(|d| &d.value));
-    let mut invoices = Vec::new();
     let customers: Vec<_> = doc
         .map(|d| d.value.sources.into_keys().collect::<Vec<_>>())
         .unwrap_or_default()
         .iter()
         .filter_map(|k| parse_source_key(k))
         .collect();
-    for (provider, customer) in &customers {
-        match svc
-            .store()
-            .invoices(*provider, customer, BILLING_INVOICES)
-            .await
-        {
-            Ok(mut found) => invoices.append(&mut found),
-            Err(e) => return store_failure(&e),
-        }
-    }
-    invoices.sort_by(|a, b| (b.sort_time(), &b.id).cmp(&(a.sort_time(), &a.id)));
-    invoices.truncate(BILLING_INVOICES);
+    let (invoices, more_invoices) = match page.invoices(&svc, &customers).await {
+        Ok(found) => found,
+        Err(e) => return store_failure(&e),
+    };
+    let last_invoice = invoices.last().map(invoice_key);
     // Every source listed is linked to this user, so the link names the invoices' user.
     let invoices: Vec<_> = invoices.iter().map(|i| i.view(Some(&user))).collect();
     let BillingParts {
         subscriptions,
         scheduled,
         charges,
+        purchases,
     } = match with_periods(&svc, &customers, view.sources).await {
         Ok(s) => s,
         Err(e) => return store_failure(&e),
     };
+    let (purchases, charges, next_cursor) =
+        page.cut(purchases, charges, (more_invoices, last_invoice));
     Json(json!({
         "user_id": user,
         "known": known,
         "subscriptions": subscriptions,
         "scheduled": scheduled,
-        "purchases": view.purchases,
+        "purchases": purchases,
         "invoices": invoices,
         "charges": charges,
+        "next_cursor": next_cursor,
     }))
     .into_response()
+}
+
+/// Items a billing answer lists of each list that grows with the history, unless `limit` says.
+pub const BILLING_PAGE: usize = 50;
+/// The largest `limit` a billing request may ask for.
+pub const BILLING_PAGE_MAX: usize = 200;
+
+/// Where a page of the billing answer starts: after the last purchase and the last charge the
+/// previous page listed (keys, not offsets, so a purchase that arrives meanwhile shifts
+/// nothing). Sent as opaque base64url JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct BillingCursor {
+    /// The last purchase listed: its `created`, id and customer (newest first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<(Option<i64>, String, String)>,
+    /// The last charge listed: its customer and id (in that order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<(String, String)>,
+    /// The last invoice listed: its `created` (see `Invoice::sort_time`) and id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    i: Option<(i64, String)>,
+}
+
+/// One request's page of the billing answer.
+#[derive(Debug)]
+struct BillingPage {
+    after: BillingCursor,
+    /// `None`: the defaults ([`BILLING_PAGE`]; invoices [`BILLING_INVOICES`]).
+    limit: Option<usize>,
+}
+
+fn invoice_key(i: &crate::domain::invoice::Invoice) -> (i64, String) {
+    (i.sort_time().max(0), i.id.to_string())
+}
+
+fn purchase_key(p: &PurchaseAccess) -> (Option<i64>, String, String) {
+    (p.created, p.purchase.clone(), p.customer.to_string())
+}
+
+fn charge_key(c: &crate::domain::charge::ChargeView) -> (String, String) {
+    let customer = c.customer.as_ref().map(ToString::to_string);
+    (customer.unwrap_or_default(), c.charge.clone())
+}
+
+impl BillingPage {
+    /// Reads `cursor` and `limit` from the query string; anything else is ignored.
+    fn parse(query: Option<&str>) -> Result<Self, String> {
+        use base64::Engine as _;
+        let mut page = Self {
+            after: BillingCursor::default(),
+            limit: None,
+        };
+        for pair in query.unwrap_or_default().split('&') {
+            match pair.split_once('=') {
+                Some(("limit", v)) => {
+                    let limit = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=BILLING_PAGE_MAX).contains(n))
+                        .ok_or(format!("limit must be 1 to {BILLING_PAGE_MAX}"))?;
+                    page.limit = Some(limit);
+                }
+                Some(("cursor", v)) => {
+                    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(v)
+                        .map_err(|_| "cursor is not one this route gave".to_owned())?;
+                    page.after = serde_json::from_slice(&bytes)
+                        .map_err(|_| "cursor is not one this route gave".to_owned())?;
+                }
+                _ => {}
+            }
+        }
+        Ok(page)
+    }
+
+    /// This page of the invoices of every source, newest first, and whether there are more:
+    /// from each source the newest after the cursor, merged.
+    async fn invoices(
+        &self,
+        svc: &Pipeline,
+        customers: &[(Provider, crate::domain::ids::CustomerId)],
+    ) -> Result<(Vec<crate::domain::invoice::Invoice>, bool), StoreError> {
+        let limit = self.limit.unwrap_or(BILLING_INVOICES);
+        let after = self.after.i.as_ref();
+        let after_id = after.map(|(_, id)| crate::domain::ids::InvoiceId::new(id.as_str()));
+        let older_than = after.zip(after_id.as_ref()).map(|((at, _), id)| (*at, id));
+        let mut invoices = Vec::new();
+        for (provider, customer) in customers {
+            let mut found = svc
+                .store()
+                .invoices(*provider, customer, limit + 1, older_than)
+                .await?;
+            invoices.append(&mut found);
+        }
+        invoices.sort_by(|a, b| (b.sort_time(), &b.id).cmp(&(a.sort_time(), &a.id)));
+        let more = invoices.len() > limit;
+        invoices.truncate(limit);
+        Ok((invoices, more))
+    }
+
+    /// This page of each list (sorted: purchases newest first, charges by customer and id),
+    /// and the cursor of the next page when any list (invoices too: whether there are more,
+    /// and the last listed) has more.
+    fn cut(
+        &self,
+        purchases: Vec<PurchaseAccess>,
+        mut charges: Vec<crate::domain::charge::ChargeView>,
+        (more_invoices, last_invoice): (bool, Option<(i64, String)>),
+    ) -> (
+        Vec<PurchaseAccess>,
+        Vec<crate::domain::charge::ChargeView>,
+        Option<String>,
+    ) {
+        use base64::Engine as _;
+        charges.sort_by_key(charge_key);
+        let purchases: Vec<PurchaseAccess> = purchases
+            .into_iter()
+            .filter(|p| self.after.p.as_ref().is_none_or(|k| &purchase_key(p) < k))
+            .collect();
+        let charges: Vec<_> = charges
+            .into_iter()
+            .filter(|c| self.after.c.as_ref().is_none_or(|k| &charge_key(c) > k))
+            .collect();
+        let limit = self.limit.unwrap_or(BILLING_PAGE);
+        let more = purchases.len() > limit || charges.len() > limit || more_invoices;
+        let purchases: Vec<_> = purchases.into_iter().take(limit).collect();
+        let charges: Vec<_> = charges.into_iter().take(limit).collect();
+        let next = more.then(|| {
+            let cursor = BillingCursor {
+                p: purchases.last().map(purchase_key).or(self.after.p.clone()),
+                c: charges.last().map(charge_key).or(self.after.c.clone()),
+                i: last_invoice.or(self.after.i.clone()),
+            };
+            let json = serde_json::to_vec(&cursor).unwrap_or_default();
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+        });
+        (purchases, charges, next)
+    }
 }
 
 /// Each subscription's access with its periods (settled invoices, trial, gift, grant; start
@@ -388,12 +533,20 @@ async fn with_periods(
         .iter()
         .filter_map(|key| aggregates.get(key).and_then(Option::as_ref))
         .flat_map(|c| c.charges.values().map(Charge::view))
-        .map(|view| json!(view))
         .collect();
+    // Every purchase of the user's own customers, newest first (the access answer and the
+    // feed carry only the newest few).
+    let mut purchases: Vec<PurchaseAccess> = sources
+        .iter()
+        .filter_map(|key| aggregates.get(key).and_then(Option::as_ref))
+        .flat_map(purchase_access)
+        .collect();
+    purchases.sort_by(newest_first);
     Ok(BillingParts {
         subscriptions: out,
         scheduled,
         charges,
+        purchases,
     })
 }
 
@@ -401,7 +554,8 @@ async fn with_periods(
 struct BillingParts {
     subscriptions: Vec<serde_json::Value>,
     scheduled: Vec<serde_json::Value>,
-    charges: Vec<serde_json::Value>,
+    charges: Vec<crate::domain::charge::ChargeView>,
+    purchases: Vec<PurchaseAccess>,
 }
 
 /// A Stripe catalogue product with one page of its prices (archived ones marked), the cursor

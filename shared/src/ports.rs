@@ -103,9 +103,16 @@ pub struct UserAccessDoc {
     /// Each source's active features (entitlement lookup keys), keyed like `sources`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub features: BTreeMap<String, Vec<String>>,
-    /// Each source's one-time purchases, keyed like `sources`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub purchases: BTreeMap<String, Vec<crate::domain::access::PurchaseAccess>>,
+    /// Each source's one-time purchases, keyed like `sources`: exact totals and the newest
+    /// few, never the whole list, so the item does not grow with the customer's history. (An
+    /// item written before kept the whole list under `purchases`: that field is ignored, and
+    /// the summary is written by the source's next event.)
+    #[serde(
+        default,
+        rename = "purchase_summary",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub purchases: BTreeMap<String, crate::domain::access::PurchaseSummary>,
     pub access: Access,
     /// Number of access changes published so far; the feed's per-user sequence.
     pub feed_seq: u64,
@@ -409,13 +416,15 @@ pub trait BillingStore: Send + Sync {
         product: &ProductId,
         limit: usize,
     ) -> Result<Vec<CatalogueAudit>, StoreError>;
-    /// A customer's newest invoices (by the invoice's own `created`), newest first. May lag a
-    /// just-committed change by a moment (an index read).
+    /// A customer's newest invoices (by the invoice's own `created`, then id), newest first;
+    /// with `older_than`, only those after that position (the billing route's next page). May
+    /// lag a just-committed change by a moment (an index read).
     async fn invoices(
         &self,
         provider: Provider,
         customer: &CustomerId,
         limit: usize,
+        older_than: Option<(i64, &InvoiceId)>,
     ) -> Result<Vec<Invoice>, StoreError>;
     /// One atomic write of everything an event changes.
     async fn commit(&self, commit: &Commit) -> Result<(), StoreError>;

@@ -944,15 +944,23 @@ impl BillingStore for DynamoBillingStore {
         provider: Provider,
         customer: &CustomerId,
         limit: usize,
+        older_than: Option<(i64, &InvoiceId)>,
     ) -> Result<Vec<Invoice>, StoreError> {
         // A GSI is read eventually consistent: an invoice committed a moment ago may be missing.
-        let out = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(GSI1)
-            .key_condition_expression("GSI1PK = :pk")
-            .expression_attribute_values(":pk", s(invoices_gsi_pk(provider, customer)))
+            .expression_attribute_values(":pk", s(invoices_gsi_pk(provider, customer)));
+        // The index's sort key is the position itself (see `invoice_item`).
+        let query = match older_than {
+            None => query.key_condition_expression("GSI1PK = :pk"),
+            Some((at, id)) => query
+                .key_condition_expression("GSI1PK = :pk AND GSI1SK < :before")
+                .expression_attribute_values(":before", s(format!("{:011}#{id}", at.max(0)))),
+        };
+        let out = query
             .scan_index_forward(false)
             .limit(limit.clamp(1, 1000) as i32)
             .set_return_consumed_capacity(capacity_report())

@@ -5,7 +5,7 @@
 use crate::domain::catalogue::ProductRecord;
 use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
-use crate::domain::ids::{CustomerId, EventId, PriceId, ProductId, Provider, UserId};
+use crate::domain::ids::{CustomerId, EventId, InvoiceId, PriceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
 use crate::ports::Beside;
 use crate::ports::{
@@ -232,8 +232,11 @@ impl BillingStore for FaultyStore {
         provider: Provider,
         customer: &CustomerId,
         limit: usize,
+        older_than: Option<(i64, &InvoiceId)>,
     ) -> Result<Vec<Invoice>, StoreError> {
-        self.inner.invoices(provider, customer, limit).await
+        self.inner
+            .invoices(provider, customer, limit, older_than)
+            .await
     }
 
     async fn commit(&self, commit: &Commit) -> Result<(), StoreError> {

@@ -48,11 +48,57 @@ struct OutboxItem {
 #[derive(Default)]
 pub struct InMemoryBillingStore {
     tables: Mutex<Tables>,
+    /// Refuse, as DynamoDB does, a commit with an item over 400 KB (off by default: the check
+    /// encodes every item, which the permutation suites need not pay for).
+    item_limit: bool,
 }
 
 impl InMemoryBillingStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store that refuses what DynamoDB refuses for its size: any item of a commit whose
+    /// JSON document is over DynamoDB's 400 KB item limit (the document is nearly all of it).
+    pub fn with_item_limit() -> Self {
+        Self {
+            item_limit: true,
+            ..Self::default()
+        }
+    }
+
+    /// The largest JSON document a commit would write, with its kind.
+    fn check_item_sizes(&self, c: &Commit) -> Result<(), StoreError> {
+        if !self.item_limit {
+            return Ok(());
+        }
+        let mut sizes: Vec<(&str, usize)> = Vec::new();
+        let mut add = |kind: &'static str, json: Result<String, serde_json::Error>| {
+            sizes.push((kind, json.map_or(0, |j| j.len())));
+        };
+        if let Some((cust, _)) = &c.customer {
+            add("customer", serde_json::to_string(cust));
+        }
+        for (doc, _) in &c.users {
+            add("user", serde_json::to_string(doc));
+        }
+        if let Some((invoice, _)) = &c.invoice {
+            add("invoice", serde_json::to_string(invoice));
+        }
+        if let Some((charge, _)) = &c.charge {
+            add("charge", serde_json::to_string(charge));
+        }
+        for m in &c.outbox {
+            add("outbox", serde_json::to_string(m));
+        }
+        for (kind, size) in sizes {
+            if size > crate::adapters::dynamo::MAX_ITEM_BYTES {
+                return Err(StoreError::Refused(format!(
+                    "{kind} item is {size} bytes, over DynamoDB's item limit"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Tables>, StoreError> {
@@ -275,12 +321,14 @@ impl BillingStore for InMemoryBillingStore {
         provider: Provider,
         customer: &CustomerId,
         limit: usize,
+        older_than: Option<(i64, &InvoiceId)>,
     ) -> Result<Vec<Invoice>, StoreError> {
         let t = self.lock()?;
         let mut found: Vec<Invoice> = t
             .invoices
             .values()
             .filter(|s| s.value.provider == provider && s.value.customer.as_ref() == Some(customer))
+            .filter(|s| older_than.is_none_or(|at| (s.value.sort_time().max(0), &s.value.id) < at))
             .map(|s| s.value.clone())
             .collect();
         // Newest first, like the index the DynamoDB store reads.
@@ -301,6 +349,7 @@ impl BillingStore for InMemoryBillingStore {
             return Err(StoreError::AlreadyRecorded);
         }
         check_revisions(&t, c)?;
+        self.check_item_sizes(c)?;
         // Encoded before anything is written, so a failure leaves nothing behind.
         let outbox = c
             .outbox

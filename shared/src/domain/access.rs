@@ -268,6 +268,103 @@ pub struct PurchaseAccess {
     /// last closed), if the charge was ever disputed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispute: Option<PurchaseDispute>,
+    /// The session's (or invoice's) own creation time, when its events carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
+}
+
+/// Purchases a user's item and its feed messages carry whole: the newest of all its sources.
+/// The rest are counted in [`PurchaseTotals`] and listed, a page at a time, by the billing
+/// route. About 1 KB each at most (Stripe's ids are at most 255 characters).
+pub const PURCHASES_SHOWN: usize = 10;
+/// Products [`PurchaseTotals::products`] names; past them only a count (`more_products`).
+pub const PRODUCTS_SHOWN: usize = 50;
+
+/// Exact counts over every purchase of one source (or of a user): what a consumer needs to
+/// decide what a user owns without the whole list. Bounded whatever the history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseTotals {
+    /// Every purchase, granting or not.
+    pub count: u64,
+    /// The purchases that grant their product now (`grants`).
+    pub granting: u64,
+    /// Granting purchases per product (`""`: a purchase that names none), the first
+    /// [`PRODUCTS_SHOWN`] product ids in id order.
+    #[serde(default)]
+    pub products: std::collections::BTreeMap<String, u64>,
+    /// How many more products have granting purchases than `products` names (over several
+    /// sources, each source's count added: a product past the cap in two counts twice).
+    #[serde(default)]
+    pub more_products: u64,
+}
+
+/// What a user's item keeps of one source's purchases: exact totals and the newest few.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseSummary {
+    #[serde(flatten)]
+    pub totals: PurchaseTotals,
+    /// The [`PURCHASES_SHOWN`] newest (see [`newest_first`]), newest first.
+    pub newest: Vec<PurchaseAccess>,
+}
+
+/// The order "newest first": by the purchase's own `created` (undated ones last), then by id
+/// descending, so every reader lists the same ones.
+pub fn newest_first(a: &PurchaseAccess, b: &PurchaseAccess) -> std::cmp::Ordering {
+    (b.created, &b.purchase, &b.customer).cmp(&(a.created, &a.purchase, &a.customer))
+}
+
+impl PurchaseSummary {
+    /// The summary of a list of purchases (one source's, or several sources' newest).
+    pub fn of(all: &[PurchaseAccess]) -> Self {
+        let mut per_product: std::collections::BTreeMap<String, u64> = Default::default();
+        for p in all.iter().filter(|p| p.grants) {
+            let product = p.product.as_ref().map_or("", |id| id.as_str());
+            *per_product.entry(product.to_owned()).or_default() += 1;
+        }
+        let mut newest: Vec<PurchaseAccess> = all.to_vec();
+        newest.sort_by(newest_first);
+        newest.truncate(PURCHASES_SHOWN);
+        let mut summary = Self {
+            totals: PurchaseTotals {
+                count: all.len() as u64,
+                granting: all.iter().filter(|p| p.grants).count() as u64,
+                products: per_product,
+                more_products: 0,
+            },
+            newest,
+        };
+        summary.totals.bound_products();
+        summary
+    }
+
+    /// Several sources' summaries as one: counts add up, the newest of all are kept.
+    pub fn merge<'a>(summaries: impl IntoIterator<Item = &'a PurchaseSummary>) -> Self {
+        let mut out = Self::default();
+        for s in summaries {
+            out.totals.count += s.totals.count;
+            out.totals.granting += s.totals.granting;
+            out.totals.more_products += s.totals.more_products;
+            for (product, n) in &s.totals.products {
+                *out.totals.products.entry(product.clone()).or_default() += n;
+            }
+            out.newest.extend(s.newest.iter().cloned());
+        }
+        out.newest.sort_by(newest_first);
+        out.newest.truncate(PURCHASES_SHOWN);
+        out.totals.bound_products();
+        out
+    }
+}
+
+impl PurchaseTotals {
+    /// Keeps the first [`PRODUCTS_SHOWN`] products, counting the others.
+    fn bound_products(&mut self) {
+        while self.products.len() > PRODUCTS_SHOWN {
+            if self.products.pop_last().is_some() {
+                self.more_products += 1;
+            }
+        }
+    }
 }
 
 /// A dispute as the access answer and the billing route show it.
@@ -344,6 +441,7 @@ pub fn purchase_access(state: &CustomerBilling) -> Vec<PurchaseAccess> {
                     .map_or(0, |r| r.amount_refunded)
                     .max(charge.map_or(0, Charge::refunded_total)),
                 dispute: charge.and_then(PurchaseDispute::of),
+                created: p.created,
             }
         })
         .collect()
@@ -728,6 +826,7 @@ mod tests {
             currency: Some("eur".into()),
             paid: true,
             gift: None,
+            created: Some(1),
         };
         c.purchases.insert("cs_1".into(), purchase);
         c.deleted = Some(Register {
@@ -746,5 +845,50 @@ mod tests {
         c.refunds.insert("ch_1".into(), refund);
         let [p] = purchase_access(&c).try_into().expect("one purchase");
         assert_eq!((p.grants, p.reason.as_str()), (false, "refunded"));
+    }
+
+    /// A summary is bounded whatever the history, and its counts are exact: the newest few
+    /// whole, granting purchases per product (the first products by id, the rest counted).
+    #[test]
+    fn a_purchase_summary_counts_everything_and_keeps_the_newest() {
+        let bought = |i: u64, grants: bool| PurchaseAccess {
+            provider: Provider::Stripe,
+            customer: CustomerId::new("cus"),
+            purchase: format!("cs_{i:05}"),
+            kind: PurchaseKind::Checkout,
+            product: Some(ProductId::new(format!("prod_{:03}", i % 80))),
+            amount_total: Some(100),
+            currency: Some("eur".into()),
+            payment_intent: None,
+            grants,
+            reason: if grants { "paid" } else { "refunded" }.into(),
+            amount_refunded: 0,
+            dispute: None,
+            created: Some(i as i64),
+        };
+        let all: Vec<PurchaseAccess> = (0..5_000).map(|i| bought(i, i % 5 != 0)).collect();
+        let summary = PurchaseSummary::of(&all);
+        assert_eq!(
+            (summary.totals.count, summary.totals.granting),
+            (5_000, 4_000)
+        );
+        assert_eq!(summary.totals.products.len(), PRODUCTS_SHOWN);
+        // 64 products have a granting purchase (every fifth purchase is refunded).
+        assert_eq!(summary.totals.more_products, 64 - PRODUCTS_SHOWN as u64);
+        assert_eq!(summary.totals.products["prod_001"], 63);
+        let newest: Vec<&str> = summary.newest.iter().map(|p| p.purchase.as_str()).collect();
+        assert_eq!(newest.len(), PURCHASES_SHOWN);
+        assert_eq!((newest[0], newest[9]), ("cs_04999", "cs_04990"));
+        let json = serde_json::to_string(&summary).expect("json");
+        assert!(json.len() < 8 * 1024, "{} bytes", json.len());
+        // Two sources: counts add up, the newest of both are kept.
+        let other: Vec<PurchaseAccess> = (5_000..5_003).map(|i| bought(i, true)).collect();
+        let merged = PurchaseSummary::merge([&summary, &PurchaseSummary::of(&other)]);
+        assert_eq!(
+            (merged.totals.count, merged.totals.granting),
+            (5_003, 4_003)
+        );
+        assert_eq!(merged.newest[0].purchase, "cs_05002");
+        assert_eq!(merged.newest[3].purchase, "cs_04999");
     }
 }

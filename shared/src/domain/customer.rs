@@ -580,6 +580,7 @@ impl CustomerBilling {
             currency: s.currency.clone(),
             paid: true,
             gift: None,
+            created: s.created,
         })
     }
 
@@ -597,6 +598,11 @@ impl CustomerBilling {
         current.amount_total = current.amount_total.or(p.amount_total);
         current.currency = current.currency.take().or(p.currency.clone());
         current.gift = current.gift.take().or(p.gift.clone());
+        // The object's own date, the same in each event; the earliest, should two differ.
+        current.created = match (current.created, p.created) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if *current == before {
             Offer::Same
         } else {

@@ -327,6 +327,10 @@ pub struct Purchase {
     /// Bought for someone else: the session's gift metadata (see [`Gift`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gift: Option<Gift>,
+    /// The session's (or invoice's) own `created`: the same in each of its events; orders a
+    /// user's purchases newest first where only the newest are shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
 }
 
 /// A period bought as a gift: a payment-mode Checkout Session whose metadata names the

@@ -88,7 +88,15 @@ fn build(store: Arc<dyn BillingStore>, livemode: bool) -> TestApp {
 }
 
 pub fn spawn_memory(livemode: bool) -> TestApp {
-    let memory = Arc::new(InMemoryBillingStore::new());
+    memory_app(Arc::new(InMemoryBillingStore::new()), livemode)
+}
+
+/// A test-mode app on an in-memory store the test built itself.
+pub fn spawn_on_memory(memory: Arc<InMemoryBillingStore>) -> TestApp {
+    memory_app(memory, false)
+}
+
+fn memory_app(memory: Arc<InMemoryBillingStore>, livemode: bool) -> TestApp {
     let mut app = build(memory.clone(), livemode);
     app.memory = Some(memory);
     app

@@ -403,7 +403,7 @@ async fn billing_lists_subscriptions_and_the_newest_invoices() {
     assert_eq!(
         unknown,
         json!({"user_id": "nobody", "known": false, "subscriptions": [], "scheduled": [], "purchases": [], "invoices": [],
-            "charges": []})
+            "charges": [], "next_cursor": null})
     );
 }
 
@@ -619,4 +619,24 @@ async fn moto_a_customer_with_years_of_invoices_keeps_small_items() {
     assert_eq!(invoices[0]["more_lines"], true);
     assert_eq!(invoices[23]["number"], "LIFE-0007");
     assert!(invoices.iter().all(|i| i["status"] == "paid"));
+    // Paged through the index (GSI1SK after the cursor): every invoice once, newest first.
+    let mut numbers: Vec<String> = Vec::new();
+    let mut path = "/users/user_42/billing?limit=7".to_owned();
+    for _ in 0..10 {
+        let (status, page) = app.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let listed = page["invoices"].as_array().expect("invoices");
+        assert!(listed.len() <= 7);
+        numbers.extend(
+            listed
+                .iter()
+                .map(|i| i["number"].as_str().unwrap_or_default().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/users/user_42/billing?limit=7&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let want: Vec<String> = (0..=30).rev().map(|n| format!("LIFE-{n:04}")).collect();
+    assert_eq!(numbers, want);
 }

@@ -12,6 +12,7 @@ mod email_send;
 mod emails;
 mod entitlements;
 mod fixtures;
+mod heavy;
 mod helpers;
 mod invoices;
 mod lambda;

@@ -163,7 +163,8 @@ async fn run_disputes(
     let doc = store
         .user(&UserId::new(USER))
         .ok_or("the buyer has no access document")?;
-    let purchases: Vec<PurchaseAccess> = doc.purchases.into_values().flatten().collect();
+    let purchases: Vec<PurchaseAccess> =
+        doc.purchases.into_values().flat_map(|s| s.newest).collect();
     let [purchase] = purchases.as_slice() else {
         return Err(format!("{} purchases, not one", purchases.len()));
     };

@@ -129,7 +129,10 @@ fn truth(events: &[PEv]) -> Seen {
         .collect()
 }
 
+/// In session-id order, as the oracle lists them (the user's item lists the newest first).
 fn seen(purchases: &[PurchaseAccess]) -> Seen {
+    let mut purchases = purchases.to_vec();
+    purchases.sort_by(|a, b| a.purchase.cmp(&b.purchase));
     purchases
         .iter()
         .map(|p| {
@@ -161,7 +164,8 @@ async fn run_purchases(
     let doc = store
         .user(&UserId::new(USER))
         .ok_or("the buyer has no access document")?;
-    let purchases: Vec<PurchaseAccess> = doc.purchases.into_values().flatten().collect();
+    let purchases: Vec<PurchaseAccess> =
+        doc.purchases.into_values().flat_map(|s| s.newest).collect();
     Ok((store.customers(), seen(&purchases)))
 }
 

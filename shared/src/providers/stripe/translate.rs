@@ -233,6 +233,7 @@ fn purchase(obj: &Value, map: &StripeMapping) -> Result<Option<Purchase>, &'stat
             Some("paid" | "no_payment_required")
         ),
         gift,
+        created: i64_field(obj, "created"),
     }))
 }
 

@@ -1,0 +1,241 @@
+//! What one event costs as a customer's history grows: for a user whose customer already has
+//! N one-time purchases, one more purchase and then a `customer.subscription.deleted`, against
+//! the emulator at `AWS_ENDPOINT_URL`. Prints a Markdown table for BENCHMARKS.md: the size of
+//! the customer item, the user item and the feed message, and the write units of each event.
+//!
+//! `cargo run --release -p billing --example history_cost` (with moto running:
+//! scripts/start-moto). The history is applied to the aggregate in memory (moto copies the
+//! table on every transaction, so 5,000 events through it would take hours) and written to
+//! DynamoDB as the pipeline writes it, in one commit; the measured events then go through
+//! DynamoDB.
+
+use billing::adapters::dynamo::{DynamoBillingStore, Retention, MAX_ITEM_BYTES};
+use billing::adapters::memory::{InMemoryBillingStore, StaticSecrets};
+use billing::domain::access::{customer_access, purchase_access, TierPolicy};
+use billing::domain::customer::CustomerBilling;
+use billing::domain::events::{BillingEvent, EventMeta, Purchase, PurchaseKind};
+use billing::domain::ids::{CustomerId, EventId, ProductId, Provider, UserId};
+use billing::feed::{update_user, SourceAccess};
+use billing::pipeline::{Outcome, Pipeline};
+use billing::ports::{
+    source_key, BillingStore, Commit, FixedClock, LedgerGuard, LedgerRecord, LedgerState,
+    UserAccessDoc,
+};
+use billing::providers::stripe::signature::{sign, WebhookSecret};
+use billing::providers::stripe::{pipeline, Settings, StripeDelivery};
+use billing::routing::Family;
+use billing::telemetry::Metrics;
+use serde_json::json;
+use std::sync::Arc;
+
+const NOW: i64 = 1_760_000_000;
+const SECRET: &str = "whsec_history";
+
+fn event(id: &str, kind: &str, created: i64, object: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(
+        &json!({"id": id, "object": "event", "type": kind, "created": created,
+        "livemode": false, "data": {"object": object}}),
+    )
+    .expect("json")
+}
+
+/// Purchase `i`: a paid payment-mode session with Stripe-length ids.
+fn purchase(i: usize) -> Vec<u8> {
+    let at = NOW - 100_000 + i as i64;
+    event(
+        &format!("evt_p{i}"),
+        "checkout.session.completed",
+        at,
+        json!({"id": format!("cs_live_a1{i:0>56}"), "object": "checkout.session",
+            "mode": "payment", "customer": "cus_history", "client_reference_id": "user_history",
+            "payment_intent": format!("pi_3Kl36gJDPojXS6LN{i:0>8}"), "amount_total": 1900,
+            "currency": "eur", "payment_status": "paid", "created": at,
+            "metadata": {"product_id": format!("prod_book_{}", i % 7)}}),
+    )
+}
+
+fn subscription(status: &str) -> serde_json::Value {
+    json!({"id": "sub_history", "object": "subscription", "customer": "cus_history",
+        "status": status, "cancel_at_period_end": false, "metadata": {"user_id": "user_history"},
+        "items": {"data": [{"current_period_start": NOW - 200_000,
+            "current_period_end": NOW + 2_592_000,
+            "price": {"id": "price_pro", "product": "prod_pro"}}]}})
+}
+
+fn service(store: Arc<dyn BillingStore>) -> Pipeline {
+    pipeline(
+        store,
+        Arc::new(StaticSecrets::everywhere(vec![WebhookSecret::new(SECRET)])),
+        Arc::new(FixedClock::at(NOW)),
+        Arc::new(Metrics::Off),
+        Settings::default(),
+    )
+}
+
+async fn deliver(service: &Pipeline, family: Family, body: &[u8]) -> String {
+    let header = sign(body, &[WebhookSecret::new(SECRET)], NOW);
+    match service.receive_stripe(family, Some(&header), body).await {
+        Outcome::Recorded { state, .. } => state.as_str().to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The subscription (through the pipeline, in memory) and `n` purchases (applied to the
+/// aggregate directly, which is what the pipeline would do one event at a time, and fast).
+async fn history(n: usize) -> (CustomerBilling, UserAccessDoc) {
+    let memory = Arc::new(InMemoryBillingStore::new());
+    let svc = service(memory.clone());
+    let created = event(
+        "evt_s0",
+        "customer.subscription.created",
+        NOW - 200_000,
+        subscription("active"),
+    );
+    deliver(&svc, Family::Subscription, &created).await;
+    let mut customer = memory.customers().pop().expect("the customer");
+    let user = UserId::new("user_history");
+    for i in 0..n {
+        let at = NOW - 100_000 + i as i64;
+        let meta = EventMeta {
+            provider: Provider::Stripe,
+            id: EventId::new(format!("evt_p{i}")),
+            event_type: "checkout.session.completed".into(),
+            created: at,
+            millis: 0,
+            livemode: false,
+            api_version: None,
+        };
+        let bought = Purchase {
+            session: format!("cs_live_a1{i:0>56}"),
+            kind: PurchaseKind::Checkout,
+            payment_intent: Some(format!("pi_3Kl36gJDPojXS6LN{i:0>8}")),
+            product: Some(ProductId::new(format!("prod_book_{}", i % 7))),
+            amount_total: Some(1900),
+            currency: Some("eur".into()),
+            paid: true,
+            gift: None,
+            created: Some(at),
+        };
+        let event = BillingEvent::CheckoutCompleted {
+            customer: customer.customer.clone(),
+            subscription: None,
+            user: Some(user.clone()),
+            purchase: Some(bought),
+            email: None,
+        };
+        customer.apply(&meta, &event);
+    }
+    let tiers = TierPolicy::default();
+    let given = SourceAccess {
+        subscriptions: customer_access(&customer, &tiers),
+        features: customer.features(),
+        purchases: purchase_access(&customer),
+    };
+    let doc = memory.user(&user).expect("the user");
+    let source = source_key(Provider::Stripe, &customer.customer);
+    let (doc, _) = update_user(doc, &source, Some(given), &tiers, NOW);
+    (customer, doc)
+}
+
+/// Writes the customer and user items to DynamoDB, as one commit would.
+async fn seed(
+    customer: CustomerBilling,
+    user: UserAccessDoc,
+    store: &DynamoBillingStore,
+) -> Result<(), String> {
+    let ledger = LedgerRecord {
+        provider: Provider::Stripe,
+        event_id: EventId::new("evt_seed"),
+        event_type: "seed".into(),
+        created: NOW,
+        livemode: false,
+        state: LedgerState::Applied,
+        family: Family::Checkout,
+        received_at: NOW,
+        customer: Some(CustomerId::new("cus_history")),
+        detail: None,
+        parked: None,
+    };
+    let mut commit = Commit::ledger_only(ledger, LedgerGuard::New);
+    commit.customer = Some((customer, None));
+    commit.users = vec![(user, None)];
+    store.commit(&commit).await.map_err(|e| e.to_string())
+}
+
+/// Sizes of the customer item, the user item and the newest feed message, in bytes (their
+/// JSON documents, which are nearly all of each item).
+async fn sizes(store: &DynamoBillingStore) -> (usize, usize, usize) {
+    let len = |v: Result<String, serde_json::Error>| v.map_or(0, |s| s.len());
+    let customer = store
+        .customer(Provider::Stripe, &CustomerId::new("cus_history"))
+        .await
+        .ok()
+        .flatten()
+        .map_or(0, |c| len(serde_json::to_string(&c.value)));
+    let user = store
+        .load_user(&UserId::new("user_history"))
+        .await
+        .ok()
+        .flatten()
+        .map_or(0, |u| len(serde_json::to_string(&u.value)));
+    let feed = store
+        .pending_outbox(1_000)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|m| len(serde_json::to_string(&m.body)))
+        .max()
+        .unwrap_or(0);
+    (customer, user, feed)
+}
+
+#[tokio::main]
+async fn main() {
+    let sdk = billing::app::aws_config().await;
+    println!("| purchases before | event | outcome | customer item | user item | feed message | write units |");
+    println!("|---|---|---|---|---|---|---|");
+    for n in [1usize, 100, 1_000, 5_000] {
+        let (customer, user) = history(n - 1).await;
+        let store = Arc::new(DynamoBillingStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            format!("billing-history-{}-{n}", std::process::id()),
+            Retention::default(),
+        ));
+        store.create_table_if_missing().await.expect("table");
+        if let Err(e) = seed(customer, user, &store).await {
+            println!("| {} | (seed) | {e} | | | | |", n - 1);
+            continue;
+        }
+        let svc = service(store.clone());
+        let deleted = event(
+            "evt_s9",
+            "customer.subscription.deleted",
+            NOW - 10,
+            subscription("canceled"),
+        );
+        let events = [
+            (
+                "checkout.session.completed",
+                Family::Checkout,
+                purchase(n - 1),
+            ),
+            (
+                "customer.subscription.deleted",
+                Family::Subscription,
+                deleted,
+            ),
+        ];
+        for (name, family, body) in events {
+            store.meter.take();
+            let outcome = deliver(&svc, family, &body).await;
+            let units = store.meter.take().write_units;
+            let (customer, user, feed) = sizes(&store).await;
+            println!(
+                "| {} | {name} | {outcome} | {customer} | {user} | {feed} | {units} |",
+                n - 1
+            );
+        }
+    }
+    println!("\nDynamoDB's item limit: {MAX_ITEM_BYTES} bytes.");
+}
