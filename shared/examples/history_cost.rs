@@ -11,7 +11,7 @@
 
 use billing::adapters::dynamo::{DynamoBillingStore, Retention, MAX_ITEM_BYTES};
 use billing::adapters::memory::{InMemoryBillingStore, StaticSecrets};
-use billing::domain::access::{customer_access, purchase_access, TierPolicy};
+use billing::domain::access::{customer_access, TierPolicy};
 use billing::domain::customer::CustomerBilling;
 use billing::domain::events::{BillingEvent, EventMeta, Purchase, PurchaseKind};
 use billing::domain::ids::{CustomerId, EventId, ProductId, Provider, UserId};
@@ -129,7 +129,7 @@ async fn history(n: usize) -> (CustomerBilling, UserAccessDoc) {
     let given = SourceAccess {
         subscriptions: customer_access(&customer, &tiers),
         features: customer.features(),
-        purchases: purchase_access(&customer),
+        purchases: customer.bought.summary(),
     };
     let doc = memory.user(&user).expect("the user");
     let source = source_key(Provider::Stripe, &customer.customer);

@@ -62,7 +62,8 @@ pub fn access_view(doc: Option<&UserAccessDoc>) -> AccessView {
 pub struct SourceAccess {
     pub subscriptions: Vec<SubscriptionAccess>,
     pub features: Vec<String>,
-    pub purchases: Vec<PurchaseAccess>,
+    /// The source's purchases as its aggregate books them (never the whole list).
+    pub purchases: PurchaseSummary,
 }
 
 /// Puts (or, with `None`, removes) one source's access in a user's document and recomputes
@@ -96,9 +97,8 @@ pub fn update_user_sources(
                 if !given.features.is_empty() {
                     doc.features.insert(source.clone(), given.features);
                 }
-                if !given.purchases.is_empty() {
-                    let summary = PurchaseSummary::of(&given.purchases);
-                    doc.purchases.insert(source.clone(), summary);
+                if given.purchases.totals.count > 0 {
+                    doc.purchases.insert(source.clone(), given.purchases);
                 }
                 doc.sources.insert(source, given.subscriptions);
             }
@@ -270,7 +270,7 @@ mod tests {
         Some(SourceAccess {
             subscriptions: Vec::new(),
             features: features.iter().map(|f| (*f).to_owned()).collect(),
-            purchases: Vec::new(),
+            purchases: PurchaseSummary::default(),
         })
     }
 

@@ -356,6 +356,87 @@ impl PurchaseSummary {
     }
 }
 
+/// A customer's purchases as its user item needs them, kept in its aggregate and moved only by
+/// the change of each purchase an event touches (`shift`): so it needs no purchase but the
+/// ones an event addresses, and stays the same whatever order the events came in.
+///
+/// Equal to [`PurchaseBook::of`] over every purchase, as long as a purchase's place in
+/// [`newest_first`] only rises (its `created` arrives late; two events of one session never
+/// name two dates): one that fell out of the newest could not be brought back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseBook {
+    pub count: u64,
+    pub granting: u64,
+    /// Granting purchases per product (`""`: none named), every product: bounded by the
+    /// catalogue, not by the history ([`PurchaseBook::summary`] names the first few).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub products: std::collections::BTreeMap<String, u64>,
+    /// The [`PURCHASES_SHOWN`] newest, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub newest: Vec<PurchaseAccess>,
+}
+
+impl PurchaseBook {
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The book of a whole list (an aggregate written before purchases were booked).
+    pub fn of(all: &[PurchaseAccess]) -> Self {
+        let mut book = Self::default();
+        for p in all {
+            book.shift(None, p);
+        }
+        book
+    }
+
+    /// Moves the book by one purchase's change: `before` is its access before the event
+    /// (`None`: the event brought it), `after` its access now.
+    pub fn shift(&mut self, before: Option<&PurchaseAccess>, after: &PurchaseAccess) {
+        let product =
+            |p: &PurchaseAccess| p.product.as_ref().map_or("", |id| id.as_str()).to_owned();
+        match before {
+            None => self.count += 1,
+            Some(b) if b.grants => {
+                // Saturating: a book read from a damaged item must not panic an event.
+                self.granting = self.granting.saturating_sub(1);
+                let key = product(b);
+                if let Some(n) = self.products.get_mut(&key) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.products.remove(&key);
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+        if after.grants {
+            self.granting += 1;
+            *self.products.entry(product(after)).or_default() += 1;
+        }
+        self.newest
+            .retain(|p| (&p.customer, &p.purchase) != (&after.customer, &after.purchase));
+        self.newest.push(after.clone());
+        self.newest.sort_by(newest_first);
+        self.newest.truncate(PURCHASES_SHOWN);
+    }
+
+    /// What the user item keeps of it: the totals with the first products named.
+    pub fn summary(&self) -> PurchaseSummary {
+        let mut totals = PurchaseTotals {
+            count: self.count,
+            granting: self.granting,
+            products: self.products.clone(),
+            more_products: 0,
+        };
+        totals.bound_products();
+        PurchaseSummary {
+            totals,
+            newest: self.newest.clone(),
+        }
+    }
+}
+
 impl PurchaseTotals {
     /// Keeps the first [`PRODUCTS_SHOWN`] products, counting the others.
     fn bound_products(&mut self) {

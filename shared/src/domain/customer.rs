@@ -6,6 +6,7 @@
 //! version, a set of same-second candidates, a per-invoice maximum — so `apply` is commutative
 //! and idempotent: any delivery order of the same events ends in the same aggregate.
 
+use super::access::{purchase_access, PurchaseAccess, PurchaseBook};
 use super::charge::Charge;
 use super::events::{
     BillingEvent, ChargeRefund, EmailAddress, EntitlementSet, EventMeta, InvoiceChange,
@@ -417,6 +418,10 @@ pub struct CustomerBilling {
     /// each, so a customer holds well over a thousand within DynamoDB's 400 KB item).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub purchases: BTreeMap<String, Purchase>,
+    /// What the user item needs of every purchase (totals, the newest), moved by each event
+    /// by the change of the purchases it touched (see [`PurchaseBook`]).
+    #[serde(default, skip_serializing_if = "PurchaseBook::is_empty")]
+    pub bought: PurchaseBook,
     /// Refunds by charge id: the most refunded of each charge (see [`RefundRecord`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub refunds: BTreeMap<String, RefundRecord>,
@@ -512,6 +517,7 @@ impl CustomerBilling {
             entitlements: None,
             deleted: None,
             purchases: BTreeMap::new(),
+            bought: PurchaseBook::default(),
             refunds: BTreeMap::new(),
             schedules: BTreeMap::new(),
             grants: BTreeMap::new(),
@@ -523,6 +529,10 @@ impl CustomerBilling {
     /// item only grows and every copy is taken from it, so the newest copy holds all the
     /// others; a charge of another customer, or with nothing to show, is not kept.
     pub fn absorb_charge(&mut self, charge: &Charge) -> Offer {
+        self.booked(|s| s.absorb_charge_unbooked(charge))
+    }
+
+    fn absorb_charge_unbooked(&mut self, charge: &Charge) -> Offer {
         if charge.customer.as_ref() != Some(&self.customer) || !charge.has_news() {
             return Offer::Older;
         }
@@ -714,8 +724,32 @@ impl CustomerBilling {
         self.email.as_ref()?.value.as_ref()
     }
 
+    /// Runs a change of the state and moves [`Self::bought`] by what it did to each purchase
+    /// present. An aggregate written before the book existed gets it from its whole list first.
+    fn booked<R>(&mut self, change: impl FnOnce(&mut Self) -> R) -> R {
+        if self.bought.is_empty() && !self.purchases.is_empty() {
+            self.bought = PurchaseBook::of(&purchase_access(self));
+        }
+        let before: BTreeMap<String, PurchaseAccess> = purchase_access(self)
+            .into_iter()
+            .map(|p| (p.purchase.clone(), p))
+            .collect();
+        let out = change(self);
+        for after in purchase_access(self) {
+            let was = before.get(&after.purchase);
+            if was != Some(&after) {
+                self.bought.shift(was, &after);
+            }
+        }
+        out
+    }
+
     /// Applies one event. Pure: no clock, no I/O; the result depends only on the set of events.
     pub fn apply(&mut self, meta: &EventMeta, event: &BillingEvent) -> Effect {
+        self.booked(|s| s.apply_unbooked(meta, event))
+    }
+
+    fn apply_unbooked(&mut self, meta: &EventMeta, event: &BillingEvent) -> Effect {
         let mut tally = Tally::default();
         match event {
             BillingEvent::CheckoutCompleted {
@@ -1319,6 +1353,108 @@ mod tests {
             Effect::Stale
         );
         assert_eq!(c, before);
+    }
+
+    fn bought(i: usize, paid: bool) -> BillingEvent {
+        BillingEvent::CheckoutCompleted {
+            customer: CustomerId::new("cus"),
+            subscription: None,
+            user: None,
+            purchase: Some(Purchase {
+                session: format!("cs_{i:02}"),
+                kind: PurchaseKind::Checkout,
+                payment_intent: Some(format!("pi_{i:02}")),
+                product: Some(ProductId::new(format!("prod_{}", i % 3))),
+                amount_total: Some(500),
+                currency: Some("eur".into()),
+                paid,
+                gift: None,
+                created: Some(100 + i as i64),
+            }),
+            email: None,
+        }
+    }
+
+    fn refunded(i: usize, amount_refunded: i64) -> BillingEvent {
+        BillingEvent::ChargeRefunded(ChargeRefund {
+            customer: CustomerId::new("cus"),
+            charge: format!("ch_{i:02}"),
+            payment_intent: Some(format!("pi_{i:02}")),
+            invoice: None,
+            amount: 500,
+            amount_refunded,
+            refunded: amount_refunded == 500,
+        })
+    }
+
+    /// The book moves by each event's change of the purchases it touches, yet ends equal to
+    /// the book of the whole list in every order: sessions paid late, refunds before their
+    /// purchase, a partial refund then a full one, redeliveries.
+    #[test]
+    fn the_purchase_book_is_the_whole_lists_in_every_order() {
+        use crate::domain::access::purchase_access;
+        let mut events: Vec<(EventMeta, BillingEvent)> = Vec::new();
+        for i in 0..14 {
+            events.push((
+                meta(&format!("evt_u{i}"), 10 + i as i64),
+                bought(i, i % 4 != 0),
+            ));
+            if i % 4 == 0 {
+                events.push((meta(&format!("evt_p{i}"), 40 + i as i64), bought(i, true)));
+            }
+            if i % 3 == 0 {
+                events.push((meta(&format!("evt_r{i}"), 60 + i as i64), refunded(i, 200)));
+                events.push((meta(&format!("evt_f{i}"), 80 + i as i64), refunded(i, 500)));
+            }
+        }
+        let mut ends = Vec::new();
+        for seed in 0..40u64 {
+            let mut order: Vec<usize> = (0..events.len()).collect();
+            // A fixed shuffle per seed (an LCG): every run sees the same orders.
+            let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            for k in (1..order.len()).rev() {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                order.swap(k, (x >> 33) as usize % (k + 1));
+            }
+            let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+            for (n, &i) in order.iter().enumerate() {
+                c.apply(&events[i].0, &events[i].1);
+                if n % 7 == 0 {
+                    // Redelivered: changes nothing.
+                    c.apply(&events[i].0, &events[i].1);
+                }
+                assert_eq!(
+                    c.bought,
+                    PurchaseBook::of(&purchase_access(&c)),
+                    "seed {seed}"
+                );
+            }
+            ends.push(c);
+        }
+        assert!(ends.windows(2).all(|w| w[0] == w[1]), "one aggregate");
+        let book = &ends[0].bought;
+        // 14 purchases, all paid in the end; 5 fully refunded (0, 3, 6, 9, 12).
+        assert_eq!((book.count, book.granting), (14, 9));
+        assert_eq!(book.newest.len(), crate::domain::access::PURCHASES_SHOWN);
+        assert_eq!(book.newest[0].purchase, "cs_13");
+    }
+
+    /// An aggregate written before the book (the whole list, no `bought`) is read as it was
+    /// and gets its book from the list on its next event.
+    #[test]
+    fn an_aggregate_without_a_book_is_booked_on_its_next_event() {
+        let mut old = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        for i in 0..3 {
+            old.apply(&meta(&format!("evt_{i}"), 10), &bought(i, true));
+        }
+        let mut json = serde_json::to_value(&old).expect("json");
+        json.as_object_mut().expect("an object").remove("bought");
+        let mut read: CustomerBilling = serde_json::from_value(json).expect("readable");
+        assert!(read.bought.is_empty());
+        read.apply(&meta("evt_r", 20), &refunded(1, 500));
+        assert_eq!((read.bought.count, read.bought.granting), (3, 2));
     }
 
     #[test]

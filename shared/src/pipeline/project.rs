@@ -166,7 +166,7 @@ impl Pipeline {
             let given = SourceAccess {
                 subscriptions: subs_after.to_vec(),
                 features: after.features(),
-                purchases: purchase_access(after),
+                purchases: after.bought.summary(),
             };
             updates
                 .entry(user.clone())

@@ -6,7 +6,7 @@
 
 use crate::helpers::*;
 use billing::adapters::memory::InMemoryBillingStore;
-use billing::domain::access::{customer_access, purchase_access};
+use billing::domain::access::customer_access;
 use billing::domain::customer::CustomerBilling;
 use billing::domain::events::EventMeta;
 use billing::domain::ids::{EventId, Provider, UserId};
@@ -197,7 +197,7 @@ async fn seeded_history(n: usize) -> (CustomerBilling, UserAccessDoc) {
     let given = SourceAccess {
         subscriptions: customer_access(&customer, &tiers),
         features: customer.features(),
-        purchases: purchase_access(&customer),
+        purchases: customer.bought.summary(),
     };
     let user = memory.user(&UserId::new("user_heavy")).expect("the user");
     let source = source_key(Provider::Stripe, &customer.customer);
