@@ -499,8 +499,11 @@ async fn with_periods(
     for key in sources.iter().cloned().chain(named) {
         if let std::collections::btree_map::Entry::Vacant(slot) = aggregates.entry(key) {
             let (provider, customer) = slot.key();
-            let found = svc.store().customer(*provider, customer).await?;
-            slot.insert(found.map(|f| f.value));
+            // Each purchase is an item of its own: the list pages over all of them.
+            let found =
+                crate::ports::customer_with_purchases(svc.store().as_ref(), *provider, customer)
+                    .await?;
+            slot.insert(found);
         }
     }
     let mut out = Vec::with_capacity(subscriptions.len());

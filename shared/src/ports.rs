@@ -5,6 +5,7 @@ use crate::domain::access::{Access, SubscriptionAccess};
 use crate::domain::catalogue::{PriceRecord, ProductRecord};
 use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
+use crate::domain::events::Purchase;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, PriceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
 use crate::routing::Family;
@@ -276,6 +277,27 @@ pub struct Commit {
     pub invoice: Option<(Invoice, Option<u64>)>,
     /// The event's charge item and the revision it was read at (`None`: must not exist yet).
     pub charge: Option<(Charge, Option<u64>)>,
+    /// The customer's purchases the event changed, each an item of its own.
+    pub purchases: Vec<PurchaseWrite>,
+}
+
+/// One purchase's item to write (beside its customer, `PURCHASE#{session}`), with the
+/// revision it was read at (`None`: must not exist yet).
+#[derive(Debug, Clone)]
+pub struct PurchaseWrite {
+    pub purchase: Purchase,
+    pub rev: Option<u64>,
+    /// Also write the pointer from this payment intent to the purchase (the first time the
+    /// purchase names it): how a charge's events find the purchase it paid.
+    pub intent: Option<String>,
+}
+
+/// How an event names a purchase of its customer: its session (or one-off invoice) id, or the
+/// payment intent that paid it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PurchaseKey {
+    Session(String),
+    Intent(String),
 }
 
 impl Commit {
@@ -291,6 +313,7 @@ impl Commit {
             product: None,
             invoice: None,
             charge: None,
+            purchases: vec![],
         }
     }
 
@@ -302,7 +325,25 @@ impl Commit {
             && self.product.is_none()
             && self.invoice.is_none()
             && self.charge.is_none()
+            && self.purchases.is_empty()
     }
+}
+
+/// A customer's aggregate with every purchase it bought (its items, and any copies the
+/// aggregate still holds from before purchases had items): what the read routes list.
+pub async fn customer_with_purchases(
+    store: &dyn BillingStore,
+    provider: Provider,
+    customer: &CustomerId,
+) -> Result<Option<CustomerBilling>, StoreError> {
+    let Some(stored) = store.customer(provider, customer).await? else {
+        return Ok(None);
+    };
+    let mut state = stored.value;
+    for p in store.all_purchases(provider, customer).await? {
+        state.purchases.insert(p.session.clone(), p);
+    }
+    Ok(Some(state))
 }
 
 /// The item of its own an event names beside its customer (an invoice, a charge), read in the
@@ -378,6 +419,21 @@ pub trait BillingStore: Send + Sync {
         provider: Provider,
         customer: &CustomerId,
     ) -> Result<Option<Stored<CustomerBilling>>, StoreError>;
+    /// The purchases of one customer that `keys` name, each once (strongly consistent; a
+    /// payment intent is followed to its purchase). Read after [`Self::load`]: every write of a
+    /// purchase also writes its customer, whose revision the commit checks.
+    async fn purchases(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+        keys: &[PurchaseKey],
+    ) -> Result<Vec<Stored<Purchase>>, StoreError>;
+    /// Every purchase item of a customer, in session order (the billing route).
+    async fn all_purchases(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+    ) -> Result<Vec<Purchase>, StoreError>;
     /// A charge's item (strongly consistent).
     async fn charge(
         &self,

@@ -7,6 +7,8 @@
 //! | user      | `USER#{user}`              | `ACCESS`                | access JSON `doc`, `rev`               |
 //! | invoice   | `INVOICE#{provider}#{inv}` | `INVOICE`               | invoice JSON `doc`, `rev`, `customer`  |
 //! | charge    | `CHARGE#{provider}#{charge}`| `CHARGE`               | charge JSON `doc`, `rev`, `customer`   |
+//! | purchase  | `CUS#{provider}#{customer}`| `PURCHASE#{session}`    | one purchase's JSON `doc`, `rev`       |
+//! | intent    | `CUS#{provider}#{customer}`| `PURCHASE_PI#{intent}`  | `session` the payment intent paid      |
 //! | audit     | `AUDIT#{provider}#{cust}`  | `{created:011}#{event}` | never expires                          |
 //! | outbox    | `OUTBOX#{id}`              | `OUTBOX`                | deleted once delivered                 |
 //! | product   | `PRODUCT#{provider}#{prod}`| `STATE`                 | product's own record `doc`, `rev`      |
@@ -23,13 +25,15 @@ use super::sdk_error::Describe;
 use crate::domain::catalogue::{PriceRecord, ProductRecord};
 use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
+use crate::domain::events::Purchase;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, PriceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
 use crate::ports::Beside;
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
     LedgerState, Loaded, LoadedProduct, OutboxMessage, ParkedBody, PendingOutbox, PricePage,
-    ProductWrite, SetAsideOutbox, StoreError, Stored, UnreadableOutbox, UserAccessDoc,
+    ProductWrite, PurchaseKey, PurchaseWrite, SetAsideOutbox, StoreError, Stored, UnreadableOutbox,
+    UserAccessDoc,
 };
 use crate::routing::Family;
 use async_trait::async_trait;
@@ -218,6 +222,33 @@ fn charge_item(charge: &Charge, rev: Option<u64>) -> Result<Item, StoreError> {
         item.insert("customer".into(), s(customer.as_str()));
     }
     Ok(item)
+}
+
+/// A purchase is an item of its own in its customer's partition, so the customer's item does
+/// not grow with its history; an event addresses it by session (or one-off invoice) id.
+const PURCHASE_PREFIX: &str = "PURCHASE#";
+/// The pointer from a payment intent to the purchase it paid: what a charge's events know.
+const INTENT_PREFIX: &str = "PURCHASE_PI#";
+
+fn purchase_items(
+    provider: Provider,
+    customer: &CustomerId,
+    w: &PurchaseWrite,
+) -> Result<Vec<(Item, Option<u64>)>, StoreError> {
+    let pk = customer_pk(provider, customer);
+    let session = &w.purchase.session;
+    let mut item = key(pk.clone(), &format!("{PURCHASE_PREFIX}{session}"));
+    item.insert("kind".into(), s("purchase"));
+    item.insert("doc".into(), s(to_json(&w.purchase)?));
+    item.insert("rev".into(), n(w.rev.map_or(1, |r| r + 1)));
+    let mut items = vec![(item, w.rev)];
+    if let Some(pi) = &w.intent {
+        let mut pointer = key(pk, &format!("{INTENT_PREFIX}{pi}"));
+        pointer.insert("kind".into(), s("purchase_intent"));
+        pointer.insert("session".into(), s(session.as_str()));
+        items.push((pointer, None));
+    }
+    Ok(items)
 }
 
 /// The index partition listing a customer's invoices (GSI1), newest last by `GSI1SK`.
@@ -572,6 +603,24 @@ impl DynamoBillingStore {
         }
         if let Some(w) = &c.product {
             items.extend(self.product_items(w)?);
+        }
+        if let Some((cust, _)) = &c.customer {
+            for w in &c.purchases {
+                for (item, rev) in purchase_items(cust.provider, &cust.customer, w)? {
+                    if get_s(&item, "kind") == Some("purchase_intent") {
+                        // The pointer never changes (an intent pays one session): written
+                        // again, it is the same item, so it needs no condition.
+                        let put = Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(item))
+                            .build()
+                            .map_err(unavailable)?;
+                        items.push(TransactWriteItem::builder().put(put).build());
+                    } else {
+                        items.push(self.guarded_put(item, rev)?);
+                    }
+                }
+            }
         }
         Ok(items)
     }
@@ -928,6 +977,82 @@ impl BillingStore for DynamoBillingStore {
     ) -> Result<Option<Stored<CustomerBilling>>, StoreError> {
         self.get_stored(customer_pk(provider, customer), "STATE", "customer")
             .await
+    }
+
+    async fn purchases(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+        keys: &[PurchaseKey],
+    ) -> Result<Vec<Stored<Purchase>>, StoreError> {
+        let pk = customer_pk(provider, customer);
+        let mut sessions: Vec<String> = Vec::new();
+        let mut intents: Vec<Item> = Vec::new();
+        for k in keys {
+            match k {
+                PurchaseKey::Session(session) => sessions.push(session.clone()),
+                PurchaseKey::Intent(pi) => {
+                    intents.push(key(pk.clone(), &format!("{INTENT_PREFIX}{pi}")));
+                }
+            }
+        }
+        if !intents.is_empty() {
+            // A second read only for a charge's events (refunds, disputes): the pointers first.
+            for pointer in self.batch_get(intents).await? {
+                let session =
+                    get_s(&pointer, "session").ok_or_else(|| corrupt("purchase intent"))?;
+                sessions.push(session.to_owned());
+            }
+        }
+        sessions.sort();
+        sessions.dedup();
+        if sessions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = sessions
+            .iter()
+            .map(|session| key(pk.clone(), &format!("{PURCHASE_PREFIX}{session}")))
+            .collect();
+        let mut found = self
+            .batch_get(keys)
+            .await?
+            .iter()
+            .map(|item| stored(item, "purchase"))
+            .collect::<Result<Vec<Stored<Purchase>>, _>>()?;
+        found.sort_by(|a, b| a.value.session.cmp(&b.value.session));
+        Ok(found)
+    }
+
+    async fn all_purchases(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+    ) -> Result<Vec<Purchase>, StoreError> {
+        let pk = customer_pk(provider, customer);
+        let mut all = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :purchase)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":purchase", s(PURCHASE_PREFIX))
+                .set_exclusive_start_key(start.take())
+                .set_return_consumed_capacity(capacity_report())
+                .send()
+                .await
+                .map_err(failed)?;
+            self.count_read(out.consumed_capacity());
+            for item in out.items() {
+                all.push(doc(item, "purchase")?);
+            }
+            match out.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return Ok(all),
+            }
+        }
     }
 
     async fn charge(

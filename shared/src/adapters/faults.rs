@@ -5,9 +5,11 @@
 use crate::domain::catalogue::ProductRecord;
 use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
+use crate::domain::events::Purchase;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, PriceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
 use crate::ports::Beside;
+use crate::ports::PurchaseKey;
 use crate::ports::{
     AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerRecord, Loaded, LoadedProduct,
     OutboxMessage, PendingOutbox, PricePage, Queue, QueueError, SetAsideOutbox, StoreError, Stored,
@@ -221,6 +223,23 @@ impl BillingStore for FaultyStore {
         charge: &str,
     ) -> Result<Option<Stored<Charge>>, StoreError> {
         self.inner.charge(provider, charge).await
+    }
+
+    async fn purchases(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+        keys: &[PurchaseKey],
+    ) -> Result<Vec<Stored<Purchase>>, StoreError> {
+        self.inner.purchases(provider, customer, keys).await
+    }
+
+    async fn all_purchases(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+    ) -> Result<Vec<Purchase>, StoreError> {
+        self.inner.all_purchases(provider, customer).await
     }
 
     async fn load_user(&self, user: &UserId) -> Result<Option<Stored<UserAccessDoc>>, StoreError> {

@@ -5,13 +5,14 @@ use super::dynamo::MAX_ITEM_BYTES;
 use crate::domain::catalogue::{CatalogueEntry, PriceRecord, ProductRecord};
 use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
+use crate::domain::events::Purchase;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, PriceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
 use crate::ports::Beside;
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
     LedgerState, Loaded, LoadedProduct, OutboxMessage, PendingOutbox, PricePage, ProductWrite,
-    Queue, QueueError, SecretSource, SecretsError, SetAsideOutbox, StoreError, Stored,
+    PurchaseKey, Queue, QueueError, SecretSource, SecretsError, SetAsideOutbox, StoreError, Stored,
     UnreadableOutbox, UserAccessDoc,
 };
 use crate::routing::Family;
@@ -27,6 +28,10 @@ struct Tables {
     users: HashMap<UserId, Stored<UserAccessDoc>>,
     invoices: HashMap<(Provider, InvoiceId), Stored<Invoice>>,
     charges: HashMap<(Provider, String), Stored<Charge>>,
+    /// Each customer's purchases by session id (the sort key's order), and the pointers from
+    /// a payment intent to its purchase's session.
+    purchases: BTreeMap<(Provider, CustomerId, String), Stored<Purchase>>,
+    intents: HashMap<(Provider, CustomerId, String), String>,
     /// Keyed like the DynamoDB sort key, so iteration order is the same.
     audit: BTreeMap<(Provider, CustomerId, i64, EventId), AuditRecord>,
     /// Keyed `(created_at, id)` like the pending index; the document is kept as stored text so
@@ -87,6 +92,9 @@ impl InMemoryBillingStore {
         }
         if let Some((charge, _)) = &c.charge {
             add("charge", serde_json::to_string(charge));
+        }
+        for w in &c.purchases {
+            add("purchase", serde_json::to_string(&w.purchase));
         }
         for m in &c.outbox {
             add("outbox", serde_json::to_string(m));
@@ -153,6 +161,28 @@ impl InMemoryBillingStore {
         all
     }
 
+    /// Every customer aggregate with its purchase items put back in it (as the read routes
+    /// see it), for tests.
+    pub fn customers_with_purchases(&self) -> Vec<CustomerBilling> {
+        let Ok(t) = self.lock() else {
+            return vec![];
+        };
+        t.customers
+            .values()
+            .map(|s| {
+                let mut c = s.value.clone();
+                let mine = t
+                    .purchases
+                    .iter()
+                    .filter(|((p, id, _), _)| *p == c.provider && *id == c.customer);
+                for ((_, _, session), item) in mine {
+                    c.purchases.insert(session.clone(), item.value.clone());
+                }
+                c
+            })
+            .collect()
+    }
+
     pub fn user(&self, user: &UserId) -> Option<UserAccessDoc> {
         self.lock().ok()?.users.get(user).map(|s| s.value.clone())
     }
@@ -216,7 +246,43 @@ fn check_revisions(t: &Tables, c: &Commit) -> Result<(), StoreError> {
     if let Some(w) = &c.product {
         check_product(t, w)?;
     }
+    if let Some((cust, _)) = &c.customer {
+        for w in &c.purchases {
+            let key = (
+                cust.provider,
+                cust.customer.clone(),
+                w.purchase.session.clone(),
+            );
+            if !rev_matches(t.purchases.get(&key), w.rev) {
+                return Err(StoreError::Contention("purchase revision moved".into()));
+            }
+        }
+    } else if !c.purchases.is_empty() {
+        return Err(StoreError::Refused(
+            "purchases without their customer".into(),
+        ));
+    }
     Ok(())
+}
+
+/// Puts a commit's purchase items and intent pointers (after `check_revisions`).
+fn put_purchases(t: &mut Tables, c: &Commit) {
+    let Some((cust, _)) = &c.customer else {
+        return;
+    };
+    for w in &c.purchases {
+        let session = w.purchase.session.clone();
+        if let Some(pi) = &w.intent {
+            let key = (cust.provider, cust.customer.clone(), pi.clone());
+            t.intents.insert(key, session.clone());
+        }
+        let stored = Stored {
+            value: w.purchase.clone(),
+            rev: w.rev.map_or(1, |r| r + 1),
+        };
+        t.purchases
+            .insert((cust.provider, cust.customer.clone(), session), stored);
+    }
 }
 
 /// A catalogue write's pieces must be at the revisions they were read at, and fit in an item.
@@ -316,6 +382,44 @@ impl BillingStore for InMemoryBillingStore {
         Ok(self.lock()?.users.get(user).cloned())
     }
 
+    async fn purchases(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+        keys: &[PurchaseKey],
+    ) -> Result<Vec<Stored<Purchase>>, StoreError> {
+        let t = self.lock()?;
+        let mut sessions: Vec<String> = keys
+            .iter()
+            .filter_map(|k| match k {
+                PurchaseKey::Session(s) => Some(s.clone()),
+                PurchaseKey::Intent(pi) => t
+                    .intents
+                    .get(&(provider, customer.clone(), pi.clone()))
+                    .cloned(),
+            })
+            .collect();
+        sessions.sort();
+        sessions.dedup();
+        Ok(sessions
+            .into_iter()
+            .filter_map(|s| t.purchases.get(&(provider, customer.clone(), s)).cloned())
+            .collect())
+    }
+
+    async fn all_purchases(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+    ) -> Result<Vec<Purchase>, StoreError> {
+        let t = self.lock()?;
+        Ok(t.purchases
+            .iter()
+            .filter(|((p, c, _), _)| *p == provider && c == customer)
+            .map(|(_, s)| s.value.clone())
+            .collect())
+    }
+
     async fn invoices(
         &self,
         provider: Provider,
@@ -408,6 +512,7 @@ impl BillingStore for InMemoryBillingStore {
         if let Some(w) = &c.product {
             put_product(&mut t, w);
         }
+        put_purchases(&mut t, c);
         Ok(())
     }
 

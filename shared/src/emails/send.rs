@@ -371,6 +371,21 @@ impl EmailSender {
 
     /// A subscription's cancellation or a checkout's welcome: read from the customer's
     /// aggregate as the access rule sees it now, to the customer record's address.
+    /// The access of the purchase a welcome is about: its item, read beside the aggregate
+    /// (only for a job no subscription answers, so a subscription's email costs one read).
+    async fn purchase_access_of(
+        &self,
+        job: &EmailJob,
+        customer: &crate::domain::ids::CustomerId,
+        state: &mut crate::domain::customer::CustomerBilling,
+    ) -> Result<Vec<crate::domain::access::PurchaseAccess>, StoreError> {
+        let key = [crate::ports::PurchaseKey::Session(job.object.clone())];
+        for p in self.store.purchases(job.provider, customer, &key).await? {
+            state.purchases.insert(p.value.session.clone(), p.value);
+        }
+        Ok(purchase_access(state))
+    }
+
     async fn customer_email(
         &self,
         job: &EmailJob,
@@ -393,10 +408,11 @@ impl EmailSender {
         let Some(stored) = loaded.customer else {
             return Ok(Err(skip("no_customer")));
         };
-        let state = &stored.value;
-        let address = state.email();
+        let mut state = stored.value;
+        let address = state.email().cloned();
+        let address = address.as_ref();
         // Tiers only name what is granted; whether it is granted does not depend on them.
-        let subscriptions = customer_access(state, &TierPolicy::default());
+        let subscriptions = customer_access(&state, &TierPolicy::default());
         let subscription = subscriptions
             .iter()
             .find(|a| a.subscription.as_str() == job.object);
@@ -406,7 +422,9 @@ impl EmailSender {
             }
             (EmailKind::SubscriptionCancelled, None) => return Ok(Err(skip("no_subscription"))),
             (_, Some(access)) => subscription_welcome(access, address, now),
-            (_, None) => match purchase_access(state)
+            (_, None) => match self
+                .purchase_access_of(job, customer, &mut state)
+                .await?
                 .iter()
                 .find(|p| p.purchase == job.object)
             {

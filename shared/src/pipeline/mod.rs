@@ -17,6 +17,7 @@ mod invoices;
 mod park;
 mod project;
 pub mod provider;
+mod purchases;
 mod record;
 
 use crate::domain::access::TierPolicy;

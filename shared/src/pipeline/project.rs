@@ -98,6 +98,8 @@ impl Pipeline {
             invoice: None,
             // Likewise its charge's item.
             charge: None,
+            // Added by the caller: the purchases it loaded and changed.
+            purchases: vec![],
         })
     }
 
@@ -128,6 +130,7 @@ impl Pipeline {
                 None if updates.iter().all(|(_, given)| given.is_none()) => continue,
                 None => (empty_user_doc(&user), None),
             };
+            let updates = with_other_gifts(&doc, updates);
             let (doc, change) = update_user_sources(doc, updates, &self.tiers, now);
             if let Some((previous, access)) = change {
                 outbox.push(access_changed(
@@ -203,6 +206,41 @@ impl Pipeline {
         }
         updates
     }
+}
+
+/// An event holds only the purchases it addresses, so a gifts source it updates names only
+/// the gifts it touched: the recipient keeps the others its document lists, in id order.
+fn with_other_gifts(
+    doc: &UserAccessDoc,
+    updates: Vec<(String, Option<SourceAccess>)>,
+) -> Vec<(String, Option<SourceAccess>)> {
+    updates
+        .into_iter()
+        .map(|(source, given)| {
+            let Some(listed) = doc
+                .sources
+                .get(&source)
+                .filter(|_| source.starts_with("gift:"))
+            else {
+                return (source, given);
+            };
+            let mut subscriptions = given.map(|g| g.subscriptions).unwrap_or_default();
+            for other in listed {
+                if !subscriptions
+                    .iter()
+                    .any(|s| s.subscription == other.subscription)
+                {
+                    subscriptions.push(other.clone());
+                }
+            }
+            subscriptions.sort_by(|a, b| a.subscription.cmp(&b.subscription));
+            let given = (!subscriptions.is_empty()).then(|| SourceAccess {
+                subscriptions,
+                ..SourceAccess::default()
+            });
+            (source, given)
+        })
+        .collect()
 }
 
 fn empty_user_doc(user: &UserId) -> UserAccessDoc {

@@ -4,6 +4,7 @@
 use super::charges::{attach_charge, charge_update};
 use super::invoices::{attach_invoice, invoice_update};
 use super::project::Projection;
+use super::purchases::{purchase_keys, ReadPurchases};
 use super::{Delivery, DuplicateBy, Outcome, Pipeline, ReadEvent};
 use crate::domain::customer::{CustomerBilling, Effect};
 use crate::domain::events::{AggregateKey, BillingEvent, EventMeta};
@@ -215,13 +216,22 @@ impl Pipeline {
                 .commit_invoice_only(v, guard, (invoice, charge), None, Effect::Ignored)
                 .await;
         };
-        let (before, rev) = match loaded.customer {
+        let (mut before, rev) = match loaded.customer {
             Some(s) => (s.value, Some(s.rev)),
             None => (
                 CustomerBilling::new(v.meta.provider, customer_id.clone()),
                 None,
             ),
         };
+        let keys = purchase_keys(&v.event, charge.as_ref().map(|c| &c.after));
+        let read = if keys.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .purchases(v.meta.provider, customer_id, &keys)
+                .await?
+        };
+        let purchases = ReadPurchases::into_aggregate(read, &mut before);
         let mut after = before.clone();
         let mut effect = after.apply(&v.meta, &v.event);
         if let Some(c) = &charge {
@@ -248,6 +258,7 @@ impl Pipeline {
             unresolved,
         };
         let mut commit = self.applied_commit(projection, after).await?;
+        purchases.attach(&mut commit, &before);
         attach_invoice(&mut commit, invoice);
         attach_charge(&mut commit, charge);
         self.add_email_jobs(v, &mut commit);

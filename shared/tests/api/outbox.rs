@@ -39,6 +39,7 @@ fn probe_commit(event_id: &str, messages: Vec<OutboxMessage>) -> Commit {
         product: None,
         invoice: None,
         charge: None,
+        purchases: vec![],
     }
 }
 

@@ -19,7 +19,7 @@ async fn deliver(file: &str) -> (String, Vec<CustomerBilling>) {
     let memory = app.memory.as_ref().expect("memory store");
     (
         json["state"].as_str().unwrap_or_default().to_owned(),
-        memory.customers(),
+        memory.customers_with_purchases(),
     )
 }
 
