@@ -11,11 +11,44 @@
 //! An aggregate written before purchases had items still holds them (`purchases`): they stay
 //! there, read with it, until an event changes one; that event moves it into its own item.
 
+use super::record::Verified;
+use super::Pipeline;
 use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
 use crate::domain::events::{BillingEvent, Purchase};
-use crate::ports::{Commit, PurchaseKey, PurchaseWrite, Stored};
+use crate::domain::ids::CustomerId;
+use crate::ports::{Commit, PurchaseKey, PurchaseWrite, StoreError, Stored};
 use std::collections::{BTreeMap, BTreeSet};
+
+impl Pipeline {
+    /// The event's customer as read (new if absent), with the purchases it addresses read
+    /// and put in it, and its revision.
+    pub(super) async fn read_customer(
+        &self,
+        v: &Verified<'_>,
+        customer: &CustomerId,
+        stored: Option<Stored<CustomerBilling>>,
+        charge: Option<&Charge>,
+    ) -> Result<(CustomerBilling, Option<u64>, ReadPurchases), StoreError> {
+        let (mut state, rev) = match stored {
+            Some(s) => (s.value, Some(s.rev)),
+            None => (
+                CustomerBilling::new(v.meta.provider, customer.clone()),
+                None,
+            ),
+        };
+        let keys = purchase_keys(&v.event, charge);
+        let read = if keys.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .purchases(v.meta.provider, customer, &keys)
+                .await?
+        };
+        let purchases = ReadPurchases::into_aggregate(read, &mut state);
+        Ok((state, rev, purchases))
+    }
+}
 
 /// How the event (and the charge it names, as read) addresses its customer's purchases.
 pub(super) fn purchase_keys(event: &BillingEvent, charge: Option<&Charge>) -> Vec<PurchaseKey> {

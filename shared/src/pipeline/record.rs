@@ -4,7 +4,6 @@
 use super::charges::{attach_charge, charge_update};
 use super::invoices::{attach_invoice, invoice_update};
 use super::project::Projection;
-use super::purchases::{purchase_keys, ReadPurchases};
 use super::{Delivery, DuplicateBy, Outcome, Pipeline, ReadEvent};
 use crate::domain::customer::{CustomerBilling, Effect};
 use crate::domain::events::{AggregateKey, BillingEvent, EventMeta};
@@ -216,22 +215,10 @@ impl Pipeline {
                 .commit_invoice_only(v, guard, (invoice, charge), None, Effect::Ignored)
                 .await;
         };
-        let (mut before, rev) = match loaded.customer {
-            Some(s) => (s.value, Some(s.rev)),
-            None => (
-                CustomerBilling::new(v.meta.provider, customer_id.clone()),
-                None,
-            ),
-        };
-        let keys = purchase_keys(&v.event, charge.as_ref().map(|c| &c.after));
-        let read = if keys.is_empty() {
-            Vec::new()
-        } else {
-            self.store
-                .purchases(v.meta.provider, customer_id, &keys)
-                .await?
-        };
-        let purchases = ReadPurchases::into_aggregate(read, &mut before);
+        let paid_by = charge.as_ref().map(|c| &c.after);
+        let (before, rev, purchases) = self
+            .read_customer(v, customer_id, loaded.customer, paid_by)
+            .await?;
         let mut after = before.clone();
         let mut effect = after.apply(&v.meta, &v.event);
         if let Some(c) = &charge {
