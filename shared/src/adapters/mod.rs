@@ -10,6 +10,7 @@ pub mod email_store;
 pub mod email_testing;
 #[cfg(feature = "testing")]
 pub mod faults;
+pub mod listing;
 pub mod memory;
 pub mod sdk_error;
 pub mod secrets_manager;
