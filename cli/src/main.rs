@@ -483,7 +483,6 @@ async fn parked() -> CliResult {
             None => return Ok(()),
         }
     }
-    Ok(())
 }
 
 async fn relay_cmd(once: bool) -> CliResult {
