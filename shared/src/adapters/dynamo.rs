@@ -13,12 +13,15 @@
 //! | price     | `PRODUCT#{provider}#{prod}`| `PRICE#{price}`         | one price's record `doc`, `rev`        |
 //! | product audit | `PRODUCT#{provider}#{prod}` | `AUDIT#{created:011}#{event}` | never expires             |
 //!
-//! GSI1 (`GSI1PK`, `GSI1SK`) is sparse: parked events (`PARKED`), pending outbox messages
-//! (`OUTBOX`) and outbox items set aside as unreadable (`OUTBOX_UNREADABLE`), each ordered by time,
-//! and each customer's invoices (`INVOICES#{provider}#{customer}`, by the invoice's `created`).
+//! The index `Listings` (keys `GSI1PK`, `GSI1SK`; only the attributes listings read, never a
+//! parked body) is sparse: parked events (`PARKED#{shard}`), pending outbox messages
+//! (`OUTBOX#{shard}`) and outbox items set aside (`OUTBOX_UNREADABLE#{shard}`), each ordered by
+//! time and sharded so that no index partition takes every event's write (`listing.rs`), and
+//! each customer's invoices (`INVOICES#{provider}#{customer}`, by the invoice's `created`).
 
 #[cfg(feature = "testing")]
 use super::capacity::{billed_write_units, CapacityMeter};
+use super::listing::{self, Listing, Order};
 use super::sdk_error::Describe;
 use crate::domain::catalogue::{PriceRecord, ProductRecord};
 use crate::domain::charge::Charge;
@@ -27,9 +30,10 @@ use crate::domain::ids::{CustomerId, EventId, InvoiceId, PriceId, ProductId, Pro
 use crate::domain::invoice::Invoice;
 use crate::ports::Beside;
 use crate::ports::{
-    read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
-    LedgerState, Loaded, LoadedProduct, OutboxMessage, ParkedBody, PendingOutbox, PricePage,
-    ProductWrite, SetAsideOutbox, StoreError, Stored, UnreadableOutbox, UserAccessDoc,
+    read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, Cursor, LedgerGuard,
+    LedgerRecord, LedgerState, Loaded, LoadedProduct, OutboxMessage, Page, ParkedBody,
+    PendingOutbox, PricePage, ProductWrite, SetAsideOutbox, StoreError, Stored, UnreadableOutbox,
+    UserAccessDoc, MAX_PAGE,
 };
 use crate::routing::Family;
 use async_trait::async_trait;
@@ -52,10 +56,8 @@ use std::sync::Arc;
 
 type Item = HashMap<String, AttributeValue>;
 
-pub const GSI1: &str = "GSI1";
-const PARKED: &str = "PARKED";
-const OUTBOX: &str = "OUTBOX";
-const OUTBOX_UNREADABLE: &str = "OUTBOX_UNREADABLE";
+/// The table's one index (named for the `GSI1PK`/`GSI1SK` keys it kept from its predecessor).
+pub const GSI1: &str = listing::LISTINGS_INDEX;
 
 /// An item's size by DynamoDB's rules: attribute names plus values (numbers approximated by
 /// their digit count, which DynamoDB stores in about half as many bytes plus one).
@@ -265,10 +267,11 @@ fn stored<T: DeserializeOwned>(item: &Item, what: &str) -> Result<Stored<T>, Sto
 /// The outbox item of `m` as the commit writes it; the table's stream carries this image to
 /// the relay (`billing lambda-event --stream` prints it).
 pub fn outbox_item(m: &OutboxMessage) -> Result<Item, StoreError> {
-    let mut item = key(format!("OUTBOX#{}", m.id), "OUTBOX");
+    let pk = format!("OUTBOX#{}", m.id);
+    let mut item = key(pk.clone(), "OUTBOX");
     item.insert("kind".into(), s("outbox"));
     item.insert("doc".into(), s(to_json(m)?));
-    item.insert("GSI1PK".into(), s(OUTBOX));
+    item.insert("GSI1PK".into(), s(Listing::PendingOutbox.key_of(&pk)));
     // Oldest first; consumers need no order (README, "Change feed").
     item.insert("GSI1SK".into(), s(format!("{:011}#{}", m.created_at, m.id)));
     Ok(item)
@@ -419,12 +422,15 @@ impl DynamoBillingStore {
                 item.insert("raw_gzip".into(), AttributeValue::B(Blob::new(g.clone())));
             }
             item.insert("raw_sha256".into(), s(p.sha256.clone()));
+            // Listings read the index, which holds no body: this says one is kept.
+            item.insert("raw_stored".into(), AttributeValue::Bool(p.gzip.is_some()));
             item.insert("raw_len".into(), n(p.len));
             item.insert("signed_at".into(), n(p.signed_at));
         }
         let kept = if r.state == LedgerState::Parked {
             // Parked records wait for a replay, but not forever: the raw body is customer data.
-            item.insert("GSI1PK".into(), s(PARKED));
+            let pk = ledger_pk(r.provider, &r.event_id);
+            item.insert("GSI1PK".into(), s(Listing::Parked.key_of(&pk)));
             item.insert(
                 "GSI1SK".into(),
                 s(format!("{:011}#{}", r.received_at, r.event_id)),
@@ -629,7 +635,10 @@ impl DynamoBillingStore {
             .key_schema(key_el("GSI1SK", KeyType::Range)?)
             .projection(
                 Projection::builder()
-                    .projection_type(ProjectionType::All)
+                    .projection_type(ProjectionType::Include)
+                    .set_non_key_attributes(Some(
+                        listing::PROJECTED_ATTRIBUTES.map(String::from).to_vec(),
+                    ))
                     .build(),
             )
             .build()
@@ -794,11 +803,13 @@ pub fn ledger_from_item(item: &Item) -> Result<LedgerRecord, StoreError> {
     let provider = provider
         .and_then(Provider::parse)
         .ok_or_else(|| corrupt("ledger provider"))?;
+    let stored = item.get("raw_stored").and_then(|v| v.as_bool().ok()) == Some(&true);
     let parked = get_s(item, "raw_sha256").map(|sha| ParkedBody {
-        gzip: item
-            .get("raw_gzip")
-            .and_then(|v| v.as_b().ok())
-            .map(|b| b.as_ref().to_vec()),
+        // Read from the index, a kept body is known only by `raw_stored` (ports::ParkedBody).
+        gzip: match item.get("raw_gzip").and_then(|v| v.as_b().ok()) {
+            Some(b) => Some(b.as_ref().to_vec()),
+            None => stored.then(Vec::new),
+        },
         sha256: sha.to_owned(),
         len: get_n(item, "raw_len").unwrap_or(0) as usize,
         signed_at: get_n(item, "signed_at").unwrap_or(0),
@@ -1139,8 +1150,34 @@ impl BillingStore for DynamoBillingStore {
     }
 
     async fn parked(&self, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
-        let items = self.query_gsi(PARKED, limit).await?;
-        items.iter().map(ledger_from_item).collect()
+        let mut found = Vec::new();
+        let mut after = None;
+        while found.len() < limit {
+            let page = self
+                .parked_page(after.as_ref(), limit - found.len())
+                .await?;
+            found.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(found)
+    }
+
+    async fn parked_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<LedgerRecord>, StoreError> {
+        let (items, next) = self.list(Listing::Parked, after, limit).await?;
+        Ok(Page {
+            items: items
+                .iter()
+                .map(ledger_from_item)
+                .collect::<Result<_, _>>()?,
+            next,
+        })
     }
 
     async fn audit(
@@ -1164,7 +1201,9 @@ impl BillingStore for DynamoBillingStore {
     }
 
     async fn pending_outbox(&self, limit: usize) -> Result<Vec<PendingOutbox>, StoreError> {
-        let items = self.query_gsi(OUTBOX, limit).await?;
+        // The oldest `limit` over every shard: delivered items are deleted, so the next pass
+        // takes the next ones.
+        let (items, _) = self.list(Listing::PendingOutbox, None, limit).await?;
         Ok(items.iter().map(outbox_from_item).collect())
     }
 
@@ -1181,16 +1220,17 @@ impl BillingStore for DynamoBillingStore {
 
     async fn set_aside_outbox(&self, item: &UnreadableOutbox, at: i64) -> Result<(), StoreError> {
         // Re-tagged in place: the pending index no longer lists it, the raw item stays.
+        let pk = format!("OUTBOX#{}", item.id);
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(format!("OUTBOX#{}", item.id), "OUTBOX")))
+            .set_key(Some(key(pk.clone(), "OUTBOX")))
             .update_expression(
                 "SET GSI1PK = :pk, GSI1SK = :sk, unreadable_reason = :why, set_aside_at = :at",
             )
             .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":pk", s(OUTBOX_UNREADABLE))
+            .expression_attribute_values(":pk", s(Listing::SetAside.key_of(&pk)))
             .expression_attribute_values(":sk", s(format!("{at:011}#{}", item.id)))
             .expression_attribute_values(":why", s(item.reason.clone()))
             .expression_attribute_values(":at", n(at))
@@ -1209,17 +1249,19 @@ impl BillingStore for DynamoBillingStore {
 
     async fn requeue_outbox(&self, id: &str, at: i64) -> Result<bool, StoreError> {
         // Re-tagged in place, the inverse of `set_aside_outbox`: only an item set aside, so a
-        // second requeue (or one of an item deleted meanwhile) changes nothing.
+        // second requeue (or one of an item deleted meanwhile) changes nothing. Pending again
+        // under its own shard, as the commit wrote it.
+        let pk = format!("OUTBOX#{id}");
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(format!("OUTBOX#{id}"), "OUTBOX")))
+            .set_key(Some(key(pk.clone(), "OUTBOX")))
             .update_expression(
                 "SET GSI1PK = :pk, GSI1SK = :sk REMOVE unreadable_reason, set_aside_at",
             )
             .condition_expression("attribute_exists(set_aside_at)")
-            .expression_attribute_values(":pk", s(OUTBOX))
+            .expression_attribute_values(":pk", s(Listing::PendingOutbox.key_of(&pk)))
             .expression_attribute_values(":sk", s(format!("{at:011}#{id}")))
             .send()
             .await;
@@ -1235,15 +1277,36 @@ impl BillingStore for DynamoBillingStore {
     }
 
     async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError> {
-        let items = self.query_gsi(OUTBOX_UNREADABLE, limit).await?;
-        Ok(items
+        let mut found = Vec::new();
+        let mut after = None;
+        while found.len() < limit {
+            let page = self
+                .unreadable_page(after.as_ref(), limit - found.len())
+                .await?;
+            found.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(found)
+    }
+
+    async fn unreadable_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<SetAsideOutbox>, StoreError> {
+        let (items, next) = self.list(Listing::SetAside, after, limit).await?;
+        let items = items
             .iter()
             .map(|i| SetAsideOutbox {
                 id: outbox_id(i).to_owned(),
                 reason: get_s(i, "unreadable_reason").unwrap_or_default().to_owned(),
                 set_aside_at: get_n(i, "set_aside_at").unwrap_or(0),
             })
-            .collect())
+            .collect();
+        Ok(Page { items, next })
     }
 }
 
@@ -1297,19 +1360,23 @@ impl DynamoBillingStore {
         ))
     }
 
-    async fn query_gsi(&self, partition: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("GSI1PK = :pk")
-            .expression_attribute_values(":pk", s(partition))
-            .limit(limit.clamp(1, 1000) as i32)
-            .send()
-            .await
-            .map_err(failed)?;
-        Ok(out.items().to_vec())
+    /// One page of a sharded listing, oldest first (`listing::page`).
+    async fn list(
+        &self,
+        listing: Listing,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<Item>, Option<Cursor>), StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        listing::page(
+            &self.client,
+            &self.table,
+            listing,
+            after,
+            limit,
+            Order::OldestFirst,
+        )
+        .await
     }
 }
 
@@ -1341,7 +1408,7 @@ mod tests {
         };
         assert_eq!(
             (text("PK"), text("SK"), text("GSI1PK")),
-            (Some("OUTBOX#chg_1"), Some("OUTBOX"), Some("OUTBOX"))
+            (Some("OUTBOX#chg_1"), Some("OUTBOX"), Some("OUTBOX#19"))
         );
         assert_eq!(read_outbox_doc("chg_1", text("doc")), Ok(m));
         let mut odd = key("OUTBOX#x".into(), "OUTBOX");
@@ -1349,6 +1416,46 @@ mod tests {
         let err = stream_image(&odd).expect_err("a string set is not converted");
         assert!(err.to_string().contains("attribute doc"), "{err}");
         assert!(!err.to_string().contains("user_42"), "{err}");
+    }
+
+    /// Issue 17, point 2: no index partition key is written by every event. The outbox items
+    /// and parked records of 6,400 different events spread over the listing's 64 shards, each
+    /// taking no more than twice its share (today every one of them is written under `OUTBOX`
+    /// or `PARKED`: one partition, 1,000 write units a second, for the whole table).
+    #[test]
+    fn different_events_write_different_index_keys_within_the_shard_space() {
+        use std::collections::HashMap as Counts;
+        let store = unsendable_store();
+        let shards = listing::LISTING_SHARDS as usize;
+        let events = 100 * shards;
+        let mut outbox: Counts<String, usize> = Counts::new();
+        let mut parked: Counts<String, usize> = Counts::new();
+        for i in 0..events {
+            let m = OutboxMessage {
+                id: format!("chg_{i}"),
+                kind: "access.changed".into(),
+                body: serde_json::json!({}),
+                created_at: 1_735_689_600,
+            };
+            let item = outbox_item(&m).expect("item");
+            *outbox
+                .entry(get_s(&item, "GSI1PK").expect("pk").into())
+                .or_default() += 1;
+            let mut r = record("customer.subscription.updated");
+            r.event_id = EventId::new(format!("evt_{i}"));
+            r.state = LedgerState::Parked;
+            let item = store.ledger_item(&r);
+            *parked
+                .entry(get_s(&item, "GSI1PK").expect("pk").into())
+                .or_default() += 1;
+        }
+        for (what, counts) in [("outbox", &outbox), ("parked", &parked)] {
+            assert_eq!(counts.len(), shards, "{what}: {counts:?}");
+            assert!(
+                counts.values().all(|&c| c <= 2 * events / shards),
+                "{what}: {counts:?}"
+            );
+        }
     }
 
     #[test]
