@@ -16,12 +16,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use billing::adapters::dynamo::{DynamoBillingStore, Retention};
 use billing::adapters::email_store::DynamoEmailLedger;
 use billing::adapters::email_testing::InMemoryMailer;
-use billing::adapters::memory::InMemoryQueue;
+use billing::adapters::sqs::SqsQueue;
 use billing::domain::events::EmailAddress;
 use billing::emails::kinds::{EmailKind, EmailSettings};
 use billing::emails::send::{EmailSender, SendPolicy, SqsEvent, SqsRecord};
 use billing::http::local_router;
-use billing::ports::{FixedClock, OutboxMessage};
+use billing::ports::FixedClock;
 use billing::providers::stripe::event::Envelope;
 use billing::providers::stripe::pipeline;
 use billing::providers::stripe::translate::family_of;
@@ -56,9 +56,14 @@ impl Recorder {
     }
 }
 
-/// The SDK interceptor: reads each DynamoDB request as it is about to be sent.
+/// The SDK interceptor: reads each request as it is about to be sent. On an SQS client
+/// (`queues`: each queue's URL and logical id in the template) a send is recorded as the
+/// `[calls]` entry `sqs:<action>` on that queue.
 #[derive(Debug, Clone)]
-struct Recording(Arc<Recorder>);
+struct Recording {
+    recorder: Arc<Recorder>,
+    queues: Option<HashMap<String, String>>,
+}
 
 impl Intercept for Recording {
     fn name(&self) -> &'static str {
@@ -79,8 +84,24 @@ impl Intercept for Recording {
             .bytes()
             .and_then(|b| serde_json::from_slice(b).ok())
             .unwrap_or(Value::Null);
-        let calls = calls_of(action, &body);
-        self.0.calls.lock().expect("recorder lock").extend(calls);
+        let calls = match &self.queues {
+            Some(queues) => {
+                let url = body["QueueUrl"].as_str().unwrap_or_default();
+                let queue = queues.get(url).cloned().unwrap_or_else(|| url.to_owned());
+                vec![Call {
+                    resource: "calls".into(),
+                    action: format!("sqs:{action}"),
+                    key: queue,
+                    attributes: BTreeSet::new(),
+                }]
+            }
+            None => calls_of(action, &body),
+        };
+        self.recorder
+            .calls
+            .lock()
+            .expect("recorder lock")
+            .extend(calls);
         Ok(())
     }
 }
@@ -195,7 +216,8 @@ fn calls_of(action: &str, body: &Value) -> Vec<Call> {
     }
 }
 
-/// A function's list: (resource, action) -> partition-key patterns and, if named, attributes.
+/// A function's list: (resource, action) -> partition-key patterns and, if named, attributes;
+/// its `[calls]` as ("calls", action) -> resources.
 type Listed = HashMap<(String, String), (Vec<String>, Option<Vec<String>>)>;
 
 fn strings(item: Option<&toml_edit::Item>) -> Vec<String> {
@@ -215,6 +237,14 @@ fn load(path: &Path, listed: &mut Listed) {
     let root = doc.as_table();
     for include in strings(root.get("include")) {
         load(&path.parent().expect("a directory").join(include), listed);
+    }
+    if let Some(calls) = root.get("calls").and_then(toml_edit::Item::as_table_like) {
+        for (action, resources) in calls.iter() {
+            let slot = listed
+                .entry(("calls".into(), action.to_owned()))
+                .or_default();
+            slot.0.extend(strings(Some(resources)));
+        }
     }
     let Some(dynamo) = root
         .get("dynamodb")
@@ -265,7 +295,20 @@ fn like(pattern: &[u8], value: &[u8]) -> bool {
 
 /// Why `call` is outside `list`, if it is.
 fn outside(list: &Listed, call: &Call) -> Option<String> {
-    let Some((keys, names)) = list.get(&(call.resource.clone(), call.action.clone())) else {
+    let slot = list.get(&(call.resource.clone(), call.action.clone()));
+    if call.resource == "calls" {
+        // Another service's call: its resource must be listed under `[calls]`.
+        let listed = slot
+            .map(|(resources, _)| resources.as_slice())
+            .unwrap_or_default();
+        return (!listed.contains(&call.key)).then(|| {
+            format!(
+                "{} on {} is not in [calls] ({listed:?})",
+                call.action, call.key
+            )
+        });
+    }
+    let Some((keys, names)) = slot else {
         return Some(format!(
             "dynamodb:{} on {} is not listed",
             call.action, call.resource
@@ -308,7 +351,10 @@ fn did(calls: &[Call], action: &str) -> bool {
 /// A DynamoDB client on moto that records every request into `recorder`.
 fn recorded_client(recorder: &Arc<Recorder>) -> aws_sdk_dynamodb::Client {
     let conf = aws_sdk_dynamodb::config::Builder::from(&sdk_config())
-        .interceptor(Recording(recorder.clone()))
+        .interceptor(Recording {
+            recorder: recorder.clone(),
+            queues: None,
+        })
         .build();
     aws_sdk_dynamodb::Client::from_conf(conf)
 }
@@ -451,8 +497,8 @@ fn stream_record(sequence: usize, item: &HashMap<String, AttributeValue>) -> Val
 }
 
 /// The relay: a stream batch of every outbox item the deliveries wrote, and one unreadable item
-/// (set aside). Returns the email jobs it routed to the email queue.
-async fn relay_batch(store: &Arc<DynamoBillingStore>, recorder: &Recorder) -> Vec<OutboxMessage> {
+/// (set aside), sent to queues in moto. Returns the email jobs as the email queue hands them over.
+async fn relay_batch(store: &Arc<DynamoBillingStore>, recorder: &Arc<Recorder>) -> Vec<SqsRecord> {
     let client = aws_sdk_dynamodb::Client::new(&sdk_config());
     client
         .put_item()
@@ -478,10 +524,21 @@ async fn relay_batch(store: &Arc<DynamoBillingStore>, recorder: &Recorder) -> Ve
         .map(|(i, item)| stream_record(i + 1, item))
         .collect();
     let event: StreamEvent = serde_json::from_value(json!({ "Records": records })).expect("event");
-    let emails = Arc::new(InMemoryQueue::default());
+    let (sqs, feed_url) = moto_queue("feed").await;
+    let (_, email_url) = moto_queue("jobs").await;
+    let queues = [(&feed_url, "FeedQueue"), (&email_url, "EmailQueue")];
+    let recording = Recording {
+        recorder: recorder.clone(),
+        queues: Some(queues.map(|(u, n)| (u.clone(), n.to_owned())).into()),
+    };
+    let sends = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&sdk_config())
+            .interceptor(recording)
+            .build(),
+    );
     let routed = RoutedQueue {
-        feed: Arc::new(InMemoryQueue::default()),
-        emails: Some(emails.clone()),
+        feed: Arc::new(SqsQueue::new(sends.clone(), feed_url)),
+        emails: Some(Arc::new(SqsQueue::new(sends, email_url.clone()))),
     };
     store.warm_up().await;
     let answer = handle_stream_batch(store.as_ref(), &routed, &Metrics::memory(), &event).await;
@@ -489,18 +546,25 @@ async fn relay_batch(store: &Arc<DynamoBillingStore>, recorder: &Recorder) -> Ve
     let calls = recorder.take();
     assert_within("functions/relay", &calls, "stream batch");
     assert!(
-        did(&calls, "DeleteItem") && did(&calls, "UpdateItem"),
+        did(&calls, "DeleteItem") && did(&calls, "UpdateItem") && did(&calls, "sqs:SendMessage"),
         "{calls:?}"
     );
-    let jobs = emails.sent.lock().expect("queue lock").clone();
-    jobs
+    let received = receive_all(&sqs, &email_url).await;
+    received
+        .into_iter()
+        .map(|(id, _, body)| SqsRecord {
+            message_id: id,
+            body: body.to_string(),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// The emails function: the relayed jobs and a permanent bounce, in one SQS batch.
 async fn email_batch(
     store: &Arc<DynamoBillingStore>,
     recorder: &Arc<Recorder>,
-    jobs: &[OutboxMessage],
+    jobs: Vec<SqsRecord>,
 ) {
     assert!(!jobs.is_empty(), "the fixtures queue email jobs");
     // The ledger's own client, recording like the store's.
@@ -519,14 +583,7 @@ async fn email_batch(
         metrics: Arc::new(Metrics::memory()),
         policy: SendPolicy::default(),
     };
-    let mut records: Vec<SqsRecord> = jobs
-        .iter()
-        .map(|m| SqsRecord {
-            message_id: m.id.clone(),
-            body: m.body.to_string(),
-            ..Default::default()
-        })
-        .collect();
+    let mut records = jobs;
     let ses = json!({"eventType": "Bounce", "mail": {"messageId": "m-1"},
         "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": "gone@example.com"}]}});
     let sns = json!({"Type": "Notification", "MessageId": "sns-1", "Message": ses.to_string()});
@@ -552,7 +609,7 @@ async fn moto_permissions_the_stripe_functions_the_read_api_the_relay_and_the_em
     let app = stripe_deliveries(&store, &recorder).await;
     read_routes(&app, store.table(), &recorder).await;
     let jobs = relay_batch(&store, &recorder).await;
-    email_batch(&store, &recorder, &jobs).await;
+    email_batch(&store, &recorder, jobs).await;
 }
 
 #[tokio::test]
@@ -619,6 +676,18 @@ fn a_call_beyond_a_functions_list_is_reported() {
     assert!(
         outside(&relay, &update).is_some(),
         "an attribute beyond the list"
+    );
+    let send = |queue: &str| Call {
+        resource: "calls".into(),
+        action: "sqs:SendMessage".into(),
+        key: queue.into(),
+        attributes: BTreeSet::new(),
+    };
+    assert_eq!(outside(&relay, &send("FeedQueue")), None);
+    assert!(outside(&relay, &send("FeedDeadLetterQueue")).is_some());
+    assert!(
+        outside(&list, &send("FeedQueue")).is_some(),
+        "checkout sends nothing"
     );
     assert!(like(b"EVT#*", b"EVT#stripe#evt_1") && !like(b"EVT#*", b"EVTX"));
     assert!(like(b"WARMUP", b"WARMUP") && !like(b"WARMUP", b"WARMUP2"));
