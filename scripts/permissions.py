@@ -14,7 +14,8 @@ from the role is a call the code makes that AWS would deny. Grants are compared 
   BatchGetItem whose keys were split over two statements would be denied.
 - any other service: (action, resource), the resource named by its logical id or parameter
   (`!Ref X`, `!GetAtt X.Arn`) or by its ARN's tail (`identity/${EmailFrom}`).
-- the managed policies SAM attaches (by name).
+- the managed policies SAM attaches (by name), and the fences that keep what they allow on
+  every resource to the function's own (`Deny` with `NotResource`: `[platform.only]`).
 
 A conditional resource or policy (`!If`) counts as granted: both branches are compared.
 """
@@ -40,6 +41,7 @@ class Grants:
         self.dynamo = {}  # (resource, action) -> {"keys": frozenset|None, "attributes": frozenset|None}
         self.calls = set()  # (action, resource)
         self.managed = set()
+        self.only = {}  # action -> frozenset: a Deny on every other resource (NotResource)
 
 
 def _as_list(v):
@@ -60,6 +62,9 @@ def _resources(value, where, problems):
         elif isinstance(r, dict) and "Fn::GetAtt" in r:
             att = r["Fn::GetAtt"]
             att = att.split(".") if isinstance(att, str) else att
+            if att[1:] == ["StreamArn"]:
+                out.append(f"{att[0]}/stream")
+                continue
             if att[1:] != ["Arn"]:
                 problems.append(f"{where}: resource {json.dumps(r)} is not an ARN")
             out.append(att[0])
@@ -88,8 +93,14 @@ def _dynamo_condition(condition, where, problems):
 
 
 def _add_statement(grants, st, where, problems):
+    if st.get("Effect") == "Deny" and "NotResource" in st and not st.get("Condition"):
+        # A fence: what a managed policy allows everywhere, kept to these resources.
+        resources = frozenset(_resources(st["NotResource"], where, problems))
+        for action in _as_list(st["Action"]):
+            grants.only[action] = resources
+        return
     if st.get("Effect") != "Allow" or "NotAction" in st or "NotResource" in st:
-        problems.append(f"{where}: only Allow statements with Action and Resource are read")
+        problems.append(f"{where}: only Allow statements with Action and Resource (and Deny with NotResource) are read")
         return
     resources = _resources(st.get("Resource", []), where, problems)
     for action in _as_list(st["Action"]):
@@ -168,8 +179,10 @@ def _merge_list(grants, doc, where, problems):
             grants.calls |= {(action, r) for r in resources}
     platform = doc.get("platform", {})
     grants.managed |= set(platform.get("managed", []))
+    for action, resources in platform.get("only", {}).items():
+        grants.only[action] = frozenset(resources)
     for action, resources in platform.items():
-        if action != "managed":
+        if action not in ("managed", "only"):
             grants.calls |= {(action, r) for r in resources}
 
 
@@ -234,6 +247,10 @@ def compare(function, listed, granted, where):
         out.append(f"{function}: extra managed policy {m}, not in {where}")
     for m in sorted(listed.managed - granted.managed):
         out.append(f"{function}: lacks managed policy {m} listed in {where}")
+    for action in sorted(set(granted.only) | set(listed.only)):
+        g, l = granted.only.get(action), listed.only.get(action)
+        if g != l:
+            out.append(f"{function}: {action} kept to {_fmt(g, 'resource')}, {where} says {_fmt(l, 'resource')}")
     return out
 
 

@@ -3,8 +3,8 @@
     .venv-sam/bin/python scripts/test_permissions.py
 
 The real template passes; a copy with one grant beyond a function's list (an action, a
-resource, a partition key, a condition dropped, a secret, a queue, a managed policy) fails
-naming it, and so does a list entry the role lacks.
+resource, a partition key, a condition dropped, a secret, a queue, a managed policy, a fence on
+one dropped or widened) fails naming it, and so does a list entry the role lacks.
 """
 
 import copy
@@ -107,6 +107,17 @@ class Permissions(unittest.TestCase):
         def mutate(r):
             r["ApiFunction"]["Properties"]["Policies"].append("arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess")
         self.fails_with(mutate, "ApiFunction: extra managed policy AmazonDynamoDBFullAccess")
+
+    def test_a_dropped_fence_on_a_managed_policy_fails(self):
+        def mutate(r):
+            policy = r["EmailsFunction"]["Properties"]["Policies"][0]
+            policy["Statement"] = [st for st in policy["Statement"] if st.get("Sid") != "OnlyItsQueues"]
+        self.fails_with(mutate, "EmailsFunction: sqs:ReceiveMessage kept to any resource")
+
+    def test_a_wider_fence_fails(self):
+        def mutate(r):
+            statement(r, "EmailsFunction", "OnlyItsQueues")["NotResource"].append({"Fn::GetAtt": ["FeedQueue", "Arn"]})
+        self.fails_with(mutate, "EmailsFunction: sqs:DeleteMessage kept to ['EmailBounceQueue', 'EmailQueue', 'FeedQueue']")
 
     def test_a_call_of_the_list_the_role_lacks_fails(self):
         def mutate(r):
