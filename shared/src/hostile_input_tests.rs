@@ -100,7 +100,7 @@ fn a_huge_entitlement_list_keeps_at_most_one_page_and_says_it_is_partial() {
         panic!("not an entitlements event: {event:?}");
     };
     assert!(
-        entitlements.lookup_keys.len() <= 100,
+        entitlements.lookup_keys.len() <= crate::providers::stripe::entitlements::MAX_KEYS,
         "{} keys kept",
         entitlements.lookup_keys.len()
     );
@@ -127,7 +127,7 @@ fn a_huge_schedule_keeps_a_bounded_number_of_phases() {
         panic!("not a schedule event: {event:?}");
     };
     assert!(
-        snapshot.phases.len() <= 100,
+        snapshot.phases.len() <= crate::providers::stripe::schedule::MAX_PHASES,
         "{} phases kept",
         snapshot.phases.len()
     );
