@@ -36,7 +36,9 @@ fuzz_target!(|data: &[u8]| {
         let request: http::Request<lambda_http::Body> = request.into();
         let service = Arc::new(pipeline(
             store.clone(),
-            Arc::new(StaticSecrets::everywhere(vec![WebhookSecret::new("whsec_fuzz")])),
+            Arc::new(StaticSecrets::everywhere(vec![WebhookSecret::new(
+                "whsec_fuzz",
+            )])),
             Arc::new(FixedClock::at(NOW)),
             metrics.clone(),
             Settings::default(),

@@ -6,11 +6,11 @@
 
 use billing::providers::paypal::cert_url::{CertUrlPolicy, DEFAULT_PREFIXES};
 use billing::providers::paypal::certs::CertBundle;
+use billing::providers::paypal::translate::millis_of;
 use billing::providers::paypal::transmission::{
     parse_rfc3339, Transmission, AUTH_ALGO, CERT_URL, TRANSMISSION_ID, TRANSMISSION_SIG,
     TRANSMISSION_TIME,
 };
-use billing::providers::paypal::translate::millis_of;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -24,14 +24,20 @@ fn policy() -> &'static CertUrlPolicy {
 
 /// One of the default prefixes' hosts.
 fn paypal_host(host: Option<&str>) -> bool {
-    DEFAULT_PREFIXES.iter().any(|prefix| {
-        Some(prefix.trim_start_matches("https://").trim_end_matches('/')) == host
-    })
+    DEFAULT_PREFIXES
+        .iter()
+        .any(|prefix| Some(prefix.trim_start_matches("https://").trim_end_matches('/')) == host)
 }
 
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(6, |&b| b == b'\n');
-    let names = [TRANSMISSION_ID, TRANSMISSION_TIME, TRANSMISSION_SIG, CERT_URL, AUTH_ALGO];
+    let names = [
+        TRANSMISSION_ID,
+        TRANSMISSION_TIME,
+        TRANSMISSION_SIG,
+        CERT_URL,
+        AUTH_ALGO,
+    ];
     let mut headers = http::HeaderMap::new();
     let mut values: Vec<&[u8]> = Vec::new();
     for name in names {

@@ -36,7 +36,12 @@ fn secrets() -> Arc<StaticSecrets> {
 fuzz_target!(|data: &[u8]| {
     let clock = Arc::new(FixedClock::at(NOW));
     let metrics = Arc::new(Metrics::memory());
-    let stripe = StripeProvider::new(secrets(), clock.clone(), metrics.clone(), Settings::default());
+    let stripe = StripeProvider::new(
+        secrets(),
+        clock.clone(),
+        metrics.clone(),
+        Settings::default(),
+    );
     let read = stripe.read(data);
     let _ = PaypalProvider::read_only().read(data);
 

@@ -18,7 +18,9 @@ fn nested(prefix: &str) -> String {
 
 /// A Stripe event of `event_type` around `object` (already JSON text).
 fn stripe_event(event_type: &str, object: &str) -> String {
-    format!(r#"{{"id":"evt_hostile","type":"{event_type}","created":1,"data":{{"object":{object}}}}}"#)
+    format!(
+        r#"{{"id":"evt_hostile","type":"{event_type}","created":1,"data":{{"object":{object}}}}}"#
+    )
 }
 
 fn stripe_read(body: &str) -> Result<BillingEvent, String> {
@@ -66,7 +68,11 @@ fn deep_nesting_is_no_lambda_event_outbox_doc_or_email_job() {
     assert!(serde_json::from_str::<aws_lambda_events::event::dynamodb::Event>(&body).is_err());
     let doc = nested(r#"{"id":"m1","kind":"access.changed","created_at":1,"body":"#);
     let unreadable = crate::ports::read_outbox_doc("m1", Some(&doc)).expect_err("unreadable");
-    assert!(unreadable.reason.contains("error at line"), "{}", unreadable.reason);
+    assert!(
+        unreadable.reason.contains("error at line"),
+        "{}",
+        unreadable.reason
+    );
     assert!(crate::emails::job::EmailJob::from_body(&body).is_err());
 }
 
@@ -148,7 +154,10 @@ fn ten_thousand_signature_items_are_refused_before_any_mac() {
     let (_, v1) = valid.split_once(",v1=").expect("a v1");
     // 10,000 `v1` items, the valid one last; 10,000 bare items; 10,000 unknown keys.
     for header in [
-        format!("t={T}{},v1={v1}", format!(",v1={}", "0".repeat(64)).repeat(9_999)),
+        format!(
+            "t={T}{},v1={v1}",
+            format!(",v1={}", "0".repeat(64)).repeat(9_999)
+        ),
         format!("t={T},v1={v1}{}", ",".repeat(10_000)),
         format!("t={T},v1={v1}{}", ",x=1".repeat(10_000)),
     ] {
