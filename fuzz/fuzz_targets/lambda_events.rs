@@ -28,10 +28,27 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+fn marked_base64_but_not(data: &[u8]) -> bool {
+    use base64::Engine;
+    let Ok(event) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return false;
+    };
+    let marked = event.get("isBase64Encoded") == Some(&serde_json::Value::Bool(true));
+    let body = event.get("body").and_then(serde_json::Value::as_str);
+    marked && body.is_some_and(|b| base64::engine::general_purpose::STANDARD.decode(b).is_err())
+}
+
 fuzz_target!(|data: &[u8]| {
     let store = Arc::new(InMemoryBillingStore::new());
     let metrics = Arc::new(Metrics::memory());
 
+    // lambda_http's conversion panics (its documented `expect`) on a body marked base64 that
+    // does not decode. API Gateway encodes bodies itself, so no delivery can carry one, and
+    // lambda_runtime's panic layer would answer that invocation with an error. Skipped here so
+    // the target keeps exploring; `hostile_input_tests` pins the upstream behaviour.
+    if marked_base64_but_not(data) {
+        return;
+    }
     if let Ok(request) = serde_json::from_slice::<lambda_http::request::LambdaRequest>(data) {
         let request: http::Request<lambda_http::Body> = request.into();
         let service = Arc::new(pipeline(

@@ -202,3 +202,21 @@ async fn a_signed_but_deeply_nested_body_is_parked_not_applied() {
         "{outcome:?}"
     );
 }
+
+/// Found by the `lambda_events` fuzz target: lambda_http panics (a documented `expect`) when it
+/// converts an API Gateway event whose body is marked base64 but does not decode. API Gateway
+/// never sends one (it encodes bodies itself), and lambda_runtime's panic layer would answer
+/// that invocation with an error, so the target skips such input. When this fails, upstream
+/// stopped panicking and the skip in `fuzz/fuzz_targets/lambda_events.rs` can go.
+#[test]
+fn lambda_http_panics_on_a_body_marked_base64_that_does_not_decode() {
+    let event = r#"{"version":"2.0","routeKey":"POST /x","rawPath":"/x","rawQueryString":"",
+        "headers":{},"requestContext":{"accountId":"1","apiId":"a","domainName":"d",
+        "domainPrefix":"d","http":{"method":"POST","path":"/x","protocol":"HTTP/1.1",
+        "sourceIp":"127.0.0.1","userAgent":"u"},"requestId":"r","routeKey":"POST /x",
+        "stage":"$default","time":"t","timeEpoch":0},"isBase64Encoded":true,"body":"e30=!"}"#;
+    let converted = std::panic::catch_unwind(|| lambda_http::request::from_str(event));
+    assert!(converted.is_err(), "lambda_http no longer panics");
+    let decodable = event.replace("e30=!", "e30=");
+    assert!(lambda_http::request::from_str(&decodable).is_ok());
+}
