@@ -203,20 +203,30 @@ async fn a_signed_but_deeply_nested_body_is_parked_not_applied() {
     );
 }
 
-/// Found by the `lambda_events` fuzz target: lambda_http panics (a documented `expect`) when it
-/// converts an API Gateway event whose body is marked base64 but does not decode. API Gateway
-/// never sends one (it encodes bodies itself), and lambda_runtime's panic layer would answer
-/// that invocation with an error, so the target skips such input. When this fails, upstream
-/// stopped panicking and the skip in `fuzz/fuzz_targets/lambda_events.rs` can go.
+/// Found by the `lambda_events` fuzz target: lambda_http panics (its `expect`s) converting an
+/// API Gateway event whose body is marked base64 but does not decode, or whose `host` header
+/// makes no URI. API Gateway sends neither (it encodes bodies itself, and routes by host), and
+/// lambda_runtime's panic layer would answer that invocation with an error, so the target
+/// treats a panic in the conversion as that error. When this fails, upstream stopped panicking
+/// and `convert` in `fuzz/fuzz_targets/lambda_events.rs` can call it directly.
 #[test]
-fn lambda_http_panics_on_a_body_marked_base64_that_does_not_decode() {
-    let event = r#"{"version":"2.0","routeKey":"POST /x","rawPath":"/x","rawQueryString":"",
-        "headers":{},"requestContext":{"accountId":"1","apiId":"a","domainName":"d",
-        "domainPrefix":"d","http":{"method":"POST","path":"/x","protocol":"HTTP/1.1",
-        "sourceIp":"127.0.0.1","userAgent":"u"},"requestId":"r","routeKey":"POST /x",
-        "stage":"$default","time":"t","timeEpoch":0},"isBase64Encoded":true,"body":"e30=!"}"#;
-    let converted = std::panic::catch_unwind(|| lambda_http::request::from_str(event));
-    assert!(converted.is_err(), "lambda_http no longer panics");
-    let decodable = event.replace("e30=!", "e30=");
-    assert!(lambda_http::request::from_str(&decodable).is_ok());
+fn lambda_http_panics_on_events_api_gateway_does_not_send() {
+    let event = |host: &str, base64: bool, body: &str| {
+        format!(
+            r#"{{"version":"2.0","routeKey":"POST /x","rawPath":"/x","rawQueryString":"",
+            "headers":{{"host":"{host}"}},"requestContext":{{"accountId":"1","apiId":"a",
+            "domainName":"d","domainPrefix":"d","http":{{"method":"POST","path":"/x",
+            "protocol":"HTTP/1.1","sourceIp":"127.0.0.1","userAgent":"u"}},"requestId":"r",
+            "routeKey":"POST /x","stage":"$default","time":"t","timeEpoch":0}},
+            "isBase64Encoded":{base64},"body":"{body}"}}"#
+        )
+    };
+    for bad in [
+        event("d.example", true, "e30=!"),
+        event("d}.example", false, "{{}}"),
+    ] {
+        let converted = std::panic::catch_unwind(|| lambda_http::request::from_str(&bad));
+        assert!(converted.is_err(), "lambda_http no longer panics on {bad}");
+    }
+    assert!(lambda_http::request::from_str(&event("d.example", true, "e30=")).is_ok());
 }
