@@ -733,6 +733,29 @@ impl DynamoBillingStore {
         Ok(())
     }
 
+    /// Writes a product's `STATE` item as the code before per-price items wrote it (`doc`:
+    /// that layout's JSON, every price inside), at revision `rev`: tests of the conversion.
+    pub async fn seed_old_product(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+        doc: &serde_json::Value,
+        rev: u64,
+    ) -> Result<(), StoreError> {
+        let mut item = key(product_pk(provider, product), "STATE");
+        item.insert("kind".into(), s("product"));
+        item.insert("doc".into(), s(doc.to_string()));
+        item.insert("rev".into(), n(rev));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
     fn count_read<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
         self.meter.record_read(consumed);
     }
