@@ -639,3 +639,81 @@ async fn moto_a_product_of_the_old_layout_keeps_working() {
         assert_ne!(json["state"], "parked", "{json}");
     }
 }
+
+/// A conversion cut short (some of the old prices already written as items, the old doc still
+/// in place) is finished by the next events, and two events converting the same product at
+/// once both apply: each price item is put only if absent, the record only at its revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moto_an_interrupted_and_concurrent_conversion_loses_nothing() {
+    const COUNT: usize = 120;
+    let memory = spawn_memory(false);
+    for i in 0..COUNT {
+        let id = format!("evt_old_{i:04}");
+        post_applied(&memory, &id, "price.created", NOW, many_price(i, true)).await;
+    }
+    let [entry] = memory
+        .memory
+        .as_ref()
+        .expect("memory")
+        .products()
+        .try_into()
+        .expect("one");
+    let whole = serde_json::to_value(&entry).expect("json");
+    let mut cut = entry.clone();
+    cut.prices = entry.prices.into_iter().take(40).collect();
+    let app = Arc::new(spawn_moto(false).await);
+    let dynamo = app.dynamo.as_ref().expect("dynamo");
+    dynamo.seed_product(&cut).await.expect("first 40 prices");
+    dynamo
+        .seed_old_product(
+            billing::domain::ids::Provider::Stripe,
+            &billing::domain::ids::ProductId::new(MANY),
+            &old_layout_doc(&whole),
+            3,
+        )
+        .await
+        .expect("old record");
+    let (ids, _) = every_price(&app, MANY, 100).await;
+    assert_eq!(ids.len(), COUNT, "the old doc's prices, not the 40 items");
+
+    app.faults.meet_after_load(2);
+    let tasks: Vec<_> = [5, 110]
+        .into_iter()
+        .map(|i| {
+            let app = app.clone();
+            let body = event(
+                &format!("evt_old_off_{i}"),
+                "price.updated",
+                NOW + 1,
+                many_price(i, false),
+            );
+            tokio::spawn(async move { app.post(Family::Charge, &body).await })
+        })
+        .collect();
+    for task in tasks {
+        let (status, json) = task.await.expect("task");
+        assert_eq!(
+            (status, json["state"].as_str()),
+            (StatusCode::OK, Some("applied")),
+            "{json}"
+        );
+    }
+    let (ids, _) = every_price(&app, MANY, 100).await;
+    assert_eq!(ids.len(), COUNT);
+    let (_, page) = app.get(&format!("/products/{MANY}?limit=100")).await;
+    for (i, active) in [(4, true), (5, false), (6, true)] {
+        let id = format!("price_1QxYzAbCdEfGhIjK{i:04}");
+        assert_eq!(page["prices"][&id]["active"], active, "{id}: {page}");
+    }
+    let (_, rest) = app
+        .get(&format!(
+            "/products/{MANY}?limit=100&cursor={}",
+            page["next_cursor"].as_str().expect("more")
+        ))
+        .await;
+    assert_eq!(
+        rest["prices"]["price_1QxYzAbCdEfGhIjK0110"]["active"], false,
+        "{rest}"
+    );
+    assert_eq!(page["kind"], "subscription");
+}
