@@ -156,18 +156,8 @@ fn price_sk(price: &PriceId) -> String {
     format!("{PRICE_PREFIX}{price}")
 }
 
-/// A product's own record as its item.
-/// A product's own record. An item of the layout before prices were items of their own holds
-/// them all in its `doc` (a top-level `prices` map; a quote inside a string is escaped, so only
-/// that key matches): it is refused as corrupt rather than read without its prices.
-pub(crate) fn product_record(item: &Item) -> Result<Stored<ProductRecord>, StoreError> {
-    if get_s(item, "doc").is_some_and(|d| d.contains("\"prices\":{")) {
-        return Err(corrupt(
-            "product item in the layout before prices were items of their own",
-        ));
-    }
-    stored(item, "product")
-}
+mod old_products;
+pub(crate) use old_products::product_state;
 
 pub(crate) fn product_item(own: &ProductRecord, rev: Option<u64>) -> Result<Item, StoreError> {
     let mut item = key(product_pk(own.provider, &own.product), "STATE");
@@ -681,6 +671,45 @@ impl DynamoBillingStore {
     }
 }
 
+impl DynamoBillingStore {
+    /// One consistent read of a catalogue event's items; an old-layout product item comes back
+    /// as it is, to be converted.
+    async fn load_product_once(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        product: &ProductId,
+        price: Option<&PriceId>,
+    ) -> Result<(LoadedProduct, Option<old_products::ProductState>), StoreError> {
+        let mut keys = vec![
+            key(ledger_pk(provider, event), "EVT"),
+            key(product_pk(provider, product), "STATE"),
+        ];
+        if let Some(p) = price {
+            keys.push(key(product_pk(provider, product), &price_sk(p)));
+        }
+        let mut loaded = LoadedProduct::default();
+        let mut old = None;
+        for item in self.batch_get(keys).await? {
+            let pk = get_s(&item, "PK").unwrap_or_default();
+            let sk = get_s(&item, "SK").unwrap_or_default();
+            if pk.starts_with("EVT#") {
+                loaded.ledger = Some(ledger_from_item(&item)?);
+            } else if sk.starts_with(PRICE_PREFIX) {
+                loaded.price = Some(stored(&item, "price")?);
+            } else if pk.starts_with("PRODUCT#") {
+                let state = product_state(&item)?;
+                if state.old_prices.is_some() {
+                    old = Some(state);
+                } else {
+                    loaded.product = Some(state.stored);
+                }
+            }
+        }
+        Ok((loaded, old))
+    }
+}
+
 /// Test and benchmark builds count every request and the capacity it consumed, and may switch
 /// the size check off.
 #[cfg(feature = "testing")]
@@ -730,6 +759,29 @@ impl DynamoBillingStore {
                 return Err(StoreError::Unavailable("seed: unprocessed items".into()));
             }
         }
+        Ok(())
+    }
+
+    /// Writes a product's `STATE` item as the code before per-price items wrote it (`doc`:
+    /// that layout's JSON, every price inside), at revision `rev`: tests of the conversion.
+    pub async fn seed_old_product(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+        doc: &serde_json::Value,
+        rev: u64,
+    ) -> Result<(), StoreError> {
+        let mut item = key(product_pk(provider, product), "STATE");
+        item.insert("kind".into(), s("product"));
+        item.insert("doc".into(), s(doc.to_string()));
+        item.insert("rev".into(), n(rev));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(failed)?;
         Ok(())
     }
 
@@ -982,6 +1034,8 @@ impl BillingStore for DynamoBillingStore {
         out.items().iter().map(|i| doc(i, "invoice")).collect()
     }
 
+    /// An old-layout product is converted first (`old_products.rs`), then read again: a few
+    /// rounds at most, as only a concurrent conversion or event can make one lose.
     async fn load_product(
         &self,
         provider: Provider,
@@ -989,26 +1043,18 @@ impl BillingStore for DynamoBillingStore {
         product: &ProductId,
         price: Option<&PriceId>,
     ) -> Result<LoadedProduct, StoreError> {
-        let mut keys = vec![
-            key(ledger_pk(provider, event), "EVT"),
-            key(product_pk(provider, product), "STATE"),
-        ];
-        if let Some(p) = price {
-            keys.push(key(product_pk(provider, product), &price_sk(p)));
-        }
-        let mut loaded = LoadedProduct::default();
-        for item in self.batch_get(keys).await? {
-            let pk = get_s(&item, "PK").unwrap_or_default();
-            let sk = get_s(&item, "SK").unwrap_or_default();
-            if pk.starts_with("EVT#") {
-                loaded.ledger = Some(ledger_from_item(&item)?);
-            } else if sk.starts_with(PRICE_PREFIX) {
-                loaded.price = Some(stored(&item, "price")?);
-            } else if pk.starts_with("PRODUCT#") {
-                loaded.product = Some(product_record(&item)?);
+        for _ in 0..3 {
+            match self
+                .load_product_once(provider, event, product, price)
+                .await?
+            {
+                (loaded, None) => return Ok(loaded),
+                (_, Some(old)) => self.convert_old_product(old).await?,
             }
         }
-        Ok(loaded)
+        Err(StoreError::Contention(
+            "product item still in the old layout after converting it".into(),
+        ))
     }
 
     async fn product(
@@ -1016,16 +1062,10 @@ impl BillingStore for DynamoBillingStore {
         provider: Provider,
         product: &ProductId,
     ) -> Result<Option<Stored<ProductRecord>>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(product_pk(provider, product), "STATE")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(failed)?;
-        out.item().map(product_record).transpose()
+        Ok(self
+            .product_state_item(provider, product)
+            .await?
+            .map(|s| s.stored))
     }
 
     async fn product_prices(
@@ -1036,6 +1076,13 @@ impl BillingStore for DynamoBillingStore {
         limit: usize,
     ) -> Result<PricePage, StoreError> {
         let limit = limit.clamp(1, crate::ports::MAX_PRICE_PAGE);
+        // The read route may not write: until an event converts an old-layout product, its
+        // prices are paged from its doc (a price item of an interrupted conversion holds the
+        // same record).
+        let state = self.product_state_item(provider, product).await?;
+        if let Some(old) = state.and_then(|s| s.old_prices) {
+            return Ok(old_products::old_price_page(&old, after, limit));
+        }
         let pk = product_pk(provider, product);
         // One more than the page, so that `next` is set only when a price follows.
         let out = self
