@@ -18,6 +18,9 @@
    ones and `paypal`); the throttle alarm every function.
 7. No environment variable carries a secret value (only `..._ARN` references; an inline
    secret variable may be declared empty, so `sam local invoke --env-vars` can set it).
+8. Least privilege: each function's role in the translated template grants exactly what
+   functions/<dir>/permissions.toml lists (scripts/permissions.py): no action, resource,
+   partition key or managed policy beyond it, and nothing of it missing.
 
 Prints one line per problem and exits 1 if there is any.
 """
@@ -29,6 +32,9 @@ import sys
 
 from cfnlint.decode import decode
 from samtranslator.translator.transform import transform
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import permissions  # noqa: E402  (scripts/permissions.py, beside this file)
 
 # Service metrics the dashboard and alarms may use, with the one dimension each is read by.
 SERVICE_METRICS = {
@@ -151,7 +157,7 @@ def check_functions(template):
         routes = [(e["Properties"]["Method"], e["Properties"]["Path"], e["Properties"].get("Auth")) for e in events]
         if routes != [("POST", f"/webhooks/stripe/{fam}", {"Authorizer": "NONE"})]:
             problem(f"{logical}: routes {routes}, expected only POST /webhooks/stripe/{fam} without authoriser")
-        readable = json.dumps([s for p in props["Policies"] for s in p["Statement"] if "secretsmanager:GetSecretValue" in json.dumps(s)])
+        readable = json.dumps([s for p in props["Policies"] if "Statement" in p for s in p["Statement"] if "secretsmanager:GetSecretValue" in json.dumps(s)])
         others = [s for s in resources if s.endswith("WebhookSecret") and s != secret and s in readable]
         if others or secret not in readable:
             problem(f"{logical}: must read its own secret {secret} only (also reads {others})")
@@ -217,7 +223,11 @@ def main():
     dashboard = check_dashboard(template, emitted)
     alarms = check_alarms(template, emitted)
     check_alarm_coverage(template)
+    source = json.loads(json.dumps(template, default=str))
     translated = translate(json.loads(json.dumps(template, default=str)), out_path)
+    root = os.path.dirname(os.path.abspath(path))
+    for p in permissions.check(source, translated, root):
+        problem(p)
     kinds = sorted({r["Type"] for r in translated["Resources"].values()})
     print(f"check_template: {dashboard} dashboard metrics and {alarms} alarm metrics checked; "
           f"translated to {len(translated['Resources'])} resources ({len(kinds)} types) in {out_path}")

@@ -15,9 +15,12 @@ pub enum EmailsCommand {
     /// Sent-email records, newest change first, one JSON line each: kind, object, state,
     /// SES message id or reason, attempts, time. Never an address.
     List {
-        /// How many records.
+        /// How many records (the newest), over every page.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
         limit: u16,
+        /// Every record, page after page (instead of --limit).
+        #[arg(long, conflicts_with = "limit")]
+        all: bool,
     },
     /// Move every message of the email dead-letter queue (BILLING_EMAIL_DLQ_URL) back to the
     /// email queue (BILLING_EMAIL_QUEUE_URL). A job already finished is not sent again.
@@ -34,13 +37,11 @@ fn required(name: &str) -> Result<String, String> {
 pub async fn command(app: &App, cmd: EmailsCommand) -> Result<(), String> {
     let sdk = billing::app::sdk_loader(&app.config.bounds).load().await;
     match cmd {
-        EmailsCommand::List { limit } => {
+        EmailsCommand::List { limit, all } => {
+            let limit = if all { usize::MAX } else { usize::from(limit) };
             let ledger =
                 DynamoEmailLedger::new(aws_sdk_dynamodb::Client::new(&sdk), &app.config.table);
-            let records = ledger
-                .records(usize::from(limit))
-                .await
-                .map_err(|e| e.to_string())?;
+            let records = ledger.records(limit).await.map_err(|e| e.to_string())?;
             for r in records {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
             }

@@ -14,7 +14,7 @@
 //! billing stripe-endpoints --base-url URL [--rotate | --finish-rotation] [--dry-run]
 //!                                     create or update the Stripe webhook endpoints
 //! billing lambda-event FILE --stream [--after FILE]… [--at UNIX]   print the relay's DynamoDB Streams event
-//! billing emails list [--limit N]     sent-email records, newest first (no addresses)
+//! billing emails list [--limit N|--all] sent-email records, newest first (no addresses)
 //! billing emails redrive              move the email dead-letter queue back to the email queue
 //! ```
 
@@ -448,7 +448,11 @@ async fn replay(args: ReplayArgs) -> CliResult {
     let app = build_app_with_emails(Metrics::Off, email_settings()?.kinds).await?;
     let ids: Vec<(Provider, EventId)> = match (args.all, args.event_id) {
         (true, _) => {
-            let parked = app.store.parked(1000).await.map_err(|e| e.to_string())?;
+            // Every page of every shard: the ids first, then the replays (a replayed event
+            // leaves the listing, which would move a cursor's ground under it).
+            let parked = billing::ports::all_parked(app.store.as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
             parked
                 .into_iter()
                 .map(|r| (r.provider, r.event_id))
@@ -480,10 +484,21 @@ async fn replay(args: ReplayArgs) -> CliResult {
 
 async fn parked() -> CliResult {
     let app = build_app(Metrics::Off).await?;
-    for r in app.store.parked(1000).await.map_err(|e| e.to_string())? {
-        println!("{}", ledger_json(&r));
+    let mut after = None;
+    loop {
+        let page = app
+            .store
+            .parked_page(after.as_ref(), billing::ports::MAX_PAGE)
+            .await
+            .map_err(|e| e.to_string())?;
+        for r in &page.items {
+            println!("{}", ledger_json(r));
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(()),
+        }
     }
-    Ok(())
 }
 
 async fn relay_cmd(once: bool) -> CliResult {
@@ -636,6 +651,7 @@ mod tests {
             ],
             &["emails", "list"],
             &["emails", "list", "--limit", "5"],
+            &["emails", "list", "--all"],
             &["emails", "redrive"],
             &["outbox", "list"],
             &["outbox", "requeue", "--all"],
@@ -699,6 +715,10 @@ mod tests {
             (&["outbox", "requeue"], ErrorKind::MissingRequiredArgument),
             (
                 &["outbox", "requeue", "--all", "chg_1"],
+                ErrorKind::ArgumentConflict,
+            ),
+            (
+                &["emails", "list", "--all", "--limit", "5"],
                 ErrorKind::ArgumentConflict,
             ),
             (

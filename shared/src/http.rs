@@ -13,6 +13,7 @@ use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{
     parse_source_key, AuditRecord, LedgerRecord, StoreError, Stored, UserAccessDoc, MAX_PRICE_PAGE,
 };
+use crate::ports::{Cursor, MAX_PAGE};
 use crate::routing::Family;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -208,19 +209,65 @@ async fn event_record(
     }
 }
 
-/// Parked events, oldest first (what `billing replay --all` would re-apply).
-async fn parked_events(State(svc): State<Arc<Pipeline>>) -> Response {
-    match svc.store().parked(1000).await {
-        Ok(records) => Json(json!({"parked": records.iter().map(ledger_json).collect::<Vec<_>>()}))
-            .into_response(),
+/// A listing's page when the request names no `limit`.
+pub const DEFAULT_PAGE: usize = 100;
+
+/// A listing route's query: `cursor` (a `next_cursor` it answered before) and `limit`
+/// (1 to [`MAX_PAGE`], default [`DEFAULT_PAGE`]). Other parameters are ignored.
+fn list_query(raw: Option<&str>) -> Result<(Option<Cursor>, usize), String> {
+    let (mut cursor, mut limit) = (None, DEFAULT_PAGE);
+    for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            // A cursor is base64url: nothing in it is ever percent-encoded.
+            "cursor" => cursor = Some(Cursor::decode(value)?),
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| format!("limit must be a number from 1 to {MAX_PAGE}"))?;
+            }
+            _ => {}
+        }
+    }
+    Ok((cursor, limit))
+}
+
+fn bad_query(why: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response()
+}
+
+/// Parked events, oldest first, a page at a time (`?cursor=&limit=`; `next_cursor` is `null`
+/// on the last page): what `billing replay --all` re-applies.
+async fn parked_events(State(svc): State<Arc<Pipeline>>, RawQuery(raw): RawQuery) -> Response {
+    let (cursor, limit) = match list_query(raw.as_deref()) {
+        Ok(q) => q,
+        Err(why) => return bad_query(&why),
+    };
+    match svc.store().parked_page(cursor.as_ref(), limit).await {
+        Ok(page) => Json(json!({
+            "parked": page.items.iter().map(ledger_json).collect::<Vec<_>>(),
+            "next_cursor": page.next.map(|c| c.encode()),
+        }))
+        .into_response(),
         Err(e) => store_failure(&e),
     }
 }
 
-/// Outbox items the relay set aside as unreadable, oldest first: id, reason, time; never content.
-async fn unreadable_outbox(State(svc): State<Arc<Pipeline>>) -> Response {
-    match svc.store().unreadable_outbox(1000).await {
-        Ok(items) => Json(json!({ "unreadable": items })).into_response(),
+/// Outbox items the relay set aside, oldest first, a page at a time (as `/events/parked`):
+/// id, reason, time; never content.
+async fn unreadable_outbox(State(svc): State<Arc<Pipeline>>, RawQuery(raw): RawQuery) -> Response {
+    let (cursor, limit) = match list_query(raw.as_deref()) {
+        Ok(q) => q,
+        Err(why) => return bad_query(&why),
+    };
+    match svc.store().unreadable_page(cursor.as_ref(), limit).await {
+        Ok(page) => Json(json!({
+            "unreadable": page.items,
+            "next_cursor": page.next.map(|c| c.encode()),
+        }))
+        .into_response(),
         Err(e) => store_failure(&e),
     }
 }

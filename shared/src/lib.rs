@@ -19,3 +19,6 @@ pub mod relay;
 pub mod routing;
 pub mod secret;
 pub mod telemetry;
+
+#[cfg(test)]
+mod hostile_input_tests;

@@ -45,7 +45,8 @@ impl LedgerState {
 /// The raw bytes of a parked delivery, gzip-compressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParkedBody {
-    /// `None` when the compressed body would not fit in a DynamoDB item (see README).
+    /// `None` when the compressed body would not fit in a DynamoDB item (see README). A listing
+    /// reads the index, which holds no bodies: there a kept body is `Some` and empty.
     pub gzip: Option<Vec<u8>>,
     pub sha256: String,
     pub len: usize,
@@ -250,6 +251,99 @@ pub fn read_outbox_doc(id: &str, doc: Option<&str>) -> PendingOutbox {
         return Err(unreadable("doc id differs from its key".into()));
     }
     Ok(message)
+}
+
+/// Where a listing resumes: the index sort key (`{time:011}#{id}`) of the last item a page
+/// returned. Outside the store it travels only encoded ([`Cursor::encode`]), so callers treat
+/// it as opaque and the key format can change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(String);
+
+/// The longest encoded cursor taken: a sort key is a time, `#` and an id of a few hundred bytes.
+const MAX_CURSOR_CHARS: usize = 1024;
+
+impl Cursor {
+    pub fn after(sort_key: impl Into<String>) -> Self {
+        Self(sort_key.into())
+    }
+
+    pub fn sort_key(&self) -> &str {
+        &self.0
+    }
+
+    /// The form a URL carries: base64url without padding.
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.0)
+    }
+
+    /// Reads an encoded cursor back. Anything that is not one this store gave out is refused;
+    /// the reason never quotes the input.
+    pub fn decode(text: &str) -> Result<Self, String> {
+        use base64::Engine;
+        if text.is_empty() || text.len() > MAX_CURSOR_CHARS {
+            return Err(format!("cursor must be 1 to {MAX_CURSOR_CHARS} characters"));
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| "cursor is not one this listing returned".to_owned())?;
+        let key = String::from_utf8(bytes)
+            .map_err(|_| "cursor is not one this listing returned".to_owned())?;
+        let well_formed = key.len() > 12
+            && key.as_bytes()[..11].iter().all(u8::is_ascii_digit)
+            && key.as_bytes()[11] == b'#';
+        if !well_formed {
+            return Err("cursor is not one this listing returned".into());
+        }
+        Ok(Self(key))
+    }
+}
+
+/// The sort key of a listed item: oldest first by `at`, ties by `id` (the index's `GSI1SK`).
+pub fn listing_sort_key(at: i64, id: &str) -> String {
+    format!("{at:011}#{id}")
+}
+
+/// One page of a listing, and where the next begins (`None`: nothing after it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Cursor>,
+}
+
+/// The most items one page returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// The page of `items` (each with its sort key, in listing order) after `after`: the in-memory
+/// twins list this way, with the same cursor rule as the table.
+pub fn page_of<T>(
+    mut items: Vec<(String, T)>,
+    after: Option<&Cursor>,
+    limit: usize,
+    newest_first: bool,
+) -> Page<T> {
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    if newest_first {
+        items.reverse();
+    }
+    let mut rest: Vec<(String, T)> = items
+        .into_iter()
+        .filter(|(key, _)| match after {
+            None => true,
+            Some(c) if newest_first => key.as_str() < c.sort_key(),
+            Some(c) => key.as_str() > c.sort_key(),
+        })
+        .collect();
+    let limit = limit.clamp(1, MAX_PAGE);
+    let more = rest.len() > limit;
+    rest.truncate(limit);
+    let next = more
+        .then(|| rest.last().map(|(key, _)| Cursor::after(key.clone())))
+        .flatten();
+    Page {
+        items: rest.into_iter().map(|(_, item)| item).collect(),
+        next,
+    }
 }
 
 /// How the ledger item may be written by a commit.
@@ -489,7 +583,14 @@ pub trait BillingStore: Send + Sync {
         provider: Provider,
         event: &EventId,
     ) -> Result<Option<LedgerRecord>, StoreError>;
+    /// The oldest `limit` parked events (every page needed to find them).
     async fn parked(&self, limit: usize) -> Result<Vec<LedgerRecord>, StoreError>;
+    /// One page of parked events, oldest first, after `after`.
+    async fn parked_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<LedgerRecord>, StoreError>;
     /// Audit entries of one source, newest first.
     async fn audit(
         &self,
@@ -512,6 +613,27 @@ pub trait BillingStore: Send + Sync {
     /// relay to send again. `Ok(false)`: no set-aside item has this id (never set aside, already
     /// requeued, or deleted).
     async fn requeue_outbox(&self, id: &str, at: i64) -> Result<bool, StoreError>;
+
+    /// One page of the items set aside, oldest first, after `after`.
+    async fn unreadable_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<SetAsideOutbox>, StoreError>;
+}
+
+/// Every parked event, page after page (what `billing replay --all` replays).
+pub async fn all_parked(store: &dyn BillingStore) -> Result<Vec<LedgerRecord>, StoreError> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.parked_page(after.as_ref(), MAX_PAGE).await?;
+        all.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(all),
+        }
+    }
 }
 
 /// Why a send failed: worth another try, or refused for good.

@@ -15,12 +15,15 @@
 //! | price     | `PRODUCT#{provider}#{prod}`| `PRICE#{price}`         | one price's record `doc`, `rev`        |
 //! | product audit | `PRODUCT#{provider}#{prod}` | `AUDIT#{created:011}#{event}` | never expires             |
 //!
-//! GSI1 (`GSI1PK`, `GSI1SK`) is sparse: parked events (`PARKED`), pending outbox messages
-//! (`OUTBOX`) and outbox items set aside as unreadable (`OUTBOX_UNREADABLE`), each ordered by time,
-//! and each customer's invoices (`INVOICES#{provider}#{customer}`, by the invoice's `created`).
+//! The index `Listings` (keys `GSI1PK`, `GSI1SK`; only the attributes listings read, never a
+//! parked body) is sparse: parked events (`PARKED#{shard}`), pending outbox messages
+//! (`OUTBOX#{shard}`) and outbox items set aside (`OUTBOX_UNREADABLE#{shard}`), each ordered by
+//! time and sharded so that no index partition takes every event's write (`listing.rs`), and
+//! each customer's invoices (`INVOICES#{provider}#{customer}`, by the invoice's `created`).
 
 #[cfg(feature = "testing")]
 use super::capacity::{billed_write_units, CapacityMeter};
+use super::listing::{self, Listing, Order};
 use super::sdk_error::Describe;
 use crate::domain::catalogue::{PriceRecord, ProductRecord};
 use crate::domain::charge::Charge;
@@ -30,10 +33,10 @@ use crate::domain::ids::{CustomerId, EventId, InvoiceId, PriceId, ProductId, Pro
 use crate::domain::invoice::Invoice;
 use crate::ports::Beside;
 use crate::ports::{
-    read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
-    LedgerState, Loaded, LoadedProduct, OutboxMessage, ParkedBody, PendingOutbox, PricePage,
-    ProductWrite, PurchaseKey, PurchaseWrite, SetAsideOutbox, StoreError, Stored, UnreadableOutbox,
-    UserAccessDoc,
+    read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, Cursor, LedgerGuard,
+    LedgerRecord, LedgerState, Loaded, LoadedProduct, OutboxMessage, Page, ParkedBody,
+    PendingOutbox, PricePage, ProductWrite, PurchaseKey, PurchaseWrite, SetAsideOutbox, StoreError,
+    Stored, UnreadableOutbox, UserAccessDoc, MAX_PAGE,
 };
 use crate::routing::Family;
 use async_trait::async_trait;
@@ -56,10 +59,8 @@ use std::sync::Arc;
 
 type Item = HashMap<String, AttributeValue>;
 
-pub const GSI1: &str = "GSI1";
-const PARKED: &str = "PARKED";
-const OUTBOX: &str = "OUTBOX";
-const OUTBOX_UNREADABLE: &str = "OUTBOX_UNREADABLE";
+/// The table's one index (named for the `GSI1PK`/`GSI1SK` keys it kept from its predecessor).
+pub const GSI1: &str = listing::LISTINGS_INDEX;
 
 /// An item's size by DynamoDB's rules: attribute names plus values (numbers approximated by
 /// their digit count, which DynamoDB stores in about half as many bytes plus one).
@@ -158,18 +159,8 @@ fn price_sk(price: &PriceId) -> String {
     format!("{PRICE_PREFIX}{price}")
 }
 
-/// A product's own record as its item.
-/// A product's own record. An item of the layout before prices were items of their own holds
-/// them all in its `doc` (a top-level `prices` map; a quote inside a string is escaped, so only
-/// that key matches): it is refused as corrupt rather than read without its prices.
-pub(crate) fn product_record(item: &Item) -> Result<Stored<ProductRecord>, StoreError> {
-    if get_s(item, "doc").is_some_and(|d| d.contains("\"prices\":{")) {
-        return Err(corrupt(
-            "product item in the layout before prices were items of their own",
-        ));
-    }
-    stored(item, "product")
-}
+mod old_products;
+pub(crate) use old_products::product_state;
 
 pub(crate) fn product_item(own: &ProductRecord, rev: Option<u64>) -> Result<Item, StoreError> {
     let mut item = key(product_pk(own.provider, &own.product), "STATE");
@@ -296,10 +287,11 @@ fn stored<T: DeserializeOwned>(item: &Item, what: &str) -> Result<Stored<T>, Sto
 /// The outbox item of `m` as the commit writes it; the table's stream carries this image to
 /// the relay (`billing lambda-event --stream` prints it).
 pub fn outbox_item(m: &OutboxMessage) -> Result<Item, StoreError> {
-    let mut item = key(format!("OUTBOX#{}", m.id), "OUTBOX");
+    let pk = format!("OUTBOX#{}", m.id);
+    let mut item = key(pk.clone(), "OUTBOX");
     item.insert("kind".into(), s("outbox"));
     item.insert("doc".into(), s(to_json(m)?));
-    item.insert("GSI1PK".into(), s(OUTBOX));
+    item.insert("GSI1PK".into(), s(Listing::PendingOutbox.key_of(&pk)));
     // Oldest first; consumers need no order (README, "Change feed").
     item.insert("GSI1SK".into(), s(format!("{:011}#{}", m.created_at, m.id)));
     Ok(item)
@@ -450,12 +442,15 @@ impl DynamoBillingStore {
                 item.insert("raw_gzip".into(), AttributeValue::B(Blob::new(g.clone())));
             }
             item.insert("raw_sha256".into(), s(p.sha256.clone()));
+            // Listings read the index, which holds no body: this says one is kept.
+            item.insert("raw_stored".into(), AttributeValue::Bool(p.gzip.is_some()));
             item.insert("raw_len".into(), n(p.len));
             item.insert("signed_at".into(), n(p.signed_at));
         }
         let kept = if r.state == LedgerState::Parked {
             // Parked records wait for a replay, but not forever: the raw body is customer data.
-            item.insert("GSI1PK".into(), s(PARKED));
+            let pk = ledger_pk(r.provider, &r.event_id);
+            item.insert("GSI1PK".into(), s(Listing::Parked.key_of(&pk)));
             item.insert(
                 "GSI1SK".into(),
                 s(format!("{:011}#{}", r.received_at, r.event_id)),
@@ -678,7 +673,10 @@ impl DynamoBillingStore {
             .key_schema(key_el("GSI1SK", KeyType::Range)?)
             .projection(
                 Projection::builder()
-                    .projection_type(ProjectionType::All)
+                    .projection_type(ProjectionType::Include)
+                    .set_non_key_attributes(Some(
+                        listing::PROJECTED_ATTRIBUTES.map(String::from).to_vec(),
+                    ))
                     .build(),
             )
             .build()
@@ -721,6 +719,45 @@ impl DynamoBillingStore {
     }
 }
 
+impl DynamoBillingStore {
+    /// One consistent read of a catalogue event's items; an old-layout product item comes back
+    /// as it is, to be converted.
+    async fn load_product_once(
+        &self,
+        provider: Provider,
+        event: &EventId,
+        product: &ProductId,
+        price: Option<&PriceId>,
+    ) -> Result<(LoadedProduct, Option<old_products::ProductState>), StoreError> {
+        let mut keys = vec![
+            key(ledger_pk(provider, event), "EVT"),
+            key(product_pk(provider, product), "STATE"),
+        ];
+        if let Some(p) = price {
+            keys.push(key(product_pk(provider, product), &price_sk(p)));
+        }
+        let mut loaded = LoadedProduct::default();
+        let mut old = None;
+        for item in self.batch_get(keys).await? {
+            let pk = get_s(&item, "PK").unwrap_or_default();
+            let sk = get_s(&item, "SK").unwrap_or_default();
+            if pk.starts_with("EVT#") {
+                loaded.ledger = Some(ledger_from_item(&item)?);
+            } else if sk.starts_with(PRICE_PREFIX) {
+                loaded.price = Some(stored(&item, "price")?);
+            } else if pk.starts_with("PRODUCT#") {
+                let state = product_state(&item)?;
+                if state.old_prices.is_some() {
+                    old = Some(state);
+                } else {
+                    loaded.product = Some(state.stored);
+                }
+            }
+        }
+        Ok((loaded, old))
+    }
+}
+
 /// Test and benchmark builds count every request and the capacity it consumed, and may switch
 /// the size check off.
 #[cfg(feature = "testing")]
@@ -742,12 +779,37 @@ impl DynamoBillingStore {
         &self,
         entry: &crate::domain::catalogue::CatalogueEntry,
     ) -> Result<(), StoreError> {
-        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
         let own = &entry.product;
         let mut items = vec![product_item(own, None)?];
         for (id, record) in &entry.prices {
             items.push(price_item(own.provider, &own.product, id, record, None)?);
         }
+        self.batch_put(&items).await
+    }
+
+    /// Writes a customer's purchase items (and their intent pointers) straight into the table,
+    /// 25 items a request: tests and benchmarks of long histories, which through commits would
+    /// cost moto a copy of the table per transaction.
+    pub async fn seed_purchases(
+        &self,
+        provider: Provider,
+        customer: &CustomerId,
+        purchases: &[PurchaseWrite],
+    ) -> Result<(), StoreError> {
+        let mut items = Vec::new();
+        for w in purchases {
+            items.extend(
+                purchase_items(provider, customer, w)?
+                    .into_iter()
+                    .map(|(i, _)| i),
+            );
+        }
+        self.batch_put(&items).await
+    }
+
+    /// Unconditional puts, 25 items a `BatchWriteItem` (the seeders above).
+    async fn batch_put(&self, items: &[Item]) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
         for chunk in items.chunks(25) {
             let requests = chunk
                 .iter()
@@ -770,6 +832,29 @@ impl DynamoBillingStore {
                 return Err(StoreError::Unavailable("seed: unprocessed items".into()));
             }
         }
+        Ok(())
+    }
+
+    /// Writes a product's `STATE` item as the code before per-price items wrote it (`doc`:
+    /// that layout's JSON, every price inside), at revision `rev`: tests of the conversion.
+    pub async fn seed_old_product(
+        &self,
+        provider: Provider,
+        product: &ProductId,
+        doc: &serde_json::Value,
+        rev: u64,
+    ) -> Result<(), StoreError> {
+        let mut item = key(product_pk(provider, product), "STATE");
+        item.insert("kind".into(), s("product"));
+        item.insert("doc".into(), s(doc.to_string()));
+        item.insert("rev".into(), n(rev));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(failed)?;
         Ok(())
     }
 
@@ -843,11 +928,13 @@ pub fn ledger_from_item(item: &Item) -> Result<LedgerRecord, StoreError> {
     let provider = provider
         .and_then(Provider::parse)
         .ok_or_else(|| corrupt("ledger provider"))?;
+    let stored = item.get("raw_stored").and_then(|v| v.as_bool().ok()) == Some(&true);
     let parked = get_s(item, "raw_sha256").map(|sha| ParkedBody {
-        gzip: item
-            .get("raw_gzip")
-            .and_then(|v| v.as_b().ok())
-            .map(|b| b.as_ref().to_vec()),
+        // Read from the index, a kept body is known only by `raw_stored` (ports::ParkedBody).
+        gzip: match item.get("raw_gzip").and_then(|v| v.as_b().ok()) {
+            Some(b) => Some(b.as_ref().to_vec()),
+            None => stored.then(Vec::new),
+        },
         sha256: sha.to_owned(),
         len: get_n(item, "raw_len").unwrap_or(0) as usize,
         signed_at: get_n(item, "signed_at").unwrap_or(0),
@@ -1096,6 +1183,8 @@ impl BillingStore for DynamoBillingStore {
         out.items().iter().map(|i| doc(i, "invoice")).collect()
     }
 
+    /// An old-layout product is converted first (`old_products.rs`), then read again: a few
+    /// rounds at most, as only a concurrent conversion or event can make one lose.
     async fn load_product(
         &self,
         provider: Provider,
@@ -1103,26 +1192,18 @@ impl BillingStore for DynamoBillingStore {
         product: &ProductId,
         price: Option<&PriceId>,
     ) -> Result<LoadedProduct, StoreError> {
-        let mut keys = vec![
-            key(ledger_pk(provider, event), "EVT"),
-            key(product_pk(provider, product), "STATE"),
-        ];
-        if let Some(p) = price {
-            keys.push(key(product_pk(provider, product), &price_sk(p)));
-        }
-        let mut loaded = LoadedProduct::default();
-        for item in self.batch_get(keys).await? {
-            let pk = get_s(&item, "PK").unwrap_or_default();
-            let sk = get_s(&item, "SK").unwrap_or_default();
-            if pk.starts_with("EVT#") {
-                loaded.ledger = Some(ledger_from_item(&item)?);
-            } else if sk.starts_with(PRICE_PREFIX) {
-                loaded.price = Some(stored(&item, "price")?);
-            } else if pk.starts_with("PRODUCT#") {
-                loaded.product = Some(product_record(&item)?);
+        for _ in 0..3 {
+            match self
+                .load_product_once(provider, event, product, price)
+                .await?
+            {
+                (loaded, None) => return Ok(loaded),
+                (_, Some(old)) => self.convert_old_product(old).await?,
             }
         }
-        Ok(loaded)
+        Err(StoreError::Contention(
+            "product item still in the old layout after converting it".into(),
+        ))
     }
 
     async fn product(
@@ -1130,16 +1211,10 @@ impl BillingStore for DynamoBillingStore {
         provider: Provider,
         product: &ProductId,
     ) -> Result<Option<Stored<ProductRecord>>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(product_pk(provider, product), "STATE")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(failed)?;
-        out.item().map(product_record).transpose()
+        Ok(self
+            .product_state_item(provider, product)
+            .await?
+            .map(|s| s.stored))
     }
 
     async fn product_prices(
@@ -1150,6 +1225,13 @@ impl BillingStore for DynamoBillingStore {
         limit: usize,
     ) -> Result<PricePage, StoreError> {
         let limit = limit.clamp(1, crate::ports::MAX_PRICE_PAGE);
+        // The read route may not write: until an event converts an old-layout product, its
+        // prices are paged from its doc (a price item of an interrupted conversion holds the
+        // same record).
+        let state = self.product_state_item(provider, product).await?;
+        if let Some(old) = state.and_then(|s| s.old_prices) {
+            return Ok(old_products::old_price_page(&old, after, limit));
+        }
         let pk = product_pk(provider, product);
         // One more than the page, so that `next` is set only when a price follows.
         let out = self
@@ -1264,8 +1346,34 @@ impl BillingStore for DynamoBillingStore {
     }
 
     async fn parked(&self, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
-        let items = self.query_gsi(PARKED, limit).await?;
-        items.iter().map(ledger_from_item).collect()
+        let mut found = Vec::new();
+        let mut after = None;
+        while found.len() < limit {
+            let page = self
+                .parked_page(after.as_ref(), limit - found.len())
+                .await?;
+            found.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(found)
+    }
+
+    async fn parked_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<LedgerRecord>, StoreError> {
+        let (items, next) = self.list(Listing::Parked, after, limit).await?;
+        Ok(Page {
+            items: items
+                .iter()
+                .map(ledger_from_item)
+                .collect::<Result<_, _>>()?,
+            next,
+        })
     }
 
     async fn audit(
@@ -1289,7 +1397,9 @@ impl BillingStore for DynamoBillingStore {
     }
 
     async fn pending_outbox(&self, limit: usize) -> Result<Vec<PendingOutbox>, StoreError> {
-        let items = self.query_gsi(OUTBOX, limit).await?;
+        // The oldest `limit` over every shard: delivered items are deleted, so the next pass
+        // takes the next ones.
+        let (items, _) = self.list(Listing::PendingOutbox, None, limit).await?;
         Ok(items.iter().map(outbox_from_item).collect())
     }
 
@@ -1306,16 +1416,17 @@ impl BillingStore for DynamoBillingStore {
 
     async fn set_aside_outbox(&self, item: &UnreadableOutbox, at: i64) -> Result<(), StoreError> {
         // Re-tagged in place: the pending index no longer lists it, the raw item stays.
+        let pk = format!("OUTBOX#{}", item.id);
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(format!("OUTBOX#{}", item.id), "OUTBOX")))
+            .set_key(Some(key(pk.clone(), "OUTBOX")))
             .update_expression(
                 "SET GSI1PK = :pk, GSI1SK = :sk, unreadable_reason = :why, set_aside_at = :at",
             )
             .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":pk", s(OUTBOX_UNREADABLE))
+            .expression_attribute_values(":pk", s(Listing::SetAside.key_of(&pk)))
             .expression_attribute_values(":sk", s(format!("{at:011}#{}", item.id)))
             .expression_attribute_values(":why", s(item.reason.clone()))
             .expression_attribute_values(":at", n(at))
@@ -1334,17 +1445,19 @@ impl BillingStore for DynamoBillingStore {
 
     async fn requeue_outbox(&self, id: &str, at: i64) -> Result<bool, StoreError> {
         // Re-tagged in place, the inverse of `set_aside_outbox`: only an item set aside, so a
-        // second requeue (or one of an item deleted meanwhile) changes nothing.
+        // second requeue (or one of an item deleted meanwhile) changes nothing. Pending again
+        // under its own shard, as the commit wrote it.
+        let pk = format!("OUTBOX#{id}");
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(format!("OUTBOX#{id}"), "OUTBOX")))
+            .set_key(Some(key(pk.clone(), "OUTBOX")))
             .update_expression(
                 "SET GSI1PK = :pk, GSI1SK = :sk REMOVE unreadable_reason, set_aside_at",
             )
             .condition_expression("attribute_exists(set_aside_at)")
-            .expression_attribute_values(":pk", s(OUTBOX))
+            .expression_attribute_values(":pk", s(Listing::PendingOutbox.key_of(&pk)))
             .expression_attribute_values(":sk", s(format!("{at:011}#{id}")))
             .send()
             .await;
@@ -1360,15 +1473,36 @@ impl BillingStore for DynamoBillingStore {
     }
 
     async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError> {
-        let items = self.query_gsi(OUTBOX_UNREADABLE, limit).await?;
-        Ok(items
+        let mut found = Vec::new();
+        let mut after = None;
+        while found.len() < limit {
+            let page = self
+                .unreadable_page(after.as_ref(), limit - found.len())
+                .await?;
+            found.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(found)
+    }
+
+    async fn unreadable_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<SetAsideOutbox>, StoreError> {
+        let (items, next) = self.list(Listing::SetAside, after, limit).await?;
+        let items = items
             .iter()
             .map(|i| SetAsideOutbox {
                 id: outbox_id(i).to_owned(),
                 reason: get_s(i, "unreadable_reason").unwrap_or_default().to_owned(),
                 set_aside_at: get_n(i, "set_aside_at").unwrap_or(0),
             })
-            .collect())
+            .collect();
+        Ok(Page { items, next })
     }
 }
 
@@ -1422,19 +1556,23 @@ impl DynamoBillingStore {
         ))
     }
 
-    async fn query_gsi(&self, partition: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("GSI1PK = :pk")
-            .expression_attribute_values(":pk", s(partition))
-            .limit(limit.clamp(1, 1000) as i32)
-            .send()
-            .await
-            .map_err(failed)?;
-        Ok(out.items().to_vec())
+    /// One page of a sharded listing, oldest first (`listing::page`).
+    async fn list(
+        &self,
+        listing: Listing,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<Item>, Option<Cursor>), StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        listing::page(
+            &self.client,
+            &self.table,
+            listing,
+            after,
+            limit,
+            Order::OldestFirst,
+        )
+        .await
     }
 }
 
@@ -1466,7 +1604,7 @@ mod tests {
         };
         assert_eq!(
             (text("PK"), text("SK"), text("GSI1PK")),
-            (Some("OUTBOX#chg_1"), Some("OUTBOX"), Some("OUTBOX"))
+            (Some("OUTBOX#chg_1"), Some("OUTBOX"), Some("OUTBOX#19"))
         );
         assert_eq!(read_outbox_doc("chg_1", text("doc")), Ok(m));
         let mut odd = key("OUTBOX#x".into(), "OUTBOX");
@@ -1474,6 +1612,46 @@ mod tests {
         let err = stream_image(&odd).expect_err("a string set is not converted");
         assert!(err.to_string().contains("attribute doc"), "{err}");
         assert!(!err.to_string().contains("user_42"), "{err}");
+    }
+
+    /// Issue 17, point 2: no index partition key is written by every event. The outbox items
+    /// and parked records of 6,400 different events spread over the listing's 64 shards, each
+    /// taking no more than twice its share (today every one of them is written under `OUTBOX`
+    /// or `PARKED`: one partition, 1,000 write units a second, for the whole table).
+    #[test]
+    fn different_events_write_different_index_keys_within_the_shard_space() {
+        use std::collections::HashMap as Counts;
+        let store = unsendable_store();
+        let shards = listing::LISTING_SHARDS as usize;
+        let events = 100 * shards;
+        let mut outbox: Counts<String, usize> = Counts::new();
+        let mut parked: Counts<String, usize> = Counts::new();
+        for i in 0..events {
+            let m = OutboxMessage {
+                id: format!("chg_{i}"),
+                kind: "access.changed".into(),
+                body: serde_json::json!({}),
+                created_at: 1_735_689_600,
+            };
+            let item = outbox_item(&m).expect("item");
+            *outbox
+                .entry(get_s(&item, "GSI1PK").expect("pk").into())
+                .or_default() += 1;
+            let mut r = record("customer.subscription.updated");
+            r.event_id = EventId::new(format!("evt_{i}"));
+            r.state = LedgerState::Parked;
+            let item = store.ledger_item(&r);
+            *parked
+                .entry(get_s(&item, "GSI1PK").expect("pk").into())
+                .or_default() += 1;
+        }
+        for (what, counts) in [("outbox", &outbox), ("parked", &parked)] {
+            assert_eq!(counts.len(), shards, "{what}: {counts:?}");
+            assert!(
+                counts.values().all(|&c| c <= 2 * events / shards),
+                "{what}: {counts:?}"
+            );
+        }
     }
 
     #[test]

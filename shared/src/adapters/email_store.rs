@@ -2,7 +2,7 @@
 //!
 //! | item        | PK                                   | SK         | notes                                   |
 //! |-------------|--------------------------------------|------------|-----------------------------------------|
-//! | email       | `EMAIL#{kind}#{provider}#{object}`   | `EMAIL`    | state, detail, token, lease_until, attempts; in GSI1 `EMAILS` by `updated_at` |
+//! | email       | `EMAIL#{kind}#{provider}#{object}`   | `EMAIL`    | state, detail, token, lease_until, attempts; in the index under `EMAILS#{shard}` by `updated_at` |
 //! | suppression | `SUPPRESS#{sha256(address)}`         | `SUPPRESS` | reason, at; never an address            |
 //!
 //! A claim is one conditional `UpdateItem`: it wins when no record exists or the last claim's
@@ -10,10 +10,11 @@
 //! (`ReturnValuesOnConditionCheckFailure`), so claiming costs one request either way. The
 //! outcome is written under the condition that the claim's token still holds.
 
+use super::listing::{self, Listing, Order};
 use super::sdk_error::Describe;
 use crate::emails::kinds::EmailKind;
 use crate::emails::records::{Claim, EmailKey, EmailLedger, EmailRecord, EmailState, Finished};
-use crate::ports::StoreError;
+use crate::ports::{listing_sort_key, page_of, Cursor, Page, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -25,9 +26,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 type Item = HashMap<String, AttributeValue>;
-
-/// The GSI1 partition listing email records, newest change last by `GSI1SK`.
-const EMAILS_INDEX: &str = "EMAILS";
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -46,7 +44,7 @@ fn email_pk(key: &EmailKey) -> String {
 }
 
 fn index_sk(at: i64, key: &EmailKey) -> String {
-    format!("{at:011}#{}", key.as_key())
+    listing_sort_key(at, &key.as_key())
 }
 
 /// Reads an email item back; `Corrupt` names the attribute, never a value.
@@ -174,7 +172,7 @@ impl EmailLedger for DynamoEmailLedger {
             .expression_attribute_values(":token", s(token))
             .expression_attribute_values(":until", n(now + lease_secs))
             .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":index", s(EMAILS_INDEX))
+            .expression_attribute_values(":index", s(Listing::Emails.key_of(&email_pk(key))))
             .expression_attribute_values(":sort", s(index_sk(now, key)))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::UpdatedNew)
@@ -304,20 +302,24 @@ impl EmailLedger for DynamoEmailLedger {
         Ok(())
     }
 
-    async fn records(&self, limit: usize) -> Result<Vec<EmailRecord>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(super::dynamo::GSI1)
-            .key_condition_expression("GSI1PK = :pk")
-            .expression_attribute_values(":pk", s(EMAILS_INDEX))
-            .scan_index_forward(false)
-            .limit(limit.clamp(1, 1000) as i32)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        out.items().iter().map(record_of).collect()
+    async fn records_page(
+        &self,
+        before: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<EmailRecord>, StoreError> {
+        let (items, next) = listing::page(
+            &self.client,
+            &self.table,
+            Listing::Emails,
+            before,
+            limit,
+            Order::NewestFirst,
+        )
+        .await?;
+        Ok(Page {
+            items: items.iter().map(record_of).collect::<Result<_, _>>()?,
+            next,
+        })
     }
 }
 
@@ -422,19 +424,17 @@ impl EmailLedger for InMemoryEmailLedger {
         Ok(())
     }
 
-    async fn records(&self, limit: usize) -> Result<Vec<EmailRecord>, StoreError> {
-        let mut all: Vec<EmailRecord> = self
+    async fn records_page(
+        &self,
+        before: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<EmailRecord>, StoreError> {
+        let keyed = self
             .lock()?
             .emails
-            .values()
-            .map(|(r, _, _)| r.clone())
+            .iter()
+            .map(|(key, (r, _, _))| (listing_sort_key(r.updated_at, key), r.clone()))
             .collect();
-        all.sort_by(|a, b| {
-            b.updated_at
-                .cmp(&a.updated_at)
-                .then(b.object.cmp(&a.object))
-        });
-        all.truncate(limit);
-        Ok(all)
+        Ok(page_of(keyed, before, limit, true))
     }
 }

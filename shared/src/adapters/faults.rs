@@ -15,6 +15,7 @@ use crate::ports::{
     OutboxMessage, PendingOutbox, PricePage, Queue, QueueError, SetAsideOutbox, StoreError, Stored,
     UnreadableOutbox, UserAccessDoc,
 };
+use crate::ports::{Cursor, Page};
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -305,6 +306,22 @@ impl BillingStore for FaultyStore {
 
     async fn requeue_outbox(&self, id: &str, at: i64) -> Result<bool, StoreError> {
         self.inner.requeue_outbox(id, at).await
+    }
+
+    async fn unreadable_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<SetAsideOutbox>, StoreError> {
+        self.inner.unreadable_page(after, limit).await
+    }
+
+    async fn parked_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<LedgerRecord>, StoreError> {
+        self.inner.parked_page(after, limit).await
     }
 
     async fn delete_outbox(&self, id: &str) -> Result<(), StoreError> {

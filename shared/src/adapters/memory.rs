@@ -9,6 +9,7 @@ use crate::domain::events::Purchase;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, PriceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
 use crate::ports::Beside;
+use crate::ports::{listing_sort_key, page_of, Cursor, Page};
 use crate::ports::{
     read_outbox_doc, AuditRecord, BillingStore, CatalogueAudit, Commit, LedgerGuard, LedgerRecord,
     LedgerState, Loaded, LoadedProduct, OutboxMessage, PendingOutbox, PricePage, ProductWrite,
@@ -610,6 +611,24 @@ impl BillingStore for InMemoryBillingStore {
         Ok(parked)
     }
 
+    async fn parked_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<LedgerRecord>, StoreError> {
+        let t = self.lock()?;
+        let parked = t
+            .ledger
+            .values()
+            .filter(|r| r.state == LedgerState::Parked)
+            .map(|r| {
+                let key = listing_sort_key(r.received_at, r.event_id.as_str());
+                (key, r.clone())
+            })
+            .collect();
+        Ok(page_of(parked, after, limit, false))
+    }
+
     async fn audit(
         &self,
         provider: Provider,
@@ -686,6 +705,19 @@ impl BillingStore for InMemoryBillingStore {
         aside.sort_by(|a, b| (a.set_aside_at, &a.id).cmp(&(b.set_aside_at, &b.id)));
         aside.truncate(limit);
         Ok(aside)
+    }
+
+    async fn unreadable_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<SetAsideOutbox>, StoreError> {
+        let all = self.unreadable_outbox(usize::MAX).await?;
+        let keyed = all
+            .into_iter()
+            .map(|a| (listing_sort_key(a.set_aside_at, &a.id), a))
+            .collect();
+        Ok(page_of(keyed, after, limit, false))
     }
 }
 

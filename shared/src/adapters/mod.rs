@@ -11,6 +11,7 @@ pub mod email_store;
 pub mod email_testing;
 #[cfg(feature = "testing")]
 pub mod faults;
+pub mod listing;
 pub mod memory;
 pub mod paypal_transmissions;
 pub mod sdk_error;

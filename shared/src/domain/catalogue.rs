@@ -242,6 +242,30 @@ impl ProductRecord {
     }
 }
 
+/// A product's `STATE` doc as either layout writes it: the product's own record, or (the layout
+/// before prices were items of their own) its fields with every price in a `prices` map and no
+/// counts. Parsing every doc as this one shape tells the two apart without a second parse.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProductDoc {
+    #[serde(flatten)]
+    pub record: ProductRecord,
+    /// Present (even empty) only in the old layout: its serialiser always wrote the map.
+    #[serde(default)]
+    pub prices: Option<BTreeMap<PriceId, PriceRecord>>,
+}
+
+impl ProductDoc {
+    /// The product's record, with the counts of its old `prices` computed as the per-price
+    /// layout would have counted the same events, and those prices (`None`: the new layout).
+    pub fn into_parts(self) -> (ProductRecord, Option<BTreeMap<PriceId, PriceRecord>>) {
+        let mut record = self.record;
+        if let Some(prices) = &self.prices {
+            record.price_counts = PriceCounts::of(prices.values());
+        }
+        (record, self.prices)
+    }
+}
+
 /// What one catalogue event reads and may change: the product's own record and, for a price
 /// event, that price's record (a default one while the price is unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -818,32 +842,75 @@ pub(crate) mod tests {
         assert!(own < 64 * 1024 && one < 64 * 1024, "{own}, {one}");
     }
 
-    /// A product item of the layout before prices were items of their own (every price in its
-    /// `doc`) is refused as corrupt, never read as a product without prices.
+    /// The `STATE` doc the code before per-price items wrote for `e`: its fields and every
+    /// price under `prices`, no counts (that layout's serde shape, field for field).
+    fn old_layout_doc(e: &CatalogueEntry) -> serde_json::Value {
+        let mut doc = serde_json::to_value(&e.product).expect("json");
+        let fields = doc.as_object_mut().expect("object");
+        fields.remove("price_counts");
+        fields.insert(
+            "prices".into(),
+            serde_json::to_value(&e.prices).expect("json"),
+        );
+        doc
+    }
+
+    /// An item of the old layout reads as the pieces the per-price layout would hold after the
+    /// same events: its record (counts included, as the events counted them one by one) and
+    /// every price; an item of the new layout reads as itself, with no old prices.
     #[test]
-    fn a_product_item_of_the_old_layout_is_refused() {
-        use crate::adapters::dynamo::{product_item, product_record};
+    fn a_product_item_of_the_old_layout_reads_as_its_pieces() {
+        use crate::adapters::dynamo::{product_item, product_state};
         use aws_sdk_dynamodb::types::AttributeValue;
         let mut e = entry();
-        e.apply(
-            &meta("evt_1", 10),
-            &price_event(
-                CatalogueChange::Created,
-                PriceObject::Price,
-                price("price_a", monthly(), true),
-            ),
-        );
-        let mut item = product_item(&e.product, None).expect("item");
+        let mut sub = price("price_sub", monthly(), true);
+        let once = price("price_once", PriceBilling::OneTime, true);
+        let gone = price("price_gone", monthly(), true);
+        let events = [
+            price_event(CatalogueChange::Created, PriceObject::Price, sub.clone()),
+            price_event(CatalogueChange::Created, PriceObject::Plan, sub.clone()),
+            price_event(CatalogueChange::Created, PriceObject::Price, once),
+            price_event(CatalogueChange::Created, PriceObject::Price, gone.clone()),
+            price_event(CatalogueChange::Deleted, PriceObject::Plan, gone),
+            product_event(CatalogueChange::Created, product("Pro", true)),
+        ];
+        for (n, event) in events.iter().enumerate() {
+            let at = 10 + n as i64;
+            assert_eq!(
+                e.apply(&meta(&format!("evt_{n}"), at), event),
+                Effect::Applied
+            );
+        }
+        sub.active = false;
+        let off = price_event(CatalogueChange::Updated, PriceObject::Price, sub);
+        assert_eq!(e.apply(&meta("evt_off", 30), &off), Effect::Applied);
+        assert!(e.counts_agree());
+        let counts = e.product.price_counts;
         assert_eq!(
-            product_record(&item).map(|s| s.value),
-            Ok(e.product.clone())
+            (counts.recurring, counts.one_time, counts.deleted_recurring),
+            (1, 1, 1)
         );
-        let old = serde_json::json!({"provider": "stripe", "product": PRODUCT,
-                                     "prices": {"price_a": e.prices[&PriceId::new("price_a")]}});
+
+        let mut item = product_item(&e.product, Some(6)).expect("item");
+        let new = product_state(&item).expect("new layout");
+        assert_eq!(
+            (new.stored.value, new.stored.rev, new.old_prices),
+            (e.product.clone(), 7, None)
+        );
+        let old = old_layout_doc(&e);
+        assert!(old.get("price_counts").is_none() && old["prices"].is_object());
         item.insert("doc".into(), AttributeValue::S(old.to_string()));
-        assert!(matches!(
-            product_record(&item),
-            Err(crate::ports::StoreError::Corrupt(_))
-        ));
+        let read = product_state(&item).expect("old layout");
+        assert_eq!((read.stored.value, read.stored.rev), (e.product.clone(), 7));
+        assert_eq!(read.old_prices, Some(e.prices.clone()));
+
+        // A product only its own events reached: the old layout wrote an empty map.
+        let bare = entry();
+        let mut doc = old_layout_doc(&bare);
+        doc["prices"] = serde_json::json!({});
+        item.insert("doc".into(), AttributeValue::S(doc.to_string()));
+        let read = product_state(&item).expect("old layout");
+        assert_eq!(read.stored.value, bare.product);
+        assert_eq!(read.old_prices, Some(BTreeMap::new()));
     }
 }

@@ -108,7 +108,15 @@ impl<T: Clone> Snapshots<T> {
                 }
                 self.candidates.push(candidate);
                 self.candidates.sort_by(|a, b| a.version.cmp(&b.version));
-                if self.candidates.len() > MAX_CANDIDATES {
+                // Only the events count towards the cap: a snapshot read from the API comes and
+                // goes with arrival order, so letting it push out an event would make which
+                // event is forgotten depend on that order. Sorted, the first is the oldest event.
+                let events = self
+                    .candidates
+                    .iter()
+                    .filter(|c| c.version.rank < FETCHED_RANK)
+                    .count();
+                if events > MAX_CANDIDATES {
                     self.candidates.remove(0);
                 }
                 Offer::Taken
@@ -1027,6 +1035,47 @@ mod tests {
             livemode: false,
             api_version: None,
         }
+    }
+
+    /// Found by `lifecycles_match_the_true_order_with_the_stripe_api`: eight events of one
+    /// second and a snapshot read from the API while they could not order themselves. The
+    /// fetched snapshot must not take one of the eight places, or which event is forgotten
+    /// depends on when the fetch happened.
+    #[test]
+    fn a_fetched_snapshot_takes_no_place_from_the_events_of_its_second() {
+        let candidate = |rank: u8, id: &str| Candidate {
+            version: Version {
+                created: 100,
+                millis: 0,
+                rank,
+                event_id: id.into(),
+            },
+            snapshot: id.to_owned(),
+            evidence: OrderEvidence::default(),
+        };
+        let events: Vec<Candidate<String>> = (1..=MAX_CANDIDATES)
+            .map(|i| candidate(if i == 1 { 1 } else { 2 }, &format!("evt_{i}")))
+            .collect();
+        let ids = |s: &Snapshots<String>| -> Vec<String> {
+            s.candidates
+                .iter()
+                .filter(|c| c.version.rank < FETCHED_RANK)
+                .map(|c| c.version.event_id.clone())
+                .collect()
+        };
+        let mut without_fetch = Snapshots::default();
+        for c in &events {
+            without_fetch.offer(c.clone());
+        }
+        let mut fetched_midway = Snapshots::default();
+        for (i, c) in events.iter().enumerate() {
+            if i == 3 {
+                fetched_midway.offer(candidate(FETCHED_RANK, "fetched"));
+            }
+            fetched_midway.offer(c.clone());
+        }
+        assert_eq!(ids(&without_fetch).len(), MAX_CANDIDATES);
+        assert_eq!(ids(&fetched_midway), ids(&without_fetch));
     }
 
     #[test]

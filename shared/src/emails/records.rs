@@ -6,7 +6,7 @@
 use super::kinds::EmailKind;
 use crate::digest::sha256_hex;
 use crate::domain::events::EmailAddress;
-use crate::ports::StoreError;
+use crate::ports::{Cursor, Page, StoreError, MAX_PAGE};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -150,8 +150,27 @@ pub trait EmailLedger: Send + Sync {
     /// Suppresses the address (a permanent bounce or a complaint); recording it again is no
     /// error.
     async fn suppress(&self, hash: &str, reason: &str, at: i64) -> Result<(), StoreError>;
-    /// Email records, newest change first.
-    async fn records(&self, limit: usize) -> Result<Vec<EmailRecord>, StoreError>;
+    /// The newest `limit` email records, newest change first (every page needed to find them).
+    async fn records(&self, limit: usize) -> Result<Vec<EmailRecord>, StoreError> {
+        let mut found = Vec::new();
+        let mut before = None;
+        while found.len() < limit {
+            let want = (limit - found.len()).min(MAX_PAGE);
+            let page = self.records_page(before.as_ref(), want).await?;
+            found.extend(page.items);
+            match page.next {
+                Some(next) => before = Some(next),
+                None => break,
+            }
+        }
+        Ok(found)
+    }
+    /// One page of email records, newest change first, before `before`.
+    async fn records_page(
+        &self,
+        before: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<EmailRecord>, StoreError>;
 }
 
 #[cfg(test)]

@@ -526,3 +526,194 @@ async fn moto_concurrent_updates_of_two_known_prices_do_not_contend() {
         assert_eq!(p["prices"][&id]["active"], false, "{p}");
     }
 }
+
+/// The `STATE` doc the code before per-price items wrote for a product: its own fields and
+/// every price under `prices`, no counts (that layout's JSON, made from the same events).
+fn old_layout_doc(entry: &Value) -> Value {
+    let mut doc = entry["product"].clone();
+    let fields = doc.as_object_mut().expect("record");
+    fields.remove("price_counts");
+    fields.insert("prices".into(), entry["prices"].clone());
+    doc
+}
+
+/// Issue 17 upgrade: a product written by the code before per-price items (every price in its
+/// `STATE` doc) was refused as corrupt, so every later event of it was parked. It reads as
+/// before, and its next events apply (converting it): an update of an old price, a new price,
+/// the product's own update. With 3 prices (one transaction) and 120 (price by price).
+#[tokio::test]
+async fn moto_a_product_of_the_old_layout_keeps_working() {
+    for count in [3, 120] {
+        let memory = spawn_memory(false);
+        for i in 0..count {
+            let id = format!("evt_old_{i:04}");
+            post_applied(&memory, &id, "price.created", NOW, many_price(i, true)).await;
+        }
+        let own = json!({"id": MANY, "object": "product", "active": true, "name": "Old",
+                         "metadata": {}});
+        post_applied(&memory, "evt_old_product", "product.created", NOW, own).await;
+        let [entry] = memory
+            .memory
+            .as_ref()
+            .expect("memory")
+            .products()
+            .try_into()
+            .expect("one");
+        let entry = serde_json::to_value(&entry).expect("json");
+        let app = spawn_moto(false).await;
+        let dynamo = app.dynamo.as_ref().expect("dynamo");
+        dynamo
+            .seed_old_product(
+                billing::domain::ids::Provider::Stripe,
+                &billing::domain::ids::ProductId::new(MANY),
+                &old_layout_doc(&entry),
+                7,
+            )
+            .await
+            .expect("seeded");
+
+        // Read-only route before any event: every old price, paged, and the kind its counts give.
+        let (ids, pages) = every_price(&app, MANY, 50).await;
+        assert_eq!((ids.len(), pages), (count, count.div_ceil(50)), "{count}");
+        let p = product(&app, MANY).await;
+        assert_eq!(
+            (&p["name"], &p["kind"]),
+            (&json!("Old"), &json!("subscription"))
+        );
+
+        post_applied(
+            &app,
+            "evt_old_off",
+            "price.updated",
+            NOW + 1,
+            many_price(0, false),
+        )
+        .await;
+        post_applied(
+            &app,
+            "evt_old_new",
+            "price.created",
+            NOW + 1,
+            many_price(count, true),
+        )
+        .await;
+        let renamed = json!({"id": MANY, "object": "product", "active": true, "name": "Renamed",
+                             "metadata": {}});
+        post_applied(&app, "evt_old_renamed", "product.updated", NOW + 1, renamed).await;
+
+        let (ids, _) = every_price(&app, MANY, 50).await;
+        assert_eq!(
+            ids.len(),
+            count + 1,
+            "{count}: every old price and the new one"
+        );
+        let first = "price_1QxYzAbCdEfGhIjK0000";
+        let (_, page) = app.get(&format!("/products/{MANY}?limit=2")).await;
+        assert_eq!(
+            (
+                &page["name"],
+                &page["kind"],
+                &page["prices"][first]["active"]
+            ),
+            (&json!("Renamed"), &json!("subscription"), &json!(false)),
+            "{page}"
+        );
+        let last = format!("price_1QxYzAbCdEfGhIjK{:04}", count - 1);
+        let (_, all) = app.get(&format!("/products/{MANY}?limit=100")).await;
+        if count < 100 {
+            assert_eq!(all["prices"][&last]["active"], true, "{all}");
+        }
+        // A redelivery of an event of the old layout's time is a duplicate, not a new price.
+        let (status, json) = app
+            .post(
+                Family::Charge,
+                &event(
+                    "evt_old_off",
+                    "price.updated",
+                    NOW + 1,
+                    many_price(0, false),
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        assert_ne!(json["state"], "parked", "{json}");
+    }
+}
+
+/// A conversion cut short (some of the old prices already written as items, the old doc still
+/// in place) is finished by the next events, and two events converting the same product at
+/// once both apply: each price item is put only if absent, the record only at its revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moto_an_interrupted_and_concurrent_conversion_loses_nothing() {
+    const COUNT: usize = 120;
+    let memory = spawn_memory(false);
+    for i in 0..COUNT {
+        let id = format!("evt_old_{i:04}");
+        post_applied(&memory, &id, "price.created", NOW, many_price(i, true)).await;
+    }
+    let [entry] = memory
+        .memory
+        .as_ref()
+        .expect("memory")
+        .products()
+        .try_into()
+        .expect("one");
+    let whole = serde_json::to_value(&entry).expect("json");
+    let mut cut = entry.clone();
+    cut.prices = entry.prices.into_iter().take(40).collect();
+    let app = Arc::new(spawn_moto(false).await);
+    let dynamo = app.dynamo.as_ref().expect("dynamo");
+    dynamo.seed_product(&cut).await.expect("first 40 prices");
+    dynamo
+        .seed_old_product(
+            billing::domain::ids::Provider::Stripe,
+            &billing::domain::ids::ProductId::new(MANY),
+            &old_layout_doc(&whole),
+            3,
+        )
+        .await
+        .expect("old record");
+    let (ids, _) = every_price(&app, MANY, 100).await;
+    assert_eq!(ids.len(), COUNT, "the old doc's prices, not the 40 items");
+
+    app.faults.meet_after_load(2);
+    let tasks: Vec<_> = [5, 110]
+        .into_iter()
+        .map(|i| {
+            let app = app.clone();
+            let body = event(
+                &format!("evt_old_off_{i}"),
+                "price.updated",
+                NOW + 1,
+                many_price(i, false),
+            );
+            tokio::spawn(async move { app.post(Family::Charge, &body).await })
+        })
+        .collect();
+    for task in tasks {
+        let (status, json) = task.await.expect("task");
+        assert_eq!(
+            (status, json["state"].as_str()),
+            (StatusCode::OK, Some("applied")),
+            "{json}"
+        );
+    }
+    let (ids, _) = every_price(&app, MANY, 100).await;
+    assert_eq!(ids.len(), COUNT);
+    let (_, page) = app.get(&format!("/products/{MANY}?limit=100")).await;
+    for (i, active) in [(4, true), (5, false), (6, true)] {
+        let id = format!("price_1QxYzAbCdEfGhIjK{i:04}");
+        assert_eq!(page["prices"][&id]["active"], active, "{id}: {page}");
+    }
+    let (_, rest) = app
+        .get(&format!(
+            "/products/{MANY}?limit=100&cursor={}",
+            page["next_cursor"].as_str().expect("more")
+        ))
+        .await;
+    assert_eq!(
+        rest["prices"]["price_1QxYzAbCdEfGhIjK0110"]["active"], false,
+        "{rest}"
+    );
+    assert_eq!(page["kind"], "subscription");
+}

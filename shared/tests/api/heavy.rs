@@ -9,7 +9,6 @@ use billing::adapters::memory::InMemoryBillingStore;
 use billing::domain::access::customer_access;
 use billing::domain::customer::CustomerBilling;
 use billing::domain::events::EventMeta;
-use billing::domain::events::Purchase;
 use billing::domain::ids::{EventId, Provider, UserId};
 use billing::feed::{update_user, SourceAccess};
 use billing::ports::{
@@ -222,16 +221,21 @@ async fn seeded_history(n: usize) -> (CustomerBilling, UserAccessDoc) {
     (customer, user)
 }
 
-/// Writes the customer (its book only), its user and its purchase items to DynamoDB, as the
-/// events' commits would: purchases in commits of 45 (each with its intent pointer; a
-/// transaction holds at most 100 items), each moving the customer's revision.
+/// Writes the customer (its book only), its user and its purchase items (each with its intent
+/// pointer) to DynamoDB: the customer and user in one commit, the purchases by BatchWriteItem
+/// (through commits, moto would copy the whole table once per transaction).
 async fn seed(
     dynamo: &billing::adapters::dynamo::DynamoBillingStore,
     mut customer: CustomerBilling,
     user: UserAccessDoc,
 ) {
-    let purchases: Vec<Purchase> = std::mem::take(&mut customer.purchases)
+    let purchases: Vec<PurchaseWrite> = std::mem::take(&mut customer.purchases)
         .into_values()
+        .map(|p| PurchaseWrite {
+            intent: p.payment_intent.clone(),
+            purchase: p,
+            rev: None,
+        })
         .collect();
     let mut first = Commit::ledger_only(seed_ledger(0), LedgerGuard::New);
     first.customer = Some((customer.clone(), None));
@@ -240,19 +244,10 @@ async fn seed(
         .commit(&first)
         .await
         .expect("the customer and user fit");
-    for (k, chunk) in purchases.chunks(45).enumerate() {
-        let mut commit = Commit::ledger_only(seed_ledger(k + 1), LedgerGuard::New);
-        commit.customer = Some((customer.clone(), Some(k as u64 + 1)));
-        commit.purchases = chunk
-            .iter()
-            .map(|p| PurchaseWrite {
-                purchase: p.clone(),
-                rev: None,
-                intent: p.payment_intent.clone(),
-            })
-            .collect();
-        dynamo.commit(&commit).await.expect("the purchases fit");
-    }
+    dynamo
+        .seed_purchases(Provider::Stripe, &customer.customer, &purchases)
+        .await
+        .expect("the purchases are written");
 }
 
 fn seed_ledger(k: usize) -> LedgerRecord {

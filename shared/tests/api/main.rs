@@ -25,6 +25,7 @@ mod paypal;
 mod paypal_support;
 mod paypal_verify;
 mod periods;
+mod permissions;
 mod purchases;
 mod replay;
 mod secrets;

@@ -9,6 +9,11 @@ use crate::providers::evidence::order_evidence;
 
 pub const SUMMARY_UPDATED: &str = "entitlements.active_entitlement_summary.updated";
 
+/// The most lookup keys kept from one event. Stripe's list objects hold at most 100 entries
+/// (its largest page), so a longer list is not Stripe's: it is cut here and kept as partial,
+/// and a forged or corrupt event cannot grow the customer's item.
+pub const MAX_KEYS: usize = 100;
+
 /// The summary as a canonical event: the customer, the lookup keys, and whether the list is
 /// whole (Stripe embeds a list object; `has_more` means it was cut short).
 pub fn summary(env: &Envelope) -> Result<BillingEvent, TranslateError> {
@@ -28,6 +33,7 @@ pub fn summary(env: &Envelope) -> Result<BillingEvent, TranslateError> {
         .ok_or_else(|| missing("entitlements.data"))?;
     let lookup_keys = data
         .iter()
+        .take(MAX_KEYS)
         .map(|e| {
             e.get("lookup_key")
                 .and_then(|k| k.as_str())
@@ -40,7 +46,7 @@ pub fn summary(env: &Envelope) -> Result<BillingEvent, TranslateError> {
         customer: CustomerId::new(customer),
         entitlements: EntitlementSet {
             lookup_keys,
-            complete: !has_more,
+            complete: !has_more && data.len() <= MAX_KEYS,
         },
         evidence: order_evidence(obj, env.previous.as_ref()),
     })

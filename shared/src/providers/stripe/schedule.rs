@@ -12,6 +12,10 @@ use serde_json::Value;
 
 pub const PREFIX: &str = "subscription_schedule.";
 
+/// The most phases kept from one schedule, the first ones (the nearest). Stripe's schedules
+/// hold a handful; the cap only stops a forged or corrupt event from growing the model.
+pub const MAX_PHASES: usize = 100;
+
 /// Same-second precedence: a schedule is created, then updated, then ends.
 fn rank(action: &str) -> Option<u8> {
     match action {
@@ -63,7 +67,7 @@ pub fn schedule(env: &Envelope) -> Result<BillingEvent, TranslateError> {
     let phases = obj
         .get("phases")
         .and_then(Value::as_array)
-        .map(|list| list.iter().filter_map(phase).collect())
+        .map(|list| list.iter().filter_map(phase).take(MAX_PHASES).collect())
         .unwrap_or_default();
     let snapshot = ScheduleSnapshot {
         id: id_field(obj, "id").ok_or_else(|| missing("id"))?,
