@@ -19,7 +19,7 @@ use billing::feed::{update_user, SourceAccess};
 use billing::pipeline::{Outcome, Pipeline};
 use billing::ports::{
     source_key, BillingStore, Commit, FixedClock, LedgerGuard, LedgerRecord, LedgerState,
-    UserAccessDoc,
+    PurchaseWrite, UserAccessDoc,
 };
 use billing::providers::stripe::signature::{sign, WebhookSecret};
 use billing::providers::stripe::{pipeline, Settings, StripeDelivery};
@@ -137,9 +137,10 @@ async fn history(n: usize) -> (CustomerBilling, UserAccessDoc) {
     (customer, doc)
 }
 
-/// Writes the customer and user items to DynamoDB, as one commit would.
+/// Writes the customer and user items to DynamoDB, as one commit would, and the purchases as
+/// items of their own (by BatchWriteItem: as many commits would have written them).
 async fn seed(
-    customer: CustomerBilling,
+    mut customer: CustomerBilling,
     user: UserAccessDoc,
     store: &DynamoBillingStore,
 ) -> Result<(), String> {
@@ -156,10 +157,23 @@ async fn seed(
         detail: None,
         parked: None,
     };
+    let purchases: Vec<PurchaseWrite> = std::mem::take(&mut customer.purchases)
+        .into_values()
+        .map(|p| PurchaseWrite {
+            intent: p.payment_intent.clone(),
+            purchase: p,
+            rev: None,
+        })
+        .collect();
+    let id = customer.customer.clone();
     let mut commit = Commit::ledger_only(ledger, LedgerGuard::New);
     commit.customer = Some((customer, None));
     commit.users = vec![(user, None)];
-    store.commit(&commit).await.map_err(|e| e.to_string())
+    store.commit(&commit).await.map_err(|e| e.to_string())?;
+    store
+        .seed_purchases(Provider::Stripe, &id, &purchases)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Sizes of the customer item, the user item and the newest feed message, in bytes (their
