@@ -584,7 +584,12 @@ pub trait BillingStore: Send + Sync {
         event: &EventId,
     ) -> Result<Option<LedgerRecord>, StoreError>;
     /// The oldest `limit` parked events (every page needed to find them).
-    async fn parked(&self, limit: usize) -> Result<Vec<LedgerRecord>, StoreError>;
+    async fn parked(&self, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
+        collect_pages(limit, |after, want| async move {
+            self.parked_page(after.as_ref(), want).await
+        })
+        .await
+    }
     /// One page of parked events, oldest first, after `after`.
     async fn parked_page(
         &self,
@@ -607,8 +612,13 @@ pub trait BillingStore: Send + Sync {
     /// operator.
     /// Setting aside one that is already gone is not an error.
     async fn set_aside_outbox(&self, item: &UnreadableOutbox, at: i64) -> Result<(), StoreError>;
-    /// Items set aside, oldest first: id, reason and time only.
-    async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError>;
+    /// Items set aside, oldest first: id, reason and time only (every page needed).
+    async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError> {
+        collect_pages(limit, |after, want| async move {
+            self.unreadable_page(after.as_ref(), want).await
+        })
+        .await
+    }
     /// Puts a set-aside item back in the pending outbox (as pending since `at`), whole, for the
     /// relay to send again. `Ok(false)`: no set-aside item has this id (never set aside, already
     /// requeued, or deleted).
@@ -624,16 +634,29 @@ pub trait BillingStore: Send + Sync {
 
 /// Every parked event, page after page (what `billing replay --all` replays).
 pub async fn all_parked(store: &dyn BillingStore) -> Result<Vec<LedgerRecord>, StoreError> {
-    let mut all = Vec::new();
+    store.parked(usize::MAX).await
+}
+
+/// The first `limit` items of a paged listing: `page(after, want)` is asked for page after page
+/// (each at most [`MAX_PAGE`]) until `limit` are found or a page says nothing follows. Every
+/// listing that can grow is read this one way, so none stops at its first page.
+pub async fn collect_pages<T, F, Fut>(limit: usize, mut page: F) -> Result<Vec<T>, StoreError>
+where
+    F: FnMut(Option<Cursor>, usize) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<Page<T>, StoreError>> + Send,
+    T: Send,
+{
+    let mut found = Vec::new();
     let mut after = None;
-    loop {
-        let page = store.parked_page(after.as_ref(), MAX_PAGE).await?;
-        all.extend(page.items);
-        match page.next {
+    while found.len() < limit {
+        let got = page(after.take(), (limit - found.len()).min(MAX_PAGE)).await?;
+        found.extend(got.items);
+        match got.next {
             Some(next) => after = Some(next),
-            None => return Ok(all),
+            None => break,
         }
     }
+    Ok(found)
 }
 
 /// Why a send failed: worth another try, or refused for good.

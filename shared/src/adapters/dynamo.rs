@@ -1345,22 +1345,6 @@ impl BillingStore for DynamoBillingStore {
         out.item().map(ledger_from_item).transpose()
     }
 
-    async fn parked(&self, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
-        let mut found = Vec::new();
-        let mut after = None;
-        while found.len() < limit {
-            let page = self
-                .parked_page(after.as_ref(), limit - found.len())
-                .await?;
-            found.extend(page.items);
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
-        Ok(found)
-    }
-
     async fn parked_page(
         &self,
         after: Option<&Cursor>,
@@ -1470,22 +1454,6 @@ impl BillingStore for DynamoBillingStore {
             }
             Err(e) => Err(failed(e)),
         }
-    }
-
-    async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError> {
-        let mut found = Vec::new();
-        let mut after = None;
-        while found.len() < limit {
-            let page = self
-                .unreadable_page(after.as_ref(), limit - found.len())
-                .await?;
-            found.extend(page.items);
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
-        Ok(found)
     }
 
     async fn unreadable_page(

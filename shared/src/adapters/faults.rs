@@ -279,10 +279,6 @@ impl BillingStore for FaultyStore {
         self.inner.ledger(p, e).await
     }
 
-    async fn parked(&self, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
-        self.inner.parked(limit).await
-    }
-
     async fn audit(
         &self,
         p: Provider,
@@ -298,10 +294,6 @@ impl BillingStore for FaultyStore {
 
     async fn set_aside_outbox(&self, item: &UnreadableOutbox, at: i64) -> Result<(), StoreError> {
         self.inner.set_aside_outbox(item, at).await
-    }
-
-    async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError> {
-        self.inner.unreadable_outbox(limit).await
     }
 
     async fn requeue_outbox(&self, id: &str, at: i64) -> Result<bool, StoreError> {

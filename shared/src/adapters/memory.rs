@@ -598,19 +598,6 @@ impl BillingStore for InMemoryBillingStore {
         Ok(self.lock()?.ledger.get(&(provider, event.clone())).cloned())
     }
 
-    async fn parked(&self, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
-        let t = self.lock()?;
-        let mut parked: Vec<LedgerRecord> = t
-            .ledger
-            .values()
-            .filter(|r| r.state == LedgerState::Parked)
-            .cloned()
-            .collect();
-        parked.sort_by(|a, b| (a.received_at, &a.event_id).cmp(&(b.received_at, &b.event_id)));
-        parked.truncate(limit);
-        Ok(parked)
-    }
-
     async fn parked_page(
         &self,
         after: Option<&Cursor>,
@@ -688,34 +675,24 @@ impl BillingStore for InMemoryBillingStore {
         Ok(true)
     }
 
-    async fn unreadable_outbox(&self, limit: usize) -> Result<Vec<SetAsideOutbox>, StoreError> {
-        let t = self.lock()?;
-        let mut aside: Vec<SetAsideOutbox> = t
-            .outbox
-            .iter()
-            .filter_map(|((_, id), item)| {
-                let (reason, at) = item.set_aside.clone()?;
-                Some(SetAsideOutbox {
-                    id: id.clone(),
-                    reason,
-                    set_aside_at: at,
-                })
-            })
-            .collect();
-        aside.sort_by(|a, b| (a.set_aside_at, &a.id).cmp(&(b.set_aside_at, &b.id)));
-        aside.truncate(limit);
-        Ok(aside)
-    }
-
     async fn unreadable_page(
         &self,
         after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<SetAsideOutbox>, StoreError> {
-        let all = self.unreadable_outbox(usize::MAX).await?;
-        let keyed = all
-            .into_iter()
-            .map(|a| (listing_sort_key(a.set_aside_at, &a.id), a))
+        let t = self.lock()?;
+        let keyed = t
+            .outbox
+            .iter()
+            .filter_map(|((_, id), item)| {
+                let (reason, at) = item.set_aside.clone()?;
+                let listed = SetAsideOutbox {
+                    id: id.clone(),
+                    reason,
+                    set_aside_at: at,
+                };
+                Some((listing_sort_key(at, id), listed))
+            })
             .collect();
         Ok(page_of(keyed, after, limit, false))
     }

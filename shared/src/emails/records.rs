@@ -6,7 +6,7 @@
 use super::kinds::EmailKind;
 use crate::digest::sha256_hex;
 use crate::domain::events::EmailAddress;
-use crate::ports::{Cursor, Page, StoreError, MAX_PAGE};
+use crate::ports::{Cursor, Page, StoreError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -152,18 +152,10 @@ pub trait EmailLedger: Send + Sync {
     async fn suppress(&self, hash: &str, reason: &str, at: i64) -> Result<(), StoreError>;
     /// The newest `limit` email records, newest change first (every page needed to find them).
     async fn records(&self, limit: usize) -> Result<Vec<EmailRecord>, StoreError> {
-        let mut found = Vec::new();
-        let mut before = None;
-        while found.len() < limit {
-            let want = (limit - found.len()).min(MAX_PAGE);
-            let page = self.records_page(before.as_ref(), want).await?;
-            found.extend(page.items);
-            match page.next {
-                Some(next) => before = Some(next),
-                None => break,
-            }
-        }
-        Ok(found)
+        crate::ports::collect_pages(limit, |before, want| async move {
+            self.records_page(before.as_ref(), want).await
+        })
+        .await
     }
     /// One page of email records, newest change first, before `before`.
     async fn records_page(
