@@ -1,6 +1,6 @@
 """Checks template.yaml beyond what cfn-lint knows (run by scripts/check-template).
 
-    python scripts/check_template.py template.yaml METRICS_JSON TRANSLATED_OUT
+    python scripts/check_template.py template.yaml METRICS_JSON TRANSLATED_OUT TABLE_JSON
 
 1. Translates the SAM template offline with aws-sam-translator (no AWS call) into
    TRANSLATED_OUT, so cfn-lint can lint the CloudFormation that would really be deployed.
@@ -22,6 +22,9 @@
    functions/<dir>/permissions.toml lists (scripts/permissions.py): no action, resource,
    partition key or managed policy beyond it, and nothing of it missing.
 
+9. The Table is the one the code creates (TABLE_JSON, `billing create-table --print`): keys,
+   attribute types, indexes and projections, stream and time to live (scripts/table_schema.py).
+
 Prints one line per problem and exits 1 if there is any.
 """
 
@@ -35,6 +38,7 @@ from samtranslator.translator.transform import transform
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import permissions  # noqa: E402  (scripts/permissions.py, beside this file)
+import table_schema  # noqa: E402  (scripts/table_schema.py)
 
 # Service metrics the dashboard and alarms may use, with the one dimension each is read by.
 SERVICE_METRICS = {
@@ -211,7 +215,7 @@ def check_alarm_coverage(template):
 
 
 def main():
-    path, metrics_path, out_path = sys.argv[1:4]
+    path, metrics_path, out_path, table_path = sys.argv[1:5]
     template, matches = decode(path)
     if matches:
         for m in matches:
@@ -226,6 +230,9 @@ def main():
     source = json.loads(json.dumps(template, default=str))
     translated = translate(json.loads(json.dumps(template, default=str)), out_path)
     root = os.path.dirname(os.path.abspath(path))
+    with open(table_path) as f:
+        for p in table_schema.check(source["Resources"]["Table"]["Properties"], json.load(f)):
+            problem(p)
     for p in permissions.check(source, translated, root):
         problem(p)
     kinds = sorted({r["Type"] for r in translated["Resources"].values()})

@@ -9,7 +9,7 @@
 //! billing relay [--once]              deliver pending outbox messages to BILLING_FEED_QUEUE_URL
 //! billing outbox list                 outbox items set aside (unreadable, or refused by SQS)
 //! billing outbox requeue (--all | ID) put set-aside items back for the relay
-//! billing create-table                create BILLING_TABLE (local runs and tests)
+//! billing create-table [--print]      create BILLING_TABLE (local runs and tests), or print its definition
 //! billing lambda-event FILE [--family F] [--secret S] [--at UNIX] [--base64]   print an API Gateway event
 //! billing stripe-endpoints --base-url URL [--rotate | --finish-rotation] [--dry-run]
 //!                                     create or update the Stripe webhook endpoints
@@ -87,7 +87,12 @@ enum Command {
         command: outbox::OutboxCommand,
     },
     /// Create BILLING_TABLE if it does not exist (local runs and tests).
-    CreateTable,
+    CreateTable {
+        /// Print the table's definition (CloudFormation property names, JSON) instead: what
+        /// template.yaml's Table must say (scripts/check-template compares them).
+        #[arg(long)]
+        print: bool,
+    },
     /// Print, as JSON, the CloudWatch metrics the functions emit (namespace default, dimension,
     /// its values, metric names): what dashboards and alarms may use.
     Metrics,
@@ -176,7 +181,12 @@ async fn main() -> ExitCode {
             Ok(app) => outbox::command(&app, command).await,
             Err(e) => Err(e),
         },
-        Command::CreateTable => create_table().await,
+        Command::CreateTable { print: true } => {
+            let schema = billing::adapters::dynamo::schema::table_schema();
+            println!("{:#}", serde_json::json!(schema));
+            Ok(())
+        }
+        Command::CreateTable { print: false } => create_table().await,
         Command::Metrics => {
             println!("{:#}", billing::telemetry::emitted());
             Ok(())
@@ -622,6 +632,7 @@ mod tests {
             &["relay"],
             &["relay", "--once"],
             &["create-table"],
+            &["create-table", "--print"],
             &["lambda-event", "f.json", "--family", "charge"],
             &["stripe-endpoints", "--base-url", "https://x.example"],
             &[

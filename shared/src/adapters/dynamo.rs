@@ -160,6 +160,7 @@ fn price_sk(price: &PriceId) -> String {
 }
 
 mod old_products;
+pub mod schema;
 pub(crate) use old_products::product_state;
 
 pub(crate) fn product_item(own: &ProductRecord, rev: Option<u64>) -> Result<Item, StoreError> {
@@ -459,7 +460,7 @@ impl DynamoBillingStore {
         } else {
             self.retention.ledger_secs
         };
-        item.insert("expires_at".into(), n(r.received_at + kept));
+        item.insert(schema::TTL_ATTRIBUTE.into(), n(r.received_at + kept));
         item
     }
 
@@ -653,62 +654,45 @@ impl DynamoBillingStore {
         {
             return Ok(false);
         }
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(unavailable)
-        };
-        let key_el = |name: &str, kt: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kt)
-                .build()
-                .map_err(unavailable)
-        };
-        let gsi = GlobalSecondaryIndex::builder()
-            .index_name(GSI1)
-            .key_schema(key_el("GSI1PK", KeyType::Hash)?)
-            .key_schema(key_el("GSI1SK", KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::Include)
-                    .set_non_key_attributes(Some(
-                        listing::PROJECTED_ATTRIBUTES.map(String::from).to_vec(),
-                    ))
-                    .build(),
-            )
-            .build()
-            .map_err(unavailable)?;
-        self.client
+        let schema = schema::table_schema();
+        let mut create = self
+            .client
             .create_table()
             .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr("PK")?)
-            .attribute_definitions(attr("SK")?)
-            .attribute_definitions(attr("GSI1PK")?)
-            .attribute_definitions(attr("GSI1SK")?)
-            .key_schema(key_el("PK", KeyType::Hash)?)
-            .key_schema(key_el("SK", KeyType::Range)?)
-            .global_secondary_indexes(gsi)
+            .billing_mode(BillingMode::from(schema.billing_mode))
             .stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)
-                    .stream_view_type(StreamViewType::NewImage)
+                    .stream_view_type(StreamViewType::from(
+                        schema.stream_specification.stream_view_type,
+                    ))
                     .build()
                     .map_err(unavailable)?,
-            )
-            .send()
-            .await
-            .map_err(failed)?;
+            );
+        for a in &schema.attribute_definitions {
+            create = create.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(a.attribute_name)
+                    .attribute_type(ScalarAttributeType::from(a.attribute_type))
+                    .build()
+                    .map_err(unavailable)?,
+            );
+        }
+        for k in &schema.key_schema {
+            create = create.key_schema(key_element(k)?);
+        }
+        for index in &schema.global_secondary_indexes {
+            create = create.global_secondary_indexes(index_of(index)?);
+        }
+        create.send().await.map_err(failed)?;
+        let ttl = &schema.time_to_live_specification;
         self.client
             .update_time_to_live()
             .table_name(&self.table)
             .time_to_live_specification(
                 TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name("expires_at")
+                    .enabled(ttl.enabled)
+                    .attribute_name(ttl.attribute_name)
                     .build()
                     .map_err(unavailable)?,
             )
@@ -717,6 +701,30 @@ impl DynamoBillingStore {
             .map_err(failed)?;
         Ok(true)
     }
+}
+
+fn key_element(k: &schema::KeyElement) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder()
+        .attribute_name(k.attribute_name)
+        .key_type(KeyType::from(k.key_type))
+        .build()
+        .map_err(unavailable)
+}
+
+fn index_of(index: &schema::IndexSchema) -> Result<GlobalSecondaryIndex, StoreError> {
+    let projected = index.projection.non_key_attributes.iter();
+    let mut gsi = GlobalSecondaryIndex::builder()
+        .index_name(index.index_name)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::from(index.projection.projection_type))
+                .set_non_key_attributes(Some(projected.map(|a| (*a).to_owned()).collect()))
+                .build(),
+        );
+    for k in &index.key_schema {
+        gsi = gsi.key_schema(key_element(k)?);
+    }
+    gsi.build().map_err(unavailable)
 }
 
 impl DynamoBillingStore {
