@@ -243,7 +243,10 @@ fn cancelled(
     paras.push("Thank you for having been with us.".into());
     let subject = match reason {
         CancellationReason::CustomerDeleted => "Your subscription has ended",
-        _ => "Your subscription has been cancelled",
+        CancellationReason::CancellationRequested
+        | CancellationReason::PaymentFailed
+        | CancellationReason::PaymentDisputed
+        | CancellationReason::Unknown => "Your subscription has been cancelled",
     };
     assemble(subject.to_owned(), &paras, None, None)
 }

@@ -26,13 +26,16 @@ use super::decide::{
     payment_action_required, payment_failed, subscription_cancelled, subscription_welcome, welcome,
     SkipReason, Surroundings,
 };
-use super::job::EmailJob;
+use super::job::{EmailJob, EmailSubject};
 use super::kinds::{EmailKind, EmailSettings};
 use super::records::{address_hash, Claim, EmailKey, EmailLedger, EmailState, Finished};
 use super::render::{render, RenderedEmail};
+use crate::domain::access::SubscriptionAccess;
 use crate::domain::access::{customer_access, purchase_access, TierPolicy};
+use crate::domain::customer::CustomerBilling;
 use crate::domain::events::EmailAddress;
-use crate::domain::ids::{EventId, InvoiceId};
+use crate::domain::ids::{CustomerId, EventId, InvoiceId, SubscriptionId};
+use crate::domain::invoice::Invoice;
 use crate::ports::Beside;
 use crate::ports::{BillingStore, Clock, StoreError};
 use crate::telemetry::{Counter, Metrics};
@@ -207,6 +210,28 @@ fn new_token() -> String {
     hex::encode(bytes)
 }
 
+/// How an invoice email is decided from the invoice and what surrounds it.
+type InvoiceDecision = fn(&Invoice, Surroundings<'_>) -> Result<EmailContext, SkipReason>;
+/// How a subscription email is decided from the subscription's access, the customer
+/// record's address and the time.
+type SubscriptionDecision =
+    fn(&SubscriptionAccess, Option<&EmailAddress>, i64) -> Result<EmailContext, SkipReason>;
+
+/// What happens to a job whose object the model does not know (yet).
+fn decide_unknown(job: &EmailJob) -> NotSent {
+    match job.subject {
+        EmailSubject::SubscriptionCancelled { .. } => skip("no_subscription"),
+        // Checkout linked a subscription or a purchase the aggregate has no event of yet
+        // (they arrive in any order): retried, not skipped, so the welcome is not lost.
+        EmailSubject::SubscriptionWelcome { .. } | EmailSubject::PurchaseWelcome { .. } => {
+            NotSent::Wait(NOT_YET_KNOWN, None)
+        }
+        EmailSubject::PaymentActionRequired { .. } | EmailSubject::PaymentFailed { .. } => {
+            skip("no_invoice")
+        }
+    }
+}
+
 impl EmailSender {
     /// Handles one job: claim, decide, send, record. Logs name the email (kind, object) and
     /// the outcome, never the address or the body.
@@ -220,11 +245,11 @@ impl EmailSender {
             .await;
         let outcome = match claim {
             Err(e) => {
-                tracing::warn!(email = %job.email, object = %job.object, error = %e, "email claim failed; will retry");
+                tracing::warn!(email = %job.kind(), object = %job.object(), error = %e, "email claim failed; will retry");
                 JobOutcome::Retry("store_unavailable")
             }
             Ok(Claim::Held { until }) => {
-                tracing::info!(email = %job.email, object = %job.object, lease_until = until, "email claimed by another consumer; will retry");
+                tracing::info!(email = %job.kind(), object = %job.object(), lease_until = until, "email claimed by another consumer; will retry");
                 JobOutcome::Wait {
                     why: "claimed_elsewhere",
                     until: Some(until),
@@ -238,7 +263,7 @@ impl EmailSender {
             }
         };
         self.count(&outcome);
-        tracing::info!(email = %job.email, object = %job.object, outcome = ?OutcomeLog(&outcome), "email job handled");
+        tracing::info!(email = %job.kind(), object = %job.object(), outcome = ?OutcomeLog(&outcome), "email job handled");
         outcome
     }
 
@@ -253,7 +278,7 @@ impl EmailSender {
     ) -> JobOutcome {
         let email = match self.prepare(job, now).await {
             Err(e) => {
-                tracing::warn!(email = %job.email, object = %job.object, error = %e, "reading the model failed; will retry");
+                tracing::warn!(email = %job.kind(), object = %job.object(), error = %e, "reading the model failed; will retry");
                 return self.give_back(key, token, "store_unavailable").await;
             }
             // A decision that may still change (a welcome's subscription not known yet or
@@ -305,18 +330,36 @@ impl EmailSender {
         job: &EmailJob,
         now: i64,
     ) -> Result<Result<OutgoingEmail, NotSent>, StoreError> {
-        if !self.settings.enabled(job.email) {
+        if !self.settings.enabled(job.kind()) {
             return Ok(Err(skip("kind_off")));
         }
         let Some(from) = self.settings.from.clone() else {
             return Ok(Err(skip("kind_off")));
         };
-        let decided = match job.email {
-            EmailKind::PaymentActionRequired | EmailKind::PaymentFailed => {
-                self.invoice_email(job, now).await?
+        let decided = match &job.subject {
+            EmailSubject::PaymentActionRequired { invoice } => {
+                self.invoice_email(job, invoice, payment_action_required, now)
+                    .await?
             }
-            EmailKind::SubscriptionCancelled | EmailKind::Welcome => {
-                self.customer_email(job, now).await?
+            EmailSubject::PaymentFailed { invoice } => {
+                self.invoice_email(job, invoice, payment_failed, now)
+                    .await?
+            }
+            EmailSubject::SubscriptionCancelled { subscription } => {
+                self.subscription_email(
+                    job,
+                    subscription,
+                    |a, to, _| subscription_cancelled(a, to),
+                    now,
+                )
+                .await?
+            }
+            EmailSubject::SubscriptionWelcome { subscription } => {
+                self.subscription_email(job, subscription, subscription_welcome, now)
+                    .await?
+            }
+            EmailSubject::PurchaseWelcome { session } => {
+                self.purchase_welcome(job, session).await?
             }
         };
         Ok(decided.map(|ctx| OutgoingEmail {
@@ -334,6 +377,8 @@ impl EmailSender {
     async fn invoice_email(
         &self,
         job: &EmailJob,
+        invoice: &InvoiceId,
+        decide: InvoiceDecision,
         now: i64,
     ) -> Result<Result<EmailContext, NotSent>, StoreError> {
         let loaded = self
@@ -343,7 +388,7 @@ impl EmailSender {
                 &EventId::new("-"),
                 job.customer.as_ref(),
                 None,
-                Beside::Invoice(&InvoiceId::new(&job.object)),
+                Beside::Invoice(invoice),
             )
             .await?;
         let Some(invoice) = loaded.invoice else {
@@ -362,37 +407,17 @@ impl EmailSender {
             customer_email: customer.and_then(|c| c.email()),
             now,
         };
-        let decide = match job.email {
-            EmailKind::PaymentFailed => payment_failed,
-            _ => payment_action_required,
-        };
         Ok(decide(&invoice.value, around).map_err(NotSent::from))
     }
 
-    /// A subscription's cancellation or a checkout's welcome: read from the customer's
-    /// aggregate as the access rule sees it now, to the customer record's address.
-    /// The access of the purchase a welcome is about: its item, read beside the aggregate
-    /// (only for a job no subscription answers, so a subscription's email costs one read).
-    async fn purchase_access_of(
+    /// The customer's aggregate as the access rule sees it now, and the customer record's
+    /// address; `None` when the job names no customer or the aggregate does not exist.
+    async fn customer_state(
         &self,
         job: &EmailJob,
-        customer: &crate::domain::ids::CustomerId,
-        state: &mut crate::domain::customer::CustomerBilling,
-    ) -> Result<Vec<crate::domain::access::PurchaseAccess>, StoreError> {
-        let key = [crate::ports::PurchaseKey::Session(job.object.clone())];
-        for p in self.store.purchases(job.provider, customer, &key).await? {
-            state.purchases.insert(p.value.session.clone(), p.value);
-        }
-        Ok(purchase_access(state))
-    }
-
-    async fn customer_email(
-        &self,
-        job: &EmailJob,
-        now: i64,
-    ) -> Result<Result<EmailContext, NotSent>, StoreError> {
+    ) -> Result<Option<(CustomerId, CustomerBilling)>, StoreError> {
         let Some(customer) = job.customer.as_ref() else {
-            return Ok(Err(skip("no_customer")));
+            return Ok(None);
         };
         // The same consistent read as the invoice emails' (a ledger key no event has).
         let loaded = self
@@ -405,36 +430,51 @@ impl EmailSender {
                 Beside::Nothing,
             )
             .await?;
-        let Some(stored) = loaded.customer else {
+        Ok(loaded.customer.map(|c| (customer.clone(), c.value)))
+    }
+
+    /// A subscription's cancellation or welcome, from the subscription's access now.
+    async fn subscription_email(
+        &self,
+        job: &EmailJob,
+        subscription: &SubscriptionId,
+        decide: SubscriptionDecision,
+        now: i64,
+    ) -> Result<Result<EmailContext, NotSent>, StoreError> {
+        let Some((_, state)) = self.customer_state(job).await? else {
             return Ok(Err(skip("no_customer")));
         };
-        let mut state = stored.value;
-        let address = state.email().cloned();
-        let address = address.as_ref();
         // Tiers only name what is granted; whether it is granted does not depend on them.
         let subscriptions = customer_access(&state, &TierPolicy::default());
-        let subscription = subscriptions
+        match subscriptions
             .iter()
-            .find(|a| a.subscription.as_str() == job.object);
-        let decided = match (job.email, subscription) {
-            (EmailKind::SubscriptionCancelled, Some(access)) => {
-                subscription_cancelled(access, address)
-            }
-            (EmailKind::SubscriptionCancelled, None) => return Ok(Err(skip("no_subscription"))),
-            (_, Some(access)) => subscription_welcome(access, address, now),
-            (_, None) => match self
-                .purchase_access_of(job, customer, &mut state)
-                .await?
-                .iter()
-                .find(|p| p.purchase == job.object)
-            {
-                Some(purchase) => welcome(&job.object, purchase.grants, address),
-                // Checkout linked a subscription the aggregate has no event of yet (they
-                // arrive in any order): retried, not skipped, so the welcome is not lost.
-                None => return Ok(Err(NotSent::Wait(NOT_YET_KNOWN, None))),
-            },
+            .find(|a| &a.subscription == subscription)
+        {
+            Some(access) => Ok(decide(access, state.email(), now).map_err(NotSent::from)),
+            None => Ok(Err(decide_unknown(job))),
+        }
+    }
+
+    /// A one-time purchase's welcome: its item, read beside the aggregate.
+    async fn purchase_welcome(
+        &self,
+        job: &EmailJob,
+        session: &str,
+    ) -> Result<Result<EmailContext, NotSent>, StoreError> {
+        let Some((customer, mut state)) = self.customer_state(job).await? else {
+            return Ok(Err(skip("no_customer")));
         };
-        Ok(decided.map_err(NotSent::from))
+        let key = [crate::ports::PurchaseKey::Session(session.to_owned())];
+        for p in self.store.purchases(job.provider, &customer, &key).await? {
+            state.purchases.insert(p.value.session.clone(), p.value);
+        }
+        let access = purchase_access(&state);
+        match access.iter().find(|p| p.purchase == session) {
+            Some(purchase) => {
+                Ok(welcome(session, purchase.grants, state.email()).map_err(NotSent::from))
+            }
+            None => Ok(Err(decide_unknown(job))),
+        }
     }
 
     /// Sends, retrying throttling here `throttle_attempts` times with a doubling wait.

@@ -24,37 +24,32 @@ use super::record::Verified;
 use super::Pipeline;
 use crate::domain::events::{BillingEvent, InvoiceEventKind, SubscriptionChange};
 use crate::domain::ids::CustomerId;
-use crate::emails::job::EmailJob;
-use crate::emails::kinds::EmailKind;
+use crate::emails::job::{EmailJob, EmailSubject};
 use crate::ports::Commit;
 
 /// The email an applied event asks for: its kind, object and customer, given what the commit
 /// writes (an invoice email only when the commit writes the invoice).
-fn email_of(
-    event: &BillingEvent,
-    commit: &Commit,
-) -> Option<(EmailKind, String, Option<CustomerId>)> {
+fn email_of(event: &BillingEvent, commit: &Commit) -> Option<(EmailSubject, Option<CustomerId>)> {
     match event {
         BillingEvent::Invoice(e) => {
-            let kind = match e.kind {
-                InvoiceEventKind::ActionRequired => EmailKind::PaymentActionRequired,
-                InvoiceEventKind::Failed => EmailKind::PaymentFailed,
+            let (stored, _) = commit.invoice.as_ref()?;
+            let invoice = stored.id.clone();
+            let subject = match e.kind {
+                InvoiceEventKind::ActionRequired => EmailSubject::PaymentActionRequired { invoice },
+                InvoiceEventKind::Failed => EmailSubject::PaymentFailed { invoice },
+                // Settled, finalized, created, ... call for no email.
                 _ => return None,
             };
-            let (invoice, _) = commit.invoice.as_ref()?;
-            Some((
-                kind,
-                invoice.id.as_str().to_owned(),
-                invoice.customer.clone(),
-            ))
+            Some((subject, stored.customer.clone()))
         }
         BillingEvent::Subscription {
             change: SubscriptionChange::Deleted,
             snapshot,
             ..
         } if commit.customer.is_some() => Some((
-            EmailKind::SubscriptionCancelled,
-            snapshot.id.as_str().to_owned(),
+            EmailSubject::SubscriptionCancelled {
+                subscription: snapshot.id.clone(),
+            },
             Some(snapshot.customer.clone()),
         )),
         BillingEvent::CheckoutCompleted {
@@ -63,12 +58,17 @@ fn email_of(
             purchase,
             ..
         } if commit.customer.is_some() => {
-            let object = match (subscription, purchase) {
-                (Some(sub), _) => sub.as_str().to_owned(),
-                (None, Some(p)) if p.paid => p.session.clone(),
-                _ => return None,
+            let subject = match (subscription, purchase) {
+                (Some(sub), _) => EmailSubject::SubscriptionWelcome {
+                    subscription: sub.clone(),
+                },
+                (None, Some(p)) if p.paid => EmailSubject::PurchaseWelcome {
+                    session: p.session.clone(),
+                },
+                // Unpaid (an asynchronous payment still pending) or nothing bought.
+                (None, _) => return None,
             };
-            Some((EmailKind::Welcome, object, Some(customer.clone())))
+            Some((subject, Some(customer.clone())))
         }
         _ => None,
     }
@@ -78,16 +78,15 @@ impl Pipeline {
     /// Adds the event's email job to `commit` when the email's kind is on (the commit writes
     /// the state the email is about).
     pub(super) fn add_email_jobs(&self, v: &Verified<'_>, commit: &mut Commit) {
-        let Some((kind, object, customer)) = email_of(&v.event, commit) else {
+        let Some((subject, customer)) = email_of(&v.event, commit) else {
             return;
         };
-        if !self.email_kinds.contains(&kind) {
+        if !self.email_kinds.contains(&subject.kind()) {
             return;
         }
         let job = EmailJob {
-            email: kind,
+            subject,
             provider: v.meta.provider,
-            object,
             customer,
             event_id: v.meta.id.clone(),
         };

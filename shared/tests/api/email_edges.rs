@@ -119,9 +119,9 @@ async fn incomplete_welcome() -> (TestApp, Arc<InMemoryMailer>, EmailSender, Ema
     let welcome = pending_jobs(app.store.as_ref())
         .await
         .into_iter()
-        .find(|j| j.email == EmailKind::Welcome)
+        .find(|j| j.kind() == EmailKind::Welcome)
         .expect("a welcome job");
-    assert_eq!(welcome.object, "sub_ownLiveIncomplete01");
+    assert_eq!(welcome.object(), "sub_ownLiveIncomplete01");
     (app, mailbox, sender, welcome)
 }
 

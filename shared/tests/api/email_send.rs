@@ -953,7 +953,7 @@ async fn a_parked_action_required_event_queues_its_job_when_replayed() {
         .await;
     let jobs = pending_jobs(app.store.as_ref()).await;
     assert_eq!(jobs.len(), 1);
-    assert_eq!(jobs[0].object, "in_replayed");
+    assert_eq!(jobs[0].object(), "in_replayed");
 }
 
 // --- the other three kinds and the customer record's address --------------------------------
@@ -1052,7 +1052,7 @@ async fn each_other_kind_switched_on_sends_one_email_under_duplicate_events() {
     app.clock.set(NOW);
     post_twice(&app, "k1", &["08_customer.subscription.deleted"]).await;
     assert_eq!(sent(&handle_new_jobs(&app, &sender, &mut seen).await), 1);
-    let jobs: Vec<_> = seen.iter().map(|j| (j.email, j.object.as_str())).collect();
+    let jobs: Vec<_> = seen.iter().map(|j| (j.kind(), j.object())).collect();
     assert_eq!(
         jobs,
         [
@@ -1204,7 +1204,7 @@ async fn a_welcome_waits_for_its_subscription_and_is_skipped_once_nothing_grants
     let jobs = pending_jobs(late.store.as_ref()).await;
     let welcome = jobs
         .iter()
-        .find(|j| j.email == EmailKind::Welcome)
+        .find(|j| j.kind() == EmailKind::Welcome)
         .expect("welcome job");
     assert_eq!(
         sender.handle(welcome).await,
