@@ -3,7 +3,7 @@
 Used by scripts/check_template.py on the template as aws-sam-translator translated it (the roles
 SAM really creates, its own additions included) and tested by scripts/test_permissions.py.
 
-A function's list is functions/<dir>/permissions.toml, <dir> being its CodeUri (README "Least
+A function's list is functions/<dir>/permissions.toml, <dir> being its CodeUri (docs/OPERATIONS.md "Least
 privilege" describes the format). Its grants and the role's must be equal: a grant of the role
 beyond the list is an extra (the role may do what the code never does), one of the list missing
 from the role is a call the code makes that AWS would deny. Grants are compared as:

@@ -1,6 +1,6 @@
 //! Wiring: builds the AWS clients and the pipeline once, from a `Config`. Used by every Lambda
 //! `main.rs` and by the local run, so both serve the same handler code. Every client gets the
-//! same bounded waits here (README, "Bounded waits"), and the DynamoDB connection is opened
+//! same bounded waits here (docs/ARCHITECTURE.md, "Bounded waits"), and the DynamoDB connection is opened
 //! during init so the first delivery does not pay the TLS handshake.
 
 use crate::adapters::dynamo::DynamoBillingStore;

@@ -86,7 +86,7 @@ pub struct CallBounds {
 impl Default for CallBounds {
     /// 2 s to connect (a TLS handshake costs about 0.75 s on a 128 MB Lambda), 2 s per
     /// attempt, 4 s per operation, 3 attempts: a call to a service that does not answer fails
-    /// within 4 s (README, "Bounded waits").
+    /// within 4 s (docs/ARCHITECTURE.md, "Bounded waits").
     fn default() -> Self {
         Self {
             connect: Duration::from_millis(2_000),

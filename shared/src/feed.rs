@@ -1,7 +1,7 @@
 //! The change feed and the audit summary: what an applied event tells the application.
 //! Messages are built here and written to the outbox in the event's own commit.
 //!
-//! The feed's contract (README, "Change feed"): every `access.changed` message carries the
+//! The feed's contract (docs/MODEL.md, "Change feed"): every `access.changed` message carries the
 //! user's whole access view — exactly what `GET /users/{id}/access` answers — and its `seq`;
 //! delivery is at least once and in any order, so a consumer keeps the highest `seq` per user.
 
@@ -168,7 +168,7 @@ fn changed_fields(a: &Access, b: &Access) -> Vec<&'static str> {
     .collect()
 }
 
-/// Feed schema version 1 (documented in README).
+/// Feed schema version 1 (documented in docs/MODEL.md).
 pub const FEED_SCHEMA: &str = "billing.access_changed.v1";
 
 /// The message announcing a change of `doc` (already updated); `previous` and `access` are the

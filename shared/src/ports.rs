@@ -45,7 +45,7 @@ impl LedgerState {
 /// The raw bytes of a parked delivery, gzip-compressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParkedBody {
-    /// `None` when the compressed body would not fit in a DynamoDB item (see README). A listing
+    /// `None` when the compressed body would not fit in a DynamoDB item (see docs/ARCHITECTURE.md, "Table design"). A listing
     /// reads the index, which holds no bodies: there a kept body is `Some` and empty.
     pub gzip: Option<Vec<u8>>,
     pub sha256: String,

@@ -1,7 +1,7 @@
 //! The outbox relay: delivers outbox messages to the queue at least once, then forgets them.
 //!
 //! A message is deleted only after the queue accepted it, so a crash between the two sends it
-//! again: consumers deduplicate by the message id and need no order (README, "Change feed").
+//! again: consumers deduplicate by the message id and need no order (docs/MODEL.md, "Change feed").
 //! An item whose document cannot be read is set aside — out of the pending outbox, kept whole
 //! for an operator, counted as `OutboxUnreadable` — so it never holds up the others; so is a
 //! message the queue refuses for good (`QueueError::Refused`: too large, an invalid character),

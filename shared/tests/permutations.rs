@@ -1313,7 +1313,7 @@ fn observed_invoices(model: &Model) -> BTreeMap<String, InvView> {
         .collect()
 }
 
-/// README's access rule, written again here from the table.
+/// The access rule of docs/MODEL.md, written again here from the table.
 fn access_rule(
     deleted: bool,
     status: &str,
@@ -1456,7 +1456,7 @@ fn expected_user(lifecycle: &Lifecycle, subs: &BTreeMap<String, SubView>) -> Use
         };
     }
     // Events of an invoice created before the subscription's newest paid invoice cannot change
-    // its standing (README, "Any order"): the model forgets such invoices, so they change nothing.
+    // its standing (docs/ARCHITECTURE.md, "Any order"): the model forgets such invoices, so they change nothing.
     let last_paid = |sub: usize| {
         lifecycle
             .events

@@ -293,7 +293,7 @@ pub fn outbox_item(m: &OutboxMessage) -> Result<Item, StoreError> {
     item.insert("kind".into(), s("outbox"));
     item.insert("doc".into(), s(to_json(m)?));
     item.insert("GSI1PK".into(), s(Listing::PendingOutbox.key_of(&pk)));
-    // Oldest first; consumers need no order (README, "Change feed").
+    // Oldest first; consumers need no order (docs/MODEL.md, "Change feed").
     item.insert("GSI1SK".into(), s(format!("{:011}#{}", m.created_at, m.id)));
     Ok(item)
 }

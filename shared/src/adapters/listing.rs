@@ -4,7 +4,7 @@
 //! The four listings whose items any event may write (pending outbox messages, parked events,
 //! outbox items set aside, email records) are each spread over [`LISTING_SHARDS`] index
 //! partition keys, `{LISTING}#{shard:02}`, the shard being FNV-1a of the item's own `PK` modulo
-//! the shard count. One index partition takes 1,000 write units a second; README, "Scale",
+//! the shard count. One index partition takes 1,000 write units a second; docs/ARCHITECTURE.md, "Scale",
 //! sizes the count. A page queries every shard (and the unsharded key that items written before
 //! the sharding still carry) and merges them by `GSI1SK`, so the order and the cursor are the
 //! listing's, not a shard's.
@@ -21,7 +21,7 @@ type Item = HashMap<String, AttributeValue>;
 /// bodies of up to 400 KB included); a projection cannot be changed in place, hence a new name.
 pub const LISTINGS_INDEX: &str = "Listings";
 
-/// How many index partition keys each listing is spread over (README, "Scale").
+/// How many index partition keys each listing is spread over (docs/ARCHITECTURE.md, "Scale").
 pub const LISTING_SHARDS: u32 = 64;
 
 /// The attributes the index holds beside the keys: what the listings read, never a body.

@@ -743,7 +743,7 @@ mod tests {
         (a.grants, a.standing, a.billing_status)
     }
 
-    /// One assertion per row of the README's access table.
+    /// One assertion per row of the access table of docs/MODEL.md.
     #[test]
     fn the_access_table() {
         use BillingStatus::*;

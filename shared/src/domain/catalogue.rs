@@ -809,7 +809,7 @@ pub(crate) mod tests {
         );
     }
 
-    /// The bound README states: every catalogue item under 64 KB, whatever the number of prices
+    /// The bound docs/MODEL.md states: every catalogue item under 64 KB, whatever the number of prices
     /// (measured as DynamoDB sizes items).
     #[test]
     fn every_catalogue_item_stays_under_64_kb() {

@@ -1,6 +1,6 @@
 //! The newest second of one object's snapshots, and which of them is the object's state.
 //!
-//! The rule is the subscriptions' (`customer.rs`, README "Any order"): a newer `created` second
+//! The rule is the subscriptions' (`customer.rs`, docs/ARCHITECTURE.md, "Any order"): a newer `created` second
 //! replaces everything kept; events of one second rank creation < update < deletion; among the
 //! updates of one second, their `previous_attributes` decide; when they cannot, the choice is
 //! deterministic (the greatest version) and reported as unresolved.

@@ -1,6 +1,6 @@
 //! The email job: what the outbox carries to the email queue when an applied event calls for
 //! a customer email. It names the email (kind and object) and where the consumer reads the
-//! model at send time; never an address or a body (README, "Customer emails").
+//! model at send time; never an address or a body (docs/EMAILS.md).
 
 use super::kinds::EmailKind;
 use super::records::EmailKey;

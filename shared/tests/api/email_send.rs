@@ -1272,7 +1272,7 @@ async fn the_customer_record_address_is_in_no_read_route_audit_entry_or_feed_mes
 
 /// Against moto: each of the three kinds, its event delivered twice and its job handled twice,
 /// is one email in SES's `data.json`, to the customer record's address for the two
-/// subscription kinds; prints what the consumer read and wrote per email (README's cost).
+/// subscription kinds; prints what the consumer read and wrote per email (docs/ARCHITECTURE.md, "Scale").
 #[tokio::test]
 async fn moto_one_email_of_each_other_kind_under_duplicate_events_and_its_cost() {
     let rig = MotoRig::with_kinds(all_kinds()).await;

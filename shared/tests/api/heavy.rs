@@ -26,7 +26,7 @@ use std::sync::Arc;
 /// Past both old cliffs: each purchase was ~300 bytes in every feed message (past SQS's 256 KiB
 /// at about 870 of them) and in the customer's item (past DynamoDB's 400 KB at about 1,300).
 const PURCHASES: usize = 5_000;
-/// The bound README documents for a feed message and the user item.
+/// The bound docs/ARCHITECTURE.md documents for a feed message and the user item.
 const BOUND: usize = 64 * 1024;
 
 /// A paid payment-mode session of `cus_heavy` for `user_heavy`, with Stripe-length ids.

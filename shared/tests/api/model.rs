@@ -121,7 +121,7 @@ async fn a_stronger_link_moves_the_customer_to_its_user() {
         "the weaker claim loses the customer: {old}"
     );
     let kinds: Vec<(String, serde_json::Value)> = feed(&app).await;
-    // The feed promises no delivery order (README): read each user's changes by `seq`.
+    // The feed promises no delivery order (docs/MODEL.md): read each user's changes by `seq`.
     let per_user = |user: &str| -> Vec<(i64, bool)> {
         let mut changes: Vec<(i64, bool)> = kinds
             .iter()

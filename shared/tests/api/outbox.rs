@@ -80,7 +80,7 @@ async fn moto_a_test_message_written_with_a_commit_reaches_sqs_once_per_id() {
     );
 }
 
-/// The consumer README describes: per user, keep the message with the highest `seq`; ignore
+/// The consumer docs/MODEL.md describes: per user, keep the message with the highest `seq`; ignore
 /// lower ones and repeats. Returns each user's kept `access`.
 fn keep_highest_seq(deliveries: &[&Value]) -> BTreeMap<String, Value> {
     let mut held: BTreeMap<String, (u64, Value)> = BTreeMap::new();

@@ -1,5 +1,5 @@
 //! Products written before prices were items of their own: their `STATE` item holds every
-//! price in its `doc` (README "Products and prices"). Contract: such an item reads as the
+//! price in its `doc` (docs/MODEL.md, "Products and prices"). Contract: such an item reads as the
 //! pieces the per-price layout would hold after the same events (the record with its counts,
 //! and the old prices); the first event of the product converts it in place (every price its
 //! own item, then the record), idempotently and whatever runs beside it; the read route, which

@@ -2,7 +2,7 @@
 //! the model; and the types that are modelled. Any type in neither list (PayPal adds types) is
 //! recorded and answered `ignored` too. A test holds the lists against the translation.
 
-/// The types the translation maps onto the model (README "PayPal mapping").
+/// The types the translation maps onto the model (docs/MODEL.md, "PayPal: the mapping").
 pub const MODELLED: &[&str] = &[
     "BILLING.SUBSCRIPTION.CREATED",
     "BILLING.SUBSCRIPTION.ACTIVATED",
@@ -76,7 +76,7 @@ pub const IGNORED: &[(&str, &str)] = &[
     ),
 ];
 
-/// Why a modelled type's one event may still be recorded as ignored (README "PayPal mapping").
+/// Why a modelled type's one event may still be recorded as ignored (docs/MODEL.md, "PayPal: the mapping").
 pub const IGNORED_CASES: &[(&str, &str)] = &[
     (
         "PAYMENT.SALE.COMPLETED / DENIED, PAYMENT.CAPTURE.DENIED without billing_agreement_id",

@@ -1,5 +1,5 @@
 //! PayPal payloads into `domain::events`: the envelope (`id` WH-…, `event_type`,
-//! `create_time` to the millisecond, `resource`) and the mapping of README "PayPal mapping".
+//! `create_time` to the millisecond, `resource`) and the mapping of docs/MODEL.md, "PayPal: the mapping".
 //!
 //! The aggregate key: PayPal has no customer object that every event names. A subscription's
 //! events (v1 `Agreement` and v2 `subscription` resources) carry its id (`I-…`), and its sales
@@ -209,7 +209,7 @@ fn change_of(event_type: &str) -> Option<SubscriptionChange> {
     })
 }
 
-/// The event `envelope` carries; `Unsupported` for the types README lists as ignored and for
+/// The event `envelope` carries; `Unsupported` for the types docs/MODEL.md lists as ignored and for
 /// types not known at all (recorded, answered `ignored`).
 pub fn translate(envelope: &Envelope) -> Result<BillingEvent, TranslateError> {
     let t = envelope.event_type.as_str();
