@@ -15,6 +15,11 @@ a cold start happens before any signature is made. `check`:
   of its body changed the `tampered` answer.
 - The relay's event: the response is exactly `response`, and the feed queue then holds exactly
   the `feed` messages (message_id and kind attributes, the body's schema and change_id).
+- The emails function's SQS event: the response is exactly `response` and SES (moto) then
+  holds `sent` messages to the job's recipient with `subject`; the same event again answers the
+  same and sends nothing more (the email's claim).
+- The api function's read-route event: the status is `status` and the body holds every field
+  of `body_includes` with that value.
 
 Exits 1 if any check failed; each check prints one line.
 """
@@ -98,6 +103,15 @@ def drain(queue_url):
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
 
 
+def moto_mails(endpoint, address):
+    """Subjects of the messages moto's SES accepted for `address`, in order."""
+    import urllib.request
+    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=60) as r:
+        data = json.load(r)
+    return [m.get("subject") for m in data.get("ses", {}).get("Message", [])
+            if (m.get("destinations", {}).get("ToAddresses") or [None])[0] == address]
+
+
 class Checks:
     def __init__(self, port):
         self.port = port
@@ -136,6 +150,24 @@ class Checks:
                     entry["feed"], started)
 
 
+    def emails(self, entry, path):
+        endpoint = os.environ["AWS_ENDPOINT_URL"]
+        want = [entry["subject"]] * entry["sent"]
+        for label in (entry["file"], "again: " + entry["file"]):
+            started = time.monotonic()
+            got = invoke(self.port, entry["function"], path)
+            self.expect(label, entry["function"], got, entry["response"], started)
+            started = time.monotonic()
+            self.expect("SES after " + label, "ses", moto_mails(endpoint, entry["to"]), want, started)
+
+    def read(self, entry, path):
+        started = time.monotonic()
+        status, body = answer(invoke(self.port, entry["function"], path))
+        shown = {k: body.get(k) for k in entry["body_includes"]} if isinstance(body, dict) else body
+        self.expect(entry["file"], entry["function"], [status, shown],
+                    [entry["status"], entry["body_includes"]], started)
+
+
 def listing_errors(events_dir, spec, signed):
     """What makes events/, expected.json and the signed copies disagree (empty if nothing)."""
     files = {n for n in os.listdir(events_dir) if n.endswith(".json") and n != "expected.json"}
@@ -158,8 +190,13 @@ def start(spec, events_dir, port, work):
     checks = Checks(port)
     for function, name in first.items():
         path = os.path.join(work, f"start-{function}.json")
-        if function == "relay":
+        if function in ("relay", "emails"):
             event, want = {"Records": []}, {"batchItemFailures": []}
+        elif function == "api":
+            with open(os.path.join(events_dir, name), encoding="utf-8") as f:
+                event = json.load(f)
+            event["rawPath"] = event["requestContext"]["http"]["path"] = "/no/such/route"
+            want = [404, ""]
         else:
             with open(os.path.join(events_dir, name), encoding="utf-8") as f:
                 event = json.load(f)
@@ -173,7 +210,7 @@ def start(spec, events_dir, port, work):
         except RuntimeError as e:
             print(f"FAIL  start {function}: {e}")
             return False
-        if function != "relay":
+        if function not in ("relay", "emails"):
             got = list(answer(got))
         checks.expect("start " + function, function, got, want, started)
     return checks.failed == 0
@@ -204,6 +241,10 @@ def main():
         try:
             if entry["function"] == "relay":
                 checks.relay(entry, path, args.queue_url)
+            elif entry["function"] == "emails":
+                checks.emails(entry, path)
+            elif entry["function"] == "api":
+                checks.read(entry, path)
             else:
                 checks.webhook(spec, entry, path, args.signed)
         except (RuntimeError, ValueError, KeyError) as e:

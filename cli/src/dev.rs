@@ -148,6 +148,92 @@ pub fn api_gateway_event(
     })
 }
 
+/// An API Gateway (HTTP API, payload 2.0) GET of a read route as API Gateway passes it once IAM
+/// authorised the caller (the template's `AWS_IAM` authoriser): the caller's identity is in
+/// `requestContext.authorizer.iam`, which the function does not read (the route is guarded
+/// before it).
+pub fn read_route_event(path_and_query: &str, at: i64) -> serde_json::Value {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {
+            "accept": "application/json",
+            "host": "example.execute-api.us-east-1.amazonaws.com"
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "example",
+            "authorizer": {"iam": {
+                "accessKey": "AKIAEXAMPLE", "accountId": "123456789012",
+                "callerId": "AIDAEXAMPLE", "principalOrgId": null,
+                "userArn": "arn:aws:iam::123456789012:user/billing-reader", "userId": "AIDAEXAMPLE"
+            }},
+            "domainName": "example.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "example",
+            "http": {
+                "method": "GET",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "billing-read-sample"
+            },
+            "requestId": format!("local-read-{at}"),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "01/Jan/2025:00:00:00 +0000",
+            "timeEpoch": at * 1000
+        },
+        "isBase64Encoded": false
+    })
+}
+
+/// The SQS event the emails function receives for the email jobs the last of `deliveries`
+/// queues (applied in order at `at` to an empty model), one record per job, as the relay sends
+/// them to the email queue.
+pub async fn email_queue_event(
+    deliveries: &[Delivery],
+    at: i64,
+) -> Result<serde_json::Value, String> {
+    let jobs: Vec<OutboxMessage> = outbox_of(deliveries, at)
+        .await?
+        .into_iter()
+        .filter(|m| m.kind == billing::emails::job::EMAIL_JOB_KIND)
+        .collect();
+    if jobs.is_empty() {
+        return Err(
+            "the last event queues no email job (by default only payment_action_required is on)"
+                .into(),
+        );
+    }
+    let records: Vec<serde_json::Value> = jobs
+        .iter()
+        .enumerate()
+        .map(|(n, job)| {
+            serde_json::json!({
+                "messageId": format!("local-email-{at}-{}", n + 1),
+                "receiptHandle": format!("local-email-{at}-{}", n + 1),
+                "body": job.body.to_string(),
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": (at * 1000).to_string(),
+                    "SenderId": "AIDAEXAMPLE",
+                    "ApproximateFirstReceiveTimestamp": (at * 1000).to_string()
+                },
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:billing-emails",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({ "Records": records }))
+}
+
 /// A Stripe event file's exact bytes and the family it is delivered to.
 pub type Delivery = (Vec<u8>, Family);
 
@@ -164,7 +250,9 @@ async fn outbox_of(deliveries: &[Delivery], at: i64) -> Result<Vec<OutboxMessage
         Arc::new(FixedClock::at(at)),
         Arc::new(Metrics::Off),
         Settings::default(),
-    );
+    )
+    // The kinds a deployment queues unless BILLING_EMAILS says otherwise.
+    .with_email_kinds(billing::emails::kinds::DEFAULT_KINDS.into_iter().collect());
     let mut pending: Vec<PendingOutbox> = Vec::new();
     for (body, family) in deliveries {
         // What the earlier deliveries wrote was relayed already.

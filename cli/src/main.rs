@@ -14,6 +14,8 @@
 //! billing stripe-endpoints --base-url URL [--rotate | --finish-rotation] [--dry-run]
 //!                                     create or update the Stripe webhook endpoints
 //! billing lambda-event FILE --stream [--after FILE]… [--at UNIX]   print the relay's DynamoDB Streams event
+//! billing lambda-event FILE --email-jobs [--after FILE]… [--at UNIX]   print the emails function's SQS event
+//! billing read-event PATH [--at UNIX]  print the api function's event for a read route
 //! billing emails list [--limit N|--all] sent-email records, newest first (no addresses)
 //! billing emails redrive              move the email dead-letter queue back to the email queue
 //! ```
@@ -98,6 +100,7 @@ enum Command {
     Metrics,
     /// Print an API Gateway (HTTP API, payload 2.0) event carrying a signed Stripe event file,
     /// for `sam local invoke` and `cargo lambda invoke --data-file`.
+    #[command(group(clap::ArgGroup::new("derived").args(["stream", "email_jobs"])))]
     LambdaEvent {
         #[command(flatten)]
         event: SignedEvent,
@@ -109,10 +112,24 @@ enum Command {
         /// is when it is applied (default: the event's `created`, so the output is stable).
         #[arg(long, conflicts_with_all = ["base64", "secret"])]
         stream: bool,
-        /// With --stream: apply this event file first (repeatable, in order; each to the
-        /// family of its type).
-        #[arg(long, value_name = "FILE", requires = "stream")]
+        /// Instead: apply FILE to an empty in-memory model and print the SQS event the emails
+        /// function receives for the email jobs FILE queues (one record per job).
+        #[arg(long, conflicts_with_all = ["base64", "secret"])]
+        email_jobs: bool,
+        /// With --stream or --email-jobs: apply this event file first (repeatable, in order;
+        /// each to the family of its type).
+        #[arg(long, value_name = "FILE", requires = "derived")]
         after: Vec<PathBuf>,
+    },
+    /// Print an API Gateway (HTTP API, payload 2.0) GET event of a read route (`PATH`, with its
+    /// query), as API Gateway passes it once IAM has authorised the caller: for the api
+    /// function under `sam local invoke` and `cargo lambda invoke --data-file`.
+    ReadEvent {
+        /// The route and query, e.g. `/users/user_42/access`.
+        path: String,
+        /// The request time (Unix seconds; default: now).
+        #[arg(long)]
+        at: Option<i64>,
     },
     /// Create or update the four Stripe webhook endpoints (STRIPE_ADMIN_KEY) and store their
     /// signing secrets in Secrets Manager (STRIPE_WEBHOOK_SECRETS_<FAMILY>_ARN).
@@ -197,6 +214,15 @@ async fn main() -> ExitCode {
             after,
             ..
         } => stream_event(&event, &after).await,
+        Command::LambdaEvent {
+            event,
+            email_jobs: true,
+            after,
+            ..
+        } => email_jobs_event(&event, &after).await,
+        Command::ReadEvent { path, at } => {
+            print_json(&dev::read_route_event(&path, at.unwrap_or_else(now)))
+        }
         Command::LambdaEvent { event, base64, .. } => lambda_event(&event, base64),
         Command::StripeEndpoints(args) => endpoints::command(args).await,
         Command::Emails { command } => match build_app(Metrics::Off).await {
@@ -577,12 +603,12 @@ fn lambda_event(event: &SignedEvent, base64: bool) -> CliResult {
     Ok(())
 }
 
-/// The DynamoDB Streams event the relay receives once the `after` files and then FILE are
-/// applied to an empty model.
-async fn stream_event_of(
+/// The `after` files and then FILE, each with the family of its type (FILE's may be given),
+/// and when FILE is applied (`--at`, else its `created`).
+fn deliveries_of(
     event: &SignedEvent,
     after: &[PathBuf],
-) -> Result<serde_json::Value, String> {
+) -> Result<(Vec<dev::Delivery>, i64), String> {
     let mut deliveries = Vec::new();
     for path in after {
         deliveries.push(read_fixture(path)?);
@@ -590,17 +616,46 @@ async fn stream_event_of(
     let (body, env) = read_event(&event.file)?;
     let family = event.family.unwrap_or_else(|| family_of(&env.event_type));
     deliveries.push((body, family));
-    dev::relay_stream_event(&deliveries, event.at.unwrap_or(env.created)).await
+    Ok((deliveries, event.at.unwrap_or(env.created)))
+}
+
+/// The DynamoDB Streams event the relay receives once the `after` files and then FILE are
+/// applied to an empty model.
+async fn stream_event_of(
+    event: &SignedEvent,
+    after: &[PathBuf],
+) -> Result<serde_json::Value, String> {
+    let (deliveries, at) = deliveries_of(event, after)?;
+    dev::relay_stream_event(&deliveries, at).await
+}
+
+/// The SQS event the emails function receives for the email jobs FILE queues once the `after`
+/// files are applied.
+async fn email_event_of(
+    event: &SignedEvent,
+    after: &[PathBuf],
+) -> Result<serde_json::Value, String> {
+    let (deliveries, at) = deliveries_of(event, after)?;
+    dev::email_queue_event(&deliveries, at).await
+}
+
+/// Prints `email_event_of`: what `sam local invoke` and `cargo lambda invoke` give the emails
+/// function.
+async fn email_jobs_event(event: &SignedEvent, after: &[PathBuf]) -> CliResult {
+    print_json(&email_event_of(event, after).await?)
+}
+
+fn print_json(value: &serde_json::Value) -> CliResult {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).map_err(|e| e.to_string())?
+    );
+    Ok(())
 }
 
 /// Prints `stream_event_of`: what `sam local invoke` and `cargo lambda invoke` give the relay.
 async fn stream_event(event: &SignedEvent, after: &[PathBuf]) -> CliResult {
-    let value = stream_event_of(event, after).await?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
-    );
-    Ok(())
+    print_json(&stream_event_of(event, after).await?)
 }
 
 #[cfg(test)]
@@ -846,5 +901,48 @@ mod tests {
         let text = std::fs::read_to_string(&path).expect("the relay sample");
         let file: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert_eq!(made, file, "regenerate events/ with scripts/events");
+    }
+
+    #[tokio::test]
+    async fn the_email_and_read_samples_are_what_the_commands_print() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let fx = root.join("shared/tests/fixtures/stripe/lifecycle");
+        let path = |name: &str| fx.join(name).to_str().expect("utf8").to_owned();
+        let args = [
+            "lambda-event".to_owned(),
+            path("05_invoice.payment_action_required.json"),
+            "--email-jobs".to_owned(),
+            "--after".to_owned(),
+            path("01_checkout.session.completed.json"),
+            "--after".to_owned(),
+            path("02_customer.subscription.created.json"),
+            "--after".to_owned(),
+            path("03_invoice.paid.json"),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let Ok(Cli {
+            command: Command::LambdaEvent { event, after, .. },
+        }) = parse(&args)
+        else {
+            panic!("lambda-event --email-jobs parses");
+        };
+        let made = email_event_of(&event, &after).await.expect("an event");
+        let read = |name: &str| -> serde_json::Value {
+            let text = std::fs::read_to_string(root.join("events").join(name)).expect("sample");
+            serde_json::from_str(&text).expect("json")
+        };
+        assert_eq!(
+            made,
+            read("emails.payment_action_required.json"),
+            "regenerate events/ with scripts/events"
+        );
+        let job = made["Records"][0]["body"].as_str().expect("a body");
+        let job = billing::emails::job::EmailJob::from_body(job).expect("an email job");
+        assert_eq!(job.object(), "in_life2");
+        assert_eq!(
+            dev::read_route_event("/users/user_42/access", 1_759_316_403),
+            read("api.users-access.json"),
+            "regenerate events/ with scripts/events"
+        );
     }
 }
