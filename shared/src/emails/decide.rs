@@ -54,6 +54,11 @@ pub const SCA_SETTLE_SECS: i64 = 3600;
 /// it: Stripe's 23 hours to `incomplete_expired`, plus an hour for a late webhook.
 pub const INCOMPLETE_HORIZON_SECS: i64 = 24 * 3600;
 
+/// How long after a subscription's last period ended a cancellation email still makes sense.
+/// Older news is not sent: `billing import` and `reconcile` bring in subscriptions that ended
+/// years ago, and a backfill events up to 30 days old; their customers must not hear of it now.
+pub const CANCELLATION_NEWS_SECS: i64 = 7 * 24 * 3600;
+
 /// Why an email was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
@@ -77,6 +82,9 @@ pub enum SkipReason {
     ActionRequiredInstead,
     /// A welcome for a subscription still `incomplete` past [`INCOMPLETE_HORIZON_SECS`].
     IncompleteExpired,
+    /// A cancellation of a subscription whose last period ended more than
+    /// [`CANCELLATION_NEWS_SECS`] ago (imported, reconciled or backfilled history).
+    OldNews,
     /// Not final: the decision may change before `until` (the job waits, nothing is recorded).
     Unsettled { why: &'static str, until: i64 },
 }
@@ -101,6 +109,7 @@ impl SkipReason {
             SkipReason::NothingGranted => "nothing_granted",
             SkipReason::ActionRequiredInstead => "action_required_instead",
             SkipReason::IncompleteExpired => "incomplete_expired",
+            SkipReason::OldNews => "old_news",
             SkipReason::Unsettled { why, .. } => why,
         }
     }
@@ -198,9 +207,16 @@ fn invoice_email(
 pub fn subscription_cancelled(
     access: &SubscriptionAccess,
     customer_email: Option<&EmailAddress>,
+    now: i64,
 ) -> Result<EmailContext, SkipReason> {
     if access.standing != Standing::Ended {
         return Err(SkipReason::NotEnded);
+    }
+    if access
+        .current_period_end
+        .is_some_and(|end| now - end > CANCELLATION_NEWS_SECS)
+    {
+        return Err(SkipReason::OldNews);
     }
     let content = EmailContent::cancellation(access, None).ok_or(SkipReason::NotEnded)?;
     Ok(EmailContext {
@@ -590,8 +606,8 @@ mod tests {
     fn a_cancellation_goes_out_only_for_an_ended_subscription_with_an_address() {
         use crate::domain::access::Standing;
         let record = EmailAddress::new("r@example.com");
-        let ended =
-            subscription_cancelled(&access(Standing::Ended, false), Some(&record)).expect("send");
+        let ended = subscription_cancelled(&access(Standing::Ended, false), Some(&record), 0)
+            .expect("send");
         assert_eq!(ended.recipient.as_str(), "r@example.com");
         assert_eq!(ended.object_id, "sub_1");
         assert!(matches!(
@@ -602,12 +618,31 @@ mod tests {
             }
         ));
         for standing in [Standing::Good, Standing::Cancelling, Standing::Overdue] {
-            let skip = subscription_cancelled(&access(standing, true), Some(&record));
+            let skip = subscription_cancelled(&access(standing, true), Some(&record), 0);
             assert_eq!(skip.map(|_| ()), Err(SkipReason::NotEnded), "{standing:?}");
         }
-        let nobody = subscription_cancelled(&access(Standing::Ended, false), None);
+        let nobody = subscription_cancelled(&access(Standing::Ended, false), None, 0);
         assert_eq!(nobody.map(|_| ()), Err(SkipReason::NoRecipient));
         assert_eq!(SkipReason::NotEnded.as_str(), "subscription_not_ended");
+    }
+
+    #[test]
+    fn a_subscription_that_ended_long_ago_gets_no_cancellation_email() {
+        use crate::domain::access::Standing;
+        let record = EmailAddress::new("r@example.com");
+        // Imported in 2026, ended in 2024: its customer must not hear of it now.
+        let mut old = access(Standing::Ended, false);
+        old.current_period_end = Some(1_700_000_000);
+        let now = 1_700_000_000 + CANCELLATION_NEWS_SECS;
+        assert!(subscription_cancelled(&old, Some(&record), now).is_ok());
+        assert_eq!(
+            subscription_cancelled(&old, Some(&record), now + 1).map(|_| ()),
+            Err(SkipReason::OldNews)
+        );
+        // Cancelled at once mid-period: the period's end is still ahead, the news is fresh.
+        old.current_period_end = Some(now + 86_400);
+        assert!(subscription_cancelled(&old, Some(&record), now).is_ok());
+        assert_eq!(SkipReason::OldNews.as_str(), "old_news");
     }
 
     #[test]

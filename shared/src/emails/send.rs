@@ -346,13 +346,8 @@ impl EmailSender {
                     .await?
             }
             EmailSubject::SubscriptionCancelled { subscription } => {
-                self.subscription_email(
-                    job,
-                    subscription,
-                    |a, to, _| subscription_cancelled(a, to),
-                    now,
-                )
-                .await?
+                self.subscription_email(job, subscription, subscription_cancelled, now)
+                    .await?
             }
             EmailSubject::SubscriptionWelcome { subscription } => {
                 self.subscription_email(job, subscription, subscription_welcome, now)

@@ -1292,7 +1292,14 @@ async fn moto_one_email_of_each_other_kind_under_duplicate_events_and_its_cost()
             EmailKind::SubscriptionCancelled,
         ),
     ];
-    let sender = rig.sender(rig.ses.clone());
+    // Handled an hour after the deletion (1761991202): the news is fresh, so each is sent.
+    let at = Arc::new(billing::ports::FixedClock::at(1_761_991_202 + 3600));
+    let sender = consumer(
+        rig.app.store.clone(),
+        rig.ledger.clone(),
+        rig.ses.clone(),
+        at,
+    );
     for (names, kind) in stages {
         post_twice(&rig.app, &tag, names).await;
         let batch = rig.relay_and_receive().await;
