@@ -133,7 +133,8 @@ class Checks:
         again = (spec["redelivery"]["status"],
                  {"event_id": event_id, "state": spec["redelivery"]["state"],
                   "detected_by": entry["detected_by"]})
-        tampered = (spec["tampered"]["status"], {"error": spec["tampered"]["error"]})
+        tampered = (spec["tampered"]["status"],
+                    {"error": entry.get("tampered_error", spec["tampered"]["error"])})
         copy = tamper(path, os.path.join(work, "tampered-" + name))
         for label, data, want in [(name, path, first), ("again: " + name, path, again),
                                   ("tampered: " + name, copy, tampered)]:
@@ -200,8 +201,12 @@ def start(spec, events_dir, port, work):
         else:
             with open(os.path.join(events_dir, name), encoding="utf-8") as f:
                 event = json.load(f)
-            event["headers"].pop("stripe-signature", None)
-            want = [400, {"error": "missing Stripe-Signature header"}]
+            if function == "paypal":
+                event["headers"].pop("paypal-transmission-sig", None)
+                want = [400, {"error": "missing PAYPAL-TRANSMISSION-SIG header"}]
+            else:
+                event["headers"].pop("stripe-signature", None)
+                want = [400, {"error": "missing Stripe-Signature header"}]
         with open(path, "w", encoding="utf-8") as f:
             json.dump(event, f)
         started = time.monotonic()

@@ -234,6 +234,112 @@ pub async fn email_queue_event(
     Ok(serde_json::json!({ "Records": records }))
 }
 
+/// The PayPal webhook id of the local samples (`PAYPAL_WEBHOOK_ID` in lambda-invoke-check).
+pub const PAYPAL_LOCAL_WEBHOOK_ID: &str = "LOCALINVOKE0000000";
+
+/// A PayPal delivery of `body` (a fixture's exact bytes) to `POST /webhooks/paypal`, signed at
+/// `at` the way PayPal signs (SHA256withRSA over `id|time|webhook_id|crc32(body)`) with a
+/// local RSA key: `paypal-local.pk8` in `key_dir`, made there (with `paypal-local.pub.der`, the
+/// public key `scripts/fake_paypal.py` verifies with in place of PayPal's
+/// verify-webhook-signature API) when it does not exist. No PayPal certificate signs it, so
+/// only that stand-in (or `PAYPAL_VERIFICATION=api` against it) accepts it.
+pub fn paypal_gateway_event(
+    body: &[u8],
+    key_dir: &std::path::Path,
+    at: i64,
+) -> Result<serde_json::Value, String> {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+    let private = key_dir.join("paypal-local.pk8");
+    if !private.exists() {
+        std::fs::create_dir_all(key_dir).map_err(|e| format!("{}: {e}", key_dir.display()))?;
+        let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| "RSA key generation failed")?;
+        let pkcs8 = pair.as_der().map_err(|_| "RSA key encoding failed")?;
+        let public = pair
+            .public_key()
+            .as_der()
+            .map_err(|_| "public key encoding failed")?;
+        std::fs::write(&private, pkcs8.as_ref()).map_err(|e| e.to_string())?;
+        std::fs::write(key_dir.join("paypal-local.pub.der"), public.as_ref())
+            .map_err(|e| e.to_string())?;
+    }
+    let pkcs8 = std::fs::read(&private).map_err(|e| format!("{}: {e}", private.display()))?;
+    let pair = KeyPair::from_pkcs8(&pkcs8).map_err(|e| format!("{}: {e}", private.display()))?;
+    let id = format!("{:08x}-0000-4000-8000-{at:012}", crc32fast::hash(body));
+    let time = rfc3339(at);
+    let signed = format!(
+        "{id}|{time}|{PAYPAL_LOCAL_WEBHOOK_ID}|{}",
+        crc32fast::hash(body)
+    );
+    let mut sig = vec![0; pair.public_modulus_len()];
+    pair.sign(
+        &RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        signed.as_bytes(),
+        &mut sig,
+    )
+    .map_err(|_| "RSA signing failed")?;
+    let path = "/webhooks/paypal";
+    Ok(serde_json::json!({
+        "version": "2.0",
+        "routeKey": format!("POST {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {
+            "content-type": "application/json",
+            "paypal-auth-algo": "SHA256withRSA",
+            "paypal-cert-url": "https://api.paypal.com/v1/notifications/certs/CERT-local-invoke-only",
+            "paypal-transmission-id": id,
+            "paypal-transmission-sig": base64::engine::general_purpose::STANDARD.encode(&sig),
+            "paypal-transmission-time": time,
+            "user-agent": "PayPal/AUHR-214.0-52392296",
+            "host": "example.execute-api.us-east-1.amazonaws.com"
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "example",
+            "domainName": "example.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "example",
+            "http": {
+                "method": "POST",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "PayPal/AUHR-214.0-52392296"
+            },
+            "requestId": format!("local-{at}"),
+            "routeKey": format!("POST {path}"),
+            "stage": "$default",
+            "time": "01/Jan/2025:00:00:00 +0000",
+            "timeEpoch": at * 1000
+        },
+        "body": String::from_utf8_lossy(body),
+        "isBase64Encoded": false
+    }))
+}
+
+/// `at` as RFC 3339 in UTC, whole seconds (PayPal's `transmission_time`).
+fn rfc3339(at: i64) -> String {
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let (days, secs) = (at.div_euclid(86_400), at.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 /// A Stripe event file's exact bytes and the family it is delivered to.
 pub type Delivery = (Vec<u8>, Family);
 

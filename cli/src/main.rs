@@ -16,6 +16,7 @@
 //! billing lambda-event FILE --stream [--after FILE]… [--at UNIX]   print the relay's DynamoDB Streams event
 //! billing lambda-event FILE --email-jobs [--after FILE]… [--at UNIX]   print the emails function's SQS event
 //! billing read-event PATH [--at UNIX]  print the api function's event for a read route
+//! billing paypal-event FILE --key-dir DIR [--at UNIX]   print a locally signed PayPal delivery
 //! billing emails list [--limit N|--all] sent-email records, newest first (no addresses)
 //! billing emails redrive              move the email dead-letter queue back to the email queue
 //! ```
@@ -121,6 +122,20 @@ enum Command {
         #[arg(long, value_name = "FILE", requires = "derived")]
         after: Vec<PathBuf>,
     },
+    /// Print an API Gateway (HTTP API, payload 2.0) event carrying a PayPal event file to
+    /// `POST /webhooks/paypal`, signed now with a local RSA key in KEY_DIR (made there if
+    /// missing) under the webhook id `LOCALINVOKE0000000`: only `scripts/fake_paypal.py` (standing
+    /// in for PayPal's verify-webhook-signature API) accepts it.
+    PaypalEvent {
+        /// The PayPal event file (its exact bytes are the body).
+        file: PathBuf,
+        /// Where the local key pair is (`paypal-local.pk8`, `paypal-local.pub.der`).
+        #[arg(long, value_name = "KEY_DIR")]
+        key_dir: PathBuf,
+        /// The transmission time (Unix seconds; default: now).
+        #[arg(long)]
+        at: Option<i64>,
+    },
     /// Print an API Gateway (HTTP API, payload 2.0) GET event of a read route (`PATH`, with its
     /// query), as API Gateway passes it once IAM has authorised the caller: for the api
     /// function under `sam local invoke` and `cargo lambda invoke --data-file`.
@@ -220,6 +235,10 @@ async fn main() -> ExitCode {
             after,
             ..
         } => email_jobs_event(&event, &after).await,
+        Command::PaypalEvent { file, key_dir, at } => std::fs::read(&file)
+            .map_err(|e| format!("{}: {e}", file.display()))
+            .and_then(|body| dev::paypal_gateway_event(&body, &key_dir, at.unwrap_or_else(now)))
+            .and_then(|event| print_json(&event)),
         Command::ReadEvent { path, at } => {
             print_json(&dev::read_route_event(&path, at.unwrap_or_else(now)))
         }
@@ -944,5 +963,53 @@ mod tests {
             read("api.users-access.json"),
             "regenerate events/ with scripts/events"
         );
+    }
+
+    #[test]
+    fn the_paypal_sample_is_a_fixture_signed_as_paypal_signs() {
+        use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
+        use base64::Engine;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let fixture =
+            root.join("shared/tests/fixtures/paypal/BILLING.SUBSCRIPTION.CREATED__dj-paypal.json");
+        let body = std::fs::read(&fixture).expect("fixture");
+        let dir = std::env::temp_dir().join(format!("billing-paypal-key-{}", std::process::id()));
+        let event = dev::paypal_gateway_event(&body, &dir, 1_759_316_403).expect("an event");
+        let header = |name: &str| event["headers"][name].as_str().expect(name).to_owned();
+        assert_eq!(header("paypal-transmission-time"), "2025-10-01T11:00:03Z");
+        let signed = format!(
+            "{}|{}|{}|{}",
+            header("paypal-transmission-id"),
+            header("paypal-transmission-time"),
+            dev::PAYPAL_LOCAL_WEBHOOK_ID,
+            crc32fast::hash(&body)
+        );
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(header("paypal-transmission-sig"))
+            .expect("base64");
+        let public = std::fs::read(dir.join("paypal-local.pub.der")).expect("public key");
+        // The public key is SubjectPublicKeyInfo; aws-lc-rs verifies with its RSAPublicKey.
+        let spki = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, public_key_of(&public));
+        spki.verify(signed.as_bytes(), &sig).expect("verifies");
+        assert_eq!(event["body"].as_str().expect("body").as_bytes(), body);
+        // The committed sample has the same shape (its signature is re-made by scripts/events).
+        let text =
+            std::fs::read_to_string(root.join("events/paypal.BILLING.SUBSCRIPTION.CREATED.json"))
+                .expect("the PayPal sample");
+        let sample: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(sample["body"], event["body"]);
+        assert_eq!(sample["rawPath"], "/webhooks/paypal");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The RSAPublicKey inside a SubjectPublicKeyInfo (its BIT STRING's content).
+    fn public_key_of(spki: &[u8]) -> Vec<u8> {
+        // SEQUENCE { SEQUENCE { algorithm }, BIT STRING { 0x00, RSAPublicKey } }: the key is
+        // the tail after the BIT STRING's header and its unused-bits byte.
+        let at = spki
+            .windows(2)
+            .rposition(|w| w == [0x03, 0x82])
+            .expect("a long BIT STRING");
+        spki[at + 5..].to_vec()
     }
 }
