@@ -115,6 +115,7 @@ async fn history(n: usize) -> (CustomerBilling, UserAccessDoc) {
             paid: true,
             gift: None,
             created: Some(at),
+            paid_by: Default::default(),
         };
         let event = BillingEvent::CheckoutCompleted {
             customer: customer.customer.clone(),
