@@ -2,7 +2,9 @@
 //! not grow any item (the customer's, the user's, a purchase's) or the feed's message past the
 //! documented bound (the customer's item once kept every purchase: 1.5 MB here, which DynamoDB
 //! refuses), and a late `customer.subscription.deleted` is still applied and still revokes
-//! access. In memory, with DynamoDB's item size rule; and against moto.
+//! access. In memory, with DynamoDB's item size rule; and against moto. Then the whole heavy
+//! account of the issue: the same purchases with 2,000 invoices, 500 subscriptions and 300
+//! refunded (150 disputed) charges.
 
 use crate::helpers::*;
 use billing::adapters::memory::InMemoryBillingStore;
@@ -622,4 +624,161 @@ async fn assert_every_item_under_the_bound(app: &TestApp, memory: &InMemoryBilli
         .unwrap_or_default();
     println!("largest feed message: {largest} bytes");
     assert!(largest <= BOUND, "largest feed message {largest} bytes");
+}
+
+/// Applies one Stripe event body to the aggregate directly (what the pipeline does, without
+/// the store), for seeding a long history.
+fn apply_directly(customer: &mut CustomerBilling, id: &str, kind: &str, at: i64, object: Value) {
+    let body = event(id, kind, at, object);
+    let envelope = Envelope::parse(&body).expect("an event");
+    let event = translate(&envelope, &Settings::default().mapping).expect("translated");
+    let meta = EventMeta {
+        provider: Provider::Stripe,
+        id: EventId::new(envelope.id.clone()),
+        event_type: envelope.event_type.clone(),
+        created: envelope.created,
+        millis: 0,
+        livemode: false,
+        api_version: envelope.api_version.clone(),
+    };
+    customer.apply(&meta, &event);
+}
+
+/// The heavy account with `purchases` purchases, built by applying its events directly: the
+/// live subscription renewed 1,501 times, 499 subscriptions paid once and ended, and the
+/// refunds of the first 300 purchases' charges (every other one in full). Returns the
+/// aggregate (its purchases still in it) and the user item it gives `user_heavy`.
+async fn seeded_heavy_account(purchases: usize) -> (CustomerBilling, UserAccessDoc) {
+    let memory = Arc::new(InMemoryBillingStore::new());
+    let app = spawn_on_memory(memory.clone());
+    let live = subscription("sub_heavy", "cus_heavy", "active", Some("user_heavy"));
+    applied(&app, "evt_h0", "customer.subscription.created", T0, live).await;
+    let mut customer = memory.customers().pop().expect("the customer");
+    let c = &mut customer;
+    for i in 0..RENEWALS {
+        let start = T0 + i as i64 * DAY;
+        let invoice = subscription_invoice(&format!("in_heavy{i}"), "sub_heavy", start);
+        apply_directly(c, &format!("evt_hi{i}"), "invoice.paid", start + 7, invoice);
+    }
+    for s in 1..SUBSCRIPTIONS {
+        let id = format!("sub_heavy_ended{s:03}");
+        let at = T0 + s as i64 * 4 * DAY;
+        let sub = subscription(&id, "cus_heavy", "active", Some("user_heavy"));
+        let kind = "customer.subscription.created";
+        apply_directly(c, &format!("evt_hs{s}"), kind, at, sub.clone());
+        let invoice = subscription_invoice(&format!("in_heavy_ended{s}"), &id, at);
+        apply_directly(c, &format!("evt_hsi{s}"), "invoice.paid", at + 7, invoice);
+        let mut ended = sub;
+        ended["status"] = json!("canceled");
+        let kind = "customer.subscription.deleted";
+        apply_directly(c, &format!("evt_hsd{s}"), kind, at + 3 * DAY, ended);
+    }
+    for i in 0..purchases {
+        let at = T0 + 1_000 + i as i64 * 36;
+        let kind = "checkout.session.completed";
+        apply_directly(c, &format!("evt_hp{i}"), kind, at, purchase(i, at));
+    }
+    for k in 0..CHARGES.min(purchases) {
+        let refunded = if k % 2 == 0 { 1_900 } else { 500 };
+        let charge = json!({"id": format!("ch_3Kl36gJDPojXS6LN{k:0>8}"), "object": "charge",
+            "customer": "cus_heavy", "payment_intent": purchase(k, 0)["payment_intent"],
+            "amount": 1900, "amount_refunded": refunded, "refunded": refunded == 1_900,
+            "status": "succeeded"});
+        let at = T0 + 2_000 + k as i64 * 36;
+        apply_directly(c, &format!("evt_hr{k}"), "charge.refunded", at, charge);
+    }
+    let tiers = settings(false).tiers;
+    let given = SourceAccess {
+        subscriptions: customer_access(&customer, &tiers),
+        features: customer.features(),
+        purchases: customer.bought.summary(),
+    };
+    let user = memory.user(&UserId::new("user_heavy")).expect("the user");
+    let source = source_key(Provider::Stripe, &customer.customer);
+    let (user, _) = update_user(user, &source, Some(given), &tiers, NOW);
+    (customer, user)
+}
+
+/// Against moto: the heavy account seeded (the purchases by BatchWriteItem: moto copies the
+/// whole table on each transaction), then a renewal, a refund of a purchase not refunded before, a late
+/// event of a long-ended subscription (stale) and the late deletion of the live subscription,
+/// each through DynamoDB: every item and message under the bound, access revoked at the end.
+#[tokio::test]
+async fn moto_the_heavy_account_keeps_its_items_small_and_its_late_deletion_revokes_access() {
+    let dynamo = moto_store().await;
+    let app = spawn_on(dynamo.clone(), false);
+    let (customer, user) = seeded_heavy_account(PURCHASES).await;
+    seed(&dynamo, customer, user).await;
+    let (_, access) = app.get("/users/user_heavy/access").await;
+    assert_eq!(access["grants_paid_tier"], true, "{access}");
+    assert_eq!(access["purchase_totals"]["granting"], 4_850, "{access}");
+
+    let start = T0 + RENEWALS as i64 * DAY;
+    let renewal = subscription_invoice("in_heavy_next", "sub_heavy", start);
+    applied(&app, "evt_hnext", "invoice.paid", start + 7, renewal).await;
+    let refund = json!({"id": "ch_heavy_late", "object": "charge", "customer": "cus_heavy",
+        "payment_intent": purchase(3_700, 0)["payment_intent"], "amount": 1900,
+        "amount_refunded": 1900, "refunded": true, "status": "succeeded"});
+    applied(&app, "evt_hrl", "charge.refunded", NOW - 20, refund).await;
+    let late = subscription(
+        "sub_heavy_ended002",
+        "cus_heavy",
+        "active",
+        Some("user_heavy"),
+    );
+    let kind = "customer.subscription.updated";
+    let answer = deliver(&app, "evt_hlate", kind, T0 + 9 * DAY, late).await;
+    assert_eq!(answer["state"], "stale", "{answer}");
+    let mut ended = subscription("sub_heavy", "cus_heavy", "canceled", Some("user_heavy"));
+    ended["status"] = json!("canceled");
+    applied(
+        &app,
+        "evt_hd",
+        "customer.subscription.deleted",
+        NOW - 10,
+        ended,
+    )
+    .await;
+
+    let (_, access) = app.get("/users/user_heavy/access").await;
+    assert_eq!(access["grants_paid_tier"], false, "{access}");
+    assert_eq!(access["purchase_totals"]["granting"], 4_849, "{access}");
+    let customer_id = billing::domain::ids::CustomerId::new("cus_heavy");
+    let stored = dynamo
+        .customer(Provider::Stripe, &customer_id)
+        .await
+        .expect("read")
+        .expect("the customer's item");
+    let size = serde_json::to_string(&stored.value).expect("json").len();
+    assert!(size <= BOUND, "customer item {size} bytes");
+    assert!(
+        stored.value.charges.is_empty(),
+        "every copy with its purchase"
+    );
+    let refunded = dynamo
+        .purchases(
+            Provider::Stripe,
+            &customer_id,
+            &[billing::ports::PurchaseKey::Intent(
+                purchase(3_700, 0)["payment_intent"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )],
+        )
+        .await
+        .expect("read");
+    assert!(refunded[0].value.paid_by["ch_heavy_late"].fully_refunded());
+    let user = dynamo
+        .load_user(&UserId::new("user_heavy"))
+        .await
+        .expect("read")
+        .expect("the user's item");
+    let size = serde_json::to_string(&user.value).expect("json").len();
+    assert!(size <= BOUND, "user item {size} bytes");
+    for message in dynamo.pending_outbox(10).await.expect("outbox") {
+        let message = message.expect("readable");
+        let size = serde_json::to_string(&message.body).expect("json").len();
+        assert!(size <= BOUND, "feed message {size} bytes");
+    }
 }
