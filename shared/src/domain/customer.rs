@@ -462,7 +462,7 @@ pub struct CustomerBilling {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub refunds: BTreeMap<String, RefundRecord>,
     /// Subscription schedules by id: the snapshots of the newest second of each (the latest
-    /// is its state, as for a subscription).
+    /// is its state, as for a subscription). One that ended before [`Self::horizon`] is dropped.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub schedules: BTreeMap<String, Snapshots<ScheduleSnapshot>>,
     /// Periods the operator granted (an operator account only), by the grant's event id.
@@ -983,6 +983,10 @@ impl CustomerBilling {
             evidence: evidence.clone(),
         };
         let id = snapshot.id.clone();
+        if !self.schedules.contains_key(&id) && self.horizon.is_some_and(|h| meta.created < h) {
+            // Dropped once ended before the horizon (see `normalise`), or never held.
+            return Offer::Older;
+        }
         self.schedules.entry(id).or_default().offer(candidate)
     }
 
@@ -1084,6 +1088,17 @@ impl CustomerBilling {
         };
         self.horizon = Some(horizon);
         self.tombstones.retain(|_, deleted| *deleted >= horizon);
+        // A schedule that ended (completed, released, canceled) gets no later event: once its
+        // newest second is before the horizon, the horizon answers for it.
+        self.schedules.retain(|_, s| {
+            let ended = s.latest().is_some_and(|l| {
+                matches!(
+                    l.candidate.snapshot.status.as_str(),
+                    "completed" | "released" | "canceled"
+                )
+            });
+            !ended || s.second().is_none_or(|second| second >= horizon)
+        });
     }
 
     fn normalise_records(&mut self) {
@@ -1809,5 +1824,44 @@ mod tests {
         assert!(c.refunds.is_empty());
         assert!(c.purchases["cs_01"].paid_by["ch_01"].fully_refunded());
         assert_eq!((c.bought.count, c.bought.granting), (4, 3));
+    }
+
+    /// A schedule that ended before the horizon is dropped and its late events are stale; one
+    /// still running is kept whatever its age.
+    #[test]
+    fn schedules_that_ended_before_the_horizon_are_dropped() {
+        let schedule = |id: &str, status: &str| BillingEvent::Schedule {
+            rank: 2,
+            snapshot: ScheduleSnapshot {
+                id: id.into(),
+                customer: CustomerId::new("cus"),
+                subscription: None,
+                status: status.into(),
+                current_phase: None,
+                phases: Vec::new(),
+            },
+            evidence: OrderEvidence::default(),
+        };
+        let day = 86_400;
+        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        c.apply(&meta("evt_s1", 1_000), &schedule("sub_sched_1", "active"));
+        c.apply(&meta("evt_s2", 2_000), &schedule("sub_sched_1", "released"));
+        c.apply(&meta("evt_s3", 2_000), &schedule("sub_sched_2", "active"));
+        assert_eq!(c.schedules.len(), 2);
+        let gone = BillingEvent::Subscription {
+            change: SubscriptionChange::Deleted,
+            snapshot: snapshot("sub_x", "canceled"),
+            evidence: OrderEvidence::default(),
+        };
+        c.apply(&meta("evt_d", 2_000 + 40 * day), &gone);
+        assert_eq!(
+            c.schedules.keys().collect::<Vec<_>>(),
+            ["sub_sched_2"],
+            "the released one is dropped"
+        );
+        let before = c.clone();
+        let late = schedule("sub_sched_1", "active");
+        assert_eq!(c.apply(&meta("evt_late", 1_500), &late), Effect::Stale);
+        assert_eq!(c, before);
     }
 }
