@@ -582,7 +582,7 @@ async fn with_periods(
     let charges = sources
         .iter()
         .filter_map(|key| aggregates.get(key).and_then(Option::as_ref))
-        .flat_map(|c| c.charges.values().map(Charge::view))
+        .flat_map(|c| c.all_charges().map(Charge::view))
         .collect();
     // Every purchase of the user's own customers, newest first (the access answer and the
     // feed carry only the newest few).

@@ -908,6 +908,7 @@ mod tests {
             paid: true,
             gift: None,
             created: Some(1),
+            paid_by: Default::default(),
         };
         c.purchases.insert("cs_1".into(), purchase);
         c.deleted = Some(Register {

@@ -213,7 +213,7 @@ impl Charge {
         }
     }
 
-    fn apply_refunded(&mut self, r: &ChargeRefund) {
+    pub(crate) fn apply_refunded(&mut self, r: &ChargeRefund) {
         join_fact(&mut self.customer, Some(&r.customer));
         join_fact(&mut self.payment_intent, r.payment_intent.as_ref());
         join_fact(&mut self.invoice, r.invoice.as_ref());

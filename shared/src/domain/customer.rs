@@ -23,6 +23,24 @@ use std::collections::BTreeMap;
 /// Deleted subscriptions kept whole (newest deletions first); older ones are reduced to a
 /// tombstone so that a customer billed for years keeps a bounded aggregate.
 pub const ENDED_KEPT_WHOLE: usize = 8;
+/// How long a tombstone is kept after the customer's newest deletion: Stripe retries a delivery
+/// for up to three days and serves an event from its API for 30, so no event of a subscription
+/// deleted before that can still arrive for the first time. Older tombstones are dropped and the
+/// horizon they leave ([`CustomerBilling::horizon`]) answers for them.
+pub const TOMBSTONE_HORIZON: i64 = 30 * 86_400;
+/// Charge copies kept that no purchase the aggregate holds claims: those of subscription
+/// invoices (shown by the billing route, no access depends on them) and those that came
+/// before their purchase. Claimed copies live in their purchase's item.
+pub const UNCLAIMED_CHARGES_KEPT: usize = 32;
+
+/// Whether `charge` paid `purchase`: by the payment intent, or for a one-off invoice by the
+/// invoice the charge names.
+fn pays(charge: &Charge, purchase: &Purchase) -> bool {
+    let pi = purchase.payment_intent.as_ref();
+    (pi.is_some() && charge.payment_intent.as_ref() == pi)
+        || (purchase.kind == PurchaseKind::Invoice
+            && charge.invoice.as_ref() == Some(&purchase.session))
+}
 /// Same-second snapshots kept per subscription (more in one second would be pathological).
 pub(crate) const MAX_CANDIDATES: usize = 8;
 /// Rank of a snapshot read from the provider's API to settle a same-second tie: above every
@@ -410,10 +428,19 @@ pub struct CustomerBilling {
     pub email: Option<Register<Option<EmailAddress>>>,
     #[serde(default)]
     pub subscriptions: BTreeMap<SubscriptionId, SubscriptionRecord>,
-    /// Long-ended subscriptions, reduced to the version of their deletion: later events about
-    /// them are stale. Keeps the aggregate bounded (see [`ENDED_KEPT_WHOLE`]).
+    /// Long-ended subscriptions as written before [`Self::tombstones`]: the version of their
+    /// deletion. Read as tombstones and moved into them by the next event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ended: BTreeMap<SubscriptionId, Version>,
+    /// Long-ended subscriptions, reduced to the second of their deletion: later events about
+    /// them are stale. Only those deleted within [`TOMBSTONE_HORIZON`] of the newest deletion
+    /// are kept (see [`ENDED_KEPT_WHOLE`] for the newest, kept whole).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tombstones: BTreeMap<SubscriptionId, i64>,
+    /// Events dated before this second about a subscription the aggregate does not hold are
+    /// stale: the newest deletion less [`TOMBSTONE_HORIZON`] (the tombstones before it dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon: Option<i64>,
     /// The summaries of the customer's active entitlements of the newest second seen; the
     /// latest of them is the customer's features (Stripe sends the whole list each time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -430,19 +457,22 @@ pub struct CustomerBilling {
     /// by the change of the purchases it touched (see [`PurchaseBook`]).
     #[serde(default, skip_serializing_if = "PurchaseBook::is_empty")]
     pub bought: PurchaseBook,
-    /// Refunds by charge id: the most refunded of each charge (see [`RefundRecord`]).
+    /// Refunds by charge id, as written before refunds joined the charge copies (see
+    /// [`RefundRecord`]): read as they are, moved into the copies by the next event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub refunds: BTreeMap<String, RefundRecord>,
     /// Subscription schedules by id: the snapshots of the newest second of each (the latest
-    /// is its state, as for a subscription).
+    /// is its state, as for a subscription). One that ended before [`Self::horizon`] is dropped.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub schedules: BTreeMap<String, Snapshots<ScheduleSnapshot>>,
     /// Periods the operator granted (an operator account only), by the grant's event id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub grants: BTreeMap<String, SystemGrant>,
-    /// The customer's refunded or disputed charges: copies of their own items
-    /// (`domain::charge`), carried over by whichever of the charge's events arrives once the
-    /// charge is bound to this customer. Charges with nothing to show are not copied.
+    /// The customer's refunded or disputed charges that no purchase it holds claims: copies of
+    /// their own items (`domain::charge`), carried over by whichever of the charge's events
+    /// arrives once the charge is bound to this customer. Charges with nothing to show are not
+    /// copied; a purchase's own are kept with it ([`Purchase::paid_by`]); at most
+    /// [`UNCLAIMED_CHARGES_KEPT`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub charges: BTreeMap<String, Charge>,
 }
@@ -522,6 +552,8 @@ impl CustomerBilling {
             email: None,
             subscriptions: BTreeMap::new(),
             ended: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
+            horizon: None,
             entitlements: None,
             deleted: None,
             purchases: BTreeMap::new(),
@@ -540,27 +572,75 @@ impl CustomerBilling {
         self.booked(|s| s.absorb_charge_unbooked(charge))
     }
 
+    /// Puts back the copy of a charge as its item was read, before the event: what this
+    /// aggregate last absorbed of it (every change of a bound charge's item is absorbed in
+    /// the same commit), so the book already counts it. The copy may have been dropped from
+    /// the aggregate since (see [`UNCLAIMED_CHARGES_KEPT`]).
+    pub fn restore_charge(&mut self, charge: &Charge) {
+        let _ = self.absorb_charge_unbooked(charge);
+    }
+
     fn absorb_charge_unbooked(&mut self, charge: &Charge) -> Offer {
         if charge.customer.as_ref() != Some(&self.customer) || !charge.has_news() {
             return Offer::Older;
         }
-        if self.charges.get(&charge.id) == Some(charge) {
+        if self.charge_copy(&charge.id) == Some(charge) {
             return Offer::Same;
         }
         self.charges.insert(charge.id.clone(), charge.clone());
+        self.claim_charges();
         Offer::Taken
+    }
+
+    /// This customer's copy of a charge: with the purchase it paid, or unclaimed.
+    fn charge_copy(&self, id: &str) -> Option<&Charge> {
+        self.charges
+            .get(id)
+            .or_else(|| self.purchases.values().find_map(|p| p.paid_by.get(id)))
+    }
+
+    /// Moves each unclaimed charge copy whose purchase the aggregate holds into that purchase
+    /// (so it lives in the purchase's item), replacing an older copy there; then keeps only
+    /// the [`UNCLAIMED_CHARGES_KEPT`] unclaimed copies of greatest id.
+    fn claim_charges(&mut self) {
+        let claimed: Vec<(String, String)> = self
+            .charges
+            .values()
+            .filter_map(|c| {
+                let p = self.purchases.values().find(|p| pays(c, p))?;
+                Some((c.id.clone(), p.session.clone()))
+            })
+            .collect();
+        for (id, session) in claimed {
+            if let (Some(copy), Some(p)) =
+                (self.charges.remove(&id), self.purchases.get_mut(&session))
+            {
+                p.paid_by.insert(id, copy);
+            }
+        }
+        while self.charges.len() > UNCLAIMED_CHARGES_KEPT {
+            self.charges.pop_first();
+        }
     }
 
     /// The charge that paid `purchase`, as far as this customer knows it (refunded or
     /// disputed charges only): by the payment intent, or for a one-off invoice by the invoice
-    /// the charge names.
-    pub fn charge_of(&self, purchase: &Purchase) -> Option<&Charge> {
-        let pi = purchase.payment_intent.as_ref();
-        let invoice = (purchase.kind == PurchaseKind::Invoice).then_some(&purchase.session);
-        self.charges.values().find(|c| {
-            (pi.is_some() && c.payment_intent.as_ref() == pi)
-                || (invoice.is_some() && c.invoice.as_ref() == invoice)
-        })
+    /// the charge names; the smallest id should several.
+    pub fn charge_of<'a>(&'a self, purchase: &'a Purchase) -> Option<&'a Charge> {
+        purchase
+            .paid_by
+            .values()
+            .chain(self.charges.values())
+            .filter(|c| pays(c, purchase))
+            .min_by(|a, b| a.id.cmp(&b.id))
+    }
+
+    /// Every refunded or disputed charge copy of this customer: unclaimed ones, then those of
+    /// the purchases it holds.
+    pub fn all_charges(&self) -> impl Iterator<Item = &Charge> {
+        self.charges
+            .values()
+            .chain(self.purchases.values().flat_map(|p| p.paid_by.values()))
     }
 
     /// The refund state of the charge that paid `purchase`: linked by the payment intent, or
@@ -599,6 +679,7 @@ impl CustomerBilling {
             paid: true,
             gift: None,
             created: s.created,
+            paid_by: BTreeMap::new(),
         })
     }
 
@@ -628,30 +709,29 @@ impl CustomerBilling {
         }
     }
 
-    /// Joins one `charge.refunded` into its charge's record (refunds only grow).
+    /// Joins one `charge.refunded` into this customer's copy of its charge (refunds only
+    /// grow); the charge's item, absorbed in the same commit, holds it too.
     fn apply_refund(&mut self, r: &ChargeRefund) -> Offer {
-        let new = RefundRecord {
-            payment_intent: r.payment_intent.clone(),
-            invoice: r.invoice.clone(),
+        let mut copy = self
+            .charge_copy(&r.charge)
+            .cloned()
+            .unwrap_or_else(|| Charge::new(self.provider, r.charge.clone()));
+        copy.apply_refunded(r);
+        self.absorb_charge_unbooked(&copy)
+    }
+
+    /// Moves a refund record written before refunds joined the charge copies into its copy.
+    fn move_refund(&mut self, charge: String, r: RefundRecord) {
+        let refund = ChargeRefund {
+            customer: self.customer.clone(),
+            charge,
+            payment_intent: r.payment_intent,
+            invoice: r.invoice,
             amount: r.amount,
             amount_refunded: r.amount_refunded,
             refunded: r.refunded,
         };
-        let Some(current) = self.refunds.get_mut(&r.charge) else {
-            self.refunds.insert(r.charge.clone(), new);
-            return Offer::Taken;
-        };
-        let before = current.clone();
-        current.payment_intent = current.payment_intent.take().or(new.payment_intent);
-        current.invoice = current.invoice.take().or(new.invoice);
-        current.amount = current.amount.max(new.amount);
-        current.amount_refunded = current.amount_refunded.max(new.amount_refunded);
-        current.refunded |= new.refunded;
-        if *current == before {
-            Offer::Older
-        } else {
-            Offer::Taken
-        }
+        let _ = self.apply_refund(&refund);
     }
 
     /// The periods behind one entry of a user's access: a subscription's (settled invoices,
@@ -903,6 +983,10 @@ impl CustomerBilling {
             evidence: evidence.clone(),
         };
         let id = snapshot.id.clone();
+        if !self.schedules.contains_key(&id) && self.horizon.is_some_and(|h| meta.created < h) {
+            // Dropped once ended before the horizon (see `normalise`), or never held.
+            return Offer::Older;
+        }
         self.schedules.entry(id).or_default().offer(candidate)
     }
 
@@ -910,7 +994,7 @@ impl CustomerBilling {
     /// one-off invoice (no subscription: access does not depend on it).
     fn apply_standing(&mut self, meta: &EventMeta, payment: &InvoicePayment) -> Option<Offer> {
         let sub = payment.subscription.as_ref()?;
-        if self.ended.contains_key(sub) {
+        if self.is_gone(sub, meta.created) {
             return Some(Offer::Older);
         }
         let record = self.subscriptions.entry(sub.clone()).or_default();
@@ -925,12 +1009,8 @@ impl CustomerBilling {
     /// Offers a snapshot (and, for a deletion, the terminal deletion) of one subscription.
     fn offer_snapshot(&mut self, candidate: Candidate, deleted: bool) -> Offer {
         let id = candidate.snapshot.id.clone();
-        if let Some(deleted_at) = self.ended.get(&id) {
-            return if &candidate.version == deleted_at {
-                Offer::Same
-            } else {
-                Offer::Older
-            };
+        if self.is_gone(&id, candidate.version.created) {
+            return Offer::Older;
         }
         let version = candidate.version.clone();
         let reason = candidate.snapshot.cancellation_reason.clone();
@@ -974,9 +1054,54 @@ impl CustomerBilling {
         (!latest.resolved).then_some(latest.candidate.version.created)
     }
 
+    /// Whether an event dated `created` about `sub` comes too late: the subscription ended
+    /// long ago (a tombstone), or the aggregate does not hold it and the event is older than
+    /// the horizon (its tombstone, if it had one, was dropped).
+    fn is_gone(&self, sub: &SubscriptionId, created: i64) -> bool {
+        if self.tombstones.contains_key(sub) || self.ended.contains_key(sub) {
+            return true;
+        }
+        !self.subscriptions.contains_key(sub) && self.horizon.is_some_and(|h| created < h)
+    }
+
     /// Keeps the aggregate bounded and canonical, whatever the order events came in: ended
-    /// subscriptions need no ordering evidence, and only the newest ones are kept whole.
+    /// subscriptions need no ordering evidence, only the newest ones are kept whole, and
+    /// tombstones older than the horizon are dropped.
     fn normalise(&mut self) {
+        self.normalise_records();
+        for (charge, r) in std::mem::take(&mut self.refunds) {
+            self.move_refund(charge, r);
+        }
+        self.claim_charges();
+        for (id, version) in std::mem::take(&mut self.ended) {
+            self.tombstones.insert(id, version.created);
+        }
+        let newest = self
+            .subscriptions
+            .values()
+            .filter_map(|r| Some(r.deletion.as_ref()?.version.created))
+            .chain(self.tombstones.values().copied())
+            .max();
+        // Only moves forward (its deletions are never forgotten before it passes them).
+        let Some(horizon) = newest.map(|n| n - TOMBSTONE_HORIZON).max(self.horizon) else {
+            return;
+        };
+        self.horizon = Some(horizon);
+        self.tombstones.retain(|_, deleted| *deleted >= horizon);
+        // A schedule that ended (completed, released, canceled) gets no later event: once its
+        // newest second is before the horizon, the horizon answers for it.
+        self.schedules.retain(|_, s| {
+            let ended = s.latest().is_some_and(|l| {
+                matches!(
+                    l.candidate.snapshot.status.as_str(),
+                    "completed" | "released" | "canceled"
+                )
+            });
+            !ended || s.second().is_none_or(|second| second >= horizon)
+        });
+    }
+
+    fn normalise_records(&mut self) {
         for record in self.subscriptions.values_mut() {
             let Some(s) = record.snapshots.as_mut() else {
                 continue;
@@ -1000,7 +1125,7 @@ impl CustomerBilling {
         let excess = deleted.len() - ENDED_KEPT_WHOLE;
         for (version, id) in deleted.into_iter().take(excess) {
             self.subscriptions.remove(&id);
-            self.ended.insert(id, version);
+            self.tombstones.insert(id, version.created);
         }
     }
 
@@ -1419,6 +1544,7 @@ mod tests {
                 paid,
                 gift: None,
                 created: Some(100 + i as i64),
+                paid_by: BTreeMap::new(),
             }),
             email: None,
         }
@@ -1525,7 +1651,7 @@ mod tests {
             c.apply(&meta(&format!("evt_d{i}"), 1005 + 10 * i), &deleted);
         }
         assert_eq!(c.subscriptions.len(), ENDED_KEPT_WHOLE);
-        assert_eq!(c.ended.len(), 500 - ENDED_KEPT_WHOLE);
+        assert_eq!(c.tombstones.len(), 500 - ENDED_KEPT_WHOLE);
         let size = serde_json::to_vec(&c).expect("json").len();
         assert!(
             size < 100_000,
@@ -1538,5 +1664,204 @@ mod tests {
             evidence: OrderEvidence::default(),
         };
         assert_eq!(c.apply(&meta("evt_late", 99_999), &late), Effect::Stale);
+    }
+
+    /// 500 subscriptions over 1,000 days: only the deletions of the last 30 days before the
+    /// newest stay as tombstones; a late event of an older one is stale all the same, and a
+    /// subscription the aggregate holds is not affected by the horizon.
+    #[test]
+    fn tombstones_older_than_the_horizon_are_dropped_and_their_late_events_are_stale() {
+        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let day = 86_400;
+        let live = BillingEvent::Subscription {
+            change: SubscriptionChange::Created,
+            snapshot: snapshot("sub_live", "active"),
+            evidence: OrderEvidence::default(),
+        };
+        c.apply(&meta("evt_live", 1_000), &live);
+        for i in 0..500 {
+            let sub = format!("sub_{i:03}");
+            let at = 10_000 + 2 * day * i;
+            for (change, status, kind) in [
+                (SubscriptionChange::Created, "active", "c"),
+                (SubscriptionChange::Deleted, "canceled", "d"),
+            ] {
+                let event = BillingEvent::Subscription {
+                    change,
+                    snapshot: snapshot(&sub, status),
+                    evidence: OrderEvidence::default(),
+                };
+                let at = if kind == "d" { at + day } else { at };
+                assert_eq!(
+                    c.apply(&meta(&format!("evt_{kind}{i}"), at), &event),
+                    Effect::Applied
+                );
+            }
+        }
+        let newest = 10_000 + 2 * day * 499 + day;
+        assert_eq!(c.horizon, Some(newest - TOMBSTONE_HORIZON));
+        assert!(c.tombstones.len() <= 16, "{}", c.tombstones.len());
+        let size = serde_json::to_vec(&c).expect("json").len();
+        assert!(
+            size < 16_000,
+            "aggregate of 500 subscriptions is {size} bytes"
+        );
+        for (sub, at) in [("sub_000", 20_000), ("sub_490", newest - 5 * day)] {
+            let late = BillingEvent::Subscription {
+                change: SubscriptionChange::Updated,
+                snapshot: snapshot(sub, "active"),
+                evidence: OrderEvidence::default(),
+            };
+            let before = c.clone();
+            assert_eq!(
+                c.apply(&meta("evt_late", at), &late),
+                Effect::Stale,
+                "{sub}"
+            );
+            assert_eq!(c, before);
+        }
+        // The live subscription, created before the horizon, still takes its events.
+        let update = BillingEvent::Subscription {
+            change: SubscriptionChange::Updated,
+            snapshot: snapshot("sub_live", "past_due"),
+            evidence: OrderEvidence::default(),
+        };
+        assert_eq!(
+            c.apply(&meta("evt_pd", newest + day), &update),
+            Effect::Applied
+        );
+    }
+
+    fn disputed(i: usize, status: &str) -> Charge {
+        let mut charge = Charge::new(Provider::Stripe, format!("ch_{i:02}"));
+        let bound = BillingEvent::ChargeRefunded(ChargeRefund {
+            customer: CustomerId::new("cus"),
+            charge: format!("ch_{i:02}"),
+            payment_intent: Some(format!("pi_{i:02}")),
+            invoice: None,
+            amount: 500,
+            amount_refunded: 100,
+            refunded: false,
+        });
+        charge.apply(&meta("evt_bind", 50), &bound);
+        let dispute = BillingEvent::Dispute(crate::domain::events::DisputeEvent {
+            dispute: format!("dp_{i:02}"),
+            charge: format!("ch_{i:02}"),
+            payment_intent: Some(format!("pi_{i:02}")),
+            change: crate::domain::events::DisputeChange::Created,
+            status: status.into(),
+            amount: Some(500),
+            currency: Some("eur".into()),
+            reason: None,
+        });
+        charge.apply(&meta("evt_dispute", 60), &dispute);
+        charge
+    }
+
+    /// A refunded or disputed charge's copy lives with the purchase it paid, whichever came
+    /// first; the aggregate keeps unclaimed copies only (at most [`UNCLAIMED_CHARGES_KEPT`]).
+    #[test]
+    fn charge_copies_ride_with_their_purchase_in_either_order() {
+        let mut ends = Vec::new();
+        for purchase_first in [true, false] {
+            let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+            let buy = |c: &mut CustomerBilling| c.apply(&meta("evt_buy", 10), &bought(1, true));
+            if purchase_first {
+                buy(&mut c);
+            }
+            // The item's copy (as a dispute's commit brings it), then a full refund joined in.
+            assert_eq!(
+                c.absorb_charge(&disputed(1, "needs_response")),
+                Offer::Taken
+            );
+            assert_eq!(
+                c.apply(&meta("evt_r", 70), &refunded(1, 500)),
+                Effect::Applied
+            );
+            if !purchase_first {
+                assert_eq!(c.charges.len(), 1, "unclaimed until its purchase comes");
+                buy(&mut c);
+            }
+            assert!(c.charges.is_empty());
+            let p = &c.purchases["cs_01"];
+            assert_eq!(p.paid_by.keys().collect::<Vec<_>>(), ["ch_01"]);
+            let access = purchase_access(&c);
+            assert_eq!(access[0].reason, "refunded");
+            ends.push(c);
+        }
+        assert_eq!(ends[0].purchases, ends[1].purchases);
+        // Charges of subscription invoices are never claimed: only the newest ids are kept.
+        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        for i in 0..100 {
+            c.absorb_charge(&disputed(i, "needs_response"));
+        }
+        assert_eq!(c.charges.len(), UNCLAIMED_CHARGES_KEPT);
+        assert!(c.charges.contains_key("ch_99"));
+    }
+
+    /// An aggregate written with refund records (before they joined the charge copies) keeps
+    /// its purchases' access, and its next event moves each record into its charge's copy.
+    #[test]
+    fn refund_records_of_an_older_aggregate_move_into_charge_copies() {
+        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        for i in 0..3 {
+            c.apply(&meta(&format!("evt_{i}"), 10), &bought(i, true));
+        }
+        c.refunds.insert(
+            "ch_01".into(),
+            RefundRecord {
+                payment_intent: Some("pi_01".into()),
+                invoice: None,
+                amount: 500,
+                amount_refunded: 500,
+                refunded: true,
+            },
+        );
+        c.bought = PurchaseBook::of(&purchase_access(&c));
+        let book = c.bought.clone();
+        assert_eq!(book.granting, 2);
+        c.apply(&meta("evt_3", 20), &bought(3, true));
+        assert!(c.refunds.is_empty());
+        assert!(c.purchases["cs_01"].paid_by["ch_01"].fully_refunded());
+        assert_eq!((c.bought.count, c.bought.granting), (4, 3));
+    }
+
+    /// A schedule that ended before the horizon is dropped and its late events are stale; one
+    /// still running is kept whatever its age.
+    #[test]
+    fn schedules_that_ended_before_the_horizon_are_dropped() {
+        let schedule = |id: &str, status: &str| BillingEvent::Schedule {
+            rank: 2,
+            snapshot: ScheduleSnapshot {
+                id: id.into(),
+                customer: CustomerId::new("cus"),
+                subscription: None,
+                status: status.into(),
+                current_phase: None,
+                phases: Vec::new(),
+            },
+            evidence: OrderEvidence::default(),
+        };
+        let day = 86_400;
+        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        c.apply(&meta("evt_s1", 1_000), &schedule("sub_sched_1", "active"));
+        c.apply(&meta("evt_s2", 2_000), &schedule("sub_sched_1", "released"));
+        c.apply(&meta("evt_s3", 2_000), &schedule("sub_sched_2", "active"));
+        assert_eq!(c.schedules.len(), 2);
+        let gone = BillingEvent::Subscription {
+            change: SubscriptionChange::Deleted,
+            snapshot: snapshot("sub_x", "canceled"),
+            evidence: OrderEvidence::default(),
+        };
+        c.apply(&meta("evt_d", 2_000 + 40 * day), &gone);
+        assert_eq!(
+            c.schedules.keys().collect::<Vec<_>>(),
+            ["sub_sched_2"],
+            "the released one is dropped"
+        );
+        let before = c.clone();
+        let late = schedule("sub_sched_1", "active");
+        assert_eq!(c.apply(&meta("evt_late", 1_500), &late), Effect::Stale);
+        assert_eq!(c, before);
     }
 }

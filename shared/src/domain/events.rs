@@ -331,6 +331,11 @@ pub struct Purchase {
     /// user's purchases newest first where only the newest are shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<i64>,
+    /// The refunded or disputed charges that paid it, by charge id: the customer's copies of
+    /// their items, kept with the purchase (in its item) so that the customer's own item does
+    /// not grow with them. Never in an event: the aggregate moves them here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub paid_by: BTreeMap<String, super::charge::Charge>,
 }
 
 /// A period bought as a gift: a payment-mode Checkout Session whose metadata names the

@@ -11,6 +11,7 @@
 //! An aggregate written before purchases had items still holds them (`purchases`): they stay
 //! there, read with it, until an event changes one; that event moves it into its own item.
 
+use super::charges::ChargeUpdate;
 use super::record::Verified;
 use super::Pipeline;
 use crate::domain::charge::Charge;
@@ -22,14 +23,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 impl Pipeline {
     /// The event's customer as read (new if absent), with the purchases it addresses read
-    /// and put in it, and its revision.
+    /// and put in it, and its revision. `charge` is the event's charge as read and as the event
+    /// leaves it: its copy as read is put back too (the customer keeps no copy of a charge
+    /// whose purchase it does not hold, or may have dropped it).
     pub(super) async fn read_customer(
         &self,
         v: &Verified<'_>,
         customer: &CustomerId,
         stored: Option<Stored<CustomerBilling>>,
-        charge: Option<&Charge>,
+        charge: Option<&ChargeUpdate>,
     ) -> Result<(CustomerBilling, Option<u64>, ReadPurchases), StoreError> {
+        let charge_before = charge.and_then(|c| c.before.as_ref());
+        let charge = charge.map(|c| &c.after);
         let (mut state, rev) = match stored {
             Some(s) => (s.value, Some(s.rev)),
             None => (
@@ -46,6 +51,9 @@ impl Pipeline {
                 .await?
         };
         let purchases = ReadPurchases::into_aggregate(read, &mut state);
+        if let Some(c) = charge_before {
+            state.restore_charge(c);
+        }
         Ok((state, rev, purchases))
     }
 }

@@ -215,9 +215,8 @@ impl Pipeline {
                 .commit_invoice_only(v, guard, (invoice, charge), None, Effect::Ignored)
                 .await;
         };
-        let paid_by = charge.as_ref().map(|c| &c.after);
         let (before, rev, purchases) = self
-            .read_customer(v, customer_id, loaded.customer, paid_by)
+            .read_customer(v, customer_id, loaded.customer, charge.as_ref())
             .await?;
         let mut after = before.clone();
         let mut effect = after.apply(&v.meta, &v.event);

@@ -67,16 +67,17 @@ async fn charge_refunded_records_the_refund_of_its_charge() {
     let [customer] = customers.as_slice() else {
         panic!("one customer, got {}", customers.len());
     };
+    // Kept as the customer's copy of its charge (no purchase of it is known: unclaimed).
     let refund = customer
-        .refunds
+        .charges
         .get("ch_3Kl36gJDPojXS6LN0DCM4A8l")
         .expect("the charge's refund");
     assert_eq!(
         refund.payment_intent.as_deref(),
         Some("pi_3Kl36gJDPojXS6LN02fQVtKR")
     );
-    assert_eq!((refund.amount, refund.amount_refunded), (2500, 2500));
-    assert!(refund.full());
+    assert_eq!((refund.amount, refund.amount_refunded), (Some(2500), 2500));
+    assert!(refund.fully_refunded());
     // A guest charge (no customer) belongs to no aggregate: recorded, ignored.
     let (state, customers) =
         deliver("stripe/2018-01-23/charge.refunded__stripe_model_callbacks.json").await;

@@ -234,6 +234,7 @@ fn purchase(obj: &Value, map: &StripeMapping) -> Result<Option<Purchase>, &'stat
         ),
         gift,
         created: i64_field(obj, "created"),
+        paid_by: Default::default(),
     }))
 }
 
