@@ -99,6 +99,7 @@ pub struct StripeList {
     /// When the next request may start (the rate bound).
     next_start: Mutex<Instant>,
     spacing: Duration,
+    page_limit: u32,
     pub stats: ListStats,
 }
 
@@ -142,8 +143,16 @@ impl StripeList {
             permits: Semaphore::new(concurrency.max(1)),
             next_start: Mutex::new(Instant::now()),
             spacing: Duration::from_secs(1) / max_per_second.max(1),
+            page_limit: PAGE_LIMIT,
             stats: ListStats::default(),
         })
+    }
+
+    /// Pages of `limit` objects (1 to 100) instead of Stripe's largest: tests use small pages
+    /// to cross page boundaries with few objects.
+    pub fn with_page_limit(mut self, limit: u32) -> Self {
+        self.page_limit = limit.clamp(1, PAGE_LIMIT);
+        self
     }
 
     /// One page of `path` (e.g. `subscriptions`) with `params` (e.g. `status=all`,
@@ -197,7 +206,7 @@ impl StripeList {
             .map_err(|e| ApiError(format!("invalid path: {e}")))?;
         {
             let mut query = url.query_pairs_mut();
-            query.append_pair("limit", &PAGE_LIMIT.to_string());
+            query.append_pair("limit", &self.page_limit.to_string());
             for (k, v) in params {
                 query.append_pair(k, v);
             }

@@ -128,6 +128,14 @@ impl Importer {
             since: run.since,
             kinds: Vec::new(),
         };
+        if !run.resumed && !opts.dry_run {
+            // Every kind of a new run is marked unfinished before the first page, so a run cut
+            // off between two kinds is resumed too.
+            for kind in &opts.kinds {
+                let mut cp = self.checkpoint(*kind, &run, false).await?;
+                self.save(&mut cp, false).await?;
+            }
+        }
         for kind in &opts.kinds {
             let (tally, note) = self.import_kind(*kind, &run, opts).await?;
             report.kinds.push((kind.name.to_owned(), tally, note));
@@ -137,8 +145,9 @@ impl Importer {
 
     async fn choose_run(&self, opts: &ImportOptions) -> Result<Run, String> {
         let now = self.pipeline.now();
+        // The start time, and a random part so two runs started in one second differ.
         let fresh = Run {
-            id: format!("{now}"),
+            id: format!("{now}-{:04x}", rand::random::<u16>()),
             since: opts.since,
             resumed: false,
         };
