@@ -24,7 +24,8 @@ use std::sync::Arc;
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Invoices, charges, refunds and disputes created since: `90d` (days ago), a date
-    /// (`2025-01-31`), a UTC time (`2025-01-31T12:00:00Z`) or Unix seconds. Ignored when an
+    /// (`2025-01-31`), a UTC time (`2025-01-31T12:00:00Z`) or Unix seconds (`0`: all history).
+    /// Ignored when an
     /// unfinished run is resumed (it keeps its own).
     #[arg(long, value_name = "TIME", default_value = "90d")]
     since: String,

@@ -80,7 +80,7 @@ pub fn kind_named(name: &str) -> Option<Kind> {
 /// What the caller chose.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
-    /// Unix seconds: invoices, charges, refunds and disputes created at or after it.
+    /// Unix seconds: invoices, charges, refunds and disputes created at or after it (0: all).
     pub since: i64,
     /// The kinds to import (default: all, in [`KINDS`] order).
     pub kinds: Vec<Kind>,
@@ -235,7 +235,8 @@ impl Importer {
         if kind.status_all {
             params.push(("status", "all"));
         }
-        if kind.since_filter {
+        // `since` 0: every invoice and payment, of any age (no filter sent).
+        if kind.since_filter && run.since > 0 {
             // `gt` one second before: Stripe and stand-ins alike take `gt`.
             params.push(("created[gt]", &since));
         }

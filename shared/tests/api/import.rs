@@ -147,6 +147,20 @@ async fn moto_import_an_existing_account_matches_stripes_truth_and_a_second_run_
     assert_eq!(note("customers"), None);
     assert_access_is_the_truth(&app, &seeded).await;
     assert_eq!(app.metrics.count(Counter::Applied), applied);
+    // The refunded charge and its refund, from the charges and refunds lists.
+    let (user, charge) = seeded.refunded.clone().expect("a refund");
+    let (_, billing) = app.get(&format!("/users/{user}/billing")).await;
+    let charges = billing["charges"].as_array().expect("charges");
+    let refunded = charges
+        .iter()
+        .find(|c| c["charge"] == charge.as_str())
+        .unwrap_or_else(|| panic!("{charge} not in {billing}"));
+    assert_eq!(refunded["amount_refunded"], 500, "{refunded}");
+    assert_eq!(
+        refunded["refunds"].as_object().map(|r| r.len()),
+        Some(1),
+        "{refunded}"
+    );
 
     // A second import (a new run) reads the same objects: the same events, duplicates.
     let second = job

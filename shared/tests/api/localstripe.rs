@@ -114,6 +114,17 @@ impl LocalStripe {
         body
     }
 
+    pub async fn get(&self, path: &str) -> Value {
+        let answer = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .basic_auth(KEY, Some(""))
+            .send()
+            .await
+            .expect("localstripe answers");
+        serde_json::from_slice(&answer.bytes().await.expect("body")).expect("json")
+    }
+
     pub async fn delete(&self, path: &str) -> Value {
         self.http
             .delete(format!("{}{path}", self.url))
@@ -232,6 +243,8 @@ async fn forward(
 /// and per user a customer with a card in one of the states of `plan`.
 pub struct Seeded {
     pub users: Vec<SeededUser>,
+    /// The first active subscriber's first charge, refunded 500 of 1000 (with its refund).
+    pub refunded: Option<(String, String)>,
 }
 
 /// (user, customer, the subscription's id and Stripe's status, if any)
@@ -322,5 +335,19 @@ pub async fn seed(ls: &LocalStripe, faults: &Faults, plan: &[Has]) -> Seeded {
         };
         users.push((user, customer, sub));
     }
-    Seeded { users }
+    let mut refunded = None;
+    if let Some((user, customer, _)) = users
+        .iter()
+        .find(|(_, _, s)| s.as_ref().is_some_and(|(_, st)| st == "active"))
+    {
+        let invoices = ls.get(&format!("/v1/invoices?customer={customer}")).await;
+        let charge = match &invoices["data"][0]["charge"] {
+            Value::String(id) => id.clone(),
+            other => other["id"].as_str().expect("charge").to_owned(),
+        };
+        ls.post("/v1/refunds", &[("charge", &charge), ("amount", "500")])
+            .await;
+        refunded = Some((user.clone(), charge));
+    }
+    Seeded { users, refunded }
 }
