@@ -241,10 +241,10 @@ fn render(job: &str, kind: &str, k: &KindState) -> String {
         }
     }
     if k.done {
-        line.push_str(match &k.note {
-            Some(_) => " skipped",
-            None => " done",
-        });
+        match &k.note {
+            Some(note) => line.push_str(&format!(" ({note})")),
+            None => line.push_str(" done"),
+        }
     }
     line
 }

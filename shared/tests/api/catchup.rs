@@ -320,3 +320,70 @@ async fn a_trusted_body_is_recorded_once_without_a_signature() {
         }
     );
 }
+
+fn subscription(status: &str) -> Value {
+    json!({"id": "sub_snap", "object": "subscription", "customer": "cus_snap", "status": status,
+        "cancel_at_period_end": false, "metadata": {"user_id": "user_snap"}, "livemode": false,
+        "items": {"data": [{"current_period_start": NOW - 1_000,
+            "current_period_end": NOW + 2_592_000,
+            "price": {"id": "price_pro_monthly", "product": "prod_pro"}}]}})
+}
+
+fn webhook(id: &str, kind: &str, created: i64, object: Value) -> Vec<u8> {
+    serde_json::to_vec(
+        &json!({"id": id, "object": "event", "type": kind, "created": created,
+        "livemode": false, "data": {"object": object}}),
+    )
+    .expect("json")
+}
+
+/// An import's snapshot is observed at its fetch time: an event Stripe created before the
+/// fetch is older (stale), one created after it wins.
+#[tokio::test]
+async fn a_snapshot_is_ordered_by_its_fetch_time_against_webhook_events() {
+    use billing::catchup::snapshot::snapshot_event;
+    let app = spawn_memory(false);
+    let fetched_at = NOW - 100;
+    let (_, body) = snapshot_event(&subscription("active"), fetched_at, false).expect("snapshot");
+    let imported = app
+        .service
+        .receive_trusted(Provider::Stripe, Family::Subscription, &body)
+        .await;
+    assert!(
+        matches!(
+            imported,
+            Outcome::Recorded {
+                state: LedgerState::Applied,
+                ..
+            }
+        ),
+        "{imported:?}"
+    );
+    let (_, access) = app.get("/users/user_snap/access").await;
+    assert_eq!(access["status"], "active", "{access}");
+
+    // Delivered late, created before the fetch: the snapshot already holds a newer state.
+    let older = webhook(
+        "evt_before_fetch",
+        "customer.subscription.updated",
+        fetched_at - 50,
+        subscription("past_due"),
+    );
+    let (_, answer) = app.post(Family::Subscription, &older).await;
+    assert_eq!(answer["state"], "stale", "{answer}");
+    let (_, access) = app.get("/users/user_snap/access").await;
+    assert_eq!(access["status"], "active", "{access}");
+
+    // Created after the fetch: it wins.
+    let newer = webhook(
+        "evt_after_fetch",
+        "customer.subscription.deleted",
+        fetched_at + 1,
+        subscription("canceled"),
+    );
+    let (_, answer) = app.post(Family::Subscription, &newer).await;
+    assert_eq!(answer["state"], "applied", "{answer}");
+    let (_, access) = app.get("/users/user_snap/access").await;
+    assert!(access["tier"].is_null(), "{access}");
+    assert_eq!(access["status"], "canceled", "{access}");
+}
