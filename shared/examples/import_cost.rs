@@ -71,7 +71,7 @@ impl Drop for LocalStripe {
 
 impl LocalStripe {
     async fn start() -> Self {
-        let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/localstripe");
+        let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -79,7 +79,11 @@ impl LocalStripe {
         let dir = std::env::temp_dir().join(format!("import-cost-{port}"));
         std::fs::create_dir_all(&dir).expect("dir");
         let child = Command::new(&bin)
-            .args(["--port", &port.to_string(), "--from-scratch"])
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../scripts/localstripe_server.py"),
+            )
+            .args(["--port", &port.to_string()])
             .current_dir(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

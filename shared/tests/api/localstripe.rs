@@ -44,7 +44,7 @@ impl Drop for LocalStripe {
 }
 
 fn binary() -> std::path::PathBuf {
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/localstripe");
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
     assert!(
         bin.exists(),
         "{} is missing: run scripts/ensure-venv (scripts/test does), which installs localstripe",
@@ -67,7 +67,11 @@ impl LocalStripe {
         let dir = std::env::temp_dir().join(crate::helpers::unique("localstripe"));
         std::fs::create_dir_all(&dir).expect("dir");
         let child = Command::new(binary())
-            .args(["--port", &port.to_string(), "--from-scratch"])
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../scripts/localstripe_server.py"),
+            )
+            .args(["--port", &port.to_string()])
             .current_dir(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
