@@ -19,6 +19,8 @@
 //! billing paypal-event FILE --key-dir DIR [--at UNIX]   print a locally signed PayPal delivery
 //! billing emails list [--limit N|--all] sent-email records, newest first (no addresses)
 //! billing emails redrive              move the email dead-letter queue back to the email queue
+//! billing import [--since TIME] [--kinds K,…] [--concurrency N] [--dry-run] [--restart] [--status]
+//!                                     import what Stripe already knows (resumable)
 //! ```
 
 #![warn(clippy::too_many_lines)]
@@ -27,6 +29,7 @@ mod dev;
 mod emails;
 mod endpoints;
 mod grant;
+mod import;
 mod outbox;
 
 use billing::adapters::sqs::SqsQueue;
@@ -149,6 +152,9 @@ enum Command {
     /// Create or update the four Stripe webhook endpoints (STRIPE_ADMIN_KEY) and store their
     /// signing secrets in Secrets Manager (STRIPE_WEBHOOK_SECRETS_<FAMILY>_ARN).
     StripeEndpoints(endpoints::Args),
+    /// Import what Stripe already knows (catalogue, customers, subscriptions, recent invoices and
+    /// payments, entitlements) through the pipeline; resumable, `--dry-run` writes nothing.
+    Import(import::ImportArgs),
     /// Customer emails: the sent-email records, and the dead-letter queue's redrive.
     Emails {
         #[command(subcommand)]
@@ -244,6 +250,10 @@ async fn main() -> ExitCode {
         }
         Command::LambdaEvent { event, base64, .. } => lambda_event(&event, base64),
         Command::StripeEndpoints(args) => endpoints::command(args).await,
+        Command::Import(args) => match build_app(Metrics::Off).await {
+            Ok(app) => import::command(&app, &args).await,
+            Err(e) => Err(e),
+        },
         Command::Emails { command } => match build_app(Metrics::Off).await {
             Ok(app) => emails::command(&app, command).await,
             Err(e) => Err(e),

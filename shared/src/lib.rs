@@ -5,6 +5,7 @@
 
 pub mod adapters;
 pub mod app;
+pub mod catchup;
 pub mod config;
 pub mod digest;
 pub mod domain;
