@@ -203,19 +203,24 @@ impl Summary {
 
 /// The event types walked: a listed event of another type is skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TypeFilter(BTreeSet<String>);
+pub struct TypeFilter {
+    types: BTreeSet<String>,
+    /// Chosen by the operator (`--types`), not the default set.
+    explicit: bool,
+}
 
 impl TypeFilter {
     /// Every type a Stripe endpoint subscribes to (`enabled_events`), so a backfill brings only
     /// what a delivery could have brought.
     pub fn stripe_subscribed() -> Self {
         use crate::providers::stripe::enabled_events::enabled_events;
-        Self(
-            Family::ALL
+        Self {
+            types: Family::ALL
                 .iter()
                 .flat_map(|f| enabled_events(*f).iter().map(|t| (*t).to_owned()))
                 .collect(),
-        )
+            explicit: false,
+        }
     }
 
     /// `types` (`--types`), each one a Stripe endpoint subscribes to; refused otherwise, naming
@@ -227,7 +232,7 @@ impl TypeFilter {
             if t.is_empty() {
                 continue;
             }
-            if !all.0.contains(t) {
+            if !all.types.contains(t) {
                 return Err(format!(
                     "--types: `{t}` is not a type any Stripe endpoint subscribes to \
                      (enabled_events)"
@@ -238,29 +243,35 @@ impl TypeFilter {
         if chosen.is_empty() {
             return Err("--types: no type given".into());
         }
-        Ok(Self(chosen))
+        Ok(Self {
+            types: chosen,
+            explicit: true,
+        })
     }
 
     /// Every type (PayPal: its provider reads or ignores each one itself).
     pub fn any() -> Self {
-        Self(BTreeSet::new())
+        Self {
+            types: BTreeSet::new(),
+            explicit: false,
+        }
     }
 
     pub fn allows(&self, event_type: &str) -> bool {
-        self.0.is_empty() || self.0.contains(event_type)
+        self.types.is_empty() || self.types.contains(event_type)
     }
 
     /// The types, for a list call that filters server-side (Stripe's `types[]`, at most 20).
     pub fn types(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(String::as_str)
+        self.types.iter().map(String::as_str)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.types.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.types.is_empty()
     }
 }
 
@@ -444,6 +455,68 @@ pub async fn walk_all(
             Step::Window { reached } => progress(&summary, reached),
             Step::Done | Step::Stopped => return Ok(summary),
         }
+    }
+}
+
+/// Stripe's `/v1/events` through the catch-up list client (429s and `Stripe-Should-Retry`
+/// handled there), filtered by `created[gte]`/`created[lte]`. `types[]` is sent only for an
+/// explicit `--types` of at most 20 (Stripe's limit); otherwise the walk filters here.
+pub struct StripeEvents {
+    list: std::sync::Arc<crate::adapters::stripe_list::StripeList>,
+    types: Vec<String>,
+}
+
+impl StripeEvents {
+    pub fn new(
+        list: std::sync::Arc<crate::adapters::stripe_list::StripeList>,
+        filter: &TypeFilter,
+    ) -> Self {
+        let types = if filter.explicit && filter.len() <= 20 {
+            filter.types().map(str::to_owned).collect()
+        } else {
+            Vec::new()
+        };
+        Self { list, types }
+    }
+}
+
+/// One listed Stripe event: id, `created`, type, and its JSON as the body.
+fn stripe_listed(event: &serde_json::Value) -> Result<Listed, ApiError> {
+    let bad = |what: &str| ApiError(format!("Stripe event list: an event without {what}"));
+    Ok(Listed {
+        id: event["id"].as_str().ok_or_else(|| bad("an id"))?.to_owned(),
+        created: event["created"].as_i64().ok_or_else(|| bad("created"))?,
+        event_type: event["type"].as_str().ok_or_else(|| bad("a type"))?.to_owned(),
+        body: serde_json::to_vec(event).map_err(|e| ApiError(e.to_string()))?,
+    })
+}
+
+#[async_trait]
+impl EventSource for StripeEvents {
+    fn provider(&self) -> Provider {
+        Provider::Stripe
+    }
+
+    fn family(&self, event_type: &str) -> Family {
+        crate::providers::stripe::translate::family_of(event_type)
+    }
+
+    async fn page(&self, gte: i64, lte: i64, next: Option<&str>) -> Result<EventPage, ApiError> {
+        let (gte, lte) = (gte.to_string(), lte.to_string());
+        let mut params = vec![("created[gte]", gte.as_str()), ("created[lte]", lte.as_str())];
+        params.extend(self.types.iter().map(|t| ("types[]", t.as_str())));
+        let page = self.list.page("events", &params, next).await?;
+        let next = if page.has_more {
+            page.last_id().map(str::to_owned)
+        } else {
+            None
+        };
+        let events = page
+            .data
+            .iter()
+            .map(stripe_listed)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EventPage { events, next })
     }
 }
 
