@@ -723,6 +723,30 @@ pub trait ProviderApi: Send + Sync {
     async fn retrieve(&self, path: &str) -> Result<Option<serde_json::Value>, ApiError>;
 }
 
+/// Catch-up jobs' checkpoints (`crate::catchup`): one record per (provider, job, kind).
+#[async_trait]
+pub trait CheckpointStore: Send + Sync {
+    /// The stored checkpoint, with its `rev`, or `None`.
+    async fn load_checkpoint(
+        &self,
+        provider: Provider,
+        job: &str,
+        kind: &str,
+    ) -> Result<Option<crate::catchup::Checkpoint>, StoreError>;
+    /// Stores `checkpoint` if the stored revision is still `checkpoint.rev` (absent for 0) and
+    /// returns the new revision; `Contention` when another writer moved it.
+    async fn save_checkpoint(
+        &self,
+        checkpoint: &crate::catchup::Checkpoint,
+    ) -> Result<u64, StoreError>;
+    /// Every kind's checkpoint of `job`, by kind (what the job did last).
+    async fn checkpoints(
+        &self,
+        provider: Provider,
+        job: &str,
+    ) -> Result<Vec<crate::catchup::Checkpoint>, StoreError>;
+}
+
 /// Wall-clock seconds; injectable so tests can verify old signed vectors.
 pub trait Clock: Send + Sync {
     fn now(&self) -> i64;

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "testing")]
 pub mod capacity;
+pub mod checkpoints;
 pub mod dynamo;
 pub mod email_queue;
 pub mod email_store;
@@ -19,3 +20,4 @@ pub mod secrets_manager;
 pub mod ses;
 pub mod sqs;
 pub mod stripe_api;
+pub mod stripe_list;

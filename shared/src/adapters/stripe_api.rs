@@ -107,7 +107,7 @@ impl StripeApiKey {
     }
 
     /// The `Authorization` value, marked sensitive so the HTTP stack never prints it.
-    fn bearer(&self) -> Result<HeaderValue, KeyError> {
+    pub(crate) fn bearer(&self) -> Result<HeaderValue, KeyError> {
         let mut value = HeaderValue::from_str(&format!("Bearer {}", self.0))
             .map_err(|_| KeyError::Characters)?;
         value.set_sensitive(true);
@@ -139,7 +139,7 @@ pub fn parse_base(raw: &str) -> Result<Url, String> {
 
 /// `path` must be segments of letters, digits, `_` and `-` (`subscriptions/sub_123`): an
 /// id from an event can then never reach another endpoint or add a query.
-fn checked_path(path: &str) -> Result<&str, ApiError> {
+pub(crate) fn checked_path(path: &str) -> Result<&str, ApiError> {
     let fine = |s: &str| {
         !s.is_empty()
             && s.bytes()
@@ -155,7 +155,7 @@ fn checked_path(path: &str) -> Result<&str, ApiError> {
 }
 
 /// The outcome of one attempt that did not produce an answer.
-enum Failure {
+pub(crate) enum Failure {
     /// Worth another attempt: 429, 5xx, no answer (connect error, timeout).
     Retry(String),
     /// Another attempt would get the same: a refused key, another 4xx, an unreadable body.
@@ -164,7 +164,7 @@ enum Failure {
 
 /// The kind of a failed request and its causes, without the URL (it names the object only,
 /// but the kind is what the log needs first).
-fn describe(e: reqwest::Error) -> String {
+pub(crate) fn describe(e: reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {
@@ -314,12 +314,17 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// The body as JSON, refusing one over `MAX_BODY_BYTES`.
-async fn read_json(mut response: reqwest::Response) -> Result<serde_json::Value, Failure> {
-    let too_large = || Failure::Final(format!("answer larger than {MAX_BODY_BYTES} bytes"));
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-    {
+async fn read_json(response: reqwest::Response) -> Result<serde_json::Value, Failure> {
+    read_json_within(response, MAX_BODY_BYTES).await
+}
+
+/// The body as JSON, refusing one over `max` bytes (a list page is larger than one object).
+pub(crate) async fn read_json_within(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<serde_json::Value, Failure> {
+    let too_large = || Failure::Final(format!("answer larger than {max} bytes"));
+    if response.content_length().is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
     let mut body = Vec::new();
@@ -328,7 +333,7 @@ async fn read_json(mut response: reqwest::Response) -> Result<serde_json::Value,
         .await
         .map_err(|e| Failure::Retry(describe(e)))?
     {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
+        if body.len() + chunk.len() > max {
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);

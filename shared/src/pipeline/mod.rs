@@ -187,6 +187,40 @@ impl Pipeline {
             .await
     }
 
+    /// Handles one event body whose authenticity comes from elsewhere: fetched from the
+    /// provider's API with our key (`billing import`'s snapshots, `billing backfill`'s and
+    /// `reconcile`'s `/v1/events`, an EventBridge ingress). Everything `receive` does after
+    /// `verify`: once per event id in the ledger (the same id as a webhook delivery is a
+    /// duplicate), ordered, parked when unreadable, projected, announced, emailed. The parked
+    /// copy keeps the receipt time where a delivery keeps its signature's.
+    pub async fn receive_trusted(
+        &self,
+        provider: Provider,
+        family: Family,
+        body: &[u8],
+    ) -> Outcome {
+        let outcome = match self.providers.get(&provider) {
+            Some(p) => {
+                let delivery = Delivery {
+                    provider: p.as_ref(),
+                    family,
+                    raw: body,
+                    signed_at: self.clock.now(),
+                };
+                match self.read_or_park(&delivery, LedgerGuard::New).await {
+                    Ok(read) => {
+                        self.translate_and_apply(&delivery, read, LedgerGuard::New)
+                            .await
+                    }
+                    Err(outcome) => outcome,
+                }
+            }
+            None => Outcome::Rejected(Rejection::UnknownProvider(provider.to_string())),
+        };
+        self.count(family.as_str(), &outcome);
+        outcome
+    }
+
     /// Records an operator's command (a `billing grant` body) through the same second half as a
     /// verified provider event: once per its id, applied, projected, audited, announced.
     pub async fn record_operator(&self, body: &[u8]) -> Outcome {

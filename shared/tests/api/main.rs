@@ -2,6 +2,7 @@
 //! Tests named `moto_*` run against the emulator at `AWS_ENDPOINT_URL` (scripts/test starts it).
 
 mod catalogue;
+mod catchup;
 mod concurrency;
 mod crashes;
 mod customers;
