@@ -5,9 +5,18 @@
 //! new. The range is checked before anything is built: `--since` beyond Stripe's 30-day
 //! retention of events is refused.
 
-use billing::backfill::{self, Range, Summary, TypeFilter, Walker};
+use billing::adapters::checkpoints::DynamoCheckpoints;
+use billing::adapters::stripe_list::{ListBounds, StripeList};
+use billing::backfill::{self, Range, StripeEvents, Summary, TypeFilter, Walker};
+use billing::catchup::progress::Progress;
+use billing::catchup::{Checkpoint, Tally};
 use billing::domain::ids::Provider;
+use billing::ports::CheckpointStore;
+use billing::providers::paypal::api::PaypalApi;
+use billing::providers::paypal::events::PaypalEvents;
+use billing::telemetry::Metrics;
 use clap::{Args, ValueEnum};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Source {
@@ -47,45 +56,33 @@ pub fn plan(args: &BackfillArgs, now: i64) -> Result<(Range, TypeFilter), String
     Ok((range, filter))
 }
 
-impl Source {
-    pub fn provider(self) -> Provider {
-        match self {
-            Source::Stripe => Provider::Stripe,
-            Source::Paypal => Provider::Paypal,
-        }
+/// What the walk did so far, as the catch-up progress counts it.
+fn tally(summary: &Summary) -> Tally {
+    let t = summary.total();
+    Tally {
+        applied: t.applied,
+        unchanged: t.duplicate + t.stale + t.ignored,
+        parked: t.parked,
+        rejected: t.rejected,
     }
 }
 
-/// One progress line: counts so far and how far the walk is.
-fn progress_line(summary: &Summary, range: Range, reached: i64) -> String {
-    let t = summary.total();
-    let span = (range.until - range.since + 1).max(1);
-    let done = ((reached - range.since + 1).clamp(0, span) * 100) / span;
-    format!(
-        "backfill {done:>3}%  up to {}  seen {}  applied {}  duplicate {}  stale {}  parked {}",
-        backfill::rfc3339(reached),
-        summary.seen(),
-        t.applied,
-        t.duplicate,
-        t.stale,
-        t.parked
-    )
-}
-
-/// Walks the range through `source` into `sink`, printing a line per window and the summary.
+/// Walks the range through `source` into `sink` with the catch-up progress (kind `events`),
+/// then prints the summary by event type.
 pub async fn walk(
     source: &dyn backfill::EventSource,
     sink: &dyn backfill::TrustedSink,
     range: Range,
     filter: &TypeFilter,
+    progress: &Progress,
 ) -> Result<Summary, String> {
     let mut walker = Walker::new(range);
-    let mut progress = |summary: &Summary, reached: i64| {
-        eprintln!("{}", progress_line(summary, range, reached));
-    };
-    let result = backfill::walk_all(&mut walker, source, sink, filter, &mut progress).await;
+    progress.start_kind(KIND, Tally::default(), None);
+    let mut on_window = |summary: &Summary, _reached: i64| progress.update(KIND, &tally(summary));
+    let result = backfill::walk_all(&mut walker, source, sink, filter, &mut on_window).await;
     match result {
         Ok(summary) => {
+            progress.finish_kind(KIND, &tally(&summary), None);
             for line in summary.lines() {
                 println!("{line}");
             }
@@ -96,5 +93,163 @@ pub async fn walk(
             backfill::rfc3339(walker.reached()),
             walker.reached() + 1
         )),
+    }
+}
+
+const KIND: &str = "events";
+
+/// Requests in flight and started per second against Stripe: inside test mode's 25 reads a
+/// second, so a backfill never competes with the webhook functions' own reads for long.
+const STRIPE_CONCURRENCY: usize = 4;
+const STRIPE_PER_SECOND: u32 = 20;
+
+/// `billing backfill`: the range is checked first (nothing is built for a refused one).
+pub async fn command(args: BackfillArgs) -> Result<(), String> {
+    let (range, filter) = plan(&args, crate::now())?;
+    let app = crate::build_app(Metrics::Off).await?;
+    let sdk = billing::app::sdk_loader(&app.config.bounds).load().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let progress = Progress::new("backfill");
+    let summary = match args.provider {
+        Source::Stripe => {
+            let key = billing::app::stripe_api_key(&app.config, Some(&sm))
+                .await?
+                .ok_or("billing backfill needs STRIPE_API_KEY or STRIPE_API_KEY_ARN (a restricted key with Events: Read)")?;
+            let base = app
+                .config
+                .stripe_api
+                .as_ref()
+                .map_or(billing::adapters::stripe_api::DEFAULT_BASE, |s| {
+                    s.base.as_str()
+                });
+            let list = StripeList::new(
+                base,
+                &key,
+                ListBounds::default(),
+                STRIPE_CONCURRENCY,
+                STRIPE_PER_SECOND,
+            )
+            .map_err(|e| e.to_string())?;
+            let source = StripeEvents::new(Arc::new(list), &filter);
+            walk(&source, app.service.as_ref(), range, &filter, &progress).await?
+        }
+        Source::Paypal => {
+            let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+            let settings = billing::config::read_paypal_api(&get).map_err(|e| {
+                format!("billing backfill --provider paypal needs PayPal's REST credentials: {e}")
+            })?;
+            let api = PaypalApi::from_settings(
+                &settings,
+                app.config.bounds,
+                Some(&sm),
+                Arc::new(billing::ports::SystemClock),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let source = PaypalEvents::new(api);
+            walk(&source, app.service.as_ref(), range, &filter, &progress).await?
+        }
+    };
+    if summary.total().missed() > 0 {
+        eprintln!(
+            "backfill: {} event(s) had not been delivered by the webhooks; they are applied now",
+            summary.total().missed()
+        );
+    }
+    Ok(())
+}
+
+/// `billing catchup status`: every catch-up checkpoint (import, backfill, reconcile) as one
+/// JSON line each: what the import did last, how far reconcile's backfill has come, and when
+/// it last found missed events or drift.
+pub async fn status() -> Result<(), String> {
+    let app = crate::build_app(Metrics::Off).await?;
+    let sdk = billing::app::sdk_loader(&app.config.bounds).load().await;
+    let store = DynamoCheckpoints::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        app.config.table.clone(),
+    );
+    for provider in [Provider::Stripe, Provider::Paypal] {
+        for job in ["import", "backfill", billing::reconcile::JOB] {
+            let checkpoints = store
+                .checkpoints(provider, job)
+                .await
+                .map_err(|e| e.to_string())?;
+            for c in checkpoints {
+                println!("{}", status_line(&c));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One checkpoint as the status line: times as RFC 3339, the events' mark as a time too.
+fn status_line(c: &Checkpoint) -> serde_json::Value {
+    let time = |t: i64| backfill::rfc3339(t);
+    let param_time = |k: &str| {
+        c.params
+            .get(k)
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(time)
+    };
+    let cursor = match (c.job.as_str(), c.kind.as_str()) {
+        (billing::reconcile::JOB, billing::reconcile::EVENTS) => c
+            .cursor
+            .as_deref()
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(|t| format!("events up to {}", time(t))),
+        _ => c.cursor.clone(),
+    };
+    serde_json::json!({
+        "provider": c.provider.as_str(), "job": c.job, "kind": c.kind, "run": c.run_id,
+        "started_at": time(c.started_at), "updated_at": time(c.updated_at),
+        "done": c.done, "cursor": cursor,
+        "applied": c.tally.applied, "unchanged": c.tally.unchanged,
+        "parked": c.tally.parked, "rejected": c.tally.rejected,
+        "last_missed_at": param_time(billing::reconcile::LAST_MISSED_AT),
+        "last_drift_at": param_time(billing::reconcile::LAST_DRIFT_AT),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(since: i64, types: &[&str], provider: Source) -> BackfillArgs {
+        BackfillArgs {
+            since,
+            until: None,
+            types: types.iter().map(|t| (*t).to_owned()).collect(),
+            provider,
+        }
+    }
+
+    #[test]
+    fn since_31_days_back_is_refused_before_anything_is_built() {
+        let now = 1_800_000_000;
+        let err = plan(&args(now - 31 * 86_400, &[], Source::Stripe), now).expect_err("refused");
+        assert!(
+            err.contains("30 days") && err.contains("Events API"),
+            "{err}"
+        );
+        let (range, filter) = plan(&args(now - 86_400, &[], Source::Stripe), now).expect("ok");
+        assert_eq!((range.since, range.until), (now - 86_400, now));
+        assert!(filter.allows("invoice.paid") && !filter.allows("payout.paid"));
+        assert!(plan(&args(now - 60, &["invoice.paid"], Source::Paypal), now).is_err());
+        assert!(plan(&args(now - 60, &["payout.paid"], Source::Stripe), now).is_err());
+    }
+
+    #[test]
+    fn a_reconcile_checkpoint_reads_as_times() {
+        let mut c = Checkpoint::start(Provider::Stripe, "reconcile", "events", "reconcile", 0);
+        c.cursor = Some("1700000000".into());
+        c.params.insert(
+            billing::reconcile::LAST_DRIFT_AT.into(),
+            "1700000000".into(),
+        );
+        let line = status_line(&c);
+        assert_eq!(line["cursor"], "events up to 2023-11-14T22:13:20Z");
+        assert_eq!(line["last_drift_at"], "2023-11-14T22:13:20Z");
+        assert_eq!(line["last_missed_at"], serde_json::Value::Null);
     }
 }

@@ -486,7 +486,10 @@ fn stripe_listed(event: &serde_json::Value) -> Result<Listed, ApiError> {
     Ok(Listed {
         id: event["id"].as_str().ok_or_else(|| bad("an id"))?.to_owned(),
         created: event["created"].as_i64().ok_or_else(|| bad("created"))?,
-        event_type: event["type"].as_str().ok_or_else(|| bad("a type"))?.to_owned(),
+        event_type: event["type"]
+            .as_str()
+            .ok_or_else(|| bad("a type"))?
+            .to_owned(),
         body: serde_json::to_vec(event).map_err(|e| ApiError(e.to_string()))?,
     })
 }
@@ -503,7 +506,10 @@ impl EventSource for StripeEvents {
 
     async fn page(&self, gte: i64, lte: i64, next: Option<&str>) -> Result<EventPage, ApiError> {
         let (gte, lte) = (gte.to_string(), lte.to_string());
-        let mut params = vec![("created[gte]", gte.as_str()), ("created[lte]", lte.as_str())];
+        let mut params = vec![
+            ("created[gte]", gte.as_str()),
+            ("created[lte]", lte.as_str()),
+        ];
         params.extend(self.types.iter().map(|t| ("types[]", t.as_str())));
         let page = self.list.page("events", &params, next).await?;
         let next = if page.has_more {

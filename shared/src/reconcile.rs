@@ -72,7 +72,10 @@ impl Settings {
     pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let d = Self::default();
         let num = |name: &str, min: i64, max: i64, default: i64| -> Result<i64, String> {
-            match get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+            match get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+            {
                 None => Ok(default),
                 Some(v) => v
                     .parse::<i64>()
@@ -157,7 +160,10 @@ impl TrustedSink for Pipeline {
 
 impl Reconciler {
     /// One run; `remaining` is the time left before the invocation's deadline.
-    pub async fn run(&self, remaining: &(dyn Fn() -> Duration + Send + Sync)) -> Result<Report, String> {
+    pub async fn run(
+        &self,
+        remaining: &(dyn Fn() -> Duration + Send + Sync),
+    ) -> Result<Report, String> {
         let margin = self.settings.margin;
         let stop = || remaining() < margin;
         let mut report = Report::default();
@@ -192,7 +198,10 @@ impl Reconciler {
     /// look-back), never beyond Stripe's retention, to now.
     fn range(&self, checkpoint: &Checkpoint) -> Range {
         let now = self.clock.now();
-        let mark = checkpoint.cursor.as_deref().and_then(|c| c.parse::<i64>().ok());
+        let mark = checkpoint
+            .cursor
+            .as_deref()
+            .and_then(|c| c.parse::<i64>().ok());
         let since = match mark {
             Some(mark) => mark + 1 - self.settings.overlap_secs,
             None => now - self.settings.first_lookback_secs,
@@ -238,7 +247,10 @@ impl Reconciler {
                         checkpoint
                             .params
                             .insert(LAST_MISSED_AT.into(), self.clock.now().to_string());
-                        tracing::warn!(missed, "reconcile: events the webhooks had not delivered were applied");
+                        tracing::warn!(
+                            missed,
+                            "reconcile: events the webhooks had not delivered were applied"
+                        );
                     }
                     self.save(&mut checkpoint).await?;
                     report.reached = Some(reached);

@@ -26,7 +26,8 @@ const LIFECYCLE: [&str; 8] = [
 
 /// The lifecycle fixtures, moved to the last hours before `NOW` (one an hour, in order).
 fn lifecycle() -> Vec<Listed> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stripe/lifecycle");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stripe/lifecycle");
     LIFECYCLE
         .iter()
         .enumerate()
@@ -57,13 +58,21 @@ impl EventSource for Events {
         crate::providers::stripe::translate::family_of(event_type)
     }
     async fn page(&self, gte: i64, lte: i64, next: Option<&str>) -> Result<EventPage, ApiError> {
-        let mut window: Vec<&Listed> =
-            self.0.iter().filter(|e| (gte..=lte).contains(&e.created)).collect();
+        let mut window: Vec<&Listed> = self
+            .0
+            .iter()
+            .filter(|e| (gte..=lte).contains(&e.created))
+            .collect();
         window.sort_by(|a, b| b.created.cmp(&a.created));
         let start = next
             .and_then(|id| window.iter().position(|e| e.id == id))
             .map_or(0, |i| i + 1);
-        let page: Vec<Listed> = window.iter().skip(start).take(2).map(|e| (*e).clone()).collect();
+        let page: Vec<Listed> = window
+            .iter()
+            .skip(start)
+            .take(2)
+            .map(|e| (*e).clone())
+            .collect();
         let more = start + page.len() < window.len();
         Ok(EventPage {
             next: more.then(|| page.last().map(|e| e.id.clone())).flatten(),
@@ -138,7 +147,11 @@ async fn a_run_cut_off_by_its_deadline_resumes_and_applies_each_missed_event_onc
     // Two events reached us by webhook before.
     for e in lifecycle().iter().take(2) {
         let family = crate::providers::stripe::translate::family_of(&e.event_type);
-        let outcome = w.reconciler.pipeline.receive_trusted(Provider::Stripe, family, &e.body).await;
+        let outcome = w
+            .reconciler
+            .pipeline
+            .receive_trusted(Provider::Stripe, family, &e.body)
+            .await;
         assert!(matches!(outcome, Outcome::Recorded { .. }), "{outcome:?}");
     }
     // The deadline comes close after a few checks.
@@ -157,7 +170,11 @@ async fn a_run_cut_off_by_its_deadline_resumes_and_applies_each_missed_event_onc
 
     let second = w.reconciler.run(&plenty).await.expect("run");
     assert!(!second.cut_off);
-    assert_eq!(applied_first + second.events.total().missed(), 6, "{second:?}");
+    assert_eq!(
+        applied_first + second.events.total().missed(),
+        6,
+        "{second:?}"
+    );
     assert_eq!(w.metrics.count(Counter::MissedEvents), 6);
     assert_eq!(second.reached, Some(NOW));
 
@@ -193,11 +210,17 @@ async fn drift_is_repaired_once_and_the_sample_rotates_through_every_subscriptio
         .reconciler
         .pipeline
         .store()
-        .customer(Provider::Stripe, &crate::domain::ids::CustomerId::new("cus_drift"))
+        .customer(
+            Provider::Stripe,
+            &crate::domain::ids::CustomerId::new("cus_drift"),
+        )
         .await
         .expect("read")
         .expect("repaired");
-    assert!(stored.value.subscriptions.contains_key(&crate::domain::ids::SubscriptionId::new("sub_missing")));
+    assert!(stored
+        .value
+        .subscriptions
+        .contains_key(&crate::domain::ids::SubscriptionId::new("sub_missing")));
 
     // The next run wraps around the list and finds nothing to repair.
     let second = w.reconciler.run(&plenty).await.expect("run");
