@@ -15,6 +15,8 @@ a cold start happens before any signature is made. `check`:
   of its body changed the `tampered` answer.
 - The relay's event: the response is exactly `response`, and the feed queue then holds exactly
   the `feed` messages (message_id and kind attributes, the body's schema and change_id).
+- The reconcile function's scheduled event: the response is exactly `response` (no Stripe key
+  is configured here, so it answers that it skipped the run).
 
 Exits 1 if any check failed; each check prints one line.
 """
@@ -127,10 +129,13 @@ class Checks:
             got = list(answer(invoke(self.port, function, data)))
             self.expect(label, function, got, list(want), started)
 
-    def relay(self, entry, path, queue_url):
+    def response(self, entry, path):
         started = time.monotonic()
         got = invoke(self.port, entry["function"], path)
         self.expect(entry["file"], entry["function"], got, entry["response"], started)
+
+    def relay(self, entry, path, queue_url):
+        self.response(entry, path)
         started = time.monotonic()
         self.expect("feed queue after " + entry["file"], "sqs", drain(queue_url),
                     entry["feed"], started)
@@ -160,6 +165,9 @@ def start(spec, events_dir, port, work):
         path = os.path.join(work, f"start-{function}.json")
         if function == "relay":
             event, want = {"Records": []}, {"batchItemFailures": []}
+        elif function == "reconcile":
+            event = {"source": "billing.reconcile"}
+            want = next(e["response"] for e in spec["events"] if e["function"] == "reconcile")
         else:
             with open(os.path.join(events_dir, name), encoding="utf-8") as f:
                 event = json.load(f)
@@ -173,7 +181,7 @@ def start(spec, events_dir, port, work):
         except RuntimeError as e:
             print(f"FAIL  start {function}: {e}")
             return False
-        if function != "relay":
+        if function not in ("relay", "reconcile"):
             got = list(answer(got))
         checks.expect("start " + function, function, got, want, started)
     return checks.failed == 0
@@ -204,6 +212,8 @@ def main():
         try:
             if entry["function"] == "relay":
                 checks.relay(entry, path, args.queue_url)
+            elif entry["function"] == "reconcile":
+                checks.response(entry, path)
             else:
                 checks.webhook(spec, entry, path, args.signed)
         except (RuntimeError, ValueError, KeyError) as e:

@@ -238,3 +238,25 @@ fn settings_are_read_and_bad_ones_refused_by_name() {
         .expect_err("refused");
     assert!(err.contains("BILLING_RECONCILE_OVERLAP_SECS"), "{err}");
 }
+
+/// `events/reconcile.scheduled.json` is the template's Scheduler input, and `expected.json`
+/// states what the function answers it without a Stripe key (scripts/lambda-invoke-check).
+#[test]
+fn the_scheduled_sample_event_is_answered_as_expected() {
+    let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let sample: Value = serde_json::from_str(
+        &std::fs::read_to_string(events.join("reconcile.scheduled.json")).expect("sample"),
+    )
+    .expect("json");
+    let template = std::fs::read_to_string(events.join("../template.yaml")).expect("template");
+    assert!(template.contains(&format!("Input: '{}'", sample.to_string().replace(' ', ""))));
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(events.join("expected.json")).expect("expected"),
+    )
+    .expect("json");
+    let entry = expected["events"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["function"] == "reconcile"))
+        .expect("the reconcile entry");
+    assert_eq!(entry["response"], no_key_answer());
+}
