@@ -20,6 +20,8 @@ a cold start happens before any signature is made. `check`:
   same and sends nothing more (the email's claim).
 - The api function's read-route event: the status is `status` and the body holds every field
   of `body_includes` with that value.
+- The reconcile function's scheduled event: the response is exactly `response` (no Stripe key
+  is configured here, so it answers that it skipped the run).
 
 Exits 1 if any check failed; each check prints one line.
 """
@@ -142,10 +144,13 @@ class Checks:
             got = list(answer(invoke(self.port, function, data)))
             self.expect(label, function, got, list(want), started)
 
-    def relay(self, entry, path, queue_url):
+    def response(self, entry, path):
         started = time.monotonic()
         got = invoke(self.port, entry["function"], path)
         self.expect(entry["file"], entry["function"], got, entry["response"], started)
+
+    def relay(self, entry, path, queue_url):
+        self.response(entry, path)
         started = time.monotonic()
         self.expect("feed queue after " + entry["file"], "sqs", drain(queue_url),
                     entry["feed"], started)
@@ -198,6 +203,9 @@ def start(spec, events_dir, port, work):
                 event = json.load(f)
             event["rawPath"] = event["requestContext"]["http"]["path"] = "/no/such/route"
             want = [404, ""]
+        elif function == "reconcile":
+            event = {"source": "billing.reconcile"}
+            want = next(e["response"] for e in spec["events"] if e["function"] == "reconcile")
         else:
             with open(os.path.join(events_dir, name), encoding="utf-8") as f:
                 event = json.load(f)
@@ -215,7 +223,7 @@ def start(spec, events_dir, port, work):
         except RuntimeError as e:
             print(f"FAIL  start {function}: {e}")
             return False
-        if function not in ("relay", "emails"):
+        if function not in ("relay", "emails", "reconcile"):
             got = list(answer(got))
         checks.expect("start " + function, function, got, want, started)
     return checks.failed == 0
@@ -250,6 +258,8 @@ def main():
                 checks.emails(entry, path)
             elif entry["function"] == "api":
                 checks.read(entry, path)
+            elif entry["function"] == "reconcile":
+                checks.response(entry, path)
             else:
                 checks.webhook(spec, entry, path, args.signed)
         except (RuntimeError, ValueError, KeyError) as e:

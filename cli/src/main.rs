@@ -21,10 +21,14 @@
 //! billing emails redrive              move the email dead-letter queue back to the email queue
 //! billing import [--since TIME] [--kinds K,…] [--concurrency N] [--dry-run] [--restart] [--status]
 //!                                     import what Stripe already knows (resumable)
+//! billing backfill --since TIME [--until TIME] [--types T,…] [--provider stripe|paypal]
+//!                                     apply the provider's events the webhooks missed
+//! billing catchup status              what import, backfill and reconcile did last (checkpoints)
 //! ```
 
 #![warn(clippy::too_many_lines)]
 
+mod backfill;
 mod dev;
 mod emails;
 mod endpoints;
@@ -160,6 +164,23 @@ enum Command {
         #[command(subcommand)]
         command: emails::EmailsCommand,
     },
+    /// List the provider's events of a time range (at most 30 days back) and apply them oldest
+    /// first like deliveries: what the webhooks delivered is a duplicate, what they missed is
+    /// applied once. STRIPE_API_KEY (or _ARN) with Events: Read; PayPal: PAYPAL_CLIENT_ID and
+    /// its secret.
+    Backfill(backfill::BackfillArgs),
+    /// The catch-up jobs' checkpoints (import, backfill, reconcile).
+    Catchup {
+        #[command(subcommand)]
+        command: CatchupCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatchupCommand {
+    /// One JSON line per checkpoint: when each job ran, how far it came, what it applied, and
+    /// when reconcile last found missed events or drift.
+    Status,
 }
 
 /// One of Stripe's endpoint families (`paypal` and `operator` are families too, not Stripe's).
@@ -258,6 +279,10 @@ async fn main() -> ExitCode {
             Ok(app) => emails::command(&app, command).await,
             Err(e) => Err(e),
         },
+        Command::Backfill(args) => backfill::command(args).await,
+        Command::Catchup {
+            command: CatchupCommand::Status,
+        } => backfill::status().await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -751,6 +776,18 @@ mod tests {
             &["outbox", "list"],
             &["outbox", "requeue", "--all"],
             &["outbox", "requeue", "chg_1"],
+            &["backfill", "--since", "2026-12-01T00:00:00Z"],
+            &[
+                "backfill",
+                "--since",
+                "1700000000",
+                "--until",
+                "1700003600",
+                "--types",
+                "invoice.paid,invoice.created",
+            ],
+            &["backfill", "--since", "1700000000", "--provider", "paypal"],
+            &["catchup", "status"],
             &[
                 "lambda-event",
                 "b.json",
@@ -808,6 +845,15 @@ mod tests {
             ),
             (&["emails", "send"], ErrorKind::InvalidSubcommand),
             (&["outbox", "requeue"], ErrorKind::MissingRequiredArgument),
+            (&["backfill"], ErrorKind::MissingRequiredArgument),
+            (
+                &["backfill", "--since", "last week"],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["backfill", "--since", "1", "--provider", "braintree"],
+                ErrorKind::InvalidValue,
+            ),
             (
                 &["outbox", "requeue", "--all", "chg_1"],
                 ErrorKind::ArgumentConflict,
@@ -894,6 +940,8 @@ mod tests {
             "stripe-endpoints",
             "emails",
             "outbox",
+            "backfill",
+            "catchup",
         ] {
             let err = parse(&[name, "--help"]).expect_err("help is an early exit");
             assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{name}");

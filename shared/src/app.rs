@@ -90,18 +90,17 @@ pub fn with_deadline(router: axum::Router, deadline: Duration) -> axum::Router {
     ))
 }
 
-/// The Stripe API reader when a key is configured (`config.stripe_api`), within the AWS
-/// calls' bounds. A key in Secrets Manager is read once here and checked like the inline one
-/// (kind and mode); a bad one stops the cold start naming the variable and secret, never the
-/// value.
-async fn stripe_api(
+/// The configured Stripe API key (`config.stripe_api`): the inline one, or the one a Secrets
+/// Manager secret holds, read now and checked like the inline one (kind and mode). A bad one
+/// stops the cold start naming the variable and secret, never the value.
+pub async fn stripe_api_key(
     config: &Config,
     secrets_manager: Option<&aws_sdk_secretsmanager::Client>,
-) -> Result<Option<Arc<dyn ProviderApi>>, String> {
+) -> Result<Option<StripeApiKey>, String> {
     let Some(settings) = &config.stripe_api else {
         return Ok(None);
     };
-    let key = match &settings.key {
+    Ok(Some(match &settings.key {
         ApiKeySpec::Inline(key) => key.clone(),
         ApiKeySpec::Arn(arn) => {
             let client = secrets_manager.ok_or("STRIPE_API_KEY_ARN: no Secrets Manager client")?;
@@ -112,6 +111,19 @@ async fn stripe_api(
                 .and_then(|key| key.check_mode(config.livemode).map(|()| key))
                 .map_err(|e| format!("STRIPE_API_KEY_ARN (secret {arn}): {e}"))?
         }
+    }))
+}
+
+/// The Stripe API reader when a key is configured, within the AWS calls' bounds.
+async fn stripe_api(
+    config: &Config,
+    secrets_manager: Option<&aws_sdk_secretsmanager::Client>,
+) -> Result<Option<Arc<dyn ProviderApi>>, String> {
+    let (Some(settings), Some(key)) = (
+        &config.stripe_api,
+        stripe_api_key(config, secrets_manager).await?,
+    ) else {
+        return Ok(None);
     };
     let api = StripeApi::new(&settings.base, key, config.bounds).map_err(|e| e.to_string())?;
     Ok(Some(Arc::new(api)))

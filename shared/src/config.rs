@@ -471,7 +471,7 @@ fn read_trust_roots(path: Option<String>) -> Result<TrustRoots, ConfigError> {
 }
 
 /// `PAYPAL_API_BASE`, `PAYPAL_CLIENT_ID` and one of `PAYPAL_CLIENT_SECRET` and `…_ARN`.
-fn read_paypal_api(
+pub fn read_paypal_api(
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<PaypalApiSettings, ConfigError> {
     const SECRET: &str = "PAYPAL_CLIENT_SECRET";

@@ -5,6 +5,7 @@
 
 pub mod adapters;
 pub mod app;
+pub mod backfill;
 pub mod catchup;
 pub mod config;
 pub mod digest;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod pipeline;
 pub mod ports;
 pub mod providers;
+pub mod reconcile;
 pub mod relay;
 pub mod routing;
 pub mod secret;

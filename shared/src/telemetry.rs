@@ -60,6 +60,10 @@ pub enum Counter {
     EmailsSendingPaused,
     /// An address suppressed after a permanent bounce or a complaint.
     EmailSuppressions,
+    /// An event the reconcile function's backfill recorded that no webhook had delivered.
+    MissedEvents,
+    /// A subscription the reconcile function found different from Stripe's, and repaired.
+    DriftRepaired,
 }
 
 /// The dimension every counter carries (`Family`), and its values besides the endpoint
@@ -69,10 +73,12 @@ pub const DIMENSION: &str = "Family";
 pub const DEFAULT_NAMESPACE: &str = "BillingWebhooks";
 pub const RELAY_DIMENSION: &str = "relay";
 pub const REPLAY_DIMENSION: &str = "replay";
+/// The reconcile function's (`MissedEvents`, `DriftRepaired`).
+pub const RECONCILE_DIMENSION: &str = "reconcile";
 
 impl Counter {
     /// Every counter (a new one goes here too), so the dashboard check (`billing metrics`) can list what the code emits.
-    pub const ALL: [Counter; 25] = [
+    pub const ALL: [Counter; 27] = [
         Counter::Applied,
         Counter::Stale,
         Counter::Ignored,
@@ -98,6 +104,8 @@ impl Counter {
         Counter::EmailsThrottled,
         Counter::EmailsSendingPaused,
         Counter::EmailSuppressions,
+        Counter::MissedEvents,
+        Counter::DriftRepaired,
     ];
 
     pub fn name(self) -> &'static str {
@@ -127,6 +135,8 @@ impl Counter {
             Counter::EmailsThrottled => "EmailsThrottled",
             Counter::EmailsSendingPaused => "EmailsSendingPaused",
             Counter::EmailSuppressions => "EmailSuppressions",
+            Counter::MissedEvents => "MissedEvents",
+            Counter::DriftRepaired => "DriftRepaired",
         }
     }
 }
@@ -202,6 +212,7 @@ pub fn emitted() -> serde_json::Value {
         RELAY_DIMENSION,
         REPLAY_DIMENSION,
         crate::emails::send::EMAILS_DIMENSION,
+        RECONCILE_DIMENSION,
     ]);
     serde_json::json!({
         "default_namespace": DEFAULT_NAMESPACE,
@@ -241,10 +252,11 @@ mod tests {
                 "operator",
                 "relay",
                 "replay",
-                "emails"
+                "emails",
+                "reconcile"
             ]
         );
-        assert_eq!(e["metrics"].as_array().map(Vec::len), Some(25));
+        assert_eq!(e["metrics"].as_array().map(Vec::len), Some(27));
         assert_eq!(e["dimension"], "Family");
     }
 }

@@ -1,6 +1,7 @@
 //! The integration suite: one binary, shared helpers, fixtures as files.
 //! Tests named `moto_*` run against the emulator at `AWS_ENDPOINT_URL` (scripts/test starts it).
 
+mod backfill;
 mod catalogue;
 mod catchup;
 mod concurrency;

@@ -141,6 +141,70 @@ impl PaypalApi {
         self.base.join(path).map_err(unavailable)
     }
 
+    /// The API's base URL (its origin is the only one a bearer token is sent to).
+    pub(crate) fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// GETs `url` with the bearer token: the status and the JSON answer (of at most
+    /// `max_bytes`). A 401 forgets the token, so the next call asks for a new one.
+    pub(crate) async fn get_json(
+        &self,
+        url: Url,
+        max_bytes: usize,
+    ) -> Result<(StatusCode, serde_json::Value), Error> {
+        let bearer = self.bearer().await?;
+        let request = self.client.get(url).header(AUTHORIZATION, bearer).send();
+        let mut response = tokio::time::timeout(self.bounds.operation, request)
+            .await
+            .map_err(|_| unavailable("timeout"))?
+            .map_err(|_| unavailable("no answer"))?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            *self.token.lock().await = None;
+        }
+        let mut answer = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|_| unavailable("body"))? {
+            if answer.len() + chunk.len() > max_bytes {
+                return Err(unavailable("answer too large"));
+            }
+            answer.extend_from_slice(&chunk);
+        }
+        let json = serde_json::from_slice(&answer).unwrap_or(serde_json::Value::Null);
+        Ok((status, json))
+    }
+
+    /// A client for `settings`, its secret read from Secrets Manager when given by ARN.
+    pub async fn from_settings(
+        settings: &crate::config::PaypalApiSettings,
+        bounds: CallBounds,
+        secrets_manager: Option<&aws_sdk_secretsmanager::Client>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        use crate::config::PaypalSecretSpec;
+        use crate::ports::SecretsError;
+        let secret = match &settings.secret {
+            PaypalSecretSpec::Inline(secret) => secret.clone(),
+            PaypalSecretSpec::Arn(arn) => {
+                let client = secrets_manager.ok_or_else(|| {
+                    SecretsError("no Secrets Manager client for PAYPAL_CLIENT_SECRET_ARN".into())
+                })?;
+                let raw = crate::adapters::secrets_manager::read_secret_string(client, arn).await?;
+                if raw.trim().is_empty() {
+                    return Err(SecretsError(format!("secret {arn} is empty")).into());
+                }
+                ClientSecret::new(raw.trim())
+            }
+        };
+        Ok(Self::new(
+            &settings.base,
+            settings.client_id.clone(),
+            secret,
+            bounds,
+            clock,
+        )?)
+    }
+
     /// POSTs and reads the answer (status and at most `MAX_ANSWER_BYTES`); no answer within
     /// the attempt bound is transient.
     async fn post(

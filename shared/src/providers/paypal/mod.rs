@@ -19,6 +19,7 @@
 pub mod api;
 pub mod cert_url;
 pub mod certs;
+pub mod events;
 pub mod fetch;
 pub mod ignored;
 mod provider;

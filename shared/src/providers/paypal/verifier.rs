@@ -1,17 +1,17 @@
 //! [`PaypalVerifier`]: the one check `functions/paypal` calls, offline or through PayPal's API
 //! as configured.
 
-use super::api::{ClientSecret, PaypalApi};
+use super::api::PaypalApi;
 use super::cert_url::CertUrlPolicy;
 use super::certs::TrustRoots;
 use super::fetch::{CertCache, CertFetcher, HttpsCertFetcher};
 use super::transmission::Transmission;
 use super::PaypalRejection;
 use crate::adapters::paypal_transmissions::InMemoryTransmissionGuard;
-use crate::config::{CallBounds, PaypalMode, PaypalSecretSpec, PaypalSettings};
+use crate::config::{CallBounds, PaypalMode, PaypalSettings};
 use crate::error::{Error, Rejection};
 use crate::pipeline::provider::Verified;
-use crate::ports::{Clock, SecretsError, StoreError, TransmissionClaim, TransmissionGuard};
+use crate::ports::{Clock, StoreError, TransmissionClaim, TransmissionGuard};
 use std::sync::Arc;
 
 enum Check {
@@ -98,29 +98,8 @@ impl PaypalVerifier {
                 ))
             }
             PaypalMode::Api(api) => {
-                let secret = match &api.secret {
-                    PaypalSecretSpec::Inline(secret) => secret.clone(),
-                    PaypalSecretSpec::Arn(arn) => {
-                        let client = secrets_manager.ok_or_else(|| {
-                            SecretsError(
-                                "no Secrets Manager client for PAYPAL_CLIENT_SECRET_ARN".into(),
-                            )
-                        })?;
-                        let raw = crate::adapters::secrets_manager::read_secret_string(client, arn)
-                            .await?;
-                        if raw.trim().is_empty() {
-                            return Err(SecretsError(format!("secret {arn} is empty")).into());
-                        }
-                        ClientSecret::new(raw.trim())
-                    }
-                };
-                let client = PaypalApi::new(
-                    &api.base,
-                    api.client_id.clone(),
-                    secret,
-                    bounds,
-                    clock.clone(),
-                )?;
+                let client =
+                    PaypalApi::from_settings(api, bounds, secrets_manager, clock.clone()).await?;
                 Ok(Self::api(id, tolerance, client, clock))
             }
         }

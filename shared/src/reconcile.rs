@@ -1,0 +1,509 @@
+//! The `reconcile` function's run, on a schedule: so the product is never behind Stripe for long.
+//!
+//! 1. **Backfill** Stripe's events from the stored high-water mark (checkpoint
+//!    `reconcile`/`events`, cursor = the Unix second every event up to which is in), less an
+//!    overlap (events become visible in the list a little after their `created`), through
+//!    [`crate::backfill::Walker`]: what the webhooks delivered is a duplicate, what they missed is
+//!    recorded now and counted (`MissedEvents`).
+//! 2. **Check a sample** of subscriptions against Stripe's: the next `sample` of Stripe's list
+//!    (`status=all`) after the stored cursor (checkpoint `reconcile`/`subscriptions`), wrapping
+//!    at the end, so every subscription is checked in turn. One whose stored state differs from
+//!    Stripe's (status, price, period end, cancellation, trial) or is missing is repaired by
+//!    passing the fetched object through the pipeline as `billing import` does (a snapshot
+//!    event observed at fetch time, `catchup::snapshot`), and counted (`DriftRepaired`).
+//!
+//! It stays inside its timeout: no new work starts once less than `margin` remains (each step
+//! is bounded by the list client's and the store's own timeouts), and every window and batch
+//! moves its checkpoint, so a run cut off resumes where it stopped. The sample walks Stripe's
+//! list rather than the table because the table has no listing of subscriptions (a Scan cannot
+//! be limited by key prefix in IAM), and it then also finds subscriptions the table lacks.
+
+use crate::backfill::{EventSource, Range, Step, Summary, TrustedSink, TypeFilter, Walker};
+use crate::catchup::{Checkpoint, Tally};
+use crate::domain::customer::CustomerBilling;
+use crate::domain::events::SubscriptionSnapshot;
+use crate::domain::ids::Provider;
+use crate::pipeline::{Outcome, Pipeline};
+use crate::ports::{ApiError, CheckpointStore, Clock, LedgerState};
+use crate::providers::stripe::translate::{subscription_snapshot, StripeMapping};
+use crate::routing::Family;
+use crate::telemetry::{Counter, Metrics};
+use async_trait::async_trait;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const JOB: &str = "reconcile";
+pub const EVENTS: &str = "events";
+pub const SUBSCRIPTIONS: &str = "subscriptions";
+/// The metrics' `Family` dimension value.
+pub const DIMENSION: &str = crate::telemetry::RECONCILE_DIMENSION;
+/// Checkpoint parameters: when the newest missed event and repaired drift were found.
+pub const LAST_MISSED_AT: &str = "last_missed_at";
+pub const LAST_DRIFT_AT: &str = "last_drift_at";
+
+/// `BILLING_RECONCILE_*`, with their defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// How far before the stored mark each run starts again (`…_OVERLAP_SECS`, 600).
+    pub overlap_secs: i64,
+    /// How far back the first run looks (`…_FIRST_LOOKBACK_SECS`, a day; import covers the rest).
+    pub first_lookback_secs: i64,
+    /// Subscriptions checked per run (`…_SAMPLE`, 100).
+    pub sample: usize,
+    /// No new work starts with less than this left (`…_MARGIN_MS`, 30 s).
+    pub margin: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            overlap_secs: 600,
+            first_lookback_secs: 86_400,
+            sample: 100,
+            margin: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads `BILLING_RECONCILE_OVERLAP_SECS`, `…_FIRST_LOOKBACK_SECS`, `…_SAMPLE` and
+    /// `…_MARGIN_MS` through `get`; an unreadable or out-of-range value is refused by name.
+    pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let d = Self::default();
+        let num = |name: &str, min: i64, max: i64, default: i64| -> Result<i64, String> {
+            match get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+            {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (min..=max).contains(n))
+                    .ok_or_else(|| format!("{name}: expected a number from {min} to {max}")),
+            }
+        };
+        let retention = crate::backfill::RETENTION_DAYS * 86_400;
+        Ok(Self {
+            overlap_secs: num("BILLING_RECONCILE_OVERLAP_SECS", 0, 86_400, d.overlap_secs)?,
+            first_lookback_secs: num(
+                "BILLING_RECONCILE_FIRST_LOOKBACK_SECS",
+                60,
+                retention - 3_600,
+                d.first_lookback_secs,
+            )?,
+            sample: num("BILLING_RECONCILE_SAMPLE", 0, 10_000, d.sample as i64)? as usize,
+            margin: Duration::from_millis(num(
+                "BILLING_RECONCILE_MARGIN_MS",
+                1_000,
+                600_000,
+                d.margin.as_millis() as i64,
+            )? as u64),
+        })
+    }
+}
+
+/// Stripe's subscriptions, a page at a time, after a cursor (`status=all`, oldest last).
+#[async_trait]
+pub trait SubscriptionList: Send + Sync {
+    /// The page after `after` (from the start when `None`) and whether another follows.
+    async fn page(&self, after: Option<&str>) -> Result<(Vec<Value>, bool), ApiError>;
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub events: Summary,
+    /// The events' high-water mark stored at the end.
+    pub reached: Option<i64>,
+    pub checked: u64,
+    pub drift: u64,
+    /// The run stopped early (the deadline); the next one goes on from the checkpoints.
+    pub cut_off: bool,
+}
+
+impl Report {
+    /// The Lambda's answer: counts only, no ids.
+    pub fn json(&self) -> Value {
+        let t = self.events.total();
+        serde_json::json!({
+            "events": {"applied": t.applied, "duplicate": t.duplicate, "stale": t.stale,
+                       "ignored": t.ignored, "parked": t.parked, "rejected": t.rejected,
+                       "missed": t.missed(), "skipped": self.events.skipped},
+            "reached": self.reached,
+            "subscriptions": {"checked": self.checked, "repaired": self.drift},
+            "cut_off": self.cut_off,
+        })
+    }
+}
+
+/// One run's collaborators.
+pub struct Reconciler {
+    pub events: Arc<dyn EventSource>,
+    pub subscriptions: Arc<dyn SubscriptionList>,
+    pub pipeline: Arc<Pipeline>,
+    pub checkpoints: Arc<dyn CheckpointStore>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub mapping: StripeMapping,
+    pub livemode: bool,
+    pub settings: Settings,
+}
+
+#[async_trait]
+impl TrustedSink for Pipeline {
+    async fn apply(&self, provider: Provider, family: Family, body: &[u8]) -> Outcome {
+        self.receive_trusted(provider, family, body).await
+    }
+}
+
+impl Reconciler {
+    /// One run; `remaining` is the time left before the invocation's deadline.
+    pub async fn run(
+        &self,
+        remaining: &(dyn Fn() -> Duration + Send + Sync),
+    ) -> Result<Report, String> {
+        let margin = self.settings.margin;
+        let stop = || remaining() < margin;
+        let mut report = Report::default();
+        self.backfill(&stop, &mut report).await?;
+        if !report.cut_off {
+            self.sample(&stop, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn load(&self, kind: &str) -> Result<Checkpoint, String> {
+        let now = self.clock.now();
+        Ok(self
+            .checkpoints
+            .load_checkpoint(Provider::Stripe, JOB, kind)
+            .await
+            .map_err(|e| format!("reading the {kind} checkpoint: {e}"))?
+            .unwrap_or_else(|| Checkpoint::start(Provider::Stripe, JOB, kind, JOB, now)))
+    }
+
+    async fn save(&self, checkpoint: &mut Checkpoint) -> Result<(), String> {
+        checkpoint.updated_at = self.clock.now();
+        checkpoint.rev = self
+            .checkpoints
+            .save_checkpoint(checkpoint)
+            .await
+            .map_err(|e| format!("saving the {} checkpoint: {e}", checkpoint.kind))?;
+        Ok(())
+    }
+
+    /// The range of this run: from the stored mark less the overlap (the first run: the
+    /// look-back), never beyond Stripe's retention, to now.
+    fn range(&self, checkpoint: &Checkpoint) -> Range {
+        let now = self.clock.now();
+        let mark = checkpoint
+            .cursor
+            .as_deref()
+            .and_then(|c| c.parse::<i64>().ok());
+        let since = match mark {
+            Some(mark) => mark + 1 - self.settings.overlap_secs,
+            None => now - self.settings.first_lookback_secs,
+        };
+        // A minute inside the retention, so a slow run never asks for what Stripe dropped.
+        let oldest = now - crate::backfill::RETENTION_DAYS * 86_400 + 60;
+        Range {
+            since: since.clamp(oldest, now),
+            until: now,
+        }
+    }
+
+    async fn backfill(
+        &self,
+        stop: &(dyn Fn() -> bool + Send + Sync),
+        report: &mut Report,
+    ) -> Result<(), String> {
+        let mut checkpoint = self.load(EVENTS).await?;
+        let mut walker = Walker::new(self.range(&checkpoint));
+        let filter = TypeFilter::stripe_subscribed();
+        loop {
+            let before = report.events.total();
+            let step = walker
+                .next_window(
+                    self.events.as_ref(),
+                    self.pipeline.as_ref(),
+                    &filter,
+                    &mut report.events,
+                    stop,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let after = report.events.total();
+            let missed = after.missed() - before.missed();
+            for _ in 0..missed {
+                self.metrics.incr(Counter::MissedEvents, DIMENSION);
+            }
+            match step {
+                Step::Window { reached } => {
+                    checkpoint.cursor = Some(reached.to_string());
+                    checkpoint.tally.add(&tally_of(before, after));
+                    if missed > 0 {
+                        checkpoint
+                            .params
+                            .insert(LAST_MISSED_AT.into(), self.clock.now().to_string());
+                        tracing::warn!(
+                            missed,
+                            "reconcile: events the webhooks had not delivered were applied"
+                        );
+                    }
+                    self.save(&mut checkpoint).await?;
+                    report.reached = Some(reached);
+                }
+                Step::Done => return Ok(()),
+                Step::Stopped => {
+                    report.cut_off = true;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn sample(
+        &self,
+        stop: &(dyn Fn() -> bool + Send + Sync),
+        report: &mut Report,
+    ) -> Result<(), String> {
+        let mut checkpoint = self.load(SUBSCRIPTIONS).await?;
+        let mut checked = 0usize;
+        while checked < self.settings.sample {
+            if stop() {
+                report.cut_off = true;
+                return Ok(());
+            }
+            let (page, more) = self
+                .subscriptions
+                .page(checkpoint.cursor.as_deref())
+                .await
+                .map_err(|e| format!("listing subscriptions: {e}"))?;
+            let fetched_at = self.clock.now();
+            let mut tally = Tally::default();
+            let mut consumed = 0;
+            for object in &page {
+                if checked >= self.settings.sample {
+                    break;
+                }
+                if stop() {
+                    report.cut_off = true;
+                    break;
+                }
+                let repaired = self.check(object, fetched_at).await?;
+                checked += 1;
+                consumed += 1;
+                report.checked += 1;
+                if repaired {
+                    tally.applied += 1;
+                    report.drift += 1;
+                    self.metrics.incr(Counter::DriftRepaired, DIMENSION);
+                    checkpoint
+                        .params
+                        .insert(LAST_DRIFT_AT.into(), fetched_at.to_string());
+                } else {
+                    tally.unchanged += 1;
+                }
+                checkpoint.cursor = object.get("id").and_then(Value::as_str).map(str::to_owned);
+            }
+            let whole = consumed == page.len();
+            if whole && !more {
+                // The end of the list: the next run starts from the beginning again.
+                checkpoint.cursor = None;
+                checkpoint.done = true;
+            }
+            checkpoint.tally.add(&tally);
+            self.save(&mut checkpoint).await?;
+            if !whole || !more {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks one subscription from Stripe against the stored one; repairs it through the
+    /// pipeline when they differ. `true` when the repair changed the model.
+    async fn check(&self, object: &Value, fetched_at: i64) -> Result<bool, String> {
+        let Some(theirs) = subscription_snapshot(object, &self.mapping) else {
+            tracing::warn!("reconcile: a listed subscription without id, customer or status");
+            return Ok(false);
+        };
+        let stored = self
+            .pipeline
+            .store()
+            .customer(Provider::Stripe, &theirs.customer)
+            .await
+            .map_err(|e| format!("reading a customer: {e}"))?;
+        if stored.is_some_and(|s| agrees(&s.value, &theirs, fetched_at)) {
+            return Ok(false);
+        }
+        let Some((event_id, body)) =
+            crate::catchup::snapshot::snapshot_event(object, fetched_at, self.livemode)
+        else {
+            return Ok(false);
+        };
+        let outcome = self
+            .pipeline
+            .receive_trusted(Provider::Stripe, Family::Subscription, &body)
+            .await;
+        match outcome {
+            Outcome::Recorded {
+                state: LedgerState::Applied,
+                ..
+            } => {
+                tracing::warn!(subscription = %theirs.id, %event_id, "reconcile: drift repaired");
+                Ok(true)
+            }
+            Outcome::Unavailable(e) => Err(format!("repairing a subscription: {e}")),
+            _ => Ok(false),
+        }
+    }
+}
+
+/// What one window added, as a checkpoint's tally.
+fn tally_of(before: crate::backfill::Counts, after: crate::backfill::Counts) -> Tally {
+    Tally {
+        applied: after.applied - before.applied,
+        unchanged: (after.duplicate + after.stale + after.ignored)
+            - (before.duplicate + before.stale + before.ignored),
+        parked: after.parked - before.parked,
+        rejected: after.rejected - before.rejected,
+    }
+}
+
+/// Whether the stored customer already says what Stripe's subscription says (or knows a newer
+/// state than the one fetched at `fetched_at`).
+pub fn agrees(customer: &CustomerBilling, theirs: &SubscriptionSnapshot, fetched_at: i64) -> bool {
+    let ended = matches!(theirs.status.as_str(), "canceled" | "incomplete_expired");
+    if customer.ended.contains_key(&theirs.id) {
+        return ended;
+    }
+    let Some(record) = customer.subscriptions.get(&theirs.id) else {
+        return false;
+    };
+    if record.deletion.is_some() {
+        return ended;
+    }
+    let Some(latest) = record.latest() else {
+        return false;
+    };
+    let ours = &latest.candidate.snapshot;
+    latest.candidate.version.created >= fetched_at
+        || (ours.status == theirs.status
+            && ours.price_id == theirs.price_id
+            && ours.current_period_end == theirs.current_period_end
+            && ours.cancel_at_period_end == theirs.cancel_at_period_end
+            && ours.cancel_at == theirs.cancel_at
+            && ours.trial_end == theirs.trial_end)
+}
+
+/// Stripe's subscriptions through the catch-up list client, `status=all`.
+pub struct StripeSubscriptions(pub Arc<crate::adapters::stripe_list::StripeList>);
+
+#[async_trait]
+impl SubscriptionList for StripeSubscriptions {
+    async fn page(&self, after: Option<&str>) -> Result<(Vec<Value>, bool), ApiError> {
+        let page = self
+            .0
+            .page("subscriptions", &[("status", "all")], after)
+            .await?;
+        Ok((page.data, page.has_more))
+    }
+}
+
+/// Unix milliseconds now (the Lambda context's deadline is in these).
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What answers a scheduled invocation when no Stripe key is configured: the template keeps
+/// the schedule disabled then, so this is a manual or local invoke.
+pub fn no_key_answer() -> Value {
+    serde_json::json!({"skipped": "no Stripe API key: set STRIPE_API_KEY_ARN (StripeApiKeySecretArn) or STRIPE_API_KEY"})
+}
+
+/// The reconcile Lambda: config, clients, the Stripe key and the checkpoints at init; each
+/// scheduled invocation one [`Reconciler::run`] within the invocation's deadline. The event's
+/// content is not read (EventBridge Scheduler's input, `events/reconcile.scheduled.json`).
+pub async fn run_lambda() -> Result<(), lambda_http::Error> {
+    use crate::app::{sdk_loader, stripe_api_key, App};
+    use crate::config::Config;
+    use lambda_http::lambda_runtime::{run, service_fn, LambdaEvent};
+    let config = Config::from_env(&[], None)?;
+    crate::telemetry::init(config.log_json);
+    let settings = Settings::read(|k| std::env::var(k).ok())?;
+    let metrics = Metrics::Emf {
+        namespace: config.metrics_namespace.clone(),
+    };
+    let sdk = sdk_loader(&config.bounds).load().await;
+    let sm = config
+        .uses_secrets_manager()
+        .then(|| aws_sdk_secretsmanager::Client::new(&sdk));
+    let key = stripe_api_key(&config, sm.as_ref()).await?;
+    let base = config.stripe_api.as_ref().map(|s| s.base.clone());
+    let (mapping, livemode, table) = (
+        config.mapping.clone(),
+        config.livemode,
+        config.table.clone(),
+    );
+    let app = App::with_sdk(&sdk, config, metrics).await?;
+    app.warm_up().await;
+    let reconciler = match (key, base) {
+        (Some(key), Some(base)) => {
+            let list = Arc::new(crate::adapters::stripe_list::StripeList::new(
+                &base,
+                &key,
+                crate::adapters::stripe_list::ListBounds::default(),
+                4,
+                20,
+            )?);
+            Some(Arc::new(Reconciler {
+                events: Arc::new(crate::backfill::StripeEvents::new(
+                    list.clone(),
+                    &TypeFilter::stripe_subscribed(),
+                )),
+                subscriptions: Arc::new(StripeSubscriptions(list)),
+                pipeline: app.service.clone(),
+                checkpoints: Arc::new(crate::adapters::checkpoints::DynamoCheckpoints::new(
+                    aws_sdk_dynamodb::Client::new(&sdk),
+                    table,
+                )),
+                clock: Arc::new(crate::ports::SystemClock),
+                metrics: app.metrics.clone(),
+                mapping,
+                livemode,
+                settings,
+            }))
+        }
+        _ => None,
+    };
+    run(service_fn(move |event: LambdaEvent<Value>| {
+        let reconciler = reconciler.clone();
+        async move {
+            let Some(reconciler) = reconciler else {
+                return Ok::<_, lambda_http::Error>(no_key_answer());
+            };
+            let deadline = event.context.deadline;
+            let remaining = move || Duration::from_millis(deadline.saturating_sub(now_millis()));
+            match reconciler.run(&remaining).await {
+                Ok(report) => {
+                    tracing::info!(report = %report.json(), "reconcile run");
+                    Ok(report.json())
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reconcile run failed; the next run resumes from the checkpoints");
+                    Err(e.into())
+                }
+            }
+        }
+    }))
+    .await
+}
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;
