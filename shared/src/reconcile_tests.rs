@@ -63,7 +63,7 @@ impl EventSource for Events {
             .iter()
             .filter(|e| (gte..=lte).contains(&e.created))
             .collect();
-        window.sort_by(|a, b| b.created.cmp(&a.created));
+        window.sort_by_key(|e| std::cmp::Reverse(e.created));
         let start = next
             .and_then(|id| window.iter().position(|e| e.id == id))
             .map_or(0, |i| i + 1);

@@ -1,8 +1,8 @@
 //! `billing backfill`'s engine and the reconcile run against localstripe (a stateful Stripe
-//! stand-in, `LOCALSTRIPE_URL`, `scripts/start-localstripe`) and moto: changes made while no
+//! stand-in: `LOCALSTRIPE_URL`, or one started for the test binary) and moto: changes made while no
 //! endpoint delivered are applied from Stripe's `/v1/events` and every user's access equals
 //! Stripe's truth; a second run applies nothing new; a 429 storm (a small proxy in front of
-//! localstripe answering every third request 429: localstripe has no rate limit) slows the walk
+//! localstripe answering every other request 429, the first among them: localstripe has no rate limit) slows the walk
 //! and never fails it. localstripe lacks `types[]` on `/v1/events` (it answers 400 "Unexpected
 //! types"); the walk sends it only for an explicit `--types` and filters by type itself, so
 //! these runs use the default types and need no fake for it.
@@ -24,9 +24,9 @@ use std::time::Duration;
 
 const KEY: &str = "sk_test_backfill_suite";
 
+/// `LOCALSTRIPE_URL` when set (`scripts/start-localstripe`), else one started for this binary.
 fn localstripe() -> String {
-    std::env::var("LOCALSTRIPE_URL")
-        .expect("LOCALSTRIPE_URL: start localstripe first (eval \"$(scripts/start-localstripe)\")")
+    std::env::var("LOCALSTRIPE_URL").unwrap_or_else(|_| crate::localstripe::shared_url().to_owned())
 }
 
 fn now() -> i64 {
@@ -50,14 +50,19 @@ async fn stripe(method: reqwest::Method, path: &str, form: &[(&str, &str)]) -> V
         .await
         .expect("localstripe answers");
     let status = response.status();
-    let body: Value = response.json().await.expect("json");
+    let body: Value = serde_json::from_slice(&response.bytes().await.expect("body")).expect("json");
     assert!(status.is_success(), "{path}: {status} {body}");
     body
 }
 
 /// A customer of `user` with a subscription to a fresh plan: the subscription's id.
 async fn subscriber(user: &str) -> String {
-    let product = stripe(reqwest::Method::POST, "products", &[("name", "Pro"), ("type", "service")]).await;
+    let product = stripe(
+        reqwest::Method::POST,
+        "products",
+        &[("name", "Pro"), ("type", "service")],
+    )
+    .await;
     let plan = stripe(
         reqwest::Method::POST,
         "plans",
@@ -69,20 +74,32 @@ async fn subscriber(user: &str) -> String {
         ],
     )
     .await;
+    // localstripe needs a payment method to charge the first invoice.
+    let pm = stripe(
+        reqwest::Method::POST,
+        "payment_methods",
+        &[
+            ("type", "card"),
+            ("card[number]", "4242424242424242"),
+            ("card[exp_month]", "12"),
+            ("card[exp_year]", "2040"),
+            ("card[cvc]", "123"),
+        ],
+    )
+    .await;
+    let pm = pm["id"].as_str().expect("payment method");
     let customer = stripe(
         reqwest::Method::POST,
         "customers",
-        &[("email", "someone@example.com"), ("metadata[user_id]", user)],
+        &[
+            ("email", "someone@example.com"),
+            ("metadata[user_id]", user),
+            ("payment_method", pm),
+            ("invoice_settings[default_payment_method]", pm),
+        ],
     )
     .await;
     let customer = customer["id"].as_str().expect("customer");
-    // localstripe needs a payment method to charge the first invoice.
-    stripe(
-        reqwest::Method::POST,
-        &format!("customers/{customer}/sources"),
-        &[("source", "tok_visa")],
-    )
-    .await;
     let sub = stripe(
         reqwest::Method::POST,
         "subscriptions",
@@ -123,9 +140,15 @@ async fn backfill(app: &TestApp, base: &str, since: i64) -> Summary {
     let source = StripeEvents::new(list_client(base), &filter);
     let range = Range::checked(since, None, now()).expect("range");
     let mut walker = Walker::new(range);
-    walk_all(&mut walker, &source, app.service.as_ref(), &filter, &mut |_, _| {})
-        .await
-        .expect("the walk finishes")
+    walk_all(
+        &mut walker,
+        &source,
+        app.service.as_ref(),
+        &filter,
+        &mut |_, _| {},
+    )
+    .await
+    .expect("the walk finishes")
 }
 
 /// Two users subscribe and one cancels while no endpoint delivers anything.
@@ -134,7 +157,12 @@ async fn changes_nobody_delivered() -> (i64, [(String, String); 2]) {
     let (kept, gone) = (unique("u-kept"), unique("u-gone"));
     let kept_sub = subscriber(&kept).await;
     let gone_sub = subscriber(&gone).await;
-    stripe(reqwest::Method::DELETE, &format!("subscriptions/{gone_sub}"), &[]).await;
+    stripe(
+        reqwest::Method::DELETE,
+        &format!("subscriptions/{gone_sub}"),
+        &[],
+    )
+    .await;
     (since, [(kept, kept_sub), (gone, gone_sub)])
 }
 
@@ -150,14 +178,24 @@ async fn moto_localstripe_backfill_applies_what_no_endpoint_delivered_and_a_seco
     let first = backfill(&app, &localstripe(), since).await;
     assert!(first.total().applied > 0, "{:?}", first.lines());
     for (user, sub) in &users {
-        assert_eq!(our_grants(&app, user).await, stripe_grants(sub).await, "{user}");
+        assert_eq!(
+            our_grants(&app, user).await,
+            stripe_grants(sub).await,
+            "{user}"
+        );
     }
-    assert!(our_grants(&app, &users[0].0).await, "the kept subscription grants access");
+    assert!(
+        our_grants(&app, &users[0].0).await,
+        "the kept subscription grants access"
+    );
 
     // Again over the same range: every event is a duplicate, nothing applies twice.
     let second = backfill(&app, &localstripe(), since).await;
     assert_eq!(second.total().missed(), 0, "{:?}", second.lines());
-    assert_eq!(second.total().duplicate, first.total().missed() + first.total().duplicate);
+    assert_eq!(
+        second.total().duplicate,
+        first.total().missed() + first.total().duplicate
+    );
 }
 
 /// A proxy in front of localstripe answering every `every`-th request 429.
@@ -175,7 +213,8 @@ async fn storm(
     headers: HeaderMap,
 ) -> Response {
     let n = storm.requests.fetch_add(1, Ordering::SeqCst) + 1;
-    if n % storm.every == 0 {
+    // The first request is refused too, so even a walk of one page meets the storm.
+    if (n - 1) % storm.every == 0 {
         storm.limited.fetch_add(1, Ordering::SeqCst);
         return (StatusCode::TOO_MANY_REQUESTS, "{}").into_response();
     }
@@ -217,12 +256,19 @@ async fn moto_localstripe_backfill_under_a_429_storm_finishes_with_the_same_acce
     let app = spawn_moto(false).await;
     app.clock.set(now());
     let (since, users) = changes_nobody_delivered().await;
-    let (base, storm) = serve_storm(3).await;
+    let (base, storm) = serve_storm(2).await;
     let summary = backfill(&app, &base, since).await;
-    assert!(storm.limited.load(Ordering::SeqCst) > 0, "the storm answered 429s");
+    assert!(
+        storm.limited.load(Ordering::SeqCst) > 0,
+        "the storm answered 429s"
+    );
     assert!(summary.total().applied > 0);
     for (user, sub) in &users {
-        assert_eq!(our_grants(&app, user).await, stripe_grants(sub).await, "{user}");
+        assert_eq!(
+            our_grants(&app, user).await,
+            stripe_grants(sub).await,
+            "{user}"
+        );
     }
 }
 
@@ -237,7 +283,10 @@ async fn moto_localstripe_reconcile_cut_off_by_its_deadline_resumes_from_its_che
     let list = list_client(&localstripe());
     let table = app.dynamo.as_ref().expect("moto").table();
     let reconciler = Reconciler {
-        events: Arc::new(StripeEvents::new(list.clone(), &TypeFilter::stripe_subscribed())),
+        events: Arc::new(StripeEvents::new(
+            list.clone(),
+            &TypeFilter::stripe_subscribed(),
+        )),
         subscriptions: Arc::new(StripeSubscriptions(list)),
         pipeline: app.service.clone(),
         checkpoints: Arc::new(DynamoCheckpoints::new(
@@ -272,7 +321,11 @@ async fn moto_localstripe_reconcile_cut_off_by_its_deadline_resumes_from_its_che
     let missed = first.events.total().missed() + second.events.total().missed();
     assert_eq!(app.metrics.count(Counter::MissedEvents), missed);
     for (user, sub) in &users {
-        assert_eq!(our_grants(&app, user).await, stripe_grants(sub).await, "{user}");
+        assert_eq!(
+            our_grants(&app, user).await,
+            stripe_grants(sub).await,
+            "{user}"
+        );
     }
     // Nothing left: a third run applies nothing.
     let third = reconciler.run(&plenty).await.expect("third run");

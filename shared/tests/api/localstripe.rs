@@ -53,6 +53,39 @@ fn binary() -> std::path::PathBuf {
     bin
 }
 
+/// One localstripe for the tests that share it (their objects are their own ids), started on
+/// first use; it exits when this test binary does (`--exit-with-parent`), so nothing waits on it.
+#[allow(clippy::zombie_processes)]
+pub fn shared_url() -> &'static str {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr").port()
+        };
+        let dir = std::env::temp_dir().join(crate::helpers::unique("localstripe-shared"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        Command::new(binary())
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../scripts/localstripe_server.py"),
+            )
+            .args(["--port", &port.to_string(), "--exit-with-parent"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start localstripe");
+        for _ in 0..150 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return format!("http://127.0.0.1:{port}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("localstripe did not listen on port {port} within 15 s");
+    })
+}
+
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     reqwest::Client::builder().build().expect("client")
