@@ -104,6 +104,24 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The list client's bounds inside a Lambda run: one page (its attempts, their backoffs,
+    /// and the attempt in flight when the budget ends) takes at most two thirds of `margin`, so
+    /// a 429 storm never carries a run past its timeout; the next run resumes from the
+    /// checkpoint. (`billing import` and `backfill` on a terminal keep the 30-minute budget.)
+    pub fn list_bounds(&self) -> crate::adapters::stripe_list::ListBounds {
+        let third = self.margin / 3;
+        let bounds = crate::adapters::stripe_list::ListBounds::default();
+        crate::adapters::stripe_list::ListBounds {
+            connect: bounds.connect.min(third),
+            attempt: third,
+            budget: third,
+            max_backoff: bounds.max_backoff.min(third),
+            ..bounds
+        }
+    }
+}
+
 /// Stripe's subscriptions, a page at a time, after a cursor (`status=all`, oldest last).
 #[async_trait]
 pub trait SubscriptionList: Send + Sync {
@@ -457,7 +475,7 @@ pub async fn run_lambda() -> Result<(), lambda_http::Error> {
             let list = Arc::new(crate::adapters::stripe_list::StripeList::new(
                 &base,
                 &key,
-                crate::adapters::stripe_list::ListBounds::default(),
+                settings.list_bounds(),
                 4,
                 20,
             )?);

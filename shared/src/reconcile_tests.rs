@@ -260,3 +260,22 @@ fn the_scheduled_sample_event_is_answered_as_expected() {
         .expect("the reconcile entry");
     assert_eq!(entry["response"], no_key_answer());
 }
+
+#[test]
+fn a_list_page_in_the_lambda_ends_well_inside_the_margin() {
+    // Fails with the import's bounds (30 minutes per page): a 429 storm would carry the run past
+    // its timeout instead of leaving the page to the next run.
+    for margin_ms in [1_000, 30_000, 600_000] {
+        let settings = Settings {
+            margin: std::time::Duration::from_millis(margin_ms),
+            ..Settings::default()
+        };
+        let b = settings.list_bounds();
+        // The budget ends the retries; the attempt in flight then may take `attempt` more.
+        assert!(
+            b.budget + b.attempt < settings.margin,
+            "{margin_ms} ms: {b:?}"
+        );
+        assert!(b.max_backoff <= b.budget && b.connect <= b.attempt, "{b:?}");
+    }
+}
