@@ -169,7 +169,7 @@ pub async fn status() -> Result<(), String> {
         aws_sdk_dynamodb::Client::new(&sdk),
         app.config.table.clone(),
     );
-    for provider in [Provider::Stripe, Provider::Paypal] {
+    for provider in [Provider::STRIPE, Provider::PAYPAL] {
         for job in ["import", "backfill", billing::reconcile::JOB] {
             let checkpoints = store
                 .checkpoints(provider, job)
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_reconcile_checkpoint_reads_as_times() {
-        let mut c = Checkpoint::start(Provider::Stripe, "reconcile", "events", "reconcile", 0);
+        let mut c = Checkpoint::start(Provider::STRIPE, "reconcile", "events", "reconcile", 0);
         c.cursor = Some("1700000000".into());
         c.params.insert(
             billing::reconcile::LAST_DRIFT_AT.into(),

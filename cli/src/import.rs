@@ -248,7 +248,7 @@ fn print_report(report: &ImportReport, list: &StripeList, dry: Option<&DryRunSto
 /// One JSON line per kind's checkpoint: what the import did last.
 async fn status(checkpoints: &dyn CheckpointStore) -> Result<(), String> {
     let all = checkpoints
-        .checkpoints(Provider::Stripe, JOB)
+        .checkpoints(Provider::STRIPE, JOB)
         .await
         .map_err(|e| e.to_string())?;
     if all.is_empty() {

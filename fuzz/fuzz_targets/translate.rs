@@ -60,5 +60,5 @@ fuzz_target!(|data: &[u8]| {
         "stripe-signature",
         http::HeaderValue::from_str(&signature).expect("a signature is ASCII"),
     );
-    let _ = runtime().block_on(service.receive(Provider::Stripe, read.home, &headers, data));
+    let _ = runtime().block_on(service.receive(Provider::STRIPE, read.home, &headers, data));
 });

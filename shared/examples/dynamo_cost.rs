@@ -8,9 +8,11 @@ use billing::adapters::dynamo::{DynamoBillingStore, Retention};
 use billing::adapters::memory::StaticSecrets;
 use billing::pipeline::Outcome;
 use billing::ports::FixedClock;
+use billing::providers::operator;
 use billing::providers::stripe::signature::{sign, WebhookSecret};
+use billing::providers::stripe::Family;
 use billing::providers::stripe::{pipeline, Settings, StripeDelivery};
-use billing::routing::Family;
+use billing::routing::Endpoint;
 use billing::telemetry::Metrics;
 use serde_json::json;
 use std::sync::Arc;
@@ -91,11 +93,11 @@ async fn main() {
             "hosted_invoice_url": "https://invoice.stripe.com/i/x"}),
         )
     };
-    let mut cases: Vec<(&str, bool, Family, Vec<u8>)> = vec![
+    let mut cases: Vec<(&str, bool, Endpoint, Vec<u8>)> = vec![
         (
             "applied: checkout.session.completed (new customer, links the user)",
             false,
-            Family::Checkout,
+            Family::Checkout.endpoint(),
             event(
                 "evt_c0",
                 "checkout.session.completed",
@@ -106,7 +108,7 @@ async fn main() {
         (
             "applied: customer.subscription.created",
             false,
-            Family::Subscription,
+            Family::Subscription.endpoint(),
             event(
                 "evt_c1",
                 "customer.subscription.created",
@@ -117,7 +119,7 @@ async fn main() {
         (
             "applied: customer.subscription.updated",
             false,
-            Family::Subscription,
+            Family::Subscription.endpoint(),
             event(
                 "evt_c2",
                 "customer.subscription.updated",
@@ -128,19 +130,19 @@ async fn main() {
         (
             "applied: invoice.paid, link cached (warm instance)",
             false,
-            Family::Invoice,
+            Family::Invoice.endpoint(),
             invoice("evt_c3", "invoice.paid", NOW + 20),
         ),
         (
             "applied: invoice.payment_failed, link not cached (cold instance)",
             true,
-            Family::Invoice,
+            Family::Invoice.endpoint(),
             invoice("evt_c7", "invoice.payment_failed", NOW + 30),
         ),
         (
             "applied: invoice.payment_failed naming its user (subscription metadata), cold instance",
             true,
-            Family::Invoice,
+            Family::Invoice.endpoint(),
             event(
                 "evt_c7b",
                 "invoice.payment_failed",
@@ -152,13 +154,13 @@ async fn main() {
         (
             "applied: invoice.payment_action_required",
             false,
-            Family::Invoice,
+            Family::Invoice.endpoint(),
             invoice("evt_c8", "invoice.payment_action_required", NOW + 31),
         ),
         (
             "applied: invoice.created (a draft: its invoice item only)",
             false,
-            Family::Invoice,
+            Family::Invoice.endpoint(),
             event(
                 "evt_i1",
                 "invoice.created",
@@ -169,7 +171,7 @@ async fn main() {
         (
             "applied: invoice.finalized",
             false,
-            Family::Invoice,
+            Family::Invoice.endpoint(),
             event(
                 "evt_i2",
                 "invoice.finalized",
@@ -180,7 +182,7 @@ async fn main() {
         (
             "applied: invoice.updated",
             false,
-            Family::Invoice,
+            Family::Invoice.endpoint(),
             event("evt_i3", "invoice.updated", NOW + 34, {
                 let mut object = full_invoice("in_cost3", "open");
                 object["amount_due"] = 1800.into();
@@ -190,7 +192,7 @@ async fn main() {
         (
             "applied: invoice.paid of the newest invoice (full basil object): invoice, aggregate, user, feed",
             false,
-            Family::Invoice,
+            Family::Invoice.endpoint(),
             event(
                 "evt_i4",
                 "invoice.paid",
@@ -201,7 +203,7 @@ async fn main() {
         (
             "applied: invoice_payment.paid (names only its invoice)",
             false,
-            Family::Invoice,
+            Family::Invoice.endpoint(),
             event(
                 "evt_i5",
                 "invoice_payment.paid",
@@ -214,7 +216,7 @@ async fn main() {
         (
             "stale: invoice.created after its invoice.paid",
             false,
-            Family::Invoice,
+            Family::Invoice.endpoint(),
             event(
                 "evt_i6",
                 "invoice.created",
@@ -225,7 +227,7 @@ async fn main() {
         (
             "applied: customer.subscription.deleted",
             false,
-            Family::Subscription,
+            Family::Subscription.endpoint(),
             event(
                 "evt_c9",
                 "customer.subscription.deleted",
@@ -236,7 +238,7 @@ async fn main() {
         (
             "stale: older subscription update",
             false,
-            Family::Subscription,
+            Family::Subscription.endpoint(),
             event(
                 "evt_c4",
                 "customer.subscription.updated",
@@ -247,7 +249,7 @@ async fn main() {
         (
             "ignored: charge.succeeded (not modelled)",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event(
                 "evt_c5",
                 "charge.succeeded",
@@ -258,7 +260,7 @@ async fn main() {
         (
             "redelivered: subscription updated again",
             false,
-            Family::Subscription,
+            Family::Subscription.endpoint(),
             event(
                 "evt_c2",
                 "customer.subscription.updated",
@@ -269,7 +271,7 @@ async fn main() {
         (
             "redelivered: ignored type again",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event(
                 "evt_c5",
                 "charge.succeeded",
@@ -280,7 +282,7 @@ async fn main() {
         (
             "parked: known type, unknown shape",
             false,
-            Family::Subscription,
+            Family::Subscription.endpoint(),
             event(
                 "evt_c6",
                 "customer.subscription.updated",
@@ -297,14 +299,14 @@ async fn main() {
     cases.extend(dispute_cases());
     println!("| delivery | outcome | round trips | read units | write units |");
     println!("|---|---|---|---|---|");
-    for (name, is_cold, family, body) in cases {
+    for (name, is_cold, endpoint, body) in cases {
         let service = if is_cold { &cold } else { &warm };
         store.meter.take();
-        let outcome = if family == Family::Operator {
-            service.record_operator(&body).await
-        } else {
+        let outcome = if let Some(family) = Family::of(endpoint) {
             let header = sign(&body, &[WebhookSecret::new(SECRET)], NOW);
             service.receive_stripe(family, Some(&header), &body).await
+        } else {
+            service.record_operator(&body).await
         };
         let CapacityReading {
             requests,
@@ -322,7 +324,7 @@ async fn main() {
 
 /// Catalogue events: a product aggregate of its own (no user item, no feed message), the
 /// product's item and its audit entry in one transaction with the ledger record.
-fn catalogue_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
+fn catalogue_cases() -> Vec<(&'static str, bool, Endpoint, Vec<u8>)> {
     let product = json!({"id": "prod_cost", "object": "product", "active": true,
         "name": "Pro", "description": "Everything in Basic, and more.",
         "metadata": {"tier": "pro"}});
@@ -347,25 +349,25 @@ fn catalogue_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
         (
             "applied: product.created (new product)",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event("evt_k1", "product.created", NOW, product),
         ),
         (
             "applied: price.created (its product known)",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             created.clone(),
         ),
         (
             "applied: plan.created (the same price's legacy twin)",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event("evt_k3", "plan.created", NOW + 1, price("plan")),
         ),
         (
             "redelivered: price.created again",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             created,
         ),
     ]
@@ -376,7 +378,7 @@ const CUSTOMER: &str = "cus_cost";
 
 /// Customer-level events after the lifecycle above: a features change (the user's view
 /// changes: user item and feed message) and the customer's deletion.
-fn customer_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
+fn customer_cases() -> Vec<(&'static str, bool, Endpoint, Vec<u8>)> {
     let summary = json!({"object": "entitlements.active_entitlement_summary",
         "customer": CUSTOMER, "livemode": false,
         "entitlements": {"object": "list", "has_more": false, "data": [
@@ -388,7 +390,7 @@ fn customer_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
         (
             "applied: entitlements.active_entitlement_summary.updated (features change)",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event(
                 "evt_e1",
                 "entitlements.active_entitlement_summary.updated",
@@ -399,7 +401,7 @@ fn customer_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
         (
             "applied: customer.deleted",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event(
                 "evt_e2",
                 "customer.deleted",
@@ -414,7 +416,7 @@ fn customer_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
 /// user (the buyer's aggregate, the buyer's and the recipient's items, a message to each), a
 /// subscription schedule (the aggregate only changes what `/billing` lists: no user item, no
 /// message), and an operator's grant (the user's operator account, the user item, a message).
-fn period_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
+fn period_cases() -> Vec<(&'static str, bool, Endpoint, Vec<u8>)> {
     let schedule = |status: &str, subscription: Option<&str>| {
         json!({"id": "sub_sched_cost", "object": "subscription_schedule", "customer": CUSTOMER,
             "status": status, "subscription": subscription,
@@ -436,7 +438,7 @@ fn period_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
         (
             "applied: checkout.session.completed, a gift for another user",
             false,
-            Family::Checkout,
+            Family::Checkout.endpoint(),
             event(
                 "evt_g1",
                 "checkout.session.completed",
@@ -451,7 +453,7 @@ fn period_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
         (
             "applied: subscription_schedule.created",
             false,
-            Family::Subscription,
+            Family::Subscription.endpoint(),
             event(
                 "evt_s1",
                 "subscription_schedule.created",
@@ -462,7 +464,7 @@ fn period_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
         (
             "applied: subscription_schedule.updated (it started)",
             false,
-            Family::Subscription,
+            Family::Subscription.endpoint(),
             event(
                 "evt_s2",
                 "subscription_schedule.updated",
@@ -473,7 +475,7 @@ fn period_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
         (
             "applied: billing grant (operator account, user item, feed)",
             false,
-            Family::Operator,
+            operator::ENDPOINT,
             serde_json::to_vec(&grant).expect("json"),
         ),
     ]
@@ -481,7 +483,7 @@ fn period_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
 
 /// One-time purchases of the linked customer (`cus_cost`): the purchase and its refunds live in
 /// the customer aggregate, and each changes the user's purchases (a feed message).
-fn purchase_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
+fn purchase_cases() -> Vec<(&'static str, bool, Endpoint, Vec<u8>)> {
     let charge = |refunded: i64| {
         json!({"id": "ch_cost", "object": "charge", "customer": "cus_cost",
             "payment_intent": "pi_cost", "amount": 1500, "amount_refunded": refunded,
@@ -491,7 +493,7 @@ fn purchase_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
         (
             "applied: checkout.session.completed in payment mode (a purchase)",
             false,
-            Family::Checkout,
+            Family::Checkout.endpoint(),
             event(
                 "evt_p1",
                 "checkout.session.completed",
@@ -505,13 +507,13 @@ fn purchase_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
         (
             "applied: charge.refunded, partial",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event("evt_p2", "charge.refunded", NOW + 3, charge(500)),
         ),
         (
             "applied: charge.refunded, full (the purchase stops granting)",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event("evt_p3", "charge.refunded", NOW + 4, charge(1500)),
         ),
     ]
@@ -520,7 +522,7 @@ fn purchase_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
 /// Disputes and refund objects (they name only their charge) and the binding of a charge to
 /// the linked customer: the charge's own item is read and written with each; once the charge
 /// is bound, a change of it also reads and writes the customer and the user (a second read).
-fn dispute_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
+fn dispute_cases() -> Vec<(&'static str, bool, Endpoint, Vec<u8>)> {
     let dispute = |status: &str| {
         json!({"id": "dp_cost", "object": "dispute", "charge": "ch_cost2",
             "payment_intent": "pi_cost2", "amount": 1500, "currency": "usd",
@@ -539,7 +541,7 @@ fn dispute_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
         (
             "applied: checkout.session.completed in payment mode (a second purchase)",
             false,
-            Family::Checkout,
+            Family::Checkout.endpoint(),
             event(
                 "evt_d0",
                 "checkout.session.completed",
@@ -553,55 +555,55 @@ fn dispute_cases() -> Vec<(&'static str, bool, Family, Vec<u8>)> {
         (
             "applied: charge.dispute.created, charge not bound yet (its charge item only)",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event("evt_d1", "charge.dispute.created", NOW + 8, dispute("needs_response")),
         ),
         (
             "applied: payment_intent.succeeded binding that charge (carries the dispute: aggregate, user, feed)",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event("evt_d2", "payment_intent.succeeded", NOW + 7, intent("pi_cost2", "ch_cost2")),
         ),
         (
             "applied: charge.dispute.funds_withdrawn, bound charge, binding not cached (cold instance: a second read with the customer)",
             true,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event("evt_d3", "charge.dispute.funds_withdrawn", NOW + 9, dispute("needs_response")),
         ),
         (
             "applied: refund.created, bound charge, binding cached (warm instance)",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event("evt_d4", "refund.created", NOW + 10, refund("re_cost2", "ch_cost2")),
         ),
         (
             "applied: charge.dispute.closed, lost (the purchase stops granting), warm instance",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event("evt_d5", "charge.dispute.closed", NOW + 11, dispute("lost")),
         ),
         (
             "stale: charge.dispute.updated older than the close",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event("evt_d6", "charge.dispute.updated", NOW + 9, dispute("under_review")),
         ),
         (
             "redelivered: charge.dispute.closed again",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event("evt_d5", "charge.dispute.closed", NOW + 11, dispute("lost")),
         ),
         (
             "applied: payment_intent.succeeded, nothing to carry (its charge item only)",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event("evt_d7", "payment_intent.succeeded", NOW + 12, intent("pi_cost3", "ch_cost3")),
         ),
         (
             "applied: refund.created of a charge never bound (its charge item only)",
             false,
-            Family::Charge,
+            Family::Charge.endpoint(),
             event("evt_d8", "refund.created", NOW + 13, refund("re_cost4", "ch_cost4")),
         ),
     ]

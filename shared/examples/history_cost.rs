@@ -28,8 +28,8 @@ use billing::ports::{
 use billing::providers::stripe::event::Envelope;
 use billing::providers::stripe::signature::{sign, WebhookSecret};
 use billing::providers::stripe::translate::translate;
+use billing::providers::stripe::Family;
 use billing::providers::stripe::{pipeline, Settings, StripeDelivery};
-use billing::routing::Family;
 use billing::telemetry::Metrics;
 use serde_json::json;
 use std::sync::Arc;
@@ -105,7 +105,7 @@ async fn history(n: usize, m: usize) -> (CustomerBilling, UserAccessDoc) {
     for i in 0..n {
         let at = NOW - 100_000 + i as i64;
         let meta = EventMeta {
-            provider: Provider::Stripe,
+            provider: Provider::STRIPE,
             id: EventId::new(format!("evt_p{i}")),
             event_type: "checkout.session.completed".into(),
             created: at,
@@ -142,7 +142,7 @@ async fn history(n: usize, m: usize) -> (CustomerBilling, UserAccessDoc) {
         purchases: customer.bought.summary(),
     };
     let doc = memory.user(&user).expect("the user");
-    let source = source_key(Provider::Stripe, &customer.customer);
+    let source = source_key(Provider::STRIPE, &customer.customer);
     let (doc, _) = update_user(doc, &source, Some(given), &tiers, NOW);
     (customer, doc)
 }
@@ -152,7 +152,7 @@ fn apply_body(customer: &mut CustomerBilling, body: &[u8]) {
     let envelope = Envelope::parse(body).expect("an event");
     let event = translate(&envelope, &Settings::default().mapping).expect("translated");
     let meta = EventMeta {
-        provider: Provider::Stripe,
+        provider: Provider::STRIPE,
         id: EventId::new(envelope.id.clone()),
         event_type: envelope.event_type.clone(),
         created: envelope.created,
@@ -232,13 +232,13 @@ async fn seed(
     store: &DynamoBillingStore,
 ) -> Result<(), String> {
     let ledger = LedgerRecord {
-        provider: Provider::Stripe,
+        provider: Provider::STRIPE,
         event_id: EventId::new("evt_seed"),
         event_type: "seed".into(),
         created: NOW,
         livemode: false,
         state: LedgerState::Applied,
-        family: Family::Checkout,
+        family: "checkout".into(),
         received_at: NOW,
         customer: Some(CustomerId::new("cus_history")),
         detail: None,
@@ -258,7 +258,7 @@ async fn seed(
     commit.users = vec![(user, None)];
     store.commit(&commit).await.map_err(|e| e.to_string())?;
     store
-        .seed_purchases(Provider::Stripe, &id, &purchases)
+        .seed_purchases(Provider::STRIPE, &id, &purchases)
         .await
         .map_err(|e| e.to_string())
 }
@@ -268,7 +268,7 @@ async fn seed(
 async fn sizes(store: &DynamoBillingStore) -> (usize, usize, usize) {
     let len = |v: Result<String, serde_json::Error>| v.map_or(0, |s| s.len());
     let customer = store
-        .customer(Provider::Stripe, &CustomerId::new("cus_history"))
+        .customer(Provider::STRIPE, &CustomerId::new("cus_history"))
         .await
         .ok()
         .flatten()

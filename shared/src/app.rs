@@ -13,9 +13,9 @@ use crate::emails::kinds::EmailKind;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{Clock, ProviderApi, Queue, SystemClock};
 use crate::providers::paypal::{PaypalProvider, PaypalVerifier};
+use crate::providers::stripe::Family;
 use crate::providers::stripe::StripeProvider;
 use crate::relay::RoutedQueue;
-use crate::routing::Family;
 use crate::telemetry::Metrics;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -171,9 +171,15 @@ impl App {
         let sm_client = config
             .uses_secrets_manager()
             .then(|| aws_sdk_secretsmanager::Client::new(sdk));
+        // Stripe's endpoints' secrets, looked up by (provider, endpoint).
+        let specs = config
+            .secrets
+            .iter()
+            .map(|(family, spec)| (family.endpoint(), spec.clone()))
+            .collect();
         let secrets = Arc::new(ConfiguredSecrets::new(
             sm_client.clone(),
-            config.secrets.clone(),
+            specs,
             Duration::from_secs(30),
         ));
         secrets.preload().await.map_err(|e| e.to_string())?;
@@ -268,7 +274,7 @@ impl App {
 /// The body of every Stripe Lambda's `main`: config → clients → router → lambda_http.
 pub async fn run_stripe_lambda(family: Family) -> Result<(), lambda_http::Error> {
     run_http_lambda(&[family], |service| {
-        crate::http::webhook_router(service, &[family])
+        crate::http::webhook_router(service, &[family.endpoint()])
     })
     .await
 }
@@ -285,7 +291,8 @@ pub async fn run_paypal_lambda() -> Result<(), lambda_http::Error> {
     let deadline = config.delivery_timeout;
     let app = App::build_with_paypal(config, &paypal, metrics).await?;
     app.warm_up().await;
-    let router = crate::http::paypal_router(app.service.clone());
+    let router =
+        crate::http::webhook_router(app.service.clone(), &[crate::providers::paypal::ENDPOINT]);
     lambda_http::run(with_deadline(router, deadline)).await
 }
 

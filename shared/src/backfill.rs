@@ -15,7 +15,8 @@
 use crate::domain::ids::Provider;
 use crate::pipeline::Outcome;
 use crate::ports::{ApiError, LedgerState};
-use crate::routing::Family;
+use crate::providers::stripe::Family;
+use crate::routing::Endpoint;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -54,8 +55,8 @@ pub struct EventPage {
 #[async_trait]
 pub trait EventSource: Send + Sync {
     fn provider(&self) -> Provider;
-    /// The endpoint family an event of `event_type` is delivered to.
-    fn family(&self, event_type: &str) -> Family;
+    /// The endpoint an event of `event_type` is delivered to.
+    fn endpoint(&self, event_type: &str) -> Endpoint;
     async fn page(&self, gte: i64, lte: i64, next: Option<&str>) -> Result<EventPage, ApiError>;
 }
 
@@ -63,7 +64,7 @@ pub trait EventSource: Send + Sync {
 /// (`Pipeline::receive_trusted`), the body having come from the provider's API over TLS.
 #[async_trait]
 pub trait TrustedSink: Send + Sync {
-    async fn apply(&self, provider: Provider, family: Family, body: &[u8]) -> Outcome;
+    async fn apply(&self, endpoint: Endpoint, body: &[u8]) -> Outcome;
 }
 
 /// A time range, inclusive, in Unix seconds.
@@ -361,8 +362,8 @@ impl Walker {
                 summary.skipped += 1;
                 continue;
             }
-            let family = source.family(&event.event_type);
-            let outcome = apply_with_retries(sink, source.provider(), family, &event).await?;
+            let endpoint = source.endpoint(&event.event_type);
+            let outcome = apply_with_retries(sink, endpoint, &event).await?;
             summary.record(&event.event_type, &outcome);
         }
         self.next = end + 1;
@@ -414,13 +415,12 @@ async fn list_window(
 /// Applies one event, retrying a transient failure a few times.
 async fn apply_with_retries(
     sink: &dyn TrustedSink,
-    provider: Provider,
-    family: Family,
+    endpoint: Endpoint,
     event: &Listed,
 ) -> Result<Outcome, WalkError> {
     let mut attempt = 1;
     loop {
-        match sink.apply(provider, family, &event.body).await {
+        match sink.apply(endpoint, &event.body).await {
             Outcome::Unavailable(e) if attempt >= APPLY_ATTEMPTS => {
                 return Err(WalkError::Apply {
                     event_id: event.id.clone(),
@@ -497,11 +497,11 @@ fn stripe_listed(event: &serde_json::Value) -> Result<Listed, ApiError> {
 #[async_trait]
 impl EventSource for StripeEvents {
     fn provider(&self) -> Provider {
-        Provider::Stripe
+        Provider::STRIPE
     }
 
-    fn family(&self, event_type: &str) -> Family {
-        crate::providers::stripe::translate::family_of(event_type)
+    fn endpoint(&self, event_type: &str) -> Endpoint {
+        crate::providers::stripe::translate::family_of(event_type).endpoint()
     }
 
     async fn page(&self, gte: i64, lte: i64, next: Option<&str>) -> Result<EventPage, ApiError> {

@@ -34,10 +34,10 @@ impl FakeList {
 #[async_trait]
 impl EventSource for FakeList {
     fn provider(&self) -> Provider {
-        Provider::Stripe
+        Provider::STRIPE
     }
-    fn family(&self, event_type: &str) -> Family {
-        crate::providers::stripe::translate::family_of(event_type)
+    fn endpoint(&self, event_type: &str) -> crate::routing::Endpoint {
+        crate::providers::stripe::translate::family_of(event_type).endpoint()
     }
     async fn page(&self, gte: i64, lte: i64, next: Option<&str>) -> Result<EventPage, ApiError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
@@ -76,7 +76,7 @@ struct FakeLedger {
 
 #[async_trait]
 impl TrustedSink for FakeLedger {
-    async fn apply(&self, _: Provider, _: Family, body: &[u8]) -> Outcome {
+    async fn apply(&self, _: crate::routing::Endpoint, body: &[u8]) -> Outcome {
         if let Some((b, n)) = self.fail_first.lock().expect("lock").as_mut() {
             if b == body && *n > 0 {
                 *n -= 1;

@@ -12,8 +12,8 @@ use crate::providers::paypal::api::{ClientSecret, DEFAULT_API_BASE as PAYPAL_DEF
 use crate::providers::paypal::cert_url::CertUrlPolicy;
 use crate::providers::paypal::certs::TrustRoots;
 use crate::providers::stripe::translate::StripeMapping;
+use crate::providers::stripe::Family;
 use crate::providers::stripe::Settings;
-use crate::routing::Family;
 use crate::secret::WebhookSecret;
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -3,13 +3,70 @@
 //! pipeline parks the event with its reason instead, so nothing is retried forever.
 
 use crate::ports::{ApiError, SecretsError, StoreError};
+use std::fmt;
+use std::sync::Arc;
+
+/// A provider's reason for refusing a delivery as not authentic. It holds the provider's own
+/// error (its message names the failed check, never a header, body or secret); the core only
+/// shows it, and a provider's tests take their own type back out ([`Refusal::downcast_ref`]).
+#[derive(Clone)]
+pub struct Refusal(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Refusal {
+    pub fn new(why: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(why))
+    }
+
+    /// The provider's own reason, if it is a `T`.
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+}
+
+/// A refusal given as plain words.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Words(String);
+
+impl From<&str> for Refusal {
+    fn from(words: &str) -> Self {
+        Refusal::new(Words(words.to_owned()))
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(words: String) -> Self {
+        Refusal::new(Words(words))
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Refusal({self})")
+    }
+}
+
+/// Two refusals are equal when they say the same.
+impl PartialEq for Refusal {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Refusal {}
 
 /// Why a delivery was refused (400, nothing stored).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     /// Not authentic: the provider's own reason (it never quotes a header, body or secret).
     #[error("{0}")]
-    Unauthentic(String),
+    Unauthentic(Refusal),
     #[error("event livemode={event} but this endpoint runs livemode={configured}")]
     Livemode { event: bool, configured: bool },
     #[error("no webhook endpoint for provider `{0}`")]
@@ -20,9 +77,6 @@ pub enum Rejection {
     /// The body could not be read from the connection.
     #[error("request body could not be read")]
     BodyUnreadable,
-    /// A PayPal delivery that failed verification: which check, never a value.
-    #[error("{0}")]
-    Paypal(crate::providers::paypal::PaypalRejection),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -292,7 +292,7 @@ mod tests {
         let (previous, access) = change.expect("a new feature is a change");
         assert_eq!(access.features, ["api", "export", "seats"]);
         let meta = EventMeta {
-            provider: Provider::Stripe,
+            provider: Provider::STRIPE,
             id: EventId::new("evt_1"),
             event_type: "entitlements.active_entitlement_summary.updated".into(),
             created: 6,

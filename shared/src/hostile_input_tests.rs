@@ -175,8 +175,8 @@ async fn a_signed_but_deeply_nested_body_is_parked_not_applied() {
     use crate::adapters::memory::{InMemoryBillingStore, StaticSecrets};
     use crate::pipeline::Outcome;
     use crate::ports::{FixedClock, LedgerState};
+    use crate::providers::stripe::Family;
     use crate::providers::stripe::{pipeline, Settings, StripeDelivery};
-    use crate::routing::Family;
     use std::sync::Arc;
 
     let service = pipeline(

@@ -14,7 +14,7 @@ use crate::ports::{
     parse_source_key, AuditRecord, LedgerRecord, StoreError, Stored, UserAccessDoc, MAX_PRICE_PAGE,
 };
 use crate::ports::{Cursor, MAX_PAGE};
-use crate::routing::Family;
+use crate::routing::{Endpoint, Route};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
@@ -81,13 +81,22 @@ fn unreadable_body(rejection: &BytesRejection) -> Response {
     respond(&Outcome::Rejected(why))
 }
 
-/// `POST /webhooks/stripe/{family}` for the given families (a Lambda serves its own only).
-pub fn webhook_router(service: Arc<Pipeline>, families: &[Family]) -> Router {
+/// The webhook routes of the given endpoints (a Lambda serves its own only), as their
+/// providers name them (`POST /webhooks/stripe/{family}`, `POST /webhooks/paypal`, …). An
+/// endpoint whose provider is not registered in `service` gets no route.
+pub fn webhook_router(service: Arc<Pipeline>, endpoints: &[Endpoint]) -> Router {
+    let routes = service
+        .routes()
+        .into_iter()
+        .filter(|r| endpoints.contains(&r.endpoint));
+    every_route(service.clone(), routes)
+}
+
+fn every_route(service: Arc<Pipeline>, routes: impl Iterator<Item = Route>) -> Router {
     let mut router = Router::new();
-    for family in families {
-        let family = *family;
+    for Route { endpoint, path } in routes {
         router = router.route(
-            &format!("/webhooks/stripe/{}", family.as_str()),
+            &path,
             post(
                 move |State(svc): State<Arc<Pipeline>>,
                       headers: HeaderMap,
@@ -96,40 +105,12 @@ pub fn webhook_router(service: Arc<Pipeline>, families: &[Family]) -> Router {
                         Ok(body) => body,
                         Err(rejection) => return unreadable_body(&rejection),
                     };
-                    respond(&svc.receive(Provider::Stripe, family, &headers, &body).await)
+                    respond(&svc.receive(endpoint, &headers, &body).await)
                 },
             ),
         );
     }
     router
-        .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY_BYTES))
-        .with_state(service)
-}
-
-/// PayPal's one webhook route: every PayPal type arrives here.
-pub const PAYPAL_ROUTE: &str = "/webhooks/paypal";
-
-/// `POST /webhooks/paypal` (the PayPal Lambda; the local run too). A pipeline without a PayPal
-/// provider answers 400 (unknown provider), nothing stored.
-pub fn paypal_router(service: Arc<Pipeline>) -> Router {
-    Router::new()
-        .route(
-            PAYPAL_ROUTE,
-            post(
-                |State(svc): State<Arc<Pipeline>>,
-                 headers: HeaderMap,
-                 body: Result<Bytes, BytesRejection>| async move {
-                    let body = match body {
-                        Ok(body) => body,
-                        Err(rejection) => return unreadable_body(&rejection),
-                    };
-                    let outcome = svc
-                        .receive(Provider::Paypal, Family::Paypal, &headers, &body)
-                        .await;
-                    respond(&outcome)
-                },
-            ),
-        )
         .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY_BYTES))
         .with_state(service)
 }
@@ -159,11 +140,11 @@ pub fn read_router(service: Arc<Pipeline>) -> Router {
         .with_state(service)
 }
 
-/// Everything on one address: the local run.
+/// Everything on one address: every registered provider's routes and the read routes (the
+/// local run, the tests).
 pub fn local_router(service: Arc<Pipeline>) -> Router {
-    webhook_router(service.clone(), &Family::ALL)
-        .merge(paypal_router(service.clone()))
-        .merge(read_router(service))
+    let routes = service.routes();
+    every_route(service.clone(), routes.into_iter()).merge(read_router(service))
 }
 
 pub fn ledger_json(r: &LedgerRecord) -> serde_json::Value {
@@ -622,7 +603,7 @@ async fn catalogue_product(
         Ok(page) => page,
         Err(why) => return (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response(),
     };
-    let own = match svc.store().product(Provider::Stripe, &id).await {
+    let own = match svc.store().product(Provider::STRIPE, &id).await {
         Ok(Some(stored)) => stored.value,
         Ok(None) => {
             return (
@@ -635,7 +616,7 @@ async fn catalogue_product(
     };
     let page = match svc
         .store()
-        .product_prices(Provider::Stripe, &id, after.as_ref(), limit)
+        .product_prices(Provider::STRIPE, &id, after.as_ref(), limit)
         .await
     {
         Ok(page) => page,
@@ -643,7 +624,7 @@ async fn catalogue_product(
     };
     match svc
         .store()
-        .product_audit(Provider::Stripe, &id, CHANGES)
+        .product_audit(Provider::STRIPE, &id, CHANGES)
         .await
     {
         Ok(changes) => {

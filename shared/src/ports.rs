@@ -8,7 +8,7 @@ use crate::domain::customer::CustomerBilling;
 use crate::domain::events::Purchase;
 use crate::domain::ids::{CustomerId, EventId, InvoiceId, PriceId, ProductId, Provider, UserId};
 use crate::domain::invoice::Invoice;
-use crate::routing::Family;
+use crate::routing::Endpoint;
 use crate::secret::WebhookSecret;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -63,8 +63,9 @@ pub struct LedgerRecord {
     pub created: i64,
     pub livemode: bool,
     pub state: LedgerState,
-    /// The endpoint family it arrived at first.
-    pub family: Family,
+    /// The name of the endpoint it arrived at first ([`crate::routing::Endpoint::name`]; stored
+    /// as `family`, the name Stripe's endpoints gave it).
+    pub family: String,
     pub received_at: i64,
     pub customer: Option<CustomerId>,
     /// Why it was parked (or the error a replay met).
@@ -709,9 +710,9 @@ pub enum RefreshOutcome {
 /// The signing secrets of each endpoint.
 #[async_trait]
 pub trait SecretSource: Send + Sync {
-    async fn secrets(&self, family: Family) -> Result<Arc<Vec<WebhookSecret>>, SecretsError>;
+    async fn secrets(&self, endpoint: Endpoint) -> Result<Arc<Vec<WebhookSecret>>, SecretsError>;
     /// Re-reads after a signature miss (a rotation), unless a read was recent.
-    async fn refresh(&self, family: Family) -> Result<RefreshOutcome, SecretsError>;
+    async fn refresh(&self, endpoint: Endpoint) -> Result<RefreshOutcome, SecretsError>;
 }
 
 /// What claiming a PayPal transmission id found.

@@ -26,7 +26,8 @@ use crate::domain::ids::Provider;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{ApiError, CheckpointStore, Clock, LedgerState};
 use crate::providers::stripe::translate::{subscription_snapshot, StripeMapping};
-use crate::routing::Family;
+use crate::providers::stripe::Family;
+use crate::routing::Endpoint;
 use crate::telemetry::{Counter, Metrics};
 use async_trait::async_trait;
 use serde_json::Value;
@@ -171,8 +172,8 @@ pub struct Reconciler {
 
 #[async_trait]
 impl TrustedSink for Pipeline {
-    async fn apply(&self, provider: Provider, family: Family, body: &[u8]) -> Outcome {
-        self.receive_trusted(provider, family, body).await
+    async fn apply(&self, endpoint: Endpoint, body: &[u8]) -> Outcome {
+        self.receive_trusted(endpoint, body).await
     }
 }
 
@@ -196,10 +197,10 @@ impl Reconciler {
         let now = self.clock.now();
         Ok(self
             .checkpoints
-            .load_checkpoint(Provider::Stripe, JOB, kind)
+            .load_checkpoint(Provider::STRIPE, JOB, kind)
             .await
             .map_err(|e| format!("reading the {kind} checkpoint: {e}"))?
-            .unwrap_or_else(|| Checkpoint::start(Provider::Stripe, JOB, kind, JOB, now)))
+            .unwrap_or_else(|| Checkpoint::start(Provider::STRIPE, JOB, kind, JOB, now)))
     }
 
     async fn save(&self, checkpoint: &mut Checkpoint) -> Result<(), String> {
@@ -351,7 +352,7 @@ impl Reconciler {
         let stored = self
             .pipeline
             .store()
-            .customer(Provider::Stripe, &theirs.customer)
+            .customer(Provider::STRIPE, &theirs.customer)
             .await
             .map_err(|e| format!("reading a customer: {e}"))?;
         if stored.is_some_and(|s| agrees(&s.value, &theirs, fetched_at)) {
@@ -364,7 +365,7 @@ impl Reconciler {
         };
         let outcome = self
             .pipeline
-            .receive_trusted(Provider::Stripe, Family::Subscription, &body)
+            .receive_trusted(Family::Subscription.endpoint(), &body)
             .await;
         match outcome {
             Outcome::Recorded {

@@ -7,7 +7,6 @@ use crate::adapters::checkpoints::InMemoryCheckpoints;
 use crate::adapters::memory::{InMemoryBillingStore, StaticSecrets};
 use crate::backfill::{EventPage, Listed};
 use crate::ports::FixedClock;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -52,10 +51,10 @@ struct Events(Vec<Listed>);
 #[async_trait]
 impl EventSource for Events {
     fn provider(&self) -> Provider {
-        Provider::Stripe
+        Provider::STRIPE
     }
-    fn family(&self, event_type: &str) -> Family {
-        crate::providers::stripe::translate::family_of(event_type)
+    fn endpoint(&self, event_type: &str) -> crate::routing::Endpoint {
+        crate::providers::stripe::translate::family_of(event_type).endpoint()
     }
     async fn page(&self, gte: i64, lte: i64, next: Option<&str>) -> Result<EventPage, ApiError> {
         let mut window: Vec<&Listed> = self
@@ -113,7 +112,7 @@ fn world(subs: Vec<Value>) -> World {
     };
     let pipeline = Arc::new(crate::providers::stripe::pipeline(
         store,
-        Arc::new(StaticSecrets::new(HashMap::new())),
+        Arc::new(StaticSecrets::default()),
         clock.clone(),
         metrics.clone(),
         settings,
@@ -150,7 +149,7 @@ async fn a_run_cut_off_by_its_deadline_resumes_and_applies_each_missed_event_onc
         let outcome = w
             .reconciler
             .pipeline
-            .receive_trusted(Provider::Stripe, family, &e.body)
+            .receive_trusted(family.endpoint(), &e.body)
             .await;
         assert!(matches!(outcome, Outcome::Recorded { .. }), "{outcome:?}");
     }
@@ -211,7 +210,7 @@ async fn drift_is_repaired_once_and_the_sample_rotates_through_every_subscriptio
         .pipeline
         .store()
         .customer(
-            Provider::Stripe,
+            Provider::STRIPE,
             &crate::domain::ids::CustomerId::new("cus_drift"),
         )
         .await

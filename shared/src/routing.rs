@@ -1,69 +1,36 @@
-//! Endpoint families: one Lambda (and one webhook endpoint) per family.
+//! Endpoints: where a provider's deliveries arrive. An endpoint is named by its provider and
+//! its own name (Stripe's `checkout`, PayPal's `paypal`), and has its route, its secrets and its
+//! metrics dimension. The providers say which endpoints they have (`providers::seam`).
 
-use serde::{Deserialize, Serialize};
+use crate::domain::ids::Provider;
 use std::fmt;
-use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    Checkout,
-    Subscription,
-    Invoice,
-    Charge,
-    /// PayPal's one endpoint (`POST /webhooks/paypal`): every PayPal type. Not in [`Family::ALL`],
-    /// which lists Stripe's endpoints (their secrets and enabled events).
-    Paypal,
-    /// Not a webhook endpoint: what an operator records (`billing grant`).
-    Operator,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
+    pub provider: Provider,
+    /// Unique among all providers' endpoints: the metrics dimension and the ledger's `family`.
+    pub name: &'static str,
 }
 
-impl Family {
-    /// The webhook endpoint families (every family but [`Family::Operator`]).
-    pub const ALL: [Family; 4] = [
-        Family::Checkout,
-        Family::Subscription,
-        Family::Invoice,
-        Family::Charge,
-    ];
+impl Endpoint {
+    pub const fn new(provider: Provider, name: &'static str) -> Self {
+        Self { provider, name }
+    }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Family::Checkout => "checkout",
-            Family::Subscription => "subscription",
-            Family::Invoice => "invoice",
-            Family::Charge => "charge",
-            Family::Paypal => "paypal",
-            Family::Operator => "operator",
-        }
-    }
-
-    /// Suffix of this family's configuration variables (`…_CHECKOUT`).
-    pub fn env_suffix(self) -> &'static str {
-        match self {
-            Family::Checkout => "CHECKOUT",
-            Family::Subscription => "SUBSCRIPTION",
-            Family::Invoice => "INVOICE",
-            Family::Charge => "CHARGE",
-            Family::Paypal => "PAYPAL",
-            Family::Operator => "OPERATOR",
-        }
+        self.name
     }
 }
 
-impl fmt::Display for Family {
+impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.name)
     }
 }
 
-impl FromStr for Family {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Family::ALL
-            .into_iter()
-            .chain([Family::Paypal, Family::Operator])
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| format!("unknown family `{s}`"))
-    }
+/// One webhook route: the path a provider's endpoint is served at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub endpoint: Endpoint,
+    pub path: String,
 }

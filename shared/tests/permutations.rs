@@ -56,8 +56,8 @@ use billing::ports::{ApiError, ProviderApi};
 use billing::ports::{BillingStore, FixedClock, LedgerState};
 use billing::providers::stripe::signature::{self, WebhookSecret};
 use billing::providers::stripe::translate::family_of;
+use billing::providers::stripe::Family;
 use billing::providers::stripe::{Settings, StripeDelivery, StripeProvider};
-use billing::routing::Family;
 use billing::telemetry::{Counter, Metrics};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -1903,14 +1903,14 @@ async fn check_ledger(
 ) -> Result<(), String> {
     for (i, s) in signed.iter().enumerate() {
         let record = store
-            .ledger(Provider::Stripe, &EventId::new(s.id.clone()))
+            .ledger(Provider::STRIPE, &EventId::new(s.id.clone()))
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{} is not in the ledger", s.id))?;
         if receipts.recorded[i] != 1
             || record.state == LedgerState::Parked
             || record.event_type != s.event_type
-            || Some(record.family) != receipts.first_family[i]
+            || Some(record.family.as_str()) != receipts.first_family[i].map(Family::as_str)
         {
             return Err(format!(
                 "{}: recorded {} times, ledger {record:?}",

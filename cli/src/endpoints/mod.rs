@@ -16,7 +16,7 @@ use billing::adapters::stripe_api::{
     parse_base, KeyError, StripeApiKey, DEFAULT_BASE, STRIPE_VERSION,
 };
 use billing::providers::stripe::enabled_events::enabled_events;
-use billing::routing::Family;
+use billing::providers::stripe::Family;
 use plan::{Action, Desired, Mode, Plan, FAMILY_KEY, PENDING, REPLACES_KEY, SECRET_KEY};
 use std::collections::HashMap;
 

@@ -7,7 +7,7 @@
 //! shows a secret only in the create answer, so it is deleted and made again); and, during a
 //! rotation, `billing_replaces` = the id of the endpoint the new one replaces.
 
-use billing::routing::Family;
+use billing::providers::stripe::Family;
 use std::collections::{BTreeSet, HashMap};
 
 pub const FAMILY_KEY: &str = "billing_family";

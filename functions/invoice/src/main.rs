@@ -4,5 +4,5 @@
 // adds start-up work. Init (config, clients, the DynamoDB warm-up) runs before the first event.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    billing::app::run_stripe_lambda(billing::routing::Family::Invoice).await
+    billing::app::run_stripe_lambda(billing::providers::stripe::Family::Invoice).await
 }

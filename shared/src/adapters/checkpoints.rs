@@ -207,17 +207,17 @@ impl CheckpointStore for InMemoryCheckpoints {
 /// `tests/api/catchup.rs`).
 #[cfg(any(test, feature = "testing"))]
 pub async fn check_contract(store: &dyn CheckpointStore, job: &str) {
-    let mut first = Checkpoint::start(Provider::Stripe, job, "customers", "run1", 100);
+    let mut first = Checkpoint::start(Provider::STRIPE, job, "customers", "run1", 100);
     assert_eq!(
         store
-            .load_checkpoint(Provider::Stripe, job, "customers")
+            .load_checkpoint(Provider::STRIPE, job, "customers")
             .await,
         Ok(None)
     );
     first.rev = store.save_checkpoint(&first).await.expect("first save");
     assert_eq!(first.rev, 1);
     // A second writer that read nothing (or an old revision) is refused.
-    let stale = Checkpoint::start(Provider::Stripe, job, "customers", "run2", 100);
+    let stale = Checkpoint::start(Provider::STRIPE, job, "customers", "run2", 100);
     assert!(matches!(
         store.save_checkpoint(&stale).await,
         Err(StoreError::Contention(_))
@@ -227,7 +227,7 @@ pub async fn check_contract(store: &dyn CheckpointStore, job: &str) {
     first.params.insert("since".into(), "5".into());
     first.rev = store.save_checkpoint(&first).await.expect("advance");
     let read = store
-        .load_checkpoint(Provider::Stripe, job, "customers")
+        .load_checkpoint(Provider::STRIPE, job, "customers")
         .await
         .expect("read")
         .expect("stored");
@@ -238,16 +238,16 @@ pub async fn check_contract(store: &dyn CheckpointStore, job: &str) {
         store.save_checkpoint(&old).await,
         Err(StoreError::Contention(_))
     ));
-    let other = Checkpoint::start(Provider::Stripe, job, "subscriptions", "run1", 100);
+    let other = Checkpoint::start(Provider::STRIPE, job, "subscriptions", "run1", 100);
     store.save_checkpoint(&other).await.expect("other kind");
     let all = store
-        .checkpoints(Provider::Stripe, job)
+        .checkpoints(Provider::STRIPE, job)
         .await
         .expect("list");
     let kinds: Vec<&str> = all.iter().map(|c| c.kind.as_str()).collect();
     assert_eq!(kinds, ["customers", "subscriptions"]);
     assert!(store
-        .checkpoints(Provider::Paypal, job)
+        .checkpoints(Provider::PAYPAL, job)
         .await
         .expect("list")
         .is_empty());

@@ -16,7 +16,8 @@ use crate::ports::{
     PurchaseKey, Queue, QueueError, SecretSource, SecretsError, SetAsideOutbox, StoreError, Stored,
     UnreadableOutbox, UserAccessDoc,
 };
-use crate::routing::Family;
+use crate::providers::stripe::Family;
+use crate::routing::Endpoint;
 use crate::secret::WebhookSecret;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
@@ -725,64 +726,73 @@ impl Queue for InMemoryQueue {
     }
 }
 
-/// Fixed secrets per family, optionally replaced later (to test rotation).
+/// Fixed secrets per endpoint, optionally replaced later (to test rotation).
 #[derive(Default)]
 pub struct StaticSecrets {
-    current: Mutex<HashMap<Family, Arc<Vec<WebhookSecret>>>>,
+    current: Mutex<HashMap<Endpoint, Arc<Vec<WebhookSecret>>>>,
     /// What a refresh would find (simulates a rotation in the secret store).
-    next: Mutex<HashMap<Family, Arc<Vec<WebhookSecret>>>>,
+    next: Mutex<HashMap<Endpoint, Arc<Vec<WebhookSecret>>>>,
 }
 
 impl StaticSecrets {
-    pub fn new(secrets: HashMap<Family, Vec<WebhookSecret>>) -> Self {
-        let current = secrets.into_iter().map(|(f, s)| (f, Arc::new(s))).collect();
+    /// Keyed by endpoint, or by Stripe family.
+    pub fn new<K: Into<Endpoint>>(
+        secrets: impl IntoIterator<Item = (K, Vec<WebhookSecret>)>,
+    ) -> Self {
+        let current = secrets
+            .into_iter()
+            .map(|(k, s)| (k.into(), Arc::new(s)))
+            .collect();
         Self {
             current: Mutex::new(current),
             next: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The same secrets on every family.
+    /// The same secrets on every Stripe family.
     pub fn everywhere(secrets: Vec<WebhookSecret>) -> Self {
         Self::new(
             Family::ALL
                 .into_iter()
-                .map(|f| (f, secrets.clone()))
-                .collect(),
+                .map(|f| (f.endpoint(), secrets.clone()))
+                .collect::<Vec<_>>(),
         )
     }
 
     /// Stages a rotation that the next `refresh` picks up.
-    pub fn rotate(&self, family: Family, secrets: Vec<WebhookSecret>) {
+    pub fn rotate(&self, endpoint: impl Into<Endpoint>, secrets: Vec<WebhookSecret>) {
         if let Ok(mut next) = self.next.lock() {
-            next.insert(family, Arc::new(secrets));
+            next.insert(endpoint.into(), Arc::new(secrets));
         }
     }
 }
 
 #[async_trait]
 impl SecretSource for StaticSecrets {
-    async fn secrets(&self, family: Family) -> Result<Arc<Vec<WebhookSecret>>, SecretsError> {
+    async fn secrets(&self, endpoint: Endpoint) -> Result<Arc<Vec<WebhookSecret>>, SecretsError> {
         let current = self
             .current
             .lock()
             .map_err(|_| SecretsError("lock poisoned".into()))?;
-        Ok(current.get(&family).cloned().unwrap_or_default())
+        Ok(current.get(&endpoint).cloned().unwrap_or_default())
     }
 
     /// Every call is a re-read of the in-memory store: `Changed` when a rotation was staged.
-    async fn refresh(&self, family: Family) -> Result<crate::ports::RefreshOutcome, SecretsError> {
+    async fn refresh(
+        &self,
+        endpoint: Endpoint,
+    ) -> Result<crate::ports::RefreshOutcome, SecretsError> {
         let staged = self
             .next
             .lock()
             .map_err(|_| SecretsError("lock poisoned".into()))?
-            .remove(&family);
+            .remove(&endpoint);
         match staged {
             Some(s) => {
                 self.current
                     .lock()
                     .map_err(|_| SecretsError("lock poisoned".into()))?
-                    .insert(family, s);
+                    .insert(endpoint, s);
                 Ok(crate::ports::RefreshOutcome::Changed)
             }
             None => Ok(crate::ports::RefreshOutcome::Unchanged),

@@ -11,7 +11,7 @@
 
 use super::sdk_error::Describe;
 use crate::ports::{RefreshOutcome, SecretSource, SecretsError};
-use crate::routing::Family;
+use crate::routing::Endpoint;
 use crate::secret::WebhookSecret;
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
@@ -52,8 +52,8 @@ impl SecretReader for Client {
 /// Inline secrets are served as configured; ARN secrets are fetched and cached.
 pub struct ConfiguredSecrets {
     reader: Option<Arc<dyn SecretReader>>,
-    specs: HashMap<Family, SecretSpec>,
-    cache: Mutex<HashMap<Family, Cached>>,
+    specs: HashMap<Endpoint, SecretSpec>,
+    cache: Mutex<HashMap<Endpoint, Cached>>,
     min_refresh: Duration,
 }
 
@@ -96,17 +96,21 @@ pub fn validate_secret_list(list: &[WebhookSecret]) -> Result<(), SecretListErro
     }
 }
 
-/// The variable that names a family's secret in Secrets Manager (for error messages).
-fn arn_variable(family: Family) -> String {
-    format!("STRIPE_WEBHOOK_SECRETS_{}_ARN", family.env_suffix())
+/// The variable that names an endpoint's secret in Secrets Manager (for error messages).
+fn arn_variable(endpoint: Endpoint) -> String {
+    format!(
+        "{}_WEBHOOK_SECRETS_{}_ARN",
+        endpoint.provider.as_str().to_ascii_uppercase(),
+        endpoint.name.to_ascii_uppercase()
+    )
 }
 
 /// Parses and validates a secret string read from Secrets Manager; the error names the
 /// variable, the secret id and the entry, never a value.
-fn checked(family: Family, arn: &str, raw: &str) -> Result<Vec<WebhookSecret>, SecretsError> {
+fn checked(endpoint: Endpoint, arn: &str, raw: &str) -> Result<Vec<WebhookSecret>, SecretsError> {
     let list = parse_secret_list(raw);
     validate_secret_list(&list)
-        .map_err(|e| SecretsError(format!("{} (secret {arn}): {e}", arn_variable(family))))?;
+        .map_err(|e| SecretsError(format!("{} (secret {arn}): {e}", arn_variable(endpoint))))?;
     Ok(list)
 }
 
@@ -127,7 +131,7 @@ pub async fn read_secret_string(client: &Client, arn: &str) -> Result<String, Se
 impl ConfiguredSecrets {
     pub fn new(
         client: Option<Client>,
-        specs: HashMap<Family, SecretSpec>,
+        specs: HashMap<Endpoint, SecretSpec>,
         min_refresh: Duration,
     ) -> Self {
         let reader = client.map(|c| Arc::new(c) as Arc<dyn SecretReader>);
@@ -137,15 +141,15 @@ impl ConfiguredSecrets {
     /// As [`ConfiguredSecrets::new`], reading ARNs through `reader` (`None`: no ARN can be read).
     pub fn with_reader(
         reader: Option<Arc<dyn SecretReader>>,
-        specs: HashMap<Family, SecretSpec>,
+        specs: HashMap<Endpoint, SecretSpec>,
         min_refresh: Duration,
     ) -> Self {
         // Inline secrets never change: cached once, so a request only clones an `Arc`.
         let cache = specs
             .iter()
-            .filter_map(|(family, spec)| match spec {
+            .filter_map(|(endpoint, spec)| match spec {
                 SecretSpec::Inline(list) => Some((
-                    *family,
+                    *endpoint,
                     Cached {
                         secrets: Arc::new(list.clone()),
                         fetched: None,
@@ -171,10 +175,10 @@ impl ConfiguredSecrets {
         reader.read(arn).await
     }
 
-    /// Loads every ARN-backed family now (cold start), so a bad ARN fails at start-up.
+    /// Loads every ARN-backed endpoint now (cold start), so a bad ARN fails at start-up.
     pub async fn preload(&self) -> Result<(), SecretsError> {
-        for family in self.specs.keys() {
-            self.secrets(*family).await?;
+        for endpoint in self.specs.keys() {
+            self.secrets(*endpoint).await?;
         }
         Ok(())
     }
@@ -182,18 +186,18 @@ impl ConfiguredSecrets {
 
 #[async_trait]
 impl SecretSource for ConfiguredSecrets {
-    async fn secrets(&self, family: Family) -> Result<Arc<Vec<WebhookSecret>>, SecretsError> {
+    async fn secrets(&self, endpoint: Endpoint) -> Result<Arc<Vec<WebhookSecret>>, SecretsError> {
         let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.get(&family) {
+        if let Some(c) = cache.get(&endpoint) {
             return Ok(c.secrets.clone());
         }
-        let Some(SecretSpec::Arn(arn)) = self.specs.get(&family) else {
-            // No secret for this family: every signature check fails (NoSecrets → 400).
+        let Some(SecretSpec::Arn(arn)) = self.specs.get(&endpoint) else {
+            // No secret for this endpoint: every signature check fails (NoSecrets → 400).
             return Ok(Arc::new(Vec::new()));
         };
-        let secrets = Arc::new(checked(family, arn, &self.read(arn).await?)?);
+        let secrets = Arc::new(checked(endpoint, arn, &self.read(arn).await?)?);
         cache.insert(
-            family,
+            endpoint,
             Cached {
                 secrets: secrets.clone(),
                 fetched: Some(Instant::now()),
@@ -202,13 +206,13 @@ impl SecretSource for ConfiguredSecrets {
         Ok(secrets)
     }
 
-    async fn refresh(&self, family: Family) -> Result<RefreshOutcome, SecretsError> {
-        let Some(SecretSpec::Arn(arn)) = self.specs.get(&family) else {
+    async fn refresh(&self, endpoint: Endpoint) -> Result<RefreshOutcome, SecretsError> {
+        let Some(SecretSpec::Arn(arn)) = self.specs.get(&endpoint) else {
             return Ok(RefreshOutcome::NotDue);
         };
         {
             let mut cache = self.cache.lock().await;
-            if let Some(c) = cache.get_mut(&family) {
+            if let Some(c) = cache.get_mut(&endpoint) {
                 if c.fetched.is_some_and(|t| t.elapsed() < self.min_refresh) {
                     // Bad signatures must not turn into a stream of Secrets Manager calls.
                     return Ok(RefreshOutcome::NotDue);
@@ -221,11 +225,11 @@ impl SecretSource for ConfiguredSecrets {
         // No lock across the read (up to the operation bound): other deliveries keep using the
         // cached secrets meanwhile.
         let read = match self.read(arn).await {
-            Ok(raw) => checked(family, arn, &raw),
+            Ok(raw) => checked(endpoint, arn, &raw),
             Err(e) => Err(e),
         };
         let mut cache = self.cache.lock().await;
-        match (read, cache.get_mut(&family)) {
+        match (read, cache.get_mut(&endpoint)) {
             (Ok(fresh), Some(previous)) => {
                 let changed = *previous.secrets != fresh;
                 previous.secrets = Arc::new(fresh);
@@ -238,14 +242,14 @@ impl SecretSource for ConfiguredSecrets {
             (Ok(fresh), None) => {
                 let fetched = Some(Instant::now());
                 let secrets = Arc::new(fresh);
-                cache.insert(family, Cached { secrets, fetched });
+                cache.insert(endpoint, Cached { secrets, fetched });
                 Ok(RefreshOutcome::Changed)
             }
             (Err(e), Some(_)) => {
                 // Unreadable (Secrets Manager failing) or invalid (a mistyped rotation): the
                 // previous secrets, which were valid, decide the delivery; the error names the
                 // variable and the secret id, never a value.
-                tracing::error!(%family, error = %e.0, "secrets re-read failed; keeping the previous secrets");
+                tracing::error!(%endpoint, error = %e.0, "secrets re-read failed; keeping the previous secrets");
                 Ok(RefreshOutcome::Unchanged)
             }
             (Err(e), None) => Err(e),

@@ -21,7 +21,7 @@ use crate::adapters::stripe_list::{ListPage, StripeList};
 use crate::domain::ids::Provider;
 use crate::pipeline::Pipeline;
 use crate::ports::{CheckpointStore, StoreError};
-use crate::routing::Family;
+use crate::providers::stripe::Family;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -156,7 +156,7 @@ impl Importer {
         }
         let stored = self
             .checkpoints
-            .checkpoints(Provider::Stripe, JOB)
+            .checkpoints(Provider::STRIPE, JOB)
             .await
             .map_err(|e| format!("reading the import's checkpoints: {e}"))?;
         let unfinished = stored
@@ -180,14 +180,14 @@ impl Importer {
     /// that will replace the stored one (its revision kept for the conditional write).
     async fn checkpoint(&self, kind: Kind, run: &Run, dry_run: bool) -> Result<Checkpoint, String> {
         let now = self.pipeline.now();
-        let mut fresh = Checkpoint::start(Provider::Stripe, JOB, kind.name, &run.id, now);
+        let mut fresh = Checkpoint::start(Provider::STRIPE, JOB, kind.name, &run.id, now);
         fresh.params.insert("since".into(), run.since.to_string());
         if dry_run {
             return Ok(fresh);
         }
         let stored = self
             .checkpoints
-            .load_checkpoint(Provider::Stripe, JOB, kind.name)
+            .load_checkpoint(Provider::STRIPE, JOB, kind.name)
             .await
             .map_err(|e| format!("reading the {} checkpoint: {e}", kind.name))?;
         Ok(match stored {
@@ -314,7 +314,7 @@ impl Importer {
             let pipeline = self.pipeline.clone();
             tasks.spawn(async move {
                 let mut one = Tally::default();
-                feed(&pipeline, Provider::Stripe, kind.family, &body, &mut one)
+                feed(&pipeline, kind.family.endpoint(), &body, &mut one)
                     .await
                     .map(|_| one)
             });

@@ -24,9 +24,8 @@ pub mod snapshot;
 
 pub use checkpoint::{Checkpoint, Tally};
 
-use crate::domain::ids::Provider;
 use crate::pipeline::{Outcome, Pipeline};
-use crate::routing::Family;
+use crate::routing::Endpoint;
 use std::time::Duration;
 
 /// Attempts of one body when the store answers a transient failure.
@@ -38,14 +37,13 @@ const FEED_ATTEMPTS: u32 = 5;
 /// checkpoint: `Err` says why.
 pub async fn feed(
     pipeline: &Pipeline,
-    provider: Provider,
-    family: Family,
+    endpoint: Endpoint,
     body: &[u8],
     tally: &mut Tally,
 ) -> Result<Outcome, String> {
     let mut attempt = 1;
     loop {
-        let outcome = pipeline.receive_trusted(provider, family, body).await;
+        let outcome = pipeline.receive_trusted(endpoint, body).await;
         match &outcome {
             Outcome::Unavailable(e) if attempt < FEED_ATTEMPTS => {
                 tracing::warn!(attempt, error = %e, "store unavailable; feeding the body again");

@@ -733,7 +733,7 @@ mod tests {
 
     fn rule(r: &SubscriptionRecord) -> (bool, Standing, BillingStatus) {
         let a = subscription_access(
-            Provider::Stripe,
+            Provider::STRIPE,
             &CustomerId::new("cus"),
             &SubscriptionId::new("sub"),
             r,
@@ -815,7 +815,7 @@ mod tests {
         }
         // A deletion ends access whatever the snapshot says, and keeps its reason.
         let deleted = subscription_access(
-            Provider::Stripe,
+            Provider::STRIPE,
             &CustomerId::new("cus"),
             &SubscriptionId::new("sub"),
             &record("trialing", false, Some(Paid), true),
@@ -838,7 +838,7 @@ mod tests {
         };
         let mk = |sub: &str, tier: Option<&str>, grants: bool, end: i64, as_of: i64| {
             SubscriptionAccess {
-                provider: Provider::Stripe,
+                provider: Provider::STRIPE,
                 customer: CustomerId::new("cus"),
                 subscription: SubscriptionId::new(sub),
                 grants,
@@ -897,7 +897,7 @@ mod tests {
     fn a_purchase_outlives_its_customer_but_not_its_full_refund() {
         use crate::domain::customer::RefundRecord;
         use crate::domain::events::Purchase;
-        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let mut c = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
         let purchase = Purchase {
             session: "cs_1".into(),
             kind: PurchaseKind::Checkout,
@@ -934,7 +934,7 @@ mod tests {
     #[test]
     fn a_purchase_summary_counts_everything_and_keeps_the_newest() {
         let bought = |i: u64, grants: bool| PurchaseAccess {
-            provider: Provider::Stripe,
+            provider: Provider::STRIPE,
             customer: CustomerId::new("cus"),
             purchase: format!("cs_{i:05}"),
             kind: PurchaseKind::Checkout,

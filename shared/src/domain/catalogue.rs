@@ -520,7 +520,7 @@ pub(crate) mod tests {
 
     fn meta(id: &str, created: i64) -> EventMeta {
         EventMeta {
-            provider: Provider::Stripe,
+            provider: Provider::STRIPE,
             id: EventId::new(id),
             event_type: "price.updated".into(),
             created,
@@ -583,7 +583,7 @@ pub(crate) mod tests {
     }
 
     fn entry() -> CatalogueEntry {
-        CatalogueEntry::new(Provider::Stripe, ProductId::new(PRODUCT))
+        CatalogueEntry::new(Provider::STRIPE, ProductId::new(PRODUCT))
     }
 
     #[test]
@@ -830,7 +830,7 @@ pub(crate) mod tests {
         let record = fullest_price(price_id.as_str());
         let own = product_item(&e.product, Some(u64::MAX - 1)).expect("item");
         let one = price_item(
-            Provider::Stripe,
+            Provider::STRIPE,
             &e.product.product,
             &price_id,
             &record,

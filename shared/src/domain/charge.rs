@@ -365,7 +365,7 @@ mod tests {
 
     fn meta(id: &str, created: i64) -> EventMeta {
         EventMeta {
-            provider: Provider::Stripe,
+            provider: Provider::STRIPE,
             id: EventId::new(id),
             event_type: "charge.dispute.updated".into(),
             created,
@@ -407,7 +407,7 @@ mod tests {
         // Heap's algorithm, iteratively: every permutation once.
         let mut c = vec![0; n];
         let run = |order: &[usize]| {
-            let mut charge = Charge::new(Provider::Stripe, "ch_1");
+            let mut charge = Charge::new(Provider::STRIPE, "ch_1");
             for &i in order {
                 charge.apply(&events[i].0, &events[i].1);
             }
@@ -459,7 +459,7 @@ mod tests {
 
     #[test]
     fn within_open_statuses_the_newer_event_wins() {
-        let mut c = Charge::new(Provider::Stripe, "ch_1");
+        let mut c = Charge::new(Provider::STRIPE, "ch_1");
         c.apply(
             &meta("evt_b", 12),
             &dispute(DisputeChange::Updated, "under_review"),
@@ -500,7 +500,7 @@ mod tests {
                 Some("failed")
             );
         }
-        let mut c = Charge::new(Provider::Stripe, "ch_1");
+        let mut c = Charge::new(Provider::STRIPE, "ch_1");
         c.apply(&events[1].0, &events[1].1);
         c.amount = Some(1000);
         assert!(c.fully_refunded(), "a succeeded refund of the whole amount");
@@ -510,7 +510,7 @@ mod tests {
     /// does not reopen it.
     #[test]
     fn a_prevented_dispute_is_closed() {
-        let mut c = Charge::new(Provider::Stripe, "ch_1");
+        let mut c = Charge::new(Provider::STRIPE, "ch_1");
         c.apply(
             &meta("evt_p", 10),
             &dispute(DisputeChange::Closed, "prevented"),
@@ -524,7 +524,7 @@ mod tests {
 
     #[test]
     fn a_redelivery_is_stale() {
-        let mut c = Charge::new(Provider::Stripe, "ch_1");
+        let mut c = Charge::new(Provider::STRIPE, "ch_1");
         let e = dispute(DisputeChange::Created, "needs_response");
         assert_eq!(c.apply(&meta("evt_1", 10), &e), Offer::Taken);
         assert_eq!(c.apply(&meta("evt_1", 10), &e), Offer::Older);

@@ -1152,7 +1152,7 @@ mod tests {
 
     fn meta(id: &str, created: i64) -> EventMeta {
         EventMeta {
-            provider: Provider::Stripe,
+            provider: Provider::STRIPE,
             id: EventId::new(id),
             event_type: "customer.subscription.updated".into(),
             created,
@@ -1234,7 +1234,7 @@ mod tests {
         ];
         for n in 1..=events.len() {
             for reversed in [false, true] {
-                let mut state = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+                let mut state = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
                 let mut order: Vec<_> = events[..n].iter().collect();
                 if reversed {
                     order.reverse();
@@ -1246,7 +1246,7 @@ mod tests {
             }
         }
         // An address alone applies; its redelivery is stale; no field at all is ignored.
-        let mut state = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let mut state = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
         let (m, e) = &events[0];
         assert_eq!(state.apply(m, e), Effect::Applied);
         assert_eq!(state.apply(m, e), Effect::Stale);
@@ -1316,7 +1316,7 @@ mod tests {
         );
         let (m_note, m_act) = (meta("evt_zz_note", 10), meta("evt_aa_activate", 10));
         for order in [[0, 1], [1, 0]] {
-            let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+            let mut c = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
             for i in order {
                 let (m, e) = if i == 0 {
                     (&m_note, &note)
@@ -1381,7 +1381,7 @@ mod tests {
                 ),
             ),
         ];
-        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let mut c = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
         for (id, status, e) in steps.iter().rev() {
             c.apply(&meta(id, 10), &updated(status, e.clone()));
         }
@@ -1396,7 +1396,7 @@ mod tests {
     fn a_revert_in_one_second_is_unresolved_until_fetched() {
         let a = updated("active", evidence(&[("status", "x")], &[("status", "y")]));
         let b = updated("past_due", evidence(&[("status", "y")], &[("status", "x")]));
-        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let mut c = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
         c.apply(&meta("evt_1", 10), &a);
         c.apply(&meta("evt_2", 10), &b);
         assert_eq!(c.unresolved_tie(&SubscriptionId::new("sub")), Some(10));
@@ -1451,7 +1451,7 @@ mod tests {
         ];
         let mut ends = Vec::new();
         for order in orders {
-            let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+            let mut c = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
             for i in order {
                 c.apply(&events[i].0, &events[i].1);
             }
@@ -1491,7 +1491,7 @@ mod tests {
     fn failed_and_action_required_of_one_attempt_need_the_customer() {
         use InvoiceChange::*;
         for order in [[Failed, ActionRequired], [ActionRequired, Failed]] {
-            let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+            let mut c = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
             for (i, change) in order.into_iter().enumerate() {
                 c.apply(
                     &meta(&format!("evt_{i}"), 20),
@@ -1513,7 +1513,7 @@ mod tests {
     #[test]
     fn a_later_paid_invoice_ends_an_earlier_failure_and_prunes_it() {
         use InvoiceChange::*;
-        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let mut c = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
         c.apply(&meta("evt_f", 20), &invoice("in_1", Failed, 5, 1));
         assert_eq!(standing(&c), Some(PaymentOutcome::Failed));
         c.apply(&meta("evt_p", 50), &invoice("in_2", Paid, 40, 1));
@@ -1593,7 +1593,7 @@ mod tests {
                     .wrapping_add(1_442_695_040_888_963_407);
                 order.swap(k, (x >> 33) as usize % (k + 1));
             }
-            let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+            let mut c = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
             for (n, &i) in order.iter().enumerate() {
                 c.apply(&events[i].0, &events[i].1);
                 if n % 7 == 0 {
@@ -1620,7 +1620,7 @@ mod tests {
     /// and gets its book from the list on its next event.
     #[test]
     fn an_aggregate_without_a_book_is_booked_on_its_next_event() {
-        let mut old = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let mut old = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
         for i in 0..3 {
             old.apply(&meta(&format!("evt_{i}"), 10), &bought(i, true));
         }
@@ -1634,7 +1634,7 @@ mod tests {
 
     #[test]
     fn long_ended_subscriptions_shrink_to_tombstones() {
-        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let mut c = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
         for i in 0..500 {
             let sub = format!("sub_{i:03}");
             let created = BillingEvent::Subscription {
@@ -1671,7 +1671,7 @@ mod tests {
     /// subscription the aggregate holds is not affected by the horizon.
     #[test]
     fn tombstones_older_than_the_horizon_are_dropped_and_their_late_events_are_stale() {
-        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let mut c = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
         let day = 86_400;
         let live = BillingEvent::Subscription {
             change: SubscriptionChange::Created,
@@ -1733,7 +1733,7 @@ mod tests {
     }
 
     fn disputed(i: usize, status: &str) -> Charge {
-        let mut charge = Charge::new(Provider::Stripe, format!("ch_{i:02}"));
+        let mut charge = Charge::new(Provider::STRIPE, format!("ch_{i:02}"));
         let bound = BillingEvent::ChargeRefunded(ChargeRefund {
             customer: CustomerId::new("cus"),
             charge: format!("ch_{i:02}"),
@@ -1764,7 +1764,7 @@ mod tests {
     fn charge_copies_ride_with_their_purchase_in_either_order() {
         let mut ends = Vec::new();
         for purchase_first in [true, false] {
-            let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+            let mut c = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
             let buy = |c: &mut CustomerBilling| c.apply(&meta("evt_buy", 10), &bought(1, true));
             if purchase_first {
                 buy(&mut c);
@@ -1791,7 +1791,7 @@ mod tests {
         }
         assert_eq!(ends[0].purchases, ends[1].purchases);
         // Charges of subscription invoices are never claimed: only the newest ids are kept.
-        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let mut c = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
         for i in 0..100 {
             c.absorb_charge(&disputed(i, "needs_response"));
         }
@@ -1803,7 +1803,7 @@ mod tests {
     /// its purchases' access, and its next event moves each record into its charge's copy.
     #[test]
     fn refund_records_of_an_older_aggregate_move_into_charge_copies() {
-        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let mut c = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
         for i in 0..3 {
             c.apply(&meta(&format!("evt_{i}"), 10), &bought(i, true));
         }
@@ -1843,7 +1843,7 @@ mod tests {
             evidence: OrderEvidence::default(),
         };
         let day = 86_400;
-        let mut c = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus"));
+        let mut c = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus"));
         c.apply(&meta("evt_s1", 1_000), &schedule("sub_sched_1", "active"));
         c.apply(&meta("evt_s2", 2_000), &schedule("sub_sched_1", "released"));
         c.apply(&meta("evt_s3", 2_000), &schedule("sub_sched_2", "active"));

@@ -396,7 +396,7 @@ mod tests {
 
     fn meta(id: &str, created: i64) -> EventMeta {
         EventMeta {
-            provider: Provider::Stripe,
+            provider: Provider::STRIPE,
             id: EventId::new(id),
             event_type: "invoice.updated".into(),
             created,
@@ -446,7 +446,7 @@ mod tests {
     type Step = (InvoiceEventKind, &'static str, u32);
 
     fn status_after(events: &[Step]) -> InvoiceStatus {
-        let mut invoice = Invoice::new(Provider::Stripe, InvoiceId::new("in_1"));
+        let mut invoice = Invoice::new(Provider::STRIPE, InvoiceId::new("in_1"));
         for (i, (kind, status, attempt)) in events.iter().enumerate() {
             invoice.apply(
                 &meta(&format!("evt_{i}"), 10 + i as i64),
@@ -509,7 +509,7 @@ mod tests {
     fn a_draft_chosen_as_latest_does_not_hide_the_number_or_hosted_page() {
         // In one second: finalized (rank 2), then an update (rank 3) that Stripe sent for the
         // draft before finalizing; the update ranks later, yet the number stays.
-        let mut invoice = Invoice::new(Provider::Stripe, InvoiceId::new("in_1"));
+        let mut invoice = Invoice::new(Provider::STRIPE, InvoiceId::new("in_1"));
         invoice.apply(
             &meta("evt_f", 10),
             &event(InvoiceEventKind::Finalized, "open", 0),
@@ -538,7 +538,7 @@ mod tests {
         // True order: 1000 → 1500 (evt_z) → 2000 (evt_a); ids disagree with it.
         let (first, second) = (update(1500, 1000), update(2000, 1500));
         for order in [[0, 1], [1, 0]] {
-            let mut invoice = Invoice::new(Provider::Stripe, InvoiceId::new("in_1"));
+            let mut invoice = Invoice::new(Provider::STRIPE, InvoiceId::new("in_1"));
             for i in order {
                 let (m, e) = if i == 0 {
                     (meta("evt_z", 10), &first)
@@ -554,7 +554,7 @@ mod tests {
     #[test]
     fn identical_twins_are_kept_once_and_a_redelivery_changes_nothing() {
         let paid = event(InvoiceEventKind::Paid, "paid", 1);
-        let mut invoice = Invoice::new(Provider::Stripe, InvoiceId::new("in_1"));
+        let mut invoice = Invoice::new(Provider::STRIPE, InvoiceId::new("in_1"));
         invoice.apply(&meta("evt_paid", 10), &paid);
         invoice.apply(&meta("evt_succeeded", 10), &paid);
         assert_eq!(invoice.snapshots.len(), 1);

@@ -238,7 +238,7 @@ mod tests {
 
     fn access(standing: Standing, reason: Option<&str>) -> SubscriptionAccess {
         SubscriptionAccess {
-            provider: Provider::Stripe,
+            provider: Provider::STRIPE,
             customer: CustomerId::new("cus_1"),
             subscription: SubscriptionId::new("sub_1"),
             grants: standing == Standing::Cancelling,

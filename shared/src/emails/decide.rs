@@ -301,7 +301,7 @@ mod tests {
 
     /// An invoice after `invoice.payment_action_required`, then `then` (if any).
     fn invoice_with(s: InvoiceSnapshot, then: Option<(InvoiceEventKind, &str)>) -> Invoice {
-        let mut invoice = Invoice::new(Provider::Stripe, InvoiceId::new("in_1"));
+        let mut invoice = Invoice::new(Provider::STRIPE, InvoiceId::new("in_1"));
         let mut steps = vec![(InvoiceEventKind::ActionRequired, s.clone())];
         if let Some((kind, status)) = then {
             steps.push((
@@ -314,7 +314,7 @@ mod tests {
         }
         for (i, (kind, snapshot)) in steps.into_iter().enumerate() {
             let meta = EventMeta {
-                provider: Provider::Stripe,
+                provider: Provider::STRIPE,
                 id: EventId::new(format!("evt_{i}")),
                 event_type: "invoice.x".into(),
                 created: 10 + i as i64,
@@ -469,7 +469,7 @@ mod tests {
         use crate::domain::access::BillingStatus;
         use crate::domain::ids::SubscriptionId;
         SubscriptionAccess {
-            provider: Provider::Stripe,
+            provider: Provider::STRIPE,
             customer: CustomerId::new("cus_1"),
             subscription: SubscriptionId::new("sub_1"),
             grants,
@@ -491,11 +491,11 @@ mod tests {
 
     /// An invoice after one `invoice.payment_failed` (created 10), then `then` (if any).
     fn failed_invoice(then: Option<InvoiceEventKind>) -> Invoice {
-        let mut invoice = Invoice::new(Provider::Stripe, InvoiceId::new("in_1"));
+        let mut invoice = Invoice::new(Provider::STRIPE, InvoiceId::new("in_1"));
         let kinds = std::iter::once(InvoiceEventKind::Failed).chain(then);
         for (i, kind) in kinds.enumerate() {
             let meta = EventMeta {
-                provider: Provider::Stripe,
+                provider: Provider::STRIPE,
                 id: EventId::new(format!("evt_f{i}")),
                 event_type: "invoice.x".into(),
                 created: 10 + i as i64,

@@ -199,7 +199,7 @@ mod tests {
             subject: EmailSubject::PaymentActionRequired {
                 invoice: InvoiceId::new("in_1"),
             },
-            provider: Provider::Stripe,
+            provider: Provider::STRIPE,
             customer: Some(CustomerId::new("cus_1")),
             event_id: EventId::new("evt_1"),
         };
@@ -224,7 +224,7 @@ mod tests {
             subject: EmailSubject::PurchaseWelcome {
                 session: "cs_test_1".into(),
             },
-            provider: Provider::Stripe,
+            provider: Provider::STRIPE,
             customer: Some(CustomerId::new("cus_1")),
             event_id: EventId::new("evt_1"),
         };

@@ -93,7 +93,7 @@ impl Pipeline {
         self.store.commit(&commit).await?;
         if ties {
             self.metrics
-                .incr(Counter::TiesUnresolved, v.delivery.family.as_str());
+                .incr(Counter::TiesUnresolved, v.delivery.endpoint);
         }
         Ok(Attempted::Recorded(LedgerState::Applied))
     }

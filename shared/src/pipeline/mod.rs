@@ -16,7 +16,6 @@ mod emails;
 mod invoices;
 mod park;
 mod project;
-pub mod provider;
 mod purchases;
 mod record;
 
@@ -24,10 +23,11 @@ use crate::domain::access::TierPolicy;
 use crate::domain::ids::{CustomerId, Provider, UserId};
 use crate::error::{Error, ErrorKind, Rejection};
 use crate::ports::{BillingStore, Clock, LedgerGuard, LedgerState};
-use crate::routing::Family;
+use crate::providers::operator::OperatorProvider;
+pub use crate::providers::seam::{ReadError, ReadEvent, Verified, WebhookProvider};
+use crate::routing::{Endpoint, Route};
 use crate::telemetry::{Counter, Metrics};
 pub use park::MAX_PARKED_GZIP_BYTES;
-pub use provider::{ReadError, ReadEvent, Verified, WebhookProvider};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -71,7 +71,8 @@ impl DuplicateBy {
 /// A delivery whose authenticity has been checked (on arrival, or when it was parked).
 struct Delivery<'a> {
     provider: &'a dyn WebhookProvider,
-    family: Family,
+    /// The name of the endpoint it arrived at (or was recorded at, for a replay).
+    endpoint: &'a str,
     raw: &'a [u8],
     signed_at: i64,
 }
@@ -102,11 +103,10 @@ impl Pipeline {
     ) -> Self {
         // The operator's records (`billing grant`) go through every pipeline, so they can be
         // replayed wherever they were parked.
-        let operator: Arc<dyn WebhookProvider> =
-            Arc::new(crate::providers::operator::OperatorProvider);
+        let operator: Arc<dyn WebhookProvider> = Arc::new(OperatorProvider);
         Self {
             store,
-            providers: BTreeMap::from([(Provider::System, operator)]),
+            providers: BTreeMap::from([(operator.id(), operator)]),
             clock,
             metrics,
             tiers,
@@ -123,9 +123,25 @@ impl Pipeline {
         self
     }
 
+    /// Registers a provider: its deliveries are received at its routes, its stored records read
+    /// back, and its event ids recognised. The one way a provider joins.
     pub fn with_provider(mut self, provider: Arc<dyn WebhookProvider>) -> Self {
+        provider.id().register();
         self.providers.insert(provider.id(), provider);
         self
+    }
+
+    /// Every registered provider's webhook routes.
+    pub fn routes(&self) -> Vec<Route> {
+        self.providers.values().flat_map(|p| p.routes()).collect()
+    }
+
+    /// The registered provider whose event id this is, asking each.
+    pub fn provider_of_event(&self, id: &str) -> Option<Provider> {
+        self.providers
+            .values()
+            .find(|p| p.owns_event_id(id))
+            .map(|p| p.id())
     }
 
     pub fn store(&self) -> &Arc<dyn BillingStore> {
@@ -140,37 +156,39 @@ impl Pipeline {
         self.clock.now()
     }
 
-    /// Handles one delivery at `family`'s endpoint of `provider`.
+    /// Handles one delivery at `endpoint`.
     pub async fn receive(
         &self,
-        provider: Provider,
-        family: Family,
+        endpoint: Endpoint,
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Outcome {
-        let outcome = match self.providers.get(&provider) {
-            Some(p) => self.receive_inner(p.as_ref(), family, headers, body).await,
-            None => Outcome::Rejected(Rejection::UnknownProvider(provider.to_string())),
+        let outcome = match self.providers.get(&endpoint.provider) {
+            Some(p) => {
+                self.receive_inner(p.as_ref(), endpoint, headers, body)
+                    .await
+            }
+            None => Outcome::Rejected(Rejection::UnknownProvider(endpoint.provider.to_string())),
         };
-        self.count(family.as_str(), &outcome);
+        self.count(endpoint.as_str(), &outcome);
         outcome
     }
 
     async fn receive_inner(
         &self,
         provider: &dyn WebhookProvider,
-        family: Family,
+        endpoint: Endpoint,
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Outcome {
-        let verified = match provider.verify(family, headers, body).await {
+        let verified = match provider.verify(endpoint, headers, body).await {
             Ok(v) => v,
             Err(Error::Rejected(r)) => return Outcome::Rejected(r),
             Err(e) => return self.failed(None, e),
         };
         let delivery = Delivery {
             provider,
-            family,
+            endpoint: endpoint.name,
             raw: body,
             signed_at: verified.signed_at,
         };
@@ -178,10 +196,10 @@ impl Pipeline {
             Ok(read) => read,
             Err(outcome) => return outcome,
         };
-        if read.home != family {
+        if read.home != endpoint.name {
             // Applied all the same: the same event id may reach several endpoints.
-            self.metrics.incr(Counter::OutsideFamily, family.as_str());
-            tracing::info!(event_id = %read.meta.id, event_type = %read.meta.event_type, %family, home = %read.home, "event outside its family");
+            self.metrics.incr(Counter::OutsideFamily, endpoint.as_str());
+            tracing::info!(event_id = %read.meta.id, event_type = %read.meta.event_type, %endpoint, home = %read.home, "event outside its endpoint");
         }
         self.translate_and_apply(&delivery, read, LedgerGuard::New)
             .await
@@ -193,17 +211,12 @@ impl Pipeline {
     /// `verify`: once per event id in the ledger (the same id as a webhook delivery is a
     /// duplicate), ordered, parked when unreadable, projected, announced, emailed. The parked
     /// copy keeps the receipt time where a delivery keeps its signature's.
-    pub async fn receive_trusted(
-        &self,
-        provider: Provider,
-        family: Family,
-        body: &[u8],
-    ) -> Outcome {
-        let outcome = match self.providers.get(&provider) {
+    pub async fn receive_trusted(&self, endpoint: Endpoint, body: &[u8]) -> Outcome {
+        let outcome = match self.providers.get(&endpoint.provider) {
             Some(p) => {
                 let delivery = Delivery {
                     provider: p.as_ref(),
-                    family,
+                    endpoint: endpoint.name,
                     raw: body,
                     signed_at: self.clock.now(),
                 };
@@ -215,21 +228,22 @@ impl Pipeline {
                     Err(outcome) => outcome,
                 }
             }
-            None => Outcome::Rejected(Rejection::UnknownProvider(provider.to_string())),
+            None => Outcome::Rejected(Rejection::UnknownProvider(endpoint.provider.to_string())),
         };
-        self.count(family.as_str(), &outcome);
+        self.count(endpoint.as_str(), &outcome);
         outcome
     }
 
     /// Records an operator's command (a `billing grant` body) through the same second half as a
     /// verified provider event: once per its id, applied, projected, audited, announced.
     pub async fn record_operator(&self, body: &[u8]) -> Outcome {
-        let Some(operator) = self.providers.get(&Provider::System) else {
-            return Outcome::Rejected(Rejection::UnknownProvider(Provider::System.to_string()));
+        let endpoint = crate::providers::operator::ENDPOINT;
+        let Some(operator) = self.providers.get(&endpoint.provider) else {
+            return Outcome::Rejected(Rejection::UnknownProvider(endpoint.provider.to_string()));
         };
         let delivery = Delivery {
             provider: operator.as_ref(),
-            family: Family::Operator,
+            endpoint: endpoint.name,
             raw: body,
             signed_at: self.clock.now(),
         };
@@ -240,7 +254,7 @@ impl Pipeline {
             }
             Err(outcome) => outcome,
         };
-        self.count(Family::Operator.as_str(), &outcome);
+        self.count(endpoint.as_str(), &outcome);
         outcome
     }
 

@@ -57,7 +57,7 @@ impl Pipeline {
             created: meta.created,
             livemode: meta.livemode,
             state: LedgerState::Parked,
-            family: delivery.family,
+            family: delivery.endpoint.to_owned(),
             received_at: self.clock.now(),
             customer,
             detail: Some(reason.to_owned()),
@@ -105,7 +105,7 @@ impl Pipeline {
         };
         let delivery = Delivery {
             provider: source.as_ref(),
-            family: record.family,
+            endpoint: &record.family,
             raw: &raw,
             signed_at: parked.signed_at,
         };

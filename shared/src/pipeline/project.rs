@@ -51,7 +51,7 @@ impl Pipeline {
         for s in newly_invalid {
             // Counted once per subscription when it becomes Invalid; visible in its access.
             self.metrics
-                .incr(Counter::SubscriptionsInvalid, v.delivery.family.as_str());
+                .incr(Counter::SubscriptionsInvalid, v.delivery.endpoint);
             tracing::warn!(subscription = %s.subscription, event_id = %v.meta.id, "subscription periods invalid");
         }
         let (users, mut outbox) = self.project_users(&p, &after, &subs_after, now).await?;

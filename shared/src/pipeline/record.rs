@@ -147,7 +147,7 @@ impl Pipeline {
             created: v.meta.created,
             livemode: v.meta.livemode,
             state,
-            family: v.delivery.family,
+            family: v.delivery.endpoint.to_owned(),
             received_at: self.clock.now(),
             customer,
             detail: None,
@@ -254,7 +254,7 @@ impl Pipeline {
         }
         if commit.audit.iter().any(|a| !a.unresolved_ties.is_empty()) {
             self.metrics
-                .incr(Counter::TiesUnresolved, v.delivery.family.as_str());
+                .incr(Counter::TiesUnresolved, v.delivery.endpoint);
         }
         if let Some(user) = commit
             .customer

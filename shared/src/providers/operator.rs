@@ -5,9 +5,9 @@
 
 use crate::domain::events::{BillingEvent, EventMeta, SystemGrant};
 use crate::domain::ids::{CustomerId, EventId, Provider, UserId};
-use crate::error::{Error, Rejection};
-use crate::pipeline::{ReadError, ReadEvent, Verified, WebhookProvider};
-use crate::routing::Family;
+use crate::error::{Error, Refusal, Rejection};
+use crate::providers::seam::{ReadError, ReadEvent, Verified, WebhookProvider};
+use crate::routing::Endpoint;
 use async_trait::async_trait;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -96,6 +96,9 @@ impl GrantCommand {
     }
 }
 
+/// Where the operator's records are counted and listed (never a route).
+pub const ENDPOINT: Endpoint = Endpoint::new(Provider::SYSTEM, "operator");
+
 /// The operator's provider: reads grant commands; has no webhook to verify.
 #[derive(Debug, Default)]
 pub struct OperatorProvider;
@@ -103,23 +106,31 @@ pub struct OperatorProvider;
 #[async_trait]
 impl WebhookProvider for OperatorProvider {
     fn id(&self) -> Provider {
-        Provider::System
+        Provider::SYSTEM
+    }
+
+    /// The operator's records are `grant_…`.
+    fn owns_event_id(&self, id: &str) -> bool {
+        id.starts_with("grant_")
     }
 
     async fn verify(
         &self,
-        _family: Family,
+        _endpoint: Endpoint,
         _headers: &http::HeaderMap,
         _body: &[u8],
     ) -> Result<Verified, Error> {
-        Err(Rejection::Unauthentic("operator records are not accepted over HTTP".into()).into())
+        Err(
+            Rejection::Unauthentic(Refusal::from("operator records are not accepted over HTTP"))
+                .into(),
+        )
     }
 
     fn read(&self, body: &[u8]) -> Result<ReadEvent, ReadError> {
         let command: GrantCommand = serde_json::from_slice(body)
             .map_err(|e| ReadError::Unreadable(format!("not a grant command: {e}")))?;
         let meta = EventMeta {
-            provider: Provider::System,
+            provider: Provider::SYSTEM,
             id: EventId::new(command.id.clone()),
             event_type: GRANT_TYPE.into(),
             created: command.created,
@@ -133,7 +144,7 @@ impl WebhookProvider for OperatorProvider {
             .map(|()| BillingEvent::Grant(command.event()));
         Ok(ReadEvent {
             meta,
-            home: Family::Operator,
+            home: ENDPOINT.name,
             event,
         })
     }
@@ -171,7 +182,7 @@ mod tests {
         let read = OperatorProvider.read(&body).expect("readable");
         assert_eq!(read.meta.id.as_str(), command.id);
         assert_eq!(read.meta.event_type, GRANT_TYPE);
-        assert_eq!(read.home, Family::Operator);
+        assert_eq!(read.home, ENDPOINT.name);
         assert_eq!(read.event, Ok(BillingEvent::Grant(command.event())));
         // A command edited to be invalid is parked, not applied.
         let mut bad = command.clone();

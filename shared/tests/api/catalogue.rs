@@ -3,7 +3,7 @@
 //! redelivery is a duplicate, concurrent events of one product all land.
 
 use crate::helpers::*;
-use billing::routing::Family;
+use billing::providers::stripe::Family;
 use http::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -564,7 +564,7 @@ async fn moto_a_product_of_the_old_layout_keeps_working() {
         let dynamo = app.dynamo.as_ref().expect("dynamo");
         dynamo
             .seed_old_product(
-                billing::domain::ids::Provider::Stripe,
+                billing::domain::ids::Provider::STRIPE,
                 &billing::domain::ids::ProductId::new(MANY),
                 &old_layout_doc(&entry),
                 7,
@@ -666,7 +666,7 @@ async fn moto_an_interrupted_and_concurrent_conversion_loses_nothing() {
     dynamo.seed_product(&cut).await.expect("first 40 prices");
     dynamo
         .seed_old_product(
-            billing::domain::ids::Provider::Stripe,
+            billing::domain::ids::Provider::STRIPE,
             &billing::domain::ids::ProductId::new(MANY),
             &old_layout_doc(&whole),
             3,

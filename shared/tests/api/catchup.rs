@@ -13,7 +13,7 @@ use billing::catchup::{feed, Tally};
 use billing::domain::ids::{Provider, UserId};
 use billing::pipeline::{DuplicateBy, Outcome};
 use billing::ports::LedgerState;
-use billing::routing::Family;
+use billing::providers::stripe::Family;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -255,15 +255,9 @@ async fn a_trusted_body_is_recorded_once_without_a_signature() {
     let app = spawn_memory(false);
     let body = customer_event("evt_trusted_1", NOW - 10, "user_trusted");
     let mut tally = Tally::default();
-    let first = feed(
-        &app.service,
-        Provider::Stripe,
-        Family::Charge,
-        &body,
-        &mut tally,
-    )
-    .await
-    .expect("fed");
+    let first = feed(&app.service, Family::Charge.endpoint(), &body, &mut tally)
+        .await
+        .expect("fed");
     assert_eq!(
         first,
         Outcome::Recorded {
@@ -273,7 +267,7 @@ async fn a_trusted_body_is_recorded_once_without_a_signature() {
     );
     let again = app
         .service
-        .receive_trusted(Provider::Stripe, Family::Charge, &body)
+        .receive_trusted(Family::Charge.endpoint(), &body)
         .await;
     assert_eq!(
         again,
@@ -289,7 +283,7 @@ async fn a_trusted_body_is_recorded_once_without_a_signature() {
     let customer = app
         .store
         .customer(
-            Provider::Stripe,
+            Provider::STRIPE,
             &billing::domain::ids::CustomerId::new("cus_trusted"),
         )
         .await
@@ -302,8 +296,7 @@ async fn a_trusted_body_is_recorded_once_without_a_signature() {
         .replace("\"livemode\":false", "\"livemode\":true");
     let refused = feed(
         &app.service,
-        Provider::Stripe,
-        Family::Charge,
+        Family::Charge.endpoint(),
         live.as_bytes(),
         &mut tally,
     )
@@ -347,7 +340,7 @@ async fn a_snapshot_is_ordered_by_its_fetch_time_against_webhook_events() {
     let (_, body) = snapshot_event(&subscription("active"), fetched_at, false).expect("snapshot");
     let imported = app
         .service
-        .receive_trusted(Provider::Stripe, Family::Subscription, &body)
+        .receive_trusted(Family::Subscription.endpoint(), &body)
         .await;
     assert!(
         matches!(

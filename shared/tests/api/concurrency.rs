@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use billing::domain::ids::UserId;
-use billing::routing::Family;
+use billing::providers::stripe::Family;
 use http::StatusCode;
 use std::sync::Arc;
 

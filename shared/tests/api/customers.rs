@@ -1,7 +1,7 @@
 //! `customer.deleted`: the customer's subscriptions end, in any order with their own deletions.
 
 use crate::helpers::*;
-use billing::routing::Family;
+use billing::providers::stripe::Family;
 use http::StatusCode;
 use serde_json::{json, Value};
 

@@ -8,7 +8,7 @@ use billing::domain::charge::Charge;
 use billing::domain::customer::CustomerBilling;
 use billing::domain::ids::{CustomerId, Provider};
 use billing::providers::stripe::event::Envelope;
-use billing::routing::Family;
+use billing::providers::stripe::Family;
 use http::StatusCode;
 use serde_json::{json, Value};
 
@@ -503,7 +503,7 @@ async fn moto_a_dispute_before_its_binding_joins_the_customer_through_the_charge
         if i == 1 {
             let item = app
                 .store
-                .charge(Provider::Stripe, &ch)
+                .charge(Provider::STRIPE, &ch)
                 .await
                 .expect("read")
                 .expect("the charge item");
@@ -521,7 +521,7 @@ async fn moto_a_dispute_before_its_binding_joins_the_customer_through_the_charge
     }
     let item = app
         .store
-        .charge(Provider::Stripe, &ch)
+        .charge(Provider::STRIPE, &ch)
         .await
         .expect("read")
         .expect("the charge item");

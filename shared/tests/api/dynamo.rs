@@ -7,8 +7,8 @@ use billing::domain::customer::CustomerBilling;
 use billing::domain::ids::{CustomerId, EventId, Provider};
 use billing::pipeline::WebhookProvider;
 use billing::ports::{BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState, ParkedBody};
+use billing::providers::stripe::Family;
 use billing::providers::stripe::StripeProvider;
-use billing::routing::Family;
 use http::StatusCode;
 
 #[tokio::test]
@@ -174,13 +174,13 @@ async fn moto_a_parked_record_expires_after_the_parked_retention_not_the_ledgers
     let store = DynamoBillingStore::new(client.clone(), unique("billing"), retention);
     store.create_table_if_missing().await.expect("table");
     let record = |id: &str, state: LedgerState| LedgerRecord {
-        provider: Provider::Stripe,
+        provider: Provider::STRIPE,
         event_id: EventId::new(id),
         event_type: "invoice.paid".into(),
         created: NOW,
         livemode: false,
         state,
-        family: Family::Invoice,
+        family: "invoice".into(),
         received_at: NOW,
         customer: None,
         detail: None,
@@ -286,7 +286,7 @@ fn customer_with_500_ended_subscriptions(app: &TestApp) -> CustomerBilling {
         app.metrics.clone(),
         settings(false),
     );
-    let mut model = CustomerBilling::new(Provider::Stripe, CustomerId::new("cus_life1"));
+    let mut model = CustomerBilling::new(Provider::STRIPE, CustomerId::new("cus_life1"));
     let mut apply = |body: &[u8]| {
         let read = provider.read(body).expect("an event");
         model.apply(&read.meta, &read.event.expect("translated"));
@@ -329,13 +329,13 @@ async fn moto_a_customer_with_500_subscriptions_over_the_years_still_fits() {
     let app = spawn_moto(false).await;
     let store = app.dynamo.clone().expect("dynamo");
     let seed = LedgerRecord {
-        provider: Provider::Stripe,
+        provider: Provider::STRIPE,
         event_id: EventId::new("evt_seed_500_subscriptions"),
         event_type: "customer.subscription.deleted".into(),
         created: OLD_SUBSCRIPTIONS_START + 999 * 86_400,
         livemode: false,
         state: LedgerState::Applied,
-        family: Family::Subscription,
+        family: "subscription".into(),
         received_at: NOW,
         customer: Some(CustomerId::new("cus_life1")),
         detail: None,

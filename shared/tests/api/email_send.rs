@@ -22,8 +22,8 @@ use billing::http::local_router;
 use billing::ports::{BillingStore, Clock, FixedClock, Queue};
 use billing::providers::stripe::pipeline;
 use billing::providers::stripe::signature::WebhookSecret;
+use billing::providers::stripe::Family;
 use billing::relay::{drain, RoutedQueue};
-use billing::routing::Family;
 use billing::telemetry::{Counter, Metrics};
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -949,7 +949,7 @@ async fn a_parked_action_required_event_queues_its_job_when_replayed() {
     );
     assert!(pending_jobs(app.store.as_ref()).await.is_empty());
     app.service
-        .replay(Provider::Stripe, &EventId::new("evt_replayed"))
+        .replay(Provider::STRIPE, &EventId::new("evt_replayed"))
         .await;
     let jobs = pending_jobs(app.store.as_ref()).await;
     assert_eq!(jobs.len(), 1);
@@ -1242,7 +1242,7 @@ async fn the_customer_record_address_is_in_no_read_route_audit_entry_or_feed_mes
     let stored = app
         .store
         .customer(
-            billing::domain::ids::Provider::Stripe,
+            billing::domain::ids::Provider::STRIPE,
             &billing::domain::ids::CustomerId::new("cus_priv"),
         )
         .await

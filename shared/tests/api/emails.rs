@@ -70,7 +70,7 @@ fn invoice_from(body: &[u8]) -> Result<Invoice, String> {
         return Err(format!("{} is not an invoice snapshot", env.event_type));
     };
     let meta = EventMeta {
-        provider: Provider::Stripe,
+        provider: Provider::STRIPE,
         id: EventId::new(env.id.clone()),
         event_type: env.event_type.clone(),
         created: env.created,
@@ -78,7 +78,7 @@ fn invoice_from(body: &[u8]) -> Result<Invoice, String> {
         livemode: env.livemode.unwrap_or(false),
         api_version: env.api_version.clone(),
     };
-    let mut invoice = Invoice::new(Provider::Stripe, event.snapshot.id.clone());
+    let mut invoice = Invoice::new(Provider::STRIPE, event.snapshot.id.clone());
     invoice.apply(&meta, &event);
     Ok(invoice)
 }

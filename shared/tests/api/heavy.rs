@@ -20,7 +20,6 @@ use billing::ports::{
 use billing::providers::stripe::event::Envelope;
 use billing::providers::stripe::translate::{family_of, translate};
 use billing::providers::stripe::Settings;
-use billing::routing::Family;
 use http::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -201,7 +200,7 @@ async fn seeded_history(n: usize) -> (CustomerBilling, UserAccessDoc) {
         let envelope = Envelope::parse(&body).expect("an event");
         let event = translate(&envelope, &Settings::default().mapping).expect("a purchase");
         let meta = EventMeta {
-            provider: Provider::Stripe,
+            provider: Provider::STRIPE,
             id: EventId::new(envelope.id.clone()),
             event_type: envelope.event_type.clone(),
             created: envelope.created,
@@ -218,7 +217,7 @@ async fn seeded_history(n: usize) -> (CustomerBilling, UserAccessDoc) {
         purchases: customer.bought.summary(),
     };
     let user = memory.user(&UserId::new("user_heavy")).expect("the user");
-    let source = source_key(Provider::Stripe, &customer.customer);
+    let source = source_key(Provider::STRIPE, &customer.customer);
     let (user, _) = update_user(user, &source, Some(given), &tiers, NOW);
     (customer, user)
 }
@@ -247,20 +246,20 @@ async fn seed(
         .await
         .expect("the customer and user fit");
     dynamo
-        .seed_purchases(Provider::Stripe, &customer.customer, &purchases)
+        .seed_purchases(Provider::STRIPE, &customer.customer, &purchases)
         .await
         .expect("the purchases are written");
 }
 
 fn seed_ledger(k: usize) -> LedgerRecord {
     LedgerRecord {
-        provider: Provider::Stripe,
+        provider: Provider::STRIPE,
         event_id: EventId::new(format!("evt_seed{k}")),
         event_type: "seed".into(),
         created: NOW,
         livemode: false,
         state: LedgerState::Applied,
-        family: Family::Checkout,
+        family: "checkout".into(),
         received_at: NOW,
         customer: Some(billing::domain::ids::CustomerId::new("cus_heavy")),
         detail: None,
@@ -312,7 +311,7 @@ async fn moto_a_late_subscription_deletion_after_five_thousand_purchases_revokes
     assert!(size <= BOUND, "user item {size} bytes");
     let stored = dynamo
         .customer(
-            Provider::Stripe,
+            Provider::STRIPE,
             &billing::domain::ids::CustomerId::new("cus_heavy"),
         )
         .await
@@ -370,7 +369,7 @@ async fn moto_a_customer_item_that_still_holds_its_purchases_keeps_working() {
     );
     let customer_id = billing::domain::ids::CustomerId::new("cus_heavy");
     let stored = dynamo
-        .customer(Provider::Stripe, &customer_id)
+        .customer(Provider::STRIPE, &customer_id)
         .await
         .expect("read")
         .expect("the customer");
@@ -393,7 +392,7 @@ async fn moto_a_customer_item_that_still_holds_its_purchases_keeps_working() {
     .await;
     assert_eq!(bought["state"], "applied", "{bought}");
     let items = dynamo
-        .all_purchases(Provider::Stripe, &customer_id)
+        .all_purchases(Provider::STRIPE, &customer_id)
         .await
         .expect("read");
     assert_eq!(
@@ -633,7 +632,7 @@ fn apply_directly(customer: &mut CustomerBilling, id: &str, kind: &str, at: i64,
     let envelope = Envelope::parse(&body).expect("an event");
     let event = translate(&envelope, &Settings::default().mapping).expect("translated");
     let meta = EventMeta {
-        provider: Provider::Stripe,
+        provider: Provider::STRIPE,
         id: EventId::new(envelope.id.clone()),
         event_type: envelope.event_type.clone(),
         created: envelope.created,
@@ -694,7 +693,7 @@ async fn seeded_heavy_account(purchases: usize) -> (CustomerBilling, UserAccessD
         purchases: customer.bought.summary(),
     };
     let user = memory.user(&UserId::new("user_heavy")).expect("the user");
-    let source = source_key(Provider::Stripe, &customer.customer);
+    let source = source_key(Provider::STRIPE, &customer.customer);
     let (user, _) = update_user(user, &source, Some(given), &tiers, NOW);
     (customer, user)
 }
@@ -745,7 +744,7 @@ async fn moto_the_heavy_account_keeps_its_items_small_and_its_late_deletion_revo
     assert_eq!(access["purchase_totals"]["granting"], 4_849, "{access}");
     let customer_id = billing::domain::ids::CustomerId::new("cus_heavy");
     let stored = dynamo
-        .customer(Provider::Stripe, &customer_id)
+        .customer(Provider::STRIPE, &customer_id)
         .await
         .expect("read")
         .expect("the customer's item");
@@ -757,7 +756,7 @@ async fn moto_the_heavy_account_keeps_its_items_small_and_its_late_deletion_revo
     );
     let refunded = dynamo
         .purchases(
-            Provider::Stripe,
+            Provider::STRIPE,
             &customer_id,
             &[billing::ports::PurchaseKey::Intent(
                 purchase(3_700, 0)["payment_intent"]

@@ -183,7 +183,7 @@ async fn moto_import_an_existing_account_matches_stripes_truth_and_a_second_run_
     // A third start finds the run finished and starts none of its kinds again.
     let checkpoints = job
         .checkpoints
-        .checkpoints(Provider::Stripe, JOB)
+        .checkpoints(Provider::STRIPE, JOB)
         .await
         .expect("checkpoints");
     assert_eq!(checkpoints.len(), KINDS.len());
@@ -217,7 +217,7 @@ async fn moto_import_interrupted_half_way_resumes_and_repeats_no_work() {
     assert!(e.contains("status 400"), "{e}");
     let cut = job
         .checkpoints
-        .checkpoints(Provider::Stripe, JOB)
+        .checkpoints(Provider::STRIPE, JOB)
         .await
         .expect("checkpoints");
     assert!(cut.iter().any(|c| !c.done), "{cut:?}");
@@ -301,7 +301,7 @@ async fn moto_import_dry_run_reports_and_writes_nothing() {
     }
     let checkpoints = job
         .checkpoints
-        .checkpoints(Provider::Stripe, JOB)
+        .checkpoints(Provider::STRIPE, JOB)
         .await
         .expect("checkpoints");
     assert!(checkpoints.is_empty(), "{checkpoints:?}");

@@ -9,7 +9,7 @@ use billing::domain::ids::{InvoiceId, SubscriptionId, UserId};
 use billing::domain::invoice::{Invoice, InvoiceStatus};
 use billing::providers::stripe::event::Envelope;
 use billing::providers::stripe::invoice::MAX_LINES;
-use billing::routing::Family;
+use billing::providers::stripe::Family;
 use http::StatusCode;
 use serde_json::json;
 use std::collections::HashMap;

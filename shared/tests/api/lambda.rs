@@ -4,7 +4,7 @@
 use crate::helpers::*;
 use base64::Engine;
 use billing::http::webhook_router;
-use billing::routing::Family;
+use billing::providers::stripe::Family;
 use http::StatusCode;
 
 fn api_gateway_event(body: &[u8], header: &str, base64: bool) -> String {
@@ -34,7 +34,7 @@ fn api_gateway_event(body: &[u8], header: &str, base64: bool) -> String {
 
 async fn invoke(app: &TestApp, event: &str) -> (StatusCode, serde_json::Value) {
     let request = lambda_http::request::from_str(event).expect("lambda_http parses the event");
-    let router = webhook_router(app.service.clone(), &[Family::Invoice]);
+    let router = webhook_router(app.service.clone(), &[Family::Invoice.endpoint()]);
     call_router(&router, request).await
 }
 
@@ -176,7 +176,7 @@ async fn the_sample_events_parse_verify_and_apply() {
             "{name}: body is not a fixture's exact bytes"
         );
         app.clock.set(t);
-        let router = webhook_router(app.service.clone(), &[family]);
+        let router = webhook_router(app.service.clone(), &[family.endpoint()]);
         let event_id = text(entry, "event_id");
         let (status, json) = call_router(&router, request).await;
         assert_eq!(status.as_u16(), entry["status"], "{name}: {json}");
@@ -246,7 +246,7 @@ const LARGE_ID: &str = "evt_life_03_invoice_paid";
 async fn recorded_state(app: &TestApp) -> Option<String> {
     use billing::domain::ids::{EventId, Provider};
     app.store
-        .ledger(Provider::Stripe, &EventId::new(LARGE_ID))
+        .ledger(Provider::STRIPE, &EventId::new(LARGE_ID))
         .await
         .expect("read")
         .map(|r| r.state.as_str().to_owned())

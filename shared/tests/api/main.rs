@@ -32,6 +32,7 @@ mod periods;
 mod permissions;
 mod purchases;
 mod replay;
+mod seam;
 mod secrets;
 mod signatures;
 mod stripe_api;

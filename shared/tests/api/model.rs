@@ -3,8 +3,8 @@
 
 use crate::helpers::*;
 use billing::adapters::memory::InMemoryQueue;
+use billing::providers::stripe::Family;
 use billing::relay;
-use billing::routing::Family;
 use http::StatusCode;
 use serde_json::json;
 

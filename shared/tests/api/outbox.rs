@@ -7,7 +7,6 @@ use billing::adapters::sqs::SqsQueue;
 use billing::domain::ids::{EventId, Provider};
 use billing::ports::{BillingStore, Commit, LedgerGuard, LedgerRecord, LedgerState, OutboxMessage};
 use billing::relay;
-use billing::routing::Family;
 use billing::telemetry::{Counter, Metrics};
 use http::StatusCode;
 use rand::rngs::StdRng;
@@ -19,13 +18,13 @@ use std::collections::BTreeMap;
 fn probe_commit(event_id: &str, messages: Vec<OutboxMessage>) -> Commit {
     Commit {
         ledger: LedgerRecord {
-            provider: Provider::Stripe,
+            provider: Provider::STRIPE,
             event_id: EventId::new(event_id),
             event_type: "test.ping".into(),
             created: NOW,
             livemode: false,
             state: LedgerState::Applied,
-            family: Family::Charge,
+            family: "charge".into(),
             received_at: NOW,
             customer: None,
             detail: None,

@@ -9,8 +9,8 @@ use billing::config::Config;
 use billing::domain::ids::{CustomerId, EventId, Provider};
 use billing::ports::{BillingStore, LedgerState, OutboxMessage};
 use billing::providers::stripe::signature::{sign, WebhookSecret};
+use billing::providers::stripe::Family;
 use billing::relay;
-use billing::routing::Family;
 use billing::telemetry::Metrics;
 use http::{Request, StatusCode};
 use serde_json::Value;
@@ -249,7 +249,7 @@ async fn resumed(app: &App, router: &axum::Router) {
     let id = EventId::new(PAUSED_ID);
     let ledger = app
         .store
-        .ledger(Provider::Stripe, &id)
+        .ledger(Provider::STRIPE, &id)
         .await
         .expect("ledger");
     assert!(ledger.is_none(), "a 503 recorded nothing: {ledger:?}");
@@ -265,13 +265,13 @@ async fn resumed(app: &App, router: &axum::Router) {
     );
     let record = app
         .store
-        .ledger(Provider::Stripe, &id)
+        .ledger(Provider::STRIPE, &id)
         .await
         .expect("ledger");
     assert_eq!(record.map(|r| r.state), Some(LedgerState::Applied));
     let audit = app
         .store
-        .audit(Provider::Stripe, &CustomerId::new("cus_life1"), 100)
+        .audit(Provider::STRIPE, &CustomerId::new("cus_life1"), 100)
         .await
         .expect("audit");
     assert_eq!(audit.iter().filter(|a| a.event_id == id).count(), 1);

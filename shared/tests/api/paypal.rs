@@ -15,7 +15,7 @@ use billing::pipeline::WebhookProvider;
 use billing::ports::FixedClock;
 use billing::providers::paypal::certs::TrustRoots;
 use billing::providers::paypal::PaypalProvider;
-use billing::routing::Family;
+use billing::providers::stripe::Family;
 use billing::telemetry::Metrics;
 use http::{Request, StatusCode};
 use serde_json::{json, Value};
@@ -502,7 +502,7 @@ async fn a_parked_paypal_event_is_listed_and_replayed() {
     let id = billing::domain::ids::EventId::new("WH-0WNFX-PARK-1");
     let outcome = app
         .service
-        .replay(billing::domain::ids::Provider::Paypal, &id)
+        .replay(billing::domain::ids::Provider::PAYPAL, &id)
         .await;
     assert!(
         matches!(&outcome, billing::pipeline::Outcome::Recorded { state, .. } if state.as_str() == "applied"),

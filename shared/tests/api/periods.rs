@@ -37,7 +37,7 @@ fn paid_invoice(i: i64) -> Vec<u8> {
     serde_json::to_vec(&event).expect("json")
 }
 
-async fn post_ok(app: &TestApp, family: billing::routing::Family, body: &[u8]) {
+async fn post_ok(app: &TestApp, family: billing::providers::stripe::Family, body: &[u8]) {
     let (status, json) = app.post(family, body).await;
     assert_eq!(status, StatusCode::OK, "{json}");
     assert_eq!(json["state"], "applied", "{json}");
@@ -61,7 +61,7 @@ fn spans(billing: &Value) -> Vec<(i64, i64, String, String)> {
 
 #[tokio::test]
 async fn a_gap_makes_the_subscription_invalid_until_the_missing_invoice_arrives() {
-    use billing::routing::Family::{Checkout, Invoice, Subscription};
+    use billing::providers::stripe::Family::{Checkout, Invoice, Subscription};
     let app = spawn_memory(false);
     let checkout = fixture("stripe/lifecycle/01_checkout.session.completed.json");
     let created = fixture("stripe/lifecycle/02_customer.subscription.created.json");
@@ -104,7 +104,7 @@ async fn a_gap_makes_the_subscription_invalid_until_the_missing_invoice_arrives(
 
 #[tokio::test]
 async fn the_same_periods_in_every_order_of_their_invoices() {
-    use billing::routing::Family::{Checkout, Invoice, Subscription};
+    use billing::providers::stripe::Family::{Checkout, Invoice, Subscription};
     let mut answers = Vec::new();
     for order in [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]] {
         let app = spawn_memory(false);
@@ -253,7 +253,7 @@ async fn moto_a_grant_gives_its_tier_until_it_lapses() {
 /// subscription explains the answer again once the grant lapsed.
 #[tokio::test]
 async fn a_grant_above_the_subscription_wins_and_then_gives_way() {
-    use billing::routing::Family::{Checkout, Subscription};
+    use billing::providers::stripe::Family::{Checkout, Subscription};
     let app = spawn_memory(false);
     post_ok(
         &app,
@@ -309,7 +309,7 @@ fn gift_refund(amount_refunded: i64) -> Value {
 
 #[tokio::test]
 async fn a_gift_grants_its_recipient_not_its_buyer_until_refunded_in_either_order() {
-    use billing::routing::Family::{Charge, Checkout};
+    use billing::providers::stripe::Family::{Charge, Checkout};
     let checkout = event(
         "evt_gift_co",
         "checkout.session.completed",
@@ -370,7 +370,7 @@ async fn a_gift_grants_its_recipient_not_its_buyer_until_refunded_in_either_orde
 
 #[tokio::test]
 async fn a_gift_lapses_at_its_end() {
-    use billing::routing::Family::Checkout;
+    use billing::providers::stripe::Family::Checkout;
     let app = spawn_memory(false);
     let body = event(
         "evt_gift_co",
@@ -387,7 +387,7 @@ async fn a_gift_lapses_at_its_end() {
 
 #[tokio::test]
 async fn a_gift_without_its_length_tier_or_buyer_is_parked_by_name() {
-    use billing::routing::Family::Checkout;
+    use billing::providers::stripe::Family::Checkout;
     let no_days = serde_json::json!({"gift_recipient_user_id": "user_friend", "tier": "pro"});
     let no_tier = serde_json::json!({"gift_recipient_user_id": "user_friend", "gift_days": "30"});
     let bad_days =
@@ -434,7 +434,7 @@ fn link_scheduled_customer() -> Vec<u8> {
 }
 
 async fn scheduled_after(files: &[&str]) -> Value {
-    use billing::routing::Family::{Checkout, Subscription};
+    use billing::providers::stripe::Family::{Checkout, Subscription};
     let app = spawn_memory(false);
     let (status, json) = app.post(Checkout, &link_scheduled_customer()).await;
     assert_eq!(status, StatusCode::OK, "{json}");
@@ -517,7 +517,7 @@ async fn subscription_schedule_released_and_canceled_schedule_nothing_in_any_ord
 /// transaction, and a schedule's phases read back from the stored aggregate.
 #[tokio::test]
 async fn moto_a_gift_and_a_schedule_read_back_through_the_routes() {
-    use billing::routing::Family::{Checkout, Subscription};
+    use billing::providers::stripe::Family::{Checkout, Subscription};
     let app = spawn_moto(false).await;
     let mut session = gift_session(gift_metadata());
     let (customer, buyer, friend) = (

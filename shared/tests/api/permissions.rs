@@ -626,7 +626,7 @@ async fn moto_permissions_the_paypal_function_calls_only_what_it_lists() {
         SECRET,
         verifier,
     ));
-    let router = billing::http::paypal_router(service);
+    let router = billing::http::local_router(service);
     store.warm_up().await;
     let mut files: Vec<PathBuf> = std::fs::read_dir(fixture_path("paypal"))
         .expect("fixtures")

@@ -6,7 +6,7 @@ use crate::helpers::*;
 use billing::domain::customer::CustomerBilling;
 use billing::domain::ids::{CustomerId, UserId};
 use billing::providers::stripe::event::Envelope;
-use billing::routing::Family;
+use billing::providers::stripe::Family;
 use http::StatusCode;
 use serde_json::{json, Value};
 

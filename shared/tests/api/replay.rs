@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use billing::domain::ids::{EventId, Provider};
 use billing::pipeline::{DuplicateBy, Outcome};
 use billing::ports::LedgerState;
-use billing::routing::Family;
+use billing::providers::stripe::Family;
 use billing::telemetry::Counter;
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -42,7 +42,7 @@ async fn a_known_type_of_unknown_shape_is_parked_with_its_bytes() {
     assert_eq!(record["parked_body"]["stored"], true);
     let stored = app
         .store
-        .ledger(Provider::Stripe, &EventId::new("evt_odd"))
+        .ledger(Provider::STRIPE, &EventId::new("evt_odd"))
         .await
         .expect("read")
         .expect("record");
@@ -55,7 +55,7 @@ async fn a_known_type_of_unknown_shape_is_parked_with_its_bytes() {
     // Still unreadable: a replay leaves it parked, and a redelivery is a duplicate.
     let outcome = app
         .service
-        .replay(Provider::Stripe, &EventId::new("evt_odd"))
+        .replay(Provider::STRIPE, &EventId::new("evt_odd"))
         .await;
     assert!(
         matches!(
@@ -135,7 +135,7 @@ async fn moto_replay_applies_a_parked_event_once_the_cause_is_fixed() {
     assert_eq!(parked.len(), 1);
     let outcome = app
         .service
-        .replay(Provider::Stripe, &EventId::new("evt_fix"))
+        .replay(Provider::STRIPE, &EventId::new("evt_fix"))
         .await;
     assert_eq!(
         outcome,
@@ -156,7 +156,7 @@ async fn moto_replay_applies_a_parked_event_once_the_cause_is_fixed() {
         .expect("delete");
     let outcome = app
         .service
-        .replay(Provider::Stripe, &EventId::new("evt_fix"))
+        .replay(Provider::STRIPE, &EventId::new("evt_fix"))
         .await;
     assert_eq!(
         outcome,
@@ -167,7 +167,7 @@ async fn moto_replay_applies_a_parked_event_once_the_cause_is_fixed() {
     );
     let again = app
         .service
-        .replay(Provider::Stripe, &EventId::new("evt_fix"))
+        .replay(Provider::STRIPE, &EventId::new("evt_fix"))
         .await;
     assert_eq!(
         again,
@@ -200,7 +200,7 @@ async fn a_permanent_store_error_parks_the_event_instead_of_503() {
     let id = EventId::new(json["event_id"].as_str().expect("id"));
     let record = app
         .store
-        .ledger(Provider::Stripe, &id)
+        .ledger(Provider::STRIPE, &id)
         .await
         .expect("read")
         .expect("recorded");
@@ -219,7 +219,7 @@ async fn a_permanent_store_error_parks_the_event_instead_of_503() {
         "nothing applied: {before}"
     );
     // The cause is gone (the fault fires once): the replay applies it.
-    let outcome = app.service.replay(Provider::Stripe, &id).await;
+    let outcome = app.service.replay(Provider::STRIPE, &id).await;
     assert!(
         matches!(
             &outcome,

@@ -6,8 +6,8 @@ use billing::adapters::secrets_manager::{ConfiguredSecrets, SecretSpec};
 use billing::pipeline::{Outcome, Pipeline};
 use billing::ports::{FixedClock, RefreshOutcome, SecretSource};
 use billing::providers::stripe::signature::{sign, WebhookSecret};
+use billing::providers::stripe::Family;
 use billing::providers::stripe::{pipeline, StripeDelivery};
-use billing::routing::Family;
 use billing::telemetry::Metrics;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,7 +45,7 @@ fn from_arn(
     arn: &str,
     min_refresh: Duration,
 ) -> Arc<ConfiguredSecrets> {
-    let specs = HashMap::from([(Family::Charge, SecretSpec::Arn(arn.to_owned()))]);
+    let specs = HashMap::from([(Family::Charge.endpoint(), SecretSpec::Arn(arn.to_owned()))]);
     Arc::new(ConfiguredSecrets::new(
         Some(client.clone()),
         specs,
@@ -78,7 +78,7 @@ fn delivery(id: &str, secret: &str) -> (Vec<u8>, String) {
 async fn moto_a_rotation_in_secrets_manager_needs_no_redeploy() {
     let client = aws_sdk_secretsmanager::Client::new(&sdk_config());
     let arn = secret(&client, "whsec_old_one").await;
-    let specs = HashMap::from([(Family::Charge, SecretSpec::Arn(arn.clone()))]);
+    let specs = HashMap::from([(Family::Charge.endpoint(), SecretSpec::Arn(arn.clone()))]);
     let secrets = Arc::new(ConfiguredSecrets::new(
         Some(client.clone()),
         specs,
@@ -107,7 +107,7 @@ async fn moto_a_rotation_in_secrets_manager_needs_no_redeploy() {
     assert!(matches!(outcome, Outcome::Recorded { .. }), "{outcome:?}");
     assert_eq!(
         secrets
-            .secrets(Family::Charge)
+            .secrets(Family::Charge.endpoint())
             .await
             .expect("secrets")
             .len(),
@@ -119,7 +119,7 @@ async fn moto_a_rotation_in_secrets_manager_needs_no_redeploy() {
 async fn moto_refreshes_are_rate_limited_and_a_bad_arn_fails_at_start() {
     let client = aws_sdk_secretsmanager::Client::new(&sdk_config());
     let arn = secret(&client, "whsec_a").await;
-    let specs = HashMap::from([(Family::Charge, SecretSpec::Arn(arn.clone()))]);
+    let specs = HashMap::from([(Family::Charge.endpoint(), SecretSpec::Arn(arn.clone()))]);
     let secrets = Arc::new(ConfiguredSecrets::new(
         Some(client.clone()),
         specs,
@@ -142,7 +142,7 @@ async fn moto_refreshes_are_rate_limited_and_a_bad_arn_fails_at_start() {
         Outcome::Rejected(_)
     ));
     let missing = HashMap::from([(
-        Family::Charge,
+        Family::Charge.endpoint(),
         SecretSpec::Arn("arn:aws:secretsmanager:us-east-1:123456789012:secret:nope".into()),
     )]);
     let bad = ConfiguredSecrets::new(Some(client), missing, Duration::ZERO);
@@ -205,11 +205,14 @@ async fn moto_an_invalid_value_on_refresh_keeps_the_previous_secrets() {
         .await;
     assert!(matches!(outcome, Outcome::Rejected(_)), "{outcome:?}");
     assert_eq!(
-        secrets.refresh(Family::Charge).await,
+        secrets.refresh(Family::Charge.endpoint()).await,
         Ok(RefreshOutcome::Unchanged)
     );
     assert_eq!(
-        *secrets.secrets(Family::Charge).await.expect("secrets"),
+        *secrets
+            .secrets(Family::Charge.endpoint())
+            .await
+            .expect("secrets"),
         vec![WebhookSecret::new("whsec_valid_one")]
     );
     // Deliveries signed with the previous secret still verify.
@@ -221,11 +224,11 @@ async fn moto_an_invalid_value_on_refresh_keeps_the_previous_secrets() {
     // Once the value is fixed, the next re-read takes it.
     put(&client, &arn, "whsec_valid_one, whsec_valid_two").await;
     assert_eq!(
-        secrets.refresh(Family::Charge).await,
+        secrets.refresh(Family::Charge.endpoint()).await,
         Ok(RefreshOutcome::Changed)
     );
     assert_eq!(
-        secrets.refresh(Family::Charge).await,
+        secrets.refresh(Family::Charge.endpoint()).await,
         Ok(RefreshOutcome::Unchanged)
     );
 }
@@ -264,7 +267,7 @@ async fn moto_several_misses_within_the_interval_count_one_refresh() {
     }
     assert_eq!(metrics.count(Counter::SecretRefresh), 1);
     assert_eq!(
-        secrets.refresh(Family::Charge).await,
+        secrets.refresh(Family::Charge.endpoint()).await,
         Ok(RefreshOutcome::NotDue)
     );
 }
@@ -294,7 +297,10 @@ impl billing::adapters::secrets_manager::SecretReader for FailingReader {
 async fn a_failing_secret_store_is_read_once_per_interval_and_forgeries_get_400() {
     use std::sync::atomic::Ordering::SeqCst;
     let reader = Arc::new(FailingReader::default());
-    let specs = HashMap::from([(Family::Charge, SecretSpec::Arn("arn:twin".into()))]);
+    let specs = HashMap::from([(
+        Family::Charge.endpoint(),
+        SecretSpec::Arn("arn:twin".into()),
+    )]);
     let secrets = Arc::new(ConfiguredSecrets::with_reader(
         Some(reader.clone()),
         specs,

@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use billing::domain::ids::{EventId, Provider};
 use billing::providers::stripe::signature::{sign, WebhookSecret};
-use billing::routing::Family;
+use billing::providers::stripe::Family;
 use http::StatusCode;
 use serde_json::json;
 
@@ -21,7 +21,7 @@ async fn assert_rejected(app: &TestApp, header: Option<&str>, body: &[u8], why: 
     assert_eq!(status, StatusCode::BAD_REQUEST, "{why}: {json}");
     let recorded = app
         .store
-        .ledger(Provider::Stripe, &EventId::new("evt_sig_1"))
+        .ledger(Provider::STRIPE, &EventId::new("evt_sig_1"))
         .await
         .expect("read");
     assert!(
@@ -140,7 +140,7 @@ async fn an_event_of_the_other_mode_is_rejected() {
     );
     let recorded = app
         .store
-        .ledger(Provider::Stripe, &EventId::new("evt_sig_1"))
+        .ledger(Provider::STRIPE, &EventId::new("evt_sig_1"))
         .await
         .expect("read");
     assert!(recorded.is_none());

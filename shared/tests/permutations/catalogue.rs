@@ -267,7 +267,7 @@ fn truth(c: &Catalogue) -> Product {
         _ => Some(ProductKind::OneTime),
     };
     Product {
-        provider: Provider::Stripe,
+        provider: Provider::STRIPE,
         id: ProductId::new(PRODUCT),
         name: text(&c.product["name"]),
         description: text(&c.product["description"]),

@@ -9,7 +9,6 @@
 
 use super::paypal_support as pp;
 use super::*;
-use billing::domain::ids::Provider;
 
 const SUB: &str = "I-0WNFXPERM0001";
 const PP_USER: &str = "user_paypal_p";
@@ -151,7 +150,7 @@ async fn run_paypal(
     for &i in order {
         let s = &signed[i];
         let outcome = service
-            .receive(Provider::Paypal, Family::Paypal, &s.headers, &s.body)
+            .receive(billing::providers::paypal::ENDPOINT, &s.headers, &s.body)
             .await;
         if !matches!(outcome, Outcome::Recorded { .. }) {
             return Err(format!("{}: {outcome:?}", s.id));
@@ -161,8 +160,7 @@ async fn run_paypal(
     let first = &signed[order[0]];
     let again = service
         .receive(
-            Provider::Paypal,
-            Family::Paypal,
+            billing::providers::paypal::ENDPOINT,
             &first.headers,
             &first.body,
         )

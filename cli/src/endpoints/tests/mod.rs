@@ -117,11 +117,11 @@ impl Harness {
         let spec = SecretSpec::Arn(self.secret_ids[&family].clone());
         let source = ConfiguredSecrets::new(
             Some(self.sm.clone()),
-            HashMap::from([(family, spec)]),
+            HashMap::from([(family.endpoint(), spec)]),
             Duration::from_secs(30),
         );
         source
-            .secrets(family)
+            .secrets(family.endpoint())
             .await
             .expect("function reads its secret")
             .to_vec()

@@ -10,7 +10,7 @@
 use super::transmission::Transmission;
 use super::PaypalRejection;
 use crate::config::CallBounds;
-use crate::error::{Error, Rejection};
+use crate::error::{Error, Refusal, Rejection};
 use crate::ports::{ApiError, Clock};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
@@ -73,7 +73,7 @@ fn unavailable(why: impl std::fmt::Display) -> Error {
 }
 
 fn rejected(r: PaypalRejection) -> Error {
-    Error::Rejected(Rejection::Paypal(r))
+    Error::Rejected(Rejection::Unauthentic(Refusal::new(r)))
 }
 
 /// The request body: our fields as JSON, then `"webhook_event":` and the raw body. The body

@@ -4,7 +4,7 @@
 use super::api::{ClientSecret, PaypalApi};
 use super::{PaypalRejection, PaypalVerifier};
 use crate::config::CallBounds;
-use crate::error::{Error, ErrorKind, Rejection};
+use crate::error::{Error, ErrorKind, Refusal, Rejection};
 use crate::ports::FixedClock;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -199,7 +199,9 @@ async fn failure_is_a_rejection() {
     let e = v.verify(&headers, &body).await.expect_err("not verified");
     assert_eq!(
         e,
-        Error::Rejected(Rejection::Paypal(PaypalRejection::ApiNotVerified))
+        Error::Rejected(Rejection::Unauthentic(Refusal::new(
+            PaypalRejection::ApiNotVerified
+        )))
     );
     assert_eq!(e.kind(), ErrorKind::Rejected);
 }
@@ -229,7 +231,9 @@ async fn a_bad_request_is_a_rejection() {
     let e = v.verify(&headers, &body).await.expect_err("refused");
     assert_eq!(
         e,
-        Error::Rejected(Rejection::Paypal(PaypalRejection::ApiRequestRefused(400)))
+        Error::Rejected(Rejection::Unauthentic(Refusal::new(
+            PaypalRejection::ApiRequestRefused(400)
+        )))
     );
 }
 
@@ -263,7 +267,9 @@ async fn a_body_that_is_not_a_json_object_is_refused_without_a_call() {
         let e = v.verify(&headers, bad).await.expect_err("not an object");
         assert_eq!(
             e,
-            Error::Rejected(Rejection::Paypal(PaypalRejection::BodyNotJsonObject))
+            Error::Rejected(Rejection::Unauthentic(Refusal::new(
+                PaypalRejection::BodyNotJsonObject
+            )))
         );
     }
     assert_eq!(fake.token_calls.load(Ordering::SeqCst), 0);

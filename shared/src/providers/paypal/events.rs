@@ -13,7 +13,7 @@ use crate::backfill::{rfc3339, EventPage, EventSource, Listed};
 use crate::domain::ids::Provider;
 use crate::error::Error;
 use crate::ports::ApiError;
-use crate::routing::Family;
+use crate::routing::Endpoint;
 use async_trait::async_trait;
 use reqwest::{StatusCode, Url};
 use std::time::Duration;
@@ -132,11 +132,11 @@ fn listed(event: &serde_json::Value) -> Result<Listed, ApiError> {
 #[async_trait]
 impl EventSource for PaypalEvents {
     fn provider(&self) -> Provider {
-        Provider::Paypal
+        Provider::PAYPAL
     }
 
-    fn family(&self, _event_type: &str) -> Family {
-        Family::Paypal
+    fn endpoint(&self, _event_type: &str) -> Endpoint {
+        super::ENDPOINT
     }
 
     async fn page(&self, gte: i64, lte: i64, next: Option<&str>) -> Result<EventPage, ApiError> {

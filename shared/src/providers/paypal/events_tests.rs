@@ -112,8 +112,8 @@ struct Sink(Mutex<Vec<String>>);
 
 #[async_trait]
 impl TrustedSink for Sink {
-    async fn apply(&self, provider: Provider, family: Family, body: &[u8]) -> Outcome {
-        assert_eq!((provider, family), (Provider::Paypal, Family::Paypal));
+    async fn apply(&self, endpoint: crate::routing::Endpoint, body: &[u8]) -> Outcome {
+        assert_eq!(endpoint, super::super::ENDPOINT);
         let v: serde_json::Value = serde_json::from_slice(body).expect("json");
         let id = v["id"].as_str().expect("id").to_owned();
         self.0.lock().expect("lock").push(id.clone());

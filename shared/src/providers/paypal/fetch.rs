@@ -9,7 +9,7 @@
 use super::certs::CertBundle;
 use super::PaypalRejection;
 use crate::config::CallBounds;
-use crate::error::{Error, Rejection};
+use crate::error::{Error, Refusal, Rejection};
 use crate::ports::ApiError;
 use async_trait::async_trait;
 use reqwest::{StatusCode, Url};
@@ -130,7 +130,7 @@ enum Failure {
 impl From<Failure> for Error {
     fn from(f: Failure) -> Self {
         match f {
-            Failure::Rejected(r) => Error::Rejected(Rejection::Paypal(r)),
+            Failure::Rejected(r) => Error::Rejected(Rejection::Unauthentic(Refusal::new(r))),
             Failure::Unavailable(e) => Error::Api(e),
         }
     }
@@ -290,9 +290,9 @@ mod tests {
             let e = cache.get(&Url::parse(&url).expect("url")).await;
             assert_eq!(
                 e.err(),
-                Some(Error::Rejected(Rejection::Paypal(
+                Some(Error::Rejected(Rejection::Unauthentic(Refusal::new(
                     PaypalRejection::CertNotFound
-                )))
+                ))))
             );
         }
         assert!(cache.get(&real_url).await.is_ok());
@@ -317,7 +317,9 @@ mod tests {
             let e = cache.get(&url).await.expect_err("not PEM");
             assert_eq!(
                 e,
-                Error::Rejected(Rejection::Paypal(PaypalRejection::CertUnreadable))
+                Error::Rejected(Rejection::Unauthentic(Refusal::new(
+                    PaypalRejection::CertUnreadable
+                )))
             );
         }
         // Within the failure period the refusal is remembered: one fetch.

@@ -32,7 +32,7 @@ mod api_tests;
 #[cfg(test)]
 mod offline_tests;
 
-pub use provider::PaypalProvider;
+pub use provider::{PaypalProvider, ENDPOINT, ROUTE};
 pub use verifier::PaypalVerifier;
 
 /// Why a PayPal delivery was refused (answered 400). Messages name the failed check only:

@@ -85,7 +85,10 @@ fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
 
 fn paypal(e: Result<impl std::fmt::Debug, Error>) -> PaypalRejection {
     match e {
-        Err(Error::Rejected(Rejection::Paypal(r))) => r,
+        Err(Error::Rejected(Rejection::Unauthentic(r))) => r
+            .downcast_ref::<PaypalRejection>()
+            .cloned()
+            .unwrap_or_else(|| panic!("expected a PayPal rejection, got {r:?}")),
         other => panic!("expected a PayPal rejection, got {other:?}"),
     }
 }

@@ -9,9 +9,9 @@ use super::transmission::Transmission;
 use super::PaypalRejection;
 use crate::adapters::paypal_transmissions::InMemoryTransmissionGuard;
 use crate::config::{CallBounds, PaypalMode, PaypalSettings};
-use crate::error::{Error, Rejection};
-use crate::pipeline::provider::Verified;
+use crate::error::{Error, Refusal, Rejection};
 use crate::ports::{Clock, StoreError, TransmissionClaim, TransmissionGuard};
+use crate::providers::seam::Verified;
 use std::sync::Arc;
 
 enum Check {
@@ -33,7 +33,7 @@ pub struct PaypalVerifier {
 }
 
 fn rejected(r: PaypalRejection) -> Error {
-    Error::Rejected(Rejection::Paypal(r))
+    Error::Rejected(Rejection::Unauthentic(Refusal::new(r)))
 }
 
 impl PaypalVerifier {

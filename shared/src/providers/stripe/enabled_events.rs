@@ -10,7 +10,7 @@
 //! not be dated), and every other prefix (`invoiceitem.*`, `account.*`, `payout.*`, …), which
 //! the model does not read.
 
-use crate::routing::Family;
+use crate::providers::stripe::Family;
 
 #[cfg(doc)]
 use super::translate::family_of;
@@ -129,7 +129,6 @@ pub fn enabled_events(family: Family) -> &'static [&'static str] {
         Family::Invoice => INVOICE,
         Family::Charge => CHARGE,
         // No Stripe endpoint: operator records and PayPal deliveries never come from Stripe.
-        Family::Paypal | Family::Operator => &[],
     }
 }
 

@@ -140,7 +140,7 @@ mod tests {
     use crate::providers::stripe::enabled_events::enabled_events;
     use crate::providers::stripe::event::Envelope;
     use crate::providers::stripe::translate::{translate, StripeMapping};
-    use crate::routing::Family;
+    use crate::providers::stripe::Family;
     use serde_json::json;
 
     /// An object with every field some modelled type needs, so a type that is modelled reads

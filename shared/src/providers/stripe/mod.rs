@@ -5,6 +5,7 @@ pub mod charges;
 pub mod enabled_events;
 pub mod entitlements;
 pub mod event;
+pub mod family;
 pub mod ignored;
 pub mod invoice;
 pub mod provider;
@@ -12,4 +13,5 @@ pub mod schedule;
 pub mod signature;
 pub mod translate;
 
+pub use family::Family;
 pub use provider::{pipeline, Settings, StripeDelivery, StripeProvider};

@@ -5,13 +5,15 @@
 use super::event::{id_field, str_field, Envelope};
 use super::signature::{self, SignatureError};
 use super::translate::{family_of, subscription_snapshot, translate, StripeMapping};
+use super::Family;
 use crate::domain::access::TierPolicy;
 use crate::domain::events::{EventMeta, SubscriptionSnapshot};
 use crate::domain::ids::{EventId, Provider, SubscriptionId};
-use crate::error::{Error, Rejection};
-use crate::pipeline::{Outcome, Pipeline, ReadError, ReadEvent, Verified, WebhookProvider};
+use crate::error::{Error, Refusal, Rejection};
+use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{BillingStore, Clock, ProviderApi, RefreshOutcome, SecretSource};
-use crate::routing::Family;
+use crate::providers::seam::{ReadError, ReadEvent, Verified, WebhookProvider};
+use crate::routing::{Endpoint, Route};
 use crate::telemetry::{Counter, Metrics};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -116,20 +118,37 @@ impl StripeDelivery for Pipeline {
         if let Some(value) = signature.and_then(|s| http::HeaderValue::from_str(s).ok()) {
             headers.insert("stripe-signature", value);
         }
-        self.receive(Provider::Stripe, family, &headers, body).await
+        self.receive(family.endpoint(), &headers, body).await
     }
 }
 
 #[async_trait]
 impl WebhookProvider for StripeProvider {
     fn id(&self) -> Provider {
-        Provider::Stripe
+        Provider::STRIPE
+    }
+
+    /// `POST /webhooks/stripe/{family}`, one endpoint per family.
+    fn routes(&self) -> Vec<Route> {
+        Family::ALL
+            .into_iter()
+            .map(|family| Route {
+                endpoint: family.endpoint(),
+                path: format!("/webhooks/stripe/{}", family.as_str()),
+            })
+            .collect()
+    }
+
+    /// Stripe's event ids are `evt_…` (webhook deliveries, `/v1/events`, and import's
+    /// snapshots `evt_snap_…`).
+    fn owns_event_id(&self, id: &str) -> bool {
+        id.starts_with("evt_")
     }
 
     /// Checks the signature; after a miss, re-reads the secrets once (a rotation) and retries.
     async fn verify(
         &self,
-        family: Family,
+        endpoint: Endpoint,
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Result<Verified, Error> {
@@ -137,20 +156,20 @@ impl WebhookProvider for StripeProvider {
         let header = headers
             .get("stripe-signature")
             .and_then(|v| v.to_str().ok());
-        let reject = |e: SignatureError| Error::Rejected(Rejection::Unauthentic(e.to_string()));
-        let secrets = self.secrets.secrets(family).await?;
+        let reject = |e: SignatureError| Error::Rejected(Rejection::Unauthentic(Refusal::new(e)));
+        let secrets = self.secrets.secrets(endpoint).await?;
         match self.check(header, body, &secrets) {
             Ok(signed_at) => Ok(Verified { signed_at }),
             Err(SignatureError::NoMatch) => {
-                let refresh = self.secrets.refresh(family).await?;
+                let refresh = self.secrets.refresh(endpoint).await?;
                 if refresh != RefreshOutcome::NotDue {
                     // Only a real re-read counts: most misses fall inside the refresh interval.
-                    self.metrics.incr(Counter::SecretRefresh, family.as_str());
+                    self.metrics.incr(Counter::SecretRefresh, endpoint.as_str());
                 }
                 if refresh != RefreshOutcome::Changed {
                     return Err(reject(SignatureError::NoMatch));
                 }
-                let secrets = self.secrets.secrets(family).await?;
+                let secrets = self.secrets.secrets(endpoint).await?;
                 let signed_at = self.check(header, body, &secrets).map_err(reject)?;
                 Ok(Verified { signed_at })
             }
@@ -168,7 +187,7 @@ impl WebhookProvider for StripeProvider {
             }));
         }
         let meta = EventMeta {
-            provider: Provider::Stripe,
+            provider: Provider::STRIPE,
             id: EventId::new(envelope.id.clone()),
             event_type: envelope.event_type.clone(),
             created: envelope.created,
@@ -177,7 +196,7 @@ impl WebhookProvider for StripeProvider {
             api_version: envelope.api_version.clone(),
         };
         Ok(ReadEvent {
-            home: family_of(&envelope.event_type),
+            home: family_of(&envelope.event_type).as_str(),
             event: translate(&envelope, &self.settings.mapping).map_err(|e| e.to_string()),
             meta,
         })

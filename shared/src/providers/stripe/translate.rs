@@ -16,7 +16,7 @@ use crate::domain::events::{
 };
 use crate::domain::ids::{CustomerId, PriceId, ProductId, SubscriptionId, UserId};
 use crate::providers::evidence::{before_update, order_evidence, snapshot_evidence};
-use crate::routing::Family;
+use crate::providers::stripe::Family;
 use serde_json::Value;
 
 /// Where the translation looks for user ids and tiers (configured once).

@@ -1,10 +1,12 @@
-//! The provider seam: what the pipeline needs from a provider (Stripe today, PayPal next; an
-//! EventBridge ingress would verify by IAM and return at once). Nothing here names a provider.
+//! The provider seam: what the pipeline, the routes and the CLI need from a provider. Stripe,
+//! PayPal and the operator plug in here, and so does a provider that exists only in the tests
+//! (`tests/api/seam.rs`): nothing outside a provider's own folder names it, except the one place
+//! that registers the built-in ones (`app`). Nothing here names a provider.
 
 use crate::domain::events::{BillingEvent, EventMeta, SubscriptionSnapshot};
 use crate::domain::ids::{Provider, SubscriptionId};
 use crate::error::{Error, Rejection};
-use crate::routing::Family;
+use crate::routing::{Endpoint, Route};
 use async_trait::async_trait;
 
 /// A delivery whose authenticity was checked.
@@ -18,8 +20,9 @@ pub struct Verified {
 #[derive(Debug, Clone)]
 pub struct ReadEvent {
     pub meta: EventMeta,
-    /// The family whose endpoint this type belongs to.
-    pub home: Family,
+    /// The name of the endpoint this type belongs to ([`Endpoint::name`]); an event that
+    /// arrives at another one is applied all the same, and counted.
+    pub home: &'static str,
     /// The canonical event, or why this payload could not be translated (then it is parked).
     pub event: Result<BillingEvent, String>,
 }
@@ -37,10 +40,21 @@ pub enum ReadError {
 pub trait WebhookProvider: Send + Sync {
     fn id(&self) -> Provider;
 
+    /// The webhook routes this provider serves, one per endpoint (none: it never arrives over
+    /// HTTP). The paths are public (they are in the providers' dashboards): never change one.
+    fn routes(&self) -> Vec<Route> {
+        Vec::new()
+    }
+
+    /// Whether an event id is one of this provider's (the CLI's `replay ID` asks each).
+    fn owns_event_id(&self, _id: &str) -> bool {
+        false
+    }
+
     /// Checks the delivery over its raw bytes, before anything reads them.
     async fn verify(
         &self,
-        family: Family,
+        endpoint: Endpoint,
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Result<Verified, Error>;
