@@ -249,8 +249,7 @@ async fn main() -> ExitCode {
         Command::Metrics => {
             let endpoints = billing::providers::built_in_endpoints();
             let names: Vec<&str> = endpoints.iter().map(|e| e.as_str()).collect();
-            let others = [billing::emails::send::EMAILS_DIMENSION];
-            println!("{:#}", billing::telemetry::emitted(&names, &others));
+            println!("{:#}", billing::telemetry::emitted(&names));
             Ok(())
         }
         Command::LambdaEvent {

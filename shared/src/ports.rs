@@ -756,19 +756,19 @@ pub trait CheckpointStore: Send + Sync {
         provider: Provider,
         job: &str,
         kind: &str,
-    ) -> Result<Option<crate::catchup::Checkpoint>, StoreError>;
+    ) -> Result<Option<crate::catchup::checkpoint::Checkpoint>, StoreError>;
     /// Stores `checkpoint` if the stored revision is still `checkpoint.rev` (absent for 0) and
     /// returns the new revision; `Contention` when another writer moved it.
     async fn save_checkpoint(
         &self,
-        checkpoint: &crate::catchup::Checkpoint,
+        checkpoint: &crate::catchup::checkpoint::Checkpoint,
     ) -> Result<u64, StoreError>;
     /// Every kind's checkpoint of `job`, by kind (what the job did last).
     async fn checkpoints(
         &self,
         provider: Provider,
         job: &str,
-    ) -> Result<Vec<crate::catchup::Checkpoint>, StoreError>;
+    ) -> Result<Vec<crate::catchup::checkpoint::Checkpoint>, StoreError>;
 }
 
 /// Wall-clock seconds; injectable so tests can verify old signed vectors.

@@ -75,6 +75,8 @@ pub const RELAY_DIMENSION: &str = "relay";
 pub const REPLAY_DIMENSION: &str = "replay";
 /// The reconcile function's (`MissedEvents`, `DriftRepaired`).
 pub const RECONCILE_DIMENSION: &str = "reconcile";
+/// The dimension of the email metrics.
+pub const EMAILS_DIMENSION: &str = "emails";
 
 impl Counter {
     /// Every counter (a new one goes here too), so the dashboard check (`billing metrics`) can list what the code emits.
@@ -200,12 +202,16 @@ impl Metrics {
 }
 
 /// What the code emits, as the dashboard check reads it (`billing metrics`): the namespace's
-/// default, the one dimension, its values (the endpoints' names, then `others`: the emails',
-/// the relay's…), and every counter's name.
-pub fn emitted(endpoints: &[&str], others: &[&str]) -> serde_json::Value {
+/// default, the one dimension, its values (the endpoints' names, then the relay's, the
+/// replay's, the emails' and the reconcile's), and every counter's name.
+pub fn emitted(endpoints: &[&str]) -> serde_json::Value {
     let mut values: Vec<&str> = endpoints.to_vec();
-    values.extend([RELAY_DIMENSION, REPLAY_DIMENSION, RECONCILE_DIMENSION]);
-    values.extend(others);
+    values.extend([
+        RELAY_DIMENSION,
+        REPLAY_DIMENSION,
+        EMAILS_DIMENSION,
+        RECONCILE_DIMENSION,
+    ]);
     serde_json::json!({
         "default_namespace": DEFAULT_NAMESPACE,
         "dimension": DIMENSION,
@@ -234,7 +240,7 @@ mod tests {
             "paypal",
             "operator",
         ];
-        let e = emitted(&endpoints, &["emails"]);
+        let e = emitted(&endpoints);
         let values: Vec<&str> = e["dimension_values"]
             .as_array()
             .expect("array")
@@ -252,8 +258,8 @@ mod tests {
                 "operator",
                 "relay",
                 "replay",
-                "reconcile",
-                "emails"
+                "emails",
+                "reconcile"
             ]
         );
         assert_eq!(e["metrics"].as_array().map(Vec::len), Some(27));

@@ -2,8 +2,6 @@
 //! Stored by [`crate::ports::CheckpointStore`] (DynamoDB: `adapters/checkpoints.rs`).
 
 use crate::domain::ids::Provider;
-use crate::pipeline::Outcome;
-use crate::ports::LedgerState;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -21,25 +19,6 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Counts one outcome; `Err` for a transient failure (`Unavailable`), which the job must
-    /// stop on (the checkpoint then still names the page before).
-    pub fn record(&mut self, outcome: &Outcome) -> Result<(), String> {
-        match outcome {
-            Outcome::Recorded {
-                state: LedgerState::Applied,
-                ..
-            } => self.applied += 1,
-            Outcome::Recorded {
-                state: LedgerState::Parked,
-                ..
-            } => self.parked += 1,
-            Outcome::Recorded { .. } | Outcome::Duplicate { .. } => self.unchanged += 1,
-            Outcome::Rejected(_) => self.rejected += 1,
-            Outcome::Unavailable(e) => return Err(e.to_string()),
-        }
-        Ok(())
-    }
-
     pub fn total(&self) -> u64 {
         self.applied + self.unchanged + self.parked + self.rejected
     }
@@ -93,47 +72,5 @@ impl Checkpoint {
             params: BTreeMap::new(),
             rev: 0,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::error::{Error, Rejection};
-    use crate::ports::StoreError;
-
-    #[test]
-    fn outcomes_are_counted_and_a_transient_failure_stops() {
-        let mut t = Tally::default();
-        let rec = |state| Outcome::Recorded {
-            event_id: "e".into(),
-            state,
-        };
-        for o in [
-            rec(LedgerState::Applied),
-            rec(LedgerState::Stale),
-            rec(LedgerState::Ignored),
-            rec(LedgerState::Parked),
-            Outcome::Duplicate {
-                event_id: "e".into(),
-                by: crate::pipeline::DuplicateBy::Read,
-            },
-            Outcome::Rejected(Rejection::UnknownProvider("x".into())),
-        ] {
-            t.record(&o).expect("counted");
-        }
-        assert_eq!(
-            t,
-            Tally {
-                applied: 1,
-                unchanged: 3,
-                parked: 1,
-                rejected: 1
-            }
-        );
-        assert_eq!(t.total(), 6);
-        let down = Outcome::Unavailable(Error::Store(StoreError::Unavailable("x".into())));
-        assert!(t.record(&down).is_err());
-        assert_eq!(t.total(), 6);
     }
 }

@@ -25,6 +25,7 @@ pub mod snapshot;
 pub use checkpoint::{Checkpoint, Tally};
 
 use crate::pipeline::{Outcome, Pipeline};
+use crate::ports::LedgerState;
 use crate::routing::Endpoint;
 use std::time::Duration;
 
@@ -55,5 +56,68 @@ pub async fn feed(
                 return Ok(outcome);
             }
         }
+    }
+}
+
+impl Tally {
+    /// Counts one outcome; `Err` for a transient failure (`Unavailable`), which the job must
+    /// stop on (the checkpoint then still names the page before).
+    pub fn record(&mut self, outcome: &Outcome) -> Result<(), String> {
+        match outcome {
+            Outcome::Recorded {
+                state: LedgerState::Applied,
+                ..
+            } => self.applied += 1,
+            Outcome::Recorded {
+                state: LedgerState::Parked,
+                ..
+            } => self.parked += 1,
+            Outcome::Recorded { .. } | Outcome::Duplicate { .. } => self.unchanged += 1,
+            Outcome::Rejected(_) => self.rejected += 1,
+            Outcome::Unavailable(e) => return Err(e.to_string()),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Error, Rejection};
+    use crate::ports::StoreError;
+
+    #[test]
+    fn outcomes_are_counted_and_a_transient_failure_stops() {
+        let mut t = Tally::default();
+        let rec = |state| Outcome::Recorded {
+            event_id: "e".into(),
+            state,
+        };
+        for o in [
+            rec(LedgerState::Applied),
+            rec(LedgerState::Stale),
+            rec(LedgerState::Ignored),
+            rec(LedgerState::Parked),
+            Outcome::Duplicate {
+                event_id: "e".into(),
+                by: crate::pipeline::DuplicateBy::Read,
+            },
+            Outcome::Rejected(Rejection::UnknownProvider("x".into())),
+        ] {
+            t.record(&o).expect("counted");
+        }
+        assert_eq!(
+            t,
+            Tally {
+                applied: 1,
+                unchanged: 3,
+                parked: 1,
+                rejected: 1
+            }
+        );
+        assert_eq!(t.total(), 6);
+        let down = Outcome::Unavailable(Error::Store(StoreError::Unavailable("x".into())));
+        assert!(t.record(&down).is_err());
+        assert_eq!(t.total(), 6);
     }
 }

@@ -8,9 +8,8 @@
 //! is read and dropped.
 
 use super::records::{address_hash, EmailLedger};
-use super::send::EMAILS_DIMENSION;
 use crate::domain::events::EmailAddress;
-use crate::telemetry::{Counter, Metrics};
+use crate::telemetry::{Counter, Metrics, EMAILS_DIMENSION};
 use serde::Deserialize;
 
 #[derive(Deserialize)]

@@ -45,8 +45,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The dimension of the email metrics.
-pub const EMAILS_DIMENSION: &str = "emails";
+pub use crate::telemetry::EMAILS_DIMENSION;
 
 /// One email as SES is asked to send it. `Debug` shows no address and no body.
 #[derive(Clone)]

@@ -6,8 +6,8 @@
 //! prices. A catalogue change belongs to no user, so it writes no user document and no feed
 //! message.
 
-use super::record::{ledger_state, seen, Attempted, Verified};
-use super::Pipeline;
+use super::service::Pipeline;
+use super::verified::{ledger_state, seen, Attempted, Verified};
 use crate::domain::catalogue::{Pieces, ProductRecord};
 use crate::domain::events::{BillingEvent, CatalogueEvent};
 use crate::domain::ids::ProductId;

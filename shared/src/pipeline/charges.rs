@@ -9,7 +9,7 @@
 //! joins the two, in its one commit; a dispute of a charge whose customer never becomes known
 //! stays applied on the charge's item.
 
-use super::record::Verified;
+use super::verified::Verified;
 use crate::domain::charge::Charge;
 use crate::domain::customer::Effect;
 use crate::domain::version::Offer;

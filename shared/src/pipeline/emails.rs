@@ -20,8 +20,8 @@
 //! still grants; a later checkout for another subscription is a new welcome. A purchase has
 //! no subscription, so its session (the purchase's key in the aggregate) is the object.
 
-use super::record::Verified;
-use super::Pipeline;
+use super::service::Pipeline;
+use super::verified::Verified;
 use crate::domain::events::{BillingEvent, InvoiceEventKind, SubscriptionChange};
 use crate::domain::ids::CustomerId;
 use crate::emails::job::{EmailJob, EmailSubject};

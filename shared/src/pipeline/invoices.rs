@@ -9,8 +9,8 @@
 //! too and is committed like any applied event, with its invoice.
 
 use super::charges::{attach_charge, with_charge, ChargeUpdate};
-use super::record::{Attempted, Verified};
-use super::Pipeline;
+use super::service::Pipeline;
+use super::verified::{Attempted, Verified};
 use crate::domain::customer::{CustomerBilling, Effect};
 use crate::domain::events::BillingEvent;
 use crate::domain::ids::CustomerId;

@@ -1,12 +1,13 @@
 //! Parking and replay: a validly signed event the code cannot read or apply is kept with its
 //! bytes (200, counted, alarmed) and re-applied later through the same second half.
 
-use super::{Delivery, DuplicateBy, Outcome, Pipeline, ReadError, ReadEvent};
+use super::service::{Delivery, DuplicateBy, Outcome, Pipeline};
 use crate::digest::{gunzip, gzip, sha256_hex};
 use crate::domain::events::EventMeta;
 use crate::domain::ids::{CustomerId, EventId, Provider};
 use crate::error::Error;
 use crate::ports::{Commit, LedgerGuard, LedgerRecord, LedgerState, ParkedBody, StoreError};
+use crate::providers::seam::{ReadError, ReadEvent};
 use crate::telemetry::Counter;
 
 /// Compressed bodies above this are not stored in the ledger item (DynamoDB caps items at

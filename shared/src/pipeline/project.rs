@@ -1,8 +1,8 @@
 //! The projection to users: what an applied event changes for the user(s) its customer belongs
 //! to, the feed messages that announce it, and its audit entry — all in the event's one commit.
 
-use super::record::Verified;
-use super::Pipeline;
+use super::service::Pipeline;
+use super::verified::Verified;
 use crate::domain::access::{
     customer_access, gift_access, purchase_access, Access, PurchaseAccess, SubscriptionAccess,
 };

@@ -12,8 +12,8 @@
 //! there, read with it, until an event changes one; that event moves it into its own item.
 
 use super::charges::ChargeUpdate;
-use super::record::Verified;
-use super::Pipeline;
+use super::service::Pipeline;
+use super::verified::Verified;
 use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
 use crate::domain::events::{BillingEvent, Purchase};

@@ -4,37 +4,28 @@
 use super::charges::{attach_charge, charge_update};
 use super::invoices::{attach_invoice, invoice_update};
 use super::project::Projection;
-use super::{Delivery, DuplicateBy, Outcome, Pipeline, ReadEvent};
+use super::service::{Delivery, DuplicateBy, Outcome, Pipeline};
+use super::verified::{seen, Attempted, Verified};
 use crate::domain::customer::{CustomerBilling, Effect};
-use crate::domain::events::{AggregateKey, BillingEvent, EventMeta};
+use crate::domain::events::{AggregateKey, BillingEvent};
 use crate::domain::ids::CustomerId;
 use crate::domain::ids::UserId;
 use crate::domain::version::Offer;
 use crate::error::Error;
 use crate::ports::Beside;
 use crate::ports::{Commit, LedgerGuard, LedgerRecord, LedgerState, Loaded, StoreError};
+use crate::providers::seam::ReadEvent;
 use crate::telemetry::Counter;
 
 /// Optimistic-concurrency attempts before answering 5xx.
 const MAX_ATTEMPTS: usize = 8;
 
-/// What one read-decide-commit attempt did.
-pub(super) enum Attempted {
-    Recorded(LedgerState),
-    /// The read found the event already recorded: nothing written.
-    SeenInLedger,
-    /// A customer-less event's charge is bound to this customer: read again with it.
-    Bound(CustomerId),
-}
-
-/// An event ready to apply: verified, read and translated.
-pub(super) struct Verified<'a> {
-    pub meta: EventMeta,
-    pub event: BillingEvent,
-    pub delivery: &'a Delivery<'a>,
-}
-
 impl Pipeline {
+    pub(super) fn cached_charge(&self, v: &Verified<'_>) -> Option<CustomerId> {
+        let charge = v.event.charge()?;
+        self.charges.lock().ok()?.get(charge).cloned()
+    }
+
     /// The same second half for an arriving and a replayed event.
     pub(super) async fn translate_and_apply(
         &self,
@@ -290,25 +281,6 @@ impl Pipeline {
         }
         tracing::warn!(event_id = %v.meta.id, subscription = %id, "same-second events could not be ordered; the choice is deterministic");
         vec![id.to_string()]
-    }
-}
-
-/// Whether the read shows the event already recorded: any record for a new delivery; for a
-/// replay, a record that is no longer parked (or none at all).
-pub(super) fn seen(ledger: Option<&LedgerRecord>, guard: LedgerGuard) -> bool {
-    match (ledger, guard) {
-        (Some(_), LedgerGuard::New) | (None, LedgerGuard::ReplaceParked) => true,
-        (Some(rec), LedgerGuard::ReplaceParked) => rec.state != LedgerState::Parked,
-        (None, LedgerGuard::New) => false,
-    }
-}
-
-/// The ledger state an aggregate's verdict is recorded in.
-pub(super) fn ledger_state(effect: Effect) -> LedgerState {
-    match effect {
-        Effect::Applied => LedgerState::Applied,
-        Effect::Stale => LedgerState::Stale,
-        Effect::Ignored => LedgerState::Ignored,
     }
 }
 

@@ -4,7 +4,7 @@
 //! the payment intent) but never the customer; the charge's own item joins them.
 
 use super::event::{i64_field, id_field, str_field, Envelope};
-use super::translate::TranslateError;
+use super::mapping::TranslateError;
 use crate::domain::events::{
     BillingEvent, ChargeBinding, DisputeChange, DisputeEvent, RefundChange, RefundEvent,
 };

@@ -2,7 +2,7 @@
 //! customer is entitled to now (each with the lookup key the application chose for it).
 
 use super::event::{id_field, Envelope};
-use super::translate::TranslateError;
+use super::mapping::TranslateError;
 use crate::domain::events::{BillingEvent, EntitlementSet};
 use crate::domain::ids::CustomerId;
 use crate::providers::evidence::order_evidence;

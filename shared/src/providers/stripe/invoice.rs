@@ -9,7 +9,7 @@
 //! arrive expanded as objects.
 
 use super::event::{as_bool, i64_field, id_field, metadata, str_field, Envelope};
-use super::translate::{StripeMapping, TranslateError};
+use super::mapping::{StripeMapping, TranslateError};
 use crate::domain::events::{
     BillingEvent, EmailAddress, InvoiceEvent, InvoiceEventKind, InvoiceLine, InvoicePaymentPaid,
     InvoiceSnapshot,

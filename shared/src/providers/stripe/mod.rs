@@ -8,6 +8,7 @@ pub mod event;
 pub mod family;
 pub mod ignored;
 pub mod invoice;
+pub mod mapping;
 pub mod provider;
 pub mod schedule;
 pub mod signature;

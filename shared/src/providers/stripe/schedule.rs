@@ -3,7 +3,7 @@
 //! `previous_attributes`) is its state, as for a subscription.
 
 use super::event::{i64_field, id_field, str_field, Envelope};
-use super::translate::TranslateError;
+use super::mapping::TranslateError;
 use crate::domain::events::{BillingEvent, SchedulePhase, ScheduleSnapshot};
 use crate::domain::ids::{CustomerId, SubscriptionId};
 use crate::domain::periods::Span;

@@ -8,7 +8,9 @@
 
 use super::charges;
 use super::event::{as_bool, i64_field, id_field, metadata, str_field, Envelope};
+use super::family::Family;
 use super::invoice::{invoice_event, invoice_kind, invoice_payment_paid};
+pub use super::mapping::{StripeMapping, TranslateError};
 use crate::domain::events::{
     AddressChange, BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, EmailAddress, Gift,
     PriceBilling, PriceObject, PriceSnapshot, ProductSnapshot, Purchase, PurchaseKind,
@@ -16,34 +18,7 @@ use crate::domain::events::{
 };
 use crate::domain::ids::{CustomerId, PriceId, ProductId, SubscriptionId, UserId};
 use crate::providers::evidence::{before_update, order_evidence, snapshot_evidence};
-use crate::providers::stripe::Family;
 use serde_json::Value;
-
-/// Where the translation looks for user ids and tiers (configured once).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StripeMapping {
-    /// Metadata key on customers and subscriptions that holds the application's user id.
-    pub user_metadata_key: String,
-    /// Metadata key on prices or products that names the tier.
-    pub tier_metadata_key: String,
-}
-
-impl Default for StripeMapping {
-    fn default() -> Self {
-        Self {
-            user_metadata_key: "user_id".into(),
-            tier_metadata_key: "tier".into(),
-        }
-    }
-}
-
-/// A modelled type whose object lacks what the model needs: the event is parked, not dropped.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{event_type}: data.object has no usable `{field}`")]
-pub struct TranslateError {
-    pub event_type: String,
-    pub field: &'static str,
-}
 
 /// The endpoint family a Stripe type belongs to (what the endpoint should be subscribed to).
 pub fn family_of(event_type: &str) -> Family {
