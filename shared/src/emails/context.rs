@@ -172,7 +172,12 @@ impl EmailContent {
                 ),
                 known => (known, access.current_period_end),
             },
-            _ => return None,
+            Standing::Good
+            | Standing::Trial
+            | Standing::Overdue
+            | Standing::ActionRequired
+            | Standing::Inactive
+            | Standing::None => return None,
         };
         Some(EmailContent::SubscriptionCancelled {
             reason,
@@ -201,6 +206,14 @@ pub enum EmailContent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         product_name: Option<String>,
     },
+    TrialEnding {
+        /// When the trial ends.
+        trial_end: i64,
+        /// Whether the subscription is set to end with the trial (else it continues, paid).
+        ends_with_trial: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        product_name: Option<String>,
+    },
 }
 
 impl EmailContent {
@@ -210,6 +223,7 @@ impl EmailContent {
             EmailContent::PaymentFailed(_) => EmailKind::PaymentFailed,
             EmailContent::SubscriptionCancelled { .. } => EmailKind::SubscriptionCancelled,
             EmailContent::Welcome { .. } => EmailKind::Welcome,
+            EmailContent::TrialEnding { .. } => EmailKind::TrialEnding,
         }
     }
 }

@@ -85,6 +85,9 @@ pub enum SkipReason {
     /// A cancellation of a subscription whose last period ended more than
     /// [`CANCELLATION_NEWS_SECS`] ago (imported, reconciled or backfilled history).
     OldNews,
+    /// A trial-ending email for a subscription no longer in its trial (paid early, cancelled,
+    /// or the trial's end has passed).
+    TrialOver,
     /// Not final: the decision may change before `until` (the job waits, nothing is recorded).
     Unsettled { why: &'static str, until: i64 },
 }
@@ -110,6 +113,7 @@ impl SkipReason {
             SkipReason::ActionRequiredInstead => "action_required_instead",
             SkipReason::IncompleteExpired => "incomplete_expired",
             SkipReason::OldNews => "old_news",
+            SkipReason::TrialOver => "trial_over",
             SkipReason::Unsettled { why, .. } => why,
         }
     }
@@ -150,14 +154,17 @@ pub fn payment_failed(
 ) -> Result<EmailContext, SkipReason> {
     let ctx = invoice_email(invoice, around, EmailContent::PaymentFailed)?;
     // Per attempt: the newest attempt's events are gathered in `attempt`, in any order.
-    match invoice.attempt {
-        Some(a) if a.action_required => Err(SkipReason::ActionRequiredInstead),
-        _ if around.now < invoice.last_event + SCA_SETTLE_SECS => Err(SkipReason::Unsettled {
-            why: "awaiting_action_required",
-            until: invoice.last_event + SCA_SETTLE_SECS,
-        }),
-        _ => Ok(ctx),
+    if invoice.attempt.is_some_and(|a| a.action_required) {
+        return Err(SkipReason::ActionRequiredInstead);
     }
+    let settled = invoice.last_event + SCA_SETTLE_SECS;
+    if around.now < settled {
+        return Err(SkipReason::Unsettled {
+            why: "awaiting_action_required",
+            until: settled,
+        });
+    }
+    Ok(ctx)
 }
 
 /// The recipient: the invoice's address, else the customer record's, each only if it has the
@@ -223,6 +230,28 @@ pub fn subscription_cancelled(
         object_id: access.subscription.as_str().to_owned(),
         recipient: recipient(None, customer_email)?.clone(),
         content,
+    })
+}
+
+/// The trial-ending email for a subscription as the access rule sees it now: only while it is
+/// still trialing and its trial has not ended, to the customer record's address.
+pub fn trial_ending(
+    access: &SubscriptionAccess,
+    customer_email: Option<&EmailAddress>,
+    now: i64,
+) -> Result<EmailContext, SkipReason> {
+    let in_trial = access.status == "trialing";
+    let Some(trial_end) = access.trial_end.filter(|end| in_trial && *end > now) else {
+        return Err(SkipReason::TrialOver);
+    };
+    Ok(EmailContext {
+        object_id: access.subscription.as_str().to_owned(),
+        recipient: recipient(None, customer_email)?.clone(),
+        content: EmailContent::TrialEnding {
+            trial_end,
+            ends_with_trial: access.cancel_at_period_end,
+            product_name: None,
+        },
     })
 }
 

@@ -26,6 +26,8 @@ pub enum EmailSubject {
     SubscriptionWelcome { subscription: SubscriptionId },
     /// A checkout bought this one-time purchase (its Checkout Session id).
     PurchaseWelcome { session: String },
+    /// This subscription's trial ends soon.
+    TrialEnding { subscription: SubscriptionId },
 }
 
 impl EmailSubject {
@@ -37,6 +39,7 @@ impl EmailSubject {
             EmailSubject::SubscriptionWelcome { .. } | EmailSubject::PurchaseWelcome { .. } => {
                 EmailKind::Welcome
             }
+            EmailSubject::TrialEnding { .. } => EmailKind::TrialEnding,
         }
     }
 
@@ -46,7 +49,8 @@ impl EmailSubject {
             EmailSubject::PaymentActionRequired { invoice }
             | EmailSubject::PaymentFailed { invoice } => invoice.as_str(),
             EmailSubject::SubscriptionCancelled { subscription }
-            | EmailSubject::SubscriptionWelcome { subscription } => subscription.as_str(),
+            | EmailSubject::SubscriptionWelcome { subscription }
+            | EmailSubject::TrialEnding { subscription } => subscription.as_str(),
             EmailSubject::PurchaseWelcome { session } => session,
         }
     }
@@ -115,6 +119,9 @@ impl TryFrom<JobWire> for EmailJob {
             (EmailKind::Welcome, About::Purchase) => {
                 EmailSubject::PurchaseWelcome { session: w.object }
             }
+            (EmailKind::TrialEnding, _) => EmailSubject::TrialEnding {
+                subscription: SubscriptionId::new(w.object),
+            },
         };
         Ok(EmailJob {
             subject,
@@ -132,7 +139,8 @@ impl From<EmailJob> for JobWire {
             EmailSubject::PurchaseWelcome { .. } => Some(About::Purchase),
             EmailSubject::PaymentActionRequired { .. }
             | EmailSubject::PaymentFailed { .. }
-            | EmailSubject::SubscriptionCancelled { .. } => None,
+            | EmailSubject::SubscriptionCancelled { .. }
+            | EmailSubject::TrialEnding { .. } => None,
         };
         JobWire {
             email: job.subject.kind(),

@@ -19,14 +19,17 @@ pub enum EmailKind {
     SubscriptionCancelled,
     /// After checkout.
     Welcome,
+    /// `customer.subscription.trial_will_end` (three days before): the trial ends on this day.
+    TrialEnding,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 4] = [
+    pub const ALL: [EmailKind; 5] = [
         EmailKind::PaymentActionRequired,
         EmailKind::PaymentFailed,
         EmailKind::SubscriptionCancelled,
         EmailKind::Welcome,
+        EmailKind::TrialEnding,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +38,7 @@ impl EmailKind {
             EmailKind::PaymentFailed => "payment_failed",
             EmailKind::SubscriptionCancelled => "subscription_cancelled",
             EmailKind::Welcome => "welcome",
+            EmailKind::TrialEnding => "trial_ending",
         }
     }
 

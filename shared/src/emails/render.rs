@@ -71,6 +71,11 @@ pub fn render(ctx: &EmailContext) -> RenderedEmail {
             ends_at,
         } => cancelled(*reason, product_name.as_deref(), *ends_at),
         EmailContent::Welcome { product_name } => welcome(product_name.as_deref()),
+        EmailContent::TrialEnding {
+            trial_end,
+            ends_with_trial,
+            product_name,
+        } => trial_ending(*trial_end, *ends_with_trial, product_name.as_deref()),
     }
 }
 
@@ -265,6 +270,29 @@ fn welcome(product: Option<&str>) -> RenderedEmail {
     };
     let paras = ["Hello,".to_owned(), thanks];
     assemble(subject, &paras, None, None)
+}
+
+fn trial_ending(trial_end: i64, ends_with_trial: bool, product: Option<&str>) -> RenderedEmail {
+    let product = product.map(one_line).filter(|p| !p.is_empty());
+    let day = iso_date(trial_end);
+    let what = match &product {
+        Some(p) => format!("Your trial of {p}"),
+        None => "Your trial".to_owned(),
+    };
+    let next = if ends_with_trial {
+        "Your subscription is set to end with the trial, so nothing will be charged.".to_owned()
+    } else {
+        "Your subscription then continues and its first payment is taken with your saved \
+         payment method. To stop it, cancel before that day."
+            .to_owned()
+    };
+    let paras = [
+        "Hello,".to_owned(),
+        format!("{what} ends on {day}."),
+        next,
+        "Thank you.".into(),
+    ];
+    assemble(format!("Your trial ends on {day}"), &paras, None, None)
 }
 
 #[cfg(test)]

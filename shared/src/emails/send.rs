@@ -23,8 +23,8 @@
 
 use super::context::EmailContext;
 use super::decide::{
-    payment_action_required, payment_failed, subscription_cancelled, subscription_welcome, welcome,
-    SkipReason, Surroundings,
+    payment_action_required, payment_failed, subscription_cancelled, subscription_welcome,
+    trial_ending, welcome, SkipReason, Surroundings,
 };
 use super::job::{EmailJob, EmailSubject};
 use super::kinds::{EmailKind, EmailSettings};
@@ -219,7 +219,9 @@ type SubscriptionDecision =
 /// What happens to a job whose object the model does not know (yet).
 fn decide_unknown(job: &EmailJob) -> NotSent {
     match job.subject {
-        EmailSubject::SubscriptionCancelled { .. } => skip("no_subscription"),
+        EmailSubject::SubscriptionCancelled { .. } | EmailSubject::TrialEnding { .. } => {
+            skip("no_subscription")
+        }
         // Checkout linked a subscription or a purchase the aggregate has no event of yet
         // (they arrive in any order): retried, not skipped, so the welcome is not lost.
         EmailSubject::SubscriptionWelcome { .. } | EmailSubject::PurchaseWelcome { .. } => {
@@ -354,6 +356,10 @@ impl EmailSender {
             }
             EmailSubject::PurchaseWelcome { session } => {
                 self.purchase_welcome(job, session).await?
+            }
+            EmailSubject::TrialEnding { subscription } => {
+                self.subscription_email(job, subscription, trial_ending, now)
+                    .await?
             }
         };
         Ok(decided.map(|ctx| OutgoingEmail {

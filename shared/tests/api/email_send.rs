@@ -72,13 +72,7 @@ pub(crate) fn on() -> BTreeSet<EmailKind> {
 }
 
 pub(crate) fn all_kinds() -> BTreeSet<EmailKind> {
-    [
-        EmailKind::PaymentActionRequired,
-        EmailKind::PaymentFailed,
-        EmailKind::SubscriptionCancelled,
-        EmailKind::Welcome,
-    ]
-    .into()
+    EmailKind::ALL.into()
 }
 
 /// The EUR action-required fixture under new ids (`tag`): its own event, invoice and address,

@@ -145,7 +145,8 @@ fn rendered_now() -> BTreeMap<String, String> {
 }
 
 /// The other kinds, from fixed contexts: payment failed from a fixture invoice, one
-/// cancellation per reason, welcome with and without a product name.
+/// cancellation per reason, welcome with and without a product name, the trial's end with the
+/// subscription continuing or ending with it.
 fn other_kinds() -> Vec<(String, EmailContent)> {
     let failed = std::fs::read(fixture_path(
         "stripe/lifecycle/04_invoice.payment_failed.json",
@@ -188,6 +189,16 @@ fn other_kinds() -> Vec<(String, EmailContent)> {
         "welcome__no_product".into(),
         EmailContent::Welcome { product_name: None },
     ));
+    for (name, ends_with_trial) in [("continues", false), ("ends_with_trial", true)] {
+        kinds.push((
+            format!("trial_ending__{name}"),
+            EmailContent::TrialEnding {
+                trial_end: 1_764_590_400,
+                ends_with_trial,
+                product_name: Some("Team <Annual> & \"Co\"".into()),
+            },
+        ));
+    }
     kinds
 }
 

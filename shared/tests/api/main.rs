@@ -36,3 +36,4 @@ mod seam;
 mod secrets;
 mod signatures;
 mod stripe_api;
+mod trial_ending;
