@@ -179,7 +179,7 @@ mod tests {
         );
         assert_eq!(
             parse_kinds(&EmailKind::ALL.map(|k| k.as_str()).join(",")).map(|k| k.len()),
-            Ok(4)
+            Ok(EmailKind::ALL.len())
         );
         assert_eq!(
             parse_kinds("payment_action_required,payment_failled"),
