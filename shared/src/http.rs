@@ -111,8 +111,22 @@ fn every_route(service: Arc<Pipeline>, routes: impl Iterator<Item = Route>) -> R
         );
     }
     router
+        .route("/webhooks/{*rest}", post(no_endpoint))
         .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY_BYTES))
         .with_state(service)
+}
+
+/// A delivery to a webhook path no registered provider serves (PayPal's, where PayPal is not
+/// configured): refused by the status policy (400 with a body), nothing read or stored.
+async fn no_endpoint(Path(rest): Path<String>) -> Response {
+    let provider = rest.split('/').next().unwrap_or_default();
+    respond(&Outcome::Rejected(Rejection::UnknownProvider(
+        provider
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(32)
+            .collect(),
+    )))
 }
 
 /// The read routes' paths, as template.yaml's API events name them.

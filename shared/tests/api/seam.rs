@@ -226,6 +226,14 @@ async fn acme_delivers_end_to_end(store: Arc<dyn BillingStore>) {
         "{events}"
     );
 
+    // A webhook path no registered provider serves: refused by the status policy, with a body.
+    let req = Request::post("/webhooks/nobody/x")
+        .body(Body::from(first.clone()))
+        .expect("request");
+    let (status, answer) = call_router(&router, req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"], "no webhook endpoint for provider `nobody`");
+
     // The CLI's question: each registered provider answers for its own ids.
     assert_eq!(service.provider_of_event("acme_n1"), Some(ACME));
     assert_eq!(service.provider_of_event("evt_1"), None);
