@@ -5,12 +5,11 @@
 #![no_main]
 
 use billing::adapters::memory::{InMemoryBillingStore, StaticSecrets};
-use billing::domain::ids::Provider;
-use billing::pipeline::WebhookProvider;
+use billing::providers::seam::WebhookProvider;
 use billing::ports::FixedClock;
 use billing::providers::paypal::PaypalProvider;
 use billing::providers::stripe::signature::{sign, WebhookSecret};
-use billing::providers::stripe::{pipeline, Settings, StripeProvider};
+use billing::providers::stripe::{pipeline, Family, Settings, StripeProvider};
 use billing::telemetry::Metrics;
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
@@ -60,5 +59,10 @@ fuzz_target!(|data: &[u8]| {
         "stripe-signature",
         http::HeaderValue::from_str(&signature).expect("a signature is ASCII"),
     );
-    let _ = runtime().block_on(service.receive(Provider::STRIPE, read.home, &headers, data));
+    let endpoint = Family::ALL
+        .into_iter()
+        .find(|f| f.as_str() == read.home)
+        .expect("a Stripe event's home is a Stripe family")
+        .endpoint();
+    let _ = runtime().block_on(service.receive(endpoint, &headers, data));
 });
