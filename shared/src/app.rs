@@ -380,6 +380,13 @@ pub fn email_sender(
     use crate::emails::send::{EmailSender, SendPolicy};
     let lease_secs =
         crate::config::read_email_lease(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    let (templates, brand) =
+        crate::emails::templates::from_env(|k| std::env::var(k).ok(), !settings.kinds.is_empty())
+            .map_err(|e| e.to_string())?;
+    let mut settings = settings;
+    if let Some(brand) = &brand {
+        settings.from = settings.from.map(|from| brand.sender(&from));
+    }
     Ok(EmailSender {
         store: app.store.clone(),
         ledger: Arc::new(DynamoEmailLedger::new(
@@ -398,6 +405,7 @@ pub fn email_sender(
         visibility: Some(Arc::new(crate::adapters::email_queue::SqsVisibility::new(
             aws_sdk_sqs::Client::new(sdk),
         ))),
+        templates: Arc::new(templates),
     })
 }
 

@@ -29,7 +29,8 @@ use super::decide::{
 use super::job::{EmailJob, EmailSubject};
 use super::kinds::{EmailKind, EmailSettings};
 use super::records::{address_hash, Claim, EmailKey, EmailLedger, EmailState, Finished};
-use super::render::{render, RenderedEmail};
+use super::render::{render, Reader, RenderedEmail};
+use super::templates::Templates;
 use crate::domain::access::SubscriptionAccess;
 use crate::domain::access::{customer_access, purchase_access, TierPolicy};
 use crate::domain::customer::CustomerBilling;
@@ -182,6 +183,8 @@ pub struct EmailSender {
     pub policy: SendPolicy,
     /// Where waiting jobs' messages are returned later (`None`: at the queue's visibility).
     pub visibility: Option<Arc<dyn Visibility>>,
+    /// The checked templates, with the brand (`BILLING_BRAND_*`, `BILLING_EMAIL_TEMPLATES`).
+    pub templates: Arc<Templates>,
 }
 
 /// Why a job sends nothing now: a final reason (recorded), or a wait (nothing recorded).
@@ -362,8 +365,21 @@ impl EmailSender {
                     .await?
             }
         };
-        Ok(decided.map(|ctx| OutgoingEmail {
-            content: render(&ctx),
+        let ctx = match decided {
+            Ok(ctx) => ctx,
+            Err(not_sent) => return Ok(Err(not_sent)),
+        };
+        let content = match render(&ctx, &self.templates, &Reader::default()) {
+            Ok(content) => content,
+            Err(e) => {
+                // Checked at cold start, so a template that fails here fails on this email's
+                // values: the job waits (and reaches the dead-letter queue if it never renders).
+                tracing::error!(email = %job.kind(), object = %job.object(), error = %e, "template failed");
+                return Ok(Err(NotSent::Wait("template_failed", None)));
+            }
+        };
+        Ok(Ok(OutgoingEmail {
+            content,
             kind: ctx.kind(),
             to: ctx.recipient,
             from,
