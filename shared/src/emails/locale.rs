@@ -38,6 +38,8 @@ pub struct Formats {
     decimal: char,
     /// Between groups of three digits.
     group: &'static str,
+    /// How the first day of a month is written (`1er` in French).
+    first: &'static str,
     /// The symbol before the amount (`€12.00`) or after it (`12,00 €`).
     symbol_first: bool,
 }
@@ -59,6 +61,7 @@ const ENGLISH: Formats = Formats {
     ],
     decimal: '.',
     group: ",",
+    first: "1",
     symbol_first: true,
 };
 
@@ -80,6 +83,7 @@ const FRENCH: Formats = Formats {
     decimal: ',',
     // A narrow no-break space, as French typography groups digits.
     group: "\u{202f}",
+    first: "1er",
     symbol_first: false,
 };
 
@@ -96,7 +100,11 @@ impl Formats {
     pub fn date(&self, unix: i64) -> String {
         let (year, month, day) = civil(unix);
         let month = self.months[usize::try_from(month - 1).unwrap_or(0).min(11)];
-        format!("{day} {month} {year}")
+        if day == 1 {
+            format!("{} {month} {year}", self.first)
+        } else {
+            format!("{day} {month} {year}")
+        }
     }
 
     /// An amount with its currency: `€1,234.50`, `1 234,50 €`, `¥1,500`, `BHD 1.234`.
@@ -176,6 +184,8 @@ mod tests {
         assert_eq!(Formats::of("fr-ca").date(t), "4 janvier 2025");
         assert_eq!(Formats::of("de").date(t), "4 January 2025");
         assert_eq!(Formats::of("en").date(951_782_400), "29 February 2000");
+        assert_eq!(Formats::of("fr").date(1_764_590_400), "1er décembre 2025");
+        assert_eq!(Formats::of("en").date(1_764_590_400), "1 December 2025");
     }
 
     #[test]

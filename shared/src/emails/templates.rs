@@ -26,25 +26,45 @@ macro_rules! built_in {
 }
 
 /// The built-in templates: the defaults, in the form a team's own take.
-pub const BUILT_IN: [(&str, &str); 21] = built_in!(
+pub const BUILT_IN: [(&str, &str); 41] = built_in!(
+    "_cancelled_why.fr.html",
+    "_cancelled_why.fr.txt",
     "_cancelled_why.html",
     "_cancelled_why.txt",
+    "_footer.fr.txt",
     "_footer.txt",
+    "_invoice.fr.txt",
     "_invoice.txt",
+    "_layout.fr.html",
     "_layout.html",
     "_macros.html",
+    "payment_action_required.fr.html",
+    "payment_action_required.fr.subject",
+    "payment_action_required.fr.txt",
     "payment_action_required.html",
     "payment_action_required.subject",
     "payment_action_required.txt",
+    "payment_failed.fr.html",
+    "payment_failed.fr.subject",
+    "payment_failed.fr.txt",
     "payment_failed.html",
     "payment_failed.subject",
     "payment_failed.txt",
+    "subscription_cancelled.fr.html",
+    "subscription_cancelled.fr.subject",
+    "subscription_cancelled.fr.txt",
     "subscription_cancelled.html",
     "subscription_cancelled.subject",
     "subscription_cancelled.txt",
+    "trial_ending.fr.html",
+    "trial_ending.fr.subject",
+    "trial_ending.fr.txt",
     "trial_ending.html",
     "trial_ending.subject",
     "trial_ending.txt",
+    "welcome.fr.html",
+    "welcome.fr.subject",
+    "welcome.fr.txt",
     "welcome.html",
     "welcome.subject",
     "welcome.txt",
@@ -348,6 +368,47 @@ mod tests {
     }
 
     #[test]
+    fn the_built_in_list_is_the_folder() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/emails");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .expect("the folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let listed: Vec<&str> = BUILT_IN.iter().map(|(name, _)| *name).collect();
+        assert_eq!(on_disk, listed);
+    }
+
+    #[test]
+    fn every_built_in_kind_has_english_and_french() {
+        let t = Templates::built_in(&brand()).expect("built-in templates check");
+        for kind in EmailKind::ALL {
+            let fr = t.render(kind, "fr", sample(kind, "fr")).expect("renders");
+            assert!(
+                fr.text.starts_with("Bonjour Sam Sample,"),
+                "{kind}: {}",
+                fr.text
+            );
+            assert!(fr.html.contains("lang=\"fr\""), "{kind}");
+            assert!(fr.text.contains("Vous recevez cet email"), "{kind}");
+            let prefs = ["fr-CA".to_owned()];
+            assert_eq!(t.locale_for(kind, &prefs), "fr");
+        }
+        let fr = t
+            .render(
+                EmailKind::PaymentFailed,
+                "fr",
+                sample(EmailKind::PaymentFailed, "fr"),
+            )
+            .expect("renders");
+        assert!(
+            fr.text.contains("29,00\u{a0}€") && fr.text.contains("1er décembre 2025"),
+            "{}",
+            fr.text
+        );
+    }
+
+    #[test]
     fn every_built_in_kind_renders_in_english_with_the_brand() {
         let t = Templates::built_in(&brand()).expect("built-in templates check");
         for kind in EmailKind::ALL {
@@ -479,13 +540,13 @@ mod tests {
     #[test]
     fn a_missing_part_or_a_stray_file_stops_the_start() {
         let dir = folder(&[
-            ("welcome.fr.subject", "Bienvenue"),
-            ("welcome.fr.txt", "Bienvenue"),
+            ("welcome.de.subject", "Willkommen"),
+            ("welcome.de.txt", "Willkommen"),
         ]);
         let err = Templates::load(&brand(), Some(&dir)).expect_err("a missing part");
         assert_eq!(
             (err.file.as_str(), err.detail.as_str()),
-            ("welcome.fr.html", "missing")
+            ("welcome.de.html", "missing")
         );
         let dir = folder(&[("welcom.html", "<p>typo</p>")]);
         let err = Templates::load(&brand(), Some(&dir)).expect_err("a stray file");

@@ -128,7 +128,18 @@ pub(crate) fn consumer(
             ..SendPolicy::default()
         },
         visibility: None,
+        templates: test_templates(),
     }
+}
+
+/// The built-in templates under the suite's brand.
+pub(crate) fn test_templates() -> Arc<billing::emails::templates::Templates> {
+    let brand = billing::emails::brand::Brand {
+        support_email: Some("help@suite.example".into()),
+        postal_address: Some("1 Suite Street, Testville".into()),
+        ..billing::emails::brand::Brand::named("Suite Co")
+    };
+    Arc::new(billing::emails::templates::Templates::built_in(&brand).expect("templates"))
 }
 
 /// In memory: the app, its queued job, and a consumer with a scriptable mailer.
