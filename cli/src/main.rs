@@ -35,6 +35,7 @@ mod endpoints;
 mod grant;
 mod import;
 mod outbox;
+mod preview;
 
 use billing::adapters::sqs::SqsQueue;
 use billing::app::{with_deadline, App};
@@ -277,6 +278,10 @@ async fn main() -> ExitCode {
             Ok(app) => import::command(&app, &args).await,
             Err(e) => Err(e),
         },
+        // A preview needs no table unless it reads one (it builds the app itself then).
+        Command::Emails {
+            command: emails::EmailsCommand::Preview(args),
+        } => preview::command(args).await,
         Command::Emails { command } => match build_app(Metrics::Off).await {
             Ok(app) => emails::command(&app, command).await,
             Err(e) => Err(e),

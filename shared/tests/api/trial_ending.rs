@@ -97,7 +97,7 @@ async fn a_trial_that_ends_in_three_days_gets_one_email_naming_the_day() {
     assert_eq!(mails.len(), 1, "{mails:?}");
     let (to, subject) = &mails[0];
     assert_eq!(to, "te1@example.com");
-    assert!(subject.contains("2025-01-04"), "{subject}");
+    assert!(subject.contains("4 January 2025"), "{subject}");
 }
 
 #[tokio::test]
