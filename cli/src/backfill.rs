@@ -135,9 +135,12 @@ pub async fn command(args: BackfillArgs) -> Result<(), String> {
         }
         Source::Paypal => {
             let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-            let settings = billing::config::read_paypal_api(&get).map_err(|e| {
-                format!("billing backfill --provider paypal needs PayPal's REST credentials: {e}")
-            })?;
+            let settings =
+                billing::providers::paypal::settings::read_paypal_api(&get).map_err(|e| {
+                    format!(
+                        "billing backfill --provider paypal needs PayPal's REST credentials: {e}"
+                    )
+                })?;
             let api = PaypalApi::from_settings(
                 &settings,
                 app.config.bounds,

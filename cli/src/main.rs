@@ -308,7 +308,9 @@ async fn build_app_with_emails(
     billing::telemetry::init(config.log_json);
     let app = App::build_with_emails(config, metrics, email_kinds).await?;
     // PayPal when configured; otherwise its recorded events can still be read (a replay).
-    match billing::config::PaypalSettings::from_env_if_set().map_err(|e| e.to_string())? {
+    match billing::providers::paypal::settings::PaypalSettings::from_env_if_set()
+        .map_err(|e| e.to_string())?
+    {
         Some(paypal) => app.with_paypal(&paypal).await,
         None => app.with_provider(std::sync::Arc::new(
             billing::providers::paypal::PaypalProvider::read_only(),
@@ -328,7 +330,7 @@ fn email_settings() -> Result<EmailSettings, String> {
 
 /// [`email_settings`] through `get` (tests pass a map).
 fn email_settings_from(get: impl Fn(&str) -> Option<String>) -> Result<EmailSettings, String> {
-    billing::config::read_email_settings(|k| {
+    billing::emails::settings::read_email_settings(|k| {
         get(k).or_else(|| (k == "BILLING_EMAIL_FROM").then(|| DEV_EMAIL_FROM.to_owned()))
     })
     .map_err(|e| e.to_string())

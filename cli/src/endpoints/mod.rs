@@ -12,9 +12,8 @@ mod stripe;
 #[cfg(test)]
 mod tests;
 
-use billing::adapters::stripe_api::{
-    parse_base, KeyError, StripeApiKey, DEFAULT_BASE, STRIPE_VERSION,
-};
+use billing::adapters::https::parse_base;
+use billing::adapters::stripe_api::{KeyError, StripeApiKey, DEFAULT_BASE, STRIPE_VERSION};
 use billing::providers::stripe::enabled_events::enabled_events;
 use billing::routing::Family;
 use plan::{Action, Desired, Mode, Plan, FAMILY_KEY, PENDING, REPLACES_KEY, SECRET_KEY};

@@ -9,6 +9,7 @@ pub mod ignored;
 pub mod invoice;
 pub mod provider;
 pub mod schedule;
+pub mod settings;
 pub mod signature;
 pub mod translate;
 
