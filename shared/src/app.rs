@@ -8,11 +8,14 @@ use crate::adapters::paypal_transmissions::DynamoTransmissionGuard;
 use crate::adapters::secrets_manager::{read_secret_string, ConfiguredSecrets};
 use crate::adapters::sqs::SqsQueue;
 use crate::adapters::stripe_api::{StripeApi, StripeApiKey};
-use crate::config::{ApiKeySpec, CallBounds, Config, PaypalMode, PaypalSecretSpec, PaypalSettings};
+use crate::bounds::CallBounds;
+use crate::config::Config;
 use crate::emails::kinds::EmailKind;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{Clock, ProviderApi, Queue, SystemClock};
+use crate::providers::paypal::settings::{PaypalMode, PaypalSecretSpec, PaypalSettings};
 use crate::providers::paypal::{PaypalProvider, PaypalVerifier};
+use crate::providers::stripe::settings::ApiKeySpec;
 use crate::providers::stripe::Family;
 use crate::providers::stripe::StripeProvider;
 use crate::relay::RoutedQueue;
@@ -361,11 +364,10 @@ pub async fn run_relay_lambda() -> Result<(), lambda_http::Error> {
     .await
 }
 
-/// `BILLING_EMAIL_QUEUE_URL`: where the relay sends email jobs.
+/// `BILLING_EMAIL_QUEUE_URL`: where the relay sends email jobs
+/// (`emails::settings::email_queue_url_from_env`).
 pub fn email_queue_url() -> Option<String> {
-    std::env::var("BILLING_EMAIL_QUEUE_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
+    crate::emails::settings::email_queue_url_from_env()
 }
 
 /// The email consumer on `app`'s table with `settings` (the Lambda's from the environment, a
@@ -378,8 +380,7 @@ pub fn email_sender(
     use crate::adapters::email_store::DynamoEmailLedger;
     use crate::adapters::ses::SesMailer;
     use crate::emails::send::{EmailSender, SendPolicy};
-    let lease_secs =
-        crate::config::read_email_lease(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    let lease_secs = crate::emails::settings::email_lease_from_env().map_err(|e| e.to_string())?;
     Ok(EmailSender {
         store: app.store.clone(),
         ledger: Arc::new(DynamoEmailLedger::new(

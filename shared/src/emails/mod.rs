@@ -14,3 +14,4 @@ pub mod money;
 pub mod records;
 pub mod render;
 pub mod send;
+pub mod settings;
