@@ -407,11 +407,7 @@ impl CustomerBilling {
                 ..
             } => {
                 if let Some(email) = email {
-                    tally.add(links::offer_email(
-                        &mut self.email,
-                        meta,
-                        Some(email.clone()),
-                    ));
+                    tally.add(self.offer_email(meta, Some(email.clone())));
                 }
                 if let Some(p) = purchase {
                     tally.add(purchases::join(&mut self.purchases, p));
@@ -419,12 +415,7 @@ impl CustomerBilling {
                 // Otherwise only the link: the subscription's own events bring its state
                 // (creating an empty record here would make the aggregate depend on order).
                 if let Some(user) = user {
-                    tally.add(links::claim(
-                        &mut self.links,
-                        LinkSource::CheckoutClientReference,
-                        meta,
-                        user,
-                    ));
+                    tally.add(self.claim(LinkSource::CheckoutClientReference, meta, user));
                 }
             }
             BillingEvent::ChargeRefunded(r) => tally.add(self.apply_refund(r)),
@@ -440,19 +431,10 @@ impl CustomerBilling {
                     return Effect::Ignored;
                 }
                 if let Some(user) = user_claim {
-                    tally.add(links::claim(
-                        &mut self.links,
-                        LinkSource::CustomerMetadata,
-                        meta,
-                        user,
-                    ));
+                    tally.add(self.claim(LinkSource::CustomerMetadata, meta, user));
                 }
                 if let Some(change) = email {
-                    tally.add(links::offer_email(
-                        &mut self.email,
-                        meta,
-                        change.address().cloned(),
-                    ));
+                    tally.add(self.offer_email(meta, change.address().cloned()));
                 }
             }
             BillingEvent::Subscription {
@@ -461,12 +443,7 @@ impl CustomerBilling {
                 evidence,
             } => {
                 if let Some(user) = &snapshot.user_claim {
-                    tally.add(links::claim(
-                        &mut self.links,
-                        LinkSource::SubscriptionMetadata,
-                        meta,
-                        user,
-                    ));
+                    tally.add(self.claim(LinkSource::SubscriptionMetadata, meta, user));
                 }
                 let version = Version::of(meta, subscription_rank(*change));
                 let candidate = same_second::Candidate {
@@ -487,12 +464,7 @@ impl CustomerBilling {
                 ..
             } => tally.add(self.apply_entitlements(meta, entitlements, evidence)),
             BillingEvent::Grant(grant) => {
-                tally.add(links::claim(
-                    &mut self.links,
-                    LinkSource::Operator,
-                    meta,
-                    &grant.user,
-                ));
+                tally.add(self.claim(LinkSource::Operator, meta, &grant.user));
                 tally.add(self.apply_grant(meta, grant));
             }
             BillingEvent::Schedule {
@@ -715,6 +687,16 @@ impl CustomerBilling {
             self.subscriptions.remove(&id);
             self.tombstones.insert(id, version.created);
         }
+    }
+
+    /// The record's address register (see `links.rs`).
+    fn offer_email(&mut self, meta: &EventMeta, address: Option<EmailAddress>) -> Offer {
+        links::offer_email(&mut self.email, meta, address)
+    }
+
+    /// One source's claim of the user (see `links.rs`).
+    fn claim(&mut self, source: LinkSource, meta: &EventMeta, user: &UserId) -> Offer {
+        links::claim(&mut self.links, source, meta, user)
     }
 }
 

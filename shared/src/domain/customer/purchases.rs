@@ -344,6 +344,7 @@ impl RefundRecord {
     }
 }
 
+/// The purchase a paid invoice of no subscription records (`None` for any other).
 pub fn invoice_purchase(invoice: &InvoiceEvent) -> Option<Purchase> {
     let s = &invoice.snapshot;
     let paid = invoice.payment().map(|p| p.change) == Some(InvoiceChange::Paid)
@@ -370,7 +371,6 @@ pub fn invoice_purchase(invoice: &InvoiceEvent) -> Option<Purchase> {
 }
 
 /// Joins one session's event into its purchase: `paid` once any event says so; the other
-/// Joins one session's event into its purchase: `paid` once any event says so; the other
 /// facts are the session's own and the same in each of its events.
 pub fn join(purchases: &mut BTreeMap<String, Purchase>, p: &Purchase) -> Offer {
     let Some(current) = purchases.get_mut(&p.session) else {
@@ -395,9 +395,6 @@ pub fn join(purchases: &mut BTreeMap<String, Purchase>, p: &Purchase) -> Offer {
         Offer::Taken
     }
 }
-
-/// Joins one `charge.refunded` into this customer's copy of its charge (refunds only
-/// grow); the charge's item, absorbed in the same commit, holds it too.
 
 #[cfg(test)]
 mod tests {
