@@ -318,7 +318,19 @@ fn tally_of(before: crate::backfill::Counts, after: crate::backfill::Counts) -> 
 /// Whether the stored customer already says what Stripe's subscription says (or knows a newer
 /// state than the one fetched at `fetched_at`).
 pub fn agrees(customer: &CustomerBilling, theirs: &SubscriptionSnapshot, fetched_at: i64) -> bool {
-    let ended = matches!(theirs.status.as_str(), "canceled" | "incomplete_expired");
+    use crate::domain::events::SubscriptionStatus as S;
+    // Ended at the provider: nothing of ours may still run. An unknown status is not taken
+    // for an end (the stored state is compared as for any other).
+    let ended = match &theirs.status {
+        S::Canceled | S::IncompleteExpired => true,
+        S::Incomplete
+        | S::Trialing
+        | S::Active
+        | S::PastDue
+        | S::Unpaid
+        | S::Paused
+        | S::Unknown(_) => false,
+    };
     if customer.ended.contains_key(&theirs.id) {
         return ended;
     }
