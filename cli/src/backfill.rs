@@ -14,6 +14,7 @@ use billing::domain::ids::Provider;
 use billing::ports::CheckpointStore;
 use billing::providers::paypal::api::PaypalApi;
 use billing::providers::paypal::events::PaypalEvents;
+use billing::providers::paypal::settings::read_paypal_api_from_env;
 use billing::telemetry::Metrics;
 use clap::{Args, ValueEnum};
 use std::sync::Arc;
@@ -134,8 +135,7 @@ pub async fn command(args: BackfillArgs) -> Result<(), String> {
             walk(&source, app.service.as_ref(), range, &filter, &progress).await?
         }
         Source::Paypal => {
-            let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-            let settings = billing::config::read_paypal_api(&get).map_err(|e| {
+            let settings = read_paypal_api_from_env().map_err(|e| {
                 format!("billing backfill --provider paypal needs PayPal's REST credentials: {e}")
             })?;
             let api = PaypalApi::from_settings(

@@ -14,19 +14,11 @@ use billing::telemetry::Metrics;
 use rand::Rng;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Where generated development state lives (`BILLING_STATE_DIR`, default `.local/`).
-fn state_dir() -> PathBuf {
-    std::env::var_os("BILLING_STATE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".local"))
-}
 
 /// Development secrets: generated once per checkout and reused by `local` and `send`.
 pub fn defaults() -> Result<DevDefaults, String> {
-    let dir = state_dir();
+    let dir = crate::settings::state_dir();
     let path = dir.join("dev-secrets.json");
     let secrets: HashMap<Family, String> = match std::fs::read(&path) {
         Ok(bytes) => {
@@ -81,8 +73,7 @@ pub fn print_banner(config: &Config, addr: SocketAddr) -> Result<(), String> {
     let defaults = defaults()?;
     println!("billing webhooks listening on http://{addr}");
     for family in Family::ALL {
-        let from_env =
-            std::env::var(format!("STRIPE_WEBHOOK_SECRETS_{}", family.env_suffix())).is_ok();
+        let from_env = crate::settings::inline_webhook_secrets(family).is_some();
         let shown = if from_env {
             "(from environment)".to_owned()
         } else {

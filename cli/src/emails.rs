@@ -31,13 +31,6 @@ pub enum EmailsCommand {
     Redrive,
 }
 
-fn required(name: &str) -> Result<String, String> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| format!("{name} is not set"))
-}
-
 pub async fn command(app: &App, cmd: EmailsCommand) -> Result<(), String> {
     let sdk = billing::app::sdk_loader(&app.config.bounds).load().await;
     match cmd {
@@ -53,10 +46,7 @@ pub async fn command(app: &App, cmd: EmailsCommand) -> Result<(), String> {
         }
         EmailsCommand::Preview(args) => crate::preview::command(args).await,
         EmailsCommand::Redrive => {
-            let (dlq, queue) = (
-                required("BILLING_EMAIL_DLQ_URL")?,
-                required("BILLING_EMAIL_QUEUE_URL")?,
-            );
+            let (dlq, queue) = crate::settings::email_redrive_queues()?;
             let moved = redrive(&aws_sdk_sqs::Client::new(&sdk), &dlq, &queue).await?;
             println!("moved {moved} message(s) back to the email queue");
             Ok(())
@@ -207,7 +197,7 @@ mod tests {
     #[tokio::test]
     async fn moto_redrive_moves_every_message_back_with_its_attributes() {
         assert!(
-            std::env::var("AWS_ENDPOINT_URL").is_ok(),
+            crate::settings::aws_endpoint_set(),
             "AWS_ENDPOINT_URL is not set: run the suite with scripts/test (it starts moto)"
         );
         let sqs = aws_sdk_sqs::Client::new(&billing::app::aws_config().await);

@@ -35,8 +35,7 @@ pub fn command(args: &GrantArgs, tiers: &TierPolicy, now: i64) -> Result<GrantCo
     let by = args
         .by
         .clone()
-        .or_else(|| std::env::var("BILLING_OPERATOR").ok())
-        .or_else(|| std::env::var("USER").ok())
+        .or_else(crate::settings::operator)
         .ok_or("no --by, BILLING_OPERATOR or USER: say who grants it")?;
     GrantCommand::new(&args.user, args.days, &tier, &args.reason, &by, now)
 }

@@ -13,10 +13,11 @@ use billing::app::App;
 use billing::catchup::dry_run::DryRunStore;
 use billing::catchup::import::{kind_named, ImportOptions, ImportReport, Importer, JOB, KINDS};
 use billing::catchup::progress::Progress;
-use billing::config::{ApiKeySpec, Config};
+use billing::config::Config;
 use billing::domain::ids::Provider;
 use billing::pipeline::Pipeline;
 use billing::ports::{CheckpointStore, Clock, SystemClock};
+use billing::providers::stripe::settings::ApiKeySpec;
 use billing::providers::stripe::StripeProvider;
 use clap::Args;
 use std::sync::Arc;
@@ -136,11 +137,8 @@ async fn read_key(config: &Config) -> Result<(StripeApiKey, String), String> {
         "STRIPE_API_KEY (or STRIPE_API_KEY_ARN) is not set: the import reads Stripe with it",
     )?;
     let key = match &settings.key {
-        // Already checked by `Config` (kind and mode); checked again here by the same rule.
-        ApiKeySpec::Inline(_) => {
-            let raw = std::env::var("STRIPE_API_KEY").map_err(|_| "STRIPE_API_KEY: not set")?;
-            checked_key(&raw, config.livemode, "STRIPE_API_KEY")?
-        }
+        // Checked by `Config` when read (kind and mode, `checked_key`'s rule).
+        ApiKeySpec::Inline(key) => key.clone(),
         ApiKeySpec::Arn(arn) => {
             let sdk = billing::app::sdk_loader(&config.bounds).load().await;
             let client = aws_sdk_secretsmanager::Client::new(&sdk);

@@ -36,6 +36,7 @@ mod grant;
 mod import;
 mod outbox;
 mod preview;
+mod settings;
 
 use billing::adapters::sqs::SqsQueue;
 use billing::app::{with_deadline, App};
@@ -45,6 +46,7 @@ use billing::emails::kinds::{EmailKind, EmailSettings};
 use billing::http::{ledger_json, local_router};
 use billing::pipeline::Outcome;
 use billing::ports::{BillingStore, Queue};
+use billing::providers::paypal::settings::PaypalSettings;
 use billing::providers::stripe::event::Envelope;
 use billing::providers::stripe::signature::{sign, WebhookSecret};
 use billing::providers::stripe::translate::family_of;
@@ -315,30 +317,12 @@ async fn build_app_with_emails(
     billing::telemetry::init(config.log_json);
     let app = App::build_with_emails(config, metrics, email_kinds).await?;
     // PayPal when configured; otherwise its recorded events can still be read (a replay).
-    match billing::config::PaypalSettings::from_env_if_set().map_err(|e| e.to_string())? {
+    match PaypalSettings::from_env_if_set().map_err(|e| e.to_string())? {
         Some(paypal) => app.with_paypal(&paypal).await,
         None => app.with_provider(std::sync::Arc::new(
             billing::providers::paypal::PaypalProvider::read_only(),
         )),
     }
-}
-
-/// The sender of the local run and the operator's commands when `BILLING_EMAIL_FROM` is unset
-/// (a development default, like the table's): `scripts/dev` verifies it in moto's SES.
-const DEV_EMAIL_FROM: &str = "billing@example.com";
-
-/// The email settings from the environment, with the development sender where none is set:
-/// the commands that apply events (`local`, `replay`) queue the jobs of the kinds switched on.
-fn email_settings() -> Result<EmailSettings, String> {
-    email_settings_from(|k| std::env::var(k).ok())
-}
-
-/// [`email_settings`] through `get` (tests pass a map).
-fn email_settings_from(get: impl Fn(&str) -> Option<String>) -> Result<EmailSettings, String> {
-    billing::config::read_email_settings(|k| {
-        get(k).or_else(|| (k == "BILLING_EMAIL_FROM").then(|| DEV_EMAIL_FROM.to_owned()))
-    })
-    .map_err(|e| e.to_string())
 }
 
 /// The local run's emails, when a kind is on: email jobs go to a local email queue, and the
@@ -351,7 +335,8 @@ async fn local_emails(app: &mut App, settings: EmailSettings) -> CliResult {
         None => emails::local_email_queue(&sqs).await?,
     };
     println!("email queue: {url}");
-    let mut sender = billing::app::email_sender(&sdk, app, settings)?;
+    let looks = settings::email_looks(!settings.kinds.is_empty())?;
+    let mut sender = billing::app::email_sender(&sdk, app, settings, looks)?;
     // Local records carry no queue ARN: waiting jobs are returned on this queue.
     sender.visibility = Some(Arc::new(
         billing::adapters::email_queue::SqsVisibility::for_queue(sqs.clone(), url.clone()),
@@ -369,7 +354,7 @@ async fn local_emails(app: &mut App, settings: EmailSettings) -> CliResult {
 
 async fn local() -> CliResult {
     // Read first: a bad BILLING_EMAILS or sender stops the run here, by name.
-    let emails = email_settings()?;
+    let emails = settings::email_settings()?;
     let mut app = build_app_with_emails(
         Metrics::Emf {
             namespace: "BillingWebhooksLocal".into(),
@@ -440,8 +425,7 @@ fn secret_for(secret: Option<&str>, family: Family) -> Result<WebhookSecret, Str
         return Ok(WebhookSecret::new(s));
     }
     let var = format!("STRIPE_WEBHOOK_SECRETS_{}", family.env_suffix());
-    if let Some(first) = std::env::var(&var)
-        .ok()
+    if let Some(first) = settings::inline_webhook_secrets(family)
         .as_deref()
         .and_then(|v| v.split(',').next())
     {
@@ -505,8 +489,7 @@ async fn send(event: &SignedEvent, url: Option<String>) -> CliResult {
     let url = match url {
         Some(u) => u,
         None => {
-            let addr =
-                std::env::var("BILLING_LOCAL_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
+            let addr = settings::local_addr();
             format!("http://{addr}/webhooks/stripe/{family}")
         }
     };
@@ -530,7 +513,7 @@ async fn send(event: &SignedEvent, url: Option<String>) -> CliResult {
 
 async fn replay(args: ReplayArgs) -> CliResult {
     // A replayed event queues its emails as on arrival (the invoice function's settings).
-    let app = build_app_with_emails(Metrics::Off, email_settings()?.kinds).await?;
+    let app = build_app_with_emails(Metrics::Off, settings::email_settings()?.kinds).await?;
     let ids: Vec<(Provider, EventId)> = match (args.all, args.event_id) {
         (true, _) => {
             // Every page of every shard: the ids first, then the replays (a replayed event
@@ -887,28 +870,6 @@ mod tests {
         }
         let err = parse(&["send", "f.json", "--family", "paypal"]).expect_err("refused");
         assert!(err.to_string().contains("unknown family `paypal`"), "{err}");
-    }
-
-    #[test]
-    fn the_commands_that_apply_events_have_a_development_sender() {
-        // Only the sender has a default: BILLING_EMAILS' own default (the action-required
-        // email) stays on, so `local` and `replay` queue its jobs.
-        let settings = email_settings_from(|_| None).expect("settings");
-        let from = settings.from.map(|f| f.as_str().to_owned());
-        assert_eq!(from.as_deref(), Some(DEV_EMAIL_FROM));
-        assert_eq!(settings.kinds, [EmailKind::PaymentActionRequired].into());
-        // A sender that is set wins; a bad one stops the command by name.
-        let set =
-            |v: &'static str| move |k: &str| (k == "BILLING_EMAIL_FROM").then(|| v.to_owned());
-        let from = email_settings_from(set("ops@example.org"))
-            .expect("settings")
-            .from;
-        assert_eq!(
-            from.map(|f| f.as_str().to_owned()).as_deref(),
-            Some("ops@example.org")
-        );
-        let err = email_settings_from(set("not an address")).expect_err("refused");
-        assert!(err.contains("BILLING_EMAIL_FROM"), "{err}");
     }
 
     /// `billing send` panicked before its first request ("No provider set").

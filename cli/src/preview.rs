@@ -227,8 +227,7 @@ pub fn write(
 
 /// The command: the templates from the environment, the content from the chosen source.
 pub async fn command(args: PreviewArgs) -> Result<(), String> {
-    let (templates, _) = billing::emails::templates::from_env(|k| std::env::var(k).ok(), true)
-        .map_err(|e| e.to_string())?;
+    let (templates, _) = crate::settings::email_looks(true)?;
     let content = if args.invoice.is_some() || args.customer.is_some() {
         let app = crate::build_app(billing::telemetry::Metrics::Off).await?;
         stored(app.store.as_ref(), args.kind, &args).await?

@@ -8,11 +8,14 @@ use crate::adapters::paypal_transmissions::DynamoTransmissionGuard;
 use crate::adapters::secrets_manager::{read_secret_string, ConfiguredSecrets};
 use crate::adapters::sqs::SqsQueue;
 use crate::adapters::stripe_api::{StripeApi, StripeApiKey};
-use crate::config::{ApiKeySpec, CallBounds, Config, PaypalMode, PaypalSecretSpec, PaypalSettings};
+use crate::bounds::CallBounds;
+use crate::config::Config;
 use crate::emails::kinds::EmailKind;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{Clock, ProviderApi, Queue, SystemClock};
+use crate::providers::paypal::settings::{PaypalMode, PaypalSecretSpec, PaypalSettings};
 use crate::providers::paypal::{PaypalProvider, PaypalVerifier};
+use crate::providers::stripe::settings::ApiKeySpec;
 use crate::providers::stripe::Family;
 use crate::providers::stripe::StripeProvider;
 use crate::relay::RoutedQueue;
@@ -361,11 +364,10 @@ pub async fn run_relay_lambda() -> Result<(), lambda_http::Error> {
     .await
 }
 
-/// `BILLING_EMAIL_QUEUE_URL`: where the relay sends email jobs.
+/// `BILLING_EMAIL_QUEUE_URL`: where the relay sends email jobs
+/// (`emails::settings::email_queue_url_from_env`).
 pub fn email_queue_url() -> Option<String> {
-    std::env::var("BILLING_EMAIL_QUEUE_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
+    crate::emails::settings::email_queue_url_from_env()
 }
 
 /// The email consumer on `app`'s table with `settings` (the Lambda's from the environment, a
@@ -374,15 +376,16 @@ pub fn email_sender(
     sdk: &aws_config::SdkConfig,
     app: &App,
     settings: crate::emails::kinds::EmailSettings,
+    looks: (
+        crate::emails::templates::Templates,
+        Option<crate::emails::brand::Brand>,
+    ),
 ) -> Result<crate::emails::send::EmailSender, String> {
     use crate::adapters::email_store::DynamoEmailLedger;
     use crate::adapters::ses::SesMailer;
     use crate::emails::send::{EmailSender, SendPolicy};
-    let lease_secs =
-        crate::config::read_email_lease(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
-    let (templates, brand) =
-        crate::emails::templates::from_env(|k| std::env::var(k).ok(), !settings.kinds.is_empty())
-            .map_err(|e| e.to_string())?;
+    let lease_secs = crate::emails::settings::email_lease_from_env().map_err(|e| e.to_string())?;
+    let (templates, brand) = looks;
     let mut settings = settings;
     if let Some(brand) = &brand {
         settings.from = settings.from.map(|from| brand.sender(&from));
@@ -423,7 +426,9 @@ pub async fn run_emails_lambda() -> Result<(), lambda_http::Error> {
     let app = App::with_sdk(&sdk, config, metrics).await?;
     app.warm_up().await;
     let settings = Config::emails_from_env()?;
-    let sender = Arc::new(email_sender(&sdk, &app, settings)?);
+    let looks = crate::emails::settings::looks_from_env(!settings.kinds.is_empty())
+        .map_err(|e| e.to_string())?;
+    let sender = Arc::new(email_sender(&sdk, &app, settings, looks)?);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let sender = sender.clone();
         async move { Ok::<_, lambda_http::Error>(sender.handle_batch(&event.payload).await) }

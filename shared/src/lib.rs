@@ -6,6 +6,7 @@
 pub mod adapters;
 pub mod app;
 pub mod backfill;
+pub mod bounds;
 pub mod catchup;
 pub mod config;
 pub mod digest;
@@ -21,6 +22,7 @@ pub mod reconcile;
 pub mod relay;
 pub mod routing;
 pub mod secret;
+pub mod settings;
 pub mod telemetry;
 
 #[cfg(test)]

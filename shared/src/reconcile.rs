@@ -34,6 +34,9 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod settings;
+pub use settings::Settings;
+
 pub const JOB: &str = "reconcile";
 pub const EVENTS: &str = "events";
 pub const SUBSCRIPTIONS: &str = "subscriptions";
@@ -42,86 +45,6 @@ pub const DIMENSION: &str = crate::telemetry::RECONCILE_DIMENSION;
 /// Checkpoint parameters: when the newest missed event and repaired drift were found.
 pub const LAST_MISSED_AT: &str = "last_missed_at";
 pub const LAST_DRIFT_AT: &str = "last_drift_at";
-
-/// `BILLING_RECONCILE_*`, with their defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    /// How far before the stored mark each run starts again (`…_OVERLAP_SECS`, 600).
-    pub overlap_secs: i64,
-    /// How far back the first run looks (`…_FIRST_LOOKBACK_SECS`, a day; import covers the rest).
-    pub first_lookback_secs: i64,
-    /// Subscriptions checked per run (`…_SAMPLE`, 100).
-    pub sample: usize,
-    /// No new work starts with less than this left (`…_MARGIN_MS`, 30 s).
-    pub margin: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            overlap_secs: 600,
-            first_lookback_secs: 86_400,
-            sample: 100,
-            margin: Duration::from_secs(30),
-        }
-    }
-}
-
-impl Settings {
-    /// Reads `BILLING_RECONCILE_OVERLAP_SECS`, `…_FIRST_LOOKBACK_SECS`, `…_SAMPLE` and
-    /// `…_MARGIN_MS` through `get`; an unreadable or out-of-range value is refused by name.
-    pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let d = Self::default();
-        let num = |name: &str, min: i64, max: i64, default: i64| -> Result<i64, String> {
-            match get(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-            {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| (min..=max).contains(n))
-                    .ok_or_else(|| format!("{name}: expected a number from {min} to {max}")),
-            }
-        };
-        let retention = crate::backfill::RETENTION_DAYS * 86_400;
-        Ok(Self {
-            overlap_secs: num("BILLING_RECONCILE_OVERLAP_SECS", 0, 86_400, d.overlap_secs)?,
-            first_lookback_secs: num(
-                "BILLING_RECONCILE_FIRST_LOOKBACK_SECS",
-                60,
-                retention - 3_600,
-                d.first_lookback_secs,
-            )?,
-            sample: num("BILLING_RECONCILE_SAMPLE", 0, 10_000, d.sample as i64)? as usize,
-            margin: Duration::from_millis(num(
-                "BILLING_RECONCILE_MARGIN_MS",
-                1_000,
-                600_000,
-                d.margin.as_millis() as i64,
-            )? as u64),
-        })
-    }
-}
-
-impl Settings {
-    /// The list client's bounds inside a Lambda run: one page (its attempts, their backoffs,
-    /// and the attempt in flight when the budget ends) takes at most two thirds of `margin`, so
-    /// a 429 storm never carries a run past its timeout; the next run resumes from the
-    /// checkpoint. (`billing import` and `backfill` on a terminal keep the 30-minute budget.)
-    pub fn list_bounds(&self) -> crate::adapters::stripe_list::ListBounds {
-        let third = self.margin / 3;
-        let bounds = crate::adapters::stripe_list::ListBounds::default();
-        crate::adapters::stripe_list::ListBounds {
-            connect: bounds.connect.min(third),
-            attempt: third,
-            budget: third,
-            max_backoff: bounds.max_backoff.min(third),
-            ..bounds
-        }
-    }
-}
 
 /// Stripe's subscriptions, a page at a time, after a cursor (`status=all`, oldest last).
 #[async_trait]
@@ -395,7 +318,19 @@ fn tally_of(before: crate::backfill::Counts, after: crate::backfill::Counts) -> 
 /// Whether the stored customer already says what Stripe's subscription says (or knows a newer
 /// state than the one fetched at `fetched_at`).
 pub fn agrees(customer: &CustomerBilling, theirs: &SubscriptionSnapshot, fetched_at: i64) -> bool {
-    let ended = matches!(theirs.status.as_str(), "canceled" | "incomplete_expired");
+    use crate::domain::events::SubscriptionStatus as S;
+    // Ended at the provider: nothing of ours may still run. An unknown status is not taken
+    // for an end (the stored state is compared as for any other).
+    let ended = match &theirs.status {
+        S::Canceled | S::IncompleteExpired => true,
+        S::Incomplete
+        | S::Trialing
+        | S::Active
+        | S::PastDue
+        | S::Unpaid
+        | S::Paused
+        | S::Unknown(_) => false,
+    };
     if customer.ended.contains_key(&theirs.id) {
         return ended;
     }
@@ -454,7 +389,7 @@ pub async fn run_lambda() -> Result<(), lambda_http::Error> {
     use lambda_http::lambda_runtime::{run, service_fn, LambdaEvent};
     let config = Config::from_env(&[], None)?;
     crate::telemetry::init(config.log_json);
-    let settings = Settings::read(|k| std::env::var(k).ok())?;
+    let settings = Settings::from_env()?;
     let metrics = Metrics::Emf {
         namespace: config.metrics_namespace.clone(),
     };

@@ -2,7 +2,7 @@
 //! `SSL_CERT_FILE` names when that is set. Its own test binary, because it sets a process-wide
 //! environment variable that no other test may read meanwhile.
 
-use billing::config::CallBounds;
+use billing::bounds::CallBounds;
 use billing::providers::paypal::fetch::{CertFetchError, CertFetcher, HttpsCertFetcher};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use reqwest::Url;

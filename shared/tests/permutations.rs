@@ -1496,7 +1496,7 @@ fn observed(model: &Model) -> Views {
         .flat_map(|c| customer_access(c, &tiers))
         .map(|a| {
             let view = SubView {
-                status: a.status.clone(),
+                status: a.status.to_string(),
                 grants: a.grants,
                 standing: a.standing,
                 billing_status: a.billing_status,
@@ -2727,7 +2727,7 @@ fn check_in_order_lifecycle(model: &Model) {
         Some(PaymentOutcome::Paid),
         "a payment settles the failure of its invoice"
     );
-    assert_eq!(access[0].status, "canceled");
+    assert_eq!(access[0].status.as_str(), "canceled");
     assert!(!access[0].grants);
     assert_eq!(access[0].billing_status, BillingStatus::Cancelled);
     assert_eq!(

@@ -12,9 +12,8 @@ mod stripe;
 #[cfg(test)]
 mod tests;
 
-use billing::adapters::stripe_api::{
-    parse_base, KeyError, StripeApiKey, DEFAULT_BASE, STRIPE_VERSION,
-};
+use billing::adapters::https::parse_base;
+use billing::adapters::stripe_api::{KeyError, StripeApiKey, DEFAULT_BASE, STRIPE_VERSION};
 use billing::providers::stripe::enabled_events::enabled_events;
 use billing::providers::stripe::Family;
 use plan::{Action, Desired, Mode, Plan, FAMILY_KEY, PENDING, REPLACES_KEY, SECRET_KEY};
@@ -116,9 +115,9 @@ pub struct Row {
 
 /// The command: settings from the environment, then [`run`], then the table.
 pub async fn command(args: Args) -> Result<(), String> {
-    let settings = Settings::new(&args, |name| std::env::var(name).ok())?;
-    let raw_key = std::env::var(ADMIN_KEY_VAR)
-        .map_err(|_| format!("set {ADMIN_KEY_VAR} (a key that may write webhook endpoints)"))?;
+    let settings = Settings::new(&args, crate::settings::webhook_secret_arn)?;
+    let raw_key = crate::settings::stripe_admin_key(ADMIN_KEY_VAR)
+        .ok_or_else(|| format!("set {ADMIN_KEY_VAR} (a key that may write webhook endpoints)"))?;
     let key = StripeApiKey::parse(&raw_key).map_err(|e| match e {
         KeyError::Publishable => format!(
             "{ADMIN_KEY_VAR}: a publishable key (pk_…) cannot write webhook endpoints: use a \
@@ -126,7 +125,7 @@ pub async fn command(args: Args) -> Result<(), String> {
         ),
         other => format!("{ADMIN_KEY_VAR}: {other}"),
     })?;
-    let api_base = std::env::var("STRIPE_API_BASE").unwrap_or_else(|_| DEFAULT_BASE.into());
+    let api_base = crate::settings::stripe_api_base().unwrap_or_else(|| DEFAULT_BASE.into());
     let api_base = parse_base(&api_base).map_err(|e| format!("STRIPE_API_BASE: {e}"))?;
     let client = stripe::client(raw_key.trim(), api_base.as_str())?;
     let secrets = aws_sdk_secretsmanager::Client::new(&billing::app::aws_config().await);

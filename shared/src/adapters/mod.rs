@@ -12,6 +12,7 @@ pub mod email_store;
 pub mod email_testing;
 #[cfg(feature = "testing")]
 pub mod faults;
+pub mod https;
 pub mod listing;
 pub mod memory;
 pub mod paypal_transmissions;

@@ -12,14 +12,14 @@
 //!
 //! TLS is rustls with the aws-lc-rs provider and the system's root certificates, the same
 //! stack the AWS SDK clients use (`default-https-client`): no second crypto provider, no
-//! OpenSSL.
+//! OpenSSL (`adapters::https`, shared with PayPal's clients).
 
-use crate::config::CallBounds;
+use super::https::{parse_base, tls_config};
+use crate::bounds::CallBounds;
 use crate::ports::{ApiError, ProviderApi};
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{StatusCode, Url};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The API version every request asks for: the newest our fixtures cover
@@ -115,28 +115,6 @@ impl StripeApiKey {
     }
 }
 
-/// Checks `STRIPE_API_BASE`: an absolute https URL with no query, or http on the loopback
-/// host (a test's fake API). The error says why, in words.
-pub fn parse_base(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw.trim()).map_err(|e| format!("not a URL ({e})"))?;
-    let local = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-    match url.scheme() {
-        "https" => {}
-        "http" if local => {}
-        _ => return Err("expected https:// (http only on 127.0.0.1 or localhost)".into()),
-    }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err("expected no query, fragment or user".into());
-    }
-    let mut url = url;
-    // `join` replaces a last segment without a slash: `{base}/v1/…` needs the base to end in one.
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    Ok(url)
-}
-
 /// `path` must be segments of letters, digits, `_` and `-` (`subscriptions/sub_123`): an
 /// id from an event can then never reach another endpoint or add a query.
 pub(crate) fn checked_path(path: &str) -> Result<&str, ApiError> {
@@ -183,28 +161,6 @@ pub(crate) fn describe(e: reqwest::Error) -> String {
         source = s.source();
     }
     text
-}
-
-/// The rustls configuration: the aws-lc-rs provider passed explicitly (reqwest would otherwise
-/// look for a process-wide default, or bring ring) and the system's roots, as the AWS SDK.
-pub(crate) fn tls_config(https: bool) -> Result<rustls::ClientConfig, ApiError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    // A loopback http base (tests) makes no TLS connection: no roots to load.
-    if https {
-        let found = rustls_native_certs::load_native_certs();
-        let (added, _) = roots.add_parsable_certificates(found.certs);
-        if added == 0 {
-            return Err(ApiError(
-                "no TLS root certificates found on this system".into(),
-            ));
-        }
-    }
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ApiError(format!("TLS configuration: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 /// Reads objects from Stripe's API. Built once at cold start; the connection is reused.
@@ -410,22 +366,6 @@ mod tests {
             "a live-mode key does not match STRIPE_LIVEMODE=false"
         );
         assert!(test.check_mode(true).is_err());
-    }
-
-    #[test]
-    fn the_base_is_https_or_loopback_http() {
-        assert!(parse_base(DEFAULT_BASE).is_ok());
-        assert!(parse_base("http://127.0.0.1:4242").is_ok());
-        assert!(parse_base("http://localhost:4242/").is_ok());
-        for bad in [
-            "http://api.stripe.com",
-            "api.stripe.com",
-            "ftp://127.0.0.1",
-            "https://api.stripe.com/?x=1",
-            "https://user@api.stripe.com",
-        ] {
-            assert!(parse_base(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -17,9 +17,9 @@
 //! These bounds are far longer than the webhook path's (`CallBounds`, 4 s for a tie's
 //! re-read): that path keeps its own client, [`super::stripe_api::StripeApi`].
 
+use super::https::{parse_base, tls_config};
 use super::stripe_api::{
-    checked_path, describe, parse_base, read_json_within, tls_config, Failure, StripeApiKey,
-    STRIPE_VERSION,
+    checked_path, describe, read_json_within, Failure, StripeApiKey, STRIPE_VERSION,
 };
 use crate::ports::ApiError;
 use reqwest::header::{HeaderValue, AUTHORIZATION};

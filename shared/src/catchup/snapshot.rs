@@ -27,10 +27,21 @@ pub fn snapshot_type(object: &Value) -> Option<&'static str> {
         "price" => "price.updated",
         "plan" => "plan.updated",
         "customer" => "customer.updated",
-        "subscription" => match status {
-            "canceled" | "incomplete_expired" => "customer.subscription.deleted",
-            _ => "customer.subscription.updated",
-        },
+        "subscription" => {
+            use crate::domain::events::SubscriptionStatus as S;
+            // An ended subscription is imported as its deletion; every other status, an unknown
+            // one too (it grants nothing: docs/MODEL.md), as an update.
+            match S::parse(status) {
+                S::Canceled | S::IncompleteExpired => "customer.subscription.deleted",
+                S::Incomplete
+                | S::Trialing
+                | S::Active
+                | S::PastDue
+                | S::Unpaid
+                | S::Paused
+                | S::Unknown(_) => "customer.subscription.updated",
+            }
+        }
         "invoice" => match status {
             "paid" => "invoice.paid",
             "void" => "invoice.voided",
@@ -153,7 +164,10 @@ mod tests {
             env.id.starts_with("evt_snap_sub_1_") && env.id.len() == "evt_snap_sub_1_".len() + 16
         );
         match translate(&env, &StripeMapping::default()).expect("translated") {
-            BillingEvent::Subscription { snapshot, .. } => assert_eq!(snapshot.status, "active"),
+            BillingEvent::Subscription { snapshot, .. } => assert_eq!(
+                snapshot.status,
+                crate::domain::events::SubscriptionStatus::Active
+            ),
             other => panic!("{other:?}"),
         }
     }

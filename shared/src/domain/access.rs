@@ -15,16 +15,8 @@
 //! | incomplete_expired, paused, unknown status | no        | inactive          | INACTIVE       |
 //! | no subscription at all                     | no        | none              | REQUIRED       |
 //!
-//! A one-time purchase (beside the subscriptions, in `purchases`) grants its product:
-//!
-//! | purchase state (first match wins)                | grants | reason            |
-//! |--------------------------------------------------|--------|-------------------|
-//! | session completed unpaid (async payment pending) | no     | unpaid            |
-//! | charge fully refunded                            | no     | refunded          |
-//! | a dispute of the charge lost                     | no     | dispute_lost      |
-//! | a dispute of the charge open (it may be won)     | yes    | disputed          |
-//! | a gift, otherwise (for its buyer: its recipient has it) | no | gift         |
-//! | paid; no dispute, or every dispute won or closed otherwise (`warning_closed`, `prevented`); not or partly refunded | yes | paid |
+//! A one-time purchase grants its product by the table of `customer/purchases.rs` (its access is
+//! part of the customer aggregate, which books it for the user item).
 //!
 //! A purchase finds its charge by its payment intent (a one-off invoice's by the invoice the
 //! charge names). Disputes and refunds of a subscription invoice's charge are kept with the
@@ -35,10 +27,14 @@
 //! its period, under the source `gift:<provider>:<buyer>`, while its reason is `gift` (paid,
 //! not fully refunded, no dispute lost).
 
-use super::charge::{dispute_closed, Charge};
-use super::customer::{CustomerBilling, RefundRecord, SubscriptionRecord};
-use super::events::{PaymentOutcome, PurchaseKind};
-use super::ids::{CustomerId, ProductId, Provider, SubscriptionId, UserId};
+pub use super::customer::purchases::{
+    newest_first, PurchaseAccess, PurchaseBook, PurchaseDispute, PurchaseSummary, PurchaseTotals,
+    GIFT, PRODUCTS_SHOWN, PURCHASES_SHOWN,
+};
+use super::customer::{CustomerBilling, SubscriptionRecord};
+use super::events::PaymentOutcome;
+use super::ids::{CustomerId, Provider, SubscriptionId, UserId};
+use super::status::SubscriptionStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -108,7 +104,8 @@ pub struct SubscriptionAccess {
     pub subscription: SubscriptionId,
     pub grants: bool,
     pub tier: Option<String>,
-    pub status: String,
+    /// The subscription's status, or `granted` / `gift` for a fixed period; the plain word.
+    pub status: SourceStatus,
     pub standing: Standing,
     pub billing_status: BillingStatus,
     pub current_period_end: Option<i64>,
@@ -129,6 +126,68 @@ pub struct SubscriptionAccess {
     /// event: it grants only before it; see [`best_access`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<i64>,
+}
+
+/// The status of one source of access: a subscription's, or a fixed period's (an operator's
+/// grant, a gift). Stored and sent as the plain word, as when it was a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceStatus {
+    Subscription(SubscriptionStatus),
+    /// A period the operator granted ([`GRANTED`]).
+    Granted,
+    /// A gift bought by another customer ([`GIFT`]).
+    Gift,
+}
+
+impl SourceStatus {
+    pub fn as_str(&self) -> &str {
+        match self {
+            SourceStatus::Subscription(s) => s.as_str(),
+            SourceStatus::Granted => GRANTED,
+            SourceStatus::Gift => GIFT,
+        }
+    }
+
+    /// The word read back: `granted` and `gift` name the fixed periods, any other word a
+    /// subscription's status (Stripe has no status of either name).
+    pub fn parse(word: &str) -> Self {
+        match word {
+            GRANTED => SourceStatus::Granted,
+            GIFT => SourceStatus::Gift,
+            other => SourceStatus::Subscription(SubscriptionStatus::parse(other)),
+        }
+    }
+}
+
+impl From<&str> for SourceStatus {
+    fn from(word: &str) -> Self {
+        SourceStatus::parse(word)
+    }
+}
+
+impl From<SubscriptionStatus> for SourceStatus {
+    fn from(status: SubscriptionStatus) -> Self {
+        SourceStatus::Subscription(status)
+    }
+}
+
+impl std::fmt::Display for SourceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for SourceStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(SourceStatus::parse(&word))
+    }
 }
 
 impl SubscriptionAccess {
@@ -164,7 +223,7 @@ pub fn subscription_access(
             snap.tier_hint.as_deref(),
             snap.product_id.as_deref(),
         ),
-        status: snap.status.clone(),
+        status: SourceStatus::Subscription(snap.status.clone()),
         standing: standing_now,
         billing_status,
         current_period_end: snap.current_period_end,
@@ -183,29 +242,38 @@ pub fn subscription_access(
     })
 }
 
-/// The table above for a subscription that is not deleted.
+/// The table above for a subscription that is not deleted. Every status is decided here by
+/// name, the unknown one too: a word the model does not know grants nothing (as inactive),
+/// whatever it may mean, until a known status arrives (docs/MODEL.md).
 fn rule(
-    status: &str,
+    status: &SubscriptionStatus,
     payment: Option<PaymentOutcome>,
     cancel_at_period_end: bool,
 ) -> (bool, Standing, BillingStatus) {
+    use SubscriptionStatus as S;
     let overdue = (false, Standing::Overdue, BillingStatus::PastDue);
     let action = (false, Standing::ActionRequired, BillingStatus::Required);
+    let inactive = (false, Standing::Inactive, BillingStatus::Inactive);
     match status {
-        "trialing" => (true, Standing::Trial, BillingStatus::Done),
-        "active" => match payment {
+        S::Trialing => (true, Standing::Trial, BillingStatus::Done),
+        S::Active => match payment {
             Some(PaymentOutcome::Failed) => overdue,
             Some(PaymentOutcome::ActionRequired) => action,
-            _ if cancel_at_period_end => (true, Standing::Cancelling, BillingStatus::Done),
-            _ => (true, Standing::Good, BillingStatus::Done),
+            Some(PaymentOutcome::Paid) | None if cancel_at_period_end => {
+                (true, Standing::Cancelling, BillingStatus::Done)
+            }
+            Some(PaymentOutcome::Paid) | None => (true, Standing::Good, BillingStatus::Done),
         },
         // Stripe moves a renewal that needs authentication to past_due as well: what the
         // customer must do is authenticate, not update a card.
-        "past_due" | "unpaid" if payment == Some(PaymentOutcome::ActionRequired) => action,
-        "past_due" | "unpaid" => overdue,
-        "incomplete" => action,
-        "canceled" => (false, Standing::Ended, BillingStatus::Cancelled),
-        _ => (false, Standing::Inactive, BillingStatus::Inactive),
+        S::PastDue | S::Unpaid => match payment {
+            Some(PaymentOutcome::ActionRequired) => action,
+            Some(PaymentOutcome::Failed | PaymentOutcome::Paid) | None => overdue,
+        },
+        S::Incomplete => action,
+        S::Canceled => (false, Standing::Ended, BillingStatus::Cancelled),
+        S::IncompleteExpired | S::Paused => inactive,
+        S::Unknown(_) => inactive,
     }
 }
 
@@ -218,7 +286,7 @@ pub fn customer_access(state: &CustomerBilling, tiers: &TierPolicy) -> Vec<Subsc
         subscription: SubscriptionId::new(id.clone()),
         grants: true,
         tier: Some(g.tier.clone()),
-        status: GRANTED.into(),
+        status: SourceStatus::Granted,
         standing: Standing::Good,
         billing_status: BillingStatus::Done,
         current_period_end: Some(g.end),
@@ -247,289 +315,11 @@ pub fn customer_access(state: &CustomerBilling, tiers: &TierPolicy) -> Vec<Subsc
 /// The status of a period the operator granted (`billing grant`).
 pub const GRANTED: &str = "granted";
 
-/// What one one-time purchase gives (see the second table above).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PurchaseAccess {
-    pub provider: Provider,
-    pub customer: CustomerId,
-    /// The Checkout Session id, or the invoice id of a one-off invoice.
-    pub purchase: String,
-    pub kind: PurchaseKind,
-    pub product: Option<ProductId>,
-    pub amount_total: Option<i64>,
-    pub currency: Option<String>,
-    pub payment_intent: Option<String>,
-    pub grants: bool,
-    /// `paid`, `refunded`, `dispute_lost`, `disputed` or `unpaid`.
-    pub reason: String,
-    /// Refunded so far from the charge that paid it (0: none).
-    pub amount_refunded: i64,
-    /// The charge's dispute that decides the reason (a lost one, else an open one, else the
-    /// last closed), if the charge was ever disputed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dispute: Option<PurchaseDispute>,
-    /// The session's (or invoice's) own creation time, when its events carry it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created: Option<i64>,
-}
-
-/// Purchases a user's item and its feed messages carry whole: the newest of all its sources.
-/// The rest are counted in [`PurchaseTotals`] and listed, a page at a time, by the billing
-/// route. About 1 KB each at most (Stripe's ids are at most 255 characters).
-pub const PURCHASES_SHOWN: usize = 10;
-/// Products [`PurchaseTotals::products`] names; past them only a count (`more_products`).
-pub const PRODUCTS_SHOWN: usize = 50;
-
-/// Exact counts over every purchase of one source (or of a user): what a consumer needs to
-/// decide what a user owns without the whole list. Bounded whatever the history.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PurchaseTotals {
-    /// Every purchase, granting or not.
-    pub count: u64,
-    /// The purchases that grant their product now (`grants`).
-    pub granting: u64,
-    /// Granting purchases per product (`""`: a purchase that names none), the first
-    /// [`PRODUCTS_SHOWN`] product ids in id order.
-    #[serde(default)]
-    pub products: std::collections::BTreeMap<String, u64>,
-    /// How many more products have granting purchases than `products` names (over several
-    /// sources, each source's count added: a product past the cap in two counts twice).
-    #[serde(default)]
-    pub more_products: u64,
-}
-
-/// What a user's item keeps of one source's purchases: exact totals and the newest few.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PurchaseSummary {
-    #[serde(flatten)]
-    pub totals: PurchaseTotals,
-    /// The [`PURCHASES_SHOWN`] newest (see [`newest_first`]), newest first.
-    pub newest: Vec<PurchaseAccess>,
-}
-
-/// The order "newest first": by the purchase's own `created` (undated ones last), then by id
-/// descending, so every reader lists the same ones.
-pub fn newest_first(a: &PurchaseAccess, b: &PurchaseAccess) -> std::cmp::Ordering {
-    (b.created, &b.purchase, &b.customer).cmp(&(a.created, &a.purchase, &a.customer))
-}
-
-impl PurchaseSummary {
-    /// The summary of a list of purchases (one source's, or several sources' newest).
-    pub fn of(all: &[PurchaseAccess]) -> Self {
-        let mut per_product: std::collections::BTreeMap<String, u64> = Default::default();
-        for p in all.iter().filter(|p| p.grants) {
-            let product = p.product.as_ref().map_or("", |id| id.as_str());
-            *per_product.entry(product.to_owned()).or_default() += 1;
-        }
-        let mut newest: Vec<PurchaseAccess> = all.to_vec();
-        newest.sort_by(newest_first);
-        newest.truncate(PURCHASES_SHOWN);
-        let mut summary = Self {
-            totals: PurchaseTotals {
-                count: all.len() as u64,
-                granting: all.iter().filter(|p| p.grants).count() as u64,
-                products: per_product,
-                more_products: 0,
-            },
-            newest,
-        };
-        summary.totals.bound_products();
-        summary
-    }
-
-    /// Several sources' summaries as one: counts add up, the newest of all are kept.
-    pub fn merge<'a>(summaries: impl IntoIterator<Item = &'a PurchaseSummary>) -> Self {
-        let mut out = Self::default();
-        for s in summaries {
-            out.totals.count += s.totals.count;
-            out.totals.granting += s.totals.granting;
-            out.totals.more_products += s.totals.more_products;
-            for (product, n) in &s.totals.products {
-                *out.totals.products.entry(product.clone()).or_default() += n;
-            }
-            out.newest.extend(s.newest.iter().cloned());
-        }
-        out.newest.sort_by(newest_first);
-        out.newest.truncate(PURCHASES_SHOWN);
-        out.totals.bound_products();
-        out
-    }
-}
-
-/// A customer's purchases as its user item needs them, kept in its aggregate and moved only by
-/// the change of each purchase an event touches (`shift`): so it needs no purchase but the
-/// ones an event addresses, and stays the same whatever order the events came in.
-///
-/// Equal to [`PurchaseBook::of`] over every purchase, as long as a purchase's place in
-/// [`newest_first`] only rises (its `created` arrives late; two events of one session never
-/// name two dates): one that fell out of the newest could not be brought back.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PurchaseBook {
-    pub count: u64,
-    pub granting: u64,
-    /// Granting purchases per product (`""`: none named), every product: bounded by the
-    /// catalogue, not by the history ([`PurchaseBook::summary`] names the first few).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub products: std::collections::BTreeMap<String, u64>,
-    /// The [`PURCHASES_SHOWN`] newest, newest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub newest: Vec<PurchaseAccess>,
-}
-
-impl PurchaseBook {
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The book of a whole list (an aggregate written before purchases were booked).
-    pub fn of(all: &[PurchaseAccess]) -> Self {
-        let mut book = Self::default();
-        for p in all {
-            book.shift(None, p);
-        }
-        book
-    }
-
-    /// Moves the book by one purchase's change: `before` is its access before the event
-    /// (`None`: the event brought it), `after` its access now.
-    pub fn shift(&mut self, before: Option<&PurchaseAccess>, after: &PurchaseAccess) {
-        let product =
-            |p: &PurchaseAccess| p.product.as_ref().map_or("", |id| id.as_str()).to_owned();
-        match before {
-            None => self.count += 1,
-            Some(b) if b.grants => {
-                // Saturating: a book read from a damaged item must not panic an event.
-                self.granting = self.granting.saturating_sub(1);
-                let key = product(b);
-                if let Some(n) = self.products.get_mut(&key) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        self.products.remove(&key);
-                    }
-                }
-            }
-            Some(_) => {}
-        }
-        if after.grants {
-            self.granting += 1;
-            *self.products.entry(product(after)).or_default() += 1;
-        }
-        self.newest
-            .retain(|p| (&p.customer, &p.purchase) != (&after.customer, &after.purchase));
-        self.newest.push(after.clone());
-        self.newest.sort_by(newest_first);
-        self.newest.truncate(PURCHASES_SHOWN);
-    }
-
-    /// What the user item keeps of it: the totals with the first products named.
-    pub fn summary(&self) -> PurchaseSummary {
-        let mut totals = PurchaseTotals {
-            count: self.count,
-            granting: self.granting,
-            products: self.products.clone(),
-            more_products: 0,
-        };
-        totals.bound_products();
-        PurchaseSummary {
-            totals,
-            newest: self.newest.clone(),
-        }
-    }
-}
-
-impl PurchaseTotals {
-    /// Keeps the first [`PRODUCTS_SHOWN`] products, counting the others.
-    fn bound_products(&mut self) {
-        while self.products.len() > PRODUCTS_SHOWN {
-            if self.products.pop_last().is_some() {
-                self.more_products += 1;
-            }
-        }
-    }
-}
-
-/// A dispute as the access answer and the billing route show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PurchaseDispute {
-    pub id: String,
-    /// Stripe's status (`needs_response`, `under_review`, `won`, `lost`, …).
-    pub status: String,
-    pub reason: Option<String>,
-    pub amount: Option<i64>,
-    pub currency: Option<String>,
-    pub funds_withdrawn: bool,
-    pub funds_reinstated: bool,
-}
-
-impl PurchaseDispute {
-    fn of(charge: &Charge) -> Option<Self> {
-        let (id, record) = charge.deciding_dispute()?;
-        let state = record.state.current()?;
-        Some(Self {
-            id: id.clone(),
-            status: state.status.clone(),
-            reason: state.reason.clone(),
-            amount: state.amount,
-            currency: state.currency.clone(),
-            funds_withdrawn: record.funds_withdrawn,
-            funds_reinstated: record.funds_reinstated,
-        })
-    }
-}
-
-/// The reason a paid purchase grants or not, from its charge (see the table above).
-fn paid_reason(refund: Option<&RefundRecord>, charge: Option<&Charge>) -> &'static str {
-    let dispute = charge.and_then(|c| c.deciding_dispute().and_then(|(_, d)| d.status()));
-    if refund.is_some_and(RefundRecord::full) || charge.is_some_and(Charge::fully_refunded) {
-        "refunded"
-    } else if dispute == Some("lost") {
-        "dispute_lost"
-    } else if dispute.is_some_and(|s| !dispute_closed(s)) {
-        "disputed"
-    } else {
-        "paid"
-    }
-}
-
-/// Every purchase's access for one customer, in session-id order.
+/// Every purchase's access for one customer, in session-id order (the table of
+/// `customer/purchases.rs`).
 pub fn purchase_access(state: &CustomerBilling) -> Vec<PurchaseAccess> {
-    state
-        .purchases
-        .values()
-        .map(|p| {
-            let refund = state.refund_of(p);
-            let charge = state.charge_of(p);
-            // A deleted customer keeps what it bought: Stripe refunds nothing with the
-            // customer (its subscriptions end; a purchase has nothing left to bill).
-            let reason = match (p.paid, paid_reason(refund, charge)) {
-                (false, _) => "unpaid",
-                // What a gift bought is its recipient's (see `gift_access`).
-                (true, "paid" | "disputed") if p.gift.is_some() => "gift",
-                (true, reason) => reason,
-            };
-            PurchaseAccess {
-                provider: state.provider,
-                customer: state.customer.clone(),
-                purchase: p.session.clone(),
-                kind: p.kind,
-                product: p.product.clone(),
-                amount_total: p.amount_total,
-                currency: p.currency.clone(),
-                payment_intent: p.payment_intent.clone(),
-                grants: matches!(reason, "paid" | "disputed"),
-                reason: reason.into(),
-                amount_refunded: refund
-                    .map_or(0, |r| r.amount_refunded)
-                    .max(charge.map_or(0, Charge::refunded_total)),
-                dispute: charge.and_then(PurchaseDispute::of),
-                created: p.created,
-            }
-        })
-        .collect()
+    state.purchase_access()
 }
-
-/// The status of a gift period in the recipient's access.
-pub const GIFT: &str = "gift";
 
 /// Every gift the customer bought, as the access it gives its recipient (granting while the
 /// purchase is paid and not refunded), with the recipient; in session-id order.
@@ -549,7 +339,7 @@ pub fn gift_access(state: &CustomerBilling) -> Vec<(UserId, SubscriptionAccess)>
                 subscription: SubscriptionId::new(format!("gift_{}", p.session)),
                 grants,
                 tier: Some(gift.tier.clone()),
-                status: GIFT.into(),
+                status: SourceStatus::Gift,
                 standing: if grants {
                     Standing::Good
                 } else {
@@ -645,7 +435,7 @@ pub fn best_access<'a>(
         None => Access::none(),
         // A lapsed fixed period explains the answer as ended.
         Some(s) if !s.grants_at(now) && s.ends_at.is_some() => Access {
-            status: Some(s.status.clone()),
+            status: Some(s.status.to_string()),
             standing: Standing::Ended,
             billing_status: BillingStatus::Cancelled,
             current_period_end: s.current_period_end,
@@ -654,7 +444,7 @@ pub fn best_access<'a>(
         },
         Some(s) => Access {
             tier: s.grants.then(|| s.tier.clone()).flatten(),
-            status: Some(s.status.clone()),
+            status: Some(s.status.to_string()),
             standing: s.standing,
             billing_status: s.billing_status,
             current_period_end: s.current_period_end,
@@ -668,10 +458,13 @@ pub fn best_access<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::customer::{Attempt, Candidate, Deletion, InvoiceRecord, Snapshots};
+    use crate::domain::customer::{Candidate, Deletion, InvoiceRecord, Snapshots};
+    use crate::domain::events::PurchaseKind;
     use crate::domain::events::Settlement;
     use crate::domain::events::SubscriptionSnapshot;
     use crate::domain::ids::InvoiceId;
+    use crate::domain::ids::ProductId;
+    use crate::domain::invoice::Attempt;
     use crate::domain::version::{Register, Version};
 
     fn record(
@@ -684,7 +477,7 @@ mod tests {
         let snapshot = SubscriptionSnapshot {
             id: SubscriptionId::new("sub"),
             customer: CustomerId::new("cus"),
-            status: status.into(),
+            status: SubscriptionStatus::parse(status),
             price_id: Some("price_pro".into()),
             product_id: Some("prod".into()),
             tier_hint: None,
@@ -710,13 +503,11 @@ mod tests {
             hosted_invoice_url: None,
         });
         SubscriptionRecord {
-            snapshots: Some(Snapshots {
-                candidates: vec![Candidate {
-                    version: v.clone(),
-                    snapshot,
-                    evidence: Default::default(),
-                }],
-            }),
+            snapshots: Some(Snapshots::from_candidates(vec![Candidate {
+                version: v.clone(),
+                snapshot,
+                evidence: Default::default(),
+            }])),
             deletion: deleted.then(|| Register {
                 version: v.clone(),
                 value: Deletion {
@@ -830,6 +621,42 @@ mod tests {
         assert_eq!(best_access([], &TierPolicy::default(), 0), Access::none());
     }
 
+    /// A status Stripe adds tomorrow is not `canceled` or any other known one: it grants
+    /// nothing, and the access names it verbatim (stored and sent as the same word).
+    #[test]
+    fn an_unknown_status_grants_nothing_and_is_shown_as_its_word() {
+        let a = subscription_access(
+            Provider::STRIPE,
+            &CustomerId::new("cus"),
+            &SubscriptionId::new("sub"),
+            &record(
+                "paused_for_review",
+                false,
+                Some(PaymentOutcome::Paid),
+                false,
+            ),
+            &TierPolicy::default(),
+        )
+        .expect("present");
+        assert_eq!(
+            (a.grants, a.standing, a.billing_status),
+            (false, Standing::Inactive, BillingStatus::Inactive)
+        );
+        assert_eq!(
+            a.status,
+            SourceStatus::Subscription(SubscriptionStatus::Unknown("paused_for_review".into()))
+        );
+        let json = serde_json::to_value(&a).expect("json");
+        assert_eq!(json["status"], "paused_for_review");
+        for word in ["granted", "gift", "active", "paused_for_review"] {
+            let read: SourceStatus =
+                serde_json::from_value(serde_json::json!(word)).expect("a word");
+            assert_eq!(serde_json::to_value(&read).expect("json"), word);
+        }
+        assert_eq!(SourceStatus::parse("granted"), SourceStatus::Granted);
+        assert_eq!(SourceStatus::parse("gift"), SourceStatus::Gift);
+    }
+
     #[test]
     fn the_best_entitlement_in_good_standing_wins() {
         let tiers = TierPolicy {
@@ -843,7 +670,12 @@ mod tests {
                 subscription: SubscriptionId::new(sub),
                 grants,
                 tier: tier.map(str::to_owned),
-                status: if grants { "active" } else { "past_due" }.into(),
+                status: if grants {
+                    SubscriptionStatus::Active
+                } else {
+                    SubscriptionStatus::PastDue
+                }
+                .into(),
                 standing: if grants {
                     Standing::Good
                 } else {
@@ -927,50 +759,5 @@ mod tests {
         c.refunds.insert("ch_1".into(), refund);
         let [p] = purchase_access(&c).try_into().expect("one purchase");
         assert_eq!((p.grants, p.reason.as_str()), (false, "refunded"));
-    }
-
-    /// A summary is bounded whatever the history, and its counts are exact: the newest few
-    /// whole, granting purchases per product (the first products by id, the rest counted).
-    #[test]
-    fn a_purchase_summary_counts_everything_and_keeps_the_newest() {
-        let bought = |i: u64, grants: bool| PurchaseAccess {
-            provider: Provider::STRIPE,
-            customer: CustomerId::new("cus"),
-            purchase: format!("cs_{i:05}"),
-            kind: PurchaseKind::Checkout,
-            product: Some(ProductId::new(format!("prod_{:03}", i % 80))),
-            amount_total: Some(100),
-            currency: Some("eur".into()),
-            payment_intent: None,
-            grants,
-            reason: if grants { "paid" } else { "refunded" }.into(),
-            amount_refunded: 0,
-            dispute: None,
-            created: Some(i as i64),
-        };
-        let all: Vec<PurchaseAccess> = (0..5_000).map(|i| bought(i, i % 5 != 0)).collect();
-        let summary = PurchaseSummary::of(&all);
-        assert_eq!(
-            (summary.totals.count, summary.totals.granting),
-            (5_000, 4_000)
-        );
-        assert_eq!(summary.totals.products.len(), PRODUCTS_SHOWN);
-        // 64 products have a granting purchase (every fifth purchase is refunded).
-        assert_eq!(summary.totals.more_products, 64 - PRODUCTS_SHOWN as u64);
-        assert_eq!(summary.totals.products["prod_001"], 63);
-        let newest: Vec<&str> = summary.newest.iter().map(|p| p.purchase.as_str()).collect();
-        assert_eq!(newest.len(), PURCHASES_SHOWN);
-        assert_eq!((newest[0], newest[9]), ("cs_04999", "cs_04990"));
-        let json = serde_json::to_string(&summary).expect("json");
-        assert!(json.len() < 8 * 1024, "{} bytes", json.len());
-        // Two sources: counts add up, the newest of both are kept.
-        let other: Vec<PurchaseAccess> = (5_000..5_003).map(|i| bought(i, true)).collect();
-        let merged = PurchaseSummary::merge([&summary, &PurchaseSummary::of(&other)]);
-        assert_eq!(
-            (merged.totals.count, merged.totals.granting),
-            (5_003, 4_003)
-        );
-        assert_eq!(merged.newest[0].purchase, "cs_05002");
-        assert_eq!(merged.newest[3].purchase, "cs_04999");
     }
 }

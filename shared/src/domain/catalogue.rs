@@ -5,7 +5,7 @@
 //! the number of prices: the product's own record ([`ProductRecord`]: its fields, its deletion
 //! and how many prices of each kind it has) and one [`PriceRecord`] per price (the snapshots
 //! from `price.*` and from `plan.*`, Stripe's legacy object for the same recurring price, each
-//! a [`Newest`] second of snapshots, and a deletion register, which is final). An event reads
+//! a [`Newest`] second of snapshots (`same_second.rs`), and a deletion register, which is final). An event reads
 //! the product's record and, for a price event, that one price ([`Pieces`]); a price event
 //! writes the product's record only when it moves the price counts (a new price, a deletion).
 //! A price event for a product not seen yet creates the product with only that price known.
@@ -19,10 +19,49 @@ use super::events::{
     PriceSnapshot, ProductSnapshot,
 };
 use super::ids::{PriceId, ProductId, Provider};
-use super::newest::{rank, Newest, Pick, Stamped};
+use super::same_second::{Candidate, Latest, Rule, SameSecond, Shape};
 use super::version::{Offer, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// Same-second precedence of catalogue events: creation first, deletion last.
+pub fn rank(change: CatalogueChange) -> u8 {
+    match change {
+        CatalogueChange::Created => 1,
+        CatalogueChange::Updated => 2,
+        CatalogueChange::Deleted => 3,
+    }
+}
+
+/// How catalogue snapshots of one second order themselves: by the evidence kept per field of
+/// the model's own snapshot (the same fields for every shape of the object), which makes it
+/// exact. An update's `previous` lists every field it changed, so a field it does not list kept
+/// its value: an update may come right after another exactly when the other's values are this
+/// one's values before the change. Only an update reports what it replaced; a creation or a
+/// deletion says nothing about what came before it. Stored bare, each snapshot as `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByField;
+
+impl<T> Rule<T> for ByField {
+    const SHAPE: Shape = Shape::Bare;
+    const FIELD: &'static str = "value";
+
+    fn may_follow(later: &Candidate<T>, earlier: &Candidate<T>) -> bool {
+        later.version.rank == rank(CatalogueChange::Updated)
+            && later.evidence.values.iter().all(|(field, after)| {
+                let before = later.evidence.previous.get(field).unwrap_or(after);
+                earlier
+                    .evidence
+                    .values
+                    .get(field)
+                    .map_or(OrderEvidence::ABSENT, String::as_str)
+                    == before
+            })
+    }
+}
+
+/// The newest second of a catalogue object's snapshots.
+pub type Newest<T> = SameSecond<T, ByField>;
 
 /// What the model keeps about one price: the newest snapshots of each shape, and its deletion.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,15 +130,16 @@ impl PriceRecord {
     pub fn current(&self) -> Option<(PriceSnapshot, bool)> {
         let price = self.price.as_ref().and_then(Newest::latest);
         let plan = self.plan.as_ref().and_then(Newest::latest);
-        let key = |p: &Pick<'_, PriceSnapshot>| (p.stamped.version.created, p.stamped.version.rank);
+        let key =
+            |p: &Latest<'_, PriceSnapshot>| (p.candidate.version.created, p.candidate.version.rank);
         match (price, plan) {
             (Some(p), Some(q)) if key(&q) > key(&p) => {
-                let mut value = q.stamped.value.clone();
-                value.lookup_key = p.stamped.value.lookup_key.clone();
+                let mut value = q.candidate.snapshot.clone();
+                value.lookup_key = p.candidate.snapshot.lookup_key.clone();
                 Some((value, q.resolved))
             }
-            (Some(p), _) => Some((p.stamped.value.clone(), p.resolved)),
-            (None, Some(q)) => Some((q.stamped.value.clone(), q.resolved)),
+            (Some(p), _) => Some((p.candidate.snapshot.clone(), p.resolved)),
+            (None, Some(q)) => Some((q.candidate.snapshot.clone(), q.resolved)),
             (None, None) => None,
         }
     }
@@ -224,7 +264,7 @@ impl ProductRecord {
             .details
             .as_ref()
             .and_then(Newest::latest)
-            .map(|p| &p.stamped.value);
+            .map(|p| &p.candidate.snapshot);
         Product {
             provider: self.provider,
             id: self.product.clone(),
@@ -433,11 +473,11 @@ fn delete(slot: &mut Option<Version>, version: &Version) -> Offer {
 }
 
 /// Offers a snapshot to one piece (and, for a deletion, to its deletion register).
-fn offer_piece<T>(
+fn offer_piece<T: PartialEq>(
     snapshots: &mut Option<Newest<T>>,
     deleted: &mut Option<Version>,
     change: CatalogueChange,
-    stamped: Stamped<T>,
+    stamped: Candidate<T>,
 ) -> Effect {
     let version = stamped.version.clone();
     let mut offers = vec![snapshots.get_or_insert_with(Newest::default).offer(stamped)];
@@ -456,10 +496,10 @@ fn stamp<T: Clone>(
     change: CatalogueChange,
     value: &T,
     evidence: &OrderEvidence,
-) -> Stamped<T> {
-    Stamped {
+) -> Candidate<T> {
+    Candidate {
         version: Version::of(meta, rank(change)),
-        value: value.clone(),
+        snapshot: value.clone(),
         evidence: evidence.clone(),
     }
 }
@@ -515,6 +555,82 @@ impl CatalogueEntry {
 pub(crate) mod tests {
     use super::*;
     use crate::domain::ids::EventId;
+
+    fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn update(id: &str, values: &[(&str, &str)], previous: &[(&str, &str)]) -> Candidate<String> {
+        Candidate {
+            version: Version::new(10, rank(CatalogueChange::Updated), id),
+            snapshot: values.iter().map(|(k, v)| format!("{k}={v} ")).collect(),
+            evidence: OrderEvidence {
+                values: fields(values),
+                previous: fields(previous),
+            },
+        }
+    }
+
+    fn latest_of(order: &[&Candidate<String>]) -> (String, bool) {
+        let mut n = Newest::default();
+        for s in order {
+            n.offer((*s).clone());
+        }
+        let pick = n.latest().expect("a snapshot");
+        (pick.candidate.version.event_id.clone(), pick.resolved)
+    }
+
+    /// A price record is stored as before the one same-second container (each shape a bare
+    /// list of `{"version", "value", "evidence"}`), and such an item reads back the same.
+    #[test]
+    fn a_price_record_keeps_its_stored_shape() {
+        let snap = price("price_1", monthly(), true);
+        let mut record = PriceRecord::default();
+        record.offer(
+            &meta("evt_p", 10),
+            CatalogueChange::Created,
+            PriceObject::Price,
+            &snap,
+            &OrderEvidence::default(),
+        );
+        let text = serde_json::to_string(&record).expect("json");
+        let value = serde_json::to_string(&snap).expect("json");
+        let old = format!(
+            r#"{{"price":[{{"version":{{"created":10,"rank":1,"event_id":"evt_p"}},"value":{value},"evidence":{{}}}}]}}"#
+        );
+        assert_eq!(text, old);
+        let read: PriceRecord = serde_json::from_str(&old).expect("readable");
+        assert_eq!(read, record);
+    }
+
+    /// An update that changed no field the model keeps still orders: it follows exactly the
+    /// snapshots equal to it, never one that differs in a field it did not report.
+    #[test]
+    fn an_unlisted_field_is_known_to_be_unchanged() {
+        // True order: a (active → false), b (nothing kept changed), c (nickname x → y).
+        let a = update(
+            "evt_z",
+            &[("active", "f"), ("nick", "x")],
+            &[("active", "t")],
+        );
+        let b = update("evt_y", &[("active", "f"), ("nick", "x")], &[]);
+        let c = update("evt_a", &[("active", "f"), ("nick", "y")], &[("nick", "x")]);
+        for order in [[&a, &b, &c], [&c, &b, &a], [&b, &c, &a], [&c, &a, &b]] {
+            let (id, resolved) = latest_of(&order);
+            assert_eq!((id.as_str(), resolved), ("evt_a", true));
+        }
+    }
+
+    #[test]
+    fn a_value_put_back_within_the_second_is_unresolved() {
+        let a = update("evt_a", &[("nick", "y")], &[("nick", "x")]);
+        let b = update("evt_b", &[("nick", "x")], &[("nick", "y")]);
+        assert_eq!(latest_of(&[&a, &b]), ("evt_b".to_owned(), false));
+        assert_eq!(latest_of(&[&b, &a]), ("evt_b".to_owned(), false));
+    }
 
     const PRODUCT: &str = "prod_t";
 

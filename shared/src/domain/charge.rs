@@ -8,14 +8,116 @@
 //! the newer event wins within each — so applying the same events in any order, any number of
 //! times, ends in the same charge. No call to the provider is needed.
 
-use super::events::{
-    BillingEvent, ChargeBinding, ChargeRefund, DisputeChange, DisputeEvent, EventMeta,
-    RefundChange, RefundEvent,
-};
+use super::facts::EventMeta;
 use super::ids::{CustomerId, Provider};
 use super::version::{offer, Offer, Register, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// A charge as `charge.refunded` shows it. `amount_refunded` only grows over a charge's life,
+/// so the largest seen is the newest, whatever order the events arrive in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeRefund {
+    pub customer: CustomerId,
+    pub charge: String,
+    pub payment_intent: Option<String>,
+    /// The invoice the charge paid (charges name it before API 2025-03-31.basil).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice: Option<String>,
+    pub amount: i64,
+    pub amount_refunded: i64,
+    /// Stripe's `refunded`: the whole charge was refunded.
+    pub refunded: bool,
+}
+
+/// A charge bound to its customer by an event that names both (`payment_intent.succeeded`, whose
+/// `latest_charge` or succeeded `charges.data[]` entry is the charge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeBinding {
+    pub customer: CustomerId,
+    pub charge: String,
+    pub payment_intent: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+}
+
+/// Which `charge.dispute.*` event carried a dispute (decides same-second precedence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeChange {
+    Created,
+    Updated,
+    FundsWithdrawn,
+    FundsReinstated,
+    Closed,
+}
+
+/// A dispute as one `charge.dispute.*` event shows it. It names its charge (and, since about
+/// 2019, the payment intent) but never the customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisputeEvent {
+    pub change: DisputeChange,
+    pub dispute: String,
+    pub charge: String,
+    pub payment_intent: Option<String>,
+    /// Stripe's status verbatim (`needs_response`, `under_review`, `won`, `lost`, …).
+    pub status: String,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Which refund event carried a refund object (decides same-second precedence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundChange {
+    Created,
+    /// `refund.updated` and `charge.refund.updated`.
+    Updated,
+    Failed,
+}
+
+/// A refund object as one `refund.*` / `charge.refund.updated` event shows it: it names its
+/// charge but never the customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundEvent {
+    pub change: RefundChange,
+    pub refund: String,
+    pub charge: String,
+    pub payment_intent: Option<String>,
+    /// Stripe's status verbatim (`pending`, `requires_action`, `succeeded`, `failed`, `canceled`).
+    pub status: String,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+}
+
+/// What one event says to a charge's own item: the charge events of [`super::events`]'s
+/// `BillingEvent`, by reference (`BillingEvent::charge_event`). Kept here, beside the charge,
+/// so that the charge needs nothing from the events module (which holds a charge in a
+/// purchase's `paid_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChargeEvent<'a> {
+    /// `charge.refunded`.
+    Refunded(&'a ChargeRefund),
+    /// An event naming the charge and its customer.
+    Bound(&'a ChargeBinding),
+    /// `charge.dispute.*`.
+    Dispute(&'a DisputeEvent),
+    /// `refund.*`, `charge.refund.updated`.
+    Refund(&'a RefundEvent),
+}
+
+impl<'a> ChargeEvent<'a> {
+    /// The charge it names.
+    pub fn charge(self) -> &'a str {
+        match self {
+            ChargeEvent::Refunded(r) => &r.charge,
+            ChargeEvent::Bound(b) => &b.charge,
+            ChargeEvent::Dispute(d) => &d.charge,
+            ChargeEvent::Refund(r) => &r.charge,
+        }
+    }
+}
 
 /// The states of an object that ends in a closed status: while no closed status is known the
 /// newest open one is the state; a closed one is final over every open one (Stripe never
@@ -197,14 +299,13 @@ impl Charge {
     }
 
     /// Applies one event about this charge: `Taken` if anything moved, else `Older` (stale).
-    pub fn apply(&mut self, meta: &EventMeta, event: &BillingEvent) -> Offer {
+    pub fn apply(&mut self, meta: &EventMeta, event: ChargeEvent<'_>) -> Offer {
         let before = self.clone();
         match event {
-            BillingEvent::ChargeRefunded(r) => self.apply_refunded(r),
-            BillingEvent::ChargeBound(b) => self.apply_binding(b),
-            BillingEvent::Dispute(d) => self.apply_dispute(meta, d),
-            BillingEvent::Refund(r) => self.apply_refund(meta, r),
-            _ => {}
+            ChargeEvent::Refunded(r) => self.apply_refunded(r),
+            ChargeEvent::Bound(b) => self.apply_binding(b),
+            ChargeEvent::Dispute(d) => self.apply_dispute(meta, d),
+            ChargeEvent::Refund(r) => self.apply_refund(meta, r),
         }
         if *self == before {
             Offer::Older
@@ -363,6 +464,27 @@ mod tests {
     use super::*;
     use crate::domain::ids::EventId;
 
+    /// A charge event as the tests hold it (owned).
+    enum Ev {
+        Dispute(DisputeEvent),
+        Refund(RefundEvent),
+    }
+
+    /// Applies a test's event through [`Charge::apply`].
+    trait Put {
+        fn put(&mut self, meta: &EventMeta, event: &Ev) -> Offer;
+    }
+
+    impl Put for Charge {
+        fn put(&mut self, meta: &EventMeta, event: &Ev) -> Offer {
+            let event = match event {
+                Ev::Dispute(d) => ChargeEvent::Dispute(d),
+                Ev::Refund(r) => ChargeEvent::Refund(r),
+            };
+            self.apply(meta, event)
+        }
+    }
+
     fn meta(id: &str, created: i64) -> EventMeta {
         EventMeta {
             provider: Provider::STRIPE,
@@ -375,8 +497,8 @@ mod tests {
         }
     }
 
-    fn dispute(change: DisputeChange, status: &str) -> BillingEvent {
-        BillingEvent::Dispute(DisputeEvent {
+    fn dispute(change: DisputeChange, status: &str) -> Ev {
+        Ev::Dispute(DisputeEvent {
             change,
             dispute: "dp_1".into(),
             charge: "ch_1".into(),
@@ -388,8 +510,8 @@ mod tests {
         })
     }
 
-    fn refund(change: RefundChange, status: &str, amount: i64) -> BillingEvent {
-        BillingEvent::Refund(RefundEvent {
+    fn refund(change: RefundChange, status: &str, amount: i64) -> Ev {
+        Ev::Refund(RefundEvent {
             change,
             refund: "re_1".into(),
             charge: "ch_1".into(),
@@ -400,7 +522,7 @@ mod tests {
         })
     }
 
-    fn every_order(events: &[(EventMeta, BillingEvent)]) -> Vec<Charge> {
+    fn every_order(events: &[(EventMeta, Ev)]) -> Vec<Charge> {
         let n = events.len();
         let mut out = Vec::new();
         let mut order: Vec<usize> = (0..n).collect();
@@ -409,7 +531,7 @@ mod tests {
         let run = |order: &[usize]| {
             let mut charge = Charge::new(Provider::STRIPE, "ch_1");
             for &i in order {
-                charge.apply(&events[i].0, &events[i].1);
+                charge.put(&events[i].0, &events[i].1);
             }
             charge
         };
@@ -460,12 +582,12 @@ mod tests {
     #[test]
     fn within_open_statuses_the_newer_event_wins() {
         let mut c = Charge::new(Provider::STRIPE, "ch_1");
-        c.apply(
+        c.put(
             &meta("evt_b", 12),
             &dispute(DisputeChange::Updated, "under_review"),
         );
         assert_eq!(
-            c.apply(
+            c.put(
                 &meta("evt_a", 10),
                 &dispute(DisputeChange::Created, "needs_response")
             ),
@@ -501,7 +623,7 @@ mod tests {
             );
         }
         let mut c = Charge::new(Provider::STRIPE, "ch_1");
-        c.apply(&events[1].0, &events[1].1);
+        c.put(&events[1].0, &events[1].1);
         c.amount = Some(1000);
         assert!(c.fully_refunded(), "a succeeded refund of the whole amount");
     }
@@ -511,11 +633,11 @@ mod tests {
     #[test]
     fn a_prevented_dispute_is_closed() {
         let mut c = Charge::new(Provider::STRIPE, "ch_1");
-        c.apply(
+        c.put(
             &meta("evt_p", 10),
             &dispute(DisputeChange::Closed, "prevented"),
         );
-        c.apply(
+        c.put(
             &meta("evt_u", 20),
             &dispute(DisputeChange::Updated, "needs_response"),
         );
@@ -526,7 +648,7 @@ mod tests {
     fn a_redelivery_is_stale() {
         let mut c = Charge::new(Provider::STRIPE, "ch_1");
         let e = dispute(DisputeChange::Created, "needs_response");
-        assert_eq!(c.apply(&meta("evt_1", 10), &e), Offer::Taken);
-        assert_eq!(c.apply(&meta("evt_1", 10), &e), Offer::Older);
+        assert_eq!(c.put(&meta("evt_1", 10), &e), Offer::Taken);
+        assert_eq!(c.put(&meta("evt_1", 10), &e), Offer::Older);
     }
 }

@@ -19,14 +19,15 @@
 //! that only awaits authentication (`invoice.payment_action_required`) is `pending` with
 //! `action_required`.
 
-use super::customer::{path_ends, Attempt, MAX_CANDIDATES};
 use super::events::{
     EmailAddress, EventMeta, InvoiceEvent, InvoiceEventKind, InvoiceLine, InvoicePaymentPaid,
-    InvoiceSnapshot, OrderEvidence, Settlement,
+    InvoiceSnapshot, Settlement,
 };
 use super::ids::{CustomerId, InvoiceId, Provider, SubscriptionId, UserId};
+use super::same_second::{Candidate, Rule, SameSecond, Shape};
 use super::version::{offer, Offer, Register, Version};
 use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 /// The status of an invoice (seed 004's `InvoiceStatus`); see the module's table.
@@ -54,13 +55,46 @@ impl InvoiceStatus {
     }
 }
 
-/// One snapshot of the invoice with what orders it against others of its second.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InvoiceCandidate {
-    pub version: Version,
-    pub snapshot: InvoiceSnapshot,
-    #[serde(default)]
-    pub evidence: OrderEvidence,
+/// How an invoice's snapshots of one second order themselves: only those of the highest
+/// precedence are kept (a later stage of the invoice's life replaces the earlier), identical
+/// ones (`invoice.paid` with its `invoice.payment_succeeded`) once; when the evidence cannot
+/// decide, the one of the highest `attempt_count` (it only grows), then the greatest version.
+/// Stored bare, each snapshot as `snapshot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByInvoice;
+
+impl Rule<InvoiceSnapshot> for ByInvoice {
+    const SHAPE: Shape = Shape::Bare;
+    const FIELD: &'static str = "snapshot";
+    const TOP_RANK_ONLY: bool = true;
+    const TWINS_ONCE: bool = true;
+
+    fn undecided(a: &Candidate<InvoiceSnapshot>, b: &Candidate<InvoiceSnapshot>) -> Ordering {
+        (a.snapshot.attempt_count, &a.version).cmp(&(b.snapshot.attempt_count, &b.version))
+    }
+}
+
+/// The newest payment attempt of an invoice that did not succeed, and what was said about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: u32,
+    pub failed: bool,
+    pub action_required: bool,
+}
+
+impl Attempt {
+    /// A newer attempt replaces; the same attempt gathers what each of its events said.
+    pub fn merge(current: Option<Attempt>, new: Attempt) -> Attempt {
+        match current {
+            Some(c) if c.number > new.number => c,
+            Some(c) if c.number == new.number => Attempt {
+                number: c.number,
+                failed: c.failed || new.failed,
+                action_required: c.action_required || new.action_required,
+            },
+            _ => new,
+        }
+    }
 }
 
 /// A payment reported by `invoice_payment.paid`.
@@ -90,8 +124,8 @@ pub struct Invoice {
     pub created: Option<i64>,
     /// The snapshots of the newest second, of the highest precedence in it ([`Self::latest`]
     /// picks one); identical ones are kept once.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub snapshots: Vec<InvoiceCandidate>,
+    #[serde(default, skip_serializing_if = "SameSecond::is_empty")]
+    pub snapshots: SameSecond<InvoiceSnapshot, ByInvoice>,
     /// Set once at finalization and never changed after; kept from whichever snapshot had them,
     /// so a draft snapshot chosen as the latest cannot hide them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,7 +165,7 @@ impl Invoice {
             id,
             customer: None,
             created: None,
-            snapshots: Vec::new(),
+            snapshots: SameSecond::default(),
             number: None,
             hosted_invoice_url: None,
             invoice_pdf: None,
@@ -167,17 +201,7 @@ impl Invoice {
     /// when the evidence cannot decide, the one of the highest `attempt_count` (it only grows),
     /// then the greatest event id (deterministic).
     pub fn latest(&self) -> Option<&InvoiceSnapshot> {
-        let evidence: Vec<&OrderEvidence> = self.snapshots.iter().map(|c| &c.evidence).collect();
-        let ends = path_ends(&evidence);
-        let pool: Vec<&InvoiceCandidate> = match ends.as_slice() {
-            [] => self.snapshots.iter().collect(),
-            ends => ends.iter().map(|&i| &self.snapshots[i]).collect(),
-        };
-        pool.into_iter()
-            .max_by(|a, b| {
-                (a.snapshot.attempt_count, &a.version).cmp(&(b.snapshot.attempt_count, &b.version))
-            })
-            .map(|c| &c.snapshot)
+        self.snapshots.latest().map(|l| &l.candidate.snapshot)
     }
 
     /// The user this invoice is for: the customer's link when known, else the invoice's hint.
@@ -244,7 +268,9 @@ impl Invoice {
             self.attempt = Some(Attempt::merge(self.attempt, new));
         }
         self.last_event = self.last_event.max(meta.created);
-        self.offer_snapshot(InvoiceCandidate {
+        // The snapshots of the newest second and highest precedence (see [`ByInvoice`]): a
+        // function of the set of events.
+        let _ = self.snapshots.offer(Candidate {
             version,
             snapshot: s.clone(),
             evidence: event.evidence.clone(),
@@ -273,44 +299,6 @@ impl Invoice {
         }
         self.last_event = self.last_event.max(meta.created);
         changed(&before, self)
-    }
-
-    /// Keeps the snapshots of the newest second and highest precedence: a newer second or a
-    /// higher precedence replaces them, the same joins them. A function of the set of events.
-    fn offer_snapshot(&mut self, candidate: InvoiceCandidate) {
-        let key = |c: &InvoiceCandidate| (c.version.created, c.version.rank);
-        let current = self.snapshots.first().map(key);
-        match current {
-            Some(k) if key(&candidate) < k => return,
-            Some(k) if key(&candidate) == k => {}
-            _ => self.snapshots.clear(),
-        }
-        if self
-            .snapshots
-            .iter()
-            .any(|c| c.version.event_id == candidate.version.event_id)
-        {
-            return;
-        }
-        // Identical snapshots (`invoice.paid` with its `invoice.payment_succeeded`) are kept
-        // once, under the greater event id: which one arrived first leaves no trace.
-        if let Some(twin) = self
-            .snapshots
-            .iter_mut()
-            .find(|c| c.snapshot == candidate.snapshot && c.evidence == candidate.evidence)
-        {
-            if candidate.version > twin.version {
-                *twin = candidate;
-                // Kept in version order, whichever twin came first.
-                self.snapshots.sort_by(|a, b| a.version.cmp(&b.version));
-            }
-            return;
-        }
-        self.snapshots.push(candidate);
-        self.snapshots.sort_by(|a, b| a.version.cmp(&b.version));
-        if self.snapshots.len() > MAX_CANDIDATES {
-            self.snapshots.remove(0);
-        }
     }
 
     /// What a read route shows (never the customer's email address).
@@ -392,6 +380,7 @@ pub struct InvoiceView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::events::OrderEvidence;
     use crate::domain::ids::EventId;
 
     fn meta(id: &str, created: i64) -> EventMeta {
@@ -557,9 +546,36 @@ mod tests {
         let mut invoice = Invoice::new(Provider::STRIPE, InvoiceId::new("in_1"));
         invoice.apply(&meta("evt_paid", 10), &paid);
         invoice.apply(&meta("evt_succeeded", 10), &paid);
-        assert_eq!(invoice.snapshots.len(), 1);
-        assert_eq!(invoice.snapshots[0].version.event_id, "evt_succeeded");
+        assert_eq!(invoice.snapshots.candidates.len(), 1);
+        assert_eq!(
+            invoice.snapshots.candidates[0].version.event_id,
+            "evt_succeeded"
+        );
         assert_eq!(invoice.apply(&meta("evt_paid", 10), &paid), Offer::Older);
+    }
+
+    /// The kept snapshots are stored as before the one same-second container (a bare list of
+    /// `{"version", "snapshot", "evidence"}`), and such an item reads back the same.
+    #[test]
+    fn an_invoice_item_keeps_its_stored_shape() {
+        let mut invoice = Invoice::new(Provider::STRIPE, InvoiceId::new("in_1"));
+        let paid = event(InvoiceEventKind::Paid, "paid", 1);
+        invoice.apply(&meta("evt_paid", 10), &paid);
+        let text = serde_json::to_string(&invoice).expect("json");
+        let snap = serde_json::to_string(&paid.snapshot).expect("json");
+        let old = format!(
+            r#""snapshots":[{{"version":{{"created":10,"rank":5,"event_id":"evt_paid"}},"snapshot":{snap},"evidence":{{}}}}]"#
+        );
+        assert!(text.contains(&old), "{text}");
+        let read: Invoice = serde_json::from_str(&text).expect("readable");
+        assert_eq!(read, invoice);
+        let empty = Invoice::new(Provider::STRIPE, InvoiceId::new("in_2"));
+        let text = serde_json::to_string(&empty).expect("json");
+        assert!(!text.contains("snapshots"), "{text}");
+        assert_eq!(
+            serde_json::from_str::<Invoice>(&text).expect("readable"),
+            empty
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! so applying a set of events in any order (and any event any number of times) leaves each
 //! register at the value of its greatest event: the model is a join of independent maxima.
 
+use super::facts::EventMeta;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
@@ -38,7 +39,7 @@ impl Version {
     }
 
     /// The version of the event `meta` describes, at precedence `rank`.
-    pub fn of(meta: &crate::domain::events::EventMeta, rank: u8) -> Self {
+    pub fn of(meta: &EventMeta, rank: u8) -> Self {
         Self {
             millis: meta.millis,
             ..Self::new(meta.created, rank, meta.id.as_str())
@@ -109,34 +110,6 @@ pub fn offer<T>(slot: &mut Option<Register<T>>, version: &Version, value: T) -> 
             Offer::Taken
         }
     }
-}
-
-/// The items that end some order of all `n` items in which each one may come right after the
-/// one before it (`may_follow(next, last)`): the candidates for the latest of one second's
-/// snapshots. Subset dynamic programming; `n` is small (at most 8 snapshots per second).
-pub fn path_ends(n: usize, may_follow: impl Fn(usize, usize) -> bool) -> Vec<usize> {
-    if n <= 1 {
-        return (0..n).collect();
-    }
-    let full = (1usize << n) - 1;
-    // reach[mask][last]: some order of exactly the items in `mask` ends at `last`.
-    let mut reach = vec![vec![false; n]; full + 1];
-    for i in 0..n {
-        reach[1 << i][i] = true;
-    }
-    for mask in 1..=full {
-        for last in 0..n {
-            if !reach[mask][last] {
-                continue;
-            }
-            for next in (0..n).filter(|&j| mask & (1 << j) == 0) {
-                if may_follow(next, last) {
-                    reach[mask | (1 << next)][next] = true;
-                }
-            }
-        }
-    }
-    (0..n).filter(|&i| reach[full][i]).collect()
 }
 
 #[cfg(test)]

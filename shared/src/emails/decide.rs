@@ -41,8 +41,8 @@
 
 use super::context::{EmailContent, EmailContext, InvoiceDetails, MissingDetail};
 use super::kinds::address_shape_ok;
-use crate::domain::access::{Standing, SubscriptionAccess};
-use crate::domain::events::EmailAddress;
+use crate::domain::access::{SourceStatus, Standing, SubscriptionAccess};
+use crate::domain::events::{EmailAddress, SubscriptionStatus};
 use crate::domain::invoice::{Invoice, InvoiceStatus};
 use std::fmt;
 
@@ -130,7 +130,7 @@ impl fmt::Display for SkipReason {
 pub struct Surroundings<'a> {
     /// The status of the invoice's subscription as the model holds it (`None`: no
     /// subscription, or none of its events applied yet).
-    pub subscription_status: Option<&'a str>,
+    pub subscription_status: Option<&'a SubscriptionStatus>,
     /// The customer record's address: used when the invoice carries none.
     pub customer_email: Option<&'a EmailAddress>,
     /// When the job runs (the clock's seconds): what waits, waits until a time.
@@ -195,7 +195,23 @@ fn invoice_email(
     ) {
         return Err(SkipReason::Settled(status));
     }
-    let in_checkout = around.subscription_status.is_none_or(|s| s == "incomplete");
+    use SubscriptionStatus as S;
+    // Checkout's own page asks for the first payment while the subscription waits for it.
+    // Every status is decided by name; an unknown one is treated as out of checkout (the email
+    // is sent), as it was before the status was typed.
+    let in_checkout = match around.subscription_status {
+        None | Some(S::Incomplete) => true,
+        Some(
+            S::IncompleteExpired
+            | S::Trialing
+            | S::Active
+            | S::PastDue
+            | S::Canceled
+            | S::Unpaid
+            | S::Paused
+            | S::Unknown(_),
+        ) => false,
+    };
     if invoice.opens_subscription() && in_checkout {
         return Err(SkipReason::OpensSubscription);
     }
@@ -240,7 +256,23 @@ pub fn trial_ending(
     customer_email: Option<&EmailAddress>,
     now: i64,
 ) -> Result<EmailContext, SkipReason> {
-    let in_trial = access.status == "trialing";
+    use SubscriptionStatus as S;
+    let in_trial = match &access.status {
+        SourceStatus::Subscription(S::Trialing) => true,
+        SourceStatus::Subscription(
+            S::Incomplete
+            | S::IncompleteExpired
+            | S::Active
+            | S::PastDue
+            | S::Canceled
+            | S::Unpaid
+            | S::Paused
+            // Not known to be in a trial: no trial email.
+            | S::Unknown(_),
+        )
+        | SourceStatus::Granted
+        | SourceStatus::Gift => false,
+    };
     let Some(trial_end) = access.trial_end.filter(|end| in_trial && *end > now) else {
         return Err(SkipReason::TrialOver);
     };
@@ -280,7 +312,24 @@ pub fn subscription_welcome(
     customer_email: Option<&EmailAddress>,
     now: i64,
 ) -> Result<EmailContext, SkipReason> {
-    if !access.grants && access.status == "incomplete" {
+    use SubscriptionStatus as S;
+    let incomplete = match &access.status {
+        SourceStatus::Subscription(S::Incomplete) => true,
+        SourceStatus::Subscription(
+            S::IncompleteExpired
+            | S::Trialing
+            | S::Active
+            | S::PastDue
+            | S::Canceled
+            | S::Unpaid
+            | S::Paused
+            // Grants nothing (the access rule): skipped below as nothing granted.
+            | S::Unknown(_),
+        )
+        | SourceStatus::Granted
+        | SourceStatus::Gift => false,
+    };
+    if !access.grants && incomplete {
         let until = access.as_of + INCOMPLETE_HORIZON_SECS;
         return Err(if now < until {
             SkipReason::Unsettled {
@@ -419,7 +468,7 @@ mod tests {
             snapshot("open", "subscription_create", Some("a@example.com")),
             None,
         );
-        for status in [None, Some("incomplete")] {
+        for status in [None, Some(&SubscriptionStatus::Incomplete)] {
             let around = Surroundings {
                 subscription_status: status,
                 customer_email: None,
@@ -432,7 +481,7 @@ mod tests {
             );
         }
         let active = Surroundings {
-            subscription_status: Some("active"),
+            subscription_status: Some(&SubscriptionStatus::Active),
             customer_email: None,
             now: 0,
         };
@@ -440,7 +489,7 @@ mod tests {
         // A renewal is sent whatever the subscription's status.
         let renewal = invoice_with(cycle(Some("a@example.com")), None);
         let incomplete = Surroundings {
-            subscription_status: Some("incomplete"),
+            subscription_status: Some(&SubscriptionStatus::Incomplete),
             customer_email: None,
             now: 0,
         };

@@ -16,4 +16,5 @@ pub mod money;
 pub mod records;
 pub mod render;
 pub mod send;
+pub mod settings;
 pub mod templates;

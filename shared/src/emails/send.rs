@@ -419,7 +419,7 @@ impl EmailSender {
             .and_then(|record| record.latest())
             .map(|latest| latest.candidate.snapshot.status.clone());
         let around = Surroundings {
-            subscription_status: status.as_deref(),
+            subscription_status: status.as_ref(),
             customer_email: customer.and_then(|c| c.email()),
             now,
         };

@@ -30,7 +30,8 @@ pub(super) fn charge_update(
     v: &Verified<'_>,
     stored: Option<Stored<Charge>>,
 ) -> Option<ChargeUpdate> {
-    let id = v.event.charge()?;
+    let event = v.event.charge_event()?;
+    let id = event.charge();
     let (before, rev) = match stored {
         Some(s) => (Some(s.value), Some(s.rev)),
         None => (None, None),
@@ -38,7 +39,7 @@ pub(super) fn charge_update(
     let mut after = before
         .clone()
         .unwrap_or_else(|| Charge::new(v.meta.provider, id));
-    let effect = match after.apply(&v.meta, &v.event) {
+    let effect = match after.apply(&v.meta, event) {
         Offer::Taken => Effect::Applied,
         Offer::Same | Offer::Older => Effect::Stale,
     };

@@ -54,6 +54,12 @@ impl Pipeline {
                 .incr(Counter::SubscriptionsInvalid, v.delivery.endpoint);
             tracing::warn!(subscription = %s.subscription, event_id = %v.meta.id, "subscription periods invalid");
         }
+        if let crate::domain::events::BillingEvent::Subscription { snapshot, .. } = &v.event {
+            if let crate::domain::events::SubscriptionStatus::Unknown(word) = &snapshot.status {
+                // Recorded and applied; the access rule grants nothing on it (docs/MODEL.md).
+                tracing::warn!(event_id = %v.meta.id, status = %word, "subscription status not known: no access granted on it");
+            }
+        }
         let (users, mut outbox) = self.project_users(&p, &after, &subs_after, now).await?;
         if after.user().is_none()
             && subs_after.iter().any(|s| s.grants)

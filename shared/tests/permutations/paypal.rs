@@ -122,7 +122,7 @@ fn truth(events: &[PpEv]) -> Seen {
         (false, "paused", _) => (false, Standing::Inactive, BillingStatus::Inactive),
         other => panic!("the oracle does not cover {other:?}"),
     };
-    (grants, standing, billing, ours)
+    (grants, standing, billing, ours.to_string())
 }
 
 struct PpSigned {
@@ -184,7 +184,7 @@ async fn run_paypal(
         one.grants,
         one.standing,
         one.billing_status,
-        one.status.clone(),
+        one.status.to_string(),
     );
     Ok((store.customers(), seen))
 }

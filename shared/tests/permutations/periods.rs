@@ -182,7 +182,7 @@ async fn run_periods(
         .sources
         .values()
         .flatten()
-        .find(|s| s.status == "gift")
+        .find(|s| s.status.as_str() == "gift")
         .ok_or("the recipient has no gift")?;
     let customers = store.customers();
     let customer = customers.first().ok_or("no aggregate")?;

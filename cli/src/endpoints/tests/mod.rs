@@ -43,7 +43,7 @@ fn unique(family: Family) -> String {
 
 async fn harness() -> Harness {
     assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        crate::settings::aws_endpoint_set(),
         "AWS_ENDPOINT_URL is not set: run the suite with scripts/test (it starts moto), \
          or start moto with scripts/start-moto and export what it prints"
     );

@@ -7,41 +7,22 @@
 //! CRC32, which PayPal checks, with it. `SUCCESS` accepts; any other status is a rejection;
 //! a 5xx, a timeout or no answer is transient (503, PayPal delivers again).
 
+pub use super::settings::{ClientSecret, DEFAULT_API_BASE};
+use super::settings::{PaypalApiSettings, PaypalSecretSpec};
 use super::transmission::Transmission;
 use super::PaypalRejection;
-use crate::config::CallBounds;
+use crate::bounds::CallBounds;
 use crate::error::{Error, Refusal, Rejection};
 use crate::ports::{ApiError, Clock};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
 use std::sync::Arc;
 
-/// PayPal's live REST API (`PAYPAL_API_BASE` overrides it; sandbox:
-/// `https://api-m.sandbox.paypal.com`).
-pub const DEFAULT_API_BASE: &str = "https://api-m.paypal.com";
-
 /// A token is renewed this long before PayPal says it expires, so none expires in flight.
 const TOKEN_MARGIN_SECS: i64 = 60;
 
 /// The largest answer read: both answers are a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
-/// PayPal's client secret (`PAYPAL_CLIENT_SECRET` or from `PAYPAL_CLIENT_SECRET_ARN`).
-/// `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientSecret(String);
-
-impl ClientSecret {
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
-    }
-}
-
-impl std::fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClientSecret(<redacted>)")
-    }
-}
 
 struct Token {
     bearer: HeaderValue,
@@ -113,11 +94,11 @@ impl PaypalApi {
         bounds: CallBounds,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ApiError> {
-        let base = crate::adapters::stripe_api::parse_base(base)
+        let base = crate::adapters::https::parse_base(base)
             .map_err(|why| ApiError(format!("PAYPAL_API_BASE: {why}")))?;
         let https = base.scheme() == "https";
         let client = reqwest::Client::builder()
-            .use_preconfigured_tls(crate::adapters::stripe_api::tls_config(https)?)
+            .use_preconfigured_tls(crate::adapters::https::tls_config(https)?)
             .https_only(https)
             .connect_timeout(bounds.connect)
             .timeout(bounds.attempt)
@@ -176,12 +157,11 @@ impl PaypalApi {
 
     /// A client for `settings`, its secret read from Secrets Manager when given by ARN.
     pub async fn from_settings(
-        settings: &crate::config::PaypalApiSettings,
+        settings: &PaypalApiSettings,
         bounds: CallBounds,
         secrets_manager: Option<&aws_sdk_secretsmanager::Client>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        use crate::config::PaypalSecretSpec;
         use crate::ports::SecretsError;
         let secret = match &settings.secret {
             PaypalSecretSpec::Inline(secret) => secret.clone(),
@@ -252,8 +232,11 @@ impl PaypalApi {
             return Ok(token.bearer.clone());
         }
         use base64::Engine;
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", self.client_id, self.secret.0));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            self.client_id,
+            self.secret.expose()
+        ));
         let mut auth = HeaderValue::from_str(&format!("Basic {basic}"))
             .map_err(|_| unavailable("PAYPAL_CLIENT_ID or its secret has invalid characters"))?;
         auth.set_sensitive(true);

@@ -3,7 +3,7 @@
 
 use super::api::{ClientSecret, PaypalApi};
 use super::{PaypalRejection, PaypalVerifier};
-use crate::config::CallBounds;
+use crate::bounds::CallBounds;
 use crate::error::{Error, ErrorKind, Refusal, Rejection};
 use crate::ports::FixedClock;
 use axum::body::Bytes;

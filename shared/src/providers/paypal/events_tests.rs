@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::backfill::{walk_all, Range, TrustedSink, TypeFilter, Walker};
-use crate::config::CallBounds;
+use crate::bounds::CallBounds;
 use crate::pipeline::Outcome;
 use crate::ports::{FixedClock, LedgerState};
 use axum::extract::{RawQuery, State};

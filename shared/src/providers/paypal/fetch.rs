@@ -8,7 +8,7 @@
 
 use super::certs::CertBundle;
 use super::PaypalRejection;
-use crate::config::CallBounds;
+use crate::bounds::CallBounds;
 use crate::error::{Error, Refusal, Rejection};
 use crate::ports::ApiError;
 use async_trait::async_trait;
@@ -51,8 +51,9 @@ pub trait CertFetcher: Send + Sync {
     async fn fetch(&self, url: &Url) -> Result<Vec<u8>, CertFetchError>;
 }
 
-/// Fetches over https with the TLS stack of the Stripe API client: rustls on aws-lc-rs with
-/// the platform's roots (`rustls-native-certs`, which reads `SSL_CERT_FILE` when it is set).
+/// Fetches over https with the providers' shared TLS stack (`adapters::https`): rustls on
+/// aws-lc-rs with the platform's roots (`rustls-native-certs`, which reads `SSL_CERT_FILE`
+/// when it is set).
 pub struct HttpsCertFetcher {
     client: reqwest::Client,
     bounds: CallBounds,
@@ -61,7 +62,7 @@ pub struct HttpsCertFetcher {
 impl HttpsCertFetcher {
     pub fn new(bounds: CallBounds) -> Result<Self, ApiError> {
         let client = reqwest::Client::builder()
-            .use_preconfigured_tls(crate::adapters::stripe_api::tls_config(true)?)
+            .use_preconfigured_tls(crate::adapters::https::tls_config(true)?)
             .https_only(true)
             .connect_timeout(bounds.connect)
             .timeout(bounds.attempt)

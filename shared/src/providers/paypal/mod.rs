@@ -23,6 +23,7 @@ pub mod events;
 pub mod fetch;
 pub mod ignored;
 mod provider;
+pub mod settings;
 pub mod translate;
 pub mod transmission;
 mod verifier;

@@ -227,10 +227,10 @@ async fn configured_offline_verifier_accepts_the_real_delivery() {
         ("PAYPAL_WEBHOOK_ID", r.webhook_id.clone()),
         ("PAYPAL_TRUST_ROOTS", path.clone()),
     ]);
-    let settings = crate::config::read_paypal(|k| vars.get(k).cloned()).expect("settings");
+    let settings = super::settings::read_paypal(|k| vars.get(k).cloned()).expect("settings");
     let clock = Arc::new(FixedClock::at(r.sent));
     let verifier =
-        PaypalVerifier::from_settings(&settings, crate::config::CallBounds::default(), None, clock)
+        PaypalVerifier::from_settings(&settings, crate::bounds::CallBounds::default(), None, clock)
             .await
             .expect("built");
     let cert = read("real-signed-2015/CERT-360caa42-fca2a594-a5cafa77.pem");

@@ -12,7 +12,7 @@
 
 use crate::domain::events::{
     BillingEvent, DisputeChange, DisputeEvent, InvoiceChange, InvoicePayment, RefundChange,
-    RefundEvent, SubscriptionChange, SubscriptionSnapshot,
+    RefundEvent, SubscriptionChange, SubscriptionSnapshot, SubscriptionStatus,
 };
 use crate::domain::ids::{CustomerId, InvoiceId, SubscriptionId, UserId};
 use crate::emails::money::Currency;
@@ -98,17 +98,21 @@ pub fn millis_of(time: &str) -> u16 {
 
 /// PayPal's subscription status (v2 upper case, v1 agreement state capitalised) in the access
 /// rule's words. `EXPIRED` and `CANCELLED` are both the end (`canceled`); the event types of
-/// those two also end the subscription for good. A status we do not know is kept verbatim in
-/// lower case, which the rule reads as inactive.
-pub fn status(paypal: &str) -> String {
+/// those two also end the subscription for good. Any other word is read in lower case like a
+/// Stripe word, as before the status was typed: one the model does not know stays
+/// [`SubscriptionStatus::Unknown`] with that word, which grants nothing (docs/MODEL.md).
+pub fn status(paypal: &str) -> SubscriptionStatus {
+    use SubscriptionStatus as S;
     match paypal.to_ascii_uppercase().as_str() {
-        "ACTIVE" => "active".into(),
+        "ACTIVE" => S::Active,
         // Revivable (RE-ACTIVATED): Stripe's paused is the same promise.
-        "SUSPENDED" => "paused".into(),
-        "CANCELLED" | "EXPIRED" => "canceled".into(),
+        "SUSPENDED" => S::Paused,
+        "CANCELLED" | "EXPIRED" => S::Canceled,
         // Created but not yet approved by the buyer: the first payment is still owed.
-        "APPROVAL_PENDING" | "APPROVED" | "PENDING" => "incomplete".into(),
-        other => other.to_ascii_lowercase(),
+        "APPROVAL_PENDING" | "APPROVED" | "PENDING" => S::Incomplete,
+        // Stored as the plain word, so a known word read back is that status: parsed, never
+        // wrapped as unknown by hand.
+        other => S::parse(&other.to_ascii_lowercase()),
     }
 }
 
@@ -424,8 +428,12 @@ mod tests {
             ("Pending", "incomplete"),
             ("SOMETHING_NEW", "something_new"),
         ] {
-            assert_eq!(status(paypal), ours, "{paypal}");
+            assert_eq!(status(paypal).as_str(), ours, "{paypal}");
         }
+        assert_eq!(
+            status("SOMETHING_NEW"),
+            SubscriptionStatus::Unknown("something_new".into())
+        );
     }
 
     fn translated(event_type: &str, resource: serde_json::Value) -> BillingEvent {

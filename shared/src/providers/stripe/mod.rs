@@ -11,6 +11,7 @@ pub mod invoice;
 pub mod mapping;
 pub mod provider;
 pub mod schedule;
+pub mod settings;
 pub mod signature;
 pub mod translate;
 

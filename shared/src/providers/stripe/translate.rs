@@ -14,7 +14,7 @@ pub use super::mapping::{StripeMapping, TranslateError};
 use crate::domain::events::{
     AddressChange, BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, EmailAddress, Gift,
     PriceBilling, PriceObject, PriceSnapshot, ProductSnapshot, Purchase, PurchaseKind,
-    SubscriptionChange, SubscriptionSnapshot,
+    SubscriptionChange, SubscriptionSnapshot, SubscriptionStatus,
 };
 use crate::domain::ids::{CustomerId, PriceId, ProductId, SubscriptionId, UserId};
 use crate::providers::evidence::{before_update, order_evidence, snapshot_evidence};
@@ -76,7 +76,10 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
             let snapshot = SubscriptionSnapshot {
                 id: SubscriptionId::new(need("id", id_field(obj, "id"))?),
                 customer: CustomerId::new(need("customer", id_field(obj, "customer"))?),
-                status: need("status", str_field(obj, "status").map(str::to_owned))?,
+                status: SubscriptionStatus::parse(&need(
+                    "status",
+                    str_field(obj, "status").map(str::to_owned),
+                )?),
                 ..subscription_details(obj, map)
             };
             let evidence = order_evidence(obj, env.previous.as_ref());
@@ -346,7 +349,7 @@ pub fn subscription_snapshot(obj: &Value, map: &StripeMapping) -> Option<Subscri
     Some(SubscriptionSnapshot {
         id: SubscriptionId::new(id_field(obj, "id")?),
         customer: CustomerId::new(id_field(obj, "customer")?),
-        status: str_field(obj, "status")?.to_owned(),
+        status: SubscriptionStatus::parse(str_field(obj, "status")?),
         ..subscription_details(obj, map)
     })
 }
@@ -382,7 +385,8 @@ fn subscription_details(obj: &Value, map: &StripeMapping) -> SubscriptionSnapsho
     SubscriptionSnapshot {
         id: SubscriptionId::new(""),
         customer: CustomerId::new(""),
-        status: String::new(),
+        // Filled by the caller.
+        status: SubscriptionStatus::Unknown(String::new()),
         price_id,
         product_id,
         tier_hint,
