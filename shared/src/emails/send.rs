@@ -219,6 +219,17 @@ type InvoiceDecision = fn(&Invoice, Surroundings<'_>) -> Result<EmailContext, Sk
 type SubscriptionDecision =
     fn(&SubscriptionAccess, Option<&EmailAddress>, i64) -> Result<EmailContext, SkipReason>;
 
+/// How the customer record says to address them (their name, their languages).
+fn reader_of(customer: Option<&CustomerBilling>) -> Reader {
+    let profile = customer.and_then(CustomerBilling::profile);
+    Reader {
+        name: profile.and_then(|p| p.name.clone()),
+        preferred_locales: profile
+            .map(|p| p.preferred_locales.clone())
+            .unwrap_or_default(),
+    }
+}
+
 /// What happens to a job whose object the model does not know (yet).
 fn decide_unknown(job: &EmailJob) -> NotSent {
     match job.subject {
@@ -365,11 +376,11 @@ impl EmailSender {
                     .await?
             }
         };
-        let ctx = match decided {
-            Ok(ctx) => ctx,
+        let (ctx, reader) = match decided {
+            Ok(decided) => decided,
             Err(not_sent) => return Ok(Err(not_sent)),
         };
-        let content = match render(&ctx, &self.templates, &Reader::default()) {
+        let content = match render(&ctx, &self.templates, &reader) {
             Ok(content) => content,
             Err(e) => {
                 // Checked at cold start, so a template that fails here fails on this email's
@@ -396,7 +407,7 @@ impl EmailSender {
         invoice: &InvoiceId,
         decide: InvoiceDecision,
         now: i64,
-    ) -> Result<Result<EmailContext, NotSent>, StoreError> {
+    ) -> Result<Result<(EmailContext, Reader), NotSent>, StoreError> {
         let loaded = self
             .store
             .load(
@@ -423,7 +434,10 @@ impl EmailSender {
             customer_email: customer.and_then(|c| c.email()),
             now,
         };
-        Ok(decide(&invoice.value, around).map_err(NotSent::from))
+        let reader = reader_of(customer);
+        Ok(decide(&invoice.value, around)
+            .map(|ctx| (ctx, reader))
+            .map_err(NotSent::from))
     }
 
     /// The customer's aggregate as the access rule sees it now, and the customer record's
@@ -456,7 +470,7 @@ impl EmailSender {
         subscription: &SubscriptionId,
         decide: SubscriptionDecision,
         now: i64,
-    ) -> Result<Result<EmailContext, NotSent>, StoreError> {
+    ) -> Result<Result<(EmailContext, Reader), NotSent>, StoreError> {
         let Some((_, state)) = self.customer_state(job).await? else {
             return Ok(Err(skip("no_customer")));
         };
@@ -466,7 +480,9 @@ impl EmailSender {
             .iter()
             .find(|a| &a.subscription == subscription)
         {
-            Some(access) => Ok(decide(access, state.email(), now).map_err(NotSent::from)),
+            Some(access) => Ok(decide(access, state.email(), now)
+                .map(|ctx| (ctx, reader_of(Some(&state))))
+                .map_err(NotSent::from)),
             None => Ok(Err(decide_unknown(job))),
         }
     }
@@ -476,7 +492,7 @@ impl EmailSender {
         &self,
         job: &EmailJob,
         session: &str,
-    ) -> Result<Result<EmailContext, NotSent>, StoreError> {
+    ) -> Result<Result<(EmailContext, Reader), NotSent>, StoreError> {
         let Some((customer, mut state)) = self.customer_state(job).await? else {
             return Ok(Err(skip("no_customer")));
         };
@@ -486,9 +502,9 @@ impl EmailSender {
         }
         let access = purchase_access(&state);
         match access.iter().find(|p| p.purchase == session) {
-            Some(purchase) => {
-                Ok(welcome(session, purchase.grants, state.email()).map_err(NotSent::from))
-            }
+            Some(purchase) => Ok(welcome(session, purchase.grants, state.email())
+                .map(|ctx| (ctx, reader_of(Some(&state))))
+                .map_err(NotSent::from)),
             None => Ok(Err(decide_unknown(job))),
         }
     }
