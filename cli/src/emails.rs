@@ -22,6 +22,10 @@ pub enum EmailsCommand {
         #[arg(long, conflicts_with = "limit")]
         all: bool,
     },
+    /// Render one email with the configured brand and templates (BILLING_BRAND_*,
+    /// BILLING_EMAIL_TEMPLATES) from a sample, a Stripe event file or the table, and write its
+    /// subject, text and HTML to files. Sends nothing.
+    Preview(crate::preview::PreviewArgs),
     /// Move every message of the email dead-letter queue (BILLING_EMAIL_DLQ_URL) back to the
     /// email queue (BILLING_EMAIL_QUEUE_URL). A job already finished is not sent again.
     Redrive,
@@ -40,6 +44,7 @@ pub async fn command(app: &App, cmd: EmailsCommand) -> Result<(), String> {
             }
             Ok(())
         }
+        EmailsCommand::Preview(args) => crate::preview::command(args).await,
         EmailsCommand::Redrive => {
             let (dlq, queue) = crate::settings::email_redrive_queues()?;
             let moved = redrive(&aws_sdk_sqs::Client::new(&sdk), &dlq, &queue).await?;

@@ -35,6 +35,7 @@ mod endpoints;
 mod grant;
 mod import;
 mod outbox;
+mod preview;
 mod settings;
 
 use billing::adapters::sqs::SqsQueue;
@@ -279,6 +280,10 @@ async fn main() -> ExitCode {
             Ok(app) => import::command(&app, &args).await,
             Err(e) => Err(e),
         },
+        // A preview needs no table unless it reads one (it builds the app itself then).
+        Command::Emails {
+            command: emails::EmailsCommand::Preview(args),
+        } => preview::command(args).await,
         Command::Emails { command } => match build_app(Metrics::Off).await {
             Ok(app) => emails::command(&app, command).await,
             Err(e) => Err(e),
@@ -330,7 +335,8 @@ async fn local_emails(app: &mut App, settings: EmailSettings) -> CliResult {
         None => emails::local_email_queue(&sqs).await?,
     };
     println!("email queue: {url}");
-    let mut sender = billing::app::email_sender(&sdk, app, settings)?;
+    let looks = settings::email_looks(!settings.kinds.is_empty())?;
+    let mut sender = billing::app::email_sender(&sdk, app, settings, looks)?;
     // Local records carry no queue ARN: waiting jobs are returned on this queue.
     sender.visibility = Some(Arc::new(
         billing::adapters::email_queue::SqsVisibility::for_queue(sqs.clone(), url.clone()),

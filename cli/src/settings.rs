@@ -75,6 +75,32 @@ pub fn aws_endpoint_set() -> bool {
 /// (a development default, like the table's): `scripts/dev` verifies it in moto's SES.
 pub const DEV_EMAIL_FROM: &str = "billing@example.com";
 
+/// The brand of the local run and the preview when `BILLING_BRAND_NAME` is unset (a development
+/// default, like the sender's).
+pub const DEV_BRAND_NAME: &str = "Billing (development)";
+
+/// The brand and the templates from the environment, with the development brand where none is
+/// named (the local run; the Lambda has no default: its deploy names one).
+pub fn email_looks(
+    emails_on: bool,
+) -> Result<
+    (
+        billing::emails::templates::Templates,
+        Option<billing::emails::brand::Brand>,
+    ),
+    String,
+> {
+    billing::emails::templates::from_env(
+        |k| {
+            std::env::var(k)
+                .ok()
+                .or_else(|| (k == "BILLING_BRAND_NAME").then(|| DEV_BRAND_NAME.to_owned()))
+        },
+        emails_on,
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// The email settings from the environment, with the development sender where none is set:
 /// the commands that apply events (`local`, `replay`) queue the jobs of the kinds switched on.
 pub fn email_settings() -> Result<EmailSettings, String> {

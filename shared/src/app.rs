@@ -376,11 +376,20 @@ pub fn email_sender(
     sdk: &aws_config::SdkConfig,
     app: &App,
     settings: crate::emails::kinds::EmailSettings,
+    looks: (
+        crate::emails::templates::Templates,
+        Option<crate::emails::brand::Brand>,
+    ),
 ) -> Result<crate::emails::send::EmailSender, String> {
     use crate::adapters::email_store::DynamoEmailLedger;
     use crate::adapters::ses::SesMailer;
     use crate::emails::send::{EmailSender, SendPolicy};
     let lease_secs = crate::emails::settings::email_lease_from_env().map_err(|e| e.to_string())?;
+    let (templates, brand) = looks;
+    let mut settings = settings;
+    if let Some(brand) = &brand {
+        settings.from = settings.from.map(|from| brand.sender(&from));
+    }
     Ok(EmailSender {
         store: app.store.clone(),
         ledger: Arc::new(DynamoEmailLedger::new(
@@ -399,6 +408,7 @@ pub fn email_sender(
         visibility: Some(Arc::new(crate::adapters::email_queue::SqsVisibility::new(
             aws_sdk_sqs::Client::new(sdk),
         ))),
+        templates: Arc::new(templates),
     })
 }
 
@@ -416,7 +426,9 @@ pub async fn run_emails_lambda() -> Result<(), lambda_http::Error> {
     let app = App::with_sdk(&sdk, config, metrics).await?;
     app.warm_up().await;
     let settings = Config::emails_from_env()?;
-    let sender = Arc::new(email_sender(&sdk, &app, settings)?);
+    let looks = crate::emails::settings::looks_from_env(!settings.kinds.is_empty())
+        .map_err(|e| e.to_string())?;
+    let sender = Arc::new(email_sender(&sdk, &app, settings, looks)?);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let sender = sender.clone();
         async move { Ok::<_, lambda_http::Error>(sender.handle_batch(&event.payload).await) }

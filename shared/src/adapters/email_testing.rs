@@ -1,6 +1,7 @@
 //! Test machinery for the email consumer (feature `testing` only): a mailer that keeps what it
 //! was asked to send, and one that answers scripted SES failures before passing on.
 
+use crate::emails::render::RenderedEmail;
 use crate::emails::send::{Mailer, OutgoingEmail, SendError};
 use async_trait::async_trait;
 use std::collections::VecDeque;
@@ -12,6 +13,7 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct InMemoryMailer {
     sent: Mutex<Vec<(String, String)>>,
+    bodies: Mutex<Vec<RenderedEmail>>,
     next: AtomicU64,
 }
 
@@ -19,6 +21,11 @@ impl InMemoryMailer {
     /// (recipient, subject) of each accepted email, in order.
     pub fn sent(&self) -> Vec<(String, String)> {
         self.sent.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The rendered email (subject, text, HTML) of each accepted email, in order.
+    pub fn bodies(&self) -> Vec<RenderedEmail> {
+        self.bodies.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
 
@@ -28,6 +35,9 @@ impl Mailer for InMemoryMailer {
         let id = self.next.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut sent) = self.sent.lock() {
             sent.push((email.to.as_str().to_owned(), email.content.subject.clone()));
+        }
+        if let Ok(mut bodies) = self.bodies.lock() {
+            bodies.push(email.content.clone());
         }
         Ok(format!("mem-{id}"))
     }

@@ -409,6 +409,10 @@ pub enum BillingEvent {
         /// `None` when the payload has no `email` field.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         email: Option<AddressChange>,
+        /// How the emails address them: the object's `name` and `preferred_locales`
+        /// (`None` when the payload has neither field).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<CustomerProfile>,
     },
     /// The customer was deleted: its subscriptions end (the provider cancels them too).
     CustomerDeleted {
@@ -564,6 +568,52 @@ impl EmailAddress {
 impl std::fmt::Debug for EmailAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("EmailAddress(<redacted>)")
+    }
+}
+
+/// How a customer is addressed in the emails: their name and the languages they prefer, as the
+/// provider's customer object holds them (bounded: the name at most 256 characters, at most 5
+/// locale tags). Personal data: read by the email consumer only, never in a view, an audit entry,
+/// a feed message or a log line (`Debug` is redacted).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerProfile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preferred_locales: Vec<String>,
+}
+
+impl CustomerProfile {
+    pub const MAX_NAME_CHARS: usize = 256;
+    pub const MAX_LOCALES: usize = 5;
+
+    /// A profile within its bounds: a blank name is none, a longer one cut, locales that are
+    /// not tags dropped.
+    pub fn new(name: Option<&str>, locales: &[&str]) -> Self {
+        Self {
+            name: name
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| n.chars().take(Self::MAX_NAME_CHARS).collect()),
+            preferred_locales: locales
+                .iter()
+                .map(|l| l.trim())
+                .filter(|l| {
+                    !l.is_empty()
+                        && l.len() <= 16
+                        && l.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+                .take(Self::MAX_LOCALES)
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for CustomerProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CustomerProfile(<redacted>)")
     }
 }
 

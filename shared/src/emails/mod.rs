@@ -6,12 +6,15 @@
 //! handler (`bounces`).
 
 pub mod bounces;
+pub mod brand;
 pub mod context;
 pub mod decide;
 pub mod job;
 pub mod kinds;
+pub mod locale;
 pub mod money;
 pub mod records;
 pub mod render;
 pub mod send;
 pub mod settings;
+pub mod templates;

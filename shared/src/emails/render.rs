@@ -1,19 +1,17 @@
-//! Subject, plain text and HTML of each kind, rendered by hand from an [`EmailContext`] (four
-//! short templates do not need a template engine). Every piece of merchant or customer text —
-//! invoice number, line descriptions, product names, the hosted page's URL — goes through
-//! [`escape_html`] in the HTML, through [`one_line`] in the subject and the text. Dates are UTC,
-//! `YYYY-MM-DD`; amounts follow `money.rs`. The recipient is never rendered.
+//! The variables each kind's templates get (docs/EMAILS.md lists them), built from an
+//! [`EmailContext`] in the customer's locale, and the rendering through [`Templates`]. Every
+//! piece of merchant or customer text (invoice number, line descriptions, product and customer
+//! names) is made single-line here ([`one_line`]); the HTML templates escape it (minijinja's
+//! autoescaping), the text and subject show it as it is. The recipient is never a variable.
 
 use super::context::{CancellationReason, EmailContent, EmailContext, InvoiceDetails, PaymentDate};
-use std::fmt::Write as _;
-
-/// One rendered email.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderedEmail {
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
+use super::kinds::EmailKind;
+use super::locale::Formats;
+use super::money::{Currency, Money};
+pub use super::templates::RenderedEmail;
+use super::templates::{TemplateError, Templates};
+use minijinja::Value;
+use serde::Serialize;
 
 /// Escapes text for HTML element content and quoted attribute values: `&`, `<`, `>`, `"` and
 /// `'` become character references, so no text can open a tag or leave an attribute.
@@ -60,247 +58,184 @@ pub fn iso_date(unix: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
-/// Renders `ctx`.
-pub fn render(ctx: &EmailContext) -> RenderedEmail {
-    match &ctx.content {
-        EmailContent::PaymentActionRequired(d) => action_required(d),
-        EmailContent::PaymentFailed(d) => payment_failed(d),
+/// Who the email is to, as far as the templates may say it: the customer's name where known,
+/// the locales they prefer (Stripe's `preferred_locales`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reader {
+    pub name: Option<String>,
+    pub preferred_locales: Vec<String>,
+}
+
+/// Renders `ctx` for `reader` in the first of their locales that has templates.
+pub fn render(
+    ctx: &EmailContext,
+    templates: &Templates,
+    reader: &Reader,
+) -> Result<RenderedEmail, TemplateError> {
+    let kind = ctx.kind();
+    let locale = templates.locale_for(kind, &reader.preferred_locales);
+    templates.render(
+        kind,
+        locale,
+        variables(&ctx.content, locale, reader.name.as_deref()),
+    )
+}
+
+#[derive(Serialize)]
+struct InvoiceVars {
+    number: String,
+    amount_due: String,
+    hosted_invoice_url: String,
+    pay_by: Option<PayByVars>,
+    lines: Vec<LineVars>,
+    more_lines: bool,
+}
+
+#[derive(Serialize)]
+struct PayByVars {
+    /// `due` (the due date) or `next_attempt` (Stripe's next automatic attempt).
+    kind: &'static str,
+    date: String,
+}
+
+#[derive(Serialize)]
+struct LineVars {
+    description: String,
+    amount: Option<String>,
+}
+
+fn invoice_vars(d: &InvoiceDetails, f: &Formats) -> InvoiceVars {
+    InvoiceVars {
+        number: one_line(&d.number),
+        amount_due: f.money(&d.amount_due),
+        hosted_invoice_url: d.hosted_invoice_url.clone(),
+        pay_by: d.pay_by.map(|p| match p {
+            PaymentDate::Due(t) => PayByVars {
+                kind: "due",
+                date: f.date(t),
+            },
+            PaymentDate::NextAttempt(t) => PayByVars {
+                kind: "next_attempt",
+                date: f.date(t),
+            },
+        }),
+        lines: d
+            .lines
+            .iter()
+            .map(|l| LineVars {
+                description: one_line(&l.description),
+                amount: l.amount.map(|a| f.money(&a)),
+            })
+            .collect(),
+        more_lines: d.more_lines,
+    }
+}
+
+fn reason_name(reason: CancellationReason) -> &'static str {
+    match reason {
+        CancellationReason::CancellationRequested => "cancellation_requested",
+        CancellationReason::PaymentFailed => "payment_failed",
+        CancellationReason::PaymentDisputed => "payment_disputed",
+        CancellationReason::CustomerDeleted => "customer_deleted",
+        CancellationReason::Unknown => "unknown",
+    }
+}
+
+/// The variables of one email in `locale`: `locale`, `customer_name` and the kind's own (every
+/// key present, `none` where unknown: the templates run with strict undefined).
+pub fn variables(content: &EmailContent, locale: &str, customer_name: Option<&str>) -> Value {
+    let f = Formats::of(locale);
+    let text = |t: Option<&str>| t.map(one_line).filter(|t| !t.is_empty());
+    let common = [
+        ("locale", Value::from(locale)),
+        ("customer_name", Value::from(text(customer_name))),
+    ];
+    let own: Vec<(&str, Value)> = match content {
+        EmailContent::PaymentActionRequired(d) | EmailContent::PaymentFailed(d) => {
+            vec![("invoice", Value::from_serialize(invoice_vars(d, &f)))]
+        }
         EmailContent::SubscriptionCancelled {
             reason,
             product_name,
             ends_at,
-        } => cancelled(*reason, product_name.as_deref(), *ends_at),
-        EmailContent::Welcome { product_name } => welcome(product_name.as_deref()),
+        } => vec![
+            ("reason", Value::from(reason_name(*reason))),
+            ("product_name", Value::from(text(product_name.as_deref()))),
+            ("ends_at", Value::from(ends_at.map(|t| f.date(t)))),
+        ],
+        EmailContent::Welcome { product_name } => {
+            vec![("product_name", Value::from(text(product_name.as_deref())))]
+        }
         EmailContent::TrialEnding {
             trial_end,
             ends_with_trial,
             product_name,
-        } => trial_ending(*trial_end, *ends_with_trial, product_name.as_deref()),
-    }
-}
-
-/// The whole HTML document around already-escaped body parts.
-fn document(subject: &str, body: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{}</title>\n</head>\n<body style=\"font-family: sans-serif; line-height: 1.5;\">\n\
-         {body}</body>\n</html>\n",
-        escape_html(subject)
+        } => vec![
+            ("trial_end", Value::from(f.date(*trial_end))),
+            ("ends_with_trial", Value::from(*ends_with_trial)),
+            ("product_name", Value::from(text(product_name.as_deref()))),
+        ],
+    };
+    Value::from_iter(
+        common
+            .into_iter()
+            .chain(own)
+            .map(|(k, v)| (k.to_owned(), v)),
     )
 }
 
-/// Plain text and HTML from paragraphs, with an optional call to action (label, URL) after
-/// `before_link` paragraphs and an optional invoice summary at the end.
-fn assemble(
-    subject: String,
-    paras: &[String],
-    link: Option<(&str, &str, usize)>,
-    invoice: Option<&InvoiceDetails>,
-) -> RenderedEmail {
-    let mut text = String::new();
-    let mut html = String::new();
-    for (i, p) in paras.iter().enumerate() {
-        if let Some((label, url, _)) = link.filter(|l| l.2 == i) {
-            let _ = write!(text, "{label}:\n{url}\n\n");
-            let _ = writeln!(
-                html,
-                "<p><a href=\"{}\">{}</a></p>",
-                escape_html(url),
-                escape_html(label)
-            );
-        }
-        let _ = write!(text, "{p}\n\n");
-        let _ = writeln!(html, "<p>{}</p>", escape_html(p));
-    }
-    if let Some(d) = invoice {
-        summary(d, &mut text, &mut html);
-    }
-    RenderedEmail {
-        html: document(&subject, &html),
-        subject,
-        text,
-    }
-}
-
-/// The invoice's lines and amount due, in both forms.
-fn summary(d: &InvoiceDetails, text: &mut String, html: &mut String) {
-    let number = one_line(&d.number);
-    let _ = writeln!(text, "Invoice {number}");
-    let _ = writeln!(
-        html,
-        "<table style=\"border-collapse: collapse;\">\n<caption>Invoice {}</caption>",
-        escape_html(&number)
-    );
-    for line in &d.lines {
-        let description = one_line(&line.description);
-        let amount = line.amount.map(|a| a.to_string()).unwrap_or_default();
-        let _ = writeln!(text, "- {description}: {amount}");
-        let _ = writeln!(
-            html,
-            "<tr><td>{}</td><td style=\"text-align: right;\">{}</td></tr>",
-            escape_html(&description),
-            escape_html(&amount)
-        );
-    }
-    if d.more_lines {
-        let _ = writeln!(text, "- and more items on the invoice page");
-        let _ = writeln!(
-            html,
-            "<tr><td colspan=\"2\">and more items on the invoice page</td></tr>"
-        );
-    }
-    let _ = writeln!(text, "Amount due: {}", d.amount_due);
-    let _ = writeln!(
-        html,
-        "<tr><th style=\"text-align: left;\">Amount due</th><th style=\"text-align: right;\">{}</th></tr>\n</table>",
-        escape_html(&d.amount_due.to_string())
-    );
-}
-
-fn pay_by_sentence(pay_by: Option<PaymentDate>, due: &str, next: &str) -> Option<String> {
-    Some(match pay_by? {
-        PaymentDate::Due(t) => format!("{due} {}.", iso_date(t)),
-        PaymentDate::NextAttempt(t) => format!("{next} {}.", iso_date(t)),
-    })
-}
-
-fn action_required(d: &InvoiceDetails) -> RenderedEmail {
-    let number = one_line(&d.number);
-    let mut paras = vec![
-        "Hello,".into(),
-        format!(
-            "Your bank asks you to confirm the payment of invoice {number} ({}). The payment \
-             is not complete until you confirm it.",
-            d.amount_due
-        ),
-    ];
-    paras.extend(pay_by_sentence(
-        d.pay_by,
-        "Please confirm it by the due date,",
-        "Please confirm it before our next attempt to collect it, on",
-    ));
-    paras.push("Thank you.".into());
-    let link_at = paras.len() - 1;
-    assemble(
-        format!("Action required: confirm your payment for invoice {number}"),
-        &paras,
-        Some(("Confirm your payment", &d.hosted_invoice_url, link_at)),
-        Some(d),
-    )
-}
-
-fn payment_failed(d: &InvoiceDetails) -> RenderedEmail {
-    let number = one_line(&d.number);
-    let mut paras = vec![
-        "Hello,".into(),
-        format!(
-            "We could not collect the payment of invoice {number} ({}). Please update your \
-             payment method and pay the invoice on its page.",
-            d.amount_due
-        ),
-    ];
-    paras.extend(pay_by_sentence(
-        d.pay_by,
-        "The invoice is due on",
-        "We will try to collect it again on",
-    ));
-    paras.push("Thank you.".into());
-    let link_at = paras.len() - 1;
-    assemble(
-        format!("Payment failed for invoice {number}: please update your payment method"),
-        &paras,
-        Some(("Update your payment method", &d.hosted_invoice_url, link_at)),
-        Some(d),
-    )
-}
-
-fn cancelled(
-    reason: CancellationReason,
-    product: Option<&str>,
-    ends_at: Option<i64>,
-) -> RenderedEmail {
-    let product = product.map(one_line).filter(|p| !p.is_empty());
-    let what = match &product {
-        Some(p) => format!("Your subscription to {p}"),
-        None => "Your subscription".to_owned(),
+/// A content of `kind` with every optional part present: what the templates are checked
+/// against at cold start, and what `billing emails preview` shows without an event.
+pub fn sample_content(kind: EmailKind) -> EmailContent {
+    let eur = |minor| {
+        Money::new(
+            minor,
+            Currency::parse("eur").unwrap_or_else(|_| unreachable!()),
+        )
     };
-    let why = match reason {
-        CancellationReason::CancellationRequested => {
-            format!("{what} has been cancelled, as requested.")
-        }
-        CancellationReason::PaymentFailed => format!(
-            "{what} has been cancelled because its payments could not be collected. You can \
-             subscribe again at any time."
-        ),
-        CancellationReason::PaymentDisputed => format!(
-            "{what} has been cancelled because a payment for it was disputed with your bank."
-        ),
-        CancellationReason::CustomerDeleted => {
-            format!("{what} has ended because your customer account was closed.")
-        }
-        CancellationReason::Unknown => format!("{what} has been cancelled."),
+    let invoice = InvoiceDetails {
+        number: "SAMPLE-0001".into(),
+        amount_due: eur(2900),
+        hosted_invoice_url: "https://invoice.stripe.com/i/sample".into(),
+        pay_by: Some(PaymentDate::NextAttempt(1_764_590_400)),
+        lines: vec![super::context::LineSummary {
+            description: "Pro plan".into(),
+            amount: Some(eur(2900)),
+        }],
+        more_lines: true,
     };
-    let mut paras = vec!["Hello,".to_owned(), why];
-    if let Some(t) = ends_at {
-        paras.push(format!("Your access ends on {}.", iso_date(t)));
+    match kind {
+        EmailKind::PaymentActionRequired => EmailContent::PaymentActionRequired(invoice),
+        EmailKind::PaymentFailed => EmailContent::PaymentFailed(invoice),
+        EmailKind::SubscriptionCancelled => EmailContent::SubscriptionCancelled {
+            reason: CancellationReason::CancellationRequested,
+            product_name: Some("Pro plan".into()),
+            ends_at: Some(1_764_590_400),
+        },
+        EmailKind::Welcome => EmailContent::Welcome {
+            product_name: Some("Pro plan".into()),
+        },
+        EmailKind::TrialEnding => EmailContent::TrialEnding {
+            trial_end: 1_764_590_400,
+            ends_with_trial: false,
+            product_name: Some("Pro plan".into()),
+        },
     }
-    paras.push("Thank you for having been with us.".into());
-    let subject = match reason {
-        CancellationReason::CustomerDeleted => "Your subscription has ended",
-        CancellationReason::CancellationRequested
-        | CancellationReason::PaymentFailed
-        | CancellationReason::PaymentDisputed
-        | CancellationReason::Unknown => "Your subscription has been cancelled",
-    };
-    assemble(subject.to_owned(), &paras, None, None)
 }
 
-fn welcome(product: Option<&str>) -> RenderedEmail {
-    let product = product.map(one_line).filter(|p| !p.is_empty());
-    let (subject, thanks) = match &product {
-        Some(p) => (
-            format!("Welcome to {p}"),
-            format!("Thank you for subscribing to {p}. Your subscription is active."),
-        ),
-        None => (
-            "Welcome".to_owned(),
-            "Thank you for subscribing. Your subscription is active.".to_owned(),
-        ),
-    };
-    let paras = ["Hello,".to_owned(), thanks];
-    assemble(subject, &paras, None, None)
-}
-
-fn trial_ending(trial_end: i64, ends_with_trial: bool, product: Option<&str>) -> RenderedEmail {
-    let product = product.map(one_line).filter(|p| !p.is_empty());
-    let day = iso_date(trial_end);
-    let what = match &product {
-        Some(p) => format!("Your trial of {p}"),
-        None => "Your trial".to_owned(),
-    };
-    let next = if ends_with_trial {
-        "Your subscription is set to end with the trial, so nothing will be charged.".to_owned()
-    } else {
-        "Your subscription then continues and its first payment is taken with your saved \
-         payment method. To stop it, cancel before that day."
-            .to_owned()
-    };
-    let paras = [
-        "Hello,".to_owned(),
-        format!("{what} ends on {day}."),
-        next,
-        "Thank you.".into(),
-    ];
-    assemble(format!("Your trial ends on {day}"), &paras, None, None)
+/// [`variables`] of [`sample_content`], with a customer name.
+pub fn sample(kind: EmailKind, locale: &str) -> Value {
+    variables(&sample_content(kind), locale, Some("Sam Sample"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::events::EmailAddress;
+    use crate::emails::brand::Brand;
     use crate::emails::context::LineSummary;
     use crate::emails::money::{Currency, Money};
+    use crate::emails::templates::Templates;
 
     fn eur(minor: i64) -> Money {
         Money::new(minor, Currency::parse("eur").expect("eur"))
@@ -371,6 +306,14 @@ mod tests {
         );
     }
 
+    fn templates() -> Templates {
+        Templates::built_in(&Brand::named("Team Co")).expect("the built-in templates check")
+    }
+
+    fn show(content: EmailContent) -> RenderedEmail {
+        render(&context(content), &templates(), &Reader::default()).expect("renders")
+    }
+
     #[test]
     fn merchant_text_is_escaped_in_html_and_kept_on_one_line_elsewhere() {
         let hostile = invoice(
@@ -382,20 +325,16 @@ mod tests {
             EmailContent::PaymentActionRequired(hostile.clone()),
             EmailContent::PaymentFailed(hostile.clone()),
         ] {
-            let r = render(&context(content));
+            let r = show(content);
             assert!(!r.html.contains("<script>"), "{}", r.html);
             assert!(!r.html.contains("<b>plan"), "{}", r.html);
             assert!(
-                r.html.contains(
-                    "href=\"https://invoice.stripe.com/i/x?a=1&amp;b=&quot;&gt;&lt;script&gt;"
-                ),
-                "{}",
+                r.html.contains("b=&quot;&gt;&lt;script&gt;alert(2)"),
+                "the URL cannot leave its attribute: {}",
                 r.html
             );
-            assert!(r
-                .html
-                .contains("Team &lt;b&gt;plan&lt;/b&gt; &amp; &#39;more&#39;"));
-            assert!(r.html.contains("N-1&quot;&gt;&lt;script&gt;"));
+            assert!(r.html.contains("Team &lt;b&gt;plan&lt;"), "{}", r.html);
+            assert!(r.html.contains("N-1&quot;&gt;&lt;script&gt;"), "{}", r.html);
             assert!(
                 !r.subject.contains('\r') && !r.subject.contains('\n'),
                 "{:?}",
@@ -407,7 +346,7 @@ mod tests {
             );
             // The text keeps the merchant's words as they are, on one line each.
             assert!(
-                r.text.contains("- Team <b>plan</b> & 'more': 29.00 EUR\n"),
+                r.text.contains("- Team <b>plan</b> & 'more': €29.00\n"),
                 "{}",
                 r.text
             );
@@ -416,33 +355,42 @@ mod tests {
     }
 
     #[test]
-    fn the_action_required_email_shows_link_amount_number_and_date() {
+    fn the_action_required_email_says_who_writes_and_shows_link_amount_number_and_date() {
         let mut d = invoice("SYN-0001", "https://invoice.stripe.com/i/acct/abc", "Team");
-        let r = render(&context(EmailContent::PaymentActionRequired(d.clone())));
+        let r = show(EmailContent::PaymentActionRequired(d.clone()));
         assert_eq!(
             r.subject,
-            "Action required: confirm your payment for invoice SYN-0001"
+            "Team Co: confirm your payment for invoice SYN-0001"
         );
         for part in [
-            "https://invoice.stripe.com/i/acct/abc",
-            "29.00 EUR",
+            "Team Co",
+            "€29.00",
             "SYN-0001",
-            "2025-11-04",
+            "4 November 2025",
             "next attempt",
             "and more items",
+            "You receive this email because",
         ] {
             assert!(r.text.contains(part), "text lacks {part}: {}", r.text);
             assert!(r.html.contains(part), "html lacks {part}: {}", r.html);
         }
+        assert!(r.text.contains("https://invoice.stripe.com/i/acct/abc"));
+        // The button and the plain link beside it.
+        assert_eq!(
+            r.html.matches("invoice.stripe.com").count(),
+            3,
+            "{}",
+            r.html
+        );
         d.pay_by = Some(PaymentDate::Due(1_764_601_200));
-        let r = render(&context(EmailContent::PaymentActionRequired(d.clone())));
+        let r = show(EmailContent::PaymentActionRequired(d.clone()));
         assert!(
-            r.text.contains("by the due date, 2025-12-01."),
+            r.text.contains("by the due date, 1 December 2025."),
             "{}",
             r.text
         );
         d.pay_by = None;
-        let r = render(&context(EmailContent::PaymentActionRequired(d)));
+        let r = show(EmailContent::PaymentActionRequired(d));
         assert!(!r.text.contains("due date") && !r.text.contains("next attempt"));
     }
 
@@ -457,19 +405,19 @@ mod tests {
             (CustomerDeleted, "customer account was closed"),
             (Unknown, "has been cancelled."),
         ] {
-            let r = render(&context(EmailContent::SubscriptionCancelled {
+            let r = show(EmailContent::SubscriptionCancelled {
                 reason,
                 product_name: Some("Pro <i>\"2026\"</i>".into()),
                 ends_at: Some(1_764_590_400),
-            }));
+            });
             assert!(r.text.contains(words), "{reason:?}: {}", r.text);
             assert!(r.text.contains("Your subscription to Pro <i>\"2026\"</i>"));
             assert!(
-                r.html.contains("Pro &lt;i&gt;&quot;2026&quot;&lt;/i&gt;"),
+                r.html.contains("Pro &lt;i&gt;&quot;2026&quot;&lt;"),
                 "{}",
                 r.html
             );
-            assert!(r.text.contains("Your access ends on 2025-12-01."));
+            assert!(r.text.contains("Your access ends on 1 December 2025."));
             texts.push(r.text);
         }
         texts.dedup();
@@ -483,17 +431,32 @@ mod tests {
     }
 
     #[test]
-    fn the_welcome_email_names_the_product_when_known() {
-        let r = render(&context(EmailContent::Welcome {
+    fn the_welcome_email_names_the_product_when_known_and_the_brand_always() {
+        let r = show(EmailContent::Welcome {
             product_name: Some("Team & Co\n".into()),
-        }));
+        });
         assert_eq!(r.subject, "Welcome to Team & Co");
         assert!(
             r.html.contains("<title>Welcome to Team &amp; Co</title>"),
             "{}",
             r.html
         );
-        let r = render(&context(EmailContent::Welcome { product_name: None }));
-        assert_eq!(r.subject, "Welcome");
+        let r = show(EmailContent::Welcome { product_name: None });
+        assert_eq!(r.subject, "Welcome to Team Co");
+    }
+
+    #[test]
+    fn a_customer_name_greets_them() {
+        let r = render(
+            &context(EmailContent::Welcome { product_name: None }),
+            &templates(),
+            &Reader {
+                name: Some("Ada <Lovelace>".into()),
+                preferred_locales: Vec::new(),
+            },
+        )
+        .expect("renders");
+        assert!(r.text.starts_with("Hello Ada <Lovelace>,"), "{}", r.text);
+        assert!(r.html.contains("Hello Ada &lt;Lovelace&gt;,"), "{}", r.html);
     }
 }

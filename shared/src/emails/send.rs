@@ -29,7 +29,8 @@ use super::decide::{
 use super::job::{EmailJob, EmailSubject};
 use super::kinds::{EmailKind, EmailSettings};
 use super::records::{address_hash, Claim, EmailKey, EmailLedger, EmailState, Finished};
-use super::render::{render, RenderedEmail};
+use super::render::{render, Reader, RenderedEmail};
+use super::templates::Templates;
 use crate::domain::access::SubscriptionAccess;
 use crate::domain::access::{customer_access, purchase_access, TierPolicy};
 use crate::domain::customer::CustomerBilling;
@@ -182,6 +183,8 @@ pub struct EmailSender {
     pub policy: SendPolicy,
     /// Where waiting jobs' messages are returned later (`None`: at the queue's visibility).
     pub visibility: Option<Arc<dyn Visibility>>,
+    /// The checked templates, with the brand (`BILLING_BRAND_*`, `BILLING_EMAIL_TEMPLATES`).
+    pub templates: Arc<Templates>,
 }
 
 /// Why a job sends nothing now: a final reason (recorded), or a wait (nothing recorded).
@@ -215,6 +218,17 @@ type InvoiceDecision = fn(&Invoice, Surroundings<'_>) -> Result<EmailContext, Sk
 /// record's address and the time.
 type SubscriptionDecision =
     fn(&SubscriptionAccess, Option<&EmailAddress>, i64) -> Result<EmailContext, SkipReason>;
+
+/// How the customer record says to address them (their name, their languages).
+fn reader_of(customer: Option<&CustomerBilling>) -> Reader {
+    let profile = customer.and_then(CustomerBilling::profile);
+    Reader {
+        name: profile.and_then(|p| p.name.clone()),
+        preferred_locales: profile
+            .map(|p| p.preferred_locales.clone())
+            .unwrap_or_default(),
+    }
+}
 
 /// What happens to a job whose object the model does not know (yet).
 fn decide_unknown(job: &EmailJob) -> NotSent {
@@ -362,8 +376,21 @@ impl EmailSender {
                     .await?
             }
         };
-        Ok(decided.map(|ctx| OutgoingEmail {
-            content: render(&ctx),
+        let (ctx, reader) = match decided {
+            Ok(decided) => decided,
+            Err(not_sent) => return Ok(Err(not_sent)),
+        };
+        let content = match render(&ctx, &self.templates, &reader) {
+            Ok(content) => content,
+            Err(e) => {
+                // Checked at cold start, so a template that fails here fails on this email's
+                // values: the job waits (and reaches the dead-letter queue if it never renders).
+                tracing::error!(email = %job.kind(), object = %job.object(), error = %e, "template failed");
+                return Ok(Err(NotSent::Wait("template_failed", None)));
+            }
+        };
+        Ok(Ok(OutgoingEmail {
+            content,
             kind: ctx.kind(),
             to: ctx.recipient,
             from,
@@ -380,7 +407,7 @@ impl EmailSender {
         invoice: &InvoiceId,
         decide: InvoiceDecision,
         now: i64,
-    ) -> Result<Result<EmailContext, NotSent>, StoreError> {
+    ) -> Result<Result<(EmailContext, Reader), NotSent>, StoreError> {
         let loaded = self
             .store
             .load(
@@ -407,7 +434,10 @@ impl EmailSender {
             customer_email: customer.and_then(|c| c.email()),
             now,
         };
-        Ok(decide(&invoice.value, around).map_err(NotSent::from))
+        let reader = reader_of(customer);
+        Ok(decide(&invoice.value, around)
+            .map(|ctx| (ctx, reader))
+            .map_err(NotSent::from))
     }
 
     /// The customer's aggregate as the access rule sees it now, and the customer record's
@@ -440,7 +470,7 @@ impl EmailSender {
         subscription: &SubscriptionId,
         decide: SubscriptionDecision,
         now: i64,
-    ) -> Result<Result<EmailContext, NotSent>, StoreError> {
+    ) -> Result<Result<(EmailContext, Reader), NotSent>, StoreError> {
         let Some((_, state)) = self.customer_state(job).await? else {
             return Ok(Err(skip("no_customer")));
         };
@@ -450,7 +480,9 @@ impl EmailSender {
             .iter()
             .find(|a| &a.subscription == subscription)
         {
-            Some(access) => Ok(decide(access, state.email(), now).map_err(NotSent::from)),
+            Some(access) => Ok(decide(access, state.email(), now)
+                .map(|ctx| (ctx, reader_of(Some(&state))))
+                .map_err(NotSent::from)),
             None => Ok(Err(decide_unknown(job))),
         }
     }
@@ -460,7 +492,7 @@ impl EmailSender {
         &self,
         job: &EmailJob,
         session: &str,
-    ) -> Result<Result<EmailContext, NotSent>, StoreError> {
+    ) -> Result<Result<(EmailContext, Reader), NotSent>, StoreError> {
         let Some((customer, mut state)) = self.customer_state(job).await? else {
             return Ok(Err(skip("no_customer")));
         };
@@ -470,9 +502,9 @@ impl EmailSender {
         }
         let access = purchase_access(&state);
         match access.iter().find(|p| p.purchase == session) {
-            Some(purchase) => {
-                Ok(welcome(session, purchase.grants, state.email()).map_err(NotSent::from))
-            }
+            Some(purchase) => Ok(welcome(session, purchase.grants, state.email())
+                .map(|ctx| (ctx, reader_of(Some(&state))))
+                .map_err(NotSent::from)),
             None => Ok(Err(decide_unknown(job))),
         }
     }

@@ -1,9 +1,11 @@
 //! The customer emails' settings (`BILLING_EMAILS`, `BILLING_EMAIL_*`,
 //! `BILLING_SES_CONFIGURATION_SET`), read by the processes that queue or send emails only.
 
+use super::brand::Brand;
 use super::kinds::{
     configuration_set_ok, parse_kinds, parse_mailbox, EmailKind, EmailSettings, DEFAULT_KINDS,
 };
+use super::templates::{EmailLookError, Templates};
 use crate::settings::{malformed, number, ConfigError};
 
 /// The customer emails' settings (issue 10): `BILLING_EMAILS` (unset: the default kinds; set
@@ -89,6 +91,12 @@ pub fn email_queue_url_from_env() -> Option<String> {
     std::env::var("BILLING_EMAIL_QUEUE_URL")
         .ok()
         .filter(|u| !u.trim().is_empty())
+}
+
+/// The brand (`BILLING_BRAND_*`) and the templates (`BILLING_EMAIL_TEMPLATES`) from the
+/// environment, checked: what the emails function renders with.
+pub fn looks_from_env(emails_on: bool) -> Result<(Templates, Option<Brand>), EmailLookError> {
+    super::templates::from_env(|k| std::env::var(k).ok(), emails_on)
 }
 
 #[cfg(test)]

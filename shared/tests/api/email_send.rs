@@ -101,7 +101,8 @@ fn email_settings(from: &str) -> EmailSettings {
     EmailSettings {
         // The consumer sends every kind its jobs name; the pipeline decides which are queued.
         kinds: all_kinds(),
-        from: Some(EmailAddress::new(from)),
+        // As the Lambda sends: the brand is the sender's display name.
+        from: Some(suite_brand().sender(&EmailAddress::new(from))),
         reply_to: None,
         configuration_set: None,
     }
@@ -128,7 +129,22 @@ pub(crate) fn consumer(
             ..SendPolicy::default()
         },
         visibility: None,
+        templates: test_templates(),
     }
+}
+
+/// The suite's brand: a name, a support address and a postal address.
+pub(crate) fn suite_brand() -> billing::emails::brand::Brand {
+    billing::emails::brand::Brand {
+        support_email: Some("help@suite.example".into()),
+        postal_address: Some("1 Suite Street, Testville".into()),
+        ..billing::emails::brand::Brand::named("Suite Co")
+    }
+}
+
+/// The built-in templates under the suite's brand.
+pub(crate) fn test_templates() -> Arc<billing::emails::templates::Templates> {
+    Arc::new(billing::emails::templates::Templates::built_in(&suite_brand()).expect("templates"))
 }
 
 /// In memory: the app, its queued job, and a consumer with a scriptable mailer.
@@ -546,6 +562,23 @@ async fn a_permanently_bounced_address_is_suppressed_and_skipped() {
 
 /// The messages moto's SES accepted for `address`: (subject, body).
 pub(crate) async fn moto_mails_to(address: &str) -> Vec<(String, String)> {
+    moto_messages_to(address)
+        .await
+        .into_iter()
+        .map(|m| (m.subject, m.body))
+        .collect()
+}
+
+/// One email as moto's SES keeps it.
+pub(crate) struct MotoMessage {
+    pub source: String,
+    pub subject: String,
+    /// The HTML part (moto keeps one part, the HTML when there is one).
+    pub body: String,
+}
+
+/// What moto's SES "sent" to `address`.
+pub(crate) async fn moto_messages_to(address: &str) -> Vec<MotoMessage> {
     let data: Value = serde_json::from_str(&http_get("/moto-api/data.json").await).expect("json");
     data["ses"]["Message"]
         .as_array()
@@ -554,7 +587,11 @@ pub(crate) async fn moto_mails_to(address: &str) -> Vec<(String, String)> {
         .filter(|m| m["destinations"]["ToAddresses"][0] == address)
         .map(|m| {
             let text = |k: &str| m[k].as_str().unwrap_or_default().to_owned();
-            (text("subject"), text("body"))
+            MotoMessage {
+                source: text("source"),
+                subject: text("subject"),
+                body: text("body"),
+            }
         })
         .collect()
 }
@@ -677,9 +714,31 @@ async fn moto_one_email_per_action_required_invoice_under_duplicate_events_jobs_
     let (ra, rb) = tokio::join!(a.handle_batch(&batch), b.handle_batch(&batch));
     let again = a.handle_batch(&batch).await;
     assert!(again.batch_item_failures.is_empty(), "{again:?}");
-    let mails = moto_mails_to(&address).await;
+    let mails = moto_messages_to(&address).await;
     assert_eq!(mails.len(), 1, "{ra:?} {rb:?}");
-    assert!(mails[0].0.contains("SYN-MAIL-0001"), "{:?}", mails[0].0);
+    assert!(
+        mails[0].subject.contains("SYN-MAIL-0001"),
+        "{:?}",
+        mails[0].subject
+    );
+    // The branded email: who writes (the From's display name and the subject), and the footer.
+    assert_eq!(mails[0].source, format!("Suite Co <{SENDER}>"));
+    assert!(
+        mails[0].subject.starts_with("Suite Co: "),
+        "{:?}",
+        mails[0].subject
+    );
+    for footer in [
+        "help@suite.example",
+        "Suite Co · 1 Suite Street, Testville",
+        "You receive this email because",
+    ] {
+        assert!(
+            mails[0].body.contains(footer),
+            "{footer}: {}",
+            mails[0].body
+        );
+    }
     let records = rig.ledger.records(100).await.expect("records");
     let mine: Vec<_> = records
         .iter()

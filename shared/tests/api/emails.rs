@@ -3,15 +3,18 @@
 //! `Invoice::apply`, renders the action-required email (subject + text, and HTML) exactly as
 //! its golden files hold it; `index.txt` lists every invoice fixture with what became of it,
 //! so a fixture that stops rendering fails too. The other kinds render from fixed contexts
-//! (`kinds/`). `UPDATE_GOLDEN=1` rewrites the files (and removes orphans); without it any
+//! (`kinds/`), in English and in French (`.fr`), under a brand with every setting. The three
+//! currency classes' invoices render in both languages too. `UPDATE_GOLDEN=1` rewrites the files (and removes orphans); without it any
 //! difference, missing or orphan file fails the test.
 
 use crate::helpers::fixture_path;
 use billing::domain::events::{BillingEvent, EmailAddress, EventMeta};
 use billing::domain::ids::{EventId, Provider};
 use billing::domain::invoice::Invoice;
+use billing::emails::brand::Brand;
 use billing::emails::context::{CancellationReason, EmailContent, EmailContext, InvoiceDetails};
-use billing::emails::render::{render, RenderedEmail};
+use billing::emails::render::{render, Reader, RenderedEmail};
+use billing::emails::templates::Templates;
 use billing::providers::stripe::event::Envelope;
 use billing::providers::stripe::translate::{translate, StripeMapping};
 use std::collections::BTreeMap;
@@ -105,8 +108,29 @@ fn files_of(stem: &str, email: &RenderedEmail, out: &mut BTreeMap<String, String
     out.insert(format!("{stem}.html"), email.html.clone());
 }
 
+/// The brand of the golden files: every setting set, so the footer shows each.
+fn golden_brand() -> Brand {
+    Brand {
+        name: "Golden Co".into(),
+        url: Some("https://golden.example".into()),
+        support_email: Some("help@golden.example".into()),
+        support_url: Some("https://golden.example/help".into()),
+        logo_url: None,
+        color: "#0a7cff".into(),
+        postal_address: Some("1 Golden Way, Springfield".into()),
+    }
+}
+
+fn in_locale(locale: &str) -> Reader {
+    Reader {
+        name: None,
+        preferred_locales: vec![locale.to_owned()],
+    }
+}
+
 /// Every golden file, by path relative to the golden root, as the code renders it now.
 fn rendered_now() -> BTreeMap<String, String> {
+    let templates = Templates::built_in(&golden_brand()).expect("the built-in templates");
     let mut out = BTreeMap::new();
     let mut index = String::new();
     let fixtures = invoice_fixtures();
@@ -119,27 +143,34 @@ fn rendered_now() -> BTreeMap<String, String> {
         let outcome = invoice_from(body).and_then(|invoice| {
             let details = InvoiceDetails::from_invoice(&invoice).map_err(|e| e.to_string())?;
             let content = EmailContent::PaymentActionRequired(details);
-            Ok(render(&context(invoice.id.as_str(), content)))
+            let ctx = context(invoice.id.as_str(), content);
+            let en = render(&ctx, &templates, &in_locale("en")).map_err(|e| e.to_string())?;
+            let fr = render(&ctx, &templates, &in_locale("fr")).map_err(|e| e.to_string())?;
+            Ok((en, fr))
         });
         let stem = format!(
             "invoices/{}",
             rel.trim_end_matches(".json").replace('/', "__")
         );
         match outcome {
-            Ok(email) => {
+            Ok((en, fr)) => {
                 index.push_str(&format!("{rel}: rendered ({stem}.txt, .html)\n"));
-                files_of(&stem, &email, &mut out);
+                files_of(&stem, &en, &mut out);
+                // French for the three currency classes (the amounts' own formats).
+                if rel.starts_with("SYNTH-emails/") {
+                    files_of(&format!("{stem}.fr"), &fr, &mut out);
+                }
             }
             Err(why) => index.push_str(&format!("{rel}: not rendered: {why}\n")),
         }
     }
     out.insert("index.txt".into(), index);
     for (stem, content) in other_kinds() {
-        files_of(
-            &format!("kinds/{stem}"),
-            &render(&context("sub_golden", content)),
-            &mut out,
-        );
+        let ctx = context("sub_golden", content);
+        for (suffix, locale) in [("", "en"), (".fr", "fr")] {
+            let email = render(&ctx, &templates, &in_locale(locale)).expect("renders");
+            files_of(&format!("kinds/{stem}{suffix}"), &email, &mut out);
+        }
     }
     out
 }
@@ -264,10 +295,10 @@ fn every_fixture_invoice_and_every_kind_renders_as_its_golden_files() {
 #[test]
 fn each_currency_class_renders_its_own_amount() {
     let want = rendered_now();
-    for (class, amount) in [
-        ("two_decimal_eur", "29.00 EUR"),
-        ("zero_decimal_jpy", "1200 JPY"),
-        ("three_decimal_bhd", "12.340 BHD"),
+    for (class, amount, montant) in [
+        ("two_decimal_eur", "€29.00", "29,00\u{a0}€"),
+        ("zero_decimal_jpy", "¥1,200", "1\u{202f}200\u{a0}¥"),
+        ("three_decimal_bhd", "BHD\u{a0}12.340", "12,340\u{a0}BHD"),
     ] {
         let stem = format!("invoices/SYNTH-emails__invoice.payment_action_required__{class}");
         let text = &want[&format!("{stem}.txt")];
@@ -277,6 +308,11 @@ fn each_currency_class_renders_its_own_amount() {
             "{class}: {text}"
         );
         assert!(html.contains(amount), "{class}: {html}");
+        let texte = &want[&format!("{stem}.fr.txt")];
+        assert!(
+            texte.contains(&format!("Montant dû : {montant}")),
+            "{class}: {texte}"
+        );
     }
     let jpy =
         &want["invoices/SYNTH-emails__invoice.payment_action_required__zero_decimal_jpy.html"];

@@ -583,6 +583,7 @@ async fn email_batch(
         metrics: Arc::new(Metrics::memory()),
         policy: SendPolicy::default(),
         visibility: None,
+        templates: crate::email_send::test_templates(),
     };
     let mut records = jobs;
     let ses = json!({"eventType": "Bounce", "mail": {"messageId": "m-1"},

@@ -18,10 +18,17 @@ const TRIAL_END: i64 = NOW + 3 * 86_400;
 
 /// A customer record with an address, then its trialing subscription.
 async fn trialing(app: &TestApp, tag: &str) {
+    trialing_as(app, tag, json!(null), json!([])).await;
+}
+
+/// [`trialing`] for a customer with this `name` and these `preferred_locales`.
+async fn trialing_as(app: &TestApp, tag: &str, name: Value, locales: Value) {
     let customer = json!({
         "id": format!("cus_{tag}"),
         "object": "customer",
         "email": format!("{tag}@example.com"),
+        "name": name,
+        "preferred_locales": locales,
         "metadata": {"user_id": format!("user_{tag}")},
     });
     let body = event(
@@ -97,7 +104,7 @@ async fn a_trial_that_ends_in_three_days_gets_one_email_naming_the_day() {
     assert_eq!(mails.len(), 1, "{mails:?}");
     let (to, subject) = &mails[0];
     assert_eq!(to, "te1@example.com");
-    assert!(subject.contains("2025-01-04"), "{subject}");
+    assert!(subject.contains("4 January 2025"), "{subject}");
 }
 
 #[tokio::test]
@@ -147,4 +154,37 @@ async fn the_trial_email_is_off_unless_switched_on() {
         .await
         .iter()
         .all(|j| j.kind() != EmailKind::TrialEnding));
+}
+
+#[tokio::test]
+async fn the_email_is_in_the_customers_language_and_greets_them_by_name() {
+    for (tag, name, locales, greeting, subject) in [
+        (
+            "te5",
+            json!("Ada Lovelace"),
+            json!(["fr-FR", "en"]),
+            "Bonjour Ada Lovelace,",
+            "votre essai se termine le 4 janvier 2025",
+        ),
+        (
+            "te6",
+            json!(null),
+            json!(["de", "it"]),
+            "Hello,",
+            "your trial ends on 4 January 2025",
+        ),
+    ] {
+        let app = email_app(Arc::new(InMemoryBillingStore::new()), trial_ending_on());
+        let mailbox = Arc::new(InMemoryMailer::default());
+        let sender = memory_consumer(&app, mailbox.clone());
+        trialing_as(&app, tag, name, locales).await;
+        will_end(&app, tag, &format!("evt_{tag}_w")).await;
+        let jobs = pending_jobs(app.store.as_ref()).await;
+        let outcome = sender.handle(&jobs[0]).await;
+        assert!(matches!(outcome, JobOutcome::Sent { .. }), "{outcome:?}");
+        let (_, sent_subject) = &mailbox.sent()[0];
+        assert!(sent_subject.ends_with(subject), "{tag}: {sent_subject}");
+        let body = mailbox.bodies().pop().expect("a body");
+        assert!(body.text.starts_with(greeting), "{tag}: {}", body.text);
+    }
 }

@@ -57,6 +57,7 @@ mod tests {
             customer: CustomerId::new("cus"),
             user_claim: None,
             email,
+            profile: None,
         };
         let set = |a: &str| Some(AddressChange::Set(EmailAddress::new(a)));
         let checkout = BillingEvent::CheckoutCompleted {

@@ -26,9 +26,9 @@ pub use subscriptions::{
 
 use super::charge::Charge;
 use super::events::{
-    BillingEvent, ChargeRefund, EmailAddress, EntitlementSet, EventMeta, InvoiceEvent,
-    InvoicePayment, LinkSource, OrderEvidence, Purchase, PurchaseKind, ScheduleSnapshot,
-    SubscriptionChange, SubscriptionSnapshot, SystemGrant,
+    BillingEvent, ChargeRefund, CustomerProfile, EmailAddress, EntitlementSet, EventMeta,
+    InvoiceEvent, InvoicePayment, LinkSource, OrderEvidence, Purchase, PurchaseKind,
+    ScheduleSnapshot, SubscriptionChange, SubscriptionSnapshot, SystemGrant,
 };
 use super::ids::{CustomerId, Provider, SubscriptionId, UserId};
 use super::periods::{self, PeriodView};
@@ -53,6 +53,10 @@ pub struct CustomerBilling {
     /// feed message (`Debug` is redacted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<Register<Option<EmailAddress>>>,
+    /// The customer's name and preferred locales, as the newest customer event gave them: read
+    /// only by the email consumer, like [`Self::email`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Register<CustomerProfile>>,
     #[serde(default)]
     pub subscriptions: BTreeMap<SubscriptionId, SubscriptionRecord>,
     /// Long-ended subscriptions as written before [`Self::tombstones`]: the version of their
@@ -150,6 +154,7 @@ impl CustomerBilling {
             customer,
             links: BTreeMap::new(),
             email: None,
+            profile: None,
             subscriptions: BTreeMap::new(),
             ended: BTreeMap::new(),
             tombstones: BTreeMap::new(),
@@ -356,6 +361,11 @@ impl CustomerBilling {
     }
 
     /// The customer record's address, if the newest event about it gave one.
+    /// The customer's name and preferred locales, if a customer event gave them.
+    pub fn profile(&self) -> Option<&CustomerProfile> {
+        self.profile.as_ref().map(|r| &r.value)
+    }
+
     pub fn email(&self) -> Option<&EmailAddress> {
         links::email(&self.email)
     }
@@ -425,10 +435,20 @@ impl CustomerBilling {
                 return Effect::Ignored
             }
             BillingEvent::CustomerUpdated {
-                user_claim, email, ..
+                user_claim,
+                email,
+                profile,
+                ..
             } => {
-                if user_claim.is_none() && email.is_none() {
+                if user_claim.is_none() && email.is_none() && profile.is_none() {
                     return Effect::Ignored;
+                }
+                if let Some(profile) = profile {
+                    tally.add(offer(
+                        &mut self.profile,
+                        &Version::of(meta, 0),
+                        profile.clone(),
+                    ));
                 }
                 if let Some(user) = user_claim {
                     tally.add(self.claim(LinkSource::CustomerMetadata, meta, user));

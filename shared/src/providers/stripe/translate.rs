@@ -12,9 +12,9 @@ use super::family::Family;
 use super::invoice::{invoice_event, invoice_kind, invoice_payment_paid};
 pub use super::mapping::{StripeMapping, TranslateError};
 use crate::domain::events::{
-    AddressChange, BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, EmailAddress, Gift,
-    PriceBilling, PriceObject, PriceSnapshot, ProductSnapshot, Purchase, PurchaseKind,
-    SubscriptionChange, SubscriptionSnapshot, SubscriptionStatus,
+    AddressChange, BillingEvent, CatalogueChange, CatalogueEvent, ChargeRefund, CustomerProfile,
+    EmailAddress, Gift, PriceBilling, PriceObject, PriceSnapshot, ProductSnapshot, Purchase,
+    PurchaseKind, SubscriptionChange, SubscriptionSnapshot, SubscriptionStatus,
 };
 use crate::domain::ids::{CustomerId, PriceId, ProductId, SubscriptionId, UserId};
 use crate::providers::evidence::{before_update, order_evidence, snapshot_evidence};
@@ -102,6 +102,7 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
                 Some(address) => AddressChange::Set(address),
                 None => AddressChange::Removed,
             }),
+            profile: customer_profile(obj),
         },
         "customer.deleted" => BillingEvent::CustomerDeleted {
             customer: CustomerId::new(need("id", id_field(obj, "id"))?),
@@ -114,6 +115,21 @@ pub fn translate(env: &Envelope, map: &StripeMapping) -> Result<BillingEvent, Tr
         _ => BillingEvent::Unsupported,
     };
     Ok(event)
+}
+
+/// The customer object's `name` and `preferred_locales`, when it has either field.
+fn customer_profile(obj: &Value) -> Option<CustomerProfile> {
+    if obj.get("name").is_none() && obj.get("preferred_locales").is_none() {
+        return None;
+    }
+    let locales: Vec<&str> = obj
+        .get("preferred_locales")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    Some(CustomerProfile::new(str_field(obj, "name"), &locales))
 }
 
 /// A completed (or asynchronously paid) Checkout Session: the link to the user and, in payment
