@@ -24,6 +24,9 @@
 
 9. The Table is the one the code creates (TABLE_JSON, `billing create-table --print`): keys,
    attribute types, indexes and projections, stream and time to live (scripts/table_schema.py).
+10. One build serves every function: each is built by the root Makefile (`BuildMethod:
+   makefile`, `ContextPath: .`), whose `build-<LogicalId>` target (asked with `make -n`, as
+   `sam build` would run it) builds every binary and copies its CodeUri's package's binary.
 
 Prints one line per problem and exits 1 if there is any.
 """
@@ -31,7 +34,10 @@ Prints one line per problem and exits 1 if there is any.
 import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
+import tomllib
 
 from cfnlint.decode import decode
 from samtranslator.translator.transform import transform
@@ -214,6 +220,33 @@ def check_alarm_coverage(template):
         problem(f"LambdaThrottleAlarm: throttles of {missing} are not summed")
 
 
+def check_builds(template, root):
+    binaries = []
+    for logical, res in template["Resources"].items():
+        if res["Type"] == "AWS::Serverless::Function":
+            with open(os.path.join(root, res["Properties"]["CodeUri"], "Cargo.toml"), "rb") as f:
+                binaries.append((logical, res.get("Metadata", {}), tomllib.load(f)["package"]["name"]))
+    for logical, meta, binary in binaries:
+        if meta != {"BuildMethod": "makefile", "ContextPath": "."}:
+            problem(f"{logical}: must be built by the root Makefile (BuildMethod: makefile, ContextPath: .), has {meta}")
+            continue
+        # As sam build runs it: from a scratch directory, the Makefile named, ARTIFACTS_DIR set.
+        with tempfile.TemporaryDirectory() as scratch:
+            run = subprocess.run(
+                ["make", "--no-print-directory", "-n", "--makefile", os.path.join(root, "Makefile"),
+                 f"build-{logical}", "ARTIFACTS_DIR=/artifacts"],
+                cwd=scratch, capture_output=True, text=True)
+        recipe = re.sub(r"\\\n\s*", " ", run.stdout)  # continued lines joined
+        builds = [line for line in recipe.splitlines() if "cargo lambda build" in line]
+        copies = re.findall(r'^cp "[^"]*/lambda/([^/"]+)/bootstrap" "/artifacts/bootstrap"$', recipe, re.M)
+        if run.returncode != 0:
+            problem(f"{logical}: make build-{logical} fails: {run.stderr.strip()}")
+        elif len(builds) != 1 or sorted(re.findall(r"--bin (\S+)", builds[0])) != sorted(b for _, _, b in binaries):
+            problem(f"{logical}: make build-{logical} must run one cargo lambda build of every function, runs {builds}")
+        elif copies != [binary]:
+            problem(f"{logical}: make build-{logical} must copy the {binary} binary, copies {copies}")
+
+
 def main():
     path, metrics_path, out_path, table_path = sys.argv[1:5]
     template, matches = decode(path)
@@ -235,6 +268,7 @@ def main():
             problem(p)
     for p in permissions.check(source, translated, root):
         problem(p)
+    check_builds(source, root)
     kinds = sorted({r["Type"] for r in translated["Resources"].values()})
     print(f"check_template: {dashboard} dashboard metrics and {alarms} alarm metrics checked; "
           f"translated to {len(translated['Resources'])} resources ({len(kinds)} types) in {out_path}")

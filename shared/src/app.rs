@@ -436,6 +436,54 @@ pub async fn run_emails_lambda() -> Result<(), lambda_http::Error> {
     .await
 }
 
+/// Each function's whole `main`: its Lambda on one current-thread runtime (a Lambda instance
+/// serves one request at a time, so more threads only add start-up work; init runs before the
+/// first event). These are not `async` and never inlined on purpose: an `async fn` called from a
+/// binary is compiled in that binary, so each of the nine would compile the whole pipeline, the
+/// AWS SDK calls and the HTTP stack again (minutes each in a release build). Called through
+/// these, all of it is compiled once, here, and a function's binary only links
+/// (BENCHMARKS.md, "`sam build`: one compile for every function").
+pub mod main {
+    use crate::providers::stripe::Family;
+    use lambda_http::Error;
+    use std::future::Future;
+
+    /// `lambda` on one current-thread runtime; `reconcile::main` uses it too.
+    pub(crate) fn block_on(lambda: impl Future<Output = Result<(), Error>>) -> Result<(), Error> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(lambda)
+    }
+
+    /// A Stripe family's webhook function.
+    #[inline(never)]
+    pub fn stripe(family: Family) -> Result<(), Error> {
+        block_on(super::run_stripe_lambda(family))
+    }
+
+    #[inline(never)]
+    pub fn paypal() -> Result<(), Error> {
+        block_on(super::run_paypal_lambda())
+    }
+
+    /// The read API's function.
+    #[inline(never)]
+    pub fn read() -> Result<(), Error> {
+        block_on(super::run_read_lambda())
+    }
+
+    #[inline(never)]
+    pub fn relay() -> Result<(), Error> {
+        block_on(super::run_relay_lambda())
+    }
+
+    #[inline(never)]
+    pub fn emails() -> Result<(), Error> {
+        block_on(super::run_emails_lambda())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

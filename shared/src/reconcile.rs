@@ -380,6 +380,12 @@ pub fn no_key_answer() -> Value {
     serde_json::json!({"skipped": "no Stripe API key: set STRIPE_API_KEY_ARN (StripeApiKeySecretArn) or STRIPE_API_KEY"})
 }
 
+/// The reconcile function's whole `main`, not `async` for the reason `app::main` gives.
+#[inline(never)]
+pub fn main() -> Result<(), lambda_http::Error> {
+    crate::app::main::block_on(run_lambda())
+}
+
 /// The reconcile Lambda: config, clients, the Stripe key and the checkpoints at init; each
 /// scheduled invocation one [`Reconciler::run`] within the invocation's deadline. The event's
 /// content is not read (EventBridge Scheduler's input, `events/reconcile.scheduled.json`).

@@ -1,8 +1,8 @@
 //! The customer emails' Lambda: email jobs from the email queue and SES bounce and complaint
 //! notifications from the bounce queue, both as SQS batches with partial batch failures.
 
-// One thread: a Lambda instance serves one batch at a time.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_http::Error> {
-    billing::app::run_emails_lambda().await
+// The runtime, init and the event loop are `billing::app::main`'s (one current thread), compiled
+// there once rather than in each function's binary.
+fn main() -> Result<(), lambda_http::Error> {
+    billing::app::main::emails()
 }

@@ -2,7 +2,7 @@
 //! requests and the capacity units DynamoDB reports through `ReturnConsumedCapacity`, which a
 //! production build never asks for.
 
-use super::dynamo::item_size;
+use super::dynamo::item::item_size;
 use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

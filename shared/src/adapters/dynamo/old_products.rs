@@ -5,9 +5,10 @@
 //! own item, then the record), idempotently and whatever runs beside it; the read route, which
 //! may not write, pages the old prices from the doc until then.
 
-use super::{
-    item_size, key, price_item, product_item, product_pk, stored, DynamoBillingStore, Item,
-};
+use super::errors::failed;
+use super::item::{item_size, key, price_item, product_item, stored, Item};
+use super::keys::{product_pk, STATE_SK};
+use super::store::{capacity_report, DynamoBillingStore};
 use crate::domain::catalogue::{PriceRecord, ProductDoc, ProductRecord};
 use crate::domain::ids::PriceId;
 use crate::ports::{PricePage, StoreError, Stored};
@@ -106,7 +107,7 @@ impl DynamoBillingStore {
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
-            .set_return_consumed_capacity(super::capacity_report())
+            .set_return_consumed_capacity(capacity_report())
             .send()
             .await;
         match out {
@@ -123,7 +124,7 @@ impl DynamoBillingStore {
                 self.count_write(None, None);
                 Ok(false)
             }
-            Err(e) => Err(super::failed(e)),
+            Err(e) => Err(failed(e)),
         }
     }
 
@@ -140,7 +141,7 @@ impl DynamoBillingStore {
             .set_item(Some(put.item().clone()))
             .condition_expression(put.condition_expression().unwrap_or_default())
             .set_expression_attribute_values(put.expression_attribute_values().cloned())
-            .set_return_consumed_capacity(super::capacity_report())
+            .set_return_consumed_capacity(capacity_report())
             .send()
             .await;
         match out {
@@ -154,7 +155,7 @@ impl DynamoBillingStore {
                 self.count_write(None, None);
                 Ok(())
             }
-            Err(e) => Err(super::failed(e)),
+            Err(e) => Err(failed(e)),
         }
     }
 
@@ -168,11 +169,11 @@ impl DynamoBillingStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(product_pk(provider, product), "STATE")))
+            .set_key(Some(key(product_pk(provider, product), STATE_SK)))
             .consistent_read(true)
             .send()
             .await
-            .map_err(super::failed)?;
+            .map_err(failed)?;
         out.item().map(product_state).transpose()
     }
 }

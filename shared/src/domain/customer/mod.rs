@@ -26,8 +26,8 @@ pub use subscriptions::{
 
 use super::charge::Charge;
 use super::events::{
-    BillingEvent, ChargeRefund, CustomerProfile, EmailAddress, EntitlementSet, EventMeta,
-    InvoiceEvent, InvoicePayment, LinkSource, OrderEvidence, Purchase, PurchaseKind,
+    AddressChange, BillingEvent, ChargeRefund, CustomerProfile, EmailAddress, EntitlementSet,
+    EventMeta, InvoiceEvent, InvoicePayment, LinkSource, OrderEvidence, Purchase, PurchaseKind,
     ScheduleSnapshot, SubscriptionChange, SubscriptionSnapshot, SystemGrant,
 };
 use super::ids::{CustomerId, Provider, SubscriptionId, UserId};
@@ -407,6 +407,30 @@ impl CustomerBilling {
         self.booked(|s| s.apply_unbooked(meta, event))
     }
 
+    /// What a customer object says: its user, its address, its name and languages.
+    fn apply_customer_object(
+        &mut self,
+        meta: &EventMeta,
+        user_claim: &Option<UserId>,
+        email: &Option<AddressChange>,
+        profile: &Option<CustomerProfile>,
+        tally: &mut Tally,
+    ) {
+        if let Some(profile) = profile {
+            tally.add(offer(
+                &mut self.profile,
+                &Version::of(meta, 0),
+                profile.clone(),
+            ));
+        }
+        if let Some(user) = user_claim {
+            tally.add(self.claim(LinkSource::CustomerMetadata, meta, user));
+        }
+        if let Some(change) = email {
+            tally.add(self.offer_email(meta, change.address().cloned()));
+        }
+    }
+
     fn apply_unbooked(&mut self, meta: &EventMeta, event: &BillingEvent) -> Effect {
         let mut tally = Tally::default();
         match event {
@@ -443,19 +467,7 @@ impl CustomerBilling {
                 if user_claim.is_none() && email.is_none() && profile.is_none() {
                     return Effect::Ignored;
                 }
-                if let Some(profile) = profile {
-                    tally.add(offer(
-                        &mut self.profile,
-                        &Version::of(meta, 0),
-                        profile.clone(),
-                    ));
-                }
-                if let Some(user) = user_claim {
-                    tally.add(self.claim(LinkSource::CustomerMetadata, meta, user));
-                }
-                if let Some(change) = email {
-                    tally.add(self.offer_email(meta, change.address().cloned()));
-                }
+                self.apply_customer_object(meta, user_claim, email, profile, &mut tally);
             }
             BillingEvent::Subscription {
                 change,
