@@ -18,3 +18,4 @@ pub mod render;
 pub mod send;
 pub mod settings;
 pub mod templates;
+pub mod variables;

@@ -221,7 +221,7 @@ impl Templates {
     fn check(&self) -> Result<(), TemplateError> {
         for kind in EmailKind::ALL {
             for locale in self.locales_of(kind) {
-                self.render(kind, locale, super::render::sample(kind, locale))?;
+                self.render(kind, locale, super::variables::sample(kind, locale))?;
             }
         }
         Ok(())
@@ -342,7 +342,7 @@ fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, TemplateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emails::render::{sample, sample_content, variables};
+    use crate::emails::variables::{sample, sample_content, variables};
 
     /// A fresh folder of override files.
     fn folder(files: &[(&str, &str)]) -> std::path::PathBuf {
