@@ -181,23 +181,34 @@ impl std::fmt::Debug for StripeApi {
     }
 }
 
+/// The HTTP client every Stripe API call goes through (a single read and the list walks):
+/// `base` checked ([`parse_base`]), TLS with the system's roots, https only unless the base is a
+/// local stand-in, no redirect (a redirect would send the key elsewhere).
+pub(crate) fn stripe_client(
+    base: &str,
+    connect: Duration,
+    attempt: Duration,
+) -> Result<(reqwest::Client, Url), ApiError> {
+    let base = parse_base(base).map_err(|why| ApiError(format!("STRIPE_API_BASE: {why}")))?;
+    let https = base.scheme() == "https";
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(tls_config(https)?)
+        .https_only(https)
+        .connect_timeout(connect)
+        .timeout(attempt)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("billing-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ApiError(format!("building the HTTP client: {}", describe(e))))?;
+    Ok((client, base))
+}
+
 impl StripeApi {
     /// A client for `base` (see [`parse_base`]) with `key`, each call within `bounds`:
     /// `connect` to set up a connection, `attempt` per request (sending it and reading the
     /// whole answer), `operation` for every attempt and backoff, `max_attempts` tries.
     pub fn new(base: &str, key: StripeApiKey, bounds: CallBounds) -> Result<Self, ApiError> {
-        let base = parse_base(base).map_err(|why| ApiError(format!("STRIPE_API_BASE: {why}")))?;
-        let https = base.scheme() == "https";
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_config(https)?)
-            .https_only(https)
-            .connect_timeout(bounds.connect)
-            .timeout(bounds.attempt)
-            // Stripe's API does not redirect; a redirect would send the key elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("billing-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ApiError(format!("building the HTTP client: {}", describe(e))))?;
+        let (client, base) = stripe_client(base, bounds.connect, bounds.attempt)?;
         Ok(Self {
             client,
             base,

@@ -17,9 +17,8 @@
 //! These bounds are far longer than the webhook path's (`CallBounds`, 4 s for a tie's
 //! re-read): that path keeps its own client, [`super::stripe_api::StripeApi`].
 
-use super::https::{parse_base, tls_config};
 use super::stripe_api::{
-    checked_path, describe, read_json_within, Failure, StripeApiKey, STRIPE_VERSION,
+    checked_path, describe, read_json_within, stripe_client, Failure, StripeApiKey, STRIPE_VERSION,
 };
 use crate::ports::ApiError;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
@@ -114,7 +113,7 @@ impl std::fmt::Debug for StripeList {
 }
 
 impl StripeList {
-    /// A client for `base` (see [`parse_base`]) with `key`; at most `concurrency` requests in
+    /// A client for `base` (see [`stripe_client`]) with `key`; at most `concurrency` requests in
     /// flight (at least 1) and `max_per_second` started per second (at least 1).
     pub fn new(
         base: &str,
@@ -123,18 +122,7 @@ impl StripeList {
         concurrency: usize,
         max_per_second: u32,
     ) -> Result<Self, ApiError> {
-        let base = parse_base(base).map_err(|why| ApiError(format!("STRIPE_API_BASE: {why}")))?;
-        let https = base.scheme() == "https";
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_config(https)?)
-            .https_only(https)
-            .connect_timeout(bounds.connect)
-            .timeout(bounds.attempt)
-            // Stripe's API does not redirect; a redirect would send the key elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("billing-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ApiError(format!("building the HTTP client: {}", describe(e))))?;
+        let (client, base) = stripe_client(base, bounds.connect, bounds.attempt)?;
         Ok(Self {
             client,
             base,

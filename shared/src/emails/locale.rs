@@ -155,7 +155,7 @@ fn group(mut n: u64, separator: &str) -> String {
 }
 
 /// Year, month (1–12) and day of a Unix time in UTC (proleptic Gregorian, 400-year eras).
-fn civil(unix: i64) -> (i64, i64, i64) {
+pub(crate) fn civil(unix: i64) -> (i64, i64, i64) {
     let days = unix.div_euclid(86_400);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

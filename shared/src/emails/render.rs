@@ -32,17 +32,7 @@ pub use super::variables::one_line;
 /// before 0 a sign). Total over every `i64`: the days-to-civil conversion of the proleptic
 /// Gregorian calendar on 400-year eras, in `i64` throughout.
 pub fn iso_date(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    // Shift the epoch to 0000-03-01 so that a leap day ends each year of the era.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // day of era, 0..=146096
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // year of era, 0..=399
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the March-based year
-    let mp = (5 * doy + 2) / 153; // March-based month, 0..=11
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = super::locale::civil(unix);
     format!("{year:04}-{month:02}-{day:02}")
 }
 
