@@ -201,7 +201,7 @@ fn status_line(c: &Checkpoint) -> serde_json::Value {
         _ => c.cursor.clone(),
     };
     serde_json::json!({
-        "provider": c.provider.as_str(), "job": c.job, "kind": c.kind, "run": c.run_id,
+        "provider": c.provider.to_string(), "job": c.job, "kind": c.kind, "run": c.run_id,
         "started_at": time(c.started_at), "updated_at": time(c.updated_at),
         "done": c.done, "cursor": cursor,
         "applied": c.tally.applied, "unchanged": c.tally.unchanged,

@@ -175,10 +175,11 @@ impl App {
             .uses_secrets_manager()
             .then(|| aws_sdk_secretsmanager::Client::new(sdk));
         // Stripe's endpoints' secrets, looked up by (provider, endpoint).
-        let specs = config
-            .secrets
-            .iter()
-            .map(|(family, spec)| (family.endpoint(), spec.clone()))
+        let own = config.secrets.iter().map(|(f, spec)| (f.endpoint(), spec));
+        let connect = (config.connect_secrets.iter()).map(|(f, spec)| (f.connect_endpoint(), spec));
+        let specs = own
+            .chain(connect)
+            .map(|(endpoint, spec)| (endpoint, spec.clone()))
             .collect();
         let secrets = Arc::new(ConfiguredSecrets::new(
             sm_client.clone(),
@@ -277,7 +278,8 @@ impl App {
 /// The body of every Stripe Lambda's `main`: config → clients → router → lambda_http.
 pub async fn run_stripe_lambda(family: Family) -> Result<(), lambda_http::Error> {
     run_http_lambda(&[family], |service| {
-        crate::http::webhook_router(service, &[family.endpoint()])
+        let endpoints = [family.endpoint(), family.connect_endpoint()];
+        crate::http::webhook_router(service, &endpoints)
     })
     .await
 }

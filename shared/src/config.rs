@@ -28,6 +28,8 @@ pub struct Config {
     pub livemode: bool,
     pub tolerance_secs: u64,
     pub secrets: HashMap<Family, SecretSpec>,
+    /// The families' Connect endpoints' secrets (those configured).
+    pub connect_secrets: HashMap<Family, SecretSpec>,
     pub local_addr: SocketAddr,
     pub mapping: StripeMapping,
     pub tiers: TierPolicy,
@@ -98,6 +100,7 @@ impl Config {
             livemode,
             tolerance_secs,
             secrets,
+            connect_secrets,
             mapping,
             api: stripe_api,
         } = read_stripe(get, families, dev)?;
@@ -122,6 +125,7 @@ impl Config {
             livemode,
             tolerance_secs,
             secrets,
+            connect_secrets,
             local_addr,
             mapping,
             tiers: read_tiers(&get)?,
@@ -161,6 +165,7 @@ impl Config {
 
     pub fn uses_secrets_manager(&self) -> bool {
         uses_secrets_manager(&self.secrets, self.stripe_api.as_ref())
+            || uses_secrets_manager(&self.connect_secrets, None)
     }
 }
 

@@ -7,7 +7,7 @@
 
 use crate::domain::access::{newest_first, purchase_access, PurchaseAccess};
 use crate::domain::charge::Charge;
-use crate::domain::ids::{EventId, PriceId, ProductId, Provider, UserId};
+use crate::domain::ids::{Account, EventId, PriceId, ProductId, Provider, UserId};
 use crate::error::Rejection;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{
@@ -185,8 +185,17 @@ pub fn ledger_json(r: &LedgerRecord) -> serde_json::Value {
 async fn event_record(
     State(svc): State<Arc<Pipeline>>,
     Path((provider, event_id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
-    let Some(provider) = Provider::parse(&provider) else {
+    let account = match account_query(raw.as_deref()) {
+        Ok(account) => account,
+        Err(why) => return bad_query(&why),
+    };
+    let parsed = Provider::parse(&provider).map(|p| match account {
+        Some(account) => p.in_account(account),
+        None => p,
+    });
+    let Some(provider) = parsed else {
         return (
             StatusCode::NOT_FOUND,
             Json(json!({"error": "no such provider"})),
@@ -229,6 +238,32 @@ fn list_query(raw: Option<&str>) -> Result<(Option<Cursor>, usize), String> {
     Ok((cursor, limit))
 }
 
+/// `account=acct_…` in a read route's query: the platform asks about one of its connected
+/// accounts (Stripe Connect); without it, the platform's own account. Other parameters are the
+/// route's own.
+fn account_query(raw: Option<&str>) -> Result<Option<Account>, String> {
+    let value = raw
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("account="));
+    match value {
+        None => Ok(None),
+        Some(v) => Account::parse(v)
+            .map(Some)
+            .ok_or_else(|| "account must be a connected account id (acct_…)".to_owned()),
+    }
+}
+
+/// The user a read route asks about: in the connected account its query names, if any.
+fn asked_user(user_id: String, raw: Option<&str>) -> Result<UserId, Box<Response>> {
+    let user = UserId::new(user_id);
+    match account_query(raw) {
+        Ok(Some(account)) => Ok(user.in_account(account)),
+        Ok(None) => Ok(user),
+        Err(why) => Err(Box::new(bad_query(&why))),
+    }
+}
+
 fn bad_query(why: &str) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response()
 }
@@ -267,8 +302,15 @@ async fn unreadable_outbox(State(svc): State<Arc<Pipeline>>, RawQuery(raw): RawQ
     }
 }
 
-async fn user_access(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<String>) -> Response {
-    let user = UserId::new(user_id);
+async fn user_access(
+    State(svc): State<Arc<Pipeline>>,
+    Path(user_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let user = match asked_user(user_id, raw.as_deref()) {
+        Ok(user) => user,
+        Err(refused) => return *refused,
+    };
     match svc.store().load_user(&user).await {
         Ok(mut doc) => {
             refresh(&svc, doc.as_mut());
@@ -303,9 +345,16 @@ fn refresh(svc: &Pipeline, doc: Option<&mut Stored<UserAccessDoc>>) {
 }
 
 /// Audit entries of every source linked to the user, newest first.
-async fn user_events(State(svc): State<Arc<Pipeline>>, Path(user_id): Path<String>) -> Response {
+async fn user_events(
+    State(svc): State<Arc<Pipeline>>,
+    Path(user_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     const LIMIT: usize = 100;
-    let user = UserId::new(user_id);
+    let user = match asked_user(user_id, raw.as_deref()) {
+        Ok(user) => user,
+        Err(refused) => return *refused,
+    };
     let doc = match svc.store().load_user(&user).await {
         Ok(d) => d,
         Err(e) => return store_failure(&e),
@@ -343,7 +392,10 @@ async fn user_billing(
             return (StatusCode::BAD_REQUEST, Json(json!({"error": reason}))).into_response()
         }
     };
-    let user = UserId::new(user_id);
+    let user = match asked_user(user_id, uri.query()) {
+        Ok(user) => user,
+        Err(refused) => return *refused,
+    };
     let mut doc = match svc.store().load_user(&user).await {
         Ok(d) => d,
         Err(e) => return store_failure(&e),
@@ -613,11 +665,16 @@ async fn catalogue_product(
 ) -> Response {
     const CHANGES: usize = 20;
     let id = ProductId::new(product_id);
+    let stripe = match account_query(query.as_deref()) {
+        Ok(Some(account)) => Provider::STRIPE.in_account(account),
+        Ok(None) => Provider::STRIPE,
+        Err(why) => return bad_query(&why),
+    };
     let (after, limit) = match price_page_query(query.as_deref()) {
         Ok(page) => page,
         Err(why) => return (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response(),
     };
-    let own = match svc.store().product(Provider::STRIPE, &id).await {
+    let own = match svc.store().product(stripe, &id).await {
         Ok(Some(stored)) => stored.value,
         Ok(None) => {
             return (
@@ -630,17 +687,13 @@ async fn catalogue_product(
     };
     let page = match svc
         .store()
-        .product_prices(Provider::STRIPE, &id, after.as_ref(), limit)
+        .product_prices(stripe, &id, after.as_ref(), limit)
         .await
     {
         Ok(page) => page,
         Err(e) => return store_failure(&e),
     };
-    match svc
-        .store()
-        .product_audit(Provider::STRIPE, &id, CHANGES)
-        .await
-    {
+    match svc.store().product_audit(stripe, &id, CHANGES).await {
         Ok(changes) => {
             let mut body = json!(own.view(page.prices.iter().map(|(id, p)| (id, p))));
             body["next_cursor"] = json!(page.next.as_ref().map(price_cursor));

@@ -6,7 +6,9 @@ use crate::domain::catalogue::{PriceRecord, ProductRecord};
 use crate::domain::charge::Charge;
 use crate::domain::customer::CustomerBilling;
 use crate::domain::events::Purchase;
-use crate::domain::ids::{CustomerId, EventId, InvoiceId, PriceId, ProductId, Provider, UserId};
+use crate::domain::ids::{
+    Account, CustomerId, EventId, InvoiceId, PriceId, ProductId, Provider, UserId,
+};
 use crate::domain::invoice::Invoice;
 use crate::routing::Endpoint;
 use crate::secret::WebhookSecret;
@@ -743,8 +745,13 @@ pub trait TransmissionGuard: Send + Sync {
 /// object). Used to settle what the events cannot (same-second ties).
 #[async_trait]
 pub trait ProviderApi: Send + Sync {
-    /// `path` is relative to the API's version root, e.g. `subscriptions/sub_123`.
-    async fn retrieve(&self, path: &str) -> Result<Option<serde_json::Value>, ApiError>;
+    /// `path` is relative to the API's version root, e.g. `subscriptions/sub_123`; asked as
+    /// the connected `account` when there is one (Stripe's `Stripe-Account` header).
+    async fn retrieve(
+        &self,
+        account: Option<Account>,
+        path: &str,
+    ) -> Result<Option<serde_json::Value>, ApiError>;
 }
 
 /// Catch-up jobs' checkpoints (`crate::catchup`): one record per (provider, job, kind).

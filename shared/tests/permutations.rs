@@ -88,6 +88,10 @@ mod paypal;
 #[path = "support/paypal.rs"]
 mod paypal_support;
 
+/// Two Stripe Connect accounts with the same ids, interleaved in every order.
+#[path = "permutations/connect.rs"]
+mod connect;
+
 /// Gifts, schedules and a subscription's periods in every order, with these helpers.
 #[path = "permutations/periods.rs"]
 mod periods;
@@ -152,9 +156,18 @@ struct FakeStripeApi {
 
 #[async_trait::async_trait]
 impl ProviderApi for FakeStripeApi {
-    async fn retrieve(&self, path: &str) -> Result<Option<Value>, ApiError> {
+    async fn retrieve(
+        &self,
+        account: Option<billing::domain::ids::Account>,
+        path: &str,
+    ) -> Result<Option<Value>, ApiError> {
         let id = path.strip_prefix("subscriptions/").unwrap_or_default();
-        Ok(self.objects.get(id).cloned())
+        // Each account's objects are its own: the key names the account asked in.
+        let key = match account {
+            Some(account) => format!("{account}/{id}"),
+            None => id.to_owned(),
+        };
+        Ok(self.objects.get(&key).cloned())
     }
 }
 

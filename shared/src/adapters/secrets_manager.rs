@@ -100,7 +100,7 @@ pub fn validate_secret_list(list: &[WebhookSecret]) -> Result<(), SecretListErro
 fn arn_variable(endpoint: Endpoint) -> String {
     format!(
         "{}_WEBHOOK_SECRETS_{}_ARN",
-        endpoint.provider.as_str().to_ascii_uppercase(),
+        endpoint.provider.name().to_ascii_uppercase(),
         endpoint.name.to_ascii_uppercase()
     )
 }

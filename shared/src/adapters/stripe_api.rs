@@ -16,6 +16,7 @@
 
 use super::https::{parse_base, tls_config};
 use crate::bounds::CallBounds;
+use crate::domain::ids::Account;
 use crate::ports::{ApiError, ProviderApi};
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
@@ -218,12 +219,21 @@ impl StripeApi {
     }
 
     /// One request: the object, `None` for a 404, or why not.
-    async fn attempt(&self, url: &Url) -> Result<Option<serde_json::Value>, Failure> {
-        let response = self
+    async fn attempt(
+        &self,
+        account: Option<Account>,
+        url: &Url,
+    ) -> Result<Option<serde_json::Value>, Failure> {
+        let mut request = self
             .client
             .get(url.clone())
             .header(AUTHORIZATION, self.bearer.clone())
-            .header("Stripe-Version", STRIPE_VERSION)
+            .header("Stripe-Version", STRIPE_VERSION);
+        if let Some(account) = account {
+            // A connected account's object, read with the platform's key.
+            request = request.header("Stripe-Account", account.as_str());
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| Failure::Retry(describe(e)))?;
@@ -250,10 +260,15 @@ impl StripeApi {
 
     /// Attempts until an answer, a final failure or `max_attempts`, with a short jittered
     /// backoff between them. The caller bounds the whole by `operation`.
-    async fn attempts(&self, url: &Url, path: &str) -> Result<Option<serde_json::Value>, ApiError> {
+    async fn attempts(
+        &self,
+        account: Option<Account>,
+        url: &Url,
+        path: &str,
+    ) -> Result<Option<serde_json::Value>, ApiError> {
         let mut attempt = 1;
         loop {
-            match self.attempt(url).await {
+            match self.attempt(account, url).await {
                 Ok(answer) => return Ok(answer),
                 Err(Failure::Retry(why)) if attempt < self.bounds.max_attempts => {
                     tracing::debug!(path, attempt, why, "Stripe API attempt failed; retrying");
@@ -322,13 +337,18 @@ fn json_problem(e: &serde_json::Error) -> &'static str {
 
 #[async_trait]
 impl ProviderApi for StripeApi {
-    async fn retrieve(&self, path: &str) -> Result<Option<serde_json::Value>, ApiError> {
+    async fn retrieve(
+        &self,
+        account: Option<Account>,
+        path: &str,
+    ) -> Result<Option<serde_json::Value>, ApiError> {
         let path = checked_path(path)?;
         let url = self
             .base
             .join(&format!("v1/{path}"))
             .map_err(|e| ApiError(format!("invalid path: {e}")))?;
-        match tokio::time::timeout(self.bounds.operation, self.attempts(&url, path)).await {
+        match tokio::time::timeout(self.bounds.operation, self.attempts(account, &url, path)).await
+        {
             Ok(answer) => answer,
             Err(_) => Err(ApiError(format!(
                 "timeout: no answer within {} ms (GET {path})",

@@ -6,7 +6,7 @@ pub use super::charge::{
     RefundEvent,
 };
 pub use super::facts::{EventMeta, OrderEvidence, Settlement, Span};
-use super::ids::{CustomerId, InvoiceId, PriceId, ProductId, SubscriptionId, UserId};
+use super::ids::{Account, CustomerId, InvoiceId, PriceId, ProductId, SubscriptionId, UserId};
 pub use super::status::SubscriptionStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -507,6 +507,45 @@ impl BillingEvent {
             BillingEvent::Invoice(e) => Some(&e.snapshot.id),
             BillingEvent::InvoicePaymentPaid(p) => Some(&p.invoice),
             _ => None,
+        }
+    }
+
+    /// Names every user this event mentions inside `account` (`{account}/{user}`): a connected
+    /// account's users are its own, so its user `42` and the platform's (or another account's)
+    /// user `42` never share an item, a document or a feed message. Every variant is listed, so
+    /// a new one that names a user must say how here.
+    pub fn scope_users(&mut self, account: Account) {
+        let scope = |user: &mut UserId| *user = user.in_account(account);
+        match self {
+            BillingEvent::CheckoutCompleted { user, purchase, .. } => {
+                user.as_mut().map(scope);
+                if let Some(gift) = purchase.as_mut().and_then(|p| p.gift.as_mut()) {
+                    scope(&mut gift.recipient);
+                }
+            }
+            BillingEvent::Subscription { snapshot, .. } => {
+                snapshot.user_claim.as_mut().map(scope);
+            }
+            BillingEvent::CustomerUpdated { user_claim, .. } => {
+                user_claim.as_mut().map(scope);
+            }
+            BillingEvent::InvoicePayment(p) => {
+                p.user_hint.as_mut().map(scope);
+            }
+            BillingEvent::Invoice(e) => {
+                e.snapshot.user_hint.as_mut().map(scope);
+            }
+            BillingEvent::Grant(g) => scope(&mut g.user),
+            BillingEvent::CustomerDeleted { .. }
+            | BillingEvent::Schedule { .. }
+            | BillingEvent::ChargeRefunded(_)
+            | BillingEvent::ChargeBound(_)
+            | BillingEvent::Dispute(_)
+            | BillingEvent::Refund(_)
+            | BillingEvent::Entitlements { .. }
+            | BillingEvent::Catalogue(_)
+            | BillingEvent::InvoicePaymentPaid(_)
+            | BillingEvent::Unsupported => {}
         }
     }
 

@@ -143,7 +143,7 @@ impl Pipeline {
         }
         self.store.commit(&commit).await?;
         if let Some((charge, _)) = &commit.charge {
-            self.remember_charge(charge);
+            self.remember_charge(v.meta.provider, charge);
         }
         Ok(Attempted::Recorded(state))
     }

@@ -82,7 +82,7 @@ impl Pipeline {
     async fn replay_inner(&self, provider: Provider, event_id: &EventId) -> Outcome {
         let id = event_id.to_string();
         let gone = |why: String| Outcome::Unavailable(Error::Store(StoreError::Unavailable(why)));
-        let Some(source) = self.providers.get(&provider) else {
+        let Some(source) = self.providers.get(&provider.base()) else {
             return gone(format!("no provider {provider} configured"));
         };
         let record = match self.store.ledger(provider, event_id).await {

@@ -22,8 +22,8 @@ const MAX_ATTEMPTS: usize = 8;
 
 impl Pipeline {
     pub(super) fn cached_charge(&self, v: &Verified<'_>) -> Option<CustomerId> {
-        let charge = v.event.charge()?;
-        self.charges.lock().ok()?.get(charge).cloned()
+        let key = (v.meta.provider, v.event.charge()?.to_owned());
+        self.charges.lock().ok()?.get(&key).cloned()
     }
 
     /// The same second half for an arriving and a replayed event.
@@ -175,7 +175,7 @@ impl Pipeline {
             .event
             .user_claim()
             .cloned()
-            .or_else(|| self.cached_link(customer_id?));
+            .or_else(|| self.cached_link(v.meta.provider, customer_id?));
         let loaded = self.load_event(v, customer_id, hint.as_ref()).await?;
         if seen(loaded.ledger.as_ref(), guard) {
             return Ok(Attempted::SeenInLedger);
@@ -183,7 +183,7 @@ impl Pipeline {
         let invoice = invoice_update(v, loaded.invoice.clone());
         let charge = charge_update(v, loaded.charge.clone());
         if let Some(stored) = &loaded.charge {
-            self.remember_charge(&stored.value);
+            self.remember_charge(v.meta.provider, &stored.value);
         }
         // A customer-less event read with a customer its charge does not name (a stale guess)
         // goes on without it.
@@ -241,7 +241,7 @@ impl Pipeline {
         self.add_email_jobs(v, &mut commit);
         self.store.commit(&commit).await?;
         if let Some((charge, _)) = &commit.charge {
-            self.remember_charge(charge);
+            self.remember_charge(v.meta.provider, charge);
         }
         if commit.audit.iter().any(|a| !a.unresolved_ties.is_empty()) {
             self.metrics
@@ -252,7 +252,7 @@ impl Pipeline {
             .as_ref()
             .and_then(|(c, _)| c.user().cloned())
         {
-            self.remember_link(customer_id, user);
+            self.remember_link(v.meta.provider, customer_id, user);
         }
         Ok(Attempted::Recorded(LedgerState::Applied))
     }
@@ -268,7 +268,12 @@ impl Pipeline {
         let Some(second) = after.unresolved_tie(id) else {
             return Vec::new();
         };
-        match v.delivery.provider.current_subscription(id).await {
+        match v
+            .delivery
+            .provider
+            .current_subscription(v.meta.provider, id)
+            .await
+        {
             Ok(Some(current)) if current.customer == after.customer => {
                 after.apply_fetched(second, current);
                 tracing::info!(event_id = %v.meta.id, subscription = %id, "same-second tie settled from the provider's API");

@@ -66,11 +66,12 @@ pub struct Pipeline {
     pub(super) tiers: TierPolicy,
     /// customer → user links seen before: lets the first read fetch the user item too.
     /// A link only ever names the user it was read with, since the commit checks revisions.
-    pub(super) links: Mutex<HashMap<CustomerId, UserId>>,
+    /// Keyed by provider and account too: the same customer id in two accounts is two customers.
+    pub(super) links: Mutex<HashMap<(Provider, CustomerId), UserId>>,
     /// charge → customer bindings read or committed before: lets a dispute's or refund's first
     /// read fetch the customer too. A charge never changes customer; a guess its item does not
     /// confirm is dropped by the read that made it.
-    pub(super) charges: Mutex<HashMap<String, CustomerId>>,
+    pub(super) charges: Mutex<HashMap<(Provider, String), CustomerId>>,
     /// The customer emails switched on (`BILLING_EMAILS`): their jobs join the commits.
     pub(super) email_kinds: BTreeSet<crate::emails::kinds::EmailKind>,
 }
@@ -177,7 +178,7 @@ impl Pipeline {
             Ok(read) => read,
             Err(outcome) => return outcome,
         };
-        if read.home != endpoint.name {
+        if read.home != provider.home_of(endpoint) {
             // Applied all the same: the same event id may reach several endpoints.
             self.metrics.incr(Counter::OutsideFamily, endpoint.as_str());
             tracing::info!(event_id = %read.meta.id, event_type = %read.meta.event_type, %endpoint, home = %read.home, "event outside its endpoint");
@@ -268,12 +269,17 @@ impl Pipeline {
         Outcome::Unavailable(error)
     }
 
-    pub(super) fn cached_link(&self, customer: &CustomerId) -> Option<UserId> {
-        self.links.lock().ok()?.get(customer).cloned()
+    pub(super) fn cached_link(&self, provider: Provider, customer: &CustomerId) -> Option<UserId> {
+        let key = (provider, customer.clone());
+        self.links.lock().ok()?.get(&key).cloned()
     }
 
     /// Remembers a stored (read or committed) charge's customer, once it is bound.
-    pub(super) fn remember_charge(&self, charge: &crate::domain::charge::Charge) {
+    pub(super) fn remember_charge(
+        &self,
+        provider: Provider,
+        charge: &crate::domain::charge::Charge,
+    ) {
         let Some(customer) = &charge.customer else {
             return;
         };
@@ -281,16 +287,16 @@ impl Pipeline {
             if cache.len() >= 10_000 {
                 cache.clear();
             }
-            cache.insert(charge.id.clone(), customer.clone());
+            cache.insert((provider, charge.id.clone()), customer.clone());
         }
     }
 
-    pub(super) fn remember_link(&self, customer: &CustomerId, user: UserId) {
+    pub(super) fn remember_link(&self, provider: Provider, customer: &CustomerId, user: UserId) {
         if let Ok(mut cache) = self.links.lock() {
             if cache.len() >= 10_000 {
                 cache.clear();
             }
-            cache.insert(customer.clone(), user);
+            cache.insert((provider, customer.clone()), user);
         }
     }
 }

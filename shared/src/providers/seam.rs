@@ -46,6 +46,12 @@ pub trait WebhookProvider: Send + Sync {
         Vec::new()
     }
 
+    /// The name events of `endpoint` give as their home ([`ReadEvent::home`]): the endpoint's
+    /// own name unless several endpoints serve one home (Stripe's Connect endpoints).
+    fn home_of(&self, endpoint: Endpoint) -> &'static str {
+        endpoint.name
+    }
+
     /// Whether an event id is one of this provider's (the CLI's `replay ID` asks each).
     fn owns_event_id(&self, _id: &str) -> bool {
         false
@@ -63,9 +69,11 @@ pub trait WebhookProvider: Send + Sync {
     fn read(&self, body: &[u8]) -> Result<ReadEvent, ReadError>;
 
     /// A subscription's current state from the provider's API, to settle a same-second tie the
-    /// events cannot decide. `Ok(None)` when no API is configured (the default).
+    /// events cannot decide, asked in the event's `scope` (its provider and account).
+    /// `Ok(None)` when no API is configured (the default).
     async fn current_subscription(
         &self,
+        _scope: Provider,
         _id: &SubscriptionId,
     ) -> Result<Option<SubscriptionSnapshot>, Error> {
         Ok(None)

@@ -156,7 +156,7 @@ async fn retrieves_a_subscription_with_the_bearer_key_and_pinned_version() {
     let fake = Arc::new(FakeStripe::with(&[sub("sub_api1", "active")]));
     let api = api_for(&fake).await;
     let got = api
-        .retrieve("subscriptions/sub_api1")
+        .retrieve(None, "subscriptions/sub_api1")
         .await
         .expect("answer");
     assert_eq!(got, Some(sub("sub_api1", "active")));
@@ -175,7 +175,7 @@ async fn retrieves_a_subscription_with_the_bearer_key_and_pinned_version() {
 async fn an_unknown_subscription_is_none() {
     let fake = Arc::new(FakeStripe::default());
     let api = api_for(&fake).await;
-    let got = api.retrieve("subscriptions/sub_missing").await;
+    let got = api.retrieve(None, "subscriptions/sub_missing").await;
     assert_eq!(got, Ok(None));
     assert_eq!(fake.seen().len(), 1);
 }
@@ -186,7 +186,7 @@ async fn a_refused_key_is_an_error_that_never_shows_the_key() {
         let fake = Arc::new(FakeStripe::default().script(&[(status, None)]));
         let api = api_for(&fake).await;
         let e = api
-            .retrieve("subscriptions/sub_api1")
+            .retrieve(None, "subscriptions/sub_api1")
             .await
             .expect_err("refused");
         let text = e.to_string();
@@ -211,7 +211,7 @@ async fn a_server_error_is_retried_then_answered() {
     );
     let api = api_for(&fake).await;
     let got = api
-        .retrieve("subscriptions/sub_api1")
+        .retrieve(None, "subscriptions/sub_api1")
         .await
         .expect("answer");
     assert_eq!(got, Some(sub("sub_api1", "active")));
@@ -227,7 +227,7 @@ async fn throttling_and_server_errors_stop_at_max_attempts_or_when_stripe_says_s
     ]));
     let api = api_for(&fake).await;
     let e = api
-        .retrieve("subscriptions/sub_api1")
+        .retrieve(None, "subscriptions/sub_api1")
         .await
         .expect_err("three failures");
     println!("{e}");
@@ -239,7 +239,7 @@ async fn throttling_and_server_errors_stop_at_max_attempts_or_when_stripe_says_s
             .script(&[(StatusCode::TOO_MANY_REQUESTS, Some("false"))]),
     );
     let api = api_for(&fake).await;
-    assert!(api.retrieve("subscriptions/sub_api1").await.is_err());
+    assert!(api.retrieve(None, "subscriptions/sub_api1").await.is_err());
     assert_eq!(fake.seen().len(), 1);
 }
 
@@ -252,7 +252,7 @@ async fn a_server_that_never_answers_is_an_error_within_the_bound() {
     let api = api_for(&fake).await;
     let started = Instant::now();
     let e = api
-        .retrieve("subscriptions/sub_api1")
+        .retrieve(None, "subscriptions/sub_api1")
         .await
         .expect_err("no answer");
     let elapsed = started.elapsed();

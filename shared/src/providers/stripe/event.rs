@@ -28,6 +28,9 @@ pub struct Envelope {
     pub object: Value,
     /// `data.previous_attributes` of `*.updated` events: the values the change replaced.
     pub previous: Option<Value>,
+    /// The connected account the event happened in (Connect endpoints, and an EventBridge or
+    /// thin event of one); `None` for the platform's own.
+    pub account: Option<String>,
 }
 
 impl Envelope {
@@ -48,6 +51,9 @@ impl Envelope {
             .ok_or(EnvelopeError::Missing("created"))?;
         let livemode = root.get("livemode").and_then(as_bool);
         let api_version = str_field(&root, "api_version").map(str::to_owned);
+        let account = str_field(&root, "account")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
         let data = root.get_mut("data");
         let (object, previous) = match data {
             Some(d) => (
@@ -66,6 +72,7 @@ impl Envelope {
             api_version,
             object,
             previous,
+            account,
         })
     }
 }

@@ -46,9 +46,26 @@ impl Family {
         )
     }
 
-    /// The family whose endpoint this is (a Stripe endpoint's name is its family's).
+    /// This family's Connect endpoint (`/webhooks/stripe/{family}/connect`): a Stripe endpoint
+    /// made with `connect: true`, which receives the family's events of every connected account
+    /// (each carries `account`), signed with its own secrets.
+    pub const fn connect_endpoint(self) -> Endpoint {
+        Endpoint::new(
+            Provider::STRIPE,
+            match self {
+                Family::Checkout => "checkout_connect",
+                Family::Subscription => "subscription_connect",
+                Family::Invoice => "invoice_connect",
+                Family::Charge => "charge_connect",
+            },
+        )
+    }
+
+    /// The family whose endpoint (its own or its Connect one) this is.
     pub fn of(endpoint: Endpoint) -> Option<Family> {
-        Family::ALL.into_iter().find(|f| f.endpoint() == endpoint)
+        Family::ALL
+            .into_iter()
+            .find(|f| f.endpoint() == endpoint || f.connect_endpoint() == endpoint)
     }
 
     /// Suffix of this family's configuration variables (`…_CHECKOUT`).

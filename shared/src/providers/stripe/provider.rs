@@ -8,7 +8,7 @@ use super::translate::{family_of, subscription_snapshot, translate, StripeMappin
 use super::Family;
 use crate::domain::access::TierPolicy;
 use crate::domain::events::{EventMeta, SubscriptionSnapshot};
-use crate::domain::ids::{EventId, Provider, SubscriptionId};
+use crate::domain::ids::{Account, EventId, Provider, SubscriptionId};
 use crate::error::{Error, Refusal, Rejection};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{BillingStore, Clock, ProviderApi, RefreshOutcome, SecretSource};
@@ -128,15 +128,30 @@ impl WebhookProvider for StripeProvider {
         Provider::STRIPE
     }
 
-    /// `POST /webhooks/stripe/{family}`, one endpoint per family.
+    /// `POST /webhooks/stripe/{family}`, one endpoint per family, and beside each its Connect
+    /// endpoint `POST /webhooks/stripe/{family}/connect`.
     fn routes(&self) -> Vec<Route> {
         Family::ALL
             .into_iter()
-            .map(|family| Route {
-                endpoint: family.endpoint(),
-                path: format!("/webhooks/stripe/{}", family.as_str()),
+            .flat_map(|family| {
+                let path = format!("/webhooks/stripe/{}", family.as_str());
+                [
+                    Route {
+                        endpoint: family.connect_endpoint(),
+                        path: format!("{path}/connect"),
+                    },
+                    Route {
+                        endpoint: family.endpoint(),
+                        path,
+                    },
+                ]
             })
             .collect()
+    }
+
+    /// A Connect endpoint's events belong to its family.
+    fn home_of(&self, endpoint: Endpoint) -> &'static str {
+        Family::of(endpoint).map_or(endpoint.name, Family::as_str)
     }
 
     /// Stripe's event ids are `evt_…` (webhook deliveries, `/v1/events`, and import's
@@ -186,8 +201,19 @@ impl WebhookProvider for StripeProvider {
                 configured,
             }));
         }
+        let provider = match envelope.account.as_deref() {
+            None => Provider::STRIPE,
+            Some(raw) => match Account::parse(raw) {
+                Some(account) => Provider::STRIPE.in_account(account),
+                None => {
+                    return Err(ReadError::Unreadable(
+                        "`account` is not a Stripe account id".into(),
+                    ))
+                }
+            },
+        };
         let meta = EventMeta {
-            provider: Provider::STRIPE,
+            provider,
             id: EventId::new(envelope.id.clone()),
             event_type: envelope.event_type.clone(),
             created: envelope.created,
@@ -197,19 +223,30 @@ impl WebhookProvider for StripeProvider {
         };
         Ok(ReadEvent {
             home: family_of(&envelope.event_type).as_str(),
-            event: translate(&envelope, &self.settings.mapping).map_err(|e| e.to_string()),
+            event: translate(&envelope, &self.settings.mapping)
+                .map(|mut event| {
+                    if let Some(account) = provider.account() {
+                        event.scope_users(account);
+                    }
+                    event
+                })
+                .map_err(|e| e.to_string()),
             meta,
         })
     }
 
+    /// Asked in the event's account: a connected account's subscription is read with its
+    /// `Stripe-Account` header.
     async fn current_subscription(
         &self,
+        scope: Provider,
         id: &SubscriptionId,
     ) -> Result<Option<SubscriptionSnapshot>, Error> {
         let Some(api) = &self.api else {
             return Ok(None);
         };
-        let Some(object) = api.retrieve(&format!("subscriptions/{id}")).await? else {
+        let path = format!("subscriptions/{id}");
+        let Some(object) = api.retrieve(scope.account(), &path).await? else {
             return Ok(None);
         };
         // Only an object that is the subscription asked for is applied.

@@ -19,6 +19,9 @@ pub struct StripeSettings {
     pub livemode: bool,
     pub tolerance_secs: u64,
     pub secrets: HashMap<Family, SecretSpec>,
+    /// The Connect endpoints' secrets, of the families that have one
+    /// (`STRIPE_WEBHOOK_SECRETS_<FAMILY>_CONNECT` or `…_CONNECT_ARN`; optional).
+    pub connect_secrets: HashMap<Family, SecretSpec>,
     pub mapping: StripeMapping,
     /// `None` without a key, and in processes that verify nothing (no family, like the relay).
     pub api: Option<StripeApiSettings>,
@@ -28,6 +31,7 @@ impl StripeSettings {
     /// Whether a secret or the API key is read from Secrets Manager at cold start.
     pub fn uses_secrets_manager(&self) -> bool {
         uses_secrets_manager(&self.secrets, self.api.as_ref())
+            || uses_secrets_manager(&self.connect_secrets, None)
     }
 }
 
@@ -67,6 +71,12 @@ pub fn read_stripe(
         .iter()
         .map(|f| Ok((*f, read_webhook_secrets(&get, *f, dev)?)))
         .collect::<Result<HashMap<_, _>, ConfigError>>()?;
+    let mut connect_secrets = HashMap::new();
+    for family in families {
+        if let Some(spec) = read_connect_secrets(&get, *family)? {
+            connect_secrets.insert(*family, spec);
+        }
+    }
     let api = if families.is_empty() {
         None
     } else {
@@ -76,6 +86,7 @@ pub fn read_stripe(
         livemode,
         tolerance_secs,
         secrets,
+        connect_secrets,
         mapping: read_mapping(&get),
         api,
     })
@@ -175,6 +186,28 @@ pub fn read_webhook_secrets(
             None => Err(ConfigError::Missing(name)),
         },
         (None, None, None) => Err(ConfigError::Missing(format!("{name} (or {arn_name})"))),
+    }
+}
+
+/// A family's Connect endpoint secrets (`STRIPE_WEBHOOK_SECRETS_<FAMILY>_CONNECT` inline, or
+/// `…_CONNECT_ARN`), never both; `None` when neither is set: the family has no Connect endpoint
+/// and its `/connect` route verifies nothing (400).
+fn read_connect_secrets(
+    get: &impl Fn(&str) -> Option<String>,
+    family: Family,
+) -> Result<Option<SecretSpec>, ConfigError> {
+    let name = format!("STRIPE_WEBHOOK_SECRETS_{}_CONNECT", family.env_suffix());
+    let arn_name = format!("{name}_ARN");
+    match (get(&name), get(&arn_name)) {
+        (Some(_), Some(_)) => Err(ConfigError::Both(name)),
+        (Some(list), None) => {
+            let list = parse_secret_list(&list);
+            validate_secret_list(&list).map_err(|e| malformed(&name, e.to_string()))?;
+            Ok(Some(SecretSpec::Inline(list)))
+        }
+        (None, Some(arn)) if arn.starts_with("arn:") => Ok(Some(SecretSpec::Arn(arn))),
+        (None, Some(_)) => Err(malformed(&arn_name, "expected a Secrets Manager ARN")),
+        (None, None) => Ok(None),
     }
 }
 
