@@ -5,6 +5,7 @@ mod backfill;
 mod catalogue;
 mod catchup;
 mod concurrency;
+mod connect;
 mod crashes;
 mod customers;
 mod disputes;

@@ -31,6 +31,7 @@ struct Seen {
     path: String,
     authorization: Option<String>,
     stripe_version: Option<String>,
+    stripe_account: Option<String>,
 }
 
 /// A scripted answer: status and `Stripe-Should-Retry`, answered before the normal behaviour.
@@ -87,6 +88,7 @@ async fn answer(
         path: format!("/v1/subscriptions/{id}"),
         authorization: header(&headers, "authorization"),
         stripe_version: header(&headers, "stripe-version"),
+        stripe_account: header(&headers, "stripe-account"),
     });
     if fake.hang {
         std::future::pending::<()>().await;
@@ -169,6 +171,27 @@ async fn retrieves_a_subscription_with_the_bearer_key_and_pinned_version() {
     );
     assert_eq!(seen[0].stripe_version.as_deref(), Some(STRIPE_VERSION));
     assert_eq!(STRIPE_VERSION, "2025-06-30.basil");
+    assert_eq!(seen[0].stripe_account, None, "the platform's own object");
+}
+
+/// A connected account's object is read with the platform's key in that account
+/// (`Stripe-Account`), as a tie refetch of a Connect event does.
+#[tokio::test]
+async fn a_connected_accounts_object_is_read_with_its_stripe_account_header() {
+    let fake = Arc::new(FakeStripe::with(&[sub("sub_api1", "active")]));
+    let api = api_for(&fake).await;
+    let account = billing::domain::ids::Account::parse("acct_1Connected0001").expect("id");
+    let got = api.retrieve(Some(account), "subscriptions/sub_api1").await;
+    assert_eq!(got, Ok(Some(sub("sub_api1", "active"))));
+    let seen = fake.seen();
+    assert_eq!(
+        seen[0].stripe_account.as_deref(),
+        Some("acct_1Connected0001")
+    );
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some(&*format!("Bearer {KEY}"))
+    );
 }
 
 #[tokio::test]

@@ -240,6 +240,40 @@ mod tests {
     }
 
     #[test]
+    fn a_connect_endpoints_secrets_are_optional_and_checked_like_the_familys() {
+        assert!(with(&[]).expect("valid").connect_secrets.is_empty());
+        let c = with(&[("STRIPE_WEBHOOK_SECRETS_CHECKOUT_CONNECT", "whsec_c")]).expect("valid");
+        assert_eq!(
+            c.connect_secrets.get(&Family::Checkout),
+            Some(&SecretSpec::Inline(vec![WebhookSecret::new("whsec_c")]))
+        );
+        assert!(!c.uses_secrets_manager());
+        let arn = "arn:aws:secretsmanager:us-east-1:1:secret:c";
+        let c = with(&[("STRIPE_WEBHOOK_SECRETS_CHECKOUT_CONNECT_ARN", arn)]).expect("valid");
+        assert_eq!(
+            c.connect_secrets.get(&Family::Checkout),
+            Some(&SecretSpec::Arn(arn.into()))
+        );
+        assert!(c.uses_secrets_manager());
+        let msg = with(&[("STRIPE_WEBHOOK_SECRETS_CHECKOUT_CONNECT", "sk_test_oops")])
+            .expect_err("not a whsec")
+            .to_string();
+        assert!(
+            msg.contains("STRIPE_WEBHOOK_SECRETS_CHECKOUT_CONNECT")
+                && !msg.contains("sk_test_oops"),
+            "{msg}"
+        );
+        let both = [
+            ("STRIPE_WEBHOOK_SECRETS_CHECKOUT_CONNECT", "whsec_c"),
+            ("STRIPE_WEBHOOK_SECRETS_CHECKOUT_CONNECT_ARN", arn),
+        ];
+        assert!(with(&both).is_err());
+        // Only the families this process serves are read.
+        let other = with(&[("STRIPE_WEBHOOK_SECRETS_INVOICE_CONNECT", "whsec_i")]).expect("valid");
+        assert!(other.connect_secrets.is_empty());
+    }
+
+    #[test]
     fn the_stripe_api_key_is_optional_and_checked_by_kind_never_printed() {
         let c = with(&[]).expect("valid");
         assert_eq!(c.api, None);

@@ -1,0 +1,186 @@
+//! Stripe Connect against moto: two connected accounts whose events carry the same ids for
+//! everything (events, customer, subscription, invoice, user), delivered through the families'
+//! Connect endpoints in several interleavings. Each account keeps its own ledger, customer,
+//! invoice and user; the read routes answer per account (`?account=`); the platform's own account
+//! sees none of it.
+
+use crate::helpers::*;
+use billing::adapters::memory::StaticSecrets;
+use billing::domain::ids::{Account, EventId, Provider, UserId};
+use billing::http::local_router;
+use billing::ports::{BillingStore, FixedClock};
+use billing::providers::stripe::signature::{sign, WebhookSecret};
+use billing::providers::stripe::{pipeline, Family};
+use billing::telemetry::Metrics;
+use http::{Request, StatusCode};
+use serde_json::Value;
+use std::sync::Arc;
+
+const A: &str = "acct_1LifeConnectA0001";
+const B: &str = "acct_1LifeConnectB0002";
+const CONNECT_SECRET: &str = "whsec_connect_secret_for_the_suite";
+
+/// Account A: paid and active. Account B: the same, then deleted.
+const A_FILES: [&str; 3] = [
+    "A_01_checkout.session.completed",
+    "A_02_customer.subscription.created",
+    "A_03_invoice.paid",
+];
+const B_FILES: [&str; 4] = [
+    "B_01_checkout.session.completed",
+    "B_02_customer.subscription.created",
+    "B_03_invoice.paid",
+    "B_08_customer.subscription.deleted",
+];
+
+struct ConnectApp {
+    store: Arc<dyn BillingStore>,
+    router: axum::Router,
+}
+
+async fn connect_app() -> ConnectApp {
+    let store: Arc<dyn BillingStore> = moto_store().await;
+    let secrets = StaticSecrets::new(Family::ALL.into_iter().flat_map(|f| {
+        [
+            (f.endpoint(), vec![WebhookSecret::new(SECRET)]),
+            (
+                f.connect_endpoint(),
+                vec![WebhookSecret::new(CONNECT_SECRET)],
+            ),
+        ]
+    }));
+    let service = Arc::new(pipeline(
+        store.clone(),
+        Arc::new(secrets),
+        Arc::new(FixedClock::at(NOW)),
+        Arc::new(Metrics::memory()),
+        settings(false),
+    ));
+    ConnectApp {
+        store,
+        router: local_router(service),
+    }
+}
+
+impl ConnectApp {
+    /// POSTs a Connect fixture to its family's Connect endpoint, signed with `secret`.
+    async fn post(&self, file: &str, secret: &str, path_suffix: &str) -> (StatusCode, Value) {
+        let body = fixture(&format!("stripe/connect/{file}.json"));
+        let env = billing::providers::stripe::event::Envelope::parse(&body).expect("envelope");
+        let family = billing::providers::stripe::translate::family_of(&env.event_type);
+        let header = sign(&body, &[WebhookSecret::new(secret)], NOW);
+        let req = Request::post(format!("/webhooks/stripe/{family}{path_suffix}"))
+            .header("stripe-signature", header)
+            .body(axum::body::Body::from(body))
+            .expect("request");
+        call_router(&self.router, req).await
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let req = Request::get(path)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        call_router(&self.router, req).await
+    }
+}
+
+/// Three interleavings of both accounts' events (B's deletion first, last, in between).
+fn orders() -> Vec<Vec<&'static str>> {
+    vec![
+        A_FILES.iter().chain(B_FILES.iter()).copied().collect(),
+        vec![
+            B_FILES[3], A_FILES[2], B_FILES[1], A_FILES[0], B_FILES[2], A_FILES[1], B_FILES[0],
+        ],
+        vec![
+            A_FILES[1], B_FILES[0], B_FILES[3], A_FILES[0], B_FILES[2], B_FILES[1], A_FILES[2],
+        ],
+    ]
+}
+
+#[tokio::test]
+async fn moto_two_connected_accounts_with_the_same_ids_keep_separate_answers_in_every_order() {
+    for order in orders() {
+        let app = connect_app().await;
+        for file in &order {
+            let (status, json) = app.post(file, CONNECT_SECRET, "/connect").await;
+            // A first delivery: applied, or stale when its account's deletion came first.
+            assert!(
+                status == StatusCode::OK
+                    && ["applied", "stale"].contains(&json["state"].as_str().unwrap_or_default()),
+                "{file} in {order:?}: {json}"
+            );
+        }
+        let (_, a) = app.get(&format!("/users/user_42/access?account={A}")).await;
+        assert_eq!(
+            (a["known"].as_bool(), a["tier"].as_str()),
+            (Some(true), Some("pro")),
+            "A in {order:?}: {a}"
+        );
+        let (_, b) = app.get(&format!("/users/user_42/access?account={B}")).await;
+        assert_eq!(b["known"], true, "B in {order:?}: {b}");
+        assert_ne!(b["tier"], "pro", "B in {order:?}: {b}");
+        assert_eq!(b["billing_status"], "CANCELLED", "B in {order:?}: {b}");
+        assert_eq!(b["user_id"], format!("{B}/user_42"), "{b}");
+        // The platform's own user 42 was never linked.
+        let (_, own) = app.get("/users/user_42/access").await;
+        assert_eq!(own["known"], false, "platform in {order:?}: {own}");
+        // Each account's ledger holds its own copy of the shared event id; the platform none.
+        let id = "evt_life_01_checkout_completed";
+        for account in [A, B] {
+            let (status, record) = app
+                .get(&format!("/events/stripe/{id}?account={account}"))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{account}: {record}");
+        }
+        let (status, _) = app.get(&format!("/events/stripe/{id}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let scoped = |a: &str| Provider::STRIPE.in_account(Account::parse(a).expect("account"));
+        let user = |a: &str| UserId::new("user_42").in_account(Account::parse(a).expect("id"));
+        for account in [A, B] {
+            let doc = app.store.load_user(&user(account)).await.expect("read");
+            let doc = doc.expect("the account's user document");
+            let sources: Vec<_> = doc.value.sources.keys().cloned().collect();
+            assert_eq!(
+                sources,
+                [format!("stripe@{account}:cus_life1")],
+                "{account}"
+            );
+            let ledger = app.store.ledger(scoped(account), &EventId::new(id)).await;
+            assert!(matches!(ledger, Ok(Some(_))), "{account}");
+        }
+    }
+}
+
+/// A redelivery is a duplicate within its account only, and each endpoint checks its own
+/// secrets: the platform's secret at a Connect endpoint (and the reverse) is refused.
+#[tokio::test]
+async fn moto_a_connect_redelivery_is_a_duplicate_and_secrets_do_not_cross() {
+    let app = connect_app().await;
+    let (status, _) = app.post(A_FILES[0], SECRET, "/connect").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = app.post(A_FILES[0], CONNECT_SECRET, "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, first) = app.post(A_FILES[0], CONNECT_SECRET, "/connect").await;
+    assert_eq!(first["state"], "applied", "{first}");
+    let (_, again) = app.post(A_FILES[0], CONNECT_SECRET, "/connect").await;
+    assert_eq!(again["state"], "duplicate", "{again}");
+    // The same event id in the other account is that account's first delivery.
+    let (_, other) = app.post(B_FILES[0], CONNECT_SECRET, "/connect").await;
+    assert_eq!(other["state"], "applied", "{other}");
+}
+
+/// A read route refuses an `account` that is not a connected account id.
+#[tokio::test]
+async fn a_read_route_refuses_a_malformed_account() {
+    let app = spawn_memory(false);
+    for path in [
+        "/users/user_42/access?account=cus_1",
+        "/users/user_42/billing?account=acct_",
+        "/users/user_42/events?account=acct_a%2Fb",
+        "/events/stripe/evt_1?account=nope",
+        "/products/prod_1?account=acct_x%23y",
+    ] {
+        let (status, json) = app.get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {json}");
+    }
+}
