@@ -184,10 +184,7 @@ pub fn access_changed(
         "chg_{}",
         &sha256_hex(format!("{}\n{}\n{}", doc.user, doc.feed_seq, meta.id).as_bytes())[..24]
     );
-    OutboxMessage {
-        id: id.clone(),
-        kind: "access.changed".into(),
-        body: json!({
+    let mut body = json!({
             "schema": FEED_SCHEMA,
             "change_id": id,
             "user_id": doc.user,
@@ -198,7 +195,15 @@ pub fn access_changed(
             "changed": changed_fields(previous, access),
             "cause": cause(meta),
             "occurred_at": now,
-        }),
+    });
+    if let Some(account) = meta.provider.account() {
+        // A connected account's user (`user_id` is `{account}/{user}`): the account by itself.
+        body["account"] = json!(account.as_str());
+    }
+    OutboxMessage {
+        id: id.clone(),
+        kind: "access.changed".into(),
+        body,
         created_at: now,
     }
 }
@@ -302,6 +307,14 @@ mod tests {
         };
         let message = access_changed(&d, &previous, &access, &meta, 6);
         assert_eq!(message.body["changed"], json!(["features"]));
+        assert_eq!(message.body.get("account"), None, "the platform's own user");
+        let account = crate::domain::ids::Account::parse("acct_1Feed").expect("id");
+        let connected = EventMeta {
+            provider: Provider::STRIPE.in_account(account),
+            ..meta.clone()
+        };
+        let message = access_changed(&d, &previous, &access, &connected, 6);
+        assert_eq!(message.body["account"], "acct_1Feed");
         assert_eq!(
             message.body["access"]["features"],
             json!(["api", "export", "seats"])
