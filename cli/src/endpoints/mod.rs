@@ -37,6 +37,11 @@ pub struct Args {
     /// Print what would change, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also each family's Connect endpoint (URL/webhooks/stripe/FAMILY/connect, made with
+    /// `connect: true`: the events of the platform's connected accounts), its secret in
+    /// STRIPE_WEBHOOK_SECRETS_<FAMILY>_CONNECT_ARN.
+    #[arg(long)]
+    pub connect: bool,
 }
 
 /// Everything a run needs besides its two clients.
@@ -46,6 +51,8 @@ pub struct Settings {
     pub base: reqwest::Url,
     /// Each family's Secrets Manager secret (name or ARN).
     pub secret_ids: HashMap<Family, String>,
+    /// With `--connect`: each family's Connect endpoint's secret (name or ARN).
+    pub connect_secret_ids: Option<HashMap<Family, String>>,
     pub mode: Mode,
     pub dry_run: bool,
 }
@@ -55,18 +62,11 @@ impl Settings {
     /// variables the functions read; every missing one is named at once.
     pub fn new(args: &Args, var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let base = parse_base(&args.base_url).map_err(|e| format!("--base-url: {e}"))?;
-        let mut secret_ids = HashMap::new();
         let mut missing = Vec::new();
-        for family in Family::ALL {
-            let name = format!("STRIPE_WEBHOOK_SECRETS_{}_ARN", family.env_suffix());
-            match var(&name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-            {
-                Some(id) => drop(secret_ids.insert(family, id)),
-                None => missing.push(name),
-            }
-        }
+        let secret_ids = secret_ids_of(&var, "", &mut missing);
+        let connect_secret_ids = args
+            .connect
+            .then(|| secret_ids_of(&var, "_CONNECT", &mut missing));
         if !missing.is_empty() {
             return Err(format!(
                 "set {} (the Secrets Manager secret, name or ARN, of each function)",
@@ -81,22 +81,69 @@ impl Settings {
         Ok(Self {
             base,
             secret_ids,
+            connect_secret_ids,
             mode,
             dry_run: args.dry_run,
         })
     }
 
-    fn desired(&self, family: Family) -> Desired {
+    fn desired(&self, family: Family, connect: bool) -> Desired {
+        let url = endpoint_url(&self.base, family);
         Desired {
             family,
-            url: endpoint_url(&self.base, family),
+            url: if connect {
+                format!("{url}/connect")
+            } else {
+                url
+            },
             api_version: STRIPE_VERSION,
             enabled_events: enabled_events(family),
+            connect,
+        }
+    }
+
+    /// Every endpoint this run manages: each family's, then (`--connect`) each Connect one.
+    fn every_desired(&self) -> Vec<Desired> {
+        let connect = self.connect_secret_ids.is_some();
+        let own = Family::ALL.map(|f| self.desired(f, false));
+        let connected = Family::ALL.into_iter().filter(|_| connect);
+        own.into_iter()
+            .chain(connected.map(|f| self.desired(f, true)))
+            .collect()
+    }
+
+    /// The Secrets Manager secret `desired`'s signing secret is stored in.
+    fn secret_id(&self, desired: &Desired) -> &str {
+        match (&self.connect_secret_ids, desired.connect) {
+            (Some(ids), true) => &ids[&desired.family],
+            _ => &self.secret_ids[&desired.family],
         }
     }
 }
 
-/// `{base}webhooks/stripe/{family}`: the functions' route.
+/// `STRIPE_WEBHOOK_SECRETS_<FAMILY>{suffix}_ARN` of every family; the missing names are added
+/// to `missing`.
+fn secret_ids_of(
+    var: &impl Fn(&str) -> Option<String>,
+    suffix: &str,
+    missing: &mut Vec<String>,
+) -> HashMap<Family, String> {
+    let mut ids = HashMap::new();
+    for family in Family::ALL {
+        let name = format!("STRIPE_WEBHOOK_SECRETS_{}{suffix}_ARN", family.env_suffix());
+        match var(&name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+        {
+            Some(id) => drop(ids.insert(family, id)),
+            None => missing.push(name),
+        }
+    }
+    ids
+}
+
+/// `{base}webhooks/stripe/{family}`: the functions' route (a Connect endpoint's adds
+/// `/connect`).
 pub fn endpoint_url(base: &reqwest::Url, family: Family) -> String {
     format!("{base}webhooks/stripe/{family}")
 }
@@ -154,18 +201,17 @@ pub async fn run(
     let all = stripe::list_all(client).await?;
     let mut plans = Vec::new();
     let mut refused = Vec::new();
-    for family in Family::ALL {
-        let desired = settings.desired(family);
+    for desired in settings.every_desired() {
         match plan::plan(&desired, &all, settings.mode) {
             Ok(p) => plans.push((desired, p)),
-            Err(e) => refused.push(format!("{family}: {e}")),
+            Err(e) => refused.push(format!("{}: {e}", desired.url)),
         }
     }
     if !refused.is_empty() {
         return Err(format!("nothing changed:\n  {}", refused.join("\n  ")));
     }
     for (desired, plan) in plans {
-        let secret_id = &settings.secret_ids[&desired.family];
+        let secret_id = settings.secret_id(&desired);
         let row = if settings.dry_run {
             dry_row(&desired, &plan)
         } else {

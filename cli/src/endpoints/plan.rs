@@ -36,12 +36,16 @@ pub struct Desired {
     pub url: String,
     pub api_version: &'static str,
     pub enabled_events: &'static [&'static str],
+    /// A Connect endpoint (`connect: true` at creation; Stripe cannot change it later, and its
+    /// URL is its own, so the rules below never mix it with the family's).
+    pub connect: bool,
 }
 
 impl Desired {
     pub fn description(&self) -> String {
+        let kind = if self.connect { " Connect" } else { "" };
         format!(
-            "billing-webhooks {} endpoint (managed by `billing stripe-endpoints`)",
+            "billing-webhooks {}{kind} endpoint (managed by `billing stripe-endpoints`)",
             self.family
         )
     }
@@ -202,6 +206,7 @@ mod tests {
             url: "https://x.example/webhooks/stripe/invoice".into(),
             api_version: "2025-06-30.basil",
             enabled_events: EVENTS,
+            connect: false,
         }
     }
 

@@ -80,6 +80,7 @@ pub async fn create(
         .api_version(api_version(desired.api_version))
         .description(desired.description())
         .metadata(metadata)
+        .connect(desired.connect)
         .send(client)
         .await
         .map_err(|e| format!("creating the {} endpoint: {}", desired.family, describe(&e)))?;

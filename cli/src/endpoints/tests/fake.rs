@@ -48,6 +48,8 @@ struct Inner {
     created: u64,
     /// Every secret handed out at creation, by endpoint id.
     secrets: BTreeMap<String, String>,
+    /// The endpoints created with `connect=true` (Stripe keeps it but does not show it).
+    connect: Vec<String>,
 }
 
 #[derive(Default)]
@@ -85,6 +87,11 @@ impl FakeStripe {
             .into_iter()
             .filter(|e| e["url"] == url)
             .collect()
+    }
+
+    /// Whether `id` was created as a Connect endpoint.
+    pub fn is_connect(&self, id: &str) -> bool {
+        self.lock().connect.iter().any(|c| c == id)
     }
 
     pub fn secret_of(&self, id: &str) -> String {
@@ -286,6 +293,9 @@ fn create(inner: &mut Inner, body: &str) -> Response {
     let mut endpoint = object(&id, url, &version, &events, Value::Object(metadata));
     endpoint["description"] = plain.get("description").map_or(Value::Null, |d| json!(d));
     inner.endpoints.push(endpoint.clone());
+    if plain.get("connect").map(String::as_str) == Some("true") {
+        inner.connect.push(id.clone());
+    }
     inner.secrets.insert(id, secret.clone());
     // Only the create answer carries the secret.
     endpoint["secret"] = json!(secret);

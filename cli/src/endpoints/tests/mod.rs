@@ -67,6 +67,7 @@ impl Harness {
             rotate: mode == Mode::Rotate,
             finish_rotation: mode == Mode::FinishRotation,
             dry_run,
+            connect: false,
         };
         let ids = self.secret_ids.clone();
         let var = move |name: &str| {
@@ -74,6 +75,28 @@ impl Harness {
                 .into_iter()
                 .find(|f| name == format!("STRIPE_WEBHOOK_SECRETS_{}_ARN", f.env_suffix()))
                 .map(|f| ids[&f].clone())
+        };
+        Settings::new(&args, var).expect("settings")
+    }
+
+    /// With `--connect`: the Connect endpoints' secrets are their families' ids + `-connect`.
+    fn connect_settings(&self) -> Settings {
+        let args = Args {
+            base_url: BASE_URL.into(),
+            rotate: false,
+            finish_rotation: false,
+            dry_run: false,
+            connect: true,
+        };
+        let ids = self.secret_ids.clone();
+        let var = move |name: &str| {
+            Family::ALL.into_iter().find_map(|f| {
+                let own = format!("STRIPE_WEBHOOK_SECRETS_{}_ARN", f.env_suffix());
+                let connect = format!("STRIPE_WEBHOOK_SECRETS_{}_CONNECT_ARN", f.env_suffix());
+                (name == own)
+                    .then(|| ids[&f].clone())
+                    .or_else(|| (name == connect).then(|| format!("{}-connect", ids[&f])))
+            })
         };
         Settings::new(&args, var).expect("settings")
     }
@@ -177,6 +200,7 @@ fn settings_name_every_missing_variable_and_check_the_base_url() {
         rotate: false,
         finish_rotation: false,
         dry_run: false,
+        connect: false,
     };
     let only_checkout = |name: &str| {
         (name == "STRIPE_WEBHOOK_SECRETS_CHECKOUT_ARN").then(|| "billing/checkout".to_owned())
@@ -206,6 +230,7 @@ fn after_a_rotation_the_old_endpoints_and_the_finish_command_are_printed() {
         rotate: true,
         finish_rotation: false,
         dry_run: false,
+        connect: false,
     };
     let row = |family, replaces: Option<&str>| Row {
         family,
@@ -557,4 +582,46 @@ async fn moto_an_endpoint_on_another_api_version_stops_the_run_and_rotate_replac
         actions(&h.run(Mode::Sync).await.expect("sync")),
         all("unchanged")
     );
+}
+
+/// `--connect` also makes each family's Connect endpoint (`connect=true`, its own URL and
+/// description), stores its secret in the Connect secret, which a function's Connect endpoint
+/// reads; the family's own endpoint and secret are untouched; a second run changes nothing.
+#[tokio::test]
+async fn moto_connect_makes_each_familys_connect_endpoint_with_its_own_secret() {
+    let h = harness().await;
+    let plain = h.run(Mode::Sync).await.expect("first run");
+    assert_eq!(actions(&plain), all("created"));
+    let settings = h.connect_settings();
+    let rows = h.run_with(&settings).await.expect("connect run");
+    let created: Vec<_> = rows.iter().filter(|r| r.action == "created").collect();
+    assert_eq!(created.len(), 4, "{rows:?}");
+    assert_eq!(rows.iter().filter(|r| r.action == "unchanged").count(), 4);
+    for family in Family::ALL {
+        let url = format!("{}/connect", h.url(family));
+        let here = h.fake.at(&url);
+        assert_eq!(here.len(), 1, "{url}: {here:?}");
+        let id = here[0]["id"].as_str().expect("id").to_owned();
+        assert!(h.fake.is_connect(&id), "{family}: made with connect=true");
+        assert!(!h
+            .fake
+            .is_connect(h.endpoint(family)["id"].as_str().expect("id")));
+        let description = here[0]["description"].as_str().unwrap_or_default();
+        assert!(description.contains("Connect"), "{description}");
+        // The Connect secret holds the Connect endpoint's secret, and only it.
+        let connect_id = format!("{}-connect", h.secret_ids[&family]);
+        let out = h.sm.get_secret_value().secret_id(&connect_id).send().await;
+        let stored: Vec<String> =
+            serde_json::from_str(out.expect("stored").secret_string().expect("a string"))
+                .expect("a JSON array");
+        assert_eq!(stored, [h.fake.secret_of(&id)], "{family}");
+        let own: Vec<String> =
+            serde_json::from_value(h.stored(family).await.expect("own")).expect("a list");
+        assert!(
+            !own.contains(&stored[0]),
+            "{family}: the family's secret is its own"
+        );
+    }
+    let again = h.run_with(&settings).await.expect("third run");
+    assert!(again.iter().all(|r| r.action == "unchanged"), "{again:?}");
 }
