@@ -163,14 +163,23 @@ def check_functions(template):
         want = f"STRIPE_WEBHOOK_SECRETS_{fam.upper()}_ARN"
         if env.get(want) != {"Ref": secret}:
             problem(f"{logical}: {want} must be !Ref {secret}")
+        # Its Connect endpoint's secret: only while StripeConnect is Enabled.
+        connect = fam.capitalize() + "ConnectWebhookSecret"
+        want_connect = f"STRIPE_WEBHOOK_SECRETS_{fam.upper()}_CONNECT_ARN"
+        if env.get(want_connect) != {"Fn::If": ["HasStripeConnect", {"Ref": connect}, {"Ref": "AWS::NoValue"}]}:
+            problem(f"{logical}: {want_connect} must be !If [HasStripeConnect, !Ref {connect}, !Ref AWS::NoValue]")
+        if resources.get(connect, {}).get("Condition") != "HasStripeConnect":
+            problem(f"{connect}: must exist under Condition HasStripeConnect")
         events = list(props["Events"].values())
         routes = [(e["Properties"]["Method"], e["Properties"]["Path"], e["Properties"].get("Auth")) for e in events]
-        if routes != [("POST", f"/webhooks/stripe/{fam}", {"Authorizer": "NONE"})]:
-            problem(f"{logical}: routes {routes}, expected only POST /webhooks/stripe/{fam} without authoriser")
+        wanted = [(m, f"/webhooks/stripe/{fam}{tail}", {"Authorizer": "NONE"}) for m, tail in (("POST", ""), ("POST", "/connect"))]
+        if sorted(routes, key=str) != sorted(wanted, key=str):
+            problem(f"{logical}: routes {routes}, expected only POST /webhooks/stripe/{fam} and its /connect without authoriser")
         readable = json.dumps([s for p in props["Policies"] if "Statement" in p for s in p["Statement"] if "secretsmanager:GetSecretValue" in json.dumps(s)])
-        others = [s for s in resources if s.endswith("WebhookSecret") and s != secret and s in readable]
-        if others or secret not in readable:
-            problem(f"{logical}: must read its own secret {secret} only (also reads {others})")
+        own = {secret, connect}
+        others = [s for s in resources if s.endswith("WebhookSecret") and s not in own and f'"{s}"' in readable]
+        if others or f'"{secret}"' not in readable:
+            problem(f"{logical}: must read its own secrets {sorted(own)} only (also reads {others})")
     check_paypal_function(resources)
     api = template["Resources"]["HttpApi"]["Properties"]["Auth"]
     if api != {"EnableIamAuthorizer": True, "DefaultAuthorizer": "AWS_IAM"}:
