@@ -217,7 +217,7 @@ struct SignedEvent {
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 struct ReplayArgs {
-    /// The parked event to re-apply.
+    /// The parked event to re-apply (a Connect account's: ACCOUNT/EVENT_ID, `acct_…/evt_…`).
     #[arg(value_name = "EVENT_ID")]
     event_id: Option<String>,
     /// Re-apply every parked event.
@@ -526,11 +526,20 @@ async fn replay(args: ReplayArgs) -> CliResult {
                 .map(|r| (r.provider, r.event_id))
                 .collect()
         }
-        (false, Some(id)) => {
+        (false, Some(given)) => {
+            let (account, id) = match given.split_once('/') {
+                Some((account, id)) => {
+                    let account = billing::domain::ids::Account::parse(account)
+                        .ok_or_else(|| format!("{account}: not a connected account id (acct_…)"))?;
+                    (Some(account), id.to_owned())
+                }
+                None => (None, given),
+            };
             // Each registered provider says whether the id is its own.
             let provider = app.service.provider_of_event(&id).ok_or_else(|| {
                 format!("{id}: no provider knows this event id (evt_…, WH-…, grant_…)")
             })?;
+            let provider = account.map_or(provider, |a| provider.in_account(a));
             vec![(provider, EventId::new(id))]
         }
         // The argument group requires one of them; kept as an error, not a panic.

@@ -35,6 +35,7 @@ const B_FILES: [&str; 4] = [
 
 struct ConnectApp {
     store: Arc<dyn BillingStore>,
+    service: Arc<billing::pipeline::Pipeline>,
     router: axum::Router,
 }
 
@@ -58,7 +59,8 @@ async fn connect_app() -> ConnectApp {
     ));
     ConnectApp {
         store,
-        router: local_router(service),
+        router: local_router(service.clone()),
+        service,
     }
 }
 
@@ -183,4 +185,51 @@ async fn a_read_route_refuses_a_malformed_account() {
         let (status, json) = app.get(path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {json}");
     }
+}
+
+/// A connected account's event that cannot be translated is parked in its account, listed, and
+/// replayed there (the provider that reads it is the platform's Stripe).
+#[tokio::test]
+async fn moto_a_connected_accounts_parked_event_is_listed_and_replayed_in_its_account() {
+    let app = connect_app().await;
+    let id = unique("evt_connect_parked");
+    // A subscription event whose object names no customer: read, not placeable.
+    let body = serde_json::to_vec(&serde_json::json!({
+        "id": id, "object": "event", "account": A, "type": "customer.subscription.created",
+        "created": NOW, "livemode": false,
+        "data": {"object": {"id": "sub_x", "object": "subscription", "status": "active"}},
+    }))
+    .expect("json");
+    let header = sign(&body, &[WebhookSecret::new(CONNECT_SECRET)], NOW);
+    let req = Request::post("/webhooks/stripe/subscription/connect")
+        .header("stripe-signature", header)
+        .body(axum::body::Body::from(body))
+        .expect("request");
+    let (status, json) = call_router(&app.router, req).await;
+    assert_eq!(
+        (status, json["state"].as_str()),
+        (StatusCode::OK, Some("parked")),
+        "{json}"
+    );
+    let scoped = Provider::STRIPE.in_account(Account::parse(A).expect("account"));
+    let parked = billing::ports::all_parked(app.store.as_ref())
+        .await
+        .expect("listing");
+    let mine: Vec<_> = parked
+        .iter()
+        .filter(|r| r.event_id.as_str() == id)
+        .collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].provider, scoped, "listed in its account");
+    let outcome = app.service.replay(scoped, &EventId::new(id.clone())).await;
+    assert!(
+        matches!(
+            outcome,
+            billing::pipeline::Outcome::Recorded {
+                state: billing::ports::LedgerState::Parked,
+                ..
+            }
+        ),
+        "read again in its account, still unplaceable: {outcome:?}"
+    );
 }
