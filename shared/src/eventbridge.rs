@@ -106,6 +106,45 @@ pub fn stripe_event(body: &str, settings: &Settings) -> Result<StripeEvent, Refu
     })
 }
 
+/// The partner event source of the local samples (`events/eventbridge.json`,
+/// `billing eventbridge-event`'s default; scripts/lambda-invoke-check configures it).
+pub const SAMPLE_SOURCE: &str = "aws.partner/stripe.com/ed_test_local_invoke";
+/// The AWS account of the local samples (moto's default account).
+pub const SAMPLE_ACCOUNT: &str = "123456789012";
+
+/// The SQS event the eventbridge function receives for one Stripe event: `detail` as the
+/// envelope EventBridge puts on the queue for a rule on `source` in `account`, at `at` (Unix
+/// seconds), in one record. For the samples and the tests.
+pub fn sqs_event(detail: &Value, source: &str, account: &str, at: i64) -> Value {
+    let event_id = detail.get("id").and_then(Value::as_str).unwrap_or("-");
+    let envelope = serde_json::json!({
+        "version": "0",
+        "id": format!("local-{event_id}"),
+        "detail-type": detail.get("type").cloned().unwrap_or(Value::Null),
+        "source": source,
+        "account": account,
+        "time": crate::backfill::rfc3339(at),
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    });
+    serde_json::json!({"Records": [{
+        "messageId": format!("local-eventbridge-{at}-1"),
+        "receiptHandle": format!("local-eventbridge-{at}-1"),
+        "body": envelope.to_string(),
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": (at * 1000).to_string(),
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": (at * 1000).to_string()
+        },
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:us-east-1:{account}:billing-eventbridge"),
+        "awsRegion": "us-east-1"
+    }]})
+}
+
 /// The eventbridge function's consumer: the pipeline, the accepted source and account.
 pub struct Ingress {
     pub pipeline: Arc<Pipeline>,

@@ -282,3 +282,36 @@ fn only_recorded_and_duplicate_outcomes_are_done() {
         crate::error::Rejection::UnknownProvider("x".into())
     )));
 }
+
+#[tokio::test]
+async fn the_sample_sqs_event_is_applied_by_a_consumer_configured_as_the_samples_are() {
+    let w = Ingress {
+        settings: Settings {
+            source: SAMPLE_SOURCE.into(),
+            account: SAMPLE_ACCOUNT.into(),
+        },
+        ..world().ingress
+    };
+    let event = sqs_event(
+        &stripe_fixture(),
+        SAMPLE_SOURCE,
+        SAMPLE_ACCOUNT,
+        1_759_316_403,
+    );
+    let event: SqsEvent = serde_json::from_value(event).expect("an SQS event");
+    assert_eq!(event.records.len(), 1);
+    let envelope: Value = serde_json::from_str(&event.records[0].body).expect("json");
+    assert_eq!(envelope["detail-type"], "checkout.session.completed");
+    assert_eq!(envelope["time"], "2025-10-01T11:00:03Z");
+    assert!(failures(&w.handle_batch(&event).await).is_empty());
+    assert_eq!(w.metrics.count(Counter::Applied), 1);
+    // The sample from another account is refused.
+    let foreign = sqs_event(
+        &stripe_fixture(),
+        SAMPLE_SOURCE,
+        "210987654321",
+        1_759_316_403,
+    );
+    let foreign: SqsEvent = serde_json::from_value(foreign).expect("an SQS event");
+    assert_eq!(failures(&w.handle_batch(&foreign).await).len(), 1);
+}
