@@ -20,6 +20,8 @@
 //! billing eventbridge-event FILE [--source S] [--account A] [--at UNIX]   print the eventbridge function's SQS event
 //! billing emails list [--limit N|--all] sent-email records, newest first (no addresses)
 //! billing emails redrive              move the email dead-letter queue back to the email queue
+//! billing eventbridge dead-letters [--limit N]   the EventBridge dead letters by verdict (no bodies)
+//! billing eventbridge redrive         move the EventBridge dead-letter queue back to its queue
 //! billing import [--since TIME] [--kinds K,…] [--concurrency N] [--dry-run] [--restart] [--status]
 //!                                     import what Stripe already knows (resumable)
 //! billing backfill --since TIME [--until TIME] [--types T,…] [--provider stripe|paypal]
@@ -33,6 +35,7 @@ mod backfill;
 mod dev;
 mod emails;
 mod endpoints;
+mod eventbridge;
 mod grant;
 mod import;
 mod outbox;
@@ -186,6 +189,12 @@ enum Command {
         #[command(subcommand)]
         command: emails::EmailsCommand,
     },
+    /// The EventBridge ingress' dead-letter queue: its messages by verdict (no bodies), and
+    /// their redrive.
+    Eventbridge {
+        #[command(subcommand)]
+        command: eventbridge::EventbridgeCommand,
+    },
     /// List the provider's events of a time range (at most 30 days back) and apply them oldest
     /// first like deliveries: what the webhooks delivered is a duplicate, what they missed is
     /// applied once. STRIPE_API_KEY (or _ARN) with Events: Read; PayPal: PAYPAL_CLIENT_ID and
@@ -313,6 +322,7 @@ async fn main() -> ExitCode {
             Ok(app) => emails::command(&app, command).await,
             Err(e) => Err(e),
         },
+        Command::Eventbridge { command } => eventbridge::command(command).await,
         Command::Backfill(args) => backfill::command(args).await,
         Command::Catchup {
             command: CatchupCommand::Status,
@@ -935,6 +945,7 @@ mod tests {
             "create-table",
             "lambda-event",
             "eventbridge-event",
+            "eventbridge",
             "stripe-endpoints",
             "emails",
             "outbox",

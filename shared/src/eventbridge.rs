@@ -106,6 +106,35 @@ pub fn stripe_event(body: &str, settings: &Settings) -> Result<StripeEvent, Refu
     })
 }
 
+/// What an operator may see of a record's body (`billing eventbridge dead-letters`): the
+/// envelope's `source`, `account` and `detail-type`, and its verdict under `settings`: the
+/// refusal's kind, or `accepted` with the Stripe event's id (then the pipeline rejected it, or
+/// failed it five times: `GET /events/stripe/{id}` and the function's log say which). Never the
+/// body or the event's data.
+pub fn describe(body: &str, settings: &Settings) -> Value {
+    let envelope: Option<Value> = serde_json::from_str(body).ok();
+    let field = |key: &str| {
+        envelope
+            .as_ref()
+            .and_then(|e| e.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let mut out = serde_json::json!({
+        "source": field("source"),
+        "account": field("account"),
+        "detail_type": field("detail-type"),
+    });
+    match stripe_event(body, settings) {
+        Ok(event) => {
+            out["verdict"] = "accepted".into();
+            out["event_id"] = event.id.into();
+        }
+        Err(refused) => out["verdict"] = refused.as_str().into(),
+    }
+    out
+}
+
 /// The partner event source of the local samples (`events/eventbridge.json`,
 /// `billing eventbridge-event`'s default; scripts/lambda-invoke-check configures it).
 pub const SAMPLE_SOURCE: &str = "aws.partner/stripe.com/ed_test_local_invoke";

@@ -315,3 +315,19 @@ async fn the_sample_sqs_event_is_applied_by_a_consumer_configured_as_the_samples
     let foreign: SqsEvent = serde_json::from_value(foreign).expect("an SQS event");
     assert_eq!(failures(&w.handle_batch(&foreign).await).len(), 1);
 }
+
+#[test]
+fn an_operator_sees_the_verdict_and_the_event_id_never_the_data() {
+    let ours = envelope(SOURCE, ACCOUNT, stripe_fixture()).to_string();
+    let seen = describe(&ours, &settings());
+    assert_eq!(
+        seen,
+        serde_json::json!({"source": SOURCE, "account": ACCOUNT,
+            "detail_type": "checkout.session.completed", "verdict": "accepted",
+            "event_id": EVENT_ID})
+    );
+    let foreign = envelope(SOURCE, "210987654321", stripe_fixture()).to_string();
+    assert_eq!(describe(&foreign, &settings())["verdict"], "wrong_account");
+    assert_eq!(describe("{", &settings())["verdict"], "unreadable");
+    assert_eq!(describe("{", &settings())["source"], Value::Null);
+}
