@@ -4,7 +4,7 @@
 
 1. Translates the SAM template offline with aws-sam-translator (no AWS call) into
    TRANSLATED_OUT, so cfn-lint can lint the CloudFormation that would really be deployed.
-2. The dashboard body is valid JSON once `${...}` substitutions are resolved, and each of its
+2. Each dashboard's body (the main one's and an optional part's own) is valid JSON once `${...}` substitutions are resolved, and each of its
    substitutions names a parameter, a resource (or resource attribute) or a pseudo parameter.
 3. Every metric of the dashboard and of every alarm is one the code emits (METRICS_JSON, the
    output of `billing metrics`: namespace, the `Family` dimension and its values) or a service
@@ -15,7 +15,8 @@
    The PayPal function serves POST /webhooks/paypal without authorisation, takes its webhook id
    from the PaypalWebhookId parameter, and may read no Stripe signing secret.
 6. The parked-events and rejected-signature alarms sum every webhook family (the four Stripe
-   ones and `paypal`); the throttle alarm every function.
+   ones and `paypal`); the throttle alarm every function (a function under a Condition: an
+   alarm under the same condition reads its throttles).
 7. No environment variable carries a secret value (only `..._ARN` references; an inline
    secret variable may be declared empty, so `sam local invoke --env-vars` can set it).
 8. Least privilege: each function's role in the translated template grants exactly what
@@ -107,18 +108,25 @@ def check_metric(where, namespace, name, dims, emitted):
         problem(f"{where}: {namespace} {name} should be read by {known[1]}, has {dims}")
 
 
-def check_dashboard(template, emitted):
-    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+def check_dashboards(template, emitted):
+    """Every dashboard of the template (the main one, and the optional parts' own)."""
+    return sum(check_dashboard(template, emitted, logical)
+               for logical, res in template["Resources"].items()
+               if res["Type"] == "AWS::CloudWatch::Dashboard")
+
+
+def check_dashboard(template, emitted, logical="Dashboard"):
+    body = template["Resources"][logical]["Properties"]["DashboardBody"]["Fn::Sub"]
     names = set(template["Parameters"]) | set(template["Resources"]) | PSEUDO
     for ref in re.findall(r"\$\{([^}]*)\}", body):
         if ref not in names and ref.split(".")[0] not in template["Resources"]:
-            problem(f"dashboard: ${{{ref}}} names nothing in the template")
+            problem(f"{logical}: ${{{ref}}} names nothing in the template")
     # Keep the namespace reference recognisable; any other substitution becomes a placeholder.
     resolved = re.sub(r"\$\{(?!MetricsNamespace\})[^}]*\}", "X", body)
     try:
         dash = json.loads(resolved)
     except json.JSONDecodeError as e:
-        problem(f"dashboard: not valid JSON: {e}")
+        problem(f"{logical}: not valid JSON: {e}")
         return 0
     count = 0
     for w in dash["widgets"]:
@@ -126,7 +134,7 @@ def check_dashboard(template, emitted):
             parts = [p for p in m if not isinstance(p, dict)]
             namespace, name, rest = parts[0], parts[1], parts[2:]
             dims = list(zip(rest[0::2], rest[1::2]))
-            check_metric(f"dashboard '{w['properties'].get('title')}'", namespace, name, dims, emitted)
+            check_metric(f"{logical} '{w['properties'].get('title')}'", namespace, name, dims, emitted)
             count += 1
     return count
 
@@ -224,6 +232,14 @@ def check_alarm_coverage(template):
             problem(f"{logical}: {metric} of {missing} is not summed")
     functions = [k for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
     seen = {json.dumps(d["Value"]) for _, _, dims in alarm_metrics(resources["LambdaThrottleAlarm"]["Properties"]) for d in dims}
+    # A function of an optional part (Condition) cannot be named there: an alarm under the same
+    # condition must watch its throttles instead.
+    for r in resources.values():
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r.get("Condition"):
+            seen |= {json.dumps(d["Value"]) for _, name, dims in alarm_metrics(r["Properties"])
+                     if name == "Throttles" for d in dims
+                     if isinstance(d["Value"], dict)
+                     and resources.get(d["Value"].get("Ref", ""), {}).get("Condition") == r["Condition"]}
     missing = [f for f in functions if json.dumps({"Ref": f}) not in seen]
     if missing:
         problem(f"LambdaThrottleAlarm: throttles of {missing} are not summed")
@@ -266,7 +282,7 @@ def main():
     with open(metrics_path) as f:
         emitted = json.load(f)
     check_functions(template)
-    dashboard = check_dashboard(template, emitted)
+    dashboard = check_dashboards(template, emitted)
     alarms = check_alarms(template, emitted)
     check_alarm_coverage(template)
     source = json.loads(json.dumps(template, default=str))

@@ -3,7 +3,7 @@ events/expected.json states for it, in its order (scripts/lambda-invoke-check ru
 `cargo lambda watch`, moto, the table and the feed queue are up).
 
     lambda_invoke_check.py start --expected events/expected.json --port PORT --work DIR
-    lambda_invoke_check.py check --expected events/expected.json --port PORT --signed DIR --queue-url URL
+    lambda_invoke_check.py check --expected events/expected.json --port PORT --signed DIR --queue-url URL --watch-log WATCH_LOG
 
 `start` starts each function named in expected.json with an event it refuses or ignores (a
 webhook event without its signature: 400; an empty stream batch: no failures), so a build or
@@ -22,6 +22,11 @@ a cold start happens before any signature is made. `check`:
   of `body_includes` with that value.
 - The reconcile function's scheduled event: the response is exactly `response` (no Stripe key
   is configured here, so it answers that it skipped the run).
+- The eventbridge function's SQS event (a Stripe event through Amazon EventBridge): the
+  response is exactly `response` and the function's metric lines (EMF, in WATCH_LOG) count one
+  more applied event at `family`; the same event again answers the same and counts one more
+  duplicate and no applied event. A webhook sample of the same event after it answers
+  `duplicate` at once (its `state`, with `detected_by`).
 
 Exits 1 if any check failed; each check prints one line.
 """
@@ -132,6 +137,8 @@ class Checks:
         name, function = entry["file"], entry["function"]
         event_id = entry["event_id"]
         first = (entry["status"], {"event_id": event_id, "state": entry["state"]})
+        if entry["state"] == "duplicate":  # recorded before by another path (EventBridge)
+            first[1]["detected_by"] = entry["detected_by"]
         again = (spec["redelivery"]["status"],
                  {"event_id": event_id, "state": spec["redelivery"]["state"],
                   "detected_by": entry["detected_by"]})
@@ -166,12 +173,55 @@ class Checks:
             started = time.monotonic()
             self.expect("SES after " + label, "ses", moto_mails(endpoint, entry["to"]), want, started)
 
+    def eventbridge(self, entry, path, watch_log):
+        family = entry["family"]
+        wants = [(entry["file"], {"EventsApplied": 1, "EventsRedelivered": 0}),
+                 ("again: " + entry["file"], {"EventsRedelivered": 1, "EventsApplied": 0})]
+        for label, counted in wants:
+            before = emf_counts(watch_log, family)
+            started = time.monotonic()
+            got = invoke(self.port, entry["function"], path)
+            self.expect(label, entry["function"], got, entry["response"], started)
+            got = wait_for_counts(watch_log, family, before, counted)
+            self.expect(f"metrics ({family}) after " + label, "emf", got, counted, started)
+
     def read(self, entry, path):
         started = time.monotonic()
         status, body = answer(invoke(self.port, entry["function"], path))
         shown = {k: body.get(k) for k in entry["body_includes"]} if isinstance(body, dict) else body
         self.expect(entry["file"], entry["function"], [status, shown],
                     [entry["status"], entry["body_includes"]], started)
+
+
+def emf_counts(watch_log, family):
+    """Each metric's total over the EMF lines (`_aws`) of `family` in the watch log so far."""
+    totals = {}
+    with open(watch_log, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            start = line.find("{")
+            if start < 0 or '"_aws"' not in line:
+                continue
+            try:
+                doc = json.loads(line[start:])
+            except ValueError:
+                continue
+            if not isinstance(doc, dict) or "_aws" not in doc or doc.get("Family") != family:
+                continue
+            for metric in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                totals[metric["Name"]] = totals.get(metric["Name"], 0) + doc.get(metric["Name"], 0)
+    return totals
+
+
+def wait_for_counts(watch_log, family, before, wanted, limit=5.0):
+    """The growth of the `wanted` metrics since `before`, once it reaches `wanted` or after
+    `limit` seconds (the function's lines reach the log through watch's pipe)."""
+    deadline = time.monotonic() + limit
+    while True:
+        now = emf_counts(watch_log, family)
+        grown = {k: now.get(k, 0) - before.get(k, 0) for k in wanted}
+        if grown == wanted or time.monotonic() > deadline:
+            return grown
+        time.sleep(0.1)
 
 
 def listing_errors(events_dir, spec, signed):
@@ -196,7 +246,7 @@ def start(spec, events_dir, port, work):
     checks = Checks(port)
     for function, name in first.items():
         path = os.path.join(work, f"start-{function}.json")
-        if function in ("relay", "emails"):
+        if function in ("relay", "emails", "eventbridge"):
             event, want = {"Records": []}, {"batchItemFailures": []}
         elif function == "api":
             with open(os.path.join(events_dir, name), encoding="utf-8") as f:
@@ -223,7 +273,7 @@ def start(spec, events_dir, port, work):
         except RuntimeError as e:
             print(f"FAIL  start {function}: {e}")
             return False
-        if function not in ("relay", "emails", "reconcile"):
+        if function not in ("relay", "emails", "reconcile", "eventbridge"):
             got = list(answer(got))
         checks.expect("start " + function, function, got, want, started)
     return checks.failed == 0
@@ -237,6 +287,7 @@ def main():
     parser.add_argument("--work", help="start: where to write its events")
     parser.add_argument("--signed", help="check: the events scripts/events made")
     parser.add_argument("--queue-url", help="check: the relay's feed queue")
+    parser.add_argument("--watch-log", help="check: cargo lambda watch's log (the functions' metric lines)")
     args = parser.parse_args()
     with open(args.expected, encoding="utf-8") as f:
         spec = json.load(f)
@@ -260,6 +311,8 @@ def main():
                 checks.read(entry, path)
             elif entry["function"] == "reconcile":
                 checks.response(entry, path)
+            elif entry["function"] == "eventbridge":
+                checks.eventbridge(entry, path, args.watch_log)
             else:
                 checks.webhook(spec, entry, path, args.signed)
         except (RuntimeError, ValueError, KeyError) as e:

@@ -17,8 +17,11 @@
 //! billing lambda-event FILE --email-jobs [--after FILE]… [--at UNIX]   print the emails function's SQS event
 //! billing read-event PATH [--at UNIX]  print the api function's event for a read route
 //! billing paypal-event FILE --key-dir DIR [--at UNIX]   print a locally signed PayPal delivery
+//! billing eventbridge-event FILE [--source S] [--account A] [--at UNIX]   print the eventbridge function's SQS event
 //! billing emails list [--limit N|--all] sent-email records, newest first (no addresses)
 //! billing emails redrive              move the email dead-letter queue back to the email queue
+//! billing eventbridge dead-letters [--limit N]   the EventBridge dead letters by verdict (no bodies)
+//! billing eventbridge redrive         move the EventBridge dead-letter queue back to its queue
 //! billing import [--since TIME] [--kinds K,…] [--concurrency N] [--dry-run] [--restart] [--status]
 //!                                     import what Stripe already knows (resumable)
 //! billing backfill --since TIME [--until TIME] [--types T,…] [--provider stripe|paypal]
@@ -32,6 +35,7 @@ mod backfill;
 mod dev;
 mod emails;
 mod endpoints;
+mod eventbridge;
 mod grant;
 mod import;
 mod outbox;
@@ -156,6 +160,24 @@ enum Command {
         #[arg(long)]
         at: Option<i64>,
     },
+    /// Print the SQS event the eventbridge function receives when Stripe sends a Stripe event
+    /// file through Amazon EventBridge: the file's event as the `detail` of an envelope from
+    /// SOURCE in ACCOUNT (default: the local samples', which scripts/lambda-invoke-check
+    /// configures), for `cargo lambda invoke --data-file` and `sam local invoke`.
+    EventbridgeEvent {
+        /// The Stripe event file.
+        file: PathBuf,
+        /// The envelope's `source` (the partner event source).
+        #[arg(long, default_value = billing::eventbridge::SAMPLE_SOURCE)]
+        source: String,
+        /// The envelope's `account` (the AWS account id).
+        #[arg(long, default_value = billing::eventbridge::SAMPLE_ACCOUNT)]
+        account: String,
+        /// The envelope's time (Unix seconds; default: the event's `created`, so the output is
+        /// stable).
+        #[arg(long)]
+        at: Option<i64>,
+    },
     /// Create or update the four Stripe webhook endpoints (STRIPE_ADMIN_KEY) and store their
     /// signing secrets in Secrets Manager (STRIPE_WEBHOOK_SECRETS_<FAMILY>_ARN).
     StripeEndpoints(endpoints::Args),
@@ -166,6 +188,12 @@ enum Command {
     Emails {
         #[command(subcommand)]
         command: emails::EmailsCommand,
+    },
+    /// The EventBridge ingress' dead-letter queue: its messages by verdict (no bodies), and
+    /// their redrive.
+    Eventbridge {
+        #[command(subcommand)]
+        command: eventbridge::EventbridgeCommand,
     },
     /// List the provider's events of a time range (at most 30 days back) and apply them oldest
     /// first like deliveries: what the webhooks delivered is a duplicate, what they missed is
@@ -274,6 +302,12 @@ async fn main() -> ExitCode {
         Command::ReadEvent { path, at } => {
             print_json(&dev::read_route_event(&path, at.unwrap_or_else(now)))
         }
+        Command::EventbridgeEvent {
+            file,
+            source,
+            account,
+            at,
+        } => eventbridge_event(&file, &source, &account, at),
         Command::LambdaEvent { event, base64, .. } => lambda_event(&event, base64),
         Command::StripeEndpoints(args) => endpoints::command(args).await,
         Command::Import(args) => match build_app(Metrics::Off).await {
@@ -288,6 +322,7 @@ async fn main() -> ExitCode {
             Ok(app) => emails::command(&app, command).await,
             Err(e) => Err(e),
         },
+        Command::Eventbridge { command } => eventbridge::command(command).await,
         Command::Backfill(args) => backfill::command(args).await,
         Command::Catchup {
             command: CatchupCommand::Status,
@@ -700,6 +735,26 @@ fn print_json(value: &serde_json::Value) -> CliResult {
     Ok(())
 }
 
+/// The eventbridge function's SQS event for the Stripe event in `file`.
+fn eventbridge_event_of(
+    file: &Path,
+    source: &str,
+    account: &str,
+    at: Option<i64>,
+) -> Result<serde_json::Value, String> {
+    let (body, env) = read_event(file)?;
+    let detail: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| format!("{}: not JSON: {e}", file.display()))?;
+    let at = at.unwrap_or(env.created);
+    Ok(billing::eventbridge::sqs_event(
+        &detail, source, account, at,
+    ))
+}
+
+fn eventbridge_event(file: &Path, source: &str, account: &str, at: Option<i64>) -> CliResult {
+    print_json(&eventbridge_event_of(file, source, account, at)?)
+}
+
 /// Prints `stream_event_of`: what `sam local invoke` and `cargo lambda invoke` give the relay.
 async fn stream_event(event: &SignedEvent, after: &[PathBuf]) -> CliResult {
     print_json(&stream_event_of(event, after).await?)
@@ -898,6 +953,8 @@ mod tests {
             "relay",
             "create-table",
             "lambda-event",
+            "eventbridge-event",
+            "eventbridge",
             "stripe-endpoints",
             "emails",
             "outbox",
@@ -939,6 +996,32 @@ mod tests {
         let text = std::fs::read_to_string(&path).expect("the relay sample");
         let file: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert_eq!(made, file, "regenerate events/ with scripts/events");
+    }
+
+    /// events/eventbridge.json is what scripts/events makes it: `eventbridge-event` of the
+    /// past-due update, with the local samples' source and account.
+    #[test]
+    fn the_eventbridge_sample_is_what_eventbridge_event_prints() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let fx = root.join("shared/tests/fixtures/stripe/lifecycle");
+        let file = fx.join("06_customer.subscription.updated__past_due.json");
+        let args = ["eventbridge-event", file.to_str().expect("utf8")];
+        let Ok(Cli {
+            command:
+                Command::EventbridgeEvent {
+                    file,
+                    source,
+                    account,
+                    at,
+                },
+        }) = parse(&args)
+        else {
+            panic!("eventbridge-event parses");
+        };
+        let made = eventbridge_event_of(&file, &source, &account, at).expect("an event");
+        let text = std::fs::read_to_string(root.join("events/eventbridge.json")).expect("sample");
+        let sample: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(made, sample, "regenerate events/ with scripts/events");
     }
 
     #[tokio::test]

@@ -41,6 +41,15 @@ pub fn email_redrive_queues() -> Result<(String, String), String> {
     ))
 }
 
+/// `billing eventbridge`'s queues: the dead-letter queue and the queue it moves back to
+/// (`BILLING_EVENTBRIDGE_DLQ_URL`, `BILLING_EVENTBRIDGE_QUEUE_URL`: the stack's outputs).
+pub fn eventbridge_queues() -> Result<(String, String), String> {
+    Ok((
+        required("BILLING_EVENTBRIDGE_DLQ_URL")?,
+        required("BILLING_EVENTBRIDGE_QUEUE_URL")?,
+    ))
+}
+
 fn required(name: &str) -> Result<String, String> {
     std::env::var(name)
         .ok()

@@ -13,6 +13,7 @@ pub mod digest;
 pub mod domain;
 pub mod emails;
 pub mod error;
+pub mod eventbridge;
 pub mod feed;
 pub mod http;
 pub mod pipeline;

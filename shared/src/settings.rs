@@ -2,7 +2,7 @@
 //! the local run's defaults. Each concern reads its own variables in its own module (the core
 //! in `config`, Stripe in `providers::stripe::settings`, PayPal in `providers::paypal::settings`,
 //! the customer emails in `emails::settings`, the call bounds in `bounds`, the reconcile run in
-//! `reconcile::settings`); `config::Config` composes them. This module imports none of them, so
+//! `reconcile::settings`, the EventBridge ingress in `eventbridge::settings`); `config::Config` composes them. This module imports none of them, so
 //! they can all import it without a circle. Nothing outside those settings files (and the CLI's
 //! `cli/src/settings.rs`) reads the process environment: `READERS` in the test below lists
 //! them, and the test fails on a read anywhere else.
@@ -98,8 +98,9 @@ mod tests {
     /// settings modules that read their variables from it (`providers/stripe/settings.rs` and
     /// `bounds.rs` read through the lookup `Config::from_env` hands them), and the CLI's one
     /// settings file.
-    const READERS: [&str; 5] = [
+    const READERS: [&str; 6] = [
         "shared/src/config.rs",
+        "shared/src/eventbridge/settings.rs",
         "shared/src/providers/paypal/settings.rs",
         "shared/src/emails/settings.rs",
         "shared/src/reconcile/settings.rs",

@@ -64,6 +64,9 @@ pub enum Counter {
     MissedEvents,
     /// A subscription the reconcile function found different from Stripe's, and repaired.
     DriftRepaired,
+    /// An EventBridge record refused before the pipeline (another source or account, no
+    /// Stripe event in its `detail`, unreadable): returned to its queue, it ends in the DLQ.
+    EventBridgeRefused,
 }
 
 /// The dimension every counter carries (`Family`), and its values besides the endpoint
@@ -77,10 +80,13 @@ pub const REPLAY_DIMENSION: &str = "replay";
 pub const RECONCILE_DIMENSION: &str = "reconcile";
 /// The dimension of the email metrics.
 pub const EMAILS_DIMENSION: &str = "emails";
+/// The EventBridge ingress' refusals (`EventBridgeRefused`); the events it applies are counted
+/// at their Stripe family, like a webhook delivery's.
+pub const EVENTBRIDGE_DIMENSION: &str = "eventbridge";
 
 impl Counter {
     /// Every counter (a new one goes here too), so the dashboard check (`billing metrics`) can list what the code emits.
-    pub const ALL: [Counter; 27] = [
+    pub const ALL: [Counter; 28] = [
         Counter::Applied,
         Counter::Stale,
         Counter::Ignored,
@@ -108,6 +114,7 @@ impl Counter {
         Counter::EmailSuppressions,
         Counter::MissedEvents,
         Counter::DriftRepaired,
+        Counter::EventBridgeRefused,
     ];
 
     pub fn name(self) -> &'static str {
@@ -139,6 +146,7 @@ impl Counter {
             Counter::EmailSuppressions => "EmailSuppressions",
             Counter::MissedEvents => "MissedEvents",
             Counter::DriftRepaired => "DriftRepaired",
+            Counter::EventBridgeRefused => "EventBridgeRefused",
         }
     }
 }
@@ -203,7 +211,7 @@ impl Metrics {
 
 /// What the code emits, as the dashboard check reads it (`billing metrics`): the namespace's
 /// default, the one dimension, its values (the endpoints' names, then the relay's, the
-/// replay's, the emails' and the reconcile's), and every counter's name.
+/// replay's, the emails', the reconcile's and the EventBridge ingress'), and every counter's name.
 pub fn emitted(endpoints: &[&str]) -> serde_json::Value {
     let mut values: Vec<&str> = endpoints.to_vec();
     values.extend([
@@ -211,6 +219,7 @@ pub fn emitted(endpoints: &[&str]) -> serde_json::Value {
         REPLAY_DIMENSION,
         EMAILS_DIMENSION,
         RECONCILE_DIMENSION,
+        EVENTBRIDGE_DIMENSION,
     ]);
     serde_json::json!({
         "default_namespace": DEFAULT_NAMESPACE,
@@ -259,10 +268,11 @@ mod tests {
                 "relay",
                 "replay",
                 "emails",
-                "reconcile"
+                "reconcile",
+                "eventbridge"
             ]
         );
-        assert_eq!(e["metrics"].as_array().map(Vec::len), Some(27));
+        assert_eq!(e["metrics"].as_array().map(Vec::len), Some(28));
         assert_eq!(e["dimension"], "Family");
     }
 }

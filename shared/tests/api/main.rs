@@ -14,6 +14,7 @@ mod email_edges;
 mod email_send;
 mod emails;
 mod entitlements;
+mod eventbridge;
 mod fixtures;
 mod heavy;
 mod helpers;

@@ -614,6 +614,56 @@ async fn moto_permissions_the_stripe_functions_the_read_api_the_relay_and_the_em
     email_batch(&store, &recorder, jobs).await;
 }
 
+/// The eventbridge function: every Stripe fixture as an EventBridge envelope through its
+/// consumer (emails on, as the template passes them), and a refused one; warm-up included.
+#[tokio::test]
+async fn moto_permissions_the_eventbridge_function_calls_only_what_it_lists() {
+    use billing::eventbridge::{sqs_event, Ingress, Settings, SAMPLE_ACCOUNT, SAMPLE_SOURCE};
+    let (store, recorder) = recorded_store().await;
+    let app = spawn_on(store.clone(), false);
+    let kinds = EmailKind::ALL.into_iter().collect();
+    let service = pipeline(
+        app.store.clone(),
+        app.secrets.clone(),
+        app.clock.clone(),
+        app.metrics.clone(),
+        settings(false),
+    );
+    let ingress = Ingress {
+        pipeline: Arc::new(service.with_email_kinds(kinds)),
+        settings: Settings {
+            source: SAMPLE_SOURCE.into(),
+            account: SAMPLE_ACCOUNT.into(),
+        },
+        metrics: app.metrics.clone(),
+    };
+    store.warm_up().await;
+    let mut seen = recorder.take();
+    let mut files = Vec::new();
+    stripe_fixtures(&fixture_path("stripe"), &mut files);
+    for (n, path) in files.iter().enumerate() {
+        let body = std::fs::read(path).expect("fixture");
+        let Ok(detail) = serde_json::from_slice::<Value>(&body) else {
+            continue;
+        };
+        // One in ten from another account: refused before any call.
+        let account = if n % 10 == 9 {
+            "210987654321"
+        } else {
+            SAMPLE_ACCOUNT
+        };
+        let event = sqs_event(&detail, SAMPLE_SOURCE, account, NOW);
+        let event: SqsEvent = serde_json::from_value(event).expect("an SQS event");
+        ingress.handle_batch(&event).await;
+        seen.extend(recorder.take());
+    }
+    assert_within("functions/eventbridge", &seen, "EventBridge batches");
+    assert!(
+        did(&seen, "GetItem") && did(&seen, "BatchGetItem") && did(&seen, "PutItem"),
+        "nothing recorded: {seen:?}"
+    );
+}
+
 #[tokio::test]
 async fn moto_permissions_the_paypal_function_calls_only_what_it_lists() {
     let (store, recorder) = recorded_store().await;
