@@ -23,10 +23,19 @@ NO_VALUE = {"Ref": "AWS::NoValue"}
 DROP = object()
 
 
-def switch_conditions(template, parameter):
-    """The conditions that are on exactly while `parameter` is set."""
-    on = {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, ""]}]}
-    return {name for name, cond in template.get("Conditions", {}).items() if cond == on}
+def switch_conditions(template, parameter, value):
+    """The conditions `parameter` alone decides, and whether they hold at `value`: on while it
+    is set (`!Not [!Equals [!Ref P, ""]]`), or while it is one value (`!Equals [!Ref P, X]`)."""
+    set_ = {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, ""]}]}
+    found = {}
+    for name, cond in template.get("Conditions", {}).items():
+        if cond == set_:
+            found[name] = value != ""
+        elif list(cond) == ["Fn::Equals"] and cond["Fn::Equals"][0] == {"Ref": parameter}:
+            found[name] = value == cond["Fn::Equals"][1]
+    if len(set(found.values())) > 1:
+        raise SystemExit(f"template_variant: `{parameter}`'s conditions disagree at `{value}`")
+    return set(found), any(found.values())
 
 
 def resolve(node, conditions, on):
@@ -48,10 +57,13 @@ def resolve(node, conditions, on):
 
 
 def variant(template, parameter, value):
-    conditions = switch_conditions(template, parameter)
+    declared = template.get("Parameters", {}).get(parameter, {})
+    if value == "" and "" not in declared.get("AllowedValues", [""]):
+        # A switch with named values (Enabled/Disabled): off is its default.
+        value = declared["Default"]
+    conditions, on = switch_conditions(template, parameter, value)
     if not conditions:
         raise SystemExit(f"template_variant: no condition is `{parameter}` set")
-    on = value != ""
     template["Parameters"][parameter]["Default"] = value
     touched = []
     for section in ("Resources", "Outputs"):
@@ -64,7 +76,7 @@ def variant(template, parameter, value):
                     del template[section][logical]
     for name in conditions:
         del template["Conditions"][name]
-    return resolve(template, conditions, on), sorted(conditions), touched
+    return resolve(template, conditions, on), sorted(conditions), touched, on
 
 
 def main():
@@ -74,11 +86,11 @@ def main():
     if matches:
         raise SystemExit(f"template_variant: cannot read {path}: {matches}")
     template = json.loads(json.dumps(decoded, default=str))
-    result, conditions, touched = variant(template, parameter, value)
+    result, conditions, touched, on = variant(template, parameter, value)
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
-    state = "on" if value else "off"
-    verb = "kept" if value else "removed"
+    state = "on" if on else "off"
+    verb = "kept" if on else "removed"
     print(f"template_variant: {parameter} {state} ({', '.join(conditions)}): {verb} {len(touched)} "
           f"resources and outputs ({', '.join(touched)})")
 

@@ -42,7 +42,7 @@ SMALL = {
 
 class Variant(unittest.TestCase):
     def made(self, value, template=SMALL):
-        result, conditions, touched = template_variant.variant(copy.deepcopy(template), "Part", value)
+        result, conditions, touched, _ = template_variant.variant(copy.deepcopy(template), "Part", value)
         return result, conditions, touched
 
     def test_off_removes_the_part_and_takes_the_second_branches(self):
@@ -76,8 +76,8 @@ class Variant(unittest.TestCase):
         decoded, matches = decode(os.path.join(ROOT, "template.yaml"))
         self.assertEqual(matches, [])
         real = json.loads(json.dumps(decoded, default=str))
-        off, _, _ = template_variant.variant(copy.deepcopy(real), "StripeEventBridgeSource", "")
-        on, _, _ = template_variant.variant(
+        off, _, _, _ = template_variant.variant(copy.deepcopy(real), "StripeEventBridgeSource", "")
+        on, _, _, _ = template_variant.variant(
             copy.deepcopy(real), "StripeEventBridgeSource", "aws.partner/stripe.com/ed_test_x")
         self.assertNotIn("EventBridgeFunction", off["Resources"])
         self.assertIn("EventBridgeFunction", on["Resources"])
@@ -86,6 +86,23 @@ class Variant(unittest.TestCase):
         self.assertEqual(off["Resources"]["Table"], real["Resources"]["Table"])
         self.assertEqual(set(on["Resources"]) - set(off["Resources"]),
                          {k for k, r in real["Resources"].items() if r.get("Condition") == "EventBridgeOn"})
+
+    def test_the_connect_part_of_the_real_template_a_switch_with_named_values(self):
+        decoded, matches = decode(os.path.join(ROOT, "template.yaml"))
+        self.assertEqual(matches, [])
+        real = json.loads(json.dumps(decoded, default=str))
+        # Off is the parameter's default (Disabled), not an empty value it does not allow.
+        off, conditions, _, is_on = template_variant.variant(copy.deepcopy(real), "StripeConnect", "")
+        self.assertEqual((conditions, is_on), (["HasStripeConnect"], False))
+        self.assertEqual(off["Parameters"]["StripeConnect"]["Default"], "Disabled")
+        on, _, _, is_on = template_variant.variant(copy.deepcopy(real), "StripeConnect", "Enabled")
+        self.assertTrue(is_on)
+        self.assertNotIn("CheckoutConnectWebhookSecret", off["Resources"])
+        self.assertIn("CheckoutConnectWebhookSecret", on["Resources"])
+        env = lambda t: t["Resources"]["CheckoutFunction"]["Properties"]["Environment"]["Variables"]
+        self.assertNotIn("STRIPE_WEBHOOK_SECRETS_CHECKOUT_CONNECT_ARN", env(off))
+        self.assertEqual(env(on)["STRIPE_WEBHOOK_SECRETS_CHECKOUT_CONNECT_ARN"],
+                         {"Ref": "CheckoutConnectWebhookSecret"})
 
 
 if __name__ == "__main__":
