@@ -9,13 +9,14 @@
 3. Every metric of the dashboard and of every alarm is one the code emits (METRICS_JSON, the
    output of `billing metrics`: namespace, the `Family` dimension and its values) or a service
    metric from the short list below, with that service's dimension.
-4. Each webhook function serves POST /webhooks/stripe/<its family> without authorisation, reads
-   exactly its own signing secret through `STRIPE_WEBHOOK_SECRETS_<FAMILY>_ARN`, and may read
-   only that secret (and the optional API key); every other route is IAM-authorised.
+4. Each webhook function (the four families' and the thin events' one) serves POST
+   /webhooks/stripe/<its endpoint> without authorisation, reads exactly its own signing secret
+   through `STRIPE_WEBHOOK_SECRETS_<ENDPOINT>_ARN`, and may read only that secret (and the
+   optional API key); every other route is IAM-authorised.
    The PayPal function serves POST /webhooks/paypal without authorisation, takes its webhook id
    from the PaypalWebhookId parameter, and may read no Stripe signing secret.
-6. The parked-events and rejected-signature alarms sum every webhook family (the four Stripe
-   ones and `paypal`); the throttle alarm every function.
+6. Every webhook endpoint's parked events and rejected signatures are alarmed (the four Stripe
+   families and `paypal` summed, `thin` by its own alarms); the throttle alarm sums every function.
 7. No environment variable carries a secret value (only `..._ARN` references; an inline
    secret variable may be declared empty, so `sam local invoke --env-vars` can set it).
 8. Least privilege: each function's role in the translated template grants exactly what
@@ -57,8 +58,10 @@ SERVICE_METRICS = {
     ),
 }
 FAMILIES = ["checkout", "subscription", "invoice", "charge"]
-# Every webhook family's dimension value: the Stripe families and PayPal's one endpoint.
-WEBHOOK_FAMILIES = FAMILIES + ["paypal"]
+# Stripe's webhook endpoints, each with its function and secret: the families and thin events.
+STRIPE_ENDPOINTS = FAMILIES + ["thin"]
+# Every webhook endpoint's dimension value: Stripe's and PayPal's one endpoint.
+WEBHOOK_FAMILIES = STRIPE_ENDPOINTS + ["paypal"]
 PSEUDO = {"AWS::Region", "AWS::StackName", "AWS::AccountId", "AWS::Partition", "AWS::URLSuffix"}
 
 problems = []
@@ -155,7 +158,7 @@ def check_alarms(template, emitted):
 
 def check_functions(template):
     resources = template["Resources"]
-    for fam in FAMILIES:
+    for fam in STRIPE_ENDPOINTS:
         logical = fam.capitalize() + "Function"
         props = resources[logical]["Properties"]
         secret = fam.capitalize() + "WebhookSecret"
@@ -206,13 +209,18 @@ def check_paypal_function(resources):
 
 
 def check_alarm_coverage(template):
-    """The summed alarms leave no webhook family (or function) out."""
+    """The alarms leave no webhook endpoint (or function) out."""
     resources = template["Resources"]
-    for logical, metric in [("ParkedEventsAlarm", "EventsParked"), ("SignatureRejectionAlarm", "SignatureRejected")]:
-        seen = {d["Value"] for ns, name, dims in alarm_metrics(resources[logical]["Properties"]) if name == metric for d in dims}
-        missing = [f for f in WEBHOOK_FAMILIES if f not in seen]
+    alarmed = {
+        (name, d["Value"])
+        for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+        for _, name, dims in alarm_metrics(r["Properties"])
+        for d in dims if isinstance(d["Value"], str)
+    }
+    for metric in ["EventsParked", "SignatureRejected"]:
+        missing = [f for f in WEBHOOK_FAMILIES if (metric, f) not in alarmed]
         if missing:
-            problem(f"{logical}: {metric} of {missing} is not summed")
+            problem(f"alarms: {metric} of {missing} is in no alarm")
     functions = [k for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
     seen = {json.dumps(d["Value"]) for _, _, dims in alarm_metrics(resources["LambdaThrottleAlarm"]["Properties"]) for d in dims}
     missing = [f for f in functions if json.dumps({"Ref": f}) not in seen]
