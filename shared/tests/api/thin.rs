@@ -13,6 +13,7 @@ use billing::adapters::stripe_api::StripeApiKey;
 use billing::adapters::stripe_v2::StripeV2Api;
 use billing::bounds::CallBounds;
 use billing::domain::ids::{CustomerId, Provider};
+use billing::emails::kinds::EmailKind;
 use billing::http::local_router;
 use billing::pipeline::Pipeline;
 use billing::ports::{BillingStore, FixedClock};
@@ -20,7 +21,7 @@ use billing::providers::stripe::signature::{sign, WebhookSecret};
 use billing::providers::stripe::{thin, Family, StripeProvider};
 use billing::telemetry::Metrics;
 use serde_json::{json, Value};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -153,6 +154,15 @@ struct ThinApp {
 /// A pipeline on `store` whose Stripe provider serves the families (`SECRET`) and the thin
 /// endpoint (`THIN_SECRET`), resolving with the real v2 client against `base`.
 fn thin_app(store: Arc<dyn BillingStore>, base: &str) -> ThinApp {
+    thin_app_with(store, base, BTreeSet::new())
+}
+
+/// [`thin_app`] queueing the jobs of `email_kinds`, as the thin function does.
+fn thin_app_with(
+    store: Arc<dyn BillingStore>,
+    base: &str,
+    email_kinds: BTreeSet<EmailKind>,
+) -> ThinApp {
     let secrets = Family::ALL
         .into_iter()
         .map(|f| (f.endpoint(), vec![WebhookSecret::new(SECRET)]))
@@ -166,7 +176,8 @@ fn thin_app(store: Arc<dyn BillingStore>, base: &str) -> ThinApp {
         .with_thin(Arc::new(api));
     let service = Arc::new(
         Pipeline::new(store.clone(), clock, metrics, settings(false).tiers)
-            .with_provider(Arc::new(provider)),
+            .with_provider(Arc::new(provider))
+            .with_email_kinds(email_kinds),
     );
     ThinApp {
         router: local_router(service.clone()),
@@ -269,6 +280,24 @@ async fn a_thin_notification_applies_like_its_snapshot_twin() {
 async fn moto_a_thin_notification_applies_like_its_snapshot_twin() {
     let thin_store = moto_store().await;
     the_twins_apply_alike(spawn_moto(false).await, thin_store).await;
+}
+
+/// Every thin fixture's notification delivered to a thin app on `store` (every email kind on),
+/// each applied: what the thin function's code calls (`permissions.rs`).
+pub async fn deliver_every_notification(store: Arc<dyn BillingStore>) {
+    let fake = Arc::new(FakeStripe::with_fixtures());
+    let app = thin_app_with(
+        store,
+        &spawn_fake(fake).await,
+        EmailKind::ALL.into_iter().collect(),
+    );
+    for (notification, _, _) in PAIRS {
+        let (status, body) = app.post(&fixture(notification), THIN_SECRET).await;
+        assert_eq!(
+            (status, &body["state"]),
+            (StatusCode::OK, &json!("applied"))
+        );
+    }
 }
 
 /// A memory app with the fixtures' fake, and the subscription's notification.
