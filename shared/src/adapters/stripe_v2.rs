@@ -1,7 +1,9 @@
 //! Stripe's API read for thin events, as a [`NotificationApi`]: `GET {base}/v2/core/events/{id}`
 //! and the related `/v1/…` object, with the configured key (`STRIPE_API_KEY` or `…_ARN`), the
 //! pinned `Stripe-Version`, and `Stripe-Context: {context}` for a connected account's event.
-//! The HTTP client is `stripe_api::stripe_client` (TLS, no redirect, the base checked); each call
+//! The HTTP client is `stripe_api::stripe_client` (TLS, no redirect, the base checked), built at
+//! the first call (a family's function holds this reader for `billing replay` of a parked
+//! notification but never calls it, so its cold start loads no root store for it); each call
 //! is bounded by the same [`CallBounds`] as every AWS call: attempts of `attempt`, at most
 //! `max_attempts`, all within `operation`. 429, 5xx and no answer are retried, then an error
 //! (the delivery answers 503); a 404 is `None`. No error or log line holds the key, a body or
@@ -20,8 +22,9 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// Reads events and objects for thin notifications. Built once at cold start.
 pub struct StripeV2Api {
-    client: reqwest::Client,
-    base: Url,
+    /// `stripe_client(base, …)`, built once, at the first call.
+    client: tokio::sync::OnceCell<(reqwest::Client, Url)>,
+    base: String,
     bearer: HeaderValue,
     bounds: CallBounds,
 }
@@ -29,7 +32,7 @@ pub struct StripeV2Api {
 impl std::fmt::Debug for StripeV2Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StripeV2Api")
-            .field("base", &self.base.as_str())
+            .field("base", &self.base)
             .field("key", &"<redacted>")
             .field("bounds", &self.bounds)
             .finish()
@@ -40,24 +43,34 @@ impl std::fmt::Debug for StripeV2Api {
 struct Failed(bool, String);
 
 impl StripeV2Api {
-    /// A client for `base` (`STRIPE_API_BASE`, checked by `stripe_client`) with `key`.
+    /// A reader of `base` (`STRIPE_API_BASE`, checked now) with `key`.
     pub fn new(base: &str, key: &StripeApiKey, bounds: CallBounds) -> Result<Self, ApiError> {
-        let (client, base) = stripe_client(base, bounds.connect, bounds.attempt)?;
+        super::https::parse_base(base)
+            .map_err(|why| ApiError(format!("STRIPE_API_BASE: {why}")))?;
         Ok(Self {
-            client,
-            base,
+            client: tokio::sync::OnceCell::new(),
+            base: base.to_owned(),
             bearer: key.bearer().map_err(|e| ApiError(e.to_string()))?,
             bounds,
         })
     }
 
+    /// The HTTP client and the checked base, built at the first call.
+    async fn client(&self) -> Result<&(reqwest::Client, Url), ApiError> {
+        self.client
+            .get_or_try_init(|| async {
+                stripe_client(&self.base, self.bounds.connect, self.bounds.attempt)
+            })
+            .await
+    }
+
     async fn attempt(
         &self,
+        client: &reqwest::Client,
         url: &Url,
         context: Option<&HeaderValue>,
     ) -> Result<Option<serde_json::Value>, Failed> {
-        let mut request = self
-            .client
+        let mut request = client
             .get(url.clone())
             .header(AUTHORIZATION, self.bearer.clone())
             .header("Stripe-Version", STRIPE_VERSION);
@@ -98,9 +111,10 @@ impl StripeV2Api {
         path: &str,
         context: Option<&HeaderValue>,
     ) -> Result<Option<serde_json::Value>, ApiError> {
+        let (client, _) = self.client().await?;
         let mut attempt = 1;
         loop {
-            match self.attempt(url, context).await {
+            match self.attempt(client, url, context).await {
                 Ok(answer) => return Ok(answer),
                 Err(Failed(true, why)) if attempt < self.bounds.max_attempts => {
                     tracing::debug!(path, attempt, why, "Stripe v2 attempt failed; retrying");
@@ -178,8 +192,8 @@ impl NotificationApi for StripeV2Api {
         let context = context
             .map(|c| HeaderValue::from_str(c).map_err(|_| ApiError("invalid context".into())))
             .transpose()?;
-        let url = self
-            .base
+        let (_, base) = self.client().await?;
+        let url = base
             .join(path)
             .map_err(|e| ApiError(format!("invalid path: {e}")))?;
         let attempts = self.attempts(&url, path, context.as_ref());
@@ -200,6 +214,7 @@ mod tests {
     #[test]
     fn the_client_hides_the_key_and_refuses_odd_paths() {
         let key = StripeApiKey::parse("rk_test_visible_if_leaked").expect("key");
+        assert!(StripeV2Api::new("http://api.stripe.com", &key, CallBounds::default()).is_err());
         let api = StripeV2Api::new("http://127.0.0.1:9", &key, CallBounds::default()).expect("api");
         assert!(!format!("{api:?}").contains("visible_if_leaked"));
         let runtime = tokio::runtime::Builder::new_current_thread()
