@@ -494,7 +494,7 @@ pub async fn run_emails_lambda() -> Result<(), lambda_http::Error> {
 /// Each function's whole `main`: its Lambda on one current-thread runtime (a Lambda instance
 /// serves one request at a time, so more threads only add start-up work; init runs before the
 /// first event). These are not `async` and never inlined on purpose: an `async fn` called from a
-/// binary is compiled in that binary, so each of the nine would compile the whole pipeline, the
+/// binary is compiled in that binary, so each of the ten would compile the whole pipeline, the
 /// AWS SDK calls and the HTTP stack again (minutes each in a release build). Called through
 /// these, all of it is compiled once, here, and a function's binary only links
 /// (BENCHMARKS.md, "`sam build`: one compile for every function").
