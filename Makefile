@@ -20,8 +20,8 @@ export PATH := $(LAMBDA_VENV)/bin:$(PATH)
 
 # template.yaml's function -> its package (functions/<package>) and binary.
 FUNCTIONS := CheckoutFunction=checkout SubscriptionFunction=subscription \
-	InvoiceFunction=invoice ChargeFunction=charge PaypalFunction=paypal RelayFunction=relay \
-	EmailsFunction=emails ApiFunction=api ReconcileFunction=reconcile \
+	InvoiceFunction=invoice ChargeFunction=charge ThinFunction=thin PaypalFunction=paypal \
+	RelayFunction=relay EmailsFunction=emails ApiFunction=api ReconcileFunction=reconcile \
 	EventBridgeFunction=eventbridge
 binary = $(patsubst $(1)=%,%,$(filter $(1)=%,$(FUNCTIONS)))
 BINARIES := $(foreach f,$(FUNCTIONS),$(lastword $(subst =, ,$(f))))

@@ -9,14 +9,15 @@
 3. Every metric of the dashboard and of every alarm is one the code emits (METRICS_JSON, the
    output of `billing metrics`: namespace, the `Family` dimension and its values) or a service
    metric from the short list below, with that service's dimension.
-4. Each webhook function serves POST /webhooks/stripe/<its family> without authorisation, reads
-   exactly its own signing secret through `STRIPE_WEBHOOK_SECRETS_<FAMILY>_ARN`, and may read
-   only that secret (and the optional API key); every other route is IAM-authorised.
+4. Each webhook function (the four families' and the thin events' one) serves POST
+   /webhooks/stripe/<its endpoint> without authorisation, reads exactly its own signing secret
+   through `STRIPE_WEBHOOK_SECRETS_<ENDPOINT>_ARN`, and may read only that secret (and the
+   optional API key); every other route is IAM-authorised.
    The PayPal function serves POST /webhooks/paypal without authorisation, takes its webhook id
    from the PaypalWebhookId parameter, and may read no Stripe signing secret.
-6. The parked-events and rejected-signature alarms sum every webhook family (the four Stripe
-   ones and `paypal`); the throttle alarm every function (a function under a Condition: an
-   alarm under the same condition reads its throttles).
+6. Every webhook endpoint's parked events and rejected signatures are alarmed (the four Stripe
+   families and `paypal` summed, `thin` by its own alarms); the throttle alarm sums every function
+   (a function under a Condition: an alarm under the same condition reads its throttles).
 7. No environment variable carries a secret value (only `..._ARN` references; an inline
    secret variable may be declared empty, so `sam local invoke --env-vars` can set it).
 8. Least privilege: each function's role in the translated template grants exactly what
@@ -58,8 +59,10 @@ SERVICE_METRICS = {
     ),
 }
 FAMILIES = ["checkout", "subscription", "invoice", "charge"]
-# Every webhook family's dimension value: the Stripe families and PayPal's one endpoint.
-WEBHOOK_FAMILIES = FAMILIES + ["paypal"]
+# Stripe's webhook endpoints, each with its function and secret: the families and thin events.
+STRIPE_ENDPOINTS = FAMILIES + ["thin"]
+# Every webhook endpoint's dimension value: Stripe's and PayPal's one endpoint.
+WEBHOOK_FAMILIES = STRIPE_ENDPOINTS + ["paypal"]
 PSEUDO = {"AWS::Region", "AWS::StackName", "AWS::AccountId", "AWS::Partition", "AWS::URLSuffix"}
 
 problems = []
@@ -163,7 +166,7 @@ def check_alarms(template, emitted):
 
 def check_functions(template):
     resources = template["Resources"]
-    for fam in FAMILIES:
+    for fam in STRIPE_ENDPOINTS:
         logical = fam.capitalize() + "Function"
         props = resources[logical]["Properties"]
         secret = fam.capitalize() + "WebhookSecret"
@@ -171,18 +174,22 @@ def check_functions(template):
         want = f"STRIPE_WEBHOOK_SECRETS_{fam.upper()}_ARN"
         if env.get(want) != {"Ref": secret}:
             problem(f"{logical}: {want} must be !Ref {secret}")
-        # Its Connect endpoint's secret: only while StripeConnect is Enabled.
+        # A family's Connect endpoint and its secret, only while StripeConnect is Enabled (thin
+        # notifications of connected accounts come to the thin destination, with `context`).
         connect = fam.capitalize() + "ConnectWebhookSecret"
-        want_connect = f"STRIPE_WEBHOOK_SECRETS_{fam.upper()}_CONNECT_ARN"
-        if env.get(want_connect) != {"Fn::If": ["HasStripeConnect", {"Ref": connect}, {"Ref": "AWS::NoValue"}]}:
-            problem(f"{logical}: {want_connect} must be !If [HasStripeConnect, !Ref {connect}, !Ref AWS::NoValue]")
-        if resources.get(connect, {}).get("Condition") != "HasStripeConnect":
-            problem(f"{connect}: must exist under Condition HasStripeConnect")
+        tails = ("",)
+        if fam in FAMILIES:
+            tails = ("", "/connect")
+            want_connect = f"STRIPE_WEBHOOK_SECRETS_{fam.upper()}_CONNECT_ARN"
+            if env.get(want_connect) != {"Fn::If": ["HasStripeConnect", {"Ref": connect}, {"Ref": "AWS::NoValue"}]}:
+                problem(f"{logical}: {want_connect} must be !If [HasStripeConnect, !Ref {connect}, !Ref AWS::NoValue]")
+            if resources.get(connect, {}).get("Condition") != "HasStripeConnect":
+                problem(f"{connect}: must exist under Condition HasStripeConnect")
         events = list(props["Events"].values())
         routes = [(e["Properties"]["Method"], e["Properties"]["Path"], e["Properties"].get("Auth")) for e in events]
-        wanted = [(m, f"/webhooks/stripe/{fam}{tail}", {"Authorizer": "NONE"}) for m, tail in (("POST", ""), ("POST", "/connect"))]
+        wanted = [("POST", f"/webhooks/stripe/{fam}{tail}", {"Authorizer": "NONE"}) for tail in tails]
         if sorted(routes, key=str) != sorted(wanted, key=str):
-            problem(f"{logical}: routes {routes}, expected only POST /webhooks/stripe/{fam} and its /connect without authoriser")
+            problem(f"{logical}: routes {routes}, expected only {[w[1] for w in wanted]} (POST, without authoriser)")
         readable = json.dumps([s for p in props["Policies"] if "Statement" in p for s in p["Statement"] if "secretsmanager:GetSecretValue" in json.dumps(s)])
         own = {secret, connect}
         others = [s for s in resources if s.endswith("WebhookSecret") and s not in own and f'"{s}"' in readable]
@@ -223,13 +230,18 @@ def check_paypal_function(resources):
 
 
 def check_alarm_coverage(template):
-    """The summed alarms leave no webhook family (or function) out."""
+    """The alarms leave no webhook endpoint (or function) out."""
     resources = template["Resources"]
-    for logical, metric in [("ParkedEventsAlarm", "EventsParked"), ("SignatureRejectionAlarm", "SignatureRejected")]:
-        seen = {d["Value"] for ns, name, dims in alarm_metrics(resources[logical]["Properties"]) if name == metric for d in dims}
-        missing = [f for f in WEBHOOK_FAMILIES if f not in seen]
+    alarmed = {
+        (name, d["Value"])
+        for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+        for _, name, dims in alarm_metrics(r["Properties"])
+        for d in dims if isinstance(d["Value"], str)
+    }
+    for metric in ["EventsParked", "SignatureRejected"]:
+        missing = [f for f in WEBHOOK_FAMILIES if (metric, f) not in alarmed]
         if missing:
-            problem(f"{logical}: {metric} of {missing} is not summed")
+            problem(f"alarms: {metric} of {missing} is in no alarm")
     functions = [k for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
     seen = {json.dumps(d["Value"]) for _, _, dims in alarm_metrics(resources["LambdaThrottleAlarm"]["Properties"]) for d in dims}
     # A function of an optional part (Condition) cannot be named there: an alarm under the same

@@ -8,6 +8,7 @@ use crate::adapters::paypal_transmissions::DynamoTransmissionGuard;
 use crate::adapters::secrets_manager::{read_secret_string, ConfiguredSecrets};
 use crate::adapters::sqs::SqsQueue;
 use crate::adapters::stripe_api::{StripeApi, StripeApiKey};
+use crate::adapters::stripe_v2::StripeV2Api;
 use crate::bounds::CallBounds;
 use crate::config::Config;
 use crate::emails::kinds::EmailKind;
@@ -16,6 +17,7 @@ use crate::ports::{Clock, ProviderApi, Queue, SystemClock};
 use crate::providers::paypal::settings::{PaypalMode, PaypalSecretSpec, PaypalSettings};
 use crate::providers::paypal::{PaypalProvider, PaypalVerifier};
 use crate::providers::stripe::settings::ApiKeySpec;
+use crate::providers::stripe::thin;
 use crate::providers::stripe::Family;
 use crate::providers::stripe::StripeProvider;
 use crate::relay::RoutedQueue;
@@ -118,18 +120,46 @@ pub async fn stripe_api_key(
 }
 
 /// The Stripe API reader when a key is configured, within the AWS calls' bounds.
-async fn stripe_api(
+fn stripe_api(
     config: &Config,
-    secrets_manager: Option<&aws_sdk_secretsmanager::Client>,
+    key: Option<&StripeApiKey>,
 ) -> Result<Option<Arc<dyn ProviderApi>>, String> {
-    let (Some(settings), Some(key)) = (
-        &config.stripe_api,
-        stripe_api_key(config, secrets_manager).await?,
-    ) else {
+    let (Some(settings), Some(key)) = (&config.stripe_api, key) else {
         return Ok(None);
     };
-    let api = StripeApi::new(&settings.base, key, config.bounds).map_err(|e| e.to_string())?;
+    let api =
+        StripeApi::new(&settings.base, key.clone(), config.bounds).map_err(|e| e.to_string())?;
     Ok(Some(Arc::new(api)))
+}
+
+/// Stripe as the pipeline's provider: the tie reader when a key is configured and, in the thin
+/// endpoint's process (`config.thin_secrets`), the thin notifications' reader with the same key.
+fn stripe_provider(
+    config: &Config,
+    secrets: Arc<dyn crate::ports::SecretSource>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    key: Option<&StripeApiKey>,
+) -> Result<StripeProvider, String> {
+    let mut provider = StripeProvider::new(secrets, clock, metrics, config.settings());
+    if let Some(api) = stripe_api(config, key)? {
+        provider = provider.with_api(api);
+    }
+    // With a key, thin notifications can be resolved (the thin function, and `billing replay`
+    // of a parked one); the thin function without a key answers them 503.
+    match (&config.stripe_api, key) {
+        (Some(settings), Some(key)) => {
+            let api =
+                StripeV2Api::new(&settings.base, key, config.bounds).map_err(|e| e.to_string())?;
+            provider = provider.with_thin(Arc::new(api));
+        }
+        _ if config.thin_secrets.is_some() => tracing::error!(
+            "no STRIPE_API_KEY (or STRIPE_API_KEY_ARN): every thin notification will be \
+             answered 503 until one is configured"
+        ),
+        _ => {}
+    }
+    Ok(provider)
 }
 
 impl App {
@@ -177,8 +207,13 @@ impl App {
         // Stripe's endpoints' secrets, looked up by (provider, endpoint).
         let own = config.secrets.iter().map(|(f, spec)| (f.endpoint(), spec));
         let connect = (config.connect_secrets.iter()).map(|(f, spec)| (f.connect_endpoint(), spec));
+        let thin = config
+            .thin_secrets
+            .iter()
+            .map(|spec| (thin::ENDPOINT, spec));
         let specs = own
             .chain(connect)
+            .chain(thin)
             .map(|(endpoint, spec)| (endpoint, spec.clone()))
             .collect();
         let secrets = Arc::new(ConfiguredSecrets::new(
@@ -187,7 +222,7 @@ impl App {
             Duration::from_secs(30),
         ));
         secrets.preload().await.map_err(|e| e.to_string())?;
-        let api = stripe_api(&config, sm_client.as_ref()).await?;
+        let key = stripe_api_key(&config, sm_client.as_ref()).await?;
         let queue: Option<Arc<dyn Queue>> = config.feed_queue_url.as_ref().map(|url| {
             let feed = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url.clone()));
             // Email jobs leave the outbox for the email queue; the feed keeps everything else.
@@ -198,11 +233,13 @@ impl App {
         });
         let metrics = Arc::new(metrics);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let mut provider =
-            StripeProvider::new(secrets, clock.clone(), metrics.clone(), config.settings());
-        if let Some(api) = api {
-            provider = provider.with_api(api);
-        }
+        let provider = stripe_provider(
+            &config,
+            secrets,
+            clock.clone(),
+            metrics.clone(),
+            key.as_ref(),
+        )?;
         let service = Arc::new(
             Pipeline::new(store.clone(), clock, metrics.clone(), config.tiers.clone())
                 .with_provider(Arc::new(provider))
@@ -282,6 +319,23 @@ pub async fn run_stripe_lambda(family: Family) -> Result<(), lambda_http::Error>
         crate::http::webhook_router(service, &endpoints)
     })
     .await
+}
+
+/// The body of the thin endpoint's Lambda (`POST /webhooks/stripe/thin`): its configuration
+/// (`Config::thin_from_env`: its own secrets, the mode, the API key), the clients, the router.
+/// Thin notifications may be of any type, so it queues the customer emails like the families.
+pub async fn run_thin_lambda() -> Result<(), lambda_http::Error> {
+    let config = Config::thin_from_env()?;
+    crate::telemetry::init(config.log_json);
+    let metrics = Metrics::Emf {
+        namespace: config.metrics_namespace.clone(),
+    };
+    let deadline = config.delivery_timeout;
+    let email_kinds = Config::emails_from_env()?.kinds;
+    let app = App::build_with_emails(config, metrics, email_kinds).await?;
+    app.warm_up().await;
+    let router = crate::http::webhook_router(app.service.clone(), &[thin::ENDPOINT]);
+    lambda_http::run(with_deadline(router, deadline)).await
 }
 
 /// The body of the PayPal Lambda's `main` (`POST /webhooks/paypal`): the shared configuration
@@ -441,7 +495,7 @@ pub async fn run_emails_lambda() -> Result<(), lambda_http::Error> {
 /// Each function's whole `main`: its Lambda on one current-thread runtime (a Lambda instance
 /// serves one request at a time, so more threads only add start-up work; init runs before the
 /// first event). These are not `async` and never inlined on purpose: an `async fn` called from a
-/// binary is compiled in that binary, so each of the nine would compile the whole pipeline, the
+/// binary is compiled in that binary, so each of the ten would compile the whole pipeline, the
 /// AWS SDK calls and the HTTP stack again (minutes each in a release build). Called through
 /// these, all of it is compiled once, here, and a function's binary only links
 /// (BENCHMARKS.md, "`sam build`: one compile for every function").
@@ -462,6 +516,12 @@ pub mod main {
     #[inline(never)]
     pub fn stripe(family: Family) -> Result<(), Error> {
         block_on(super::run_stripe_lambda(family))
+    }
+
+    /// The thin endpoint's function.
+    #[inline(never)]
+    pub fn thin() -> Result<(), Error> {
+        block_on(super::run_thin_lambda())
     }
 
     #[inline(never)]

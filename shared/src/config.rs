@@ -11,7 +11,7 @@ use crate::bounds::{read_bounds, CallBounds};
 use crate::domain::access::TierPolicy;
 use crate::emails::kinds::EmailSettings;
 use crate::providers::stripe::settings::{
-    read_stripe, uses_secrets_manager, StripeApiSettings, StripeSettings,
+    read_stripe, read_thin, uses_secrets_manager, StripeApiSettings, StripeSettings,
 };
 use crate::providers::stripe::translate::StripeMapping;
 use crate::providers::stripe::Family;
@@ -45,6 +45,8 @@ pub struct Config {
     /// Stripe's API, read to settle same-second ties; `None` without a key (and in processes
     /// that verify nothing, like the relay).
     pub stripe_api: Option<StripeApiSettings>,
+    /// The thin endpoint's signing secrets, in the process that serves it (`thin_from_env`).
+    pub thin_secrets: Option<SecretSpec>,
 }
 
 /// `BILLING_PRICE_TIERS` (`price_id=tier,…`) and `BILLING_TIER_ORDER` (lowest first).
@@ -138,7 +140,24 @@ impl Config {
             bounds,
             delivery_timeout,
             stripe_api,
+            thin_secrets: None,
         })
+    }
+
+    /// The thin endpoint's process (`functions/thin`): the core's variables, and Stripe's mode,
+    /// API key and the endpoint's own secrets (`providers::stripe::settings::read_thin`).
+    pub fn thin_from_env() -> Result<Self, ConfigError> {
+        Self::thin_from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// [`Config::thin_from_env`] through `get`.
+    pub fn thin_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let thin = read_thin(&get)?;
+        let mut config = Self::from_lookup(get, &[], None)?;
+        config.livemode = thin.livemode;
+        config.stripe_api = thin.api;
+        config.thin_secrets = Some(thin.secrets);
+        Ok(config)
     }
 
     pub fn settings(&self) -> Settings {
@@ -166,6 +185,7 @@ impl Config {
     pub fn uses_secrets_manager(&self) -> bool {
         uses_secrets_manager(&self.secrets, self.stripe_api.as_ref())
             || uses_secrets_manager(&self.connect_secrets, None)
+            || matches!(self.thin_secrets, Some(SecretSpec::Arn(_)))
     }
 }
 
@@ -287,6 +307,32 @@ mod tests {
                 "{days}"
             );
         }
+    }
+
+    #[test]
+    fn the_thin_process_reads_its_secret_the_mode_and_the_key() {
+        let arn = "arn:aws:secretsmanager:us-east-1:1:secret:thin";
+        let pairs = [
+            ("BILLING_TABLE", "t"),
+            ("STRIPE_LIVEMODE", "true"),
+            ("STRIPE_WEBHOOK_SECRETS_THIN_ARN", arn),
+            ("STRIPE_API_KEY", "rk_live_restricted"),
+        ];
+        let c = Config::thin_from_lookup(lookup(&pairs)).expect("valid");
+        assert!(c.livemode);
+        assert_eq!(c.thin_secrets, Some(SecretSpec::Arn(arn.into())));
+        assert!(c.secrets.is_empty());
+        assert!(c.stripe_api.is_some());
+        assert!(c.uses_secrets_manager());
+        let msg = Config::thin_from_lookup(lookup(&pairs[..2]))
+            .expect_err("no secret")
+            .to_string();
+        assert!(msg.contains("STRIPE_WEBHOOK_SECRETS_THIN"), "{msg}");
+        // The families' processes never read it.
+        let mut family = pairs.to_vec();
+        family.push(("STRIPE_WEBHOOK_SECRETS_CHECKOUT", "whsec_a"));
+        let c = Config::from_lookup(lookup(&family), &[Family::Checkout], None).expect("valid");
+        assert_eq!(c.thin_secrets, None);
     }
 
     #[test]

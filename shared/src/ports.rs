@@ -754,6 +754,19 @@ pub trait ProviderApi: Send + Sync {
     ) -> Result<Option<serde_json::Value>, ApiError>;
 }
 
+/// A provider's REST API read for a notification (Stripe's thin events): `GET {base}/{path}`,
+/// the path with its version (`v2/core/events/evt_1`, `v1/subscriptions/sub_1`), on behalf of
+/// `context` (the connected account the notification belongs to) when there is one. `Ok(None)`:
+/// the API has no such object (404).
+#[async_trait]
+pub trait NotificationApi: Send + Sync {
+    async fn get(
+        &self,
+        path: &str,
+        context: Option<&str>,
+    ) -> Result<Option<serde_json::Value>, ApiError>;
+}
+
 /// Catch-up jobs' checkpoints (`crate::catchup`): one record per (provider, job, kind).
 #[async_trait]
 pub trait CheckpointStore: Send + Sync {

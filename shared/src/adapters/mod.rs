@@ -22,3 +22,4 @@ pub mod ses;
 pub mod sqs;
 pub mod stripe_api;
 pub mod stripe_list;
+pub mod stripe_v2;

@@ -18,6 +18,7 @@ mod park;
 mod project;
 mod purchases;
 mod record;
+mod resolve;
 mod service;
 mod verified;
 

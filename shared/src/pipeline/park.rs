@@ -24,19 +24,27 @@ impl Pipeline {
         match delivery.provider.read(delivery.raw) {
             Ok(read) => Ok(read),
             Err(ReadError::Rejected(r)) => Err(Outcome::Rejected(r)),
-            Err(ReadError::Unreadable(why)) => {
-                let meta = EventMeta {
-                    provider: delivery.provider.id(),
-                    id: unparsed_id(delivery.raw),
-                    event_type: "unknown".into(),
-                    created: 0,
-                    millis: 0,
-                    livemode: false,
-                    api_version: None,
-                };
-                Err(self.park(delivery, &meta, None, &why, guard).await)
-            }
+            Err(ReadError::Unreadable(why)) => Err(self.park_unread(delivery, &why, guard).await),
         }
+    }
+
+    /// Parks a signed body that has no readable id under its hash.
+    pub(super) async fn park_unread(
+        &self,
+        delivery: &Delivery<'_>,
+        why: &str,
+        guard: LedgerGuard,
+    ) -> Outcome {
+        let meta = EventMeta {
+            provider: delivery.provider.id(),
+            id: unparsed_id(delivery.raw),
+            event_type: "unknown".into(),
+            created: 0,
+            millis: 0,
+            livemode: false,
+            api_version: None,
+        };
+        self.park(delivery, &meta, None, why, guard).await
     }
 
     /// Records a validly signed event that cannot be translated or applied, with its bytes.
@@ -109,6 +117,23 @@ impl Pipeline {
             endpoint: &record.family,
             raw: &raw,
             signed_at: parked.signed_at,
+        };
+        // A parked notification (its event not found then) is resolved again now.
+        let resolved = match self.endpoint_named(provider, &record.family) {
+            Some(endpoint) => {
+                match self
+                    .resolve(&delivery, endpoint, LedgerGuard::ReplaceParked)
+                    .await
+                {
+                    Ok(resolved) => resolved,
+                    Err(outcome) => return outcome,
+                }
+            }
+            None => None,
+        };
+        let delivery = Delivery {
+            raw: resolved.as_deref().unwrap_or(raw.as_slice()),
+            ..delivery
         };
         let read = match self
             .read_or_park(&delivery, LedgerGuard::ReplaceParked)

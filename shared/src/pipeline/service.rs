@@ -174,6 +174,15 @@ impl Pipeline {
             raw: body,
             signed_at: verified.signed_at,
         };
+        // A notification becomes the event it names (fetched); any other body is the event.
+        let fetched = match self.resolve(&delivery, endpoint, LedgerGuard::New).await {
+            Ok(fetched) => fetched,
+            Err(outcome) => return outcome,
+        };
+        let delivery = Delivery {
+            raw: fetched.as_deref().unwrap_or(body),
+            ..delivery
+        };
         let read = match self.read_or_park(&delivery, LedgerGuard::New).await {
             Ok(read) => read,
             Err(outcome) => return outcome,

@@ -14,6 +14,6 @@ pub fn built_in_endpoints() -> Vec<Endpoint> {
     stripe::Family::ALL
         .into_iter()
         .map(stripe::Family::endpoint)
-        .chain([paypal::ENDPOINT, operator::ENDPOINT])
+        .chain([stripe::thin::ENDPOINT, paypal::ENDPOINT, operator::ENDPOINT])
         .collect()
 }

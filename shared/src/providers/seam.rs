@@ -27,6 +27,23 @@ pub struct ReadEvent {
     pub event: Result<BillingEvent, String>,
 }
 
+/// What a verified body stands for ([`WebhookProvider::resolve`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// The body is the event itself (every endpoint that is not sent notifications).
+    Body,
+    /// The event a notification names, fetched from the provider: read in the body's place (and
+    /// parked in its place if it cannot be applied).
+    Event(Vec<u8>),
+    /// A notification whose event can never be fetched as it is (the provider has no such event
+    /// or object, or the notification cannot be read): the notification is parked with `reason`
+    /// under `meta` (its own id, type and time) or, without one, under its body's hash.
+    Unresolvable {
+        meta: Option<EventMeta>,
+        reason: String,
+    },
+}
+
 /// Why a verified body was not read as an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadError {
@@ -64,6 +81,14 @@ pub trait WebhookProvider: Send + Sync {
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Result<Verified, Error>;
+
+    /// What a verified body at `endpoint` stands for: itself (the default), or, for an endpoint
+    /// that is sent notifications, the event fetched from the provider's API. A fetch that may
+    /// succeed later is an `Err` (transient: 503, the provider retries, nothing is written); a
+    /// notification of the other mode is `Err(Rejected)` before anything is fetched.
+    async fn resolve(&self, _endpoint: Endpoint, _body: &[u8]) -> Result<Resolved, Error> {
+        Ok(Resolved::Body)
+    }
 
     /// Reads the envelope and translates the event.
     fn read(&self, body: &[u8]) -> Result<ReadEvent, ReadError>;

@@ -38,4 +38,5 @@ mod seam;
 mod secrets;
 mod signatures;
 mod stripe_api;
+mod thin;
 mod trial_ending;

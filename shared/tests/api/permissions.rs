@@ -702,6 +702,21 @@ async fn moto_permissions_the_paypal_function_calls_only_what_it_lists() {
     );
 }
 
+#[tokio::test]
+async fn moto_permissions_the_thin_function_calls_only_what_it_lists() {
+    let (store, recorder) = recorded_store().await;
+    store.warm_up().await;
+    let warm = recorder.take();
+    assert_within("functions/thin", &warm, "warm-up");
+    crate::thin::deliver_every_notification(store).await;
+    let calls = recorder.take();
+    assert_within("functions/thin", &calls, "thin deliveries");
+    assert!(
+        did(&calls, "BatchGetItem") && did(&calls, "PutItem"),
+        "{calls:?}"
+    );
+}
+
 /// The check itself: a call beyond a list (an action, a key, an attribute) is reported.
 #[test]
 fn a_call_beyond_a_functions_list_is_reported() {

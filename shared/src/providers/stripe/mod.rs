@@ -13,6 +13,7 @@ pub mod provider;
 pub mod schedule;
 pub mod settings;
 pub mod signature;
+pub mod thin;
 pub mod translate;
 
 pub use family::Family;

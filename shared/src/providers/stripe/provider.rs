@@ -4,6 +4,7 @@
 
 use super::event::{id_field, str_field, Envelope};
 use super::signature::{self, SignatureError};
+use super::thin;
 use super::translate::{family_of, subscription_snapshot, translate, StripeMapping};
 use super::Family;
 use crate::domain::access::TierPolicy;
@@ -11,8 +12,10 @@ use crate::domain::events::{EventMeta, SubscriptionSnapshot};
 use crate::domain::ids::{Account, EventId, Provider, SubscriptionId};
 use crate::error::{Error, Refusal, Rejection};
 use crate::pipeline::{Outcome, Pipeline};
-use crate::ports::{BillingStore, Clock, ProviderApi, RefreshOutcome, SecretSource};
-use crate::providers::seam::{ReadError, ReadEvent, Verified, WebhookProvider};
+use crate::ports::{
+    BillingStore, Clock, NotificationApi, ProviderApi, RefreshOutcome, SecretSource,
+};
+use crate::providers::seam::{ReadError, ReadEvent, Resolved, Verified, WebhookProvider};
 use crate::routing::{Endpoint, Route};
 use crate::telemetry::{Counter, Metrics};
 use async_trait::async_trait;
@@ -46,6 +49,9 @@ pub struct StripeProvider {
     metrics: Arc<Metrics>,
     settings: Settings,
     api: Option<Arc<dyn ProviderApi>>,
+    /// The API thin notifications are resolved with (`thin.rs`); without it (no key), each
+    /// genuine notification at the thin endpoint answers 503.
+    thin: Option<Arc<dyn NotificationApi>>,
 }
 
 impl StripeProvider {
@@ -61,7 +67,15 @@ impl StripeProvider {
             metrics,
             settings,
             api: None,
+            thin: None,
         }
+    }
+
+    /// Resolves the thin endpoint's notifications (`/webhooks/stripe/thin`) by fetching each
+    /// notified event with `api` (`STRIPE_API_KEY`).
+    pub fn with_thin(mut self, api: Arc<dyn NotificationApi>) -> Self {
+        self.thin = Some(api);
+        self
     }
 
     /// Reads objects from Stripe's API to settle same-second ties (`STRIPE_API_KEY`).
@@ -128,8 +142,9 @@ impl WebhookProvider for StripeProvider {
         Provider::STRIPE
     }
 
-    /// `POST /webhooks/stripe/{family}`, one endpoint per family, and beside each its Connect
-    /// endpoint `POST /webhooks/stripe/{family}/connect`.
+    /// `POST /webhooks/stripe/{family}`, one endpoint per family, beside each its Connect
+    /// endpoint `POST /webhooks/stripe/{family}/connect`, and `/webhooks/stripe/thin`, where
+    /// thin notifications arrive (`thin.rs`). A process serves those it has secrets for.
     fn routes(&self) -> Vec<Route> {
         Family::ALL
             .into_iter()
@@ -146,6 +161,7 @@ impl WebhookProvider for StripeProvider {
                     },
                 ]
             })
+            .chain([thin::route()])
             .collect()
     }
 
@@ -190,6 +206,15 @@ impl WebhookProvider for StripeProvider {
             }
             Err(e) => Err(reject(e)),
         }
+    }
+
+    /// A notification at the thin endpoint becomes the event it names (`thin::resolve`); every
+    /// other body is the event.
+    async fn resolve(&self, endpoint: Endpoint, body: &[u8]) -> Result<Resolved, Error> {
+        if endpoint != thin::ENDPOINT {
+            return Ok(Resolved::Body);
+        }
+        thin::resolve(self.thin.as_deref(), body, self.settings.livemode).await
     }
 
     fn read(&self, body: &[u8]) -> Result<ReadEvent, ReadError> {

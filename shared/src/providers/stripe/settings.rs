@@ -190,25 +190,66 @@ pub fn read_webhook_secrets(
 }
 
 /// A family's Connect endpoint secrets (`STRIPE_WEBHOOK_SECRETS_<FAMILY>_CONNECT` inline, or
-/// `…_CONNECT_ARN`), never both; `None` when neither is set: the family has no Connect endpoint
-/// and its `/connect` route verifies nothing (400).
+/// `…_CONNECT_ARN`); `None` when neither is set: the family has no Connect endpoint and its
+/// `/connect` route verifies nothing (400).
 fn read_connect_secrets(
     get: &impl Fn(&str) -> Option<String>,
     family: Family,
 ) -> Result<Option<SecretSpec>, ConfigError> {
-    let name = format!("STRIPE_WEBHOOK_SECRETS_{}_CONNECT", family.env_suffix());
+    read_secret_spec(
+        get,
+        &format!("STRIPE_WEBHOOK_SECRETS_{}_CONNECT", family.env_suffix()),
+    )
+}
+
+/// An endpoint's secrets: inline in `name` (checked like every list) or by ARN in `{name}_ARN`,
+/// never both; `None` when neither is set.
+fn read_secret_spec(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<SecretSpec>, ConfigError> {
     let arn_name = format!("{name}_ARN");
-    match (get(&name), get(&arn_name)) {
-        (Some(_), Some(_)) => Err(ConfigError::Both(name)),
+    match (get(name), get(&arn_name)) {
+        (Some(_), Some(_)) => Err(ConfigError::Both(name.to_owned())),
         (Some(list), None) => {
             let list = parse_secret_list(&list);
-            validate_secret_list(&list).map_err(|e| malformed(&name, e.to_string()))?;
+            validate_secret_list(&list).map_err(|e| malformed(name, e.to_string()))?;
             Ok(Some(SecretSpec::Inline(list)))
         }
         (None, Some(arn)) if arn.starts_with("arn:") => Ok(Some(SecretSpec::Arn(arn))),
         (None, Some(_)) => Err(malformed(&arn_name, "expected a Secrets Manager ARN")),
         (None, None) => Ok(None),
     }
+}
+
+/// The thin endpoint's settings (`thin.rs`), read by the process that serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThinSettings {
+    /// `STRIPE_LIVEMODE`, required (`read_stripe` requires it only where a family is served).
+    pub livemode: bool,
+    /// Inline (`STRIPE_WEBHOOK_SECRETS_THIN`) or by ARN (`…_THIN_ARN`), never both.
+    pub secrets: SecretSpec,
+    /// The key every notified event is fetched with (`STRIPE_API_KEY` or `…_ARN`); without it
+    /// each genuine notification answers 503 (the function logs why at start).
+    pub api: Option<StripeApiSettings>,
+}
+
+/// Reads [`ThinSettings`]; errors name the variable, never a value.
+pub fn read_thin(get: impl Fn(&str) -> Option<String>) -> Result<ThinSettings, ConfigError> {
+    let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    if get("STRIPE_LIVEMODE").is_none() {
+        return Err(ConfigError::Missing("STRIPE_LIVEMODE".into()));
+    }
+    let livemode = read_livemode(&get, &[], None)?;
+    let name = format!("STRIPE_WEBHOOK_SECRETS_{}", super::thin::ENV_SUFFIX);
+    let Some(spec) = read_secret_spec(&get, &name)? else {
+        return Err(ConfigError::Missing(format!("{name} (or {name}_ARN)")));
+    };
+    Ok(ThinSettings {
+        livemode,
+        secrets: spec,
+        api: read_stripe_api(&get, livemode)?,
+    })
 }
 
 /// The metadata keys holding the user id and the tier.
@@ -357,6 +398,59 @@ mod tests {
         live[0] = ("STRIPE_LIVEMODE", "true");
         live.push(("STRIPE_API_KEY", "rk_live_x1"));
         assert!(read_stripe(lookup(&live), &[Family::Checkout], None).is_ok());
+    }
+
+    #[test]
+    fn the_thin_endpoint_needs_the_mode_and_its_own_secret() {
+        let read = |pairs: &[(&str, &str)]| read_thin(lookup(pairs)).map_err(|e| e.to_string());
+        let mode = ("STRIPE_LIVEMODE", "true");
+        let inline = read(&[mode, ("STRIPE_WEBHOOK_SECRETS_THIN", "whsec_a,whsec_b")]);
+        assert_eq!(
+            inline.map(|t| (t.livemode, t.secrets, t.api)),
+            Ok((
+                true,
+                SecretSpec::Inline(vec![
+                    WebhookSecret::new("whsec_a"),
+                    WebhookSecret::new("whsec_b")
+                ]),
+                None
+            ))
+        );
+        let arn = "arn:aws:secretsmanager:us-east-1:1:secret:thin";
+        let key = ("STRIPE_API_KEY", "rk_live_restricted");
+        let by_arn = read(&[mode, key, ("STRIPE_WEBHOOK_SECRETS_THIN_ARN", arn)]).expect("valid");
+        assert_eq!(by_arn.secrets, SecretSpec::Arn(arn.into()));
+        assert_eq!(
+            by_arn.api.map(|a| a.key),
+            Some(ApiKeySpec::Inline(
+                StripeApiKey::parse("rk_live_restricted").expect("key")
+            ))
+        );
+        let other_mode = [
+            ("STRIPE_LIVEMODE", "false"),
+            key,
+            ("STRIPE_WEBHOOK_SECRETS_THIN", "whsec_a"),
+        ];
+        assert!(read(&other_mode)
+            .expect_err("mode")
+            .starts_with("STRIPE_API_KEY"));
+        let err = read(&[("STRIPE_WEBHOOK_SECRETS_THIN", "whsec_a")]).expect_err("mode");
+        assert_eq!(err, "STRIPE_LIVEMODE is not set");
+        let err = read(&[mode]).expect_err("secret");
+        assert!(err.contains("STRIPE_WEBHOOK_SECRETS_THIN"), "{err}");
+        let err =
+            read(&[mode, ("STRIPE_WEBHOOK_SECRETS_THIN", "sk_live_pasted")]).expect_err("bad");
+        assert!(
+            err.starts_with("STRIPE_WEBHOOK_SECRETS_THIN is malformed"),
+            "{err}"
+        );
+        assert!(!err.contains("sk_live_pasted"), "{err}");
+        let both = [
+            mode,
+            ("STRIPE_WEBHOOK_SECRETS_THIN", "whsec_a"),
+            ("STRIPE_WEBHOOK_SECRETS_THIN_ARN", arn),
+        ];
+        assert!(read(&both).expect_err("both").contains("only one"));
     }
 
     #[test]

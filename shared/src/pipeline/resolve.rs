@@ -1,0 +1,50 @@
+//! Resolving a notification: a verified body that names an event instead of carrying it (Stripe's
+//! thin events) becomes the event the provider fetched, before anything reads it. The rest of the
+//! way is the same as a delivery's: ledger, ordering, parking.
+
+use super::service::{Delivery, Outcome, Pipeline};
+use crate::error::Error;
+use crate::ports::LedgerGuard;
+use crate::providers::seam::Resolved;
+use crate::routing::Endpoint;
+
+impl Pipeline {
+    /// The bytes to read for `delivery` at `endpoint`: `None` for the body itself, the fetched
+    /// event otherwise. A transient fetch failure answers 503 with nothing written; an
+    /// unresolvable notification is parked (200, its bytes kept for `billing replay`).
+    pub(super) async fn resolve(
+        &self,
+        delivery: &Delivery<'_>,
+        endpoint: Endpoint,
+        guard: LedgerGuard,
+    ) -> Result<Option<Vec<u8>>, Outcome> {
+        match delivery.provider.resolve(endpoint, delivery.raw).await {
+            Ok(Resolved::Body) => Ok(None),
+            Ok(Resolved::Event(body)) => Ok(Some(body)),
+            Ok(Resolved::Unresolvable {
+                meta: Some(meta),
+                reason,
+            }) => Err(self.park(delivery, &meta, None, &reason, guard).await),
+            Ok(Resolved::Unresolvable { meta: None, reason }) => {
+                Err(self.park_unread(delivery, &reason, guard).await)
+            }
+            Err(Error::Rejected(r)) => Err(Outcome::Rejected(r)),
+            Err(e) => Err(self.failed(None, e)),
+        }
+    }
+
+    /// The endpoint a stored record arrived at, among `provider`'s routes (`None` for one that
+    /// has no route, like the operator's): a replay resolves at the same endpoint.
+    pub(super) fn endpoint_named(
+        &self,
+        provider: crate::domain::ids::Provider,
+        name: &str,
+    ) -> Option<Endpoint> {
+        let provider = self.providers.get(&provider)?;
+        provider
+            .routes()
+            .into_iter()
+            .map(|r| r.endpoint)
+            .find(|e| e.name == name)
+    }
+}
