@@ -217,21 +217,48 @@ impl StripeApi {
             bounds,
         })
     }
+}
+
+/// One bounded GET of a Stripe object (`StripeApi`'s reads, thin events' `StripeV2Api`): the
+/// key and the pinned version, an optional header naming the account the object lives in,
+/// attempts of `bounds.attempt` (429 and 5xx retried unless Stripe says not to, after a jittered
+/// backoff), at most `bounds.max_attempts`, all within `bounds.operation`.
+pub(crate) struct ObjectGet<'a> {
+    pub client: &'a reqwest::Client,
+    pub bearer: &'a HeaderValue,
+    pub bounds: CallBounds,
+    /// `Stripe-Account` (a connected account's object) or `Stripe-Context` (v2).
+    pub scope: Option<(&'static str, HeaderValue)>,
+    /// What the key needs, named when Stripe refuses it (`Subscriptions: Read`).
+    pub needs: &'static str,
+}
+
+impl ObjectGet<'_> {
+    /// The object, `None` for a 404, or why not (never the key, a body or the URL's host).
+    pub(crate) async fn send(
+        &self,
+        url: &Url,
+        path: &str,
+    ) -> Result<Option<serde_json::Value>, ApiError> {
+        match tokio::time::timeout(self.bounds.operation, self.attempts(url, path)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(ApiError(format!(
+                "timeout: no answer within {} ms (GET {path})",
+                self.bounds.operation.as_millis()
+            ))),
+        }
+    }
 
     /// One request: the object, `None` for a 404, or why not.
-    async fn attempt(
-        &self,
-        account: Option<Account>,
-        url: &Url,
-    ) -> Result<Option<serde_json::Value>, Failure> {
+    async fn attempt(&self, url: &Url) -> Result<Option<serde_json::Value>, Failure> {
         let mut request = self
             .client
             .get(url.clone())
             .header(AUTHORIZATION, self.bearer.clone())
             .header("Stripe-Version", STRIPE_VERSION);
-        if let Some(account) = account {
+        if let Some((name, value)) = &self.scope {
             // A connected account's object, read with the platform's key.
-            request = request.header("Stripe-Account", account.as_str());
+            request = request.header(*name, value.clone());
         }
         let response = request
             .send()
@@ -248,8 +275,9 @@ impl StripeApi {
             StatusCode::NOT_FOUND => Ok(None),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Failure::Final(format!(
                 "refused ({}): Stripe did not accept the API key (STRIPE_API_KEY or \
-                 STRIPE_API_KEY_ARN); it needs Subscriptions: Read",
-                status.as_u16()
+                 STRIPE_API_KEY_ARN); it needs {}",
+                status.as_u16(),
+                self.needs
             ))),
             s if (s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()) && !no_retry => {
                 Err(Failure::Retry(format!("status {}", s.as_u16())))
@@ -259,16 +287,11 @@ impl StripeApi {
     }
 
     /// Attempts until an answer, a final failure or `max_attempts`, with a short jittered
-    /// backoff between them. The caller bounds the whole by `operation`.
-    async fn attempts(
-        &self,
-        account: Option<Account>,
-        url: &Url,
-        path: &str,
-    ) -> Result<Option<serde_json::Value>, ApiError> {
+    /// backoff between them; `send` bounds the whole by `operation`.
+    async fn attempts(&self, url: &Url, path: &str) -> Result<Option<serde_json::Value>, ApiError> {
         let mut attempt = 1;
         loop {
-            match self.attempt(account, url).await {
+            match self.attempt(url).await {
                 Ok(answer) => return Ok(answer),
                 Err(Failure::Retry(why)) if attempt < self.bounds.max_attempts => {
                     tracing::debug!(path, attempt, why, "Stripe API attempt failed; retrying");
@@ -347,14 +370,18 @@ impl ProviderApi for StripeApi {
             .base
             .join(&format!("v1/{path}"))
             .map_err(|e| ApiError(format!("invalid path: {e}")))?;
-        match tokio::time::timeout(self.bounds.operation, self.attempts(account, &url, path)).await
-        {
-            Ok(answer) => answer,
-            Err(_) => Err(ApiError(format!(
-                "timeout: no answer within {} ms (GET {path})",
-                self.bounds.operation.as_millis()
-            ))),
-        }
+        let scope = account
+            .map(|a| HeaderValue::from_str(a.as_str()).map(|v| ("Stripe-Account", v)))
+            .transpose()
+            .map_err(|_| ApiError("invalid account".into()))?;
+        let get = ObjectGet {
+            client: &self.client,
+            bearer: &self.bearer,
+            bounds: self.bounds,
+            scope,
+            needs: "Subscriptions: Read",
+        };
+        get.send(&url, path).await
     }
 }
 

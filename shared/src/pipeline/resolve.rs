@@ -40,7 +40,7 @@ impl Pipeline {
         provider: crate::domain::ids::Provider,
         name: &str,
     ) -> Option<Endpoint> {
-        let provider = self.providers.get(&provider)?;
+        let provider = self.providers.get(&provider.base())?;
         provider
             .routes()
             .into_iter()

@@ -440,6 +440,19 @@ async fn a_connected_accounts_notification_is_fetched_in_its_context() {
         contexts,
         [Some(ACCOUNT.to_owned()), Some(ACCOUNT.to_owned())]
     );
+    // Applied in the connected account, not the platform's.
+    let account = billing::domain::ids::Account::parse(ACCOUNT).expect("an account id");
+    let scoped = Provider::STRIPE.in_account(account);
+    let in_account = app
+        .store
+        .customer(scoped, &CustomerId::new("cus_life1"))
+        .await;
+    assert!(matches!(in_account, Ok(Some(_))), "the account's customer");
+    assert_eq!(
+        app.model_of_sub().await,
+        Value::Null,
+        "nothing in the platform's"
+    );
     // Without a context, no header.
     let other = fixture(PAIRS[0].0);
     let (status, _) = app.post(&other, THIN_SECRET).await;
@@ -481,4 +494,45 @@ async fn an_event_stripe_does_not_have_is_parked_and_replayed_once_it_is_found()
     );
     assert_eq!(app.ledger(id).await.1["state"], "applied");
     assert_ne!(app.model_of_sub().await, Value::Null);
+}
+
+/// A connected account's notification whose event Stripe does not have yet is parked in that
+/// account, and its replay applies it there.
+#[tokio::test]
+async fn a_connected_accounts_parked_notification_is_replayed_in_its_account() {
+    let (app, fake, body) = fixture_app().await;
+    let mut connected: Value = serde_json::from_slice(&body).expect("json");
+    connected["context"] = json!(ACCOUNT);
+    let id = "evt_test_thin_life_02_sub_created";
+    let event_path = format!("/v2/core/events/{id}");
+    let event = fake.answers.lock().expect("lock")[&event_path].clone();
+    fake.forget(&event_path);
+    let body = serde_json::to_vec(&connected).expect("json");
+    let (_, parked) = app.post(&body, THIN_SECRET).await;
+    assert_eq!(parked["state"], "parked", "{parked}");
+    let (_, record) = app
+        .get(&format!("/events/stripe/{id}?account={ACCOUNT}"))
+        .await;
+    assert_eq!(record["state"], "parked", "parked in its account: {record}");
+    fake.know(&event_path, event);
+    let account = billing::domain::ids::Account::parse(ACCOUNT).expect("an account id");
+    let scoped = Provider::STRIPE.in_account(account);
+    let outcome = app
+        .service
+        .replay(scoped, &billing::domain::ids::EventId::new(id))
+        .await;
+    assert!(
+        matches!(outcome, billing::pipeline::Outcome::Recorded { .. }),
+        "{outcome:?}"
+    );
+    let (_, record) = app
+        .get(&format!("/events/stripe/{id}?account={ACCOUNT}"))
+        .await;
+    assert_eq!(record["state"], "applied", "{record}");
+    let (status, _) = app.ledger(id).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "nothing in the platform's ledger"
+    );
 }

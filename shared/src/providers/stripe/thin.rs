@@ -20,7 +20,7 @@
 use super::event::{as_bool, as_i64, str_field};
 use crate::adapters::stripe_api::STRIPE_VERSION;
 use crate::domain::events::EventMeta;
-use crate::domain::ids::{EventId, Provider};
+use crate::domain::ids::{Account, EventId, Provider};
 use crate::error::{Error, Rejection};
 use crate::ports::NotificationApi;
 use crate::providers::seam::Resolved;
@@ -89,10 +89,12 @@ impl Notification {
         })
     }
 
-    /// The ledger's view of it (a parked notification is recorded under its own id).
+    /// The ledger's view of it (a parked notification is recorded under its own id, in its
+    /// connected account when it names one: where its snapshot will be recorded on replay).
     pub fn meta(&self, configured: bool) -> EventMeta {
+        let account = self.context.as_deref().and_then(Account::parse);
         EventMeta {
-            provider: Provider::STRIPE,
+            provider: account.map_or(Provider::STRIPE, |a| Provider::STRIPE.in_account(a)),
             id: EventId::new(self.id.clone()),
             event_type: self.event_type.clone(),
             created: self.created,
