@@ -233,3 +233,42 @@ async fn moto_a_connected_accounts_parked_event_is_listed_and_replayed_in_its_ac
         "read again in its account, still unplaceable: {outcome:?}"
     );
 }
+
+/// A connected account's event that arrives through EventBridge (its `detail` carries `account`)
+/// is applied in that account, and the Connect endpoint's webhook copy of it is a duplicate.
+#[tokio::test]
+async fn moto_a_connected_accounts_event_through_eventbridge_is_its_accounts_and_the_webhook_copy_a_duplicate(
+) {
+    use billing::eventbridge::{sqs_event, Ingress, Settings, SAMPLE_ACCOUNT, SAMPLE_SOURCE};
+    let app = connect_app().await;
+    let ingress = Ingress {
+        pipeline: app.service.clone(),
+        settings: Settings {
+            source: SAMPLE_SOURCE.into(),
+            account: SAMPLE_ACCOUNT.into(),
+        },
+        metrics: Arc::new(Metrics::memory()),
+    };
+    let detail: Value =
+        serde_json::from_slice(&fixture(&format!("stripe/connect/{}.json", A_FILES[0])))
+            .expect("json");
+    let batch = serde_json::from_value(sqs_event(&detail, SAMPLE_SOURCE, SAMPLE_ACCOUNT, NOW))
+        .expect("an SQS event");
+    let response = ingress.handle_batch(&batch).await;
+    assert!(response.batch_item_failures.is_empty());
+    let id = EventId::new("evt_life_01_checkout_completed");
+    let scoped = Provider::STRIPE.in_account(Account::parse(A).expect("account"));
+    let record = app.store.ledger(scoped, &id).await.expect("read");
+    assert_eq!(
+        record.map(|r| r.state),
+        Some(billing::ports::LedgerState::Applied)
+    );
+    assert!(matches!(
+        app.store.ledger(Provider::STRIPE, &id).await,
+        Ok(None)
+    ));
+    let (_, copy) = app.post(A_FILES[0], CONNECT_SECRET, "/connect").await;
+    assert_eq!(copy["state"], "duplicate", "{copy}");
+    let (_, access) = app.get(&format!("/users/user_42/access?account={A}")).await;
+    assert_eq!(access["known"], true, "{access}");
+}
