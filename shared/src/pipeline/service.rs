@@ -187,7 +187,10 @@ impl Pipeline {
             Ok(read) => read,
             Err(outcome) => return outcome,
         };
-        if read.home != provider.home_of(endpoint) {
+        if provider
+            .home_of(endpoint)
+            .is_some_and(|home| home != read.home)
+        {
             // Applied all the same: the same event id may reach several endpoints.
             self.metrics.incr(Counter::OutsideFamily, endpoint.as_str());
             tracing::info!(event_id = %read.meta.id, event_type = %read.meta.event_type, %endpoint, home = %read.home, "event outside its endpoint");

@@ -63,10 +63,11 @@ pub trait WebhookProvider: Send + Sync {
         Vec::new()
     }
 
-    /// The name events of `endpoint` give as their home ([`ReadEvent::home`]): the endpoint's
-    /// own name unless several endpoints serve one home (Stripe's Connect endpoints).
-    fn home_of(&self, endpoint: Endpoint) -> &'static str {
-        endpoint.name
+    /// The home ([`ReadEvent::home`]) of the events `endpoint` is for: its own name unless
+    /// several endpoints serve one home (Stripe's Connect endpoints); `None` for an endpoint
+    /// every home's events come to (Stripe's thin destination), where none is out of place.
+    fn home_of(&self, endpoint: Endpoint) -> Option<&'static str> {
+        Some(endpoint.name)
     }
 
     /// Whether an event id is one of this provider's (the CLI's `replay ID` asks each).

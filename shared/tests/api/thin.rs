@@ -149,6 +149,7 @@ struct ThinApp {
     service: Arc<Pipeline>,
     router: axum::Router,
     store: Arc<dyn BillingStore>,
+    metrics: Arc<Metrics>,
 }
 
 /// A pipeline on `store` whose Stripe provider serves the families (`SECRET`) and the thin
@@ -175,7 +176,7 @@ fn thin_app_with(
     let provider = StripeProvider::new(secrets, clock.clone(), metrics.clone(), settings(false))
         .with_thin(Arc::new(api));
     let service = Arc::new(
-        Pipeline::new(store.clone(), clock, metrics, settings(false).tiers)
+        Pipeline::new(store.clone(), clock, metrics.clone(), settings(false).tiers)
             .with_provider(Arc::new(provider))
             .with_email_kinds(email_kinds),
     );
@@ -183,6 +184,7 @@ fn thin_app_with(
         router: local_router(service.clone()),
         service,
         store,
+        metrics,
     }
 }
 
@@ -249,6 +251,7 @@ async fn the_twins_apply_alike(snapshots: TestApp, thin_store: Arc<dyn BillingSt
         service: snapshots.service.clone(),
         router: snapshots.router.clone(),
         store: snapshots.store.clone(),
+        metrics: snapshots.metrics.clone(),
     };
     let (_, access) = app.get("/users/user_42/access").await;
     assert_eq!(access["known"], true, "{access}");
@@ -315,6 +318,12 @@ async fn a_second_thin_delivery_is_a_duplicate() {
     assert_eq!(
         (status, &first["state"]),
         (StatusCode::OK, &json!("applied"))
+    );
+    // Every family's events arrive at the thin endpoint: none is "outside its endpoint".
+    assert_eq!(
+        app.metrics
+            .count(billing::telemetry::Counter::OutsideFamily),
+        0
     );
     let before = app.model_of_sub().await;
     let (status, again) = app.post(&body, THIN_SECRET).await;

@@ -165,9 +165,10 @@ impl WebhookProvider for StripeProvider {
             .collect()
     }
 
-    /// A Connect endpoint's events belong to its family.
-    fn home_of(&self, endpoint: Endpoint) -> &'static str {
-        Family::of(endpoint).map_or(endpoint.name, Family::as_str)
+    /// A Connect endpoint's events belong to its family; the thin destination takes every
+    /// family's.
+    fn home_of(&self, endpoint: Endpoint) -> Option<&'static str> {
+        Family::of(endpoint).map(Family::as_str)
     }
 
     /// Stripe's event ids are `evt_…` (webhook deliveries, `/v1/events`, and import's
