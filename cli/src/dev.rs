@@ -93,13 +93,12 @@ pub fn print_banner(config: &Config, addr: SocketAddr) -> Result<(), String> {
 
 /// An API Gateway HTTP API (payload 2.0) request event carrying `body`.
 pub fn api_gateway_event(
-    family: Family,
+    path: &str,
     body: &[u8],
     signature: &str,
     at: i64,
     base64: bool,
 ) -> serde_json::Value {
-    let path = format!("/webhooks/stripe/{family}");
     let (body, encoded) = if base64 {
         (base64::engine::general_purpose::STANDARD.encode(body), true)
     } else {

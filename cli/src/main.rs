@@ -240,6 +240,10 @@ struct SignedEvent {
     /// The signature's timestamp in Unix seconds (default: now).
     #[arg(long, value_name = "UNIX")]
     at: Option<i64>,
+    /// To the family's Connect endpoint (`/webhooks/stripe/FAMILY/connect`), signed with its
+    /// secret (default: the first of STRIPE_WEBHOOK_SECRETS_<FAMILY>_CONNECT).
+    #[arg(long)]
+    connect: bool,
 }
 
 #[derive(Debug, Args)]
@@ -483,7 +487,8 @@ fn now() -> i64 {
 /// A fixture's exact bytes, the family they go to and their Stripe-Signature header.
 struct Signed {
     body: Vec<u8>,
-    family: Family,
+    /// The endpoint's path: `/webhooks/stripe/{family}`, or its Connect one.
+    path: String,
     header: String,
     at: i64,
 }
@@ -492,12 +497,27 @@ struct Signed {
 fn signed_fixture(event: &SignedEvent) -> Result<Signed, String> {
     let (body, home) = read_fixture(&event.file)?;
     let family = event.family.unwrap_or(home);
-    let secret = secret_for(event.secret.as_deref(), family)?;
+    let (secret, path) = if event.connect {
+        let secret = event
+            .secret
+            .clone()
+            .or_else(|| settings::inline_connect_secrets(family))
+            .and_then(|list| list.split(',').next().map(|s| s.trim().to_owned()))
+            .ok_or_else(|| {
+                let var = format!("STRIPE_WEBHOOK_SECRETS_{}_CONNECT", family.env_suffix());
+                format!("no Connect secret for {family}: pass --secret or set {var}")
+            })?;
+        let path = format!("/webhooks/stripe/{family}/connect");
+        (WebhookSecret::new(secret), path)
+    } else {
+        let path = format!("/webhooks/stripe/{family}");
+        (secret_for(event.secret.as_deref(), family)?, path)
+    };
     let at = event.at.unwrap_or_else(now);
     let header = sign(&body, &[secret], at);
     Ok(Signed {
         body,
-        family,
+        path,
         header,
         at,
     })
@@ -516,16 +536,13 @@ fn http_client() -> Result<reqwest::Client, String> {
 /// Signs a fixture file's exact bytes and posts it to a running endpoint.
 async fn send(event: &SignedEvent, url: Option<String>) -> CliResult {
     let Signed {
-        body,
-        family,
-        header,
-        ..
+        body, path, header, ..
     } = signed_fixture(event)?;
     let url = match url {
         Some(u) => u,
         None => {
             let addr = settings::local_addr();
-            format!("http://{addr}/webhooks/stripe/{family}")
+            format!("http://{addr}{path}")
         }
     };
     let response = http_client()?
@@ -673,11 +690,11 @@ async fn create_table() -> CliResult {
 fn lambda_event(event: &SignedEvent, base64: bool) -> CliResult {
     let Signed {
         body,
-        family,
+        path,
         header,
         at,
     } = signed_fixture(event)?;
-    let event = dev::api_gateway_event(family, &body, &header, at, base64);
+    let event = dev::api_gateway_event(&path, &body, &header, at, base64);
     println!(
         "{}",
         serde_json::to_string_pretty(&event).map_err(|e| e.to_string())?

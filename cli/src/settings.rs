@@ -20,6 +20,16 @@ pub fn inline_webhook_secrets(family: Family) -> Option<String> {
     std::env::var(format!("STRIPE_WEBHOOK_SECRETS_{}", family.env_suffix())).ok()
 }
 
+/// `STRIPE_WEBHOOK_SECRETS_<FAMILY>_CONNECT` as set: `send --connect` and `lambda-event
+/// --connect` sign with its first secret.
+pub fn inline_connect_secrets(family: Family) -> Option<String> {
+    std::env::var(format!(
+        "STRIPE_WEBHOOK_SECRETS_{}_CONNECT",
+        family.env_suffix()
+    ))
+    .ok()
+}
+
 /// Where `send` posts without `--url`: `BILLING_LOCAL_ADDR`, default `127.0.0.1:3000`.
 pub fn local_addr() -> String {
     std::env::var("BILLING_LOCAL_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into())

@@ -749,12 +749,13 @@ impl StaticSecrets {
         }
     }
 
-    /// The same secrets on every Stripe family.
+    /// The same secrets on every Stripe family's endpoint and its Connect endpoint.
     pub fn everywhere(secrets: Vec<WebhookSecret>) -> Self {
         Self::new(
             Family::ALL
                 .into_iter()
-                .map(|f| (f.endpoint(), secrets.clone()))
+                .flat_map(|f| [f.endpoint(), f.connect_endpoint()])
+                .map(|endpoint| (endpoint, secrets.clone()))
                 .collect::<Vec<_>>(),
         )
     }

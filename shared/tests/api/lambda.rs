@@ -138,7 +138,7 @@ async fn the_sample_events_parse_verify_and_apply() {
     use billing::providers::stripe::signature::WebhookSecret;
     let expected = expected_outcomes();
     let mut fixtures = Vec::new();
-    for sub in ["lifecycle", "2020-03-02"] {
+    for sub in ["lifecycle", "2020-03-02", "connect"] {
         for f in std::fs::read_dir(fixture_path(&format!("stripe/{sub}"))).expect("dir") {
             fixtures.push(std::fs::read(f.expect("entry").path()).expect("read"));
         }
@@ -147,6 +147,11 @@ async fn the_sample_events_parse_verify_and_apply() {
     for family in Family::ALL {
         app.secrets
             .rotate(family, vec![WebhookSecret::new("whsec_local_invoke_only")]);
+        // The Connect samples' secret (scripts/events, scripts/lambda-invoke-check).
+        app.secrets.rotate(
+            family.connect_endpoint(),
+            vec![WebhookSecret::new("whsec_local_invoke_connect")],
+        );
     }
     let mut delivered = 0;
     for entry in expected["events"].as_array().expect("events") {
@@ -169,7 +174,12 @@ async fn the_sample_events_parse_verify_and_apply() {
         };
         let event = std::fs::read_to_string(events_dir().join(name)).expect("read");
         let request = lambda_http::request::from_str(&event).expect("lambda_http parses it");
-        assert_eq!(request.uri().path(), format!("/webhooks/stripe/{family}"));
+        let path = request.uri().path().to_owned();
+        let connect = format!("/webhooks/stripe/{family}/connect");
+        assert!(
+            path == format!("/webhooks/stripe/{family}") || path == connect,
+            "{name}: {path}"
+        );
         let header = request.headers()["stripe-signature"]
             .to_str()
             .expect("ascii")
@@ -180,7 +190,11 @@ async fn the_sample_events_parse_verify_and_apply() {
             "{name}: body is not a fixture's exact bytes"
         );
         app.clock.set(t);
-        let router = webhook_router(app.service.clone(), &[family.endpoint()]);
+        // The routes a family's function serves (app::run_stripe_lambda).
+        let router = webhook_router(
+            app.service.clone(),
+            &[family.endpoint(), family.connect_endpoint()],
+        );
         let event_id = text(entry, "event_id");
         let (status, json) = call_router(&router, request).await;
         assert_eq!(status.as_u16(), entry["status"], "{name}: {json}");
