@@ -18,6 +18,9 @@ impl Pipeline {
         endpoint: Endpoint,
         guard: LedgerGuard,
     ) -> Result<Option<Vec<u8>>, Outcome> {
+        if guard == LedgerGuard::New {
+            self.already_recorded(delivery, endpoint).await?;
+        }
         match delivery.provider.resolve(endpoint, delivery.raw).await {
             Ok(Resolved::Body) => Ok(None),
             Ok(Resolved::Event(body)) => Ok(Some(body)),
@@ -30,6 +33,26 @@ impl Pipeline {
             }
             Err(Error::Rejected(r)) => Err(Outcome::Rejected(r)),
             Err(e) => Err(self.failed(None, e)),
+        }
+    }
+
+    /// A notification whose event the ledger already holds is a duplicate, answered without
+    /// fetching it again (Stripe redelivers until it gets a 2xx).
+    async fn already_recorded(
+        &self,
+        delivery: &Delivery<'_>,
+        endpoint: Endpoint,
+    ) -> Result<(), Outcome> {
+        let Some((provider, id)) = delivery.provider.notified_event(endpoint, delivery.raw) else {
+            return Ok(());
+        };
+        match self.store.ledger(provider, &id).await {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => Err(Outcome::Duplicate {
+                event_id: id.to_string(),
+                by: super::service::DuplicateBy::Read,
+            }),
+            Err(e) => Err(self.failed(Some(id.as_str()), e.into())),
         }
     }
 

@@ -4,7 +4,7 @@
 //! that registers the built-in ones (`app`). Nothing here names a provider.
 
 use crate::domain::events::{BillingEvent, EventMeta, SubscriptionSnapshot};
-use crate::domain::ids::{Provider, SubscriptionId};
+use crate::domain::ids::{EventId, Provider, SubscriptionId};
 use crate::error::{Error, Rejection};
 use crate::routing::{Endpoint, Route};
 use async_trait::async_trait;
@@ -89,6 +89,14 @@ pub trait WebhookProvider: Send + Sync {
     /// notification of the other mode is `Err(Rejected)` before anything is fetched.
     async fn resolve(&self, _endpoint: Endpoint, _body: &[u8]) -> Result<Resolved, Error> {
         Ok(Resolved::Body)
+    }
+
+    /// The ledger key (provider scope, event id) a notification at `endpoint` will be recorded
+    /// under, read from the notification alone, so that a redelivery is answered `duplicate`
+    /// from the ledger before anything is fetched. `None` (the default) for a body that is the
+    /// event itself: its own ledger read comes with the event's first read.
+    fn notified_event(&self, _endpoint: Endpoint, _body: &[u8]) -> Option<(Provider, EventId)> {
+        None
     }
 
     /// Reads the envelope and translates the event.

@@ -313,7 +313,7 @@ async fn fixture_app() -> (ThinApp, Arc<FakeStripe>, Vec<u8>) {
 
 #[tokio::test]
 async fn a_second_thin_delivery_is_a_duplicate() {
-    let (app, _fake, body) = fixture_app().await;
+    let (app, fake, body) = fixture_app().await;
     let (status, first) = app.post(&body, THIN_SECRET).await;
     assert_eq!(
         (status, &first["state"]),
@@ -325,11 +325,18 @@ async fn a_second_thin_delivery_is_a_duplicate() {
             .count(billing::telemetry::Counter::OutsideFamily),
         0
     );
+    // `seen` hands over (and forgets) the requests made so far.
+    assert!(
+        !fake.seen().is_empty(),
+        "the first delivery fetched its event"
+    );
     let before = app.model_of_sub().await;
     let (status, again) = app.post(&body, THIN_SECRET).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again["state"], "duplicate", "{again}");
     assert_eq!(again["event_id"], "evt_test_thin_life_02_sub_created");
+    // Answered from the ledger: Stripe's API is not asked again for an event already recorded.
+    assert_eq!(fake.seen(), [], "a redelivery fetched again");
     assert_eq!(app.model_of_sub().await, before);
 }
 

@@ -218,6 +218,18 @@ impl WebhookProvider for StripeProvider {
         thin::resolve(self.thin.as_deref(), body, self.settings.livemode).await
     }
 
+    /// A thin notification's id, in its context's account.
+    fn notified_event(&self, endpoint: Endpoint, body: &[u8]) -> Option<(Provider, EventId)> {
+        if endpoint != thin::ENDPOINT {
+            return None;
+        }
+        let root = serde_json::from_slice(body).ok()?;
+        let meta = thin::Notification::parse(&root)
+            .ok()?
+            .meta(self.settings.livemode);
+        Some((meta.provider, meta.id))
+    }
+
     fn read(&self, body: &[u8]) -> Result<ReadEvent, ReadError> {
         let envelope = Envelope::parse(body).map_err(|e| ReadError::Unreadable(e.to_string()))?;
         let configured = self.settings.livemode;

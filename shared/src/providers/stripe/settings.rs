@@ -171,21 +171,15 @@ pub fn read_webhook_secrets(
     dev: Option<&DevDefaults>,
 ) -> Result<SecretSpec, ConfigError> {
     let name = format!("STRIPE_WEBHOOK_SECRETS_{}", family.env_suffix());
-    let arn_name = format!("{name}_ARN");
-    match (get(&name), get(&arn_name), dev) {
-        (Some(_), Some(_), _) => Err(ConfigError::Both(name)),
-        (Some(list), None, _) => {
-            let list = parse_secret_list(&list);
-            validate_secret_list(&list).map_err(|e| malformed(&name, e.to_string()))?;
-            Ok(SecretSpec::Inline(list))
-        }
-        (None, Some(arn), _) if arn.starts_with("arn:") => Ok(SecretSpec::Arn(arn)),
-        (None, Some(_), _) => Err(malformed(&arn_name, "expected a Secrets Manager ARN")),
-        (None, None, Some(d)) => match d.secrets.get(&family) {
+    if let Some(spec) = read_secret_spec(get, &name)? {
+        return Ok(spec);
+    }
+    match dev {
+        Some(d) => match d.secrets.get(&family) {
             Some(secret) => Ok(SecretSpec::Inline(vec![WebhookSecret::new(secret.clone())])),
             None => Err(ConfigError::Missing(name)),
         },
-        (None, None, None) => Err(ConfigError::Missing(format!("{name} (or {arn_name})"))),
+        None => Err(ConfigError::Missing(format!("{name} (or {name}_ARN)"))),
     }
 }
 
