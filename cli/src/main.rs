@@ -591,7 +591,7 @@ async fn replay(args: ReplayArgs) -> CliResult {
             let provider = app.service.provider_of_event(&id).ok_or_else(|| {
                 format!("{id}: no provider knows this event id (evt_…, WH-…, grant_…)")
             })?;
-            let provider = account.map_or(provider, |a| provider.in_account(a));
+            let provider = provider.within(account);
             vec![(provider, EventId::new(id))]
         }
         // The argument group requires one of them; kept as an error, not a panic.

@@ -191,11 +191,7 @@ async fn event_record(
         Ok(account) => account,
         Err(why) => return bad_query(&why),
     };
-    let parsed = Provider::parse(&provider).map(|p| match account {
-        Some(account) => p.in_account(account),
-        None => p,
-    });
-    let Some(provider) = parsed else {
+    let Some(provider) = Provider::parse(&provider).map(|p| p.within(account)) else {
         return (
             StatusCode::NOT_FOUND,
             Json(json!({"error": "no such provider"})),
@@ -666,8 +662,7 @@ async fn catalogue_product(
     const CHANGES: usize = 20;
     let id = ProductId::new(product_id);
     let stripe = match account_query(query.as_deref()) {
-        Ok(Some(account)) => Provider::STRIPE.in_account(account),
-        Ok(None) => Provider::STRIPE,
+        Ok(account) => Provider::STRIPE.within(account),
         Err(why) => return bad_query(&why),
     };
     let (after, limit) = match price_page_query(query.as_deref()) {

@@ -197,6 +197,14 @@ impl Provider {
         }
     }
 
+    /// The same provider in `account` if there is one, else in the platform's own.
+    pub fn within(self, account: Option<Account>) -> Provider {
+        Provider {
+            name: self.name,
+            account,
+        }
+    }
+
     /// Makes this provider's name readable by [`Self::parse`] (and so by stored items and the
     /// routes). Registering twice is harmless.
     pub fn register(self) {

@@ -272,3 +272,45 @@ async fn moto_a_connected_accounts_event_through_eventbridge_is_its_accounts_and
     let (_, access) = app.get(&format!("/users/user_42/access?account={A}")).await;
     assert_eq!(access["known"], true, "{access}");
 }
+
+/// An event whose `account` is not an account id is parked whole with the reason (200: it was
+/// validly signed; `billing replay` after a fix), and applies nowhere.
+#[tokio::test]
+async fn moto_an_event_with_a_malformed_account_is_parked_and_applies_nowhere() {
+    let app = connect_app().await;
+    let mut event: Value =
+        serde_json::from_slice(&fixture(&format!("stripe/connect/{}.json", A_FILES[0])))
+            .expect("json");
+    let id = unique("evt_bad_account");
+    event["id"] = serde_json::json!(id);
+    event["account"] = serde_json::json!("acct_1/../cus_x");
+    let body = serde_json::to_vec(&event).expect("json");
+    let header = sign(&body, &[WebhookSecret::new(CONNECT_SECRET)], NOW);
+    let req = Request::post("/webhooks/stripe/checkout/connect")
+        .header("stripe-signature", header)
+        .body(axum::body::Body::from(body))
+        .expect("request");
+    let (status, json) = call_router(&app.router, req).await;
+    assert_eq!(
+        (status, json["state"].as_str()),
+        (StatusCode::OK, Some("parked")),
+        "{json}"
+    );
+    // Unreadable, so parked under its body's hash, with the reason (never the value).
+    let parked_id = json["event_id"].as_str().expect("an id").to_owned();
+    assert!(parked_id.starts_with("unparsed_"), "{parked_id}");
+    let record = app
+        .store
+        .ledger(Provider::STRIPE, &EventId::new(parked_id))
+        .await
+        .expect("read")
+        .expect("the parked record");
+    let detail = record.detail.unwrap_or_default();
+    assert!(detail.contains("not a Stripe account id"), "{detail}");
+    assert!(
+        record.parked.is_some_and(|p| p.gzip.is_some()),
+        "the body is kept"
+    );
+    let (_, own) = app.get("/users/user_42/access").await;
+    assert_eq!(own["known"], false, "{own}");
+}

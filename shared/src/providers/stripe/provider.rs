@@ -239,17 +239,14 @@ impl WebhookProvider for StripeProvider {
                 configured,
             }));
         }
-        let provider = match envelope.account.as_deref() {
-            None => Provider::STRIPE,
-            Some(raw) => match Account::parse(raw) {
-                Some(account) => Provider::STRIPE.in_account(account),
-                None => {
-                    return Err(ReadError::Unreadable(
-                        "`account` is not a Stripe account id".into(),
-                    ))
-                }
-            },
+        let account = match envelope.account.as_deref().map(Account::parse) {
+            Some(None) => {
+                let why = "`account` is not a Stripe account id";
+                return Err(ReadError::Unreadable(why.into()));
+            }
+            given => given.flatten(),
         };
+        let provider = Provider::STRIPE.within(account);
         let meta = EventMeta {
             provider,
             id: EventId::new(envelope.id.clone()),

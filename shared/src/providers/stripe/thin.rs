@@ -94,7 +94,7 @@ impl Notification {
     pub fn meta(&self, configured: bool) -> EventMeta {
         let account = self.context.as_deref().and_then(Account::parse);
         EventMeta {
-            provider: account.map_or(Provider::STRIPE, |a| Provider::STRIPE.in_account(a)),
+            provider: Provider::STRIPE.within(account),
             id: EventId::new(self.id.clone()),
             event_type: self.event_type.clone(),
             created: self.created,
