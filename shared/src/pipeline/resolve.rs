@@ -46,7 +46,13 @@ impl Pipeline {
         let Some((provider, id)) = delivery.provider.notified_event(endpoint, delivery.raw) else {
             return Ok(());
         };
-        match self.store.ledger(provider, &id).await {
+        // The pipeline's own consistent first read (the ledger record alone), so this adds no
+        // other call to what a webhook function may do.
+        let loaded = self
+            .store
+            .load(provider, &id, None, None, crate::ports::Beside::Nothing)
+            .await;
+        match loaded.map(|l| l.ledger) {
             Ok(None) => Ok(()),
             Ok(Some(_)) => Err(Outcome::Duplicate {
                 event_id: id.to_string(),
