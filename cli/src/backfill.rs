@@ -10,7 +10,7 @@ use billing::adapters::stripe_list::{ListBounds, StripeList};
 use billing::backfill::{self, Range, StripeEvents, Summary, TypeFilter, Walker};
 use billing::catchup::progress::Progress;
 use billing::catchup::{Checkpoint, Tally};
-use billing::domain::ids::Provider;
+use billing::domain::ids::{Account, Provider};
 use billing::ports::CheckpointStore;
 use billing::providers::paypal::api::PaypalApi;
 use billing::providers::paypal::events::PaypalEvents;
@@ -41,11 +41,19 @@ pub struct BackfillArgs {
     /// PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET or PAYPAL_CLIENT_SECRET_ARN).
     #[arg(long, value_enum, default_value = "stripe")]
     provider: Source,
+    /// A Connect platform's connected account (Stripe only): its events are listed with
+    /// `Stripe-Account` and recorded in its namespace at the Connect endpoints, so what its
+    /// Connect webhooks delivered is a duplicate.
+    #[arg(long, value_name = "acct_…", value_parser = crate::connected_account)]
+    account: Option<Account>,
 }
 
 /// The range and the type filter, or why not (checked before any client is built).
 pub fn plan(args: &BackfillArgs, now: i64) -> Result<(Range, TypeFilter), String> {
     let range = Range::checked(args.since, args.until, now)?;
+    if args.provider == Source::Paypal && args.account.is_some() {
+        return Err("--account is a Stripe connected account: not for --provider paypal".into());
+    }
     let filter = match (args.provider, args.types.is_empty()) {
         (Source::Stripe, true) => TypeFilter::stripe_subscribed(),
         (Source::Stripe, false) => TypeFilter::stripe_only(&args.types)?,
@@ -131,7 +139,7 @@ pub async fn command(args: BackfillArgs) -> Result<(), String> {
                 STRIPE_PER_SECOND,
             )
             .map_err(|e| e.to_string())?;
-            let source = StripeEvents::new(Arc::new(list), &filter);
+            let source = StripeEvents::new(Arc::new(list), &filter).in_account(args.account);
             walk(&source, app.service.as_ref(), range, &filter, &progress).await?
         }
         Source::Paypal => {
@@ -162,14 +170,23 @@ pub async fn command(args: BackfillArgs) -> Result<(), String> {
 /// `billing catchup status`: every catch-up checkpoint (import, backfill, reconcile) as one
 /// JSON line each: what the import did last, how far reconcile's backfill has come, and when
 /// it last found missed events or drift.
-pub async fn status() -> Result<(), String> {
+pub async fn status(accounts: Vec<Account>) -> Result<(), String> {
+    let accounts = if accounts.is_empty() {
+        billing::reconcile::Settings::from_env()?.accounts
+    } else {
+        accounts
+    };
     let app = crate::build_app(Metrics::Off).await?;
     let sdk = billing::app::sdk_loader(&app.config.bounds).load().await;
     let store = DynamoCheckpoints::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         app.config.table.clone(),
     );
-    for provider in [Provider::STRIPE, Provider::PAYPAL] {
+    let connected = accounts.into_iter().map(|a| Provider::STRIPE.in_account(a));
+    for provider in [Provider::STRIPE, Provider::PAYPAL]
+        .into_iter()
+        .chain(connected)
+    {
         for job in ["import", "backfill", billing::reconcile::JOB] {
             let checkpoints = store
                 .checkpoints(provider, job)
@@ -221,6 +238,7 @@ mod tests {
             until: None,
             types: types.iter().map(|t| (*t).to_owned()).collect(),
             provider,
+            account: None,
         }
     }
 
@@ -237,6 +255,15 @@ mod tests {
         assert!(filter.allows("invoice.paid") && !filter.allows("payout.paid"));
         assert!(plan(&args(now - 60, &["invoice.paid"], Source::Paypal), now).is_err());
         assert!(plan(&args(now - 60, &["payout.paid"], Source::Stripe), now).is_err());
+        let account = crate::connected_account("acct_1Conn").expect("account");
+        let connect = |provider| BackfillArgs {
+            account: Some(account),
+            ..args(now - 60, &[], provider)
+        };
+        assert!(plan(&connect(Source::Stripe), now).is_ok());
+        let err = plan(&connect(Source::Paypal), now).expect_err("not PayPal's");
+        assert!(err.contains("--account"), "{err}");
+        assert!(crate::connected_account("cus_1").is_err());
     }
 
     #[test]

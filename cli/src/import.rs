@@ -14,7 +14,7 @@ use billing::catchup::dry_run::DryRunStore;
 use billing::catchup::import::{kind_named, ImportOptions, ImportReport, Importer, JOB, KINDS};
 use billing::catchup::progress::Progress;
 use billing::config::Config;
-use billing::domain::ids::Provider;
+use billing::domain::ids::{Account, Provider};
 use billing::pipeline::Pipeline;
 use billing::ports::{CheckpointStore, Clock, SystemClock};
 use billing::providers::stripe::settings::ApiKeySpec;
@@ -50,6 +50,11 @@ pub struct ImportArgs {
     /// Print the stored checkpoints (what the import did last) and exit.
     #[arg(long, conflicts_with_all = ["restart", "dry_run"])]
     status: bool,
+    /// Import a Connect platform's connected account instead of the platform's own: its lists
+    /// are read with `Stripe-Account`, its objects recorded in its namespace (as its Connect
+    /// webhooks' events are), its run resumed on its own.
+    #[arg(long, value_name = "acct_…", value_parser = crate::connected_account)]
+    account: Option<Account>,
 }
 
 /// A date or time as Unix seconds: `Nd` (N days before `now`), `YYYY-MM-DD`,
@@ -161,7 +166,7 @@ pub async fn command(app: &App, args: &ImportArgs) -> Result<(), String> {
         app.config.table.clone(),
     ));
     if args.status {
-        return status(checkpoints.as_ref()).await;
+        return status(checkpoints.as_ref(), args.account).await;
     }
     let now = SystemClock.now();
     let since = parse_time(&args.since, now)?;
@@ -195,6 +200,7 @@ pub async fn command(app: &App, args: &ImportArgs) -> Result<(), String> {
         dry_run: args.dry_run,
         concurrency,
         livemode,
+        account: args.account,
     };
     let result = importer.run(&opts).await;
     print!("{}", progress.summary());
@@ -244,9 +250,9 @@ fn print_report(report: &ImportReport, list: &StripeList, dry: Option<&DryRunSto
 }
 
 /// One JSON line per kind's checkpoint: what the import did last.
-async fn status(checkpoints: &dyn CheckpointStore) -> Result<(), String> {
+async fn status(checkpoints: &dyn CheckpointStore, account: Option<Account>) -> Result<(), String> {
     let all = checkpoints
-        .checkpoints(Provider::STRIPE, JOB)
+        .checkpoints(Provider::STRIPE.within(account), JOB)
         .await
         .map_err(|e| e.to_string())?;
     if all.is_empty() {

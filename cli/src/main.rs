@@ -23,10 +23,10 @@
 //! billing eventbridge dead-letters [--limit N]   the EventBridge dead letters by verdict (no bodies)
 //! billing eventbridge redrive         move the EventBridge dead-letter queue back to its queue
 //! billing import [--since TIME] [--kinds K,…] [--concurrency N] [--dry-run] [--restart] [--status]
-//!                                     import what Stripe already knows (resumable)
+//!                [--account acct_…]   import what Stripe already knows (resumable; a connected account's)
 //! billing backfill --since TIME [--until TIME] [--types T,…] [--provider stripe|paypal]
-//!                                     apply the provider's events the webhooks missed
-//! billing catchup status              what import, backfill and reconcile did last (checkpoints)
+//!                [--account acct_…]   apply the provider's events the webhooks missed
+//! billing catchup status [--account acct_…]…   what import, backfill and reconcile did last (checkpoints)
 //! ```
 
 #![warn(clippy::too_many_lines)]
@@ -211,7 +211,12 @@ enum Command {
 enum CatchupCommand {
     /// One JSON line per checkpoint: when each job ran, how far it came, what it applied, and
     /// when reconcile last found missed events or drift.
-    Status,
+    Status {
+        /// Also these connected accounts' checkpoints (repeatable; default: those of
+        /// BILLING_RECONCILE_STRIPE_ACCOUNTS, when set).
+        #[arg(long, value_name = "acct_…", value_parser = connected_account)]
+        account: Vec<billing::domain::ids::Account>,
+    },
 }
 
 /// One of Stripe's endpoint families (`paypal` and `operator` are families too, not Stripe's).
@@ -329,8 +334,8 @@ async fn main() -> ExitCode {
         Command::Eventbridge { command } => eventbridge::command(command).await,
         Command::Backfill(args) => backfill::command(args).await,
         Command::Catchup {
-            command: CatchupCommand::Status,
-        } => backfill::status().await,
+            command: CatchupCommand::Status { account },
+        } => backfill::status(account).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -478,6 +483,12 @@ fn secret_for(secret: Option<&str>, family: Family) -> Result<WebhookSecret, Str
         .ok_or_else(|| format!("no secret for {family}: pass --secret or set {var}"))
 }
 
+/// A connected account's id (`acct_…`), as `--account` takes it.
+pub fn connected_account(s: &str) -> Result<billing::domain::ids::Account, String> {
+    billing::domain::ids::Account::parse(s.trim())
+        .ok_or_else(|| format!("{s}: not a connected account id (acct_…)"))
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -580,11 +591,7 @@ async fn replay(args: ReplayArgs) -> CliResult {
         }
         (false, Some(given)) => {
             let (account, id) = match given.split_once('/') {
-                Some((account, id)) => {
-                    let account = billing::domain::ids::Account::parse(account)
-                        .ok_or_else(|| format!("{account}: not a connected account id (acct_…)"))?;
-                    (Some(account), id.to_owned())
-                }
+                Some((account, id)) => (Some(connected_account(account)?), id.to_owned()),
                 None => (None, given),
             };
             // Each registered provider says whether the id is its own.

@@ -254,6 +254,7 @@ async fn main() {
             dry_run: false,
             concurrency: 4,
             livemode: false,
+            account: None,
         })
         .await
         .expect("import");

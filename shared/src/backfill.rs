@@ -12,7 +12,7 @@
 //! ([`Walker::reached`]); a walk cut off mid-window resumes at that window's start, and what
 //! it applies again is a duplicate.
 
-use crate::domain::ids::Provider;
+use crate::domain::ids::{Account, Provider};
 use crate::pipeline::Outcome;
 use crate::ports::{ApiError, LedgerState};
 use crate::providers::stripe::Family;
@@ -461,9 +461,16 @@ pub async fn walk_all(
 /// Stripe's `/v1/events` through the catch-up list client (429s and `Stripe-Should-Retry`
 /// handled there), filtered by `created[gte]`/`created[lte]`. `types[]` is sent only for an
 /// explicit `--types` of at most 20 (Stripe's limit); otherwise the walk filters here.
+///
+/// In a connected account ([`StripeEvents::in_account`]) the list is the account's
+/// (`Stripe-Account`), each event is recorded in the account's namespace at its family's
+/// Connect endpoint, as its Connect webhook delivery would be (so either one is the other's
+/// duplicate): an event that does not say its account is given it, and one that names
+/// another account is refused (the walk stops; nothing of the page is applied).
 pub struct StripeEvents {
     list: std::sync::Arc<crate::adapters::stripe_list::StripeList>,
     types: Vec<String>,
+    account: Option<Account>,
 }
 
 impl StripeEvents {
@@ -476,7 +483,38 @@ impl StripeEvents {
         } else {
             Vec::new()
         };
-        Self { list, types }
+        Self {
+            list,
+            types,
+            account: None,
+        }
+    }
+
+    /// The same listing in `account` (`None`: the platform's own).
+    pub fn in_account(mut self, account: Option<Account>) -> Self {
+        self.account = account;
+        self
+    }
+}
+
+/// A connected account's listed event with its `account` said: stamped when missing, refused
+/// when it names another account.
+fn stamp_account(
+    mut event: serde_json::Value,
+    account: Account,
+) -> Result<serde_json::Value, ApiError> {
+    match event.get("account") {
+        None | Some(serde_json::Value::Null) => {
+            if let Some(fields) = event.as_object_mut() {
+                fields.insert("account".into(), account.as_str().into());
+            }
+            Ok(event)
+        }
+        Some(said) if said.as_str() == Some(account.as_str()) => Ok(event),
+        Some(_) => Err(ApiError(format!(
+            "Stripe event list of {account}: an event of another account (id {})",
+            event["id"].as_str().unwrap_or("-")
+        ))),
     }
 }
 
@@ -497,11 +535,11 @@ fn stripe_listed(event: &serde_json::Value) -> Result<Listed, ApiError> {
 #[async_trait]
 impl EventSource for StripeEvents {
     fn provider(&self) -> Provider {
-        Provider::STRIPE
+        Provider::STRIPE.within(self.account)
     }
 
     fn endpoint(&self, event_type: &str) -> Endpoint {
-        crate::providers::stripe::translate::family_of(event_type).endpoint()
+        crate::providers::stripe::translate::family_of(event_type).endpoint_within(self.account)
     }
 
     async fn page(&self, gte: i64, lte: i64, next: Option<&str>) -> Result<EventPage, ApiError> {
@@ -511,7 +549,10 @@ impl EventSource for StripeEvents {
             ("created[lte]", lte.as_str()),
         ];
         params.extend(self.types.iter().map(|t| ("types[]", t.as_str())));
-        let page = self.list.page("events", &params, next).await?;
+        let page = self
+            .list
+            .page_in(self.account, "events", &params, next)
+            .await?;
         let next = if page.has_more {
             page.last_id().map(str::to_owned)
         } else {
@@ -519,8 +560,12 @@ impl EventSource for StripeEvents {
         };
         let events = page
             .data
-            .iter()
-            .map(stripe_listed)
+            .into_iter()
+            .map(|event| match self.account {
+                Some(account) => stamp_account(event, account),
+                None => Ok(event),
+            })
+            .map(|event| stripe_listed(&event?))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(EventPage { events, next })
     }

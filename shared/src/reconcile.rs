@@ -22,7 +22,7 @@ use crate::backfill::{EventSource, Range, Step, Summary, TrustedSink, TypeFilter
 use crate::catchup::{Checkpoint, Tally};
 use crate::domain::customer::CustomerBilling;
 use crate::domain::events::SubscriptionSnapshot;
-use crate::domain::ids::Provider;
+use crate::domain::ids::{Account, Provider};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{ApiError, CheckpointStore, Clock, LedgerState};
 use crate::providers::stripe::translate::{subscription_snapshot, StripeMapping};
@@ -80,8 +80,11 @@ impl Report {
     }
 }
 
-/// One run's collaborators.
+/// One run's collaborators, for the platform's own Stripe account or one connected account
+/// (`account`; its `events` and `subscriptions` list that account's): each account keeps its
+/// own checkpoints (`CATCHUP#stripe@acct_…#reconcile`) and is repaired in its own namespace.
 pub struct Reconciler {
+    pub account: Option<Account>,
     pub events: Arc<dyn EventSource>,
     pub subscriptions: Arc<dyn SubscriptionList>,
     pub pipeline: Arc<Pipeline>,
@@ -116,14 +119,30 @@ impl Reconciler {
         Ok(report)
     }
 
+    /// The Stripe account this run reconciles, as its keys name it.
+    pub fn scope(&self) -> Provider {
+        Provider::STRIPE.within(self.account)
+    }
+
+    /// When this account's events were last reconciled (`None`: never, or unreadable now:
+    /// first in line either way).
+    async fn last_reconciled(&self) -> Option<i64> {
+        self.checkpoints
+            .load_checkpoint(self.scope(), JOB, EVENTS)
+            .await
+            .ok()
+            .flatten()
+            .map(|c| c.updated_at)
+    }
+
     async fn load(&self, kind: &str) -> Result<Checkpoint, String> {
         let now = self.clock.now();
         Ok(self
             .checkpoints
-            .load_checkpoint(Provider::STRIPE, JOB, kind)
+            .load_checkpoint(self.scope(), JOB, kind)
             .await
             .map_err(|e| format!("reading the {kind} checkpoint: {e}"))?
-            .unwrap_or_else(|| Checkpoint::start(Provider::STRIPE, JOB, kind, JOB, now)))
+            .unwrap_or_else(|| Checkpoint::start(self.scope(), JOB, kind, JOB, now)))
     }
 
     async fn save(&self, checkpoint: &mut Checkpoint) -> Result<(), String> {
@@ -275,20 +294,23 @@ impl Reconciler {
         let stored = self
             .pipeline
             .store()
-            .customer(Provider::STRIPE, &theirs.customer)
+            .customer(self.scope(), &theirs.customer)
             .await
             .map_err(|e| format!("reading a customer: {e}"))?;
         if stored.is_some_and(|s| agrees(&s.value, &theirs, fetched_at)) {
             return Ok(false);
         }
-        let Some((event_id, body)) =
-            crate::catchup::snapshot::snapshot_event(object, fetched_at, self.livemode)
-        else {
+        let Some((event_id, body)) = crate::catchup::snapshot::snapshot_event(
+            object,
+            fetched_at,
+            self.livemode,
+            self.account,
+        ) else {
             return Ok(false);
         };
         let outcome = self
             .pipeline
-            .receive_trusted(Family::Subscription.endpoint(), &body)
+            .receive_trusted(Family::Subscription.endpoint_within(self.account), &body)
             .await;
         match outcome {
             Outcome::Recorded {
@@ -353,15 +375,19 @@ pub fn agrees(customer: &CustomerBilling, theirs: &SubscriptionSnapshot, fetched
             && ours.trial_end == theirs.trial_end)
 }
 
-/// Stripe's subscriptions through the catch-up list client, `status=all`.
-pub struct StripeSubscriptions(pub Arc<crate::adapters::stripe_list::StripeList>);
+/// Stripe's subscriptions through the catch-up list client, `status=all`: the platform's own
+/// (`None`) or a connected account's.
+pub struct StripeSubscriptions(
+    pub Arc<crate::adapters::stripe_list::StripeList>,
+    pub Option<Account>,
+);
 
 #[async_trait]
 impl SubscriptionList for StripeSubscriptions {
     async fn page(&self, after: Option<&str>) -> Result<(Vec<Value>, bool), ApiError> {
         let page = self
             .0
-            .page("subscriptions", &[("status", "all")], after)
+            .page_in(self.1, "subscriptions", &[("status", "all")], after)
             .await?;
         Ok((page.data, page.has_more))
     }
@@ -412,8 +438,9 @@ pub async fn run_lambda() -> Result<(), lambda_http::Error> {
     );
     let app = App::with_sdk(&sdk, config, metrics).await?;
     app.warm_up().await;
-    let reconciler = match (key, base) {
+    let reconcilers: Option<Arc<[Reconciler]>> = match (key, base) {
         (Some(key), Some(base)) => {
+            // One client for every account: the rate and concurrency bounds hold across them.
             let list = Arc::new(crate::adapters::stripe_list::StripeList::new(
                 &base,
                 &key,
@@ -421,12 +448,13 @@ pub async fn run_lambda() -> Result<(), lambda_http::Error> {
                 4,
                 20,
             )?);
-            Some(Arc::new(Reconciler {
+            let shared = Reconciler {
+                account: None,
                 events: Arc::new(crate::backfill::StripeEvents::new(
                     list.clone(),
                     &TypeFilter::stripe_subscribed(),
                 )),
-                subscriptions: Arc::new(StripeSubscriptions(list)),
+                subscriptions: Arc::new(StripeSubscriptions(list.clone(), None)),
                 pipeline: app.service.clone(),
                 checkpoints: Arc::new(crate::adapters::checkpoints::DynamoCheckpoints::new(
                     aws_sdk_dynamodb::Client::new(&sdk),
@@ -436,25 +464,25 @@ pub async fn run_lambda() -> Result<(), lambda_http::Error> {
                 metrics: app.metrics.clone(),
                 mapping,
                 livemode,
-                settings,
-            }))
+                settings: settings.clone(),
+            };
+            Some(for_each_account(&shared, &list, &settings.accounts).into())
         }
         _ => None,
     };
     run(service_fn(move |event: LambdaEvent<Value>| {
-        let reconciler = reconciler.clone();
+        let reconcilers = reconcilers.clone();
         async move {
-            let Some(reconciler) = reconciler else {
+            let Some(reconcilers) = reconcilers else {
                 return Ok::<_, lambda_http::Error>(no_key_answer());
             };
             let deadline = event.context.deadline;
             let remaining = move || Duration::from_millis(deadline.saturating_sub(now_millis()));
-            match reconciler.run(&remaining).await {
-                Ok(report) => {
-                    tracing::info!(report = %report.json(), "reconcile run");
-                    Ok(report.json())
-                }
-                Err(e) => {
+            let (answer, failed) = run_all(&reconcilers, &remaining).await;
+            tracing::info!(report = %answer, "reconcile run");
+            match failed {
+                None => Ok(answer),
+                Some(e) => {
                     tracing::error!(error = %e, "reconcile run failed; the next run resumes from the checkpoints");
                     Err(e.into())
                 }
@@ -462,6 +490,82 @@ pub async fn run_lambda() -> Result<(), lambda_http::Error> {
         }
     }))
     .await
+}
+
+/// `platform`'s run, then one like it for each connected account (its own lists and scope).
+fn for_each_account(
+    platform: &Reconciler,
+    list: &Arc<crate::adapters::stripe_list::StripeList>,
+    accounts: &[Account],
+) -> Vec<Reconciler> {
+    let scopes = std::iter::once(None).chain(accounts.iter().copied().map(Some));
+    scopes
+        .map(|account| Reconciler {
+            account,
+            events: Arc::new(
+                crate::backfill::StripeEvents::new(list.clone(), &TypeFilter::stripe_subscribed())
+                    .in_account(account),
+            ),
+            subscriptions: Arc::new(StripeSubscriptions(list.clone(), account)),
+            pipeline: platform.pipeline.clone(),
+            checkpoints: platform.checkpoints.clone(),
+            clock: platform.clock.clone(),
+            metrics: platform.metrics.clone(),
+            mapping: platform.mapping.clone(),
+            livemode: platform.livemode,
+            settings: platform.settings.clone(),
+        })
+        .collect()
+}
+
+/// One scheduled run over every account: the platform's own and each connected account of
+/// `BILLING_RECONCILE_STRIPE_ACCOUNTS`, in turn, the least recently reconciled first (by its
+/// events checkpoint), so when a deadline cuts a run short the next one begins with the
+/// accounts it did not reach. An account whose run fails (Stripe refuses the key for it, say)
+/// does not stop the others. The answer: the platform's report, with `accounts` (each one's
+/// report, or its `error`) when there are connected accounts; and the failures, if any, which
+/// make the invocation an error (the function's Errors alarm).
+pub async fn run_all(
+    reconcilers: &[Reconciler],
+    remaining: &(dyn Fn() -> Duration + Send + Sync),
+) -> (Value, Option<String>) {
+    let mut order = Vec::with_capacity(reconcilers.len());
+    for (i, r) in reconcilers.iter().enumerate() {
+        order.push((r.last_reconciled().await, i));
+    }
+    order.sort();
+    let mut answers: Vec<Option<Value>> = vec![None; reconcilers.len()];
+    let mut failures = Vec::new();
+    for (_, i) in order {
+        let r = &reconcilers[i];
+        let scope = r.scope();
+        answers[i] = Some(match r.run(remaining).await {
+            Ok(report) => report.json(),
+            Err(e) => {
+                tracing::error!(account = %scope, error = %e, "reconcile: this account's run failed");
+                failures.push(format!("{scope}: {e}"));
+                serde_json::json!({ "error": e })
+            }
+        });
+    }
+    let mut answer = serde_json::json!({});
+    let mut accounts = serde_json::Map::new();
+    for (r, a) in reconcilers.iter().zip(answers) {
+        let a = a.unwrap_or(Value::Null);
+        match r.account {
+            None => answer = a,
+            Some(account) => {
+                accounts.insert(account.to_string(), a);
+            }
+        }
+    }
+    if !accounts.is_empty() {
+        if let Some(fields) = answer.as_object_mut() {
+            fields.insert("accounts".into(), Value::Object(accounts));
+        }
+    }
+    let failed = (!failures.is_empty()).then(|| failures.join("; "));
+    (answer, failed)
 }
 
 #[cfg(test)]

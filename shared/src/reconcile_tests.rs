@@ -119,6 +119,7 @@ fn world(subs: Vec<Value>) -> World {
     ));
     World {
         reconciler: Reconciler {
+            account: None,
             events: Arc::new(Events(lifecycle())),
             subscriptions: Arc::new(Subs(Mutex::new(subs))),
             pipeline,
@@ -236,6 +237,32 @@ fn settings_are_read_and_bad_ones_refused_by_name() {
     let err = Settings::read(|k| (k == "BILLING_RECONCILE_OVERLAP_SECS").then(|| "-1".into()))
         .expect_err("refused");
     assert!(err.contains("BILLING_RECONCILE_OVERLAP_SECS"), "{err}");
+}
+
+#[test]
+fn connected_accounts_are_read_checked_and_bounded() {
+    let read = |v: &str| {
+        let v = v.to_owned();
+        Settings::read(move |k| (k == "BILLING_RECONCILE_STRIPE_ACCOUNTS").then(|| v.clone()))
+    };
+    assert!(read("").expect("none").accounts.is_empty());
+    let s = read(" acct_1A , acct_2B,").expect("two");
+    let got: Vec<&str> = s.accounts.iter().map(|a| a.as_str()).collect();
+    assert_eq!(got, ["acct_1A", "acct_2B"]);
+    let err = read("acct_1A,cus_1").expect_err("not an account");
+    assert!(
+        err.contains("BILLING_RECONCILE_STRIPE_ACCOUNTS") && err.contains("cus_1"),
+        "{err}"
+    );
+    assert!(read("acct_1A,acct_1A")
+        .expect_err("twice")
+        .contains("twice"));
+    let many: Vec<String> = (0..=super::settings::MAX_ACCOUNTS)
+        .map(|i| format!("acct_{i}"))
+        .collect();
+    assert!(read(&many.join(","))
+        .expect_err("too many")
+        .contains("at most"));
 }
 
 /// `events/reconcile.scheduled.json` is the template's Scheduler input, and `expected.json`

@@ -12,7 +12,9 @@
 //! - at most `concurrency` requests in flight and at most `max_per_second` started per second
 //!   over every caller sharing the client (Stripe allows 25 reads per second in test mode and
 //!   100 in live mode, "Rate limits" in Stripe's docs);
-//! - no error or log line carries the key or an answer's content.
+//! - no error or log line carries the key or an answer's content;
+//! - a Connect platform reads a connected account's lists through the same client
+//!   ([`StripeList::page_in`]: the `Stripe-Account` header), under the same bounds.
 //!
 //! These bounds are far longer than the webhook path's (`CallBounds`, 4 s for a tie's
 //! re-read): that path keeps its own client, [`super::stripe_api::StripeApi`].
@@ -20,6 +22,7 @@
 use super::stripe_api::{
     checked_path, describe, read_json_within, stripe_client, Failure, StripeApiKey, STRIPE_VERSION,
 };
+use crate::domain::ids::Account;
 use crate::ports::ApiError;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{StatusCode, Url};
@@ -152,7 +155,22 @@ impl StripeList {
         params: &[(&str, &str)],
         starting_after: Option<&str>,
     ) -> Result<ListPage, ApiError> {
-        match self.page_if_exists(path, params, starting_after).await? {
+        self.page_in(None, path, params, starting_after).await
+    }
+
+    /// [`Self::page`] of a connected account's list (`Some`: sent as `Stripe-Account`), or of
+    /// the platform's own (`None`).
+    pub async fn page_in(
+        &self,
+        account: Option<Account>,
+        path: &str,
+        params: &[(&str, &str)],
+        starting_after: Option<&str>,
+    ) -> Result<ListPage, ApiError> {
+        match self
+            .page_if_exists_in(account, path, params, starting_after)
+            .await?
+        {
             Some(page) => Ok(page),
             None => Err(ApiError(format!("not found (GET {path})"))),
         }
@@ -166,8 +184,20 @@ impl StripeList {
         params: &[(&str, &str)],
         starting_after: Option<&str>,
     ) -> Result<Option<ListPage>, ApiError> {
+        self.page_if_exists_in(None, path, params, starting_after)
+            .await
+    }
+
+    /// [`Self::page_if_exists`] in `account` (see [`Self::page_in`]).
+    pub async fn page_if_exists_in(
+        &self,
+        account: Option<Account>,
+        path: &str,
+        params: &[(&str, &str)],
+        starting_after: Option<&str>,
+    ) -> Result<Option<ListPage>, ApiError> {
         let url = self.url(path, params, starting_after)?;
-        let Some(body) = self.get(&url, path).await? else {
+        let Some(body) = self.get(account, &url, path).await? else {
             return Ok(None);
         };
         let data = match body.get("data") {
@@ -207,7 +237,12 @@ impl StripeList {
 
     /// Waits for a permit and the next start slot, then tries until an answer, a final failure,
     /// `max_attempts` (429 excepted) or the budget.
-    async fn get(&self, url: &Url, path: &str) -> Result<Option<Value>, ApiError> {
+    async fn get(
+        &self,
+        account: Option<Account>,
+        url: &Url,
+        path: &str,
+    ) -> Result<Option<Value>, ApiError> {
         let started = Instant::now();
         let mut attempt: u32 = 1;
         loop {
@@ -219,7 +254,7 @@ impl StripeList {
                     .map_err(|_| ApiError("client closed".into()))?;
                 self.pace().await;
                 self.stats.requests.fetch_add(1, Ordering::Relaxed);
-                self.attempt(url).await
+                self.attempt(account, url).await
             };
             let (why, rate_limited) = match result {
                 Ok(answer) => return Ok(answer),
@@ -259,12 +294,16 @@ impl StripeList {
         }
     }
 
-    async fn attempt(&self, url: &Url) -> Result<Option<Value>, Attempt> {
-        let response = self
+    async fn attempt(&self, account: Option<Account>, url: &Url) -> Result<Option<Value>, Attempt> {
+        let mut request = self
             .client
             .get(url.clone())
             .header(AUTHORIZATION, self.bearer.clone())
-            .header("Stripe-Version", STRIPE_VERSION)
+            .header("Stripe-Version", STRIPE_VERSION);
+        if let Some(account) = account {
+            request = request.header("Stripe-Account", account.as_str());
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| Attempt::Retry(describe(e)))?;

@@ -18,7 +18,7 @@
 use super::snapshot::{entitlement_summary, snapshot_event};
 use super::{feed, progress::Progress, Checkpoint, Tally};
 use crate::adapters::stripe_list::{ListPage, StripeList};
-use crate::domain::ids::Provider;
+use crate::domain::ids::{Account, Provider};
 use crate::pipeline::Pipeline;
 use crate::ports::{CheckpointStore, StoreError};
 use crate::providers::stripe::Family;
@@ -91,6 +91,17 @@ pub struct ImportOptions {
     pub concurrency: usize,
     /// The mode the key and `STRIPE_LIVEMODE` agree on (objects that do not say take it).
     pub livemode: bool,
+    /// A connected account to import (its lists read with `Stripe-Account`, its objects
+    /// recorded in its namespace, its checkpoints `CATCHUP#stripe@acct_…#import`), or `None`
+    /// for the platform's own.
+    pub account: Option<Account>,
+}
+
+impl ImportOptions {
+    /// The account imported, as its keys name it.
+    fn scope(&self) -> Provider {
+        Provider::STRIPE.within(self.account)
+    }
 }
 
 /// What a run did.
@@ -132,7 +143,7 @@ impl Importer {
             // Every kind of a new run is marked unfinished before the first page, so a run cut
             // off between two kinds is resumed too.
             for kind in &opts.kinds {
-                let mut cp = self.checkpoint(*kind, &run, false).await?;
+                let mut cp = self.checkpoint(*kind, &run, opts, false).await?;
                 self.save(&mut cp, false).await?;
             }
         }
@@ -156,7 +167,7 @@ impl Importer {
         }
         let stored = self
             .checkpoints
-            .checkpoints(Provider::STRIPE, JOB)
+            .checkpoints(opts.scope(), JOB)
             .await
             .map_err(|e| format!("reading the import's checkpoints: {e}"))?;
         let unfinished = stored
@@ -178,16 +189,22 @@ impl Importer {
 
     /// The kind's checkpoint for `run`: the stored one if it belongs to it, else a new one
     /// that will replace the stored one (its revision kept for the conditional write).
-    async fn checkpoint(&self, kind: Kind, run: &Run, dry_run: bool) -> Result<Checkpoint, String> {
+    async fn checkpoint(
+        &self,
+        kind: Kind,
+        run: &Run,
+        opts: &ImportOptions,
+        dry_run: bool,
+    ) -> Result<Checkpoint, String> {
         let now = self.pipeline.now();
-        let mut fresh = Checkpoint::start(Provider::STRIPE, JOB, kind.name, &run.id, now);
+        let mut fresh = Checkpoint::start(opts.scope(), JOB, kind.name, &run.id, now);
         fresh.params.insert("since".into(), run.since.to_string());
         if dry_run {
             return Ok(fresh);
         }
         let stored = self
             .checkpoints
-            .load_checkpoint(Provider::STRIPE, JOB, kind.name)
+            .load_checkpoint(opts.scope(), JOB, kind.name)
             .await
             .map_err(|e| format!("reading the {} checkpoint: {e}", kind.name))?;
         Ok(match stored {
@@ -222,7 +239,7 @@ impl Importer {
         run: &Run,
         opts: &ImportOptions,
     ) -> Result<(Tally, Option<String>), String> {
-        let mut cp = self.checkpoint(kind, run, opts.dry_run).await?;
+        let mut cp = self.checkpoint(kind, run, opts, opts.dry_run).await?;
         if cp.done {
             let note = cp.params.get("note").cloned();
             self.progress
@@ -243,7 +260,7 @@ impl Importer {
         loop {
             let page = self
                 .list
-                .page_if_exists(kind.path, &params, cp.cursor.as_deref())
+                .page_if_exists_in(opts.account, kind.path, &params, cp.cursor.as_deref())
                 .await
                 .map_err(|e| format!("{}: {e}", kind.name))?;
             let Some(page) = page else {
@@ -305,16 +322,18 @@ impl Importer {
         let mut tasks = tokio::task::JoinSet::new();
         let mut first_error: Option<String> = None;
         for object in objects {
-            let Some((_, body)) = snapshot_event(object, fetched_at, opts.livemode) else {
+            let Some((_, body)) = snapshot_event(object, fetched_at, opts.livemode, opts.account)
+            else {
                 continue;
             };
             while tasks.len() >= opts.concurrency.max(1) {
                 collect(tasks.join_next().await, tally, &mut first_error);
             }
             let pipeline = self.pipeline.clone();
+            let endpoint = kind.family.endpoint_within(opts.account);
             tasks.spawn(async move {
                 let mut one = Tally::default();
-                feed(&pipeline, kind.family.endpoint(), &body, &mut one)
+                feed(&pipeline, endpoint, &body, &mut one)
                     .await
                     .map(|_| one)
             });
@@ -340,7 +359,8 @@ impl Importer {
             };
             let page = self
                 .list
-                .page_if_exists(
+                .page_if_exists_in(
+                    opts.account,
                     "entitlements/active_entitlements",
                     &[("customer", id)],
                     None,

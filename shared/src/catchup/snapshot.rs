@@ -76,11 +76,14 @@ pub fn snapshot_id(object: &Value) -> Option<String> {
 }
 
 /// The event body for `object`, fetched at `fetched_at`: `None` when its type carries nothing
-/// the model keeps or it has no id. `livemode` is the object's own when it says.
+/// the model keeps or it has no id. `livemode` is the object's own when it says. An object read
+/// in a connected `account` (`Stripe-Account`) is that account's event, as its Connect
+/// delivery says (`account`), so it is recorded and applied in the account's namespace.
 pub fn snapshot_event(
     object: &Value,
     fetched_at: i64,
     livemode: bool,
+    account: Option<crate::domain::ids::Account>,
 ) -> Option<(String, Vec<u8>)> {
     let event_type = snapshot_type(object)?;
     let id = snapshot_id(object)?;
@@ -99,6 +102,10 @@ pub fn snapshot_event(
         "request": {"id": null, "idempotency_key": null},
         "data": {"object": object},
     });
+    let mut body = body;
+    if let (Some(account), Some(fields)) = (account, body.as_object_mut()) {
+        fields.insert("account".into(), account.as_str().into());
+    }
     Some((id, body.to_string().into_bytes()))
 }
 
@@ -152,12 +159,17 @@ mod tests {
     fn the_id_is_the_objects_content_and_created_is_the_fetch() {
         let sub = json!({"id": "sub_1", "object": "subscription", "customer": "cus_1",
                          "status": "active", "metadata": {"user_id": "u1"}, "livemode": false});
-        let (id, body) = snapshot_event(&sub, 1_000, true).expect("event");
-        let (again, _) = snapshot_event(&sub, 2_000, true).expect("event");
+        let (id, body) = snapshot_event(&sub, 1_000, true, None).expect("event");
+        let (again, _) = snapshot_event(&sub, 2_000, true, None).expect("event");
         assert_eq!(id, again, "the same object is the same event");
         let mut changed = sub.clone();
         changed["status"] = json!("past_due");
-        assert_ne!(snapshot_event(&changed, 1_000, true).expect("event").0, id);
+        assert_ne!(
+            snapshot_event(&changed, 1_000, true, None)
+                .expect("event")
+                .0,
+            id
+        );
         let env = Envelope::parse(&body).expect("envelope");
         assert_eq!((env.created, env.livemode), (1_000, Some(false)));
         assert!(
@@ -173,6 +185,23 @@ mod tests {
     }
 
     #[test]
+    fn an_object_read_in_a_connected_account_is_that_accounts_event() {
+        let sub = json!({"id": "sub_1", "object": "subscription", "customer": "cus_1",
+                         "status": "active", "livemode": false});
+        let account = crate::domain::ids::Account::parse("acct_1Conn").expect("account");
+        let (platform_id, platform) = snapshot_event(&sub, 1_000, false, None).expect("event");
+        let (id, body) = snapshot_event(&sub, 1_000, false, Some(account)).expect("event");
+        assert_eq!(
+            id, platform_id,
+            "the id is the object's; the account keys it apart"
+        );
+        let env = Envelope::parse(&body).expect("envelope");
+        assert_eq!(env.account.as_deref(), Some("acct_1Conn"));
+        let env = Envelope::parse(&platform).expect("envelope");
+        assert_eq!(env.account, None);
+    }
+
+    #[test]
     fn an_entitlement_summary_reads_as_stripes_event() {
         let summary = entitlement_summary(
             "cus_1",
@@ -181,7 +210,7 @@ mod tests {
             ],
             false,
         );
-        let (_, body) = snapshot_event(&summary, 1_000, false).expect("event");
+        let (_, body) = snapshot_event(&summary, 1_000, false, None).expect("event");
         let env = Envelope::parse(&body).expect("envelope");
         match translate(&env, &StripeMapping::default()).expect("translated") {
             BillingEvent::Entitlements {

@@ -1,10 +1,15 @@
 //! The reconcile run's settings (`BILLING_RECONCILE_*`), read at cold start by the reconcile
 //! Lambda ([`Settings::from_env`]).
 
+use crate::domain::ids::Account;
 use std::time::Duration;
 
+/// At most this many connected accounts in `BILLING_RECONCILE_STRIPE_ACCOUNTS`: each is a
+/// backfill window and a sample per run, inside one function timeout.
+pub const MAX_ACCOUNTS: usize = 50;
+
 /// `BILLING_RECONCILE_*`, with their defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// How far before the stored mark each run starts again (`…_OVERLAP_SECS`, 600).
     pub overlap_secs: i64,
@@ -14,6 +19,9 @@ pub struct Settings {
     pub sample: usize,
     /// No new work starts with less than this left (`…_MARGIN_MS`, 30 s).
     pub margin: Duration,
+    /// Connected accounts reconciled beside the platform's own (`…_STRIPE_ACCOUNTS`:
+    /// comma-separated `acct_…`, at most [`MAX_ACCOUNTS`]; none by default).
+    pub accounts: Vec<Account>,
 }
 
 impl Default for Settings {
@@ -23,13 +31,15 @@ impl Default for Settings {
             first_lookback_secs: 86_400,
             sample: 100,
             margin: Duration::from_secs(30),
+            accounts: Vec::new(),
         }
     }
 }
 
 impl Settings {
-    /// Reads `BILLING_RECONCILE_OVERLAP_SECS`, `…_FIRST_LOOKBACK_SECS`, `…_SAMPLE` and
-    /// `…_MARGIN_MS` through `get`; an unreadable or out-of-range value is refused by name.
+    /// Reads `BILLING_RECONCILE_OVERLAP_SECS`, `…_FIRST_LOOKBACK_SECS`, `…_SAMPLE`,
+    /// `…_MARGIN_MS` and `…_STRIPE_ACCOUNTS` through `get`; an unreadable or out-of-range value
+    /// is refused by name.
     pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let d = Self::default();
         let num = |name: &str, min: i64, max: i64, default: i64| -> Result<i64, String> {
@@ -46,6 +56,7 @@ impl Settings {
             }
         };
         let retention = crate::backfill::RETENTION_DAYS * 86_400;
+        let accounts = read_accounts(get("BILLING_RECONCILE_STRIPE_ACCOUNTS").as_deref())?;
         Ok(Self {
             overlap_secs: num("BILLING_RECONCILE_OVERLAP_SECS", 0, 86_400, d.overlap_secs)?,
             first_lookback_secs: num(
@@ -61,8 +72,34 @@ impl Settings {
                 600_000,
                 d.margin.as_millis() as i64,
             )? as u64),
+            accounts,
         })
     }
+}
+
+/// `acct_…, acct_…` (blank: none): each a Stripe account id, none twice, at most
+/// [`MAX_ACCOUNTS`].
+fn read_accounts(value: Option<&str>) -> Result<Vec<Account>, String> {
+    const NAME: &str = "BILLING_RECONCILE_STRIPE_ACCOUNTS";
+    let mut accounts: Vec<Account> = Vec::new();
+    for part in value.unwrap_or("").split(',').map(str::trim) {
+        if part.is_empty() {
+            continue;
+        }
+        let account = Account::parse(part)
+            .ok_or_else(|| format!("{NAME}: {part:?} is not a Stripe account id (acct_…)"))?;
+        if accounts.contains(&account) {
+            return Err(format!("{NAME}: {account} is listed twice"));
+        }
+        accounts.push(account);
+    }
+    if accounts.len() > MAX_ACCOUNTS {
+        return Err(format!(
+            "{NAME}: {} accounts; at most {MAX_ACCOUNTS} are reconciled by one function",
+            accounts.len()
+        ));
+    }
+    Ok(accounts)
 }
 
 impl Settings {

@@ -295,11 +295,12 @@ async fn moto_localstripe_reconcile_cut_off_by_its_deadline_resumes_from_its_che
     let list = list_client(&localstripe());
     let table = app.dynamo.as_ref().expect("moto").table();
     let reconciler = Reconciler {
+        account: None,
         events: Arc::new(StripeEvents::new(
             list.clone(),
             &TypeFilter::stripe_subscribed(),
         )),
-        subscriptions: Arc::new(StripeSubscriptions(list)),
+        subscriptions: Arc::new(StripeSubscriptions(list, None)),
         pipeline: app.service.clone(),
         checkpoints: Arc::new(DynamoCheckpoints::new(
             aws_sdk_dynamodb::Client::new(&sdk_config()),

@@ -337,7 +337,8 @@ async fn a_snapshot_is_ordered_by_its_fetch_time_against_webhook_events() {
     use billing::catchup::snapshot::snapshot_event;
     let app = spawn_memory(false);
     let fetched_at = NOW - 100;
-    let (_, body) = snapshot_event(&subscription("active"), fetched_at, false).expect("snapshot");
+    let (_, body) =
+        snapshot_event(&subscription("active"), fetched_at, false, None).expect("snapshot");
     let imported = app
         .service
         .receive_trusted(Family::Subscription.endpoint(), &body)

@@ -41,6 +41,7 @@ fn options() -> ImportOptions {
         dry_run: false,
         concurrency: 4,
         livemode: false,
+        account: None,
     }
 }
 

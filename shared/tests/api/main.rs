@@ -6,6 +6,7 @@ mod catalogue;
 mod catchup;
 mod concurrency;
 mod connect;
+mod connect_catchup;
 mod crashes;
 mod customers;
 mod disputes;

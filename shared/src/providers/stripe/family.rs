@@ -61,6 +61,16 @@ impl Family {
         )
     }
 
+    /// Where an event of this family from `account` arrives: the Connect endpoint for a
+    /// connected account's, the family's own for the platform's. The catch-up jobs record what
+    /// they fetch under the endpoint its webhook would have reached.
+    pub const fn endpoint_within(self, account: Option<crate::domain::ids::Account>) -> Endpoint {
+        match account {
+            Some(_) => self.connect_endpoint(),
+            None => self.endpoint(),
+        }
+    }
+
     /// The family whose endpoint (its own or its Connect one) this is.
     pub fn of(endpoint: Endpoint) -> Option<Family> {
         Family::ALL
