@@ -4,6 +4,7 @@ events/expected.json states for it, in its order (scripts/lambda-invoke-check ru
 
     lambda_invoke_check.py start --expected events/expected.json --port PORT --work DIR
     lambda_invoke_check.py check --expected events/expected.json --port PORT --signed DIR --queue-url URL --watch-log WATCH_LOG
+    (either phase: --port-for FUNCTION=PORT for a function another watch serves)
 
 `start` starts each function named in expected.json with an event it refuses or ignores (a
 webhook event without its signature: 400; an empty stream batch: no failures), so a build or
@@ -12,7 +13,8 @@ a cold start happens before any signature is made. `check`:
   scripts/events made) must hold each of them.
 - A webhook event: the first invoke answers exactly {statusCode: status, body: {event_id,
   state}}; the same file again {event_id, state: duplicate, detected_by}; a copy with one byte
-  of its body changed the `tampered` answer.
+  of its body changed the `tampered` answer.  The thin function's notification is checked so too; it runs in a
+  watch of its own (`--port-for thin=PORT`), whose Stripe key reads scripts/fake_stripe.py.
 - The relay's event: the response is exactly `response`, and the feed queue then holds exactly
   the `feed` messages (message_id and kind attributes, the body's schema and change_id).
 - The emails function's SQS event: the response is exactly `response` and SES (moto) then
@@ -50,7 +52,10 @@ INVOKE_LIMIT_SECS = 120
 
 
 def invoke(port, function, path, limit=INVOKE_LIMIT_SECS):
-    """The function's answer to the event file, as JSON (cargo lambda invoke prints it)."""
+    """The function's answer to the event file, as JSON (cargo lambda invoke prints it). `port`
+    is the watch's, or a {function: port} map with the default watch's under None."""
+    if isinstance(port, dict):
+        port = port.get(function, port[None])
     try:
         out = subprocess.run(
             ["cargo", "lambda", "invoke", "--invoke-address", "127.0.0.1",
@@ -288,18 +293,24 @@ def main():
     parser.add_argument("--signed", help="check: the events scripts/events made")
     parser.add_argument("--queue-url", help="check: the relay's feed queue")
     parser.add_argument("--watch-log", help="check: cargo lambda watch's log (the functions' metric lines)")
+    parser.add_argument("--port-for", action="append", default=[], metavar="FUNCTION=PORT",
+                        help="a function served by another watch (the thin function's)")
     args = parser.parse_args()
+    ports = {None: args.port}
+    for pair in args.port_for:
+        function, _, port = pair.partition("=")
+        ports[function] = int(port)
     with open(args.expected, encoding="utf-8") as f:
         spec = json.load(f)
     events_dir = os.path.dirname(os.path.abspath(args.expected))
     if args.phase == "start":
-        return 0 if start(spec, events_dir, args.port, args.work) else 1
+        return 0 if start(spec, events_dir, ports, args.work) else 1
     errors = listing_errors(events_dir, spec, args.signed)
     for e in errors:
         print(f"FAIL  {e}")
     if errors:
         return 1
-    checks = Checks(args.port)
+    checks = Checks(ports)
     for entry in spec["events"]:
         path = os.path.join(args.signed, entry["file"])
         try:

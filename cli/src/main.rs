@@ -249,6 +249,11 @@ struct SignedEvent {
     /// secret (default: the first of STRIPE_WEBHOOK_SECRETS_<FAMILY>_CONNECT).
     #[arg(long)]
     connect: bool,
+    /// FILE is a thin event notification (`v2.core.event`): to the thin endpoint
+    /// (`/webhooks/stripe/thin`), signed with its secret (default: the first of
+    /// STRIPE_WEBHOOK_SECRETS_THIN).
+    #[arg(long, conflicts_with_all = ["connect", "family"])]
+    thin: bool,
 }
 
 #[derive(Debug, Args)]
@@ -506,6 +511,9 @@ struct Signed {
 
 /// Reads the event file and signs its exact bytes.
 fn signed_fixture(event: &SignedEvent) -> Result<Signed, String> {
+    if event.thin {
+        return signed_thin(event);
+    }
     let (body, home) = read_fixture(&event.file)?;
     let family = event.family.unwrap_or(home);
     let (secret, path) = if event.connect {
@@ -529,6 +537,32 @@ fn signed_fixture(event: &SignedEvent) -> Result<Signed, String> {
     Ok(Signed {
         body,
         path,
+        header,
+        at,
+    })
+}
+
+/// A thin notification signed for the thin endpoint: its bytes are checked to be one (an
+/// event id, a type, a related object or none), never re-serialised.
+fn signed_thin(event: &SignedEvent) -> Result<Signed, String> {
+    use billing::providers::stripe::thin;
+    let body = std::fs::read(&event.file).map_err(|e| format!("{}: {e}", event.file.display()))?;
+    serde_json::from_slice(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|root| thin::Notification::parse(&root))
+        .map_err(|e| format!("{}: {e}", event.file.display()))?;
+    let secret = event
+        .secret
+        .clone()
+        .or_else(|| std::env::var("STRIPE_WEBHOOK_SECRETS_THIN").ok())
+        .and_then(|list| list.split(',').next().map(|s| s.trim().to_owned()))
+        .filter(|s| !s.is_empty())
+        .ok_or("no thin endpoint secret: pass --secret or set STRIPE_WEBHOOK_SECRETS_THIN")?;
+    let at = event.at.unwrap_or_else(now);
+    let header = sign(&body, &[WebhookSecret::new(secret)], at);
+    Ok(Signed {
+        body,
+        path: thin::PATH.to_owned(),
         header,
         at,
     })
@@ -861,6 +895,26 @@ mod tests {
             &["backfill", "--since", "1700000000", "--provider", "paypal"],
             &["catchup", "status"],
             &[
+                "catchup",
+                "status",
+                "--account",
+                "acct_1A",
+                "--account",
+                "acct_2B",
+            ],
+            &["backfill", "--since", "1700000000", "--account", "acct_1A"],
+            &["import", "--account", "acct_1A", "--dry-run"],
+            &["import", "--status", "--account", "acct_1A"],
+            &[
+                "lambda-event",
+                "n.json",
+                "--thin",
+                "--secret",
+                "whsec_x",
+                "--at",
+                "5",
+            ],
+            &[
                 "lambda-event",
                 "b.json",
                 "--stream",
@@ -951,6 +1005,18 @@ mod tests {
             (
                 &["lambda-event", "f.json", "--stream", "--base64"],
                 ErrorKind::ArgumentConflict,
+            ),
+            (
+                &["lambda-event", "n.json", "--thin", "--connect"],
+                ErrorKind::ArgumentConflict,
+            ),
+            (
+                &["backfill", "--since", "1", "--account", "cus_1"],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["catchup", "status", "--account", "1"],
+                ErrorKind::ValueValidation,
             ),
         ] {
             let err = parse(args).expect_err("must be refused");
@@ -1089,6 +1155,41 @@ mod tests {
             read("api.users-access.json"),
             "regenerate events/ with scripts/events"
         );
+    }
+
+    /// `--thin` signs a notification's exact bytes for the thin route (the committed sample is
+    /// one, re-signed by scripts/events); a snapshot event is not a notification.
+    #[test]
+    fn a_thin_notification_is_signed_for_the_thin_route_and_a_snapshot_refused() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let fixtures = root.join("shared/tests/fixtures");
+        let thin = |file: PathBuf| SignedEvent {
+            file,
+            family: None,
+            secret: Some("whsec_local_invoke_thin".into()),
+            at: Some(1_764_028_800),
+            connect: false,
+            thin: true,
+        };
+        let file =
+            fixtures.join("stripe-thin/02_v1.customer.subscription.created.notification.json");
+        let signed = signed_fixture(&thin(file.clone())).expect("signed");
+        assert_eq!(signed.path, "/webhooks/stripe/thin");
+        assert_eq!(signed.body, std::fs::read(&file).expect("fixture"));
+        let secret = [WebhookSecret::new("whsec_local_invoke_thin")];
+        assert_eq!(signed.header, sign(&signed.body, &secret, 1_764_028_800));
+        let text =
+            std::fs::read_to_string(root.join("events/thin.v1.customer.subscription.created.json"))
+                .expect("the thin sample");
+        let sample: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(sample["rawPath"], "/webhooks/stripe/thin");
+        assert_eq!(
+            sample["body"].as_str().map(str::as_bytes),
+            Some(&signed.body[..])
+        );
+        let snapshot = fixtures.join("stripe/lifecycle/02_customer.subscription.created.json");
+        let err = signed_fixture(&thin(snapshot)).err().expect("refused");
+        assert!(err.contains("v2.core.event"), "{err}");
     }
 
     #[test]

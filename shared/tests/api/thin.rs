@@ -146,6 +146,7 @@ fn bounds() -> CallBounds {
 }
 
 struct ThinApp {
+    clock: Arc<FixedClock>,
     service: Arc<Pipeline>,
     router: axum::Router,
     store: Arc<dyn BillingStore>,
@@ -155,7 +156,7 @@ struct ThinApp {
 /// A pipeline on `store` whose Stripe provider serves the families (`SECRET`) and the thin
 /// endpoint (`THIN_SECRET`), resolving with the real v2 client against `base`.
 fn thin_app(store: Arc<dyn BillingStore>, base: &str) -> ThinApp {
-    thin_app_with(store, base, BTreeSet::new())
+    thin_app_with(store, base, BTreeSet::new(), THIN_SECRET)
 }
 
 /// [`thin_app`] queueing the jobs of `email_kinds`, as the thin function does.
@@ -163,11 +164,12 @@ fn thin_app_with(
     store: Arc<dyn BillingStore>,
     base: &str,
     email_kinds: BTreeSet<EmailKind>,
+    thin_secret: &str,
 ) -> ThinApp {
     let secrets = Family::ALL
         .into_iter()
         .map(|f| (f.endpoint(), vec![WebhookSecret::new(SECRET)]))
-        .chain([(thin::ENDPOINT, vec![WebhookSecret::new(THIN_SECRET)])]);
+        .chain([(thin::ENDPOINT, vec![WebhookSecret::new(thin_secret)])]);
     let secrets = Arc::new(billing::adapters::memory::StaticSecrets::new(secrets));
     let clock = Arc::new(FixedClock::at(NOW));
     let metrics = Arc::new(Metrics::memory());
@@ -176,11 +178,17 @@ fn thin_app_with(
     let provider = StripeProvider::new(secrets, clock.clone(), metrics.clone(), settings(false))
         .with_thin(Arc::new(api));
     let service = Arc::new(
-        Pipeline::new(store.clone(), clock, metrics.clone(), settings(false).tiers)
-            .with_provider(Arc::new(provider))
-            .with_email_kinds(email_kinds),
+        Pipeline::new(
+            store.clone(),
+            clock.clone(),
+            metrics.clone(),
+            settings(false).tiers,
+        )
+        .with_provider(Arc::new(provider))
+        .with_email_kinds(email_kinds),
     );
     ThinApp {
+        clock,
         router: local_router(service.clone()),
         service,
         store,
@@ -248,6 +256,7 @@ async fn the_twins_apply_alike(snapshots: TestApp, thin_store: Arc<dyn BillingSt
         );
     }
     let twin = ThinApp {
+        clock: snapshots.clock.clone(),
         service: snapshots.service.clone(),
         router: snapshots.router.clone(),
         store: snapshots.store.clone(),
@@ -293,6 +302,7 @@ pub async fn deliver_every_notification(store: Arc<dyn BillingStore>) {
         store,
         &spawn_fake(fake).await,
         EmailKind::ALL.into_iter().collect(),
+        THIN_SECRET,
     );
     for (notification, _, _) in PAIRS {
         let (status, body) = app.post(&fixture(notification), THIN_SECRET).await;
@@ -551,4 +561,86 @@ async fn a_connected_accounts_parked_notification_is_replayed_in_its_account() {
         StatusCode::NOT_FOUND,
         "nothing in the platform's ledger"
     );
+}
+
+/// `events/thin.v1.customer.subscription.created.json` (scripts/events) is the subscription's
+/// thin notification, byte for byte, signed with the local thin secret for the thin route.
+/// Delivered after the samples expected.json lists before it (the checkout and the
+/// subscription's snapshot creation, the fake standing in for Stripe's API as
+/// scripts/fake_stripe.py does in lambda-invoke-check), it answers what expected.json says, its
+/// redelivery a duplicate from the ledger, and a tampered copy 400 before any fetch.
+#[tokio::test]
+async fn the_thin_sample_answers_as_expected_json_says() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).expect("read"))
+            .expect("json");
+    let entries = expected["events"].as_array().expect("events");
+    let at = entries
+        .iter()
+        .position(|e| e["function"] == "thin")
+        .expect("expected.json lists the thin sample");
+    let entry = &entries[at];
+    let name = entry["file"].as_str().expect("file");
+    let event = std::fs::read_to_string(dir.join(name)).expect("the thin sample");
+    let request = lambda_http::request::from_str(&event).expect("lambda_http parses it");
+    assert_eq!(request.uri().path(), thin::PATH);
+    assert_eq!(
+        request.body().to_vec(),
+        fixture(PAIRS[1].0),
+        "{name}: not the fixture's bytes"
+    );
+    let header = request.headers()["stripe-signature"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let t: i64 = header[2..header.find(',').expect(",")].parse().expect("t");
+
+    let fake = Arc::new(FakeStripe::with_fixtures());
+    let store = Arc::new(billing::adapters::memory::InMemoryBillingStore::new());
+    let app = thin_app_with(
+        store,
+        &spawn_fake(fake.clone()).await,
+        BTreeSet::new(),
+        "whsec_local_invoke_thin",
+    );
+    // The webhook samples before it, as their functions apply them.
+    for before in &entries[..at] {
+        let (fixture_name, family) = match before["file"].as_str() {
+            Some("checkout.session.completed.json") => (PAIRS[0].2, "checkout"),
+            Some("customer.subscription.created.json") => (PAIRS[1].2, "subscription"),
+            _ => continue,
+        };
+        let body = fixture(fixture_name);
+        let req = http::Request::post(format!("/webhooks/stripe/{family}"))
+            .header(
+                "stripe-signature",
+                sign(&body, &[WebhookSecret::new(SECRET)], NOW),
+            )
+            .body(axum::body::Body::from(body))
+            .expect("request");
+        let (status, answer) = call_router(&app.router, req).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    app.clock.set(t);
+    let (status, first) = call_router(&app.router, request).await;
+    let want = json!({"event_id": entry["event_id"], "state": entry["state"]});
+    assert_eq!(
+        (status.as_u16(), &first),
+        (entry["status"].as_u64().expect("status") as u16, &want)
+    );
+    assert!(!fake.seen().is_empty(), "the sample's event was fetched");
+    let again = lambda_http::request::from_str(&event).expect("parses");
+    let (_, again) = call_router(&app.router, again).await;
+    let redelivery = &expected["redelivery"];
+    assert_eq!(
+        again,
+        json!({"event_id": entry["event_id"], "state": redelivery["state"],
+               "detected_by": entry["detected_by"]})
+    );
+    let tampered = event.replacen("evt_test_thin", "Xvt_test_thin", 1);
+    let tampered = lambda_http::request::from_str(&tampered).expect("parses");
+    let (status, answer) = call_router(&app.router, tampered).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(fake.seen(), [], "a refused delivery fetched");
 }
