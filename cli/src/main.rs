@@ -895,26 +895,6 @@ mod tests {
             &["backfill", "--since", "1700000000", "--provider", "paypal"],
             &["catchup", "status"],
             &[
-                "catchup",
-                "status",
-                "--account",
-                "acct_1A",
-                "--account",
-                "acct_2B",
-            ],
-            &["backfill", "--since", "1700000000", "--account", "acct_1A"],
-            &["import", "--account", "acct_1A", "--dry-run"],
-            &["import", "--status", "--account", "acct_1A"],
-            &[
-                "lambda-event",
-                "n.json",
-                "--thin",
-                "--secret",
-                "whsec_x",
-                "--at",
-                "5",
-            ],
-            &[
                 "lambda-event",
                 "b.json",
                 "--stream",
@@ -935,6 +915,57 @@ mod tests {
         assert_eq!(event.file, PathBuf::from("f.json"));
         assert_eq!(event.family, Some(Family::Charge));
         assert_eq!((event.at, event.secret, url), (Some(5), None, None));
+    }
+
+    /// A connected account's catch-up (`--account`) and a thin notification (`--thin`).
+    #[test]
+    fn account_and_thin_flags_parse_and_bad_ones_are_refused() {
+        use clap::error::ErrorKind;
+        for args in [
+            &[
+                "catchup",
+                "status",
+                "--account",
+                "acct_1A",
+                "--account",
+                "acct_2B",
+            ][..],
+            &["backfill", "--since", "1700000000", "--account", "acct_1A"],
+            &["import", "--account", "acct_1A", "--dry-run"],
+            &["import", "--status", "--account", "acct_1A"],
+            &[
+                "lambda-event",
+                "n.json",
+                "--thin",
+                "--secret",
+                "whsec_x",
+                "--at",
+                "5",
+            ],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}: {:?}", parse(args).err());
+        }
+        for (args, kind) in [
+            (
+                &["lambda-event", "n.json", "--thin", "--connect"][..],
+                ErrorKind::ArgumentConflict,
+            ),
+            (
+                &["lambda-event", "n.json", "--thin", "--family", "invoice"],
+                ErrorKind::ArgumentConflict,
+            ),
+            (
+                &["backfill", "--since", "1", "--account", "cus_1"],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["catchup", "status", "--account", "1"],
+                ErrorKind::ValueValidation,
+            ),
+        ] {
+            let err = parse(args).expect_err("must be refused");
+            assert_eq!(err.kind(), kind, "{args:?}: {err}");
+        }
     }
 
     #[test]
@@ -1005,18 +1036,6 @@ mod tests {
             (
                 &["lambda-event", "f.json", "--stream", "--base64"],
                 ErrorKind::ArgumentConflict,
-            ),
-            (
-                &["lambda-event", "n.json", "--thin", "--connect"],
-                ErrorKind::ArgumentConflict,
-            ),
-            (
-                &["backfill", "--since", "1", "--account", "cus_1"],
-                ErrorKind::ValueValidation,
-            ),
-            (
-                &["catchup", "status", "--account", "1"],
-                ErrorKind::ValueValidation,
             ),
         ] {
             let err = parse(args).expect_err("must be refused");
