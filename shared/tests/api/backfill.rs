@@ -12,8 +12,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use billing::adapters::checkpoints::DynamoCheckpoints;
-use billing::adapters::stripe_api::StripeApiKey;
-use billing::adapters::stripe_list::{ListBounds, StripeList};
+use billing::adapters::stripe_list::StripeList;
 use billing::backfill::{walk_all, Range, StripeEvents, Summary, TypeFilter, Walker};
 use billing::reconcile::{Reconciler, Settings, StripeSubscriptions};
 use billing::telemetry::Counter;
@@ -126,13 +125,7 @@ async fn our_grants(app: &TestApp, user: &str) -> bool {
 }
 
 fn list_client(base: &str) -> Arc<StripeList> {
-    let key = StripeApiKey::parse(KEY).expect("key");
-    let bounds = ListBounds {
-        first_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(50),
-        ..ListBounds::default()
-    };
-    Arc::new(StripeList::new(base, &key, bounds, 2, 1000).expect("client"))
+    quick_list(base, KEY, 2, billing::adapters::stripe_list::PAGE_LIMIT)
 }
 
 async fn backfill(app: &TestApp, base: &str, since: i64) -> Summary {
@@ -255,12 +248,7 @@ async fn serve_storm(every: u64) -> (String, Arc<Storm>) {
     let router = axum::Router::new()
         .fallback(axum::routing::get(storm))
         .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (format!("http://{addr}"), state)
+    (serve_on_loopback(router).await, state)
 }
 
 #[tokio::test]

@@ -85,12 +85,7 @@ async fn serve(fake: Arc<FakeList>) -> String {
     let router = axum::Router::new()
         .route("/v1/customers", axum::routing::get(customers))
         .with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}")
+    serve_on_loopback(router).await
 }
 
 fn quick() -> ListBounds {
@@ -186,12 +181,7 @@ async fn serve_storm(fake: Arc<FakeList>, ok_every: u64) -> String {
     let router = axum::Router::new()
         .route("/v1/customers", axum::routing::get(storm))
         .with_state((fake, ok_every));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}")
+    serve_on_loopback(router).await
 }
 
 #[tokio::test]

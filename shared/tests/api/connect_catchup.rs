@@ -12,8 +12,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use billing::adapters::checkpoints::DynamoCheckpoints;
-use billing::adapters::stripe_api::StripeApiKey;
-use billing::adapters::stripe_list::{ListBounds, StripeList};
+use billing::adapters::stripe_list::StripeList;
 use billing::backfill::{walk_all, Range, StripeEvents, Summary, TypeFilter, Walker};
 use billing::catchup::import::{ImportOptions, Importer, KINDS};
 use billing::catchup::progress::Progress;
@@ -119,27 +118,12 @@ async fn serve(fake: Arc<FakeLists>) -> String {
     let router = axum::Router::new()
         .route("/v1/{*path}", axum::routing::get(answer))
         .with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}")
+    serve_on_loopback(router).await
 }
 
 /// Small pages, so every list crosses a page boundary.
 fn list_client(base: &str) -> Arc<StripeList> {
-    let key = StripeApiKey::parse("sk_test_connect_catchup").expect("key");
-    let bounds = ListBounds {
-        first_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(50),
-        ..ListBounds::default()
-    };
-    Arc::new(
-        StripeList::new(base, &key, bounds, 2, 1000)
-            .expect("client")
-            .with_page_limit(2),
-    )
+    quick_list(base, "sk_test_connect_catchup", 2, 2)
 }
 
 fn event(rel: &str) -> Value {

@@ -18,6 +18,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tower::ServiceExt;
 
 pub const SECRET: &str = "whsec_test_secret_for_the_suite";
@@ -316,4 +317,38 @@ pub async fn moto_queue(prefix: &str) -> (aws_sdk_sqs::Client, String) {
         .queue_url
         .expect("queue url");
     (sqs, url)
+}
+
+/// Serves `router` on a free port of 127.0.0.1 for the rest of the test (a fake of a provider's
+/// API); its base URL, `http://127.0.0.1:PORT`.
+pub async fn serve_on_loopback(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
+/// A catch-up list client of `base` with `key` whose retries wait milliseconds (5 ms to 50 ms),
+/// `concurrency` requests at once, pages of `page_limit` (small pages cross page boundaries
+/// with few objects).
+pub fn quick_list(
+    base: &str,
+    key: &str,
+    concurrency: usize,
+    page_limit: u32,
+) -> Arc<billing::adapters::stripe_list::StripeList> {
+    use billing::adapters::stripe_list::{ListBounds, StripeList};
+    let key = billing::adapters::stripe_api::StripeApiKey::parse(key).expect("key");
+    let bounds = ListBounds {
+        first_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(50),
+        ..ListBounds::default()
+    };
+    Arc::new(
+        StripeList::new(base, &key, bounds, concurrency, 1000)
+            .expect("client")
+            .with_page_limit(page_limit),
+    )
 }

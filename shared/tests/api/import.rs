@@ -6,8 +6,7 @@
 use crate::helpers::*;
 use crate::localstripe::{proxy, seed, Faults, Has, LocalStripe, Seeded, KEY};
 use billing::adapters::checkpoints::DynamoCheckpoints;
-use billing::adapters::stripe_api::StripeApiKey;
-use billing::adapters::stripe_list::{ListBounds, StripeList};
+use billing::adapters::stripe_list::StripeList;
 use billing::catchup::dry_run::DryRunStore;
 use billing::catchup::import::{ImportOptions, ImportReport, Importer, JOB, KINDS};
 use billing::catchup::progress::Progress;
@@ -18,7 +17,6 @@ use billing::ports::{Clock, SystemClock};
 use billing::telemetry::Counter;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The account of the first test: every state a user can be in, twice, plus one.
 const ACCOUNT: [Has; 9] = [
@@ -46,18 +44,8 @@ fn options() -> ImportOptions {
 }
 
 fn list(base: &str) -> Arc<StripeList> {
-    let key = StripeApiKey::parse(KEY).expect("key");
-    let bounds = ListBounds {
-        first_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(50),
-        ..ListBounds::default()
-    };
     // Pages of 4: the account spans several pages of every kind.
-    Arc::new(
-        StripeList::new(base, &key, bounds, 4, 1000)
-            .expect("client")
-            .with_page_limit(4),
-    )
+    quick_list(base, KEY, 4, 4)
 }
 
 fn importer(app: &TestApp, pipeline: Arc<Pipeline>, base: &str) -> Importer {

@@ -203,12 +203,7 @@ pub async fn proxy(upstream: &str, faults: Arc<Faults>) -> String {
         faults,
     });
     let router = axum::Router::new().fallback(forward).with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}")
+    crate::helpers::serve_on_loopback(router).await
 }
 
 async fn forward(

@@ -55,12 +55,7 @@ async fn spawn_fake(fake: Arc<Fake>) -> String {
             axum::routing::post(verify),
         )
         .with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}")
+    serve_on_loopback(router).await
 }
 
 fn delivery() -> (http::HeaderMap, Vec<u8>) {

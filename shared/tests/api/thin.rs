@@ -127,12 +127,7 @@ async fn spawn_fake(fake: Arc<FakeStripe>) -> String {
     let router = axum::Router::new()
         .route("/{*rest}", axum::routing::get(answer))
         .with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}")
+    serve_on_loopback(router).await
 }
 
 /// 3 attempts of at most 300 ms within 1 s: a hanging fake fails a delivery quickly.
