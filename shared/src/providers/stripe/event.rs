@@ -51,8 +51,14 @@ impl Envelope {
             .ok_or(EnvelopeError::Missing("created"))?;
         let livemode = root.get("livemode").and_then(as_bool);
         let api_version = str_field(&root, "api_version").map(str::to_owned);
+        // Before API version 2017-05-25 Stripe named it `user_id`; taken only when it is an
+        // account id, so nothing else of that name is mistaken for one.
         let account = str_field(&root, "account")
             .filter(|s| !s.is_empty())
+            .or_else(|| {
+                str_field(&root, "user_id")
+                    .filter(|s| crate::domain::ids::Account::parse(s).is_some())
+            })
             .map(str::to_owned);
         let data = root.get_mut("data");
         let (object, previous) = match data {
@@ -139,6 +145,27 @@ mod tests {
         assert_eq!(e.created, 15);
         assert_eq!(e.livemode, Some(true));
         assert!(e.object.is_null());
+    }
+
+    /// API versions before 2017-05-25 named a Connect event's account `user_id` (Stripe's
+    /// changelog: "Renames the `user_id` property on Connect-related event objects to
+    /// `account`"); such an event is its account's, not the platform's.
+    #[test]
+    fn a_connect_event_of_an_old_version_names_its_account_user_id() {
+        let old = br#"{"id":"evt_1","type":"invoice.paid","created":1,"api_version":"2017-02-14","user_id":"acct_1Old"}"#;
+        assert_eq!(
+            Envelope::parse(old).expect("parses").account.as_deref(),
+            Some("acct_1Old")
+        );
+        let new =
+            br#"{"id":"evt_1","type":"x","created":1,"account":"acct_1New","user_id":"acct_1Old"}"#;
+        assert_eq!(
+            Envelope::parse(new).expect("parses").account.as_deref(),
+            Some("acct_1New")
+        );
+        // A `user_id` that is not an account id is not taken for one.
+        let other = br#"{"id":"evt_1","type":"x","created":1,"user_id":"42"}"#;
+        assert_eq!(Envelope::parse(other).expect("parses").account, None);
     }
 
     #[test]
