@@ -16,34 +16,37 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Development secrets: generated once per checkout and reused by `local` and `send`.
+/// Development secrets, each family's and each family's Connect endpoint's: generated once per
+/// checkout and reused by `local` and `send`.
 pub fn defaults() -> Result<DevDefaults, String> {
     let dir = crate::settings::state_dir();
-    let path = dir.join("dev-secrets.json");
-    let secrets: HashMap<Family, String> = match std::fs::read(&path) {
-        Ok(bytes) => {
-            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        Err(_) => {
-            let mut rng = rand::rng();
-            let secrets: HashMap<Family, String> = Family::ALL
-                .into_iter()
-                .map(|f| {
-                    let bytes: [u8; 24] = rng.random();
-                    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                    (f, format!("whsec_dev_{hex}"))
-                })
-                .collect();
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let json = serde_json::to_vec_pretty(&secrets).map_err(|e| e.to_string())?;
-            std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))?;
-            secrets
-        }
-    };
     Ok(DevDefaults {
         table: "billing-local".into(),
-        secrets,
+        secrets: generated(&dir.join("dev-secrets.json"), "whsec_dev_")?,
+        connect_secrets: generated(&dir.join("dev-connect-secrets.json"), "whsec_dev_connect_")?,
     })
+}
+
+/// The secrets stored at `path`, or new ones (`prefix` and 48 random hex digits) stored there.
+fn generated(path: &std::path::Path, prefix: &str) -> Result<HashMap<Family, String>, String> {
+    if let Ok(bytes) = std::fs::read(path) {
+        return serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let mut rng = rand::rng();
+    let secrets: HashMap<Family, String> = Family::ALL
+        .into_iter()
+        .map(|f| {
+            let bytes: [u8; 24] = rng.random();
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            (f, format!("{prefix}{hex}"))
+        })
+        .collect();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let json = serde_json::to_vec_pretty(&secrets).map_err(|e| e.to_string())?;
+    std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(secrets)
 }
 
 /// Creates (or finds) the local feed queue in the emulator.
@@ -80,6 +83,19 @@ pub fn print_banner(config: &Config, addr: SocketAddr) -> Result<(), String> {
             defaults.secrets.get(&family).cloned().unwrap_or_default()
         };
         println!("  POST http://{addr}/webhooks/stripe/{family:<12}  secret {shown}");
+    }
+    for family in Family::ALL {
+        let shown = if crate::settings::inline_connect_secrets(family).is_some() {
+            "(from environment)".to_owned()
+        } else {
+            defaults
+                .connect_secrets
+                .get(&family)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let route = format!("{family}/connect");
+        println!("  POST http://{addr}/webhooks/stripe/{route:<20}  secret {shown}");
     }
     println!("  POST http://{addr}/webhooks/paypal              (PAYPAL_WEBHOOK_ID to verify)");
     println!("  GET  http://{addr}/events/{{stripe|paypal|system}}/{{event_id}}");

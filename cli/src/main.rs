@@ -246,7 +246,8 @@ struct SignedEvent {
     #[arg(long, value_name = "UNIX")]
     at: Option<i64>,
     /// To the family's Connect endpoint (`/webhooks/stripe/FAMILY/connect`), signed with its
-    /// secret (default: the first of STRIPE_WEBHOOK_SECRETS_<FAMILY>_CONNECT).
+    /// secret (default: the first of STRIPE_WEBHOOK_SECRETS_<FAMILY>_CONNECT, else the generated
+    /// development one).
     #[arg(long)]
     connect: bool,
     /// FILE is a thin event notification (`v2.core.event`): to the thin endpoint
@@ -522,6 +523,10 @@ fn signed_fixture(event: &SignedEvent) -> Result<Signed, String> {
             .clone()
             .or_else(|| settings::inline_connect_secrets(family))
             .and_then(|list| list.split(',').next().map(|s| s.trim().to_owned()))
+            .or_else(|| {
+                let defaults = dev::defaults().ok()?;
+                defaults.connect_secrets.get(&family).cloned()
+            })
             .ok_or_else(|| {
                 let var = format!("STRIPE_WEBHOOK_SECRETS_{}_CONNECT", family.env_suffix());
                 format!("no Connect secret for {family}: pass --secret or set {var}")

@@ -353,9 +353,16 @@ mod tests {
                 .into_iter()
                 .map(|f| (f, format!("whsec_dev_{f}")))
                 .collect(),
+            connect_secrets: Family::ALL
+                .into_iter()
+                .map(|f| (f, format!("whsec_dev_connect_{f}")))
+                .collect(),
         };
         let c = Config::from_lookup(
-            lookup(&[("STRIPE_LIVEMODE", "true")]),
+            lookup(&[
+                ("STRIPE_LIVEMODE", "true"),
+                ("STRIPE_WEBHOOK_SECRETS_CHARGE_CONNECT", "whsec_from_env"),
+            ]),
             &Family::ALL,
             Some(&dev),
         )
@@ -365,6 +372,16 @@ mod tests {
         assert_eq!(
             c.secrets[&Family::Invoice],
             SecretSpec::Inline(vec![WebhookSecret::new("whsec_dev_invoice")])
+        );
+        // The local run's Connect routes verify with its generated Connect secrets, unless
+        // the environment names one.
+        assert_eq!(
+            c.connect_secrets[&Family::Invoice],
+            SecretSpec::Inline(vec![WebhookSecret::new("whsec_dev_connect_invoice")])
+        );
+        assert_eq!(
+            c.connect_secrets[&Family::Charge],
+            SecretSpec::Inline(vec![WebhookSecret::new("whsec_from_env")])
         );
     }
 }

@@ -27,6 +27,8 @@ pub struct DevDefaults {
     pub table: String,
     /// One generated secret per family.
     pub secrets: HashMap<Family, String>,
+    /// One generated secret per family's Connect endpoint.
+    pub connect_secrets: HashMap<Family, String>,
 }
 
 pub(crate) fn malformed(name: &str, why: impl Into<String>) -> ConfigError {

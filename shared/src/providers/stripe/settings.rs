@@ -73,7 +73,7 @@ pub fn read_stripe(
         .collect::<Result<HashMap<_, _>, ConfigError>>()?;
     let mut connect_secrets = HashMap::new();
     for family in families {
-        if let Some(spec) = read_connect_secrets(&get, *family)? {
+        if let Some(spec) = read_connect_secrets(&get, *family, dev)? {
             connect_secrets.insert(*family, spec);
         }
     }
@@ -184,16 +184,20 @@ pub fn read_webhook_secrets(
 }
 
 /// A family's Connect endpoint secrets (`STRIPE_WEBHOOK_SECRETS_<FAMILY>_CONNECT` inline, or
-/// `…_CONNECT_ARN`); `None` when neither is set: the family has no Connect endpoint and its
-/// `/connect` route verifies nothing (400).
+/// `…_CONNECT_ARN`), else the local run's generated one; `None` when there is none: the family
+/// has no Connect endpoint and its `/connect` route verifies nothing (400).
 fn read_connect_secrets(
     get: &impl Fn(&str) -> Option<String>,
     family: Family,
+    dev: Option<&DevDefaults>,
 ) -> Result<Option<SecretSpec>, ConfigError> {
-    read_secret_spec(
-        get,
-        &format!("STRIPE_WEBHOOK_SECRETS_{}_CONNECT", family.env_suffix()),
-    )
+    let name = format!("STRIPE_WEBHOOK_SECRETS_{}_CONNECT", family.env_suffix());
+    if let Some(spec) = read_secret_spec(get, &name)? {
+        return Ok(Some(spec));
+    }
+    Ok(dev
+        .and_then(|d| d.connect_secrets.get(&family))
+        .map(|secret| SecretSpec::Inline(vec![WebhookSecret::new(secret.clone())])))
 }
 
 /// An endpoint's secrets: inline in `name` (checked like every list) or by ARN in `{name}_ARN`,
