@@ -46,7 +46,7 @@ use billing::adapters::sqs::SqsQueue;
 use billing::app::{with_deadline, App};
 use billing::config::Config;
 use billing::domain::ids::{EventId, Provider};
-use billing::emails::kinds::{EmailKind, EmailSettings};
+use billing::emails::kinds::{EmailQueueing, EmailSettings};
 use billing::http::{ledger_json, local_router};
 use billing::pipeline::Outcome;
 use billing::ports::{BillingStore, Queue};
@@ -58,7 +58,6 @@ use billing::providers::stripe::Family;
 use billing::relay::{self, RoutedQueue};
 use billing::telemetry::Metrics;
 use clap::{Args, Parser, Subcommand};
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -354,18 +353,15 @@ async fn main() -> ExitCode {
 
 /// Builds the app from the environment, with development defaults where a variable is unset.
 async fn build_app(metrics: Metrics) -> Result<App, String> {
-    build_app_with_emails(metrics, BTreeSet::new()).await
+    build_app_with_emails(metrics, EmailQueueing::default()).await
 }
 
-/// [`build_app`], queueing the jobs of `email_kinds` (the local run).
-async fn build_app_with_emails(
-    metrics: Metrics,
-    email_kinds: BTreeSet<EmailKind>,
-) -> Result<App, String> {
+/// [`build_app`], queueing the email jobs `emails` says (the local run, `replay`).
+async fn build_app_with_emails(metrics: Metrics, emails: EmailQueueing) -> Result<App, String> {
     let defaults = dev::defaults()?;
     let config = Config::from_env(&Family::ALL, Some(&defaults)).map_err(|e| e.to_string())?;
     billing::telemetry::init(config.log_json);
-    let app = App::build_with_emails(config, metrics, email_kinds).await?;
+    let app = App::build_with_emails(config, metrics, emails).await?;
     // PayPal when configured; otherwise its recorded events can still be read (a replay).
     match PaypalSettings::from_env_if_set().map_err(|e| e.to_string())? {
         Some(paypal) => app.with_paypal(&paypal).await,
@@ -409,7 +405,7 @@ async fn local() -> CliResult {
         Metrics::Emf {
             namespace: "BillingWebhooksLocal".into(),
         },
-        emails.kinds.clone(),
+        emails.queueing(),
     )
     .await?;
     if app
@@ -559,7 +555,7 @@ fn signed_thin(event: &SignedEvent) -> Result<Signed, String> {
     let secret = event
         .secret
         .clone()
-        .or_else(|| std::env::var("STRIPE_WEBHOOK_SECRETS_THIN").ok())
+        .or_else(settings::inline_thin_secrets)
         .and_then(|list| list.split(',').next().map(|s| s.trim().to_owned()))
         .filter(|s| !s.is_empty())
         .ok_or("no thin endpoint secret: pass --secret or set STRIPE_WEBHOOK_SECRETS_THIN")?;
@@ -615,7 +611,7 @@ async fn send(event: &SignedEvent, url: Option<String>) -> CliResult {
 
 async fn replay(args: ReplayArgs) -> CliResult {
     // A replayed event queues its emails as on arrival (the invoice function's settings).
-    let app = build_app_with_emails(Metrics::Off, settings::email_settings()?.kinds).await?;
+    let app = build_app_with_emails(Metrics::Off, settings::email_settings()?.queueing()).await?;
     let ids: Vec<(Provider, EventId)> = match (args.all, args.event_id) {
         (true, _) => {
             // Every page of every shard: the ids first, then the replays (a replayed event

@@ -30,6 +30,12 @@ pub fn inline_connect_secrets(family: Family) -> Option<String> {
     .ok()
 }
 
+/// The thin endpoint's inline secrets (`STRIPE_WEBHOOK_SECRETS_THIN`), which `send --thin` and
+/// `lambda-event --thin` sign with by default.
+pub fn inline_thin_secrets() -> Option<String> {
+    std::env::var("STRIPE_WEBHOOK_SECRETS_THIN").ok()
+}
+
 /// Where `send` posts without `--url`: `BILLING_LOCAL_ADDR`, default `127.0.0.1:3000`.
 pub fn local_addr() -> String {
     std::env::var("BILLING_LOCAL_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into())

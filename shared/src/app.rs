@@ -11,7 +11,7 @@ use crate::adapters::stripe_api::{StripeApi, StripeApiKey};
 use crate::adapters::stripe_v2::StripeV2Api;
 use crate::bounds::CallBounds;
 use crate::config::Config;
-use crate::emails::kinds::EmailKind;
+use crate::emails::kinds::EmailQueueing;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::ports::{Clock, ProviderApi, Queue, SystemClock};
 use crate::providers::paypal::settings::{PaypalMode, PaypalSecretSpec, PaypalSettings};
@@ -24,7 +24,6 @@ use crate::relay::RoutedQueue;
 use crate::telemetry::Metrics;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -175,26 +174,26 @@ impl App {
         config: Config,
         metrics: Metrics,
     ) -> Result<Self, String> {
-        Self::with_sdk_and_emails(sdk, config, metrics, BTreeSet::new()).await
+        Self::with_sdk_and_emails(sdk, config, metrics, EmailQueueing::default()).await
     }
 
-    /// [`App::build`], queueing an email job with every applied change that calls for one of
-    /// `email_kinds` (the invoice family's Lambda and the local run).
+    /// [`App::build`], queueing an email job with every applied change that calls for one
+    /// `emails` switches on (the families' Lambdas and the local run).
     pub async fn build_with_emails(
         config: Config,
         metrics: Metrics,
-        email_kinds: BTreeSet<EmailKind>,
+        emails: EmailQueueing,
     ) -> Result<Self, String> {
         let sdk = sdk_loader(&config.bounds).load().await;
-        Self::with_sdk_and_emails(&sdk, config, metrics, email_kinds).await
+        Self::with_sdk_and_emails(&sdk, config, metrics, emails).await
     }
 
-    /// [`App::with_sdk`] with the email kinds whose jobs the pipeline queues.
+    /// [`App::with_sdk`] with the email jobs the pipeline queues.
     pub async fn with_sdk_and_emails(
         sdk: &aws_config::SdkConfig,
         config: Config,
         metrics: Metrics,
-        email_kinds: BTreeSet<EmailKind>,
+        emails: EmailQueueing,
     ) -> Result<Self, String> {
         let store = Arc::new(DynamoBillingStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
@@ -243,7 +242,7 @@ impl App {
         let service = Arc::new(
             Pipeline::new(store.clone(), clock, metrics.clone(), config.tiers.clone())
                 .with_provider(Arc::new(provider))
-                .with_email_kinds(email_kinds),
+                .with_email_queueing(emails),
         );
         Ok(Self {
             service,
@@ -331,8 +330,8 @@ pub async fn run_thin_lambda() -> Result<(), lambda_http::Error> {
         namespace: config.metrics_namespace.clone(),
     };
     let deadline = config.delivery_timeout;
-    let email_kinds = Config::emails_from_env()?.kinds;
-    let app = App::build_with_emails(config, metrics, email_kinds).await?;
+    let emails = Config::emails_from_env()?.queueing();
+    let app = App::build_with_emails(config, metrics, emails).await?;
     app.warm_up().await;
     let router = crate::http::webhook_router(app.service.clone(), &[thin::ENDPOINT]);
     lambda_http::run(with_deadline(router, deadline)).await
@@ -376,12 +375,12 @@ async fn run_http_lambda(
     // The families whose events queue emails (invoice: the invoice emails; checkout: the
     // welcome; subscription: the cancellation) need (and check) the email settings.
     let queues_emails = [Family::Invoice, Family::Checkout, Family::Subscription];
-    let email_kinds = if families.iter().any(|f| queues_emails.contains(f)) {
-        Config::emails_from_env()?.kinds
+    let emails = if families.iter().any(|f| queues_emails.contains(f)) {
+        Config::emails_from_env()?.queueing()
     } else {
-        BTreeSet::new()
+        EmailQueueing::default()
     };
-    let app = App::build_with_emails(config, metrics, email_kinds).await?;
+    let app = App::build_with_emails(config, metrics, emails).await?;
     app.warm_up().await;
     lambda_http::run(with_deadline(router(app.service.clone()), deadline)).await
 }

@@ -257,8 +257,8 @@ pub async fn run_lambda() -> Result<(), lambda_http::Error> {
     let metrics = Metrics::Emf {
         namespace: config.metrics_namespace.clone(),
     };
-    let kinds = Config::emails_from_env()?.kinds;
-    let app = App::build_with_emails(config, metrics, kinds).await?;
+    let emails = Config::emails_from_env()?.queueing();
+    let app = App::build_with_emails(config, metrics, emails).await?;
     app.warm_up().await;
     let ingress = Arc::new(Ingress {
         pipeline: app.service.clone(),

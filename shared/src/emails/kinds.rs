@@ -146,12 +146,32 @@ pub struct EmailSettings {
     pub reply_to: Option<EmailAddress>,
     /// The SES configuration set that records deliveries, bounces and complaints.
     pub configuration_set: Option<String>,
+    /// Connected accounts' customers get the emails too (`BILLING_EMAILS_CONNECTED_ACCOUNTS`).
+    pub connected_accounts: bool,
 }
 
 impl EmailSettings {
     pub fn enabled(&self, kind: EmailKind) -> bool {
         self.kinds.contains(&kind)
     }
+
+    /// What the pipeline queues by these settings.
+    pub fn queueing(&self) -> EmailQueueing {
+        EmailQueueing {
+            kinds: self.kinds.clone(),
+            connected_accounts: self.connected_accounts,
+        }
+    }
+}
+
+/// Which email jobs an applied change queues: those of the kinds switched on, for the
+/// platform's own customers, and for a Connect platform's connected accounts' customers only
+/// when `connected_accounts` (off by default: those customers are the connected account's, and
+/// the emails would go out under the stack's one brand). The default queues nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmailQueueing {
+    pub kinds: BTreeSet<EmailKind>,
+    pub connected_accounts: bool,
 }
 
 /// SES configuration-set names: letters, digits, `-` and `_`, at most 64 characters

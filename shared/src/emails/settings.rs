@@ -10,7 +10,8 @@ use crate::settings::{malformed, number, ConfigError};
 
 /// The customer emails' settings (issue 10): `BILLING_EMAILS` (unset: the default kinds; set
 /// but empty: none), `BILLING_EMAIL_FROM` (required while any kind is on),
-/// `BILLING_EMAIL_REPLY_TO`, `BILLING_SES_CONFIGURATION_SET`. Errors name the variable and,
+/// `BILLING_EMAIL_REPLY_TO`, `BILLING_SES_CONFIGURATION_SET`, `BILLING_EMAILS_CONNECTED_ACCOUNTS`
+/// (`on` or `off`, the default). Errors name the variable and,
 /// for an unknown kind, the kind; never an address. Read by the processes that queue or send
 /// emails only, so that a function that sends none needs no sender.
 pub fn read_email_settings(
@@ -20,6 +21,7 @@ pub fn read_email_settings(
     const FROM: &str = "BILLING_EMAIL_FROM";
     const REPLY_TO: &str = "BILLING_EMAIL_REPLY_TO";
     const SET: &str = "BILLING_SES_CONFIGURATION_SET";
+    const CONNECTED: &str = "BILLING_EMAILS_CONNECTED_ACCOUNTS";
     // Unlike the other variables, an empty BILLING_EMAILS means something: no kind.
     let kinds = match get(KINDS) {
         None => DEFAULT_KINDS.into_iter().collect(),
@@ -52,11 +54,17 @@ pub fn read_email_settings(
         }
         other => other.map(|n| n.trim().to_owned()),
     };
+    let connected_accounts = match get(CONNECTED).as_deref().map(str::trim) {
+        None | Some("off") => false,
+        Some("on") => true,
+        Some(_) => return Err(malformed(CONNECTED, "expected on or off")),
+    };
     Ok(EmailSettings {
         kinds,
         from,
         reply_to: mailbox(REPLY_TO)?,
         configuration_set,
+        connected_accounts,
     })
 }
 
@@ -106,6 +114,22 @@ mod tests {
 
     fn emails(pairs: &[(&str, &str)]) -> Result<EmailSettings, ConfigError> {
         read_email_settings(lookup(pairs))
+    }
+
+    #[test]
+    fn connected_accounts_emails_are_off_unless_switched_on() {
+        let read = |value: Option<&str>| {
+            read_email_settings(|k| match k {
+                "BILLING_EMAIL_FROM" => Some("billing@example.com".into()),
+                "BILLING_EMAILS_CONNECTED_ACCOUNTS" => value.map(str::to_owned),
+                _ => None,
+            })
+        };
+        assert!(!read(None).expect("default").connected_accounts);
+        assert!(!read(Some("off")).expect("off").connected_accounts);
+        assert!(read(Some("on")).expect("on").queueing().connected_accounts);
+        let err = read(Some("yes")).expect_err("refused").to_string();
+        assert!(err.contains("BILLING_EMAILS_CONNECTED_ACCOUNTS"), "{err}");
     }
 
     #[test]

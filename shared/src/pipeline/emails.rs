@@ -108,7 +108,10 @@ impl Pipeline {
         let Some((subject, customer)) = email_of(&v.event, commit) else {
             return;
         };
-        if !self.email_kinds.contains(&subject.kind()) {
+        if !self.emails.kinds.contains(&subject.kind()) {
+            return;
+        }
+        if v.meta.provider.account().is_some() && !self.emails.connected_accounts {
             return;
         }
         let job = EmailJob {

@@ -72,8 +72,9 @@ pub struct Pipeline {
     /// read fetch the customer too. A charge never changes customer; a guess its item does not
     /// confirm is dropped by the read that made it.
     pub(super) charges: Mutex<HashMap<(Provider, String), CustomerId>>,
-    /// The customer emails switched on (`BILLING_EMAILS`): their jobs join the commits.
-    pub(super) email_kinds: BTreeSet<crate::emails::kinds::EmailKind>,
+    /// The customer emails switched on (`BILLING_EMAILS`): their jobs join the commits; for
+    /// connected accounts' customers too when `BILLING_EMAILS_CONNECTED_ACCOUNTS` is on.
+    pub(super) emails: crate::emails::kinds::EmailQueueing,
 }
 
 impl Pipeline {
@@ -94,14 +95,21 @@ impl Pipeline {
             tiers,
             links: Mutex::new(HashMap::new()),
             charges: Mutex::new(HashMap::new()),
-            email_kinds: BTreeSet::new(),
+            emails: crate::emails::kinds::EmailQueueing::default(),
         }
     }
 
     /// Queues an email job with every applied change that calls for one of `kinds` (none by
     /// default: only the processes that read the email settings pass them).
     pub fn with_email_kinds(mut self, kinds: BTreeSet<crate::emails::kinds::EmailKind>) -> Self {
-        self.email_kinds = kinds;
+        self.emails.kinds = kinds;
+        self
+    }
+
+    /// Queues the email jobs `emails` says: its kinds, and whether for connected accounts'
+    /// customers too.
+    pub fn with_email_queueing(mut self, emails: crate::emails::kinds::EmailQueueing) -> Self {
+        self.emails = emails;
         self
     }
 

@@ -13,7 +13,7 @@ use billing::adapters::ses::SesMailer;
 use billing::adapters::sqs::SqsQueue;
 use billing::domain::events::EmailAddress;
 use billing::emails::job::{EmailJob, EMAIL_JOB_KIND};
-use billing::emails::kinds::{EmailKind, EmailSettings};
+use billing::emails::kinds::{EmailKind, EmailQueueing, EmailSettings};
 use billing::emails::records::{Claim, EmailKey, EmailLedger, EmailState};
 use billing::emails::send::{
     EmailSender, JobOutcome, Mailer, SendError, SendPolicy, SqsEvent, SqsRecord,
@@ -36,6 +36,17 @@ const EUR: &str = "stripe/SYNTH-emails/invoice.payment_action_required__two_deci
 
 /// A test app whose pipeline queues the action-required email (`kinds` on).
 pub(crate) fn email_app(store: Arc<dyn BillingStore>, kinds: BTreeSet<EmailKind>) -> TestApp {
+    email_app_with(
+        store,
+        EmailQueueing {
+            kinds,
+            connected_accounts: false,
+        },
+    )
+}
+
+/// [`email_app`] queueing what `emails` says (connected accounts' customers too, or not).
+pub(crate) fn email_app_with(store: Arc<dyn BillingStore>, emails: EmailQueueing) -> TestApp {
     let faults = Arc::new(FaultPlan::default());
     let faulty: Arc<dyn BillingStore> = Arc::new(FaultyStore {
         inner: store,
@@ -52,7 +63,7 @@ pub(crate) fn email_app(store: Arc<dyn BillingStore>, kinds: BTreeSet<EmailKind>
             metrics.clone(),
             settings(false),
         )
-        .with_email_kinds(kinds),
+        .with_email_queueing(emails),
     );
     TestApp {
         router: local_router(service.clone()),
@@ -105,6 +116,7 @@ fn email_settings(from: &str) -> EmailSettings {
         from: Some(suite_brand().sender(&EmailAddress::new(from))),
         reply_to: None,
         configuration_set: None,
+        connected_accounts: false,
     }
 }
 
@@ -1463,4 +1475,69 @@ async fn moto_email_records_on_every_shard_are_listed_newest_first() {
         .map(|r| r.object)
         .collect();
     assert_eq!(all, newest_first);
+}
+
+/// A connected account's customers (a Connect endpoint's events, `account` on each) get the
+/// emails only when `BILLING_EMAILS_CONNECTED_ACCOUNTS` is on: by default none is queued for
+/// them, while the platform's own customer, with the same events, gets hers. Switched on, the
+/// connected account's welcome is queued in its account and sent.
+#[tokio::test]
+async fn a_connected_accounts_customers_get_emails_only_when_switched_on() {
+    for connected_accounts in [false, true] {
+        let app = email_app_with(
+            Arc::new(InMemoryBillingStore::new()),
+            EmailQueueing {
+                kinds: all_kinds(),
+                connected_accounts,
+            },
+        );
+        for file in [
+            "A_01_checkout.session.completed",
+            "A_02_customer.subscription.created",
+            "A_03_invoice.paid",
+        ] {
+            let body = fixture(&format!("stripe/connect/{file}.json"));
+            let env = billing::providers::stripe::event::Envelope::parse(&body).expect("env");
+            let family = billing::providers::stripe::translate::family_of(&env.event_type);
+            let header = crate::helpers::signed(&body, NOW);
+            let req = http::Request::post(format!("/webhooks/stripe/{family}/connect"))
+                .header("stripe-signature", header)
+                .body(axum::body::Body::from(body))
+                .expect("request");
+            let (status, answer) = crate::helpers::call_router(&app.router, req).await;
+            assert_eq!(
+                (status, &answer["state"]),
+                (StatusCode::OK, &json!("applied"))
+            );
+        }
+        let jobs = pending_jobs(app.store.as_ref()).await;
+        if !connected_accounts {
+            assert!(jobs.is_empty(), "queued for a connected account: {jobs:?}");
+            // The platform's own customer, with the same events, gets her welcome.
+            post_twice(&app, "own", &["01_checkout.session.completed"]).await;
+            let own = pending_jobs(app.store.as_ref()).await;
+            assert!(
+                own.iter()
+                    .any(|j| j.provider == billing::domain::ids::Provider::STRIPE),
+                "{own:?}"
+            );
+            continue;
+        }
+        let account = billing::domain::ids::Account::parse("acct_1LifeConnectA0001").expect("id");
+        assert!(!jobs.is_empty());
+        assert!(
+            jobs.iter().all(|j| j.provider.account() == Some(account)),
+            "{jobs:?}"
+        );
+        let mailbox = Arc::new(InMemoryMailer::default());
+        let sender = memory_consumer(&app, mailbox.clone());
+        let mut seen = Vec::new();
+        let outcomes = handle_new_jobs(&app, &sender, &mut seen).await;
+        assert!(
+            outcomes
+                .iter()
+                .any(|o| matches!(o, JobOutcome::Sent { .. })),
+            "{outcomes:?}"
+        );
+    }
 }

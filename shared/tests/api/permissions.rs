@@ -578,6 +578,7 @@ async fn email_batch(
             from: Some(EmailAddress::new("billing@example.com")),
             reply_to: None,
             configuration_set: None,
+            connected_accounts: false,
         },
         clock: Arc::new(FixedClock::at(NOW)),
         metrics: Arc::new(Metrics::memory()),
