@@ -17,12 +17,12 @@ import base64
 import json
 import os
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import load_der_public_key
+from fake_http import JsonHandler, serve
 
 TOKEN = "A21AA-local-invoke-only"
 MARK = b',"webhook_event":'
@@ -50,15 +50,7 @@ def verified(raw, key_dir):
 def handler(args):
     basic = "Basic " + base64.b64encode(f"{args.client_id}:{args.client_secret}".encode()).decode()
 
-    class Handler(BaseHTTPRequestHandler):
-        def answer(self, status, body):
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JsonHandler):
         def do_POST(self):  # noqa: N802 (http.server's name)
             raw = self.rfile.read(int(self.headers.get("content-length", 0)))
             if self.path == "/v1/oauth2/token":
@@ -72,9 +64,6 @@ def handler(args):
                 return self.answer(200, {"verification_status": "SUCCESS" if ok else "FAILURE"})
             return self.answer(404, {"name": "RESOURCE_NOT_FOUND"})
 
-        def log_message(self, *_):
-            pass
-
     return Handler
 
 
@@ -85,7 +74,7 @@ def main():
     parser.add_argument("--client-id", required=True)
     parser.add_argument("--client-secret", required=True)
     args = parser.parse_args()
-    ThreadingHTTPServer(("127.0.0.1", args.port), handler(args)).serve_forever()
+    serve(args.port, handler(args))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ import argparse
 import glob
 import json
 import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fake_http import JsonHandler, serve
 
 
 def answers(fixtures):
@@ -37,15 +38,7 @@ def answers(fixtures):
 
 
 def handler(known, key):
-    class Handler(BaseHTTPRequestHandler):
-        def answer(self, status, body):
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JsonHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)
             if self.headers.get("authorization") != f"Bearer {key}":
                 self.answer(401, {"error": {"type": "invalid_request_error",
@@ -58,9 +51,6 @@ def handler(known, key):
                 self.answer(404, {"error": {"type": "invalid_request_error",
                                             "message": f"No such resource: {path}"}})
 
-        def log_message(self, *_):  # quiet: the check prints its own lines
-            pass
-
     return Handler
 
 
@@ -70,9 +60,7 @@ def main():
     parser.add_argument("--key", required=True)
     parser.add_argument("--fixtures", required=True)
     args = parser.parse_args()
-    known = answers(args.fixtures)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(known, args.key))
-    server.serve_forever()
+    serve(args.port, handler(answers(args.fixtures), args.key))
 
 
 if __name__ == "__main__":

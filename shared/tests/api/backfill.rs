@@ -11,10 +11,9 @@ use crate::helpers::*;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use billing::adapters::checkpoints::DynamoCheckpoints;
 use billing::adapters::stripe_list::StripeList;
 use billing::backfill::{walk_all, Range, StripeEvents, Summary, TypeFilter, Walker};
-use billing::reconcile::{Reconciler, Settings, StripeSubscriptions};
+use billing::reconcile::Settings;
 use billing::telemetry::Counter;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -281,31 +280,14 @@ async fn moto_localstripe_reconcile_cut_off_by_its_deadline_resumes_from_its_che
     app.clock.set(now());
     let (_, users) = changes_nobody_delivered().await;
     let list = list_client(&localstripe());
-    let table = app.dynamo.as_ref().expect("moto").table();
-    let reconciler = Reconciler {
-        account: None,
-        events: Arc::new(StripeEvents::new(
-            list.clone(),
-            &TypeFilter::stripe_subscribed(),
-        )),
-        subscriptions: Arc::new(StripeSubscriptions(list, None)),
-        pipeline: app.service.clone(),
-        checkpoints: Arc::new(DynamoCheckpoints::new(
-            aws_sdk_dynamodb::Client::new(&sdk_config()),
-            table,
-        )),
-        clock: app.clock.clone(),
-        metrics: app.metrics.clone(),
-        mapping: Default::default(),
-        livemode: false,
-        // The sample would list every test's subscriptions in the shared localstripe; drift is
-        // tested in memory (reconcile_tests.rs).
-        settings: Settings {
-            first_lookback_secs: 600,
-            sample: 0,
-            ..Settings::default()
-        },
+    // The sample would list every test's subscriptions in the shared localstripe; drift is
+    // tested in memory (reconcile_tests.rs).
+    let settings = Settings {
+        first_lookback_secs: 600,
+        sample: 0,
+        ..Settings::default()
     };
+    let reconciler = moto_reconciler(&app, &list, None, settings);
     let steps = AtomicU64::new(0);
     let closing = || {
         if steps.fetch_add(1, Ordering::SeqCst) < 4 {

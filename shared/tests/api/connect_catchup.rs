@@ -18,7 +18,7 @@ use billing::catchup::import::{ImportOptions, Importer, KINDS};
 use billing::catchup::progress::Progress;
 use billing::domain::ids::{Account, Provider};
 use billing::ports::CheckpointStore;
-use billing::reconcile::{run_all, Reconciler, Settings, StripeSubscriptions};
+use billing::reconcile::{run_all, Reconciler, Settings};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -274,30 +274,13 @@ fn subscription(status: &str) -> Value {
 }
 
 fn reconciler(app: &TestApp, list: &Arc<StripeList>, account: Option<&str>) -> Reconciler {
-    let account = account.map(self::account);
-    let table = app.dynamo.as_ref().expect("moto").table().to_owned();
-    Reconciler {
-        account,
-        events: Arc::new(
-            StripeEvents::new(list.clone(), &TypeFilter::stripe_subscribed()).in_account(account),
-        ),
-        subscriptions: Arc::new(StripeSubscriptions(list.clone(), account)),
-        pipeline: app.service.clone(),
-        checkpoints: Arc::new(DynamoCheckpoints::new(
-            aws_sdk_dynamodb::Client::new(&sdk_config()),
-            table,
-        )),
-        clock: app.clock.clone(),
-        metrics: app.metrics.clone(),
-        mapping: Default::default(),
-        livemode: false,
-        settings: Settings {
-            first_lookback_secs: 3_600,
-            sample: 10,
-            margin: Duration::from_secs(1),
-            ..Settings::default()
-        },
-    }
+    let settings = Settings {
+        first_lookback_secs: 3_600,
+        sample: 10,
+        margin: Duration::from_secs(1),
+        ..Settings::default()
+    };
+    moto_reconciler(app, list, account.map(self::account), settings)
 }
 
 #[tokio::test]

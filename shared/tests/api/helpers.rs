@@ -352,3 +352,35 @@ pub fn quick_list(
             .with_page_limit(page_limit),
     )
 }
+
+/// The reconcile run of `account` (`None`: the platform's own) over `list`, on the moto app's
+/// table, clock and metrics, with `settings`.
+pub fn moto_reconciler(
+    app: &TestApp,
+    list: &Arc<billing::adapters::stripe_list::StripeList>,
+    account: Option<billing::domain::ids::Account>,
+    settings: billing::reconcile::Settings,
+) -> billing::reconcile::Reconciler {
+    use billing::backfill::{StripeEvents, TypeFilter};
+    let table = app.dynamo.as_ref().expect("a moto app").table().to_owned();
+    billing::reconcile::Reconciler {
+        account,
+        events: Arc::new(
+            StripeEvents::new(list.clone(), &TypeFilter::stripe_subscribed()).in_account(account),
+        ),
+        subscriptions: Arc::new(billing::reconcile::StripeSubscriptions(
+            list.clone(),
+            account,
+        )),
+        pipeline: app.service.clone(),
+        checkpoints: Arc::new(billing::adapters::checkpoints::DynamoCheckpoints::new(
+            aws_sdk_dynamodb::Client::new(&sdk_config()),
+            table,
+        )),
+        clock: app.clock.clone(),
+        metrics: app.metrics.clone(),
+        mapping: Default::default(),
+        livemode: false,
+        settings,
+    }
+}
