@@ -220,21 +220,12 @@ pub async fn email_queue_event(
         .iter()
         .enumerate()
         .map(|(n, job)| {
-            serde_json::json!({
-                "messageId": format!("local-email-{at}-{}", n + 1),
-                "receiptHandle": format!("local-email-{at}-{}", n + 1),
-                "body": job.body.to_string(),
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": (at * 1000).to_string(),
-                    "SenderId": "AIDAEXAMPLE",
-                    "ApproximateFirstReceiveTimestamp": (at * 1000).to_string()
-                },
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:billing-emails",
-                "awsRegion": "us-east-1"
-            })
+            billing::adapters::sqs::lambda_record(
+                &format!("local-email-{at}-{}", n + 1),
+                &job.body.to_string(),
+                at,
+                "arn:aws:sqs:us-east-1:123456789012:billing-emails",
+            )
         })
         .collect();
     Ok(serde_json::json!({ "Records": records }))

@@ -124,10 +124,7 @@ mod tests {
                 .await
                 .expect("send");
         }
-        let settings = Settings {
-            source: SAMPLE_SOURCE.into(),
-            account: SAMPLE_ACCOUNT.into(),
-        };
+        let settings = Settings::sample();
         let lines = dead_letters(&sqs, &url, &settings, 10).await.expect("read");
         let mut verdicts: Vec<_> = lines
             .iter()

@@ -13,7 +13,7 @@ use crate::bounds::CallBounds;
 use crate::config::Config;
 use crate::emails::kinds::EmailQueueing;
 use crate::pipeline::{Outcome, Pipeline};
-use crate::ports::{Clock, ProviderApi, Queue, SystemClock};
+use crate::ports::{Clock, Queue, SystemClock};
 use crate::providers::paypal::settings::{PaypalMode, PaypalSecretSpec, PaypalSettings};
 use crate::providers::paypal::{PaypalProvider, PaypalVerifier};
 use crate::providers::stripe::settings::ApiKeySpec;
@@ -118,21 +118,10 @@ pub async fn stripe_api_key(
     }))
 }
 
-/// The Stripe API reader when a key is configured, within the AWS calls' bounds.
-fn stripe_api(
-    config: &Config,
-    key: Option<&StripeApiKey>,
-) -> Result<Option<Arc<dyn ProviderApi>>, String> {
-    let (Some(settings), Some(key)) = (&config.stripe_api, key) else {
-        return Ok(None);
-    };
-    let api =
-        StripeApi::new(&settings.base, key.clone(), config.bounds).map_err(|e| e.to_string())?;
-    Ok(Some(Arc::new(api)))
-}
-
-/// Stripe as the pipeline's provider: the tie reader when a key is configured and, in the thin
-/// endpoint's process (`config.thin_secrets`), the thin notifications' reader with the same key.
+/// Stripe as the pipeline's provider. With a key, its API readers: the tie reader, and the thin
+/// notifications' reader (the thin function, and `billing replay` of a parked notification;
+/// its HTTP client is built at its first call). The thin function without a key answers thin
+/// notifications 503.
 fn stripe_provider(
     config: &Config,
     secrets: Arc<dyn crate::ports::SecretSource>,
@@ -140,25 +129,20 @@ fn stripe_provider(
     metrics: Arc<Metrics>,
     key: Option<&StripeApiKey>,
 ) -> Result<StripeProvider, String> {
-    let mut provider = StripeProvider::new(secrets, clock, metrics, config.settings());
-    if let Some(api) = stripe_api(config, key)? {
-        provider = provider.with_api(api);
-    }
-    // With a key, thin notifications can be resolved (the thin function, and `billing replay`
-    // of a parked one); the thin function without a key answers them 503.
-    match (&config.stripe_api, key) {
-        (Some(settings), Some(key)) => {
-            let api =
-                StripeV2Api::new(&settings.base, key, config.bounds).map_err(|e| e.to_string())?;
-            provider = provider.with_thin(Arc::new(api));
+    let provider = StripeProvider::new(secrets, clock, metrics, config.settings());
+    let (Some(settings), Some(key)) = (&config.stripe_api, key) else {
+        if config.thin_secrets.is_some() {
+            tracing::error!(
+                "no STRIPE_API_KEY (or STRIPE_API_KEY_ARN): every thin notification will be \
+                 answered 503 until one is configured"
+            );
         }
-        _ if config.thin_secrets.is_some() => tracing::error!(
-            "no STRIPE_API_KEY (or STRIPE_API_KEY_ARN): every thin notification will be \
-             answered 503 until one is configured"
-        ),
-        _ => {}
-    }
-    Ok(provider)
+        return Ok(provider);
+    };
+    let ties =
+        StripeApi::new(&settings.base, key.clone(), config.bounds).map_err(|e| e.to_string())?;
+    let thin = StripeV2Api::new(&settings.base, key, config.bounds).map_err(|e| e.to_string())?;
+    Ok(provider.with_api(Arc::new(ties)).with_thin(Arc::new(thin)))
 }
 
 impl App {

@@ -157,21 +157,13 @@ pub fn sqs_event(detail: &Value, source: &str, account: &str, at: i64) -> Value 
         "resources": [],
         "detail": detail,
     });
-    serde_json::json!({"Records": [{
-        "messageId": format!("local-eventbridge-{at}-1"),
-        "receiptHandle": format!("local-eventbridge-{at}-1"),
-        "body": envelope.to_string(),
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": (at * 1000).to_string(),
-            "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": (at * 1000).to_string()
-        },
-        "messageAttributes": {},
-        "eventSource": "aws:sqs",
-        "eventSourceARN": format!("arn:aws:sqs:us-east-1:{account}:billing-eventbridge"),
-        "awsRegion": "us-east-1"
-    }]})
+    let record = crate::adapters::sqs::lambda_record(
+        &format!("local-eventbridge-{at}-1"),
+        &envelope.to_string(),
+        at,
+        &format!("arn:aws:sqs:us-east-1:{account}:billing-eventbridge"),
+    );
+    serde_json::json!({ "Records": [record] })
 }
 
 /// The eventbridge function's consumer: the pipeline, the accepted source and account.

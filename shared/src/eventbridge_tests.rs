@@ -286,10 +286,7 @@ fn only_recorded_and_duplicate_outcomes_are_done() {
 #[tokio::test]
 async fn the_sample_sqs_event_is_applied_by_a_consumer_configured_as_the_samples_are() {
     let w = Ingress {
-        settings: Settings {
-            source: SAMPLE_SOURCE.into(),
-            account: SAMPLE_ACCOUNT.into(),
-        },
+        settings: Settings::sample(),
         ..world().ingress
     };
     let event = sqs_event(

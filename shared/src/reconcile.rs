@@ -119,6 +119,29 @@ impl Reconciler {
         Ok(report)
     }
 
+    /// The same run for connected `account`: its lists read through `list` with its
+    /// `Stripe-Account`, the rest shared.
+    pub fn in_account(
+        &self,
+        list: &Arc<crate::adapters::stripe_list::StripeList>,
+        account: Account,
+    ) -> Reconciler {
+        let filter = TypeFilter::stripe_subscribed();
+        let events = crate::backfill::StripeEvents::new(list.clone(), &filter);
+        Reconciler {
+            account: Some(account),
+            events: Arc::new(events.in_account(Some(account))),
+            subscriptions: Arc::new(StripeSubscriptions(list.clone(), Some(account))),
+            pipeline: self.pipeline.clone(),
+            checkpoints: self.checkpoints.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+            mapping: self.mapping.clone(),
+            livemode: self.livemode,
+            settings: self.settings.clone(),
+        }
+    }
+
     /// The Stripe account this run reconciles, as its keys name it.
     pub fn scope(&self) -> Provider {
         Provider::STRIPE.within(self.account)
@@ -448,7 +471,7 @@ pub async fn run_lambda() -> Result<(), lambda_http::Error> {
                 4,
                 20,
             )?);
-            let shared = Reconciler {
+            let platform = Reconciler {
                 account: None,
                 events: Arc::new(crate::backfill::StripeEvents::new(
                     list.clone(),
@@ -466,7 +489,10 @@ pub async fn run_lambda() -> Result<(), lambda_http::Error> {
                 livemode,
                 settings: settings.clone(),
             };
-            Some(for_each_account(&shared, &list, &settings.accounts).into())
+            let connected: Vec<Reconciler> = (settings.accounts.iter())
+                .map(|account| platform.in_account(&list, *account))
+                .collect();
+            Some(std::iter::once(platform).chain(connected).collect())
         }
         _ => None,
     };
@@ -490,32 +516,6 @@ pub async fn run_lambda() -> Result<(), lambda_http::Error> {
         }
     }))
     .await
-}
-
-/// `platform`'s run, then one like it for each connected account (its own lists and scope).
-fn for_each_account(
-    platform: &Reconciler,
-    list: &Arc<crate::adapters::stripe_list::StripeList>,
-    accounts: &[Account],
-) -> Vec<Reconciler> {
-    let scopes = std::iter::once(None).chain(accounts.iter().copied().map(Some));
-    scopes
-        .map(|account| Reconciler {
-            account,
-            events: Arc::new(
-                crate::backfill::StripeEvents::new(list.clone(), &TypeFilter::stripe_subscribed())
-                    .in_account(account),
-            ),
-            subscriptions: Arc::new(StripeSubscriptions(list.clone(), account)),
-            pipeline: platform.pipeline.clone(),
-            checkpoints: platform.checkpoints.clone(),
-            clock: platform.clock.clone(),
-            metrics: platform.metrics.clone(),
-            mapping: platform.mapping.clone(),
-            livemode: platform.livemode,
-            settings: platform.settings.clone(),
-        })
-        .collect()
 }
 
 /// One scheduled run over every account: the platform's own and each connected account of

@@ -139,6 +139,27 @@ impl Queue for SqsQueue {
     }
 }
 
+/// One record of the event Lambda hands a function for an SQS queue (`queue_arn`): `body` as
+/// the message, `message_id` as its id and receipt handle, sent and first received at `at` (Unix
+/// seconds). For the sample events (`events/`) and the tests, never for sending.
+pub fn lambda_record(message_id: &str, body: &str, at: i64, queue_arn: &str) -> serde_json::Value {
+    serde_json::json!({
+        "messageId": message_id,
+        "receiptHandle": message_id,
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": (at * 1000).to_string(),
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": (at * 1000).to_string()
+        },
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "us-east-1"
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,15 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The local samples' source and account (`events/eventbridge.json`, lambda-invoke-check,
+    /// the tests).
+    pub fn sample() -> Self {
+        Self {
+            source: super::SAMPLE_SOURCE.into(),
+            account: super::SAMPLE_ACCOUNT.into(),
+        }
+    }
+
     /// Reads both variables through `get`; a missing or malformed one is refused by name.
     pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         const SOURCE: &str = "BILLING_EVENTBRIDGE_SOURCE";

@@ -12,7 +12,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use billing::adapters::stripe_list::StripeList;
-use billing::backfill::{walk_all, Range, StripeEvents, Summary, TypeFilter, Walker};
+use billing::backfill::{Range, StripeEvents, Summary, TypeFilter};
 use billing::reconcile::Settings;
 use billing::telemetry::Counter;
 use serde_json::Value;
@@ -133,19 +133,11 @@ async fn backfill(app: &TestApp, base: &str, since: i64) -> Summary {
 
 /// A backfill of `[since, until]` (`None`: up to now).
 async fn backfill_until(app: &TestApp, base: &str, since: i64, until: Option<i64>) -> Summary {
-    let filter = TypeFilter::stripe_subscribed();
-    let source = StripeEvents::new(list_client(base), &filter);
+    let source = StripeEvents::new(list_client(base), &TypeFilter::stripe_subscribed());
     let range = Range::checked(since, until, now()).expect("range");
-    let mut walker = Walker::new(range);
-    walk_all(
-        &mut walker,
-        &source,
-        app.service.as_ref(),
-        &filter,
-        &mut |_, _| {},
-    )
-    .await
-    .expect("the walk finishes")
+    walk_events(app, &source, range)
+        .await
+        .expect("the walk finishes")
 }
 
 /// Two users subscribe and one cancels while no endpoint delivers anything.

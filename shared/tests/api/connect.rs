@@ -70,8 +70,14 @@ impl ConnectApp {
         let body = fixture(&format!("stripe/connect/{file}.json"));
         let env = billing::providers::stripe::event::Envelope::parse(&body).expect("envelope");
         let family = billing::providers::stripe::translate::family_of(&env.event_type);
+        self.post_body(&format!("{family}{path_suffix}"), body, secret)
+            .await
+    }
+
+    /// POSTs `body` to `/webhooks/stripe/{route}`, signed with `secret`.
+    async fn post_body(&self, route: &str, body: Vec<u8>, secret: &str) -> (StatusCode, Value) {
         let header = sign(&body, &[WebhookSecret::new(secret)], NOW);
-        let req = Request::post(format!("/webhooks/stripe/{family}{path_suffix}"))
+        let req = Request::post(format!("/webhooks/stripe/{route}"))
             .header("stripe-signature", header)
             .body(axum::body::Body::from(body))
             .expect("request");
@@ -200,12 +206,9 @@ async fn moto_a_connected_accounts_parked_event_is_listed_and_replayed_in_its_ac
         "data": {"object": {"id": "sub_x", "object": "subscription", "status": "active"}},
     }))
     .expect("json");
-    let header = sign(&body, &[WebhookSecret::new(CONNECT_SECRET)], NOW);
-    let req = Request::post("/webhooks/stripe/subscription/connect")
-        .header("stripe-signature", header)
-        .body(axum::body::Body::from(body))
-        .expect("request");
-    let (status, json) = call_router(&app.router, req).await;
+    let (status, json) = app
+        .post_body("subscription/connect", body, CONNECT_SECRET)
+        .await;
     assert_eq!(
         (status, json["state"].as_str()),
         (StatusCode::OK, Some("parked")),
@@ -243,10 +246,7 @@ async fn moto_a_connected_accounts_event_through_eventbridge_is_its_accounts_and
     let app = connect_app().await;
     let ingress = Ingress {
         pipeline: app.service.clone(),
-        settings: Settings {
-            source: SAMPLE_SOURCE.into(),
-            account: SAMPLE_ACCOUNT.into(),
-        },
+        settings: Settings::sample(),
         metrics: Arc::new(Metrics::memory()),
     };
     let detail: Value =
@@ -285,12 +285,9 @@ async fn moto_an_event_with_a_malformed_account_is_parked_and_applies_nowhere() 
     event["id"] = serde_json::json!(id);
     event["account"] = serde_json::json!("acct_1/../cus_x");
     let body = serde_json::to_vec(&event).expect("json");
-    let header = sign(&body, &[WebhookSecret::new(CONNECT_SECRET)], NOW);
-    let req = Request::post("/webhooks/stripe/checkout/connect")
-        .header("stripe-signature", header)
-        .body(axum::body::Body::from(body))
-        .expect("request");
-    let (status, json) = call_router(&app.router, req).await;
+    let (status, json) = app
+        .post_body("checkout/connect", body, CONNECT_SECRET)
+        .await;
     assert_eq!(
         (status, json["state"].as_str()),
         (StatusCode::OK, Some("parked")),

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use billing::adapters::checkpoints::DynamoCheckpoints;
 use billing::adapters::stripe_list::StripeList;
-use billing::backfill::{walk_all, Range, StripeEvents, Summary, TypeFilter, Walker};
+use billing::backfill::{Range, StripeEvents, Summary, TypeFilter};
 use billing::catchup::import::{ImportOptions, Importer, KINDS};
 use billing::catchup::progress::Progress;
 use billing::domain::ids::{Account, Provider};
@@ -164,19 +164,10 @@ async fn walk(
     list: Arc<StripeList>,
     account: Option<&str>,
 ) -> Result<Summary, String> {
-    let filter = TypeFilter::stripe_subscribed();
-    let source = StripeEvents::new(list, &filter).in_account(account.map(self::account));
+    let source = StripeEvents::new(list, &TypeFilter::stripe_subscribed())
+        .in_account(account.map(self::account));
     let range = Range::checked(T - 3_600, Some(T), T).expect("range");
-    let mut walker = Walker::new(range);
-    walk_all(
-        &mut walker,
-        &source,
-        app.service.as_ref(),
-        &filter,
-        &mut |_, _| {},
-    )
-    .await
-    .map_err(|e| e.to_string())
+    walk_events(app, &source, range).await
 }
 
 async fn access(app: &TestApp, account: Option<&str>) -> Value {

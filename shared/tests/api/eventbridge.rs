@@ -26,10 +26,7 @@ async fn moto_an_event_through_eventbridge_then_by_webhook_is_applied_once_with_
     let app = spawn_moto(false).await;
     let ingress = Ingress {
         pipeline: app.service.clone(),
-        settings: Settings {
-            source: SAMPLE_SOURCE.into(),
-            account: SAMPLE_ACCOUNT.into(),
-        },
+        settings: Settings::sample(),
         metrics: app.metrics.clone(),
     };
     let id = EventId::new("evt_eventbridge_then_webhook");
@@ -89,10 +86,7 @@ async fn moto_a_webhook_delivery_first_makes_the_eventbridge_copy_a_duplicate() 
     let app = spawn_moto(false).await;
     let ingress = Ingress {
         pipeline: app.service.clone(),
-        settings: Settings {
-            source: SAMPLE_SOURCE.into(),
-            account: SAMPLE_ACCOUNT.into(),
-        },
+        settings: Settings::sample(),
         metrics: app.metrics.clone(),
     };
     let id = EventId::new("evt_webhook_then_eventbridge");

@@ -384,3 +384,24 @@ pub fn moto_reconciler(
         settings,
     }
 }
+
+/// Walks `range` of `source`'s events into `app`'s pipeline (the default types), as
+/// `billing backfill` does; its summary, or why it stopped.
+pub async fn walk_events(
+    app: &TestApp,
+    source: &dyn billing::backfill::EventSource,
+    range: billing::backfill::Range,
+) -> Result<billing::backfill::Summary, String> {
+    use billing::backfill::{walk_all, TypeFilter, Walker};
+    let filter = TypeFilter::stripe_subscribed();
+    let mut walker = Walker::new(range);
+    walk_all(
+        &mut walker,
+        source,
+        app.service.as_ref(),
+        &filter,
+        &mut |_, _| {},
+    )
+    .await
+    .map_err(|e| e.to_string())
+}

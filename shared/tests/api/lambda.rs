@@ -235,16 +235,13 @@ async fn the_sample_events_parse_verify_and_apply() {
 async fn eventbridge_sample(app: &TestApp, name: &str, entry: &serde_json::Value) {
     use billing::domain::ids::{EventId, Provider};
     use billing::emails::send::SqsEvent;
-    use billing::eventbridge::{Ingress, Settings, SAMPLE_ACCOUNT, SAMPLE_SOURCE};
+    use billing::eventbridge::{Ingress, Settings};
     use billing::telemetry::Counter;
     let text = std::fs::read_to_string(events_dir().join(name)).expect("read");
     let event: SqsEvent = serde_json::from_str(&text).expect("an SQS event");
     let ingress = Ingress {
         pipeline: app.service.clone(),
-        settings: Settings {
-            source: SAMPLE_SOURCE.into(),
-            account: SAMPLE_ACCOUNT.into(),
-        },
+        settings: Settings::sample(),
         metrics: app.metrics.clone(),
     };
     let redelivered = app.metrics.count(Counter::Redelivered);

@@ -632,10 +632,7 @@ async fn moto_permissions_the_eventbridge_function_calls_only_what_it_lists() {
     );
     let ingress = Ingress {
         pipeline: Arc::new(service.with_email_kinds(kinds)),
-        settings: Settings {
-            source: SAMPLE_SOURCE.into(),
-            account: SAMPLE_ACCOUNT.into(),
-        },
+        settings: Settings::sample(),
         metrics: app.metrics.clone(),
     };
     store.warm_up().await;
