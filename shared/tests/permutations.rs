@@ -1678,6 +1678,19 @@ struct Signed {
     header: String,
 }
 
+impl Signed {
+    /// `body`, the event `id` of type `ty`, signed with `secret` at `SIGNED_AT`.
+    fn new(id: &str, ty: &'static str, body: Vec<u8>, secret: &str) -> Self {
+        Signed {
+            id: id.to_owned(),
+            event_type: ty,
+            home: family_of(ty),
+            header: signature::sign(&body, &[WebhookSecret::new(secret)], SIGNED_AT),
+            body,
+        }
+    }
+}
+
 /// One hand-written event (the purchase, dispute and period checks), signed as Stripe would
 /// send it at `api_version`; `previous` becomes `data.previous_attributes`.
 fn sign_one(
@@ -1697,13 +1710,7 @@ fn sign_one(
         "created": created, "livemode": false, "pending_webhooks": 1, "data": data,
     }))
     .expect("serialisable");
-    Signed {
-        id: id.to_owned(),
-        event_type: ty,
-        home: family_of(ty),
-        header: signature::sign(&body, &[WebhookSecret::new(SECRET)], SIGNED_AT),
-        body,
-    }
+    Signed::new(id, ty, body, SECRET)
 }
 
 /// A fresh in-memory store and a service with the default settings over it (the hand-written
@@ -1765,20 +1772,9 @@ fn check_every_order<S: PartialEq, R: PartialEq + fmt::Debug>(
 }
 
 fn sign_all(events: &[Ev]) -> Vec<Signed> {
-    let secret = [WebhookSecret::new(SECRET)];
     events
         .iter()
-        .map(|e| {
-            let body = e.body();
-            let header = signature::sign(&body, &secret, SIGNED_AT);
-            Signed {
-                id: e.id.clone(),
-                event_type: e.ty,
-                home: family_of(e.ty),
-                body,
-                header,
-            }
-        })
+        .map(|e| Signed::new(&e.id, e.ty, e.body(), SECRET))
         .collect()
 }
 

@@ -405,3 +405,14 @@ pub async fn walk_events(
     .await
     .map_err(|e| e.to_string())
 }
+
+/// Short bounds for a fake of Stripe's API, so a test that exhausts them is quick: 3 attempts
+/// of at most 300 ms within 1 s.
+pub fn quick_bounds() -> billing::bounds::CallBounds {
+    billing::bounds::CallBounds {
+        connect: Duration::from_millis(200),
+        attempt: Duration::from_millis(300),
+        operation: Duration::from_millis(1_000),
+        max_attempts: 3,
+    }
+}

@@ -10,7 +10,6 @@ use billing::adapters::faults::FaultPlan;
 use billing::adapters::memory::{InMemoryBillingStore, StaticSecrets};
 use billing::adapters::stripe_api::{StripeApi, StripeApiKey, STRIPE_VERSION};
 use billing::app::App;
-use billing::bounds::CallBounds;
 use billing::config::Config;
 use billing::pipeline::Pipeline;
 use billing::ports::{FixedClock, ProviderApi};
@@ -129,19 +128,14 @@ async fn spawn_fake(fake: Arc<FakeStripe>) -> String {
     serve_on_loopback(router).await
 }
 
-/// Short bounds, so a test that exhausts them is quick: 3 attempts of at most 300 ms within 1 s.
-fn bounds() -> CallBounds {
-    CallBounds {
-        connect: Duration::from_millis(200),
-        attempt: Duration::from_millis(300),
-        operation: Duration::from_millis(1_000),
-        max_attempts: 3,
-    }
-}
-
 async fn api_for(fake: &Arc<FakeStripe>) -> StripeApi {
     let base = spawn_fake(fake.clone()).await;
-    StripeApi::new(&base, StripeApiKey::parse(KEY).expect("key"), bounds()).expect("client")
+    StripeApi::new(
+        &base,
+        StripeApiKey::parse(KEY).expect("key"),
+        quick_bounds(),
+    )
+    .expect("client")
 }
 
 fn sub(id: &str, status: &str) -> Value {
@@ -277,8 +271,8 @@ async fn a_server_that_never_answers_is_an_error_within_the_bound() {
     println!(
         "no answer: {e} after {} ms (attempt {} ms, operation {} ms, {} attempts made)",
         elapsed.as_millis(),
-        bounds().attempt.as_millis(),
-        bounds().operation.as_millis(),
+        quick_bounds().attempt.as_millis(),
+        quick_bounds().operation.as_millis(),
         fake.seen().len()
     );
     assert!(e.to_string().contains("timeout"), "{e}");

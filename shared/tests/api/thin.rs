@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use billing::adapters::stripe_api::StripeApiKey;
 use billing::adapters::stripe_v2::StripeV2Api;
-use billing::bounds::CallBounds;
 use billing::domain::ids::{CustomerId, Provider};
 use billing::emails::kinds::EmailKind;
 use billing::http::local_router;
@@ -130,16 +129,6 @@ async fn spawn_fake(fake: Arc<FakeStripe>) -> String {
     serve_on_loopback(router).await
 }
 
-/// 3 attempts of at most 300 ms within 1 s: a hanging fake fails a delivery quickly.
-fn bounds() -> CallBounds {
-    CallBounds {
-        connect: Duration::from_millis(200),
-        attempt: Duration::from_millis(300),
-        operation: Duration::from_millis(1_000),
-        max_attempts: 3,
-    }
-}
-
 struct ThinApp {
     clock: Arc<FixedClock>,
     service: Arc<Pipeline>,
@@ -169,7 +158,7 @@ fn thin_app_with(
     let clock = Arc::new(FixedClock::at(NOW));
     let metrics = Arc::new(Metrics::memory());
     let key = StripeApiKey::parse(KEY).expect("key");
-    let api = StripeV2Api::new(base, &key, bounds()).expect("client");
+    let api = StripeV2Api::new(base, &key, quick_bounds()).expect("client");
     let provider = StripeProvider::new(secrets, clock.clone(), metrics.clone(), settings(false))
         .with_thin(Arc::new(api));
     let service = Arc::new(

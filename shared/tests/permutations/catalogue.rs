@@ -649,20 +649,9 @@ fn catalogue_strategy() -> impl Strategy<Value = Catalogue> {
 // ---------------------------------------------------------------------------------------------
 
 fn sign_catalogue(events: &[CatEv]) -> Vec<Signed> {
-    let secret = [WebhookSecret::new(SECRET)];
     events
         .iter()
-        .map(|e| {
-            let body = e.body();
-            let header = signature::sign(&body, &secret, SIGNED_AT);
-            Signed {
-                id: e.id.clone(),
-                event_type: e.ty,
-                home: family_of(e.ty),
-                body,
-                header,
-            }
-        })
+        .map(|e| Signed::new(&e.id, e.ty, e.body(), SECRET))
         .collect()
 }
 

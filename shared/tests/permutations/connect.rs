@@ -25,20 +25,9 @@ fn body_in(ev: &Ev, account: usize) -> Vec<u8> {
 }
 
 fn sign_in(events: &[Ev], account: usize) -> Vec<Signed> {
-    let secret = [WebhookSecret::new(CONNECT_SECRET)];
     events
         .iter()
-        .map(|e| {
-            let body = body_in(e, account);
-            let header = signature::sign(&body, &secret, SIGNED_AT);
-            Signed {
-                id: e.id.clone(),
-                event_type: e.ty,
-                home: family_of(e.ty),
-                body,
-                header,
-            }
-        })
+        .map(|e| Signed::new(&e.id, e.ty, body_in(e, account), CONNECT_SECRET))
         .collect()
 }
 
